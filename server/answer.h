@@ -1,0 +1,32 @@
+// Builds the authoritative response to one query from the current ZoneSet.
+// Hot path: no allocation, no locks, no syscalls; returns an rcode in the
+// packet, never throws.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "dns/packet.h"
+#include "zone.h"
+
+namespace vane::server {
+
+enum class Transport : uint8_t { kUdp, kTcp };
+
+struct AnswerOptions {
+  uint16_t edns_udp_size = 1232;  // our advertised and enforced UDP payload limit (DNS flag day 2020)
+};
+
+// Per-worker scratch reused for every query (reset, never reallocated).
+struct QueryContext {
+  dns::Query query;
+  dns::NameBuf chain;  // current name while following a CNAME chain
+};
+
+// Writes the response to `req` into `out` (at most `cap` bytes) and returns
+// its length; 0 means drop silently (not a query, or hopelessly short).
+size_t answer(const zones::ZoneSet& zones, std::span<const uint8_t> req, std::span<uint8_t> out, Transport transport,
+              const AnswerOptions& opts, QueryContext& ctx);
+
+}  // namespace vane::server

@@ -1,0 +1,116 @@
+// vaned: command line, start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop).
+#include <CLI/CLI.hpp>
+#include <uv.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "demo.h"
+#include "log.h"
+#include "server.h"
+
+using namespace vane;
+
+namespace {
+
+struct Options {
+  std::string config;
+  std::string check;
+  bool demo = false;
+  unsigned threads = 0;
+};
+
+Result<Config> pick_config(const Options& o) {
+  if (o.demo) return server::demo_config();
+  if (!o.config.empty()) return load_config(o.config);
+  if (std::filesystem::exists("vane.yaml")) return load_config("vane.yaml");
+  return server::demo_config();
+}
+
+int check_config(const std::string& path) {
+  auto cfg = load_config(path);
+  if (!cfg) {
+    fprintf(stderr, "%s\n", cfg.error().to_string().c_str());
+    return 1;
+  }
+  auto zs = server::build_zone_set(*cfg, true);
+  if (!zs) {
+    fprintf(stderr, "%s\n", zs.error().to_string().c_str());
+    return 1;
+  }
+  size_t records = 0;
+  for (const auto& z : (*zs)->zones()) records += z->record_count();
+  printf("%s: OK (%zu zones, %zu records)\n", path.c_str(), cfg->zones.size(), records);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vaned — authoritative DNS with weighted, latency and failover steering"};
+  Options o;
+  app.add_option("-c,--config", o.config, "config file (default: ./vane.yaml, else the embedded demo)");
+  app.add_option("--check-config", o.check, "validate a config and its zones, then exit");
+  app.add_flag("--demo", o.demo, "serve the embedded demo config, whatever is on disk");
+  app.add_option("--threads", o.threads, "override threads: from the config");
+  CLI11_PARSE(app, argc, argv);
+
+  if (!o.check.empty()) return check_config(o.check);
+
+  auto cfg = pick_config(o);
+  if (!cfg) {
+    VANE_ERROR("%s", cfg.error().to_string().c_str());
+    return 1;
+  }
+  if (o.threads) cfg->threads = o.threads;
+  bool demo = cfg->path == "<demo>";
+  std::string path = cfg->path;
+  server::Server::ConfigSource source;
+  if (!demo) source = [path] { return load_config(path); };
+  else source = [] { return server::demo_config(); };
+
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t* loop = uv_default_loop();
+  server::Server srv(cfg.take(), source);
+  if (auto err = srv.start(loop)) {
+    VANE_ERROR("cannot start: %s", err->to_string().c_str());
+    return 1;
+  }
+  const auto& first = srv.config().listen.front();
+  VANE_INFO("ready: %u workers, config %s", srv.config().threads, srv.config().path.c_str());
+  if (demo) {
+    std::string a = server::format_addr(first.addr);
+    std::string host = a.substr(0, a.rfind(':')), port = a.substr(a.rfind(':') + 1);
+    if (host.front() == '[') host = host.substr(1, host.size() - 2);
+    fprintf(stderr,
+            "\n  vane demo is serving example.com on %s (udp+tcp)\n"
+            "  try:  kdig @%s -p %s www.example.com A\n"
+            "        dig @%s -p %s example.com ANY +tcp\n"
+            "  reload: kill -HUP %d   stop: Ctrl-C\n\n",
+            a.c_str(), host.c_str(), port.c_str(), host.c_str(), port.c_str(), getpid());
+  }
+
+  uv_signal_t hup, term, intr;
+  uv_signal_init(loop, &hup);
+  uv_signal_init(loop, &term);
+  uv_signal_init(loop, &intr);
+  hup.data = term.data = intr.data = &srv;
+  uv_signal_start(
+      &hup, [](uv_signal_t* s, int) {
+        VANE_INFO("SIGHUP: reloading");
+        static_cast<server::Server*>(s->data)->reload_async();
+      },
+      SIGHUP);
+  auto on_stop = [](uv_signal_t* s, int signum) {
+    VANE_INFO("signal %d: shutting down", signum);
+    static_cast<server::Server*>(s->data)->stop();
+    uv_walk(
+        s->loop, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+  };
+  uv_signal_start(&term, on_stop, SIGTERM);
+  uv_signal_start(&intr, on_stop, SIGINT);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+  VANE_INFO("stopped");
+  return 0;
+}

@@ -1,0 +1,63 @@
+// The running daemon: config, zone snapshots, sockets and DNS workers.
+// Owns reload: a new ZoneSet is built off the hot path and swapped in; a
+// failed build leaves the old one serving.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "worker.h"
+
+namespace vane::server {
+
+// Loads every zone of `cfg`; logs one line per zone. Any error names file:line.
+Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, bool quiet = false);
+
+struct ReloadOutcome {
+  bool ok = false;
+  std::string message;  // error (file:line) or summary
+};
+
+class Server {
+ public:
+  // `reload_source` re-reads the config (nullptr: reuse the current one, e.g. the embedded demo).
+  using ConfigSource = std::function<Result<Config>()>;
+  Server(Config cfg, ConfigSource reload_source);
+  ~Server();
+
+  // Binds, loads zones, starts workers. Returns an error if any of it fails.
+  std::optional<Error> start(uv_loop_t* main_loop);
+  // Synchronous reload (call from a thread that may block, not a DNS worker).
+  ReloadOutcome reload();
+  // Asynchronous reload from the main loop (SIGHUP); serialised.
+  void reload_async();
+  void stop();
+  const Config& config() const { return cfg_; }
+
+ private:
+  void publish(std::shared_ptr<zones::ZoneSet> z);
+  void collect_retired();
+
+  Config cfg_;
+  ConfigSource reload_source_;
+  uv_loop_t* loop_ = nullptr;
+  SnapshotPublisher publisher_;
+  std::unique_ptr<TcpAdmission> admission_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::mutex reload_mu_;
+  std::mutex retired_mu_;
+  std::vector<std::shared_ptr<const zones::ZoneSet>> retired_;
+  uv_timer_t retire_timer_;
+  uv_work_t reload_work_;
+  bool reload_running_ = false;
+  bool reload_again_ = false;
+  uint64_t generation_ = 0;
+};
+
+}  // namespace vane::server

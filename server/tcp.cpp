@@ -1,0 +1,190 @@
+// DNS over TCP (RFC 7766): 2-byte framing, pipelined queries answered in
+// order, idle timeout, connection caps, back-pressure when a client does not
+// read. Buffers belong to the connection and are reused; one uv_write carries
+// every answer produced by one read.
+#include <cstring>
+
+#include "log.h"
+#include "worker.h"
+
+namespace vane::server {
+
+class TcpConn {
+ public:
+  explicit TcpConn(Worker& w) : w_(w) {
+    in_.resize(4096);
+    tcp_.data = this;
+    timer_.data = this;
+    uv_timer_init(&w_.loop_, &timer_);
+  }
+
+  uv_tcp_t* tcp() { return &tcp_; }
+
+  // Applies the server-wide and per-client caps to this accepted connection.
+  bool admit() {
+    sockaddr_storage peer{};
+    int len = sizeof peer;
+    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
+    const char* a = peer.ss_family == AF_INET
+                        ? reinterpret_cast<const char*>(&reinterpret_cast<sockaddr_in*>(&peer)->sin_addr)
+                        : reinterpret_cast<const char*>(&reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr);
+    client_.assign(a, peer.ss_family == AF_INET ? 4 : 16);
+    admitted_ = w_.admission_.admit(client_);
+    return admitted_;
+  }
+
+  void start() {
+    arm_timer();
+    start_reading();
+  }
+
+  void close() {
+    if (closing_) return;
+    closing_ = true;
+    w_.conns_.erase(this);
+    if (admitted_) w_.admission_.release(client_);
+    auto done = [](uv_handle_t* h) {
+      auto* c = static_cast<TcpConn*>(h->data);
+      if (--c->open_handles_ == 0) delete c;
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), done);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), done);
+  }
+
+ private:
+  void arm_timer() {
+    uv_timer_start(
+        &timer_, [](uv_timer_t* t) { static_cast<TcpConn*>(t->data)->close(); }, w_.tcp_opts_.idle_timeout_ms, 0);
+  }
+
+  void start_reading() {
+    reading_ = true;
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&tcp_),
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+          auto* c = static_cast<TcpConn*>(h->data);
+          // Grow only when a declared frame is larger than what we hold.
+          if (c->in_len_ >= 2) {
+            size_t need = 2 + dns::get16(c->in_.data());
+            if (need > c->in_.size()) c->in_.resize(need);
+          }
+          *buf = uv_buf_init(reinterpret_cast<char*>(c->in_.data() + c->in_len_),
+                             static_cast<unsigned>(c->in_.size() - c->in_len_));
+        },
+        [](uv_stream_t* s, ssize_t n, const uv_buf_t*) { static_cast<TcpConn*>(s->data)->on_read(n); });
+  }
+
+  void on_read(ssize_t n) {
+    if (n < 0) {  // EOF or error: finish writing what we owe, then close
+      if (writing_) {
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+        reading_ = false;
+        close_after_write_ = true;
+      } else {
+        close();
+      }
+      return;
+    }
+    if (n == 0) return;
+    in_len_ += static_cast<size_t>(n);
+    arm_timer();
+    size_t pos = 0;
+    while (in_len_ - pos >= 2) {
+      size_t len = dns::get16(in_.data() + pos);
+      if (len == 0) {  // a zero-length message is nonsense: give up on the stream
+        close();
+        return;
+      }
+      if (in_len_ - pos - 2 < len) break;
+      size_t resp = answer_one({in_.data() + pos + 2, len});
+      if (resp) {
+        uint8_t prefix[2];
+        dns::put16(prefix, static_cast<uint16_t>(resp));
+        pending_.insert(pending_.end(), prefix, prefix + 2);
+        pending_.insert(pending_.end(), w_.tcp_scratch_.get(), w_.tcp_scratch_.get() + resp);
+      }
+      pos += 2 + len;
+    }
+    if (pos > 0) {
+      std::memmove(in_.data(), in_.data() + pos, in_len_ - pos);
+      in_len_ -= pos;
+    }
+    flush();
+    // Back-pressure: a client that pipelines but does not read stops being read.
+    if (pending_.size() > w_.tcp_opts_.max_pipelined_bytes && reading_) {
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+      reading_ = false;
+    }
+  }
+
+  size_t answer_one(std::span<const uint8_t> query) {
+    w_.stats_.tcp_queries.fetch_add(1, std::memory_order_relaxed);
+    if (!w_.zones_) return 0;
+    return answer(*w_.zones_, query, {w_.tcp_scratch_.get(), 65535}, Transport::kTcp, w_.answer_opts_, w_.ctx_);
+  }
+
+  void flush() {
+    if (writing_ || pending_.empty() || closing_) return;
+    flight_.swap(pending_);
+    pending_.clear();
+    writing_ = true;
+    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(flight_.data()), static_cast<unsigned>(flight_.size()));
+    wreq_.data = this;
+    int rc = uv_write(&wreq_, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, [](uv_write_t* req, int status) {
+      auto* c = static_cast<TcpConn*>(req->data);
+      c->writing_ = false;
+      c->flight_.clear();
+      if (status < 0 || c->closing_) {
+        c->close();
+        return;
+      }
+      if (!c->pending_.empty()) {
+        c->flush();
+      } else if (c->close_after_write_) {
+        c->close();
+        return;
+      }
+      if (!c->reading_ && !c->close_after_write_ && c->pending_.size() <= c->w_.tcp_opts_.max_pipelined_bytes)
+        c->start_reading();
+    });
+    if (rc < 0) {
+      writing_ = false;
+      close();
+    }
+  }
+
+  Worker& w_;
+  std::string client_;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  uv_write_t wreq_;
+  std::vector<uint8_t> in_;
+  size_t in_len_ = 0;
+  std::vector<uint8_t> pending_;  // answers not yet handed to the kernel
+  std::vector<uint8_t> flight_;   // answers in the current uv_write
+  bool writing_ = false;
+  bool reading_ = false;
+  bool closing_ = false;
+  bool close_after_write_ = false;
+  bool admitted_ = false;
+  int open_handles_ = 2;
+};
+
+void Worker::close_conn(TcpConn* c) { c->close(); }
+
+void Worker::on_accept(TcpListener& l) {
+  // Accept even when over the cap (then close at once), so the kernel's
+  // accept queue never fills with connections we will not serve.
+  auto* c = new TcpConn(*this);
+  uv_tcp_init(&loop_, c->tcp());
+  conns_.insert(c);
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&l.tcp), reinterpret_cast<uv_stream_t*>(c->tcp())) != 0 ||
+      !c->admit()) {
+    c->close();
+    return;
+  }
+  uv_tcp_nodelay(c->tcp(), 1);
+  c->start();
+}
+
+}  // namespace vane::server

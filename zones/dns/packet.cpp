@@ -1,0 +1,133 @@
+// Query parsing and compressed response writing. Hot path: bounded loops,
+// no allocation; malformed input yields kFormErr/kDrop, never a crash.
+#include "dns/packet.h"
+
+namespace vane::dns {
+
+namespace {
+
+// Skips one resource record; returns the offset past it or 0 when malformed.
+size_t skip_rr(std::span<const uint8_t> pkt, size_t pos, NameBuf& scratch, uint16_t* type, size_t* rdata_at,
+               uint16_t* rdlen) {
+  pos = read_name(pkt, pos, scratch);
+  if (pos == 0 || pos + 10 > pkt.size()) return 0;
+  *type = get16(&pkt[pos]);
+  *rdlen = get16(&pkt[pos + 8]);
+  *rdata_at = pos + 10;
+  pos += 10 + *rdlen;
+  return pos <= pkt.size() ? pos : 0;
+}
+
+}  // namespace
+
+ParseStatus parse_query(std::span<const uint8_t> pkt, Query& q) {
+  if (pkt.size() < kHeaderSize) return ParseStatus::kDrop;
+  q.id = get16(&pkt[0]);
+  q.flags = get16(&pkt[2]);
+  if (q.flags & kFlagQR) return ParseStatus::kDrop;  // never answer a response (loops, reflection)
+  q.opcode = static_cast<uint8_t>((q.flags >> 11) & 0xF);
+  q.has_question = false;
+  q.edns = false;
+  q.edns_version = 0;
+  q.edns_do = false;
+  q.edns_udp_size = 0;
+  uint16_t qd = get16(&pkt[4]), an = get16(&pkt[6]), ns = get16(&pkt[8]), ar = get16(&pkt[10]);
+
+  size_t pos = kHeaderSize;
+  if (qd == 1) {
+    // The question is at offset 12: nothing precedes it, so a pointer there is
+    // malformed, which read_name rejects (pointers must go backwards).
+    size_t end = read_name(pkt, pos, q.qname);
+    if (end == 0 || end + 4 > pkt.size()) return ParseStatus::kFormErr;
+    q.qtype = get16(&pkt[end]);
+    q.qclass = get16(&pkt[end + 2]);
+    q.question_end = end + 4;
+    q.has_question = true;
+    pos = q.question_end;
+  }
+  if (q.opcode != kOpcodeQuery) return ParseStatus::kNotImp;
+  if (qd != 1) return ParseStatus::kFormErr;
+
+  NameBuf scratch;
+  uint16_t type, rdlen;
+  size_t rdata_at;
+  for (uint32_t i = 0; i < uint32_t{an} + ns; ++i) {
+    pos = skip_rr(pkt, pos, scratch, &type, &rdata_at, &rdlen);
+    if (pos == 0) return ParseStatus::kFormErr;
+  }
+  for (uint16_t i = 0; i < ar; ++i) {
+    pos = skip_rr(pkt, pos, scratch, &type, &rdata_at, &rdlen);
+    if (pos == 0) return ParseStatus::kFormErr;
+    if (type != kTypeOPT) continue;
+    // RFC 6891 §6.1.1: one OPT, owned by the root.
+    if (q.edns || scratch.len != 1) return ParseStatus::kFormErr;
+    q.edns = true;
+    // Fixed part before rdata: type(2) class=payload(2) ttl=ext-rcode,version,flags(4) rdlen(2).
+    q.edns_udp_size = get16(&pkt[rdata_at - 8]);
+    q.edns_version = pkt[rdata_at - 5];
+    q.edns_do = (pkt[rdata_at - 4] & 0x80) != 0;
+    // Options must tile the rdata exactly.
+    size_t opt = rdata_at, end = rdata_at + rdlen;
+    while (opt < end) {
+      if (end - opt < 4) return ParseStatus::kFormErr;
+      size_t olen = get16(&pkt[opt + 2]);
+      if (end - opt - 4 < olen) return ParseStatus::kFormErr;
+      opt += 4 + olen;
+    }
+  }
+  return ParseStatus::kOk;
+}
+
+bool Writer::put_question(const uint8_t* wire, size_t len) {
+  size_t start = size_;
+  if (!put_bytes(wire, len)) return false;
+  for (size_t off = start; buf_[off] != 0; off += 1 + buf_[off]) remember(off);
+  return true;
+}
+
+bool Writer::matches(size_t off, const uint8_t* name) const {
+  while (true) {
+    uint8_t c = buf_[off];
+    if ((c & 0xC0) == 0xC0) {  // our own output: pointers are valid and go backwards
+      off = (size_t{c} & 0x3F) << 8 | buf_[off + 1];
+      continue;
+    }
+    if (c != *name) return false;
+    if (c == 0) return true;
+    for (uint8_t i = 1; i <= c; ++i)
+      if (ascii_lower(buf_[off + i]) != name[i]) return false;
+    off += 1 + c;
+    name += 1 + c;
+  }
+}
+
+bool Writer::put_name(const uint8_t* wire) {
+  // Find the longest suffix already in the packet; labels before it go literally.
+  const uint8_t* suffix = wire;
+  int target = -1;
+  for (; *suffix; suffix += 1 + *suffix) {
+    for (uint8_t t = 0; t < names_; ++t) {
+      if (matches(targets_[t], suffix)) {
+        target = targets_[t];
+        break;
+      }
+    }
+    if (target >= 0) break;
+  }
+  size_t literal = static_cast<size_t>(suffix - wire);
+  size_t need = literal + (target >= 0 ? 2 : 1);
+  if (need > cap_ - size_) return false;
+  size_t start = size_;
+  std::memcpy(buf_ + size_, wire, literal);
+  size_ += literal;
+  if (target >= 0) {
+    dns::put16(buf_ + size_, static_cast<uint16_t>(0xC000 | target));
+    size_ += 2;
+  } else {
+    buf_[size_++] = 0;
+  }
+  for (size_t off = start; off < start + literal; off += 1 + buf_[off]) remember(off);
+  return true;
+}
+
+}  // namespace vane::dns

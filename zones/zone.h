@@ -1,0 +1,128 @@
+// The compiled, immutable form of one zone: a few contiguous vectors (names,
+// nodes, RRsets, rdata) and an open-addressing index, freed as a whole.
+// Built once by zone_loader; read concurrently by every DNS worker, lock-free.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dns/name.h"
+
+namespace vane::zones {
+
+inline constexpr uint32_t kNone = UINT32_MAX;
+
+// How an RRset's rdata may contain names the encoder can compress
+// (RFC 3597 §4: only the RFC 1035 types; SRV, DNAME and newer types never).
+enum class RdataNames : uint8_t { kNone, kOne /*NS CNAME PTR*/, kMx, kSoa };
+
+struct RRset {
+  uint16_t type;
+  uint16_t count;
+  uint32_t ttl;
+  uint32_t rdata_off;   // into Zone::rdata: count × ([u16 len][len bytes])
+  uint32_t rdata_size;
+  uint32_t extra_off;   // into Zone::extra: node ids whose A/AAAA go in additional
+  uint16_t extra_count;
+  RdataNames names;
+};
+
+enum NodeFlags : uint8_t {
+  kNodeApex = 1,
+  kNodeDelegation = 2,    // NS below the apex: a zone cut
+  kNodeWildcardChild = 4, // "*.<this>" exists
+  kNodeEmpty = 8,         // empty non-terminal (RFC 4592 §2.2.2)
+  kNodeAddress = 16,      // has A or AAAA (candidate for additional)
+};
+
+struct Node {
+  uint32_t name_off;     // into Zone::names (lowercase wire)
+  uint8_t name_len;
+  uint8_t flags;
+  uint16_t rrset_count;
+  uint32_t rrset_begin;  // into Zone::rrsets, sorted by type
+  uint32_t cut;          // topmost zone cut at or above this node, or kNone
+};
+
+// Result of walking a name down a zone.
+struct Lookup {
+  uint32_t node = kNone;      // exact match
+  uint32_t encloser = kNone;  // closest encloser when no exact match
+  uint32_t cut = kNone;       // zone cut governing the name (referral)
+};
+
+class Zone {
+ public:
+  std::span<const uint8_t> origin() const { return name_of(apex_); }
+  const std::string& origin_text() const { return origin_text_; }
+  uint32_t serial() const { return serial_; }
+  uint32_t apex() const { return apex_; }
+  const RRset* soa() const { return find_rrset(apex_, dns::kTypeSOA); }
+  uint32_t negative_ttl() const { return negative_ttl_; }
+  size_t node_count() const { return nodes_.size(); }
+  size_t record_count() const { return record_count_; }
+  size_t memory_bytes() const;
+
+  const Node& node(uint32_t id) const { return nodes_[id]; }
+  std::span<const uint8_t> name_of(uint32_t id) const {
+    return {names_.data() + nodes_[id].name_off, nodes_[id].name_len};
+  }
+  std::span<const RRset> rrsets(uint32_t id) const {
+    return {rrsets_.data() + nodes_[id].rrset_begin, nodes_[id].rrset_count};
+  }
+  const RRset* find_rrset(uint32_t id, uint16_t type) const;
+  const uint8_t* rdata(const RRset& rs) const { return rdata_.data() + rs.rdata_off; }
+  std::span<const uint32_t> extra(const RRset& rs) const {
+    return {extra_.data() + rs.extra_off, rs.extra_count};
+  }
+
+  // Exact node for a lowercase wire name, or kNone.
+  uint32_t find(std::span<const uint8_t> wire) const { return find(wire, dns::hash_name(wire)); }
+  uint32_t find(std::span<const uint8_t> wire, uint64_t hash) const;
+
+  // Walks `qname` (which must be at or below the origin) per RFC 1034 §4.3.2.
+  Lookup lookup(const dns::NameBuf& qname) const;
+
+  // Node of "*.<encloser>" when the encloser has a wildcard child.
+  uint32_t wildcard_of(uint32_t encloser) const;
+
+ private:
+  friend class ZoneBuilder;
+  std::vector<uint8_t> names_;
+  std::vector<Node> nodes_;
+  std::vector<RRset> rrsets_;
+  std::vector<uint8_t> rdata_;
+  std::vector<uint32_t> extra_;
+  std::vector<uint32_t> index_;  // open addressing: node id or kNone
+  std::vector<uint32_t> index_hash_;  // high 32 bits of each slot's hash
+  uint32_t index_mask_ = 0;
+  uint32_t apex_ = kNone;
+  uint32_t serial_ = 0;
+  uint32_t negative_ttl_ = 0;
+  size_t record_count_ = 0;
+  uint8_t origin_labels_ = 0;
+  std::string origin_text_;
+};
+
+// Every served zone, immutable once published. Workers hold a reference and
+// swap it only between batches; a reload builds a new one off the hot path.
+class ZoneSet {
+ public:
+  explicit ZoneSet(std::vector<std::unique_ptr<Zone>> zones);
+  // Most specific zone containing `qname`, or nullptr (→ REFUSED).
+  const Zone* find_zone(const dns::NameBuf& qname) const;
+  std::span<const std::unique_ptr<Zone>> zones() const { return zones_; }
+  uint64_t generation = 0;
+
+ private:
+  std::vector<std::unique_ptr<Zone>> zones_;
+  std::vector<uint32_t> index_;   // open addressing over origins
+  std::vector<uint64_t> index_hash_;
+  uint32_t index_mask_ = 0;
+  uint8_t min_labels_ = 0, max_labels_ = 0;
+};
+
+}  // namespace vane::zones

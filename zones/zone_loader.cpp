@@ -1,0 +1,428 @@
+// Master-file loading: ldns parses one record at a time (ldns_fget_token_l +
+// ldns_rr_new_frm_str, so $INCLUDE can be honoured, which ldns' own zone
+// reader refuses); ZoneBuilder compiles records into a Zone's flat vectors.
+// Off the hot path; never holds a whole ldns_zone in memory.
+#include "zone_loader.h"
+
+#include <ldns/ldns.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+namespace vane::zones {
+
+// ---------------------------------------------------------------------------
+// ZoneBuilder: records in, compiled Zone out.
+
+static RdataNames rdata_names_of(uint16_t type) {
+  switch (type) {
+    case dns::kTypeNS:
+    case dns::kTypeCNAME:
+    case dns::kTypePTR: return RdataNames::kOne;
+    case dns::kTypeMX: return RdataNames::kMx;
+    case dns::kTypeSOA: return RdataNames::kSoa;
+    default: return RdataNames::kNone;
+  }
+}
+
+class ZoneBuilder {
+ public:
+  ZoneBuilder(const dns::NameBuf& origin, std::string origin_text) : z_(std::make_unique<Zone>()) {
+    z_->origin_text_ = std::move(origin_text);
+    z_->origin_labels_ = origin.labels;
+    origin_.assign(origin.data, origin.data + origin.len);
+    grow_index(1024);
+    z_->apex_ = intern(origin.wire(), dns::hash_name(origin.wire()));
+  }
+
+  std::span<const uint8_t> origin() const { return origin_; }
+
+  // Adds one record; `owner` is lowercase wire. Returns an error text or "".
+  std::string add(std::span<const uint8_t> owner, uint16_t type, uint32_t ttl, std::span<const uint8_t> rdata,
+                  uint16_t file_idx, int line) {
+    if (!dns::is_subdomain(owner, origin_))
+      return "record for " + dns::to_text(owner) + " is outside the zone " + z_->origin_text_;
+    if (type == dns::kTypeOPT || (type >= dns::kTypeIXFR && type <= dns::kTypeANY))
+      return "meta type " + std::to_string(type) + " cannot appear in a zone";
+    if (rdata.size() > 65535) return "rdata too long";
+    uint32_t node = intern(owner, dns::hash_name(owner));
+    recs_.push_back(Pending{node, type, static_cast<uint16_t>(rdata.size()), ttl,
+                            static_cast<uint32_t>(tmp_rdata_.size()), static_cast<uint32_t>(line), file_idx});
+    size_t at = tmp_rdata_.size();
+    tmp_rdata_.insert(tmp_rdata_.end(), rdata.begin(), rdata.end());
+    // Names the encoder compresses are stored lowercase so they can match
+    // earlier names byte for byte (DNS names compare case-insensitively).
+    auto lower_name = [&](size_t off) {
+      std::span<uint8_t> rd(tmp_rdata_.data() + at, rdata.size());
+      size_t n = off < rd.size() ? dns::wire_name_len(rd.subspan(off)) : 0;
+      for (size_t i = 0; i < n; ++i) rd[off + i] = dns::ascii_lower(rd[off + i]);
+      return off + n;
+    };
+    switch (rdata_names_of(type)) {
+      case RdataNames::kNone: break;
+      case RdataNames::kOne: lower_name(0); break;
+      case RdataNames::kMx: lower_name(2); break;
+      case RdataNames::kSoa: lower_name(lower_name(0)); break;
+    }
+    return {};
+  }
+
+  uint16_t add_file(const std::string& name) {
+    files_.push_back(name);
+    return static_cast<uint16_t>(files_.size() - 1);
+  }
+
+  Result<std::unique_ptr<Zone>> finish();
+
+ private:
+  struct Pending {
+    uint32_t node;
+    uint16_t type;
+    uint16_t rdlen;
+    uint32_t ttl;
+    uint32_t rdata_off;
+    uint32_t line;
+    uint16_t file;
+  };
+
+  Error error_at(const Pending& p, std::string msg) const { return Error{files_[p.file], int(p.line), std::move(msg)}; }
+
+  void grow_index(size_t cap) {
+    z_->index_.assign(cap, kNone);
+    z_->index_hash_.assign(cap, 0);
+    z_->index_mask_ = static_cast<uint32_t>(cap - 1);
+    for (uint32_t id = 0; id < z_->nodes_.size(); ++id) place(id, dns::hash_name(z_->name_of(id)));
+  }
+
+  void place(uint32_t id, uint64_t h) {
+    uint32_t slot = static_cast<uint32_t>(h) & z_->index_mask_;
+    while (z_->index_[slot] != kNone) slot = (slot + 1) & z_->index_mask_;
+    z_->index_[slot] = id;
+    z_->index_hash_[slot] = static_cast<uint32_t>(h >> 32);
+  }
+
+  uint32_t intern(std::span<const uint8_t> name, uint64_t h, uint8_t flags = 0) {
+    uint32_t id = z_->find(name, h);
+    if (id != kNone) return id;
+    id = static_cast<uint32_t>(z_->nodes_.size());
+    z_->nodes_.push_back(Node{static_cast<uint32_t>(z_->names_.size()), static_cast<uint8_t>(name.size()), flags, 0,
+                              0, kNone});
+    z_->names_.insert(z_->names_.end(), name.begin(), name.end());
+    if (z_->nodes_.size() * 2 > z_->index_.size()) grow_index(z_->index_.size() * 2);
+    else place(id, h);
+    return id;
+  }
+
+  void add_empty_non_terminals();
+  std::optional<Error> build_rrsets();
+  void mark_cuts();
+  void link_additional();
+
+  std::unique_ptr<Zone> z_;
+  std::vector<uint8_t> origin_;
+  std::vector<Pending> recs_;
+  std::vector<uint8_t> tmp_rdata_;
+  std::vector<std::string> files_;
+};
+
+void ZoneBuilder::add_empty_non_terminals() {
+  dns::NameBuf nb;
+  // New nodes are appended and visited too, so whole chains get filled in.
+  for (uint32_t id = 0; id < z_->nodes_.size(); ++id) {
+    auto name = z_->name_of(id);
+    std::memcpy(nb.data, name.data(), name.size());
+    dns::index_name(nb);
+    size_t below = nb.labels - z_->origin_labels_;
+    if (below == 0) continue;
+    auto parent = nb.suffix(1);
+    if (z_->find(parent) == kNone) intern(parent, dns::hash_name(parent), kNodeEmpty);
+    if (nb.data[0] == 1 && nb.data[1] == '*') z_->nodes_[z_->find(parent)].flags |= kNodeWildcardChild;
+  }
+}
+
+
+std::optional<Error> ZoneBuilder::build_rrsets() {
+  std::stable_sort(recs_.begin(), recs_.end(), [](const Pending& a, const Pending& b) {
+    return a.node != b.node ? a.node < b.node : a.type < b.type;
+  });
+  z_->rrsets_.reserve(recs_.size());
+  z_->rdata_.reserve(tmp_rdata_.size() + recs_.size() * 2);
+  size_t i = 0;
+  while (i < recs_.size()) {
+    uint32_t node = recs_[i].node;
+    Node& n = z_->nodes_[node];
+    n.rrset_begin = static_cast<uint32_t>(z_->rrsets_.size());
+    const Pending* cname = nullptr;
+    size_t types = 0;
+    for (; i < recs_.size() && recs_[i].node == node;) {
+      const Pending& first = recs_[i];
+      RRset rs{first.type, 0, first.ttl, static_cast<uint32_t>(z_->rdata_.size()), 0, 0, 0, rdata_names_of(first.type)};
+      size_t begin = i;
+      for (; i < recs_.size() && recs_[i].node == node && recs_[i].type == first.type; ++i) {
+        const Pending& p = recs_[i];
+        const uint8_t* data = tmp_rdata_.data() + p.rdata_off;
+        bool dup = false;  // RFC 2181 §5: an RRset is a set
+        for (size_t j = begin; j < i && !dup; ++j)
+          dup = recs_[j].rdlen == p.rdlen && std::memcmp(tmp_rdata_.data() + recs_[j].rdata_off, data, p.rdlen) == 0;
+        if (dup) continue;
+        if (rs.count == UINT16_MAX) return error_at(p, "RRset has more than 65535 records");
+        uint8_t len[2];
+        dns::put16(len, p.rdlen);
+        z_->rdata_.insert(z_->rdata_.end(), len, len + 2);
+        z_->rdata_.insert(z_->rdata_.end(), data, data + p.rdlen);
+        ++rs.count;
+        ++z_->record_count_;
+      }
+      rs.rdata_size = static_cast<uint32_t>(z_->rdata_.size() - rs.rdata_off);
+      if (first.type == dns::kTypeCNAME) {
+        cname = &first;
+        if (rs.count > 1) return error_at(recs_[begin + 1], "more than one CNAME at " + dns::to_text(z_->name_of(node)));
+      }
+      if (first.type == dns::kTypeSOA) {
+        if (node != z_->apex_) return error_at(first, "SOA record at " + dns::to_text(z_->name_of(node)) + ", not at the zone apex");
+        if (rs.count > 1) return error_at(recs_[begin + 1], "more than one SOA record at the zone apex");
+      }
+      if (first.type != dns::kTypeRRSIG && first.type != dns::kTypeNSEC) ++types;
+      z_->rrsets_.push_back(rs);
+      if (first.type == dns::kTypeA || first.type == dns::kTypeAAAA) n.flags |= kNodeAddress;
+      if (first.type == dns::kTypeNS && node != z_->apex_) n.flags |= kNodeDelegation;
+    }
+    // RFC 1034 §3.6.2 / RFC 2181 §10.1: a CNAME owner has no other data.
+    if (cname && types > 1)
+      return error_at(*cname, "CNAME and other data at " + dns::to_text(z_->name_of(node)));
+    n.rrset_count = static_cast<uint16_t>(z_->rrsets_.size() - n.rrset_begin);
+  }
+  z_->rrsets_.shrink_to_fit();
+  std::vector<Pending>().swap(recs_);
+  std::vector<uint8_t>().swap(tmp_rdata_);
+  return std::nullopt;
+}
+
+void ZoneBuilder::mark_cuts() {
+  dns::NameBuf nb;
+  for (uint32_t id = 0; id < z_->nodes_.size(); ++id) {
+    auto name = z_->name_of(id);
+    std::memcpy(nb.data, name.data(), name.size());
+    dns::index_name(nb);
+    size_t below = nb.labels - z_->origin_labels_;
+    // Topmost cut wins: the parent's NS is the only authority for what lies under it.
+    for (size_t k = below; k-- > 0;) {
+      uint32_t anc = k == 0 ? id : z_->find(nb.suffix(k));
+      if (anc != kNone && (z_->nodes_[anc].flags & kNodeDelegation)) {
+        z_->nodes_[id].cut = anc;
+        break;
+      }
+    }
+  }
+}
+
+void ZoneBuilder::link_additional() {
+  dns::NameBuf target;
+  for (RRset& rs : z_->rrsets_) {
+    size_t skip;
+    switch (rs.type) {
+      case dns::kTypeNS: skip = 0; break;
+      case dns::kTypeMX: skip = 2; break;
+      case dns::kTypeSRV: skip = 6; break;
+      default: continue;
+    }
+    rs.extra_off = static_cast<uint32_t>(z_->extra_.size());
+    const uint8_t* p = z_->rdata_.data() + rs.rdata_off;
+    for (uint16_t k = 0; k < rs.count; ++k) {
+      uint16_t len = dns::get16(p);
+      if (len > skip) {
+        std::span<const uint8_t> rd{p + 2 + skip, size_t(len - skip)};
+        size_t n = dns::wire_name_len(rd);
+        if (n) {
+          for (size_t b = 0; b < n; ++b) target.data[b] = dns::ascii_lower(rd[b]);
+          uint32_t id = z_->find({target.data, n});
+          bool seen = false;
+          for (uint32_t e = rs.extra_off; e < z_->extra_.size(); ++e) seen |= z_->extra_[e] == id;
+          if (id != kNone && (z_->nodes_[id].flags & kNodeAddress) && !seen) z_->extra_.push_back(id);
+        }
+      }
+      p += 2 + len;
+    }
+    rs.extra_count = static_cast<uint16_t>(std::min<size_t>(z_->extra_.size() - rs.extra_off, UINT16_MAX));
+  }
+}
+
+Result<std::unique_ptr<Zone>> ZoneBuilder::finish() {
+  add_empty_non_terminals();
+  if (auto err = build_rrsets()) return *err;
+  Node& apex = z_->nodes_[z_->apex_];
+  apex.flags |= kNodeApex;
+  const RRset* soa = z_->find_rrset(z_->apex_, dns::kTypeSOA);
+  if (!soa) return Error{files_.empty() ? "" : files_[0], 0, "zone " + z_->origin_text_ + " has no SOA record at its apex"};
+  // SOA rdata: mname, rname, serial, refresh, retry, expire, minimum.
+  const uint8_t* rd = z_->rdata_.data() + soa->rdata_off;
+  uint16_t len = dns::get16(rd);
+  if (len < 22) return Error{files_[0], 0, "malformed SOA rdata"};
+  z_->serial_ = dns::get32(rd + 2 + len - 20);
+  z_->negative_ttl_ = std::min(soa->ttl, dns::get32(rd + 2 + len - 4));  // RFC 2308 §5
+  mark_cuts();
+  link_additional();
+  z_->names_.shrink_to_fit();
+  z_->nodes_.shrink_to_fit();
+  z_->rdata_.shrink_to_fit();
+  z_->extra_.shrink_to_fit();
+  return std::move(z_);
+}
+
+// ---------------------------------------------------------------------------
+// Master-file reading with ldns.
+
+namespace {
+
+struct FileCloser {
+  void operator()(FILE* f) const { fclose(f); }
+};
+using FilePtr = std::unique_ptr<FILE, FileCloser>;
+struct RdfFree {
+  void operator()(ldns_rdf* r) const { ldns_rdf_deep_free(r); }
+};
+using RdfPtr = std::unique_ptr<ldns_rdf, RdfFree>;
+struct RrFree {
+  void operator()(ldns_rr* r) const { ldns_rr_free(r); }
+};
+using RrPtr = std::unique_ptr<ldns_rr, RrFree>;
+struct BufferFree {
+  void operator()(ldns_buffer* b) const { ldns_buffer_free(b); }
+};
+
+constexpr int kMaxIncludeDepth = 8;
+
+class MasterReader {
+ public:
+  explicit MasterReader(ZoneBuilder& b) : b_(b), buf_(ldns_buffer_new(LDNS_MAX_PACKETLEN)) {}
+
+  std::optional<Error> read(FILE* fp, const std::string& name, RdfPtr origin, int depth);
+
+ private:
+  std::optional<Error> directive(const char* line, const std::string& name, int line_nr, RdfPtr& origin, int depth);
+
+  ZoneBuilder& b_;
+  std::unique_ptr<ldns_buffer, BufferFree> buf_;
+  uint32_t default_ttl_ = 3600;
+  RdfPtr prev_;
+  char line_[LDNS_MAX_LINELEN + 1];
+};
+
+std::string trim(const char* s) {
+  std::string t(s);
+  size_t a = t.find_first_not_of(" \t");
+  size_t e = t.find_last_not_of(" \t");
+  return a == std::string::npos ? "" : t.substr(a, e - a + 1);
+}
+
+// Makes a presentation name absolute against `origin` (RFC 1035 §5.1).
+RdfPtr absolute_name(const std::string& text, const ldns_rdf* origin) {
+  ldns_rdf* r = ldns_rdf_new_frm_str(LDNS_RDF_TYPE_DNAME, text.c_str());
+  if (!r) return nullptr;
+  RdfPtr name(r);
+  if (text == "@") return RdfPtr(ldns_rdf_clone(origin));
+  if (!text.empty() && text.back() != '.' && origin) {
+    if (ldns_dname_cat(name.get(), origin) != LDNS_STATUS_OK) return nullptr;
+  }
+  return name;
+}
+
+std::optional<Error> MasterReader::directive(const char* line, const std::string& name, int line_nr, RdfPtr& origin,
+                                             int depth) {
+  std::string rest = trim(line + (line[1] == 'I' ? 8 : line[1] == 'O' ? 7 : 4));
+  if (std::strncmp(line, "$ORIGIN", 7) == 0) {
+    RdfPtr o = absolute_name(rest, origin.get());
+    if (!o) return Error{name, line_nr, "bad $ORIGIN name '" + rest + "'"};
+    origin = std::move(o);
+    return std::nullopt;
+  }
+  if (std::strncmp(line, "$TTL", 4) == 0) {
+    const char* end = nullptr;
+    uint32_t ttl = ldns_str2period(rest.c_str(), &end);
+    if (rest.empty() || !end || *end) return Error{name, line_nr, "bad $TTL value '" + rest + "'"};
+    default_ttl_ = ttl;
+    return std::nullopt;
+  }
+  if (std::strncmp(line, "$INCLUDE", 8) == 0) {
+    // $INCLUDE <file> [<origin>] (RFC 1035 §5.1); relative paths are taken
+    // from the including file's directory. The origin is restored afterwards.
+    std::string file = rest.substr(0, rest.find_first_of(" \t"));
+    std::string new_origin = file.size() < rest.size() ? trim(rest.c_str() + file.size()) : "";
+    if (file.size() >= 2 && file.front() == '"' && file.back() == '"') file = file.substr(1, file.size() - 2);
+    if (file.empty()) return Error{name, line_nr, "$INCLUDE without a file name"};
+    if (depth >= kMaxIncludeDepth) return Error{name, line_nr, "$INCLUDE nested too deeply (loop?)"};
+    std::filesystem::path p(file);
+    if (p.is_relative()) p = std::filesystem::path(name).parent_path() / p;
+    FilePtr fp(fopen(p.c_str(), "r"));
+    if (!fp) return Error{name, line_nr, "cannot open $INCLUDE file " + p.string() + ": " + strerror(errno)};
+    RdfPtr inc_origin(ldns_rdf_clone(origin.get()));
+    if (!new_origin.empty()) inc_origin = absolute_name(new_origin, origin.get());
+    if (!inc_origin) return Error{name, line_nr, "bad $INCLUDE origin '" + new_origin + "'"};
+    return read(fp.get(), p.string(), std::move(inc_origin), depth + 1);
+  }
+  return Error{name, line_nr, std::string("unknown directive ") + line};
+}
+
+std::optional<Error> MasterReader::read(FILE* fp, const std::string& name, RdfPtr origin, int depth) {
+  uint16_t file_idx = b_.add_file(name);
+  int line_nr = 1;
+  while (true) {
+    int start_line = line_nr;
+    ssize_t n = ldns_fget_token_l(fp, line_, LDNS_PARSE_SKIP_SPACE, LDNS_MAX_LINELEN, &line_nr);
+    if (n < 0) {
+      if (feof(fp)) return std::nullopt;
+      return Error{name, start_line, "unreadable line (too long, or unbalanced parentheses or quotes)"};
+    }
+    std::string_view text(line_);
+    if (text.find_first_not_of(" \t") == std::string_view::npos) {
+      if (feof(fp)) return std::nullopt;
+      continue;
+    }
+    // Report the line the record starts on, skipping leading blank/comment lines.
+    int rec_line = std::max(start_line, line_nr - 1 - int(std::count(text.begin(), text.end(), '\n')));
+    if (line_[0] == '$') {
+      if (auto err = directive(line_, name, rec_line, origin, depth)) return err;
+      continue;
+    }
+    ldns_rr* raw = nullptr;
+    ldns_rdf* prev = prev_.release();
+    ldns_status st = ldns_rr_new_frm_str(&raw, line_, default_ttl_, origin.get(), &prev);
+    prev_.reset(prev);
+    RrPtr rr(raw);
+    if (st != LDNS_STATUS_OK)
+      return Error{name, rec_line, std::string(ldns_get_errorstr_by_id(st)) + " in '" + trim(line_) + "'"};
+    if (ldns_rr_get_class(rr.get()) != LDNS_RR_CLASS_IN) return Error{name, rec_line, "only class IN is served"};
+    const ldns_rdf* owner = ldns_rr_owner(rr.get());
+    uint8_t lower[dns::kMaxNameLen];
+    size_t olen = ldns_rdf_size(owner);
+    if (olen > dns::kMaxNameLen) return Error{name, rec_line, "owner name too long"};
+    for (size_t i = 0; i < olen; ++i) lower[i] = dns::ascii_lower(ldns_rdf_data(owner)[i]);
+    ldns_buffer_clear(buf_.get());
+    if (ldns_rr_rdata2buffer_wire(buf_.get(), rr.get()) != LDNS_STATUS_OK)
+      return Error{name, rec_line, "cannot encode rdata"};
+    std::string err = b_.add({lower, olen}, ldns_rr_get_type(rr.get()), ldns_rr_ttl(rr.get()),
+                             {ldns_buffer_begin(buf_.get()), ldns_buffer_position(buf_.get())}, file_idx, rec_line);
+    if (!err.empty()) return Error{name, rec_line, err};
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
+  dns::NameBuf origin;
+  std::string origin_text = src.origin;
+  if (!origin_text.empty() && origin_text.back() != '.') origin_text += '.';
+  if (!dns::from_text(origin_text, origin)) return Error{src.file, 0, "bad zone name '" + src.origin + "'"};
+  FilePtr fp(src.text.empty() ? fopen(src.file.c_str(), "r")
+                              : fmemopen(const_cast<char*>(src.text.data()), src.text.size(), "r"));
+  if (!fp) return Error{src.file, 0, std::string("cannot open zone file: ") + strerror(errno)};
+  ZoneBuilder builder(origin, origin_text);
+  MasterReader reader(builder);
+  RdfPtr ldns_origin(ldns_dname_new_frm_str(origin_text.c_str()));
+  if (auto err = reader.read(fp.get(), src.file, std::move(ldns_origin), 0)) return *err;
+  return builder.finish();
+}
+
+}  // namespace vane::zones
