@@ -102,6 +102,10 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
   const dns::Query& q = ctx.query;
   const dns::NameBuf* name = &q.qname;
   Owner owner{static_cast<uint16_t>(dns::kHeaderSize), nullptr};
+  struct Visit {
+    const Zone* zone;
+    uint32_t node;
+  } visited[kMaxChain];
   for (int hop = 0; hop < kMaxChain; ++hop) {
     zones::Lookup found = z->lookup(*name);
     // At or below a zone cut we are not authoritative: refer (RFC 1034 §4.3.2 3b).
@@ -127,8 +131,9 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
     if (q.qtype == dns::kTypeANY && !rrsets.empty()) {
       // RFC 8482 §4.2: over UDP one RRset is enough; TCP gets them all.
       size_t n = transport == Transport::kUdp ? 1 : rrsets.size();
-      for (size_t i = 0; i < n; ++i)
+      for (size_t i = 0; i < n && !r.truncated; ++i)
         if (!put_rrset(w, *z, rrsets[i], owner, rrsets[i].ttl, c.an)) r.truncated = true;
+      for (size_t i = 0; i < n && !r.truncated; ++i) put_additional(w, *z, rrsets[i], c);
       return r;
     }
     if (const RRset* rs = z->find_rrset(node, q.qtype)) {
@@ -141,6 +146,10 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
       if (!put_soa(w, *z, c)) r.truncated = true;  // NODATA (RFC 2308 §2.2)
       return r;
     }
+    // A chain that comes back to a name already answered is a loop: stop there.
+    for (int i = 0; i < hop; ++i)
+      if (visited[i].zone == z && visited[i].node == node) return r;
+    visited[hop] = {z, node};
     if (!put_rrset(w, *z, *cname, owner, cname->ttl, c.an)) {
       r.truncated = true;
       return r;
@@ -209,6 +218,10 @@ size_t answer(const zones::ZoneSet& zones, std::span<const uint8_t> req, std::sp
 
   const Zone* z = zones.find_zone(q.qname);
   if (!z) return finish(w, q, flags, dns::kRcodeRefused, c, opts);
+  // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1): at a child's
+  // apex, answer from the parent zone when we serve it too.
+  if (q.qtype == dns::kTypeDS && q.qname.len == z->origin().size())
+    if (const Zone* parent = zones.find_zone(q.qname, 1)) z = parent;
 
   auto after_question = w.mark();
   Resolution r = resolve(zones, z, ctx, w, transport, c);

@@ -43,6 +43,7 @@ std::optional<Error> Server::start(uv_loop_t* main_loop) {
   for (auto& w : workers_) w->start();
   for (const auto& la : cfg_.listen) VANE_INFO("listening on %s (udp+tcp)", format_addr(la.addr).c_str());
   uv_timer_init(loop_, &retire_timer_);
+  retire_timer_live_ = true;
   retire_timer_.data = this;
   uv_timer_start(
       &retire_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->collect_retired(); }, 1000, 1000);
@@ -126,9 +127,9 @@ void Server::reload_async() {
 void Server::stop() {
   for (auto& w : workers_) w->stop();
   workers_.clear();  // joins
-  if (loop_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&retire_timer_)))
+  if (retire_timer_live_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&retire_timer_)))
     uv_close(reinterpret_cast<uv_handle_t*>(&retire_timer_), nullptr);
-  loop_ = nullptr;
+  retire_timer_live_ = false;
 }
 
 }  // namespace vane::server

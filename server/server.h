@@ -54,6 +54,7 @@ class Server {
   std::mutex retired_mu_;
   std::vector<std::shared_ptr<const zones::ZoneSet>> retired_;
   uv_timer_t retire_timer_;
+  bool retire_timer_live_ = false;
   uv_work_t reload_work_;
   bool reload_running_ = false;
   bool reload_again_ = false;

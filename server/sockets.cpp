@@ -85,8 +85,15 @@ Result<Fd> bind_socket(const ListenAddr& la, int type) {
 
 Result<std::vector<WorkerSockets>> open_sockets(std::vector<ListenAddr>& listen, unsigned workers) {
   std::vector<WorkerSockets> out(workers);
+  uint16_t shared_port = 0;  // port 0 on several addresses: one port for all when possible
   for (ListenAddr& la : listen) {
     bool ephemeral = port_of(la.addr) == 0;
+    if (ephemeral && shared_port) {
+      ListenAddr tryit = la;
+      set_port(tryit.addr, shared_port);
+      auto u = bind_socket(tryit, SOCK_DGRAM), t = bind_socket(tryit, SOCK_STREAM);
+      if (u && t) set_port(la.addr, shared_port), ephemeral = false;
+    }
     // With port 0 the first UDP bind picks the port; the TCP side and the
     // other workers must then get the same one. Rarely TCP finds it taken: retry.
     for (int attempt = 0;; ++attempt) {
@@ -118,6 +125,7 @@ Result<std::vector<WorkerSockets>> open_sockets(std::vector<ListenAddr>& listen,
         return *failure;
       }
       la.addr = bound.addr;
+      if (ephemeral && !shared_port) shared_port = port_of(la.addr);
       for (unsigned w = 0; w < workers; ++w) {
         out[w].udp.push_back(std::move(udp[w]));
         out[w].tcp.push_back(std::move(tcp[w]));

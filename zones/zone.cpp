@@ -3,6 +3,7 @@
 // the zone origin.
 #include "zone.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace vane::zones {
@@ -84,9 +85,9 @@ ZoneSet::ZoneSet(std::vector<std::unique_ptr<Zone>> zones) : zones_(std::move(zo
   }
 }
 
-const Zone* ZoneSet::find_zone(const dns::NameBuf& qname) const {
-  if (zones_.empty() || qname.labels < min_labels_) return nullptr;
-  size_t first = qname.labels > max_labels_ ? qname.labels - max_labels_ : 0;
+const Zone* ZoneSet::find_zone(const dns::NameBuf& qname, size_t skip) const {
+  if (zones_.empty() || qname.labels < min_labels_ + skip) return nullptr;
+  size_t first = std::max(skip, qname.labels > max_labels_ ? size_t(qname.labels - max_labels_) : size_t{0});
   size_t last = qname.labels - min_labels_;
   for (size_t i = first; i <= last; ++i) {
     auto suffix = qname.suffix(i);

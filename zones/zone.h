@@ -112,8 +112,9 @@ class Zone {
 class ZoneSet {
  public:
   explicit ZoneSet(std::vector<std::unique_ptr<Zone>> zones);
-  // Most specific zone containing `qname`, or nullptr (→ REFUSED).
-  const Zone* find_zone(const dns::NameBuf& qname) const;
+  // Most specific zone containing `qname` minus its first `skip` labels, or
+  // nullptr (→ REFUSED).
+  const Zone* find_zone(const dns::NameBuf& qname, size_t skip = 0) const;
   std::span<const std::unique_ptr<Zone>> zones() const { return zones_; }
   uint64_t generation = 0;
 

@@ -18,7 +18,8 @@ size_t read_name(std::span<const uint8_t> pkt, size_t pos, NameBuf& out) {
       if (pos + 1 >= pkt.size()) return 0;
       size_t target = (size_t{c} & 0x3F) << 8 | pkt[pos + 1];
       if (end == 0) end = pos + 2;
-      if (target >= limit) return 0;
+      // Strictly backwards (so no loops) and never into the 12-byte header.
+      if (target >= limit || target < kHeaderSize) return 0;
       limit = target;
       pos = target;
       continue;

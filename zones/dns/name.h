@@ -32,7 +32,8 @@ struct NameBuf {
 // Reads a possibly compressed name at `pos` of `pkt` into `out` (lowercased).
 // Returns the offset just past the name's in-place encoding, or 0 on any
 // malformation: truncation, label > 63, name > 255, forward or looping
-// pointers (each pointer must point strictly before the previous one).
+// pointers (each pointer must point strictly before the previous one) and
+// pointers into the 12-byte header.
 size_t read_name(std::span<const uint8_t> pkt, size_t pos, NameBuf& out);
 
 // Fills label offsets for an uncompressed wire name already in out.data.

@@ -81,7 +81,8 @@ ParseStatus parse_query(std::span<const uint8_t> pkt, Query& q) {
 bool Writer::put_question(const uint8_t* wire, size_t len) {
   size_t start = size_;
   if (!put_bytes(wire, len)) return false;
-  for (size_t off = start; buf_[off] != 0; off += 1 + buf_[off]) remember(off);
+  // read_name() refused any pointer in the question, so labels run to the root.
+  for (size_t off = start; off < size_ && buf_[off] != 0 && buf_[off] < 0x40; off += 1 + buf_[off]) remember(off);
   return true;
 }
 

@@ -1,0 +1,150 @@
+// Child processes for integration tests; stopped by PID, never left behind.
+#include "process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <stdexcept>
+
+#ifndef VANED_PATH
+#error "VANED_PATH must be defined by the build"
+#endif
+
+namespace vane::test {
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/vane-test-XXXXXX";
+  if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::write(const std::string& name, const std::string& content) const {
+  std::string p = path_ + "/" + name;
+  std::filesystem::create_directories(std::filesystem::path(p).parent_path());
+  std::ofstream(p) << content;
+  return p;
+}
+
+Process::Process(std::vector<std::string> argv) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  out_fd_ = fds[0];
+  reader_ = std::thread([this] {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(out_fd_, buf, sizeof buf)) > 0) {
+      std::lock_guard lock(mu_);
+      output_.append(buf, size_t(n));
+      cv_.notify_all();
+    }
+  });
+}
+
+Process::~Process() {
+  if (running()) {
+    kill(pid_, SIGKILL);
+    wait(5000);
+  }
+  if (reader_.joinable()) reader_.join();
+  close(out_fd_);
+}
+
+bool Process::wait_for_output(const std::string& needle, int timeout_ms) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                      [&] { return output_.find(needle) != std::string::npos; });
+}
+
+std::string Process::output() const {
+  std::lock_guard lock(mu_);
+  return output_;
+}
+
+void Process::signal(int sig) {
+  if (!reaped_) kill(pid_, sig);
+}
+
+bool Process::running() {
+  if (reaped_) return false;
+  int st;
+  pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    reaped_ = true;
+    status_ = st;
+    return false;
+  }
+  return true;
+}
+
+int Process::wait(int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (running()) {
+    if (std::chrono::steady_clock::now() > deadline) return -1;
+    usleep(10000);
+  }
+  return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+}
+
+std::string vaned_path() { return VANED_PATH; }
+
+Vaned::Vaned(const TempDir& dir, const std::string& config_yaml, const std::vector<std::string>& extra_args) {
+  config_path_ = dir.write("vane.yaml", config_yaml);
+  std::vector<std::string> argv{vaned_path(), "--config", config_path_};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  proc_ = std::make_unique<Process>(argv);
+  if (!proc_->wait_for_output("ready:", 20000))
+    throw std::runtime_error("vaned did not become ready; output:\n" + proc_->output());
+  std::smatch m;
+  std::string out = proc_->output();
+  if (!std::regex_search(out, m, std::regex(R"(listening on [^ ]*:(\d+) )")))
+    throw std::runtime_error("no listening line in vaned output:\n" + out);
+  port_ = static_cast<uint16_t>(std::stoi(m[1]));
+}
+
+uint16_t free_port() {
+  // Bind UDP and TCP together so the port is free for both.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    uint16_t port = ntohs(a.sin_port);
+    close(u);
+    close(t);
+    if (ok) return port;
+  }
+  throw std::runtime_error("no free port");
+}
+
+}  // namespace vane::test

@@ -1,0 +1,94 @@
+// vane.yaml parsing: accepted keys, defaults, and errors with file:line.
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+namespace vane {
+namespace {
+
+TEST(Config, MinimalConfig_GetsDefaults) {
+  auto c = parse_config("zones: [{ name: example.com, file: z/example.com.zone }]\n", "/etc/vane/vane.yaml", "/etc/vane");
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_EQ(c->listen.size(), 1u);
+  EXPECT_EQ(c->listen[0].text, "127.0.0.1:5353");
+  EXPECT_GE(c->threads, 1u);
+  EXPECT_EQ(c->zones[0].file, "/etc/vane/z/example.com.zone");
+  EXPECT_EQ(c->edns_udp_size, 1232);
+  EXPECT_EQ(c->tcp.idle_timeout_ms, 10000u);
+}
+
+TEST(Config, DesignExampleKeys_AreAccepted) {
+  auto c = parse_config(R"(
+listen: ["127.0.0.1:5353", "[::1]:5353"]
+threads: 2
+state_dir: ./state
+admin: { socket: ./state/admin.sock }
+http: { listen: "127.0.0.1:8053", token_file: ./state/agent.token }
+vantage: local
+zones:
+  - { name: example.com, file: zones/example.com.zone }
+tcp: { idle_timeout: 5s, max_connections: 100, max_per_client: 10 }
+)", "vane.yaml", "/srv");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->listen.size(), 2u);
+  EXPECT_EQ(c->threads, 2u);
+  EXPECT_EQ(c->admin_socket, "/srv/./state/admin.sock");
+  EXPECT_EQ(c->http_listen, "127.0.0.1:8053");
+  EXPECT_EQ(c->tcp.idle_timeout_ms, 5000u);
+  EXPECT_EQ(c->tcp.max_per_client, 10u);
+}
+
+TEST(Config, UnknownKey_IsAnErrorWithLine) {
+  auto c = parse_config("zones: [{ name: a.test, file: a }]\nthread: 2\n", "vane.yaml", "");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().to_string().substr(0, 33), "vane.yaml:2: unknown key 'thread'");
+}
+
+TEST(Config, BadListen_IsAnErrorWithLine) {
+  auto c = parse_config("listen:\n  - 127.0.0.1\nzones: [{ name: a.test, file: a }]\n", "vane.yaml", "");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().line, 2);
+}
+
+TEST(Config, DuplicateZone_IsAnError) {
+  auto c = parse_config("zones: [{ name: a.test, file: a }, { name: A.test., file: b }]\n", "vane.yaml", "");
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("listed twice"), std::string::npos);
+}
+
+TEST(Config, NoZones_IsAnError) {
+  auto c = parse_config("threads: 1\n", "vane.yaml", "");
+  ASSERT_FALSE(c);
+}
+
+TEST(Config, BrokenYaml_IsAnErrorWithLine) {
+  auto c = parse_config("zones: [\n  { name: a\n", "vane.yaml", "");
+  ASSERT_FALSE(c);
+  EXPECT_GT(c.error().line, 0);
+}
+
+TEST(Durations, Units) {
+  uint64_t ms;
+  ASSERT_TRUE(parse_duration_ms("10s", ms));
+  EXPECT_EQ(ms, 10000u);
+  ASSERT_TRUE(parse_duration_ms("15m", ms));
+  EXPECT_EQ(ms, 900000u);
+  ASSERT_TRUE(parse_duration_ms("250ms", ms));
+  EXPECT_EQ(ms, 250u);
+  ASSERT_TRUE(parse_duration_ms("3", ms));
+  EXPECT_EQ(ms, 3000u);
+  EXPECT_FALSE(parse_duration_ms("ten", ms));
+  EXPECT_FALSE(parse_duration_ms("5d", ms));
+}
+
+TEST(Listen, V4AndV6) {
+  ListenAddr a;
+  EXPECT_TRUE(parse_listen("0.0.0.0:53", a));
+  EXPECT_TRUE(parse_listen("[::]:53", a));
+  EXPECT_FALSE(parse_listen("::1:53", a));
+  EXPECT_FALSE(parse_listen("127.0.0.1:70000", a));
+  EXPECT_FALSE(parse_listen("localhost:53", a));
+}
+
+}  // namespace
+}  // namespace vane

@@ -1,0 +1,177 @@
+// Master-file loading: directives, names, error locations, compiled structure.
+#include "zone_loader.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "process.h"
+
+namespace vane::zones {
+namespace {
+
+Result<std::unique_ptr<Zone>> load_text(const std::string& origin, const std::string& text) {
+  return load_zone(ZoneSource{origin, "test.zone", text});
+}
+
+const char* kSoa = "@ 3600 IN SOA ns hostmaster 1 3600 600 86400 120\n";
+
+uint32_t find(const Zone& z, const char* name) {
+  dns::NameBuf n;
+  dns::from_text(name, n);
+  return z.find(n.wire());
+}
+
+TEST(ZoneLoader, RelativeNamesOriginAndTtl) {
+  auto z = load_text("example.com", std::string("$TTL 99\n") + kSoa +
+                                        "www IN A 192.0.2.1\n"
+                                        "$ORIGIN sub\n"
+                                        "host 60 IN A 192.0.2.2\n"
+                                        "     IN AAAA 2001:db8::2\n"  // blank owner: previous
+                                        "full.example.com. IN A 192.0.2.3\n");
+  ASSERT_TRUE(z) << z.error().to_string();
+  const Zone& zone = **z;
+  EXPECT_EQ(zone.serial(), 1u);
+  EXPECT_EQ(zone.negative_ttl(), 120u);
+  EXPECT_EQ(zone.record_count(), 5u);
+  uint32_t www = find(zone, "www.example.com");
+  ASSERT_NE(www, kNone);
+  EXPECT_EQ(zone.find_rrset(www, dns::kTypeA)->ttl, 99u);
+  uint32_t host = find(zone, "host.sub.example.com");
+  ASSERT_NE(host, kNone);
+  EXPECT_EQ(zone.rrsets(host).size(), 2u);
+  EXPECT_NE(find(zone, "full.example.com"), kNone);
+  // sub.example.com exists only as an empty non-terminal.
+  uint32_t sub = find(zone, "sub.example.com");
+  ASSERT_NE(sub, kNone);
+  EXPECT_TRUE(zone.node(sub).flags & kNodeEmpty);
+}
+
+TEST(ZoneLoader, DuplicateRecordsFormOneSet) {
+  auto z = load_text("example.com", std::string(kSoa) + "a IN A 192.0.2.1\na IN A 192.0.2.1\na IN A 192.0.2.2\n");
+  ASSERT_TRUE(z);
+  EXPECT_EQ((*z)->find_rrset(find(**z, "a.example.com"), dns::kTypeA)->count, 2);
+}
+
+TEST(ZoneLoader, DelegationMarksCutsForNodesBelow) {
+  auto z = load_text("example.com", std::string(kSoa) + "@ IN NS ns\nchild IN NS ns.child\nns.child IN A 192.0.2.9\n");
+  ASSERT_TRUE(z);
+  uint32_t child = find(**z, "child.example.com");
+  EXPECT_TRUE((*z)->node(child).flags & kNodeDelegation);
+  EXPECT_EQ((*z)->node(find(**z, "ns.child.example.com")).cut, child);
+  EXPECT_EQ((*z)->node((*z)->apex()).cut, kNone);  // apex NS is not a cut
+}
+
+TEST(ZoneLoader, WildcardParentIsFlagged) {
+  auto z = load_text("example.com", std::string(kSoa) + "*.w IN A 192.0.2.1\n");
+  ASSERT_TRUE(z);
+  uint32_t w = find(**z, "w.example.com");
+  ASSERT_NE(w, kNone);
+  EXPECT_NE((*z)->wildcard_of(w), kNone);
+}
+
+TEST(ZoneLoader, SyntaxError_NamesFileAndLine) {
+  auto z = load_text("example.com", std::string(kSoa) + "\n; comment\nbad IN A not-an-address\n");
+  ASSERT_FALSE(z);
+  EXPECT_EQ(z.error().file, "test.zone");
+  EXPECT_EQ(z.error().line, 4);
+}
+
+TEST(ZoneLoader, MultiLineRecord_ErrorAfterItHasTheRightLine) {
+  auto z = load_text("example.com", "@ IN SOA ns hostmaster (\n 1 3600\n 600 86400\n 120 )\nx IN BOGUS 1\n");
+  ASSERT_FALSE(z);
+  EXPECT_EQ(z.error().line, 5);
+}
+
+TEST(ZoneLoader, OutOfZoneRecord_IsAnError) {
+  auto z = load_text("example.com", std::string(kSoa) + "www.example.org. IN A 192.0.2.1\n");
+  ASSERT_FALSE(z);
+  EXPECT_EQ(z.error().line, 2);
+  EXPECT_NE(z.error().message.find("outside the zone"), std::string::npos);
+}
+
+TEST(ZoneLoader, CnameBesideOtherData_IsAnError) {
+  auto z = load_text("example.com", std::string(kSoa) + "a IN A 192.0.2.1\na IN CNAME b\n");
+  ASSERT_FALSE(z);
+  EXPECT_EQ(z.error().line, 3);
+  EXPECT_NE(z.error().message.find("CNAME and other data"), std::string::npos);
+}
+
+TEST(ZoneLoader, MissingSoa_IsAnError) {
+  auto z = load_text("example.com", "www IN A 192.0.2.1\n");
+  ASSERT_FALSE(z);
+  EXPECT_NE(z.error().message.find("no SOA"), std::string::npos);
+}
+
+TEST(ZoneLoader, SoaBelowApex_IsAnError) {
+  auto z = load_text("example.com", std::string(kSoa) + "x IN SOA ns hostmaster 1 2 3 4 5\n");
+  ASSERT_FALSE(z);
+  EXPECT_EQ(z.error().line, 2);
+}
+
+TEST(ZoneLoader, NonInClass_IsAnError) {
+  auto z = load_text("example.com", std::string(kSoa) + "x CH TXT \"hi\"\n");
+  ASSERT_FALSE(z);
+  EXPECT_EQ(z.error().line, 2);
+}
+
+TEST(ZoneLoader, UnknownTypeInRfc3597Form_IsKept) {
+  auto z = load_text("example.com", std::string(kSoa) + "x IN TYPE65400 \\# 3 010203\n");
+  ASSERT_TRUE(z) << z.error().to_string();
+  const RRset* rs = (*z)->find_rrset(find(**z, "x.example.com"), 65400);
+  ASSERT_NE(rs, nullptr);
+  EXPECT_EQ(dns::get16((*z)->rdata(*rs)), 3);
+}
+
+TEST(ZoneLoader, Include_IsRelativeToTheIncludingFileAndRestoresOrigin) {
+  test::TempDir dir;
+  dir.write("inc/part.zone", "host IN A 192.0.2.7\n");
+  std::string main = dir.write("main.zone", std::string(kSoa) + "$INCLUDE inc/part.zone sub.example.com.\n" +
+                                                "after IN A 192.0.2.8\n");
+  auto z = load_zone(ZoneSource{"example.com", main, ""});
+  ASSERT_TRUE(z) << z.error().to_string();
+  EXPECT_NE(find(**z, "host.sub.example.com"), kNone);
+  EXPECT_NE(find(**z, "after.example.com"), kNone);
+}
+
+TEST(ZoneLoader, IncludeError_NamesTheIncludedFile) {
+  test::TempDir dir;
+  std::string part = dir.write("part.zone", "ok IN A 192.0.2.7\nbroken IN A x\n");
+  std::string main = dir.write("main.zone", std::string(kSoa) + "$INCLUDE part.zone\n");
+  auto z = load_zone(ZoneSource{"example.com", main, ""});
+  ASSERT_FALSE(z);
+  EXPECT_EQ(z.error().file, part);
+  EXPECT_EQ(z.error().line, 2);
+}
+
+TEST(ZoneLoader, IncludeLoop_IsAnError) {
+  test::TempDir dir;
+  std::string main = dir.write("main.zone", std::string(kSoa) + "$INCLUDE main.zone\n");
+  auto z = load_zone(ZoneSource{"example.com", main, ""});
+  ASSERT_FALSE(z);
+  EXPECT_NE(z.error().message.find("nested too deeply"), std::string::npos);
+}
+
+TEST(ZoneLoader, MissingFile_IsAnError) {
+  auto z = load_zone(ZoneSource{"example.com", "/nonexistent/zone", ""});
+  ASSERT_FALSE(z);
+  EXPECT_NE(z.error().to_string().find("/nonexistent/zone: cannot open"), std::string::npos);
+}
+
+TEST(ZoneLoader, ManyRecords_AllFindable) {
+  std::string text = kSoa;
+  for (int i = 0; i < 20000; ++i) text += "h" + std::to_string(i) + " IN A 10.0." + std::to_string(i / 256 % 256) + "." +
+                                          std::to_string(i % 256) + "\n";
+  auto z = load_text("example.com", text);
+  ASSERT_TRUE(z);
+  EXPECT_EQ((*z)->record_count(), 20001u);
+  for (int i = 0; i < 20000; i += 997) {
+    std::string n = "h" + std::to_string(i) + ".example.com";
+    EXPECT_NE(find(**z, n.c_str()), kNone) << n;
+  }
+  EXPECT_EQ(find(**z, "h20000.example.com"), kNone);
+}
+
+}  // namespace
+}  // namespace vane::zones
