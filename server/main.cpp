@@ -76,20 +76,7 @@ int main(int argc, char** argv) {
     VANE_ERROR("cannot start: %s", err->to_string().c_str());
     return 1;
   }
-  const auto& first = srv.config().listen.front();
-  VANE_INFO("ready: %u workers, config %s", srv.config().threads, srv.config().path.c_str());
-  if (demo) {
-    std::string a = server::format_addr(first.addr);
-    std::string host = a.substr(0, a.rfind(':')), port = a.substr(a.rfind(':') + 1);
-    if (host.front() == '[') host = host.substr(1, host.size() - 2);
-    fprintf(stderr,
-            "\n  vane demo is serving example.com on %s (udp+tcp)\n"
-            "  try:  kdig @%s -p %s www.example.com A\n"
-            "        dig @%s -p %s example.com ANY +tcp\n"
-            "  reload: kill -HUP %d   stop: Ctrl-C\n\n",
-            a.c_str(), host.c_str(), port.c_str(), host.c_str(), port.c_str(), getpid());
-  }
-
+  // Signals are wired before "ready" is logged: a SIGHUP right after it must reload.
   uv_signal_t hup, term, intr;
   uv_signal_init(loop, &hup);
   uv_signal_init(loop, &term);
@@ -109,6 +96,20 @@ int main(int argc, char** argv) {
   };
   uv_signal_start(&term, on_stop, SIGTERM);
   uv_signal_start(&intr, on_stop, SIGINT);
+  const auto& first = srv.config().listen.front();
+  VANE_INFO("ready: %u workers, config %s", srv.config().threads, srv.config().path.c_str());
+  if (demo) {
+    std::string a = server::format_addr(first.addr);
+    std::string host = a.substr(0, a.rfind(':')), port = a.substr(a.rfind(':') + 1);
+    if (host.front() == '[') host = host.substr(1, host.size() - 2);
+    fprintf(stderr,
+            "\n  vane demo is serving example.com on %s (udp+tcp)\n"
+            "  try:  kdig @%s -p %s www.example.com A\n"
+            "        dig @%s -p %s example.com ANY +tcp\n"
+            "  reload: kill -HUP %d   stop: Ctrl-C\n\n",
+            a.c_str(), host.c_str(), port.c_str(), host.c_str(), port.c_str(), getpid());
+  }
+
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
   VANE_INFO("stopped");

@@ -108,6 +108,8 @@ int Process::wait(int timeout_ms) {
     if (std::chrono::steady_clock::now() > deadline) return -1;
     usleep(10000);
   }
+  // All output is in once the pipe reaches EOF.
+  if (reader_.joinable()) reader_.join();
   return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
 }
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages named in $@ that are missing (apt-get update
+# first, only when something is missing). Sourced by demo.sh and test.sh.
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  # Packaged daemons (knot, nsd, gdnsd) must not be started by the install.
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  $sudo rm -f /usr/sbin/policy-rc.d
+}
+
+# What building vaned needs.
+BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libuv1-dev libyaml-cpp-dev libcli11-dev)
+# What the test suite needs on top (Knot for the differential test, kdig for humans).
+TEST_PACKAGES=(libgtest-dev knot knot-dnsutils)
+# What bench/run.sh needs on top.
+BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf)
