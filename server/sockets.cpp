@@ -25,17 +25,17 @@ Fd::~Fd() {
 
 std::string format_addr(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = "?";
-  uint16_t port = 0;
+  char out[INET6_ADDRSTRLEN + 10];
   if (ss.ss_family == AF_INET) {
     auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
     inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-    port = ntohs(a->sin_port);
-    return std::string(host) + ":" + std::to_string(port);
+    snprintf(out, sizeof out, "%s:%u", host, unsigned{ntohs(a->sin_port)});
+  } else {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    snprintf(out, sizeof out, "[%s]:%u", host, unsigned{ntohs(a->sin6_port)});
   }
-  auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-  inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-  port = ntohs(a->sin6_port);
-  return "[" + std::string(host) + "]:" + std::to_string(port);
+  return out;
 }
 
 namespace {

@@ -1,15 +1,22 @@
-// Master-file loading: ldns parses one record at a time (ldns_fget_token_l +
-// ldns_rr_new_frm_str, so $INCLUDE can be honoured, which ldns' own zone
-// reader refuses); ZoneBuilder compiles records into a Zone's flat vectors.
-// Off the hot path; never holds a whole ldns_zone in memory.
+// Master-file loading: the file is mapped and cut into logical records by
+// RecordCutter, ldns parses each record (ldns_rr_new_frm_str, so $INCLUDE
+// can be honoured, which ldns' own zone reader refuses); ZoneBuilder compiles
+// records into a Zone's flat vectors. Off the hot path; never holds a whole
+// ldns_zone in memory.
 #include "zone_loader.h"
 
+#include <fcntl.h>
 #include <ldns/ldns.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <string_view>
 
 namespace vane::zones {
 
@@ -20,10 +27,14 @@ static RdataNames rdata_names_of(uint16_t type) {
   switch (type) {
     case dns::kTypeNS:
     case dns::kTypeCNAME:
-    case dns::kTypePTR: return RdataNames::kOne;
-    case dns::kTypeMX: return RdataNames::kMx;
-    case dns::kTypeSOA: return RdataNames::kSoa;
-    default: return RdataNames::kNone;
+    case dns::kTypePTR:
+      return RdataNames::kOne;
+    case dns::kTypeMX:
+      return RdataNames::kMx;
+    case dns::kTypeSOA:
+      return RdataNames::kSoa;
+    default:
+      return RdataNames::kNone;
   }
 }
 
@@ -61,10 +72,17 @@ class ZoneBuilder {
       return off + n;
     };
     switch (rdata_names_of(type)) {
-      case RdataNames::kNone: break;
-      case RdataNames::kOne: lower_name(0); break;
-      case RdataNames::kMx: lower_name(2); break;
-      case RdataNames::kSoa: lower_name(lower_name(0)); break;
+      case RdataNames::kNone:
+        break;
+      case RdataNames::kOne:
+        lower_name(0);
+        break;
+      case RdataNames::kMx:
+        lower_name(2);
+        break;
+      case RdataNames::kSoa:
+        lower_name(lower_name(0));
+        break;
     }
     return {};
   }
@@ -103,15 +121,31 @@ class ZoneBuilder {
     z_->index_hash_[slot] = static_cast<uint32_t>(h >> 32);
   }
 
+  // Finds or adds the node for `name` with one probe sequence.
   uint32_t intern(std::span<const uint8_t> name, uint64_t h, uint8_t flags = 0) {
-    uint32_t id = z_->find(name, h);
-    if (id != kNone) return id;
-    id = static_cast<uint32_t>(z_->nodes_.size());
-    z_->nodes_.push_back(Node{static_cast<uint32_t>(z_->names_.size()), static_cast<uint8_t>(name.size()), flags, 0,
-                              0, kNone});
+    if (name.size() == last_name_.size() && std::equal(name.begin(), name.end(), last_name_.begin()))
+      return last_id_;  // records of one owner usually come together
+    uint32_t tag = static_cast<uint32_t>(h >> 32);
+    uint32_t slot = static_cast<uint32_t>(h) & z_->index_mask_;
+    for (; z_->index_[slot] != kNone; slot = (slot + 1) & z_->index_mask_) {
+      if (z_->index_hash_[slot] != tag) continue;
+      const Node& n = z_->nodes_[z_->index_[slot]];
+      if (n.name_len == name.size() && std::memcmp(z_->names_.data() + n.name_off, name.data(), name.size()) == 0)
+        return remember(name, z_->index_[slot]);
+    }
+    uint32_t id = static_cast<uint32_t>(z_->nodes_.size());
+    z_->nodes_.push_back(
+        Node{static_cast<uint32_t>(z_->names_.size()), static_cast<uint8_t>(name.size()), flags, 0, 0, kNone});
     z_->names_.insert(z_->names_.end(), name.begin(), name.end());
+    z_->index_[slot] = id;
+    z_->index_hash_[slot] = tag;
     if (z_->nodes_.size() * 2 > z_->index_.size()) grow_index(z_->index_.size() * 2);
-    else place(id, h);
+    return remember(name, id);
+  }
+
+  uint32_t remember(std::span<const uint8_t> name, uint32_t id) {
+    last_name_.assign(name.begin(), name.end());
+    last_id_ = id;
     return id;
   }
 
@@ -125,6 +159,8 @@ class ZoneBuilder {
   std::vector<Pending> recs_;
   std::vector<uint8_t> tmp_rdata_;
   std::vector<std::string> files_;
+  std::vector<uint8_t> last_name_;
+  uint32_t last_id_ = kNone;
 };
 
 void ZoneBuilder::add_empty_non_terminals() {
@@ -136,12 +172,12 @@ void ZoneBuilder::add_empty_non_terminals() {
     dns::index_name(nb);
     size_t below = nb.labels - z_->origin_labels_;
     if (below == 0) continue;
+    // Siblings come together, so the parent is usually the name interned last.
     auto parent = nb.suffix(1);
-    if (z_->find(parent) == kNone) intern(parent, dns::hash_name(parent), kNodeEmpty);
-    if (nb.data[0] == 1 && nb.data[1] == '*') z_->nodes_[z_->find(parent)].flags |= kNodeWildcardChild;
+    uint32_t pid = intern(parent, dns::hash_name(parent), kNodeEmpty);
+    if (nb.data[0] == 1 && nb.data[1] == '*') z_->nodes_[pid].flags |= kNodeWildcardChild;
   }
 }
-
 
 std::optional<Error> ZoneBuilder::build_rrsets() {
   std::stable_sort(recs_.begin(), recs_.end(), [](const Pending& a, const Pending& b) {
@@ -178,10 +214,12 @@ std::optional<Error> ZoneBuilder::build_rrsets() {
       rs.rdata_size = static_cast<uint32_t>(z_->rdata_.size() - rs.rdata_off);
       if (first.type == dns::kTypeCNAME) {
         cname = &first;
-        if (rs.count > 1) return error_at(recs_[begin + 1], "more than one CNAME at " + dns::to_text(z_->name_of(node)));
+        if (rs.count > 1)
+          return error_at(recs_[begin + 1], "more than one CNAME at " + dns::to_text(z_->name_of(node)));
       }
       if (first.type == dns::kTypeSOA) {
-        if (node != z_->apex_) return error_at(first, "SOA record at " + dns::to_text(z_->name_of(node)) + ", not at the zone apex");
+        if (node != z_->apex_)
+          return error_at(first, "SOA record at " + dns::to_text(z_->name_of(node)) + ", not at the zone apex");
         if (rs.count > 1) return error_at(recs_[begin + 1], "more than one SOA record at the zone apex");
       }
       if (first.type != dns::kTypeRRSIG && first.type != dns::kTypeNSEC) ++types;
@@ -190,8 +228,7 @@ std::optional<Error> ZoneBuilder::build_rrsets() {
       if (first.type == dns::kTypeNS && node != z_->apex_) n.flags |= kNodeDelegation;
     }
     // RFC 1034 §3.6.2 / RFC 2181 §10.1: a CNAME owner has no other data.
-    if (cname && types > 1)
-      return error_at(*cname, "CNAME and other data at " + dns::to_text(z_->name_of(node)));
+    if (cname && types > 1) return error_at(*cname, "CNAME and other data at " + dns::to_text(z_->name_of(node)));
     n.rrset_count = static_cast<uint16_t>(z_->rrsets_.size() - n.rrset_begin);
   }
   z_->rrsets_.shrink_to_fit();
@@ -223,10 +260,17 @@ void ZoneBuilder::link_additional() {
   for (RRset& rs : z_->rrsets_) {
     size_t skip;
     switch (rs.type) {
-      case dns::kTypeNS: skip = 0; break;
-      case dns::kTypeMX: skip = 2; break;
-      case dns::kTypeSRV: skip = 6; break;
-      default: continue;
+      case dns::kTypeNS:
+        skip = 0;
+        break;
+      case dns::kTypeMX:
+        skip = 2;
+        break;
+      case dns::kTypeSRV:
+        skip = 6;
+        break;
+      default:
+        continue;
     }
     rs.extra_off = static_cast<uint32_t>(z_->extra_.size());
     const uint8_t* p = z_->rdata_.data() + rs.rdata_off;
@@ -255,7 +299,8 @@ Result<std::unique_ptr<Zone>> ZoneBuilder::finish() {
   Node& apex = z_->nodes_[z_->apex_];
   apex.flags |= kNodeApex;
   const RRset* soa = z_->find_rrset(z_->apex_, dns::kTypeSOA);
-  if (!soa) return Error{files_.empty() ? "" : files_[0], 0, "zone " + z_->origin_text_ + " has no SOA record at its apex"};
+  if (!soa)
+    return Error{files_.empty() ? "" : files_[0], 0, "zone " + z_->origin_text_ + " has no SOA record at its apex"};
   // SOA rdata: mname, rname, serial, refresh, retry, expire, minimum.
   const uint8_t* rd = z_->rdata_.data() + soa->rdata_off;
   uint16_t len = dns::get16(rd);
@@ -276,10 +321,139 @@ Result<std::unique_ptr<Zone>> ZoneBuilder::finish() {
 
 namespace {
 
-struct FileCloser {
-  void operator()(FILE* f) const { fclose(f); }
+// A read-only mapping of a zone file: the text is scanned once, in place.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st {};
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      size_ = static_cast<size_t>(st.st_size);
+      if (size_ == 0)
+        ok_ = true;
+      else if (void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0); p != MAP_FAILED) {
+        data_ = static_cast<const char*>(p);
+        madvise(p, size_, MADV_SEQUENTIAL);
+        ok_ = true;
+      }
+    } else if (fstat(fd, &st) == 0) {
+      errno = EINVAL;  // a directory or device is not a zone file
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+  }
+  ~MappedFile() {
+    if (data_) munmap(const_cast<char*>(data_), size_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  bool ok() const { return ok_; }
+  std::string_view text() const { return {data_ ? data_ : "", data_ ? size_ : 0}; }
+
+ private:
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+  bool ok_ = false;
 };
-using FilePtr = std::unique_ptr<FILE, FileCloser>;
+
+// Cuts master-file text into logical records (RFC 1035 §5.1): parentheses
+// join lines, comments are dropped, quotes and backslash escapes are kept for
+// ldns to interpret. Leading blanks are kept, they mean "same owner".
+// ldns_fget_token_l does this with a locked getc per character, and
+// ldns_bget_token joins the line after a comment onto it, so we cut ourselves
+// and hand each record to ldns_rr_new_frm_str.
+class RecordCutter {
+ public:
+  explicit RecordCutter(std::string_view text) : text_(text) {}
+
+  // Fills `out` with the next record and `line` with the line it starts on.
+  // Returns false at end of input; `error` is set if the input is malformed.
+  bool next(std::string& out, int& line, std::string& error) {
+    out.clear();
+    int depth = 0;
+    bool quoted = false, content = false;
+    int quote_line = 0, paren_line = 0;
+    while (pos_ < text_.size()) {
+      char c = text_[pos_++];
+      if (c == '\\' && pos_ < text_.size()) {
+        if (!content) line = line_;
+        content = true;
+        out += c;
+        c = text_[pos_++];
+        if (c == '\n') ++line_;
+        out += c;
+        continue;
+      }
+      if (quoted) {
+        if (c == '"') quoted = false;
+        if (c == '\n') ++line_;
+        out += c;
+        continue;
+      }
+      switch (c) {
+        case ';':
+          while (pos_ < text_.size() && text_[pos_] != '\n') ++pos_;
+          continue;
+        case '(':
+          if (depth++ == 0) paren_line = line_;
+          c = ' ';
+          break;
+        case ')':
+          if (depth == 0) {
+            error = "unbalanced ')'";
+            line = line_;
+            return false;
+          }
+          --depth;
+          c = ' ';
+          break;
+        case '"':
+          quoted = true;
+          quote_line = line_;
+          break;
+        case '\r':
+          c = ' ';
+          break;
+        case '\n':
+          ++line_;
+          if (depth > 0) {
+            c = ' ';
+            break;
+          }
+          if (content) return true;
+          out.clear();  // a blank or comment-only line
+          continue;
+        default:
+          break;
+      }
+      if (!content && c != ' ' && c != '\t') {
+        content = true;
+        line = line_;
+      }
+      out += c;
+    }
+    if (quoted) {
+      error = "unterminated quoted string";
+      line = quote_line;
+      return false;
+    }
+    if (depth > 0) {
+      error = "unbalanced '(' (no closing parenthesis)";
+      line = paren_line;
+      return false;
+    }
+    return content;
+  }
+
+ private:
+  std::string_view text_;
+  size_t pos_ = 0;
+  int line_ = 1;
+};
+
 struct RdfFree {
   void operator()(ldns_rdf* r) const { ldns_rdf_deep_free(r); }
 };
@@ -298,7 +472,7 @@ class MasterReader {
  public:
   explicit MasterReader(ZoneBuilder& b) : b_(b), buf_(ldns_buffer_new(LDNS_MAX_PACKETLEN)) {}
 
-  std::optional<Error> read(FILE* fp, const std::string& name, RdfPtr origin, int depth);
+  std::optional<Error> read(std::string_view text, const std::string& name, RdfPtr origin, int depth);
 
  private:
   std::optional<Error> directive(const char* line, const std::string& name, int line_nr, RdfPtr& origin, int depth);
@@ -307,7 +481,7 @@ class MasterReader {
   std::unique_ptr<ldns_buffer, BufferFree> buf_;
   uint32_t default_ttl_ = 3600;
   RdfPtr prev_;
-  char line_[LDNS_MAX_LINELEN + 1];
+  std::string rec_;
 };
 
 std::string trim(const char* s) {
@@ -355,44 +529,38 @@ std::optional<Error> MasterReader::directive(const char* line, const std::string
     if (depth >= kMaxIncludeDepth) return Error{name, line_nr, "$INCLUDE nested too deeply (loop?)"};
     std::filesystem::path p(file);
     if (p.is_relative()) p = std::filesystem::path(name).parent_path() / p;
-    FilePtr fp(fopen(p.c_str(), "r"));
-    if (!fp) return Error{name, line_nr, "cannot open $INCLUDE file " + p.string() + ": " + strerror(errno)};
+    MappedFile inc(p.string());
+    if (!inc.ok()) return Error{name, line_nr, "cannot open $INCLUDE file " + p.string() + ": " + strerror(errno)};
     RdfPtr inc_origin(ldns_rdf_clone(origin.get()));
     if (!new_origin.empty()) inc_origin = absolute_name(new_origin, origin.get());
     if (!inc_origin) return Error{name, line_nr, "bad $INCLUDE origin '" + new_origin + "'"};
-    return read(fp.get(), p.string(), std::move(inc_origin), depth + 1);
+    return read(inc.text(), p.string(), std::move(inc_origin), depth + 1);
   }
   return Error{name, line_nr, std::string("unknown directive ") + line};
 }
 
-std::optional<Error> MasterReader::read(FILE* fp, const std::string& name, RdfPtr origin, int depth) {
+std::optional<Error> MasterReader::read(std::string_view text, const std::string& name, RdfPtr origin, int depth) {
   uint16_t file_idx = b_.add_file(name);
-  int line_nr = 1;
+  RecordCutter cutter(text);
+  int rec_line = 0;
+  std::string cut_error;
   while (true) {
-    int start_line = line_nr;
-    ssize_t n = ldns_fget_token_l(fp, line_, LDNS_PARSE_SKIP_SPACE, LDNS_MAX_LINELEN, &line_nr);
-    if (n < 0) {
-      if (feof(fp)) return std::nullopt;
-      return Error{name, start_line, "unreadable line (too long, or unbalanced parentheses or quotes)"};
+    if (!cutter.next(rec_, rec_line, cut_error)) {
+      if (cut_error.empty()) return std::nullopt;
+      return Error{name, rec_line, cut_error};
     }
-    std::string_view text(line_);
-    if (text.find_first_not_of(" \t") == std::string_view::npos) {
-      if (feof(fp)) return std::nullopt;
-      continue;
-    }
-    // Report the line the record starts on, skipping leading blank/comment lines.
-    int rec_line = std::max(start_line, line_nr - 1 - int(std::count(text.begin(), text.end(), '\n')));
-    if (line_[0] == '$') {
-      if (auto err = directive(line_, name, rec_line, origin, depth)) return err;
+    const char* record = rec_.c_str();
+    if (record[0] == '$') {
+      if (auto err = directive(record, name, rec_line, origin, depth)) return err;
       continue;
     }
     ldns_rr* raw = nullptr;
     ldns_rdf* prev = prev_.release();
-    ldns_status st = ldns_rr_new_frm_str(&raw, line_, default_ttl_, origin.get(), &prev);
+    ldns_status st = ldns_rr_new_frm_str(&raw, record, default_ttl_, origin.get(), &prev);
     prev_.reset(prev);
     RrPtr rr(raw);
     if (st != LDNS_STATUS_OK)
-      return Error{name, rec_line, std::string(ldns_get_errorstr_by_id(st)) + " in '" + trim(line_) + "'"};
+      return Error{name, rec_line, std::string(ldns_get_errorstr_by_id(st)) + " in '" + trim(record) + "'"};
     if (ldns_rr_get_class(rr.get()) != LDNS_RR_CLASS_IN) return Error{name, rec_line, "only class IN is served"};
     const ldns_rdf* owner = ldns_rr_owner(rr.get());
     uint8_t lower[dns::kMaxNameLen];
@@ -415,13 +583,16 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
   std::string origin_text = src.origin;
   if (!origin_text.empty() && origin_text.back() != '.') origin_text += '.';
   if (!dns::from_text(origin_text, origin)) return Error{src.file, 0, "bad zone name '" + src.origin + "'"};
-  FilePtr fp(src.text.empty() ? fopen(src.file.c_str(), "r")
-                              : fmemopen(const_cast<char*>(src.text.data()), src.text.size(), "r"));
-  if (!fp) return Error{src.file, 0, std::string("cannot open zone file: ") + strerror(errno)};
+  std::optional<MappedFile> file;
+  if (src.text.empty()) {
+    file.emplace(src.file);
+    if (!file->ok()) return Error{src.file, 0, std::string("cannot open zone file: ") + strerror(errno)};
+  }
+  std::string_view text = file ? file->text() : std::string_view(src.text);
   ZoneBuilder builder(origin, origin_text);
   MasterReader reader(builder);
   RdfPtr ldns_origin(ldns_dname_new_frm_str(origin_text.c_str()));
-  if (auto err = reader.read(fp.get(), src.file, std::move(ldns_origin), 0)) return *err;
+  if (auto err = reader.read(text, src.file, std::move(ldns_origin), 0)) return *err;
   return builder.finish();
 }
 

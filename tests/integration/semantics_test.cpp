@@ -22,16 +22,23 @@ class Semantics : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
+    vaned_ = nullptr;
     for (const char* f : {"example.com.zone", "included.zone", "sub.example.com.zone"})
       dir_->write(f, slurp(std::string(VANE_TEST_DATA) + "/" + f));
-    vaned_ = new Vaned(*dir_, R"(
+    try {
+      vaned_ = new Vaned(*dir_, R"(
 listen: ["127.0.0.1:0", "[::1]:0"]
 threads: 2
 zones:
   - { name: example.com, file: example.com.zone }
   - { name: sub.example.com, file: sub.example.com.zone }
 )");
+    } catch (const std::exception& e) {
+      setup_error_ = e.what();
+    }
   }
+  // A vaned that failed to start makes every test fail, never skip.
+  void SetUp() override { ASSERT_NE(vaned_, nullptr) << setup_error_; }
   static void TearDownTestSuite() {
     delete vaned_;
     delete dir_;
@@ -45,11 +52,13 @@ zones:
 
   static TempDir* dir_;
   static Vaned* vaned_;
+  static inline std::string setup_error_;
 };
 TempDir* Semantics::dir_;
 Vaned* Semantics::vaned_;
 
-const char* kSoaNeg = "example.com. 300 IN SOA ns1.example.com. hostmaster.example.com. 2026112401 7200 3600 1209600 300";
+const char* kSoaNeg =
+    "example.com. 300 IN SOA ns1.example.com. hostmaster.example.com. 2026112401 7200 3600 1209600 300";
 
 TEST_F(Semantics, PositiveAnswer_IsAuthoritativeWithRecordTtl) {
   Response r = ask("www.example.com", "A");
@@ -64,14 +73,16 @@ TEST_F(Semantics, NxDomain_CarriesSoaWithNegativeTtl) {
   Response r = ask("nope.example.com", "A");
   EXPECT_EQ(render(r), std::string("rcode=NXDOMAIN flags=qr aa rd edns=no\n"
                                    "Q nope.example.com. IN A\n"
-                                   "NS ") + kSoaNeg + "\n");
+                                   "NS ") +
+                           kSoaNeg + "\n");
 }
 
 TEST_F(Semantics, NoData_IsNoErrorWithSoa) {
   Response r = ask("mail.example.com", "AAAA");
   EXPECT_EQ(render(r), std::string("rcode=NOERROR flags=qr aa rd edns=no\n"
                                    "Q mail.example.com. IN AAAA\n"
-                                   "NS ") + kSoaNeg + "\n");
+                                   "NS ") +
+                           kSoaNeg + "\n");
 }
 
 TEST_F(Semantics, EmptyNonTerminal_IsNoDataNotNxDomain) {
@@ -110,7 +121,8 @@ TEST_F(Semantics, Cname_ToMissingName_IsNxDomainWithTheCname) {
   EXPECT_EQ(render(r), std::string("rcode=NXDOMAIN flags=qr aa rd edns=no\n"
                                    "Q dangling.example.com. IN A\n"
                                    "AN dangling.example.com. 3600 IN CNAME nothing.example.com.\n"
-                                   "NS ") + kSoaNeg + "\n");
+                                   "NS ") +
+                           kSoaNeg + "\n");
 }
 
 TEST_F(Semantics, Cname_OutsideServedZones_StopsAtTheCname) {
@@ -173,9 +185,9 @@ TEST_F(Semantics, Wildcard_DoesNotMatchTheEmptyNonTerminalItself) {
 
 TEST_F(Semantics, WildcardCname_IsFollowed) {
   Response r = ask("foo.cwild.example.com", "A");
-  EXPECT_EQ(r.answer, (std::vector<std::string>{"foo.cwild.example.com. 3600 IN CNAME www.example.com.",
-                                                "www.example.com. 600 IN A 192.0.2.10",
-                                                "www.example.com. 600 IN A 192.0.2.11"}));
+  EXPECT_EQ(r.answer,
+            (std::vector<std::string>{"foo.cwild.example.com. 3600 IN CNAME www.example.com.",
+                                      "www.example.com. 600 IN A 192.0.2.10", "www.example.com. 600 IN A 192.0.2.11"}));
   r = ask("towild.example.com", "A");
   EXPECT_EQ(r.answer, (std::vector<std::string>{"towild.example.com. 3600 IN CNAME host.wild.example.com.",
                                                 "host.wild.example.com. 3600 IN A 192.0.2.99"}));
@@ -210,8 +222,9 @@ TEST_F(Semantics, ChildZone_OnSameServer_AnswersAuthoritatively) {
             "AN www.sub.example.com. 1800 IN A 192.0.2.202\n");
   r = ask("nope.sub.example.com", "A");
   EXPECT_EQ(r.rcode, "NXDOMAIN");
-  EXPECT_EQ(r.authority, std::vector<std::string>{
-                             "sub.example.com. 60 IN SOA ns1.sub.example.com. hostmaster.example.com. 7 3600 600 86400 60"});
+  EXPECT_EQ(r.authority,
+            std::vector<std::string>{
+                "sub.example.com. 60 IN SOA ns1.sub.example.com. hostmaster.example.com. 7 3600 600 86400 60"});
 }
 
 TEST_F(Semantics, OutOfZone_IsRefusedWithoutAa) {
@@ -264,7 +277,10 @@ TEST_F(Semantics, QuestionCase_IsEchoed) {
   auto raw = exchange_raw("127.0.0.1", vaned_->port(), make_query("wWw.ExAmPlE.cOm", "A", {}, 77), false);
   ASSERT_TRUE(raw);
   std::string wire(raw->begin(), raw->end());
-  EXPECT_NE(wire.find("\x03wWw\x07" "ExAmPlE\x03" "cOm"), std::string::npos);
+  EXPECT_NE(wire.find("\x03wWw\x07"
+                      "ExAmPlE\x03"
+                      "cOm"),
+            std::string::npos);
   auto r = parse_response(*raw);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->answer.size(), 2u);

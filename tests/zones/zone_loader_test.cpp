@@ -84,6 +84,47 @@ TEST(ZoneLoader, MultiLineRecord_ErrorAfterItHasTheRightLine) {
   EXPECT_EQ(z.error().line, 5);
 }
 
+TEST(ZoneLoader, CommentAfterClosingParenthesis_EndsTheRecord) {
+  auto z = load_text("example.com",
+                     "@ IN SOA ns hostmaster ( ; serial below\n 1 ; serial\n 3600 600 86400 120 ) ; end\n"
+                     "@ IN NS ns ; trailing\n"
+                     "ns IN A 192.0.2.53\n");
+  ASSERT_TRUE(z) << z.error().to_string();
+  EXPECT_NE(find(**z, "ns.example.com"), kNone);
+}
+
+TEST(ZoneLoader, QuotedSemicolonAndEscapes_ReachLdnsIntact) {
+  auto z = load_text("example.com", std::string(kSoa) + "t IN TXT \"a;b (c)\" \"d\\\"e\"\nx\\.y IN A 192.0.2.1\n");
+  ASSERT_TRUE(z) << z.error().to_string();
+  uint32_t t = find(**z, "t.example.com");
+  ASSERT_NE(t, kNone);
+  const RRset* rs = (*z)->find_rrset(t, 16);
+  ASSERT_NE(rs, nullptr);
+  const uint8_t* rd = (*z)->rdata(*rs);
+  // <len>a;b (c)<len>d"e
+  std::string wire(reinterpret_cast<const char*>(rd) + 2, dns::get16(rd));
+  EXPECT_EQ(wire, std::string("\x07"
+                              "a;b (c)"
+                              "\x03"
+                              "d\"e"));
+  dns::NameBuf n;
+  ASSERT_TRUE(dns::from_text("x\\.y.example.com.", n));
+  EXPECT_NE((*z)->find(n.wire()), kNone);
+}
+
+TEST(ZoneLoader, UnbalancedParenthesis_NamesTheLineItOpens) {
+  auto z = load_text("example.com", std::string(kSoa) + "\nx IN TXT ( \"a\"\n \"b\"\n");
+  ASSERT_FALSE(z);
+  EXPECT_EQ(z.error().line, 3);
+  EXPECT_NE(z.error().message.find("parenthesis"), std::string::npos);
+}
+
+TEST(ZoneLoader, UnterminatedQuote_IsAnErrorOnItsLine) {
+  auto z = load_text("example.com", std::string(kSoa) + "x IN TXT \"abc\n");
+  ASSERT_FALSE(z);
+  EXPECT_EQ(z.error().line, 2);
+}
+
 TEST(ZoneLoader, OutOfZoneRecord_IsAnError) {
   auto z = load_text("example.com", std::string(kSoa) + "www.example.org. IN A 192.0.2.1\n");
   ASSERT_FALSE(z);
@@ -127,8 +168,8 @@ TEST(ZoneLoader, UnknownTypeInRfc3597Form_IsKept) {
 TEST(ZoneLoader, Include_IsRelativeToTheIncludingFileAndRestoresOrigin) {
   test::TempDir dir;
   dir.write("inc/part.zone", "host IN A 192.0.2.7\n");
-  std::string main = dir.write("main.zone", std::string(kSoa) + "$INCLUDE inc/part.zone sub.example.com.\n" +
-                                                "after IN A 192.0.2.8\n");
+  std::string main = dir.write(
+      "main.zone", std::string(kSoa) + "$INCLUDE inc/part.zone sub.example.com.\n" + "after IN A 192.0.2.8\n");
   auto z = load_zone(ZoneSource{"example.com", main, ""});
   ASSERT_TRUE(z) << z.error().to_string();
   EXPECT_NE(find(**z, "host.sub.example.com"), kNone);
@@ -161,8 +202,9 @@ TEST(ZoneLoader, MissingFile_IsAnError) {
 
 TEST(ZoneLoader, ManyRecords_AllFindable) {
   std::string text = kSoa;
-  for (int i = 0; i < 20000; ++i) text += "h" + std::to_string(i) + " IN A 10.0." + std::to_string(i / 256 % 256) + "." +
-                                          std::to_string(i % 256) + "\n";
+  for (int i = 0; i < 20000; ++i)
+    text +=
+        "h" + std::to_string(i) + " IN A 10.0." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256) + "\n";
   auto z = load_text("example.com", text);
   ASSERT_TRUE(z);
   EXPECT_EQ((*z)->record_count(), 20001u);
