@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 ensure_packages "${BUILD_PACKAGES[@]}" knot-dnsutils bind9-dnsutils
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVANE_TESTS=OFF >/dev/null
-cmake --build build -j"$(nproc)" --target vaned
+cmake --build build -j"$(nproc)" --target vaned vanectl
 exec ./build/server/vaned --demo "$@"

@@ -9,7 +9,7 @@ namespace {
 constexpr const char* kDemoConfig = R"(# vaned --demo: the embedded demo config
 listen: ["127.0.0.1:5300", "[::1]:5300"]
 threads: 2
-state_dir: ./vane-demo-state
+state_dir: ./vane-demo-state   # = kDemoStateDir
 zones:
   - { name: example.com, file: example.com.zone }
 )";

@@ -1,10 +1,12 @@
 // vaned: command line, start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop).
-#include <CLI/CLI.hpp>
 #include <uv.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 
+#include "admin_socket.h"
+#include "control.h"
 #include "demo.h"
 #include "log.h"
 #include "server.h"
@@ -66,8 +68,10 @@ int main(int argc, char** argv) {
   bool demo = cfg->path == "<demo>";
   std::string path = cfg->path;
   server::Server::ConfigSource source;
-  if (!demo) source = [path] { return load_config(path); };
-  else source = [] { return server::demo_config(); };
+  if (!demo)
+    source = [path] { return load_config(path); };
+  else
+    source = [] { return server::demo_config(); };
 
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t* loop = uv_default_loop();
@@ -76,23 +80,43 @@ int main(int argc, char** argv) {
     VANE_ERROR("cannot start: %s", err->to_string().c_str());
     return 1;
   }
+  admin::AdminSocket admin_socket(loop, [&srv](const admin::Json& req, const admin::Peer& peer, admin::Reply reply) {
+    server::handle_admin(srv, req, peer, std::move(reply));
+  });
+  if (auto err = admin_socket.listen(srv.config().admin_socket)) {
+    VANE_ERROR("cannot start: admin socket %s", err->to_string().c_str());
+    srv.stop();
+    return 1;
+  }
+  VANE_INFO("admin socket %s (mode 0660)", srv.config().admin_socket.c_str());
+  struct Daemon {
+    server::Server* srv;
+    admin::AdminSocket* admin;
+  } daemon{&srv, &admin_socket};
   // Signals are wired before "ready" is logged: a SIGHUP right after it must reload.
   uv_signal_t hup, term, intr;
   uv_signal_init(loop, &hup);
   uv_signal_init(loop, &term);
   uv_signal_init(loop, &intr);
-  hup.data = term.data = intr.data = &srv;
+  hup.data = term.data = intr.data = &daemon;
   uv_signal_start(
-      &hup, [](uv_signal_t* s, int) {
+      &hup,
+      [](uv_signal_t* s, int) {
         VANE_INFO("SIGHUP: reloading");
-        static_cast<server::Server*>(s->data)->reload_async();
+        static_cast<Daemon*>(s->data)->srv->reload_async();
       },
       SIGHUP);
   auto on_stop = [](uv_signal_t* s, int signum) {
     VANE_INFO("signal %d: shutting down", signum);
-    static_cast<server::Server*>(s->data)->stop();
+    auto* d = static_cast<Daemon*>(s->data);
+    d->admin->close();
+    d->srv->stop();
     uv_walk(
-        s->loop, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+        s->loop,
+        [](uv_handle_t* h, void*) {
+          if (!uv_is_closing(h)) uv_close(h, nullptr);
+        },
+        nullptr);
   };
   uv_signal_start(&term, on_stop, SIGTERM);
   uv_signal_start(&intr, on_stop, SIGINT);
@@ -106,7 +130,8 @@ int main(int argc, char** argv) {
             "\n  vane demo is serving example.com on %s (udp+tcp)\n"
             "  try:  kdig @%s -p %s www.example.com A\n"
             "        dig @%s -p %s example.com ANY +tcp\n"
-            "  reload: kill -HUP %d   stop: Ctrl-C\n\n",
+            "        ./build/admin/vanectl status\n"
+            "  reload: ./build/admin/vanectl reload (or kill -HUP %d)   stop: Ctrl-C\n\n",
             a.c_str(), host.c_str(), port.c_str(), host.c_str(), port.c_str(), getpid());
   }
 

@@ -16,16 +16,26 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, bool q
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!quiet)
       VANE_INFO("zone %s loaded from %s: %zu records, %zu names, serial %u, %.1f ms, %.1f MiB",
-                (*z)->origin_text().c_str(), src.file.c_str(), (*z)->record_count(), (*z)->node_count(),
-                (*z)->serial(), ms, double((*z)->memory_bytes()) / (1 << 20));
+                (*z)->origin_text().c_str(), src.file.c_str(), (*z)->record_count(), (*z)->node_count(), (*z)->serial(),
+                ms, double((*z)->memory_bytes()) / (1 << 20));
+    (*z)->set_file(src.file);
     loaded.push_back(z.take());
   }
   return std::make_shared<zones::ZoneSet>(std::move(loaded));
 }
 
-Server::Server(Config cfg, ConfigSource reload_source) : cfg_(std::move(cfg)), reload_source_(std::move(reload_source)) {}
+Server::Server(Config cfg, ConfigSource reload_source)
+    : cfg_(std::move(cfg)),
+      reload_source_(std::move(reload_source)),
+      config_path_(cfg_.path),
+      threads_(cfg_.threads),
+      started_(std::chrono::steady_clock::now()) {
+  for (const auto& l : cfg_.listen) listen_.push_back(l.text);
+}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 std::optional<Error> Server::start(uv_loop_t* main_loop) {
   loop_ = main_loop;
@@ -41,7 +51,11 @@ std::optional<Error> Server::start(uv_loop_t* main_loop) {
   for (unsigned i = 0; i < cfg_.threads; ++i)
     workers_.push_back(std::make_unique<Worker>(i, std::move((*socks)[i]), publisher_, *admission_, aopts, cfg_.tcp));
   for (auto& w : workers_) w->start();
-  for (const auto& la : cfg_.listen) VANE_INFO("listening on %s (udp+tcp)", format_addr(la.addr).c_str());
+  listen_.clear();
+  for (const auto& la : cfg_.listen) {
+    listen_.push_back(format_addr(la.addr));
+    VANE_INFO("listening on %s (udp+tcp)", listen_.back().c_str());
+  }
   uv_timer_init(loop_, &retire_timer_);
   retire_timer_live_ = true;
   retire_timer_.data = this;
@@ -105,18 +119,29 @@ ReloadOutcome Server::reload() {
   return {true, msg};
 }
 
-void Server::reload_async() {
+void Server::reload_async(ReloadDone done) {
+  // Callers that arrive while a reload runs wait for the next one, so each
+  // sees a reload that started after it asked.
+  if (done) waiting_.push_back(std::move(done));
   if (reload_running_) {
     reload_again_ = true;
     return;
   }
   reload_running_ = true;
+  running_.swap(waiting_);
   reload_work_.data = this;
   uv_queue_work(
-      loop_, &reload_work_, [](uv_work_t* w) { static_cast<Server*>(w->data)->reload(); },
+      loop_, &reload_work_,
+      [](uv_work_t* w) {
+        auto* s = static_cast<Server*>(w->data);
+        s->last_outcome_ = s->reload();
+      },
       [](uv_work_t* w, int) {
         auto* s = static_cast<Server*>(w->data);
         s->reload_running_ = false;
+        auto done = std::move(s->running_);
+        s->running_.clear();
+        for (auto& d : done) d(s->last_outcome_);
         if (s->reload_again_) {
           s->reload_again_ = false;
           s->reload_async();

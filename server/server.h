@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -35,10 +36,20 @@ class Server {
   std::optional<Error> start(uv_loop_t* main_loop);
   // Synchronous reload (call from a thread that may block, not a DNS worker).
   ReloadOutcome reload();
-  // Asynchronous reload from the main loop (SIGHUP); serialised.
-  void reload_async();
+  // Asynchronous reload from the main loop (SIGHUP, admin socket);
+  // serialised. `done` runs on the main loop with the outcome.
+  using ReloadDone = std::function<void(const ReloadOutcome&)>;
+  void reload_async(ReloadDone done = {});
   void stop();
+  // Only before start() or on the main loop while no reload runs.
   const Config& config() const { return cfg_; }
+
+  // Safe from the main loop at any time (reload does not touch these).
+  std::shared_ptr<const zones::ZoneSet> snapshot() const { return publisher_.current(); }
+  const std::string& config_path() const { return config_path_; }
+  const std::vector<std::string>& listen() const { return listen_; }  // bound addresses
+  unsigned threads() const { return threads_; }
+  double uptime_s() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(); }
 
  private:
   void publish(std::shared_ptr<zones::ZoneSet> z);
@@ -59,6 +70,12 @@ class Server {
   bool reload_running_ = false;
   bool reload_again_ = false;
   uint64_t generation_ = 0;
+  std::vector<ReloadDone> waiting_, running_;
+  ReloadOutcome last_outcome_;
+  const std::string config_path_;
+  std::vector<std::string> listen_;
+  const unsigned threads_;
+  const std::chrono::steady_clock::time_point started_;
 };
 
 }  // namespace vane::server

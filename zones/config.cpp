@@ -125,7 +125,8 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
     if (auto e = get_uint(c, root["threads"], cfg.threads, 1, 256, "threads")) return e;
   if (root["edns_udp_size"])
     if (auto e = get_uint(c, root["edns_udp_size"], cfg.edns_udp_size, 512, 4096, "edns_udp_size")) return e;
-  if (root["state_dir"]) cfg.state_dir = resolve_path(c, root["state_dir"].as<std::string>());
+  // Relative to the config file's directory, like every other path in it.
+  cfg.state_dir = resolve_path(c, root["state_dir"] ? root["state_dir"].as<std::string>() : "state");
   if (const auto& a = root["admin"]) {
     if (auto e = check_keys(c, a, {"socket"}, "admin")) return e;
     if (a["socket"]) cfg.admin_socket = resolve_path(c, a["socket"].as<std::string>());

@@ -26,6 +26,10 @@ struct TcpOptions {
   uint32_t max_pipelined_bytes = 262144;  // queued answers before we stop reading a connection
 };
 
+// Where the embedded demo (vaned --demo) keeps its state and admin socket;
+// vanectl looks there when no ./vane.yaml names another.
+inline constexpr const char* kDemoStateDir = "./vane-demo-state";
+
 struct Config {
   std::string path;  // file it came from ("<demo>" for the embedded one)
   std::vector<ListenAddr> listen;

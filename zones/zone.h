@@ -58,6 +58,9 @@ class Zone {
  public:
   std::span<const uint8_t> origin() const { return name_of(apex_); }
   const std::string& origin_text() const { return origin_text_; }
+  // The master file it was loaded from (for status; not used to answer).
+  const std::string& file() const { return file_; }
+  void set_file(std::string f) { file_ = std::move(f); }
   uint32_t serial() const { return serial_; }
   uint32_t apex() const { return apex_; }
   const RRset* soa() const { return find_rrset(apex_, dns::kTypeSOA); }
@@ -105,6 +108,7 @@ class Zone {
   size_t record_count_ = 0;
   uint8_t origin_labels_ = 0;
   std::string origin_text_;
+  std::string file_;
 };
 
 // Every served zone, immutable once published. Workers hold a reference and

@@ -14,15 +14,11 @@
 #include <thread>
 
 #include "dns_client.h"
+#include "fixtures.h"
 #include "process.h"
 
 namespace vane::test {
 namespace {
-
-std::string zone_with(const std::string& www, int serial) {
-  return "$ORIGIN r.test.\n$TTL 300\n@ IN SOA ns hostmaster " + std::to_string(serial) +
-         " 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.1\nwww IN A " + www + "\n";
-}
 
 const char* kConfig = R"(
 listen: ["127.0.0.1:0"]
