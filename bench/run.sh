@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# vane vs Knot DNS vs NSD vs gdnsd on the same zone, same machine.
+# Each server is pinned to core 0 with one worker; dnsperf runs on core 1.
+# Prints qps and server CPU µs per answered query (utime+stime from /proc,
+# all threads and child processes of the server, over the run), the ratio
+# vane/Knot, TCP qps, and time-to-ready + memory (PSS) for a 1M-record zone.
+#
+#   bench/run.sh                 # everything (about 4 minutes)
+#   DURATION=5 BIG=0 bench/run.sh  # quick: short runs, skip the 1M-record zone
+#
+# Only 127.0.0.1 is used. Every server started here is stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+ensure_packages "${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}" knot-dnsutils
+
+DURATION=${DURATION:-10}
+BIG=${BIG:-1}
+BIG_RECORDS=${BIG_RECORDS:-1000000}
+SERVERS=${SERVERS:-"vane knot nsd gdnsd"}
+PORT=${PORT:-53530}
+HZ=$(getconf CLK_TCK)
+# This script, dnsperf and every poll run on core 1; servers are started on core 0.
+taskset -cp 1 $$ >/dev/null
+
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF >/dev/null
+cmake --build build-bench -j"$(nproc)" --target vaned >/dev/null
+VANED=$PWD/build-bench/server/vaned
+
+WORK=$(mktemp -d /tmp/vane-bench-XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- zones
+gen_zone() {  # gen_zone ORIGIN N FILE
+  awk -v origin="$1" -v n="$2" 'BEGIN {
+    print "$ORIGIN " origin "."; print "$TTL 3600"
+    print "@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300"
+    print "@ IN NS ns1"; print "@ IN NS ns2"
+    print "ns1 IN A 192.0.2.1"; print "ns2 IN A 192.0.2.2"
+    for (i = 0; i < n; i++) printf "h%d IN A 10.%d.%d.%d\n", i, int(i / 65536) % 256, int(i / 256) % 256, i % 256
+  }' > "$3"
+}
+gen_queries() {  # 90% existing names, 10% NXDOMAIN, a few NS/SOA
+  awk -v origin="$1" -v n="$2" 'BEGIN {
+    srand(7)
+    for (i = 0; i < 100000; i++) {
+      r = rand()
+      if (r < 0.9) printf "h%d.%s A\n", int(rand() * n), origin
+      else if (r < 0.99) printf "nx%d.%s A\n", i, origin
+      else printf "%s NS\n", origin
+    }
+  }' > "$3"
+}
+
+mkdir -p "$WORK/zones"
+gen_zone bench.test 10000 "$WORK/zones/bench.test"
+gen_queries bench.test 10000 "$WORK/queries.txt"
+
+# ---------------------------------------------------------------- servers
+# start_SERVER ZONEFILE ORIGIN: starts pinned to core 0, sets SERVER_PID.
+start_vane() {
+  cat > "$WORK/vane.yaml" <<EOC
+listen: ["127.0.0.1:$PORT"]
+threads: 1
+zones: [{ name: $2, file: $1 }]
+EOC
+  taskset -c 0 "$VANED" --config "$WORK/vane.yaml" 2>"$WORK/vane.log" &
+  SERVER_PID=$!
+}
+start_knot() {
+  mkdir -p "$WORK/knot"
+  cat > "$WORK/knot/knot.conf" <<EOC
+server:
+  rundir: "$WORK/knot"
+  listen: 127.0.0.1@$PORT
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+log:
+  - target: stderr
+    any: warning
+database:
+  storage: "$WORK/knot"
+template:
+  - id: default
+    storage: "$WORK/knot"
+    semantic-checks: off
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: $2
+    file: "$1"
+EOC
+  taskset -c 0 knotd -c "$WORK/knot/knot.conf" 2>"$WORK/knot.log" &
+  SERVER_PID=$!
+}
+start_nsd() {
+  mkdir -p "$WORK/nsd"
+  cat > "$WORK/nsd/nsd.conf" <<EOC
+server:
+  ip-address: 127.0.0.1@$PORT
+  server-count: 1
+  username: ""
+  database: ""
+  zonesdir: "$WORK/nsd"
+  pidfile: "$WORK/nsd/nsd.pid"
+  xfrdfile: "$WORK/nsd/xfrd.state"
+  zonelistfile: "$WORK/nsd/zone.list"
+  xfrdir: "$WORK/nsd"
+  logfile: "$WORK/nsd.log"
+  verbosity: 0
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+remote-control:
+  control-enable: no
+zone:
+  name: $2
+  zonefile: "$1"
+EOC
+  taskset -c 0 nsd -d -c "$WORK/nsd/nsd.conf" &
+  SERVER_PID=$!
+}
+start_gdnsd() {
+  rm -rf "$WORK/gdnsd"
+  mkdir -p "$WORK/gdnsd/zones" "$WORK/gdnsd/run" "$WORK/gdnsd/state"
+  ln -s "$1" "$WORK/gdnsd/zones/$2"
+  cat > "$WORK/gdnsd/config" <<EOC
+options => {
+  listen => [ 127.0.0.1 ]
+  dns_port => $PORT
+  udp_threads => 1
+  tcp_threads => 1
+  run_dir => $WORK/gdnsd/run
+  state_dir => $WORK/gdnsd/state
+}
+EOC
+  taskset -c 0 gdnsd -c "$WORK/gdnsd" start 2>"$WORK/gdnsd.log" &
+  SERVER_PID=$!
+}
+
+pid_tree() { echo "$1"; for c in $(pgrep -P "$1" || true); do pid_tree "$c"; done; }
+cpu_ticks() {  # utime+stime of a server's processes (all their threads)
+  local t=0
+  for p in $(pid_tree "$1"); do
+    [ -r "/proc/$p/stat" ] || continue
+    t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$t"
+}
+pss_kib() {
+  local t=0
+  for p in $(pid_tree "$1"); do
+    [ -r "/proc/$p/smaps_rollup" ] || continue
+    t=$((t + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup")))
+  done
+  echo "$t"
+}
+wait_answer() {  # wait_answer NAME TIMEOUT_S: until NAME has an A answer
+  local deadline=$(( $(date +%s%N) + $2 * 1000000000 ))
+  while [ "$(date +%s%N)" -lt "$deadline" ]; do
+    # Over TCP: a port not yet open is refused at once, whereas a UDP query
+    # to it waits out kdig's whole (1 s) timeout and quantises the result.
+    if kdig @127.0.0.1 -p "$PORT" "$1" A +tcp +short +timeout=1 +retry=0 2>/dev/null | grep -q '^10\.'; then return 0; fi
+    sleep 0.02
+  done
+  return 1
+}
+stop_server() {
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  # NSD's children and anything else left on the port
+  for p in $(pgrep -f "$WORK" || true); do kill -9 "$p" 2>/dev/null || true; done
+  sleep 0.3
+}
+
+# run_load SERVER MODE -> "qps cpu_us_per_query completed"
+run_load() {
+  local pid=$1 mode=$2
+  local c0 c1 out completed qps
+  c0=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 dnsperf -m "$mode" -s 127.0.0.1 -p "$PORT" -d "$WORK/queries.txt" -l "$DURATION" \
+        -c 16 -q 512 -T 1 2>&1)
+  c1=$(cpu_ticks "$pid")
+  completed=$(echo "$out" | awk '/Queries completed:/ {print $3}')
+  qps=$(echo "$out" | awk '/Queries per second:/ {printf "%d", $4}')
+  awk -v c="$((c1 - c0))" -v hz="$HZ" -v n="$completed" -v q="$qps" \
+    'BEGIN { printf "%d %.2f %d\n", q, (n > 0 ? c / hz * 1e6 / n : 0), n }'
+}
+
+declare -A UDP_QPS UDP_CPU TCP_QPS TCP_CPU READY PSS
+echo "== static answers, 10k-name zone, ${DURATION}s per run, server on core 0, dnsperf on core 1"
+for s in $SERVERS; do
+  "start_$s" "$WORK/zones/bench.test" bench.test
+  PIDS+=("$SERVER_PID")
+  wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }
+  read -r q c n < <(run_load "$SERVER_PID" udp)
+  UDP_QPS[$s]=$q UDP_CPU[$s]=$c
+  read -r q c n < <(run_load "$SERVER_PID" tcp)
+  TCP_QPS[$s]=$q TCP_CPU[$s]=$c
+  stop_server "$SERVER_PID"
+done
+
+if [ "$BIG" = 1 ]; then
+  echo "== time to ready and memory, ${BIG_RECORDS}-record zone"
+  gen_zone big.test "$BIG_RECORDS" "$WORK/zones/big.test"
+  last="h$((BIG_RECORDS - 1)).big.test"
+  for s in $SERVERS; do
+    t0=$(date +%s%N)
+    "start_$s" "$WORK/zones/big.test" big.test
+    PIDS+=("$SERVER_PID")
+    if wait_answer "$last" 600; then
+      READY[$s]=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+      sleep 1
+      PSS[$s]=$(( $(pss_kib "$SERVER_PID") / 1024 ))
+    fi
+    stop_server "$SERVER_PID"
+  done
+fi
+
+echo
+printf "%-7s %12s %14s %12s %14s %10s %10s\n" server "udp qps" "udp µs/query" "tcp qps" "tcp µs/query" "ready s" "PSS MiB"
+for s in $SERVERS; do
+  printf "%-7s %12s %14s %12s %14s %10s %10s\n" "$s" "${UDP_QPS[$s]:--}" "${UDP_CPU[$s]:--}" "${TCP_QPS[$s]:--}" \
+    "${TCP_CPU[$s]:--}" "${READY[$s]:--}" "${PSS[$s]:--}"
+done
+if [ -n "${UDP_CPU[vane]:-}" ] && [ -n "${UDP_CPU[knot]:-}" ]; then
+  awk -v v="${UDP_CPU[vane]}" -v k="${UDP_CPU[knot]}" 'BEGIN { printf "\nvane/Knot CPU per UDP query: %.2f (target <= 0.90)\n", v / k }'
+fi
+if [ -n "${READY[vane]:-}" ] && [ -n "${READY[knot]:-}" ]; then
+  awk -v v="${READY[vane]}" -v k="${READY[knot]}" 'BEGIN { printf "vane/Knot time to ready:     %.2f (target <= 0.80)\n", v / k }'
+fi
