@@ -4,7 +4,10 @@
 // allocates, locks or blocks.
 #include "answer.h"
 
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <cstring>
 
 namespace vane::server {
 
@@ -27,17 +30,52 @@ struct Counts {
   uint16_t an = 0, ns = 0, ar = 0;
 };
 
-bool put_rrset(Writer& w, const Zone& z, const RRset& rs, Owner owner, uint32_t ttl, uint16_t& count) {
+bool put_owner(Writer& w, Owner owner, uint16_t& owner_ptr) {
+  if (owner_ptr) return w.put_pointer(owner_ptr);
+  size_t at = w.size();
+  if (!w.put_name(owner.name)) return false;
+  if (at < 0x4000) owner_ptr = static_cast<uint16_t>(at);
+  return true;
+}
+
+// A steered RRset: the chain picks endpoints now. No pick (every endpoint
+// down and fail_closed) writes nothing and leaves `count` alone.
+bool put_steered(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& rs, Owner owner, uint16_t& count,
+                 QueryContext& ctx) {
+  const zones::SteeredRecord& rec = z.steered(rs);
+  auto eps = z.endpoints(rec);
+  zones::select(rec, eps, *zs.states, zs.regions, ctx.client, ctx.rng, ctx.pick);
+  ctx.ecs_scope = std::max(ctx.ecs_scope, ctx.pick.scope);
+  uint16_t owner_ptr = owner.pointer;
+  for (uint8_t i = 0; i < ctx.pick.count; ++i) {
+    const zones::SteeredEndpoint& ep = eps[ctx.pick.index[i]];
+    if (!put_owner(w, owner, owner_ptr)) return false;
+    uint8_t fixed[10];
+    dns::put16(fixed, rec.type);
+    dns::put16(fixed + 2, dns::kClassIN);
+    dns::put32(fixed + 4, rec.ttl);
+    if (!w.put_bytes(fixed, 10)) return false;
+    size_t rdlen_at = w.size() - 2;
+    const uint8_t* rd = z.steered_rdata(ep);
+    if (rec.type == dns::kTypeCNAME) {
+      if (!w.put_name(rd)) return false;
+      ctx.cname_target = rd;
+    } else if (!w.put_bytes(rd, ep.rdlen)) {
+      return false;
+    }
+    dns::put16(w.data() + rdlen_at, static_cast<uint16_t>(w.size() - rdlen_at - 2));
+    ++count;
+  }
+  return true;
+}
+
+bool put_rrset(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& rs, Owner owner, uint32_t ttl,
+               uint16_t& count, QueryContext& ctx) {
+  if (rs.steered) return put_steered(w, zs, z, rs, owner, count, ctx);
   const uint8_t* rd = z.rdata(rs);
   uint16_t owner_ptr = owner.pointer;
   for (uint16_t i = 0; i < rs.count; ++i) {
-    if (owner_ptr) {
-      if (!w.put_pointer(owner_ptr)) return false;
-    } else {
-      size_t at = w.size();
-      if (!w.put_name(owner.name)) return false;
-      if (at < 0x4000) owner_ptr = static_cast<uint16_t>(at);
-    }
+    if (!put_owner(w, owner, owner_ptr)) return false;
     uint8_t fixed[10];
     dns::put16(fixed, rs.type);
     dns::put16(fixed + 2, dns::kClassIN);
@@ -68,14 +106,15 @@ bool put_rrset(Writer& w, const Zone& z, const RRset& rs, Owner owner, uint32_t 
 
 // A/AAAA of in-zone targets of NS/MX/SRV (RFC 1035 §3.3, glue for referrals).
 // Returns false when something did not fit (the caller decides about TC).
-bool put_additional(Writer& w, const Zone& z, const RRset& rs, Counts& c) {
+bool put_additional(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& rs, Counts& c,
+                    QueryContext& ctx) {
   for (uint32_t id : z.extra(rs)) {
     for (uint16_t type : {dns::kTypeA, dns::kTypeAAAA}) {
       const RRset* addr = z.find_rrset(id, type);
       if (!addr) continue;
       auto m = w.mark();
       uint16_t n = 0;
-      if (!put_rrset(w, z, *addr, {0, z.name_of(id).data()}, addr->ttl, n)) {
+      if (!put_rrset(w, zs, z, *addr, {0, z.name_of(id).data()}, addr->ttl, n, ctx)) {
         w.reset(m);
         return false;
       }
@@ -85,8 +124,8 @@ bool put_additional(Writer& w, const Zone& z, const RRset& rs, Counts& c) {
   return true;
 }
 
-bool put_soa(Writer& w, const Zone& z, Counts& c) {
-  return put_rrset(w, z, *z.soa(), {0, z.origin().data()}, z.negative_ttl(), c.ns);
+bool put_soa(Writer& w, const zones::ZoneSet& zs, const Zone& z, Counts& c, QueryContext& ctx) {
+  return put_rrset(w, zs, z, *z.soa(), {0, z.origin().data()}, z.negative_ttl(), c.ns, ctx);
 }
 
 struct Resolution {
@@ -113,9 +152,9 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
     if (found.cut != kNone && !(found.node == found.cut && q.qtype == dns::kTypeDS)) {
       if (hop == 0) r.aa = false;
       const RRset* ns = z->find_rrset(found.cut, dns::kTypeNS);
-      if (!put_rrset(w, *z, *ns, {0, z->name_of(found.cut).data()}, ns->ttl, c.ns)) r.truncated = true;
+      if (!put_rrset(w, zones, *z, *ns, {0, z->name_of(found.cut).data()}, ns->ttl, c.ns, ctx)) r.truncated = true;
       // Glue that does not fit means the referral is unusable (RFC 9471).
-      else if (!put_additional(w, *z, *ns, c)) r.truncated = true;
+      else if (!put_additional(w, zones, *z, *ns, c, ctx)) r.truncated = true;
       return r;
     }
     uint32_t node = found.node;
@@ -123,7 +162,7 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
       node = z->wildcard_of(found.encloser);  // RFC 4592 §3.3.1: synthesize from *.<closest encloser>
       if (node == kNone) {
         r.rcode = dns::kRcodeNxDomain;
-        if (!put_soa(w, *z, c)) r.truncated = true;
+        if (!put_soa(w, zones, *z, c, ctx)) r.truncated = true;
         return r;
       }
     }
@@ -132,30 +171,37 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
       // RFC 8482 §4.2: over UDP one RRset is enough; TCP gets them all.
       size_t n = transport == Transport::kUdp ? 1 : rrsets.size();
       for (size_t i = 0; i < n && !r.truncated; ++i)
-        if (!put_rrset(w, *z, rrsets[i], owner, rrsets[i].ttl, c.an)) r.truncated = true;
-      for (size_t i = 0; i < n && !r.truncated; ++i) put_additional(w, *z, rrsets[i], c);
+        if (!put_rrset(w, zones, *z, rrsets[i], owner, rrsets[i].ttl, c.an, ctx)) r.truncated = true;
+      for (size_t i = 0; i < n && !r.truncated; ++i) put_additional(w, zones, *z, rrsets[i], c, ctx);
       return r;
     }
     if (const RRset* rs = z->find_rrset(node, q.qtype)) {
-      if (!put_rrset(w, *z, *rs, owner, rs->ttl, c.an)) r.truncated = true;
-      else put_additional(w, *z, *rs, c);  // optional data: omitted, not truncated, when full
+      uint16_t before = c.an;
+      if (!put_rrset(w, zones, *z, *rs, owner, rs->ttl, c.an, ctx)) r.truncated = true;
+      else if (c.an == before && !put_soa(w, zones, *z, c, ctx)) r.truncated = true;  // steered, fail_closed: NODATA
+      else put_additional(w, zones, *z, *rs, c, ctx);  // optional data: omitted, not truncated, when full
       return r;
     }
     const RRset* cname = z->find_rrset(node, dns::kTypeCNAME);
     if (!cname) {
-      if (!put_soa(w, *z, c)) r.truncated = true;  // NODATA (RFC 2308 §2.2)
+      if (!put_soa(w, zones, *z, c, ctx)) r.truncated = true;  // NODATA (RFC 2308 §2.2)
       return r;
     }
     // A chain that comes back to a name already answered is a loop: stop there.
     for (int i = 0; i < hop; ++i)
       if (visited[i].zone == z && visited[i].node == node) return r;
     visited[hop] = {z, node};
-    if (!put_rrset(w, *z, *cname, owner, cname->ttl, c.an)) {
+    uint16_t before = c.an;
+    if (!put_rrset(w, zones, *z, *cname, owner, cname->ttl, c.an, ctx)) {
       r.truncated = true;
       return r;
     }
+    if (c.an == before) {  // steered CNAME with nothing up and fail_closed: NODATA
+      if (!put_soa(w, zones, *z, c, ctx)) r.truncated = true;
+      return r;
+    }
     // RFC 1034 §4.3.2 3a / RFC 6604: restart at the target if we serve it.
-    const uint8_t* target = z->rdata(*cname) + 2;
+    const uint8_t* target = cname->steered ? ctx.cname_target : z->rdata(*cname) + 2;
     size_t len = dns::wire_name_len({target, dns::kMaxNameLen});
     std::memcpy(ctx.chain.data, target, len);
     dns::index_name(ctx.chain);
@@ -167,16 +213,36 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
   return r;
 }
 
-size_t finish(Writer& w, const dns::Query& q, uint16_t flags, uint16_t rcode, Counts c, const AnswerOptions& opts) {
+// Bytes of the OPT RR we will send: held back from the capacity up front.
+size_t opt_size(const dns::Query& q) {
+  if (!q.edns) return 0;
+  return dns::kOptRrSize + (q.ecs ? 8 + (q.ecs_source + 7) / 8 : 0);
+}
+
+size_t finish(Writer& w, const dns::Query& q, uint16_t flags, uint16_t rcode, Counts c, const AnswerOptions& opts,
+              uint8_t ecs_scope) {
   uint8_t* h = w.data();
   if (q.edns) {
     // Room for the OPT was held back from the capacity (RFC 6891 §7).
-    w.set_capacity(w.capacity() + dns::kOptRrSize);
-    uint8_t opt[dns::kOptRrSize] = {0, 0, 41};
+    size_t size = opt_size(q);
+    w.set_capacity(w.capacity() + size);
+    uint8_t opt[dns::kOptRrSize + 8 + 16] = {0, 0, 41};
     dns::put16(opt + 3, opts.edns_udp_size);
     opt[5] = static_cast<uint8_t>(rcode >> 4);  // extended rcode, upper 8 bits
     opt[7] = q.edns_do ? 0x80 : 0;              // RFC 3225: DO is echoed
-    w.put_bytes(opt, sizeof opt);
+    dns::put16(opt + 9, static_cast<uint16_t>(size - dns::kOptRrSize));
+    if (q.ecs) {
+      // RFC 7871 §7.2.1: echo FAMILY, SOURCE PREFIX-LENGTH and ADDRESS, with
+      // the SCOPE our answer depends on (0: the same for every client).
+      uint8_t* e = opt + dns::kOptRrSize;
+      dns::put16(e, dns::kOptionEcs);
+      dns::put16(e + 2, static_cast<uint16_t>(size - dns::kOptRrSize - 4));
+      dns::put16(e + 4, q.ecs_family);
+      e[6] = q.ecs_source;
+      e[7] = rcode == dns::kRcodeNoError || rcode == dns::kRcodeNxDomain ? ecs_scope : 0;
+      std::memcpy(e + 8, q.ecs_addr, (q.ecs_source + 7) / 8);
+    }
+    w.put_bytes(opt, size);
     ++c.ar;
   }
   dns::put16(h + 2, static_cast<uint16_t>(flags | (rcode & 0xF)));
@@ -198,7 +264,16 @@ size_t answer(const zones::ZoneSet& zones, std::span<const uint8_t> req, std::sp
                  : q.edns ? std::clamp<size_t>(q.edns_udp_size, dns::kMaxUdpNoEdns, opts.edns_udp_size)
                           : dns::kMaxUdpNoEdns;
   limit = std::min(limit, out.size());
-  Writer w(out.data(), q.edns ? limit - dns::kOptRrSize : limit);
+  Writer w(out.data(), limit - opt_size(q));
+  ctx.ecs_scope = 0;
+  if (q.ecs && q.ecs_source > 0) {  // RFC 7871 §7.1.2: source 0 means "do not use the client's address"
+    ctx.client.family = q.ecs_family == 1 ? 4 : 6;
+    ctx.client.prefix = q.ecs_source;
+    ctx.client.ecs = true;
+    std::memcpy(ctx.client.addr, q.ecs_addr, sizeof q.ecs_addr);
+  } else {
+    ctx.client = ctx.source;
+  }
   uint8_t header[dns::kHeaderSize] = {};
   dns::put16(header, q.id);
   dns::put16(header + 4, q.has_question ? 1 : 0);
@@ -207,17 +282,17 @@ size_t answer(const zones::ZoneSet& zones, std::span<const uint8_t> req, std::sp
   uint16_t flags = static_cast<uint16_t>(dns::kFlagQR | (q.flags & (0x7800 | dns::kFlagRD | dns::kFlagCD)));
   Counts c;
 
-  if (st == dns::ParseStatus::kFormErr) return finish(w, q, flags, dns::kRcodeFormErr, c, opts);
-  if (st == dns::ParseStatus::kNotImp) return finish(w, q, flags, dns::kRcodeNotImp, c, opts);
-  if (q.edns && q.edns_version > 0) return finish(w, q, flags, dns::kRcodeBadVers, c, opts);  // RFC 6891 §6.1.3
-  if (q.qclass != dns::kClassIN) return finish(w, q, flags, dns::kRcodeRefused, c, opts);
+  if (st == dns::ParseStatus::kFormErr) return finish(w, q, flags, dns::kRcodeFormErr, c, opts, 0);
+  if (st == dns::ParseStatus::kNotImp) return finish(w, q, flags, dns::kRcodeNotImp, c, opts, 0);
+  if (q.edns && q.edns_version > 0) return finish(w, q, flags, dns::kRcodeBadVers, c, opts, 0);  // RFC 6891 §6.1.3
+  if (q.qclass != dns::kClassIN) return finish(w, q, flags, dns::kRcodeRefused, c, opts, 0);
   if (q.qtype == dns::kTypeAXFR || q.qtype == dns::kTypeIXFR)  // no zone transfers from this server
-    return finish(w, q, flags, dns::kRcodeRefused, c, opts);
+    return finish(w, q, flags, dns::kRcodeRefused, c, opts, 0);
   if (q.qtype == dns::kTypeMAILA || q.qtype == dns::kTypeMAILB || q.qtype == dns::kTypeOPT)
-    return finish(w, q, flags, dns::kRcodeNotImp, c, opts);
+    return finish(w, q, flags, dns::kRcodeNotImp, c, opts, 0);
 
   const Zone* z = zones.find_zone(q.qname);
-  if (!z) return finish(w, q, flags, dns::kRcodeRefused, c, opts);
+  if (!z) return finish(w, q, flags, dns::kRcodeRefused, c, opts, 0);
   // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1): at a child's
   // apex, answer from the parent zone when we serve it too.
   if (q.qtype == dns::kTypeDS && q.qname.len == z->origin().size())
@@ -232,7 +307,32 @@ size_t answer(const zones::ZoneSet& zones, std::span<const uint8_t> req, std::sp
     c = Counts{};
     flags |= dns::kFlagTC;
   }
-  return finish(w, q, flags, r.rcode, c, opts);
+  return finish(w, q, flags, r.rcode, c, opts, ctx.ecs_scope);
+}
+
+void set_source(QueryContext& ctx, const sockaddr_storage& peer) {
+  zones::Client& s = ctx.source;
+  if (peer.ss_family == AF_INET) {
+    s.family = 4;
+    s.prefix = 32;
+    std::memcpy(s.addr, &reinterpret_cast<const sockaddr_in*>(&peer)->sin_addr, 4);
+  } else if (peer.ss_family == AF_INET6) {
+    const uint8_t* a = reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr.s6_addr;
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (std::memcmp(a, kMapped, 12) == 0) {
+      s.family = 4;
+      s.prefix = 32;
+      std::memcpy(s.addr, a + 12, 4);
+    } else {
+      s.family = 6;
+      s.prefix = 128;
+      std::memcpy(s.addr, a, 16);
+    }
+  } else {
+    s.family = 0;
+    s.prefix = 0;
+  }
+  s.ecs = false;
 }
 
 }  // namespace vane::server

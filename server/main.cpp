@@ -35,7 +35,8 @@ int check_config(const std::string& path) {
     fprintf(stderr, "%s\n", cfg.error().to_string().c_str());
     return 1;
   }
-  auto zs = server::build_zone_set(*cfg, true);
+  zones::StateTable states;
+  auto zs = server::build_zone_set(*cfg, states, true);
   if (!zs) {
     fprintf(stderr, "%s\n", zs.error().to_string().c_str());
     return 1;

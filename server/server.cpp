@@ -1,27 +1,95 @@
 // Daemon lifecycle and reload. Nothing here runs per query.
 #include "server.h"
 
+#include <arpa/inet.h>
+
 #include <chrono>
 
 #include "log.h"
 
 namespace vane::server {
 
-Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, bool quiet) {
+namespace {
+
+uint64_t stable_hash(const std::string& s) {  // FNV-1a: the same across runs and builds
+  uint64_t h = 0xCBF29CE484222325ULL;
+  for (unsigned char ch : s) h = (h ^ ch) * 0x100000001B3ULL;
+  return h;
+}
+
+const char* type_name(uint16_t t) { return t == dns::kTypeA ? "A" : t == dns::kTypeAAAA ? "AAAA" : "CNAME"; }
+
+// Compiles vane.yaml's records: into per-zone steered inputs, with endpoint
+// state slots that stay put across reloads.
+std::optional<Error> compile_records(const Config& cfg, zones::StateTable& states, zones::RegionMap& regions,
+                                     std::vector<zones::ZoneSource>& sources) {
+  for (const auto& r : cfg.regions) {
+    std::vector<uint16_t> order;
+    for (const auto& name : r.order) order.push_back(regions.intern(name));
+    regions.add_rule(r.family, r.prefix, r.addr, order);
+  }
+  regions.finish();
+  for (const RecordSpec& rec : cfg.records) {
+    zones::SteeredInput in;
+    dns::NameBuf nb;
+    dns::from_text(rec.name, nb);
+    in.owner.assign(nb.data, nb.data + nb.len);
+    in.record = zones::SteeredRecord{rec.type, rec.policy, rec.fail_closed, rec.sticky, rec.max_answers, rec.ttl, 0, 0, 0};
+    in.info.name = rec.name;
+    in.file = cfg.path;
+    in.line = rec.line;
+    for (const EndpointSpec& ep : rec.endpoints) {
+      zones::SteeredEndpoint e{};
+      e.state = states.slot(rec.name + "/" + type_name(rec.type) + "/" + ep.name);
+      if (e.state == UINT32_MAX) return Error{cfg.path, ep.line, "too many endpoints in all (limit 1048576)"};
+      e.priority = ep.priority;
+      e.key = stable_hash(ep.name);
+      e.region = ep.region.empty() ? zones::kNoRegion : regions.intern(ep.region);
+      e.weight = ep.weight;
+      e.rdata_off = static_cast<uint32_t>(in.rdata.size());
+      if (rec.type == dns::kTypeCNAME) {
+        dns::NameBuf t;
+        dns::from_text(ep.cname, t);
+        in.rdata.insert(in.rdata.end(), t.data, t.data + t.len);
+        e.rdlen = static_cast<uint8_t>(t.len);
+      } else {
+        uint8_t a[16];
+        inet_pton(rec.type == dns::kTypeA ? AF_INET : AF_INET6, ep.address.c_str(), a);
+        e.rdlen = rec.type == dns::kTypeA ? 4 : 16;
+        in.rdata.insert(in.rdata.end(), a, a + e.rdlen);
+      }
+      in.endpoints.push_back(e);
+      in.info.endpoints.push_back(ep.name);
+      in.info.addresses.push_back(rec.type == dns::kTypeCNAME ? ep.cname : ep.address);
+    }
+    sources[rec.zone].steered.push_back(std::move(in));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states, bool quiet) {
+  std::vector<zones::ZoneSource> sources = cfg.zones;
+  zones::RegionMap regions;
+  if (auto err = compile_records(cfg, states, regions, sources)) return *err;
   std::vector<std::unique_ptr<zones::Zone>> loaded;
-  for (const auto& src : cfg.zones) {
+  for (const auto& src : sources) {
     auto t0 = std::chrono::steady_clock::now();
     auto z = zones::load_zone(src);
     if (!z) return z.error();
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!quiet)
-      VANE_INFO("zone %s loaded from %s: %zu records, %zu names, serial %u, %.1f ms, %.1f MiB",
-                (*z)->origin_text().c_str(), src.file.c_str(), (*z)->record_count(), (*z)->node_count(), (*z)->serial(),
-                ms, double((*z)->memory_bytes()) / (1 << 20));
+      VANE_INFO("zone %s loaded from %s: %zu records (%zu steered), %zu names, serial %u, %.1f ms, %.1f MiB",
+                (*z)->origin_text().c_str(), src.file.c_str(), (*z)->record_count(), src.steered.size(),
+                (*z)->node_count(), (*z)->serial(), ms, double((*z)->memory_bytes()) / (1 << 20));
     (*z)->set_file(src.file);
     loaded.push_back(z.take());
   }
-  return std::make_shared<zones::ZoneSet>(std::move(loaded));
+  auto set = std::make_shared<zones::ZoneSet>(std::move(loaded));
+  set->states = &states;
+  set->regions = std::move(regions);
+  return set;
 }
 
 Server::Server(Config cfg, ConfigSource reload_source)
@@ -39,7 +107,7 @@ Server::~Server() {
 
 std::optional<Error> Server::start(uv_loop_t* main_loop) {
   loop_ = main_loop;
-  auto zs = build_zone_set(cfg_);
+  auto zs = build_zone_set(cfg_, *states_);
   if (!zs) return zs.error();
   (*zs)->generation = ++generation_;
   publisher_.publish(zs.take());
@@ -92,7 +160,7 @@ ReloadOutcome Server::reload() {
     }
     next = c.take();
   }
-  auto zs = build_zone_set(next);
+  auto zs = build_zone_set(next, *states_);
   if (!zs) {
     VANE_ERROR("reload refused, still serving the previous zones: %s", zs.error().to_string().c_str());
     return {false, zs.error().to_string()};

@@ -18,7 +18,9 @@
 namespace vane::server {
 
 // Loads every zone of `cfg`; logs one line per zone. Any error names file:line.
-Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, bool quiet = false);
+// Steered records get their endpoint state slots from `states`.
+Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states,
+                                                       bool quiet = false);
 
 struct ReloadOutcome {
   bool ok = false;
@@ -46,6 +48,8 @@ class Server {
 
   // Safe from the main loop at any time (reload does not touch these).
   std::shared_ptr<const zones::ZoneSet> snapshot() const { return publisher_.current(); }
+  // Live endpoint state (health, overrides, admin weights); outlives snapshots.
+  zones::StateTable& states() { return *states_; }
   const std::string& config_path() const { return config_path_; }
   const std::vector<std::string>& listen() const { return listen_; }  // bound addresses
   unsigned threads() const { return threads_; }
@@ -58,6 +62,7 @@ class Server {
   Config cfg_;
   ConfigSource reload_source_;
   uv_loop_t* loop_ = nullptr;
+  std::unique_ptr<zones::StateTable> states_ = std::make_unique<zones::StateTable>();
   SnapshotPublisher publisher_;
   std::unique_ptr<TcpAdmission> admission_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -25,6 +25,7 @@ class TcpConn {
     sockaddr_storage peer{};
     int len = sizeof peer;
     if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
+    peer_ = peer;
     const char* a = peer.ss_family == AF_INET
                         ? reinterpret_cast<const char*>(&reinterpret_cast<sockaddr_in*>(&peer)->sin_addr)
                         : reinterpret_cast<const char*>(&reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr);
@@ -120,6 +121,7 @@ class TcpConn {
   size_t answer_one(std::span<const uint8_t> query) {
     w_.stats_.tcp_queries.fetch_add(1, std::memory_order_relaxed);
     if (!w_.zones_) return 0;
+    set_source(w_.ctx_, peer_);
     return answer(*w_.zones_, query, {w_.tcp_scratch_.get(), 65535}, Transport::kTcp, w_.answer_opts_, w_.ctx_);
   }
 
@@ -155,6 +157,7 @@ class TcpConn {
 
   Worker& w_;
   std::string client_;
+  sockaddr_storage peer_{};
   uv_tcp_t tcp_;
   uv_timer_t timer_;
   uv_write_t wreq_;

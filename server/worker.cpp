@@ -3,6 +3,8 @@
 // allocation, no locks (the snapshot is swapped only in on_wake()).
 #include "worker.h"
 
+#include <random>
+
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -46,6 +48,7 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
       tcp_scratch_(new uint8_t[65535]) {
   uv_loop_init(&loop_);
   loop_.data = this;
+  ctx_.rng = (ctx_.rng ^ (std::random_device{}() * 0x100000001B3ULL + id)) | 1;  // per-worker pick stream
   uv_async_init(&loop_, &wake_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_wake(); });
   wake_.data = this;
   for (size_t i = 0; i < sockets_.udp.size(); ++i) {
@@ -142,6 +145,7 @@ void Worker::drain_udp(UdpSocket& s) {
         continue;
       }
       uint8_t* resp = tx_buf_.get() + out * kTxSize;
+      set_source(ctx_, peers_[i]);
       size_t len = zones ? answer(*zones, {rx_buf_.get() + i * kRxSize, rx_[i].msg_len}, {resp, kTxSize},
                                   Transport::kUdp, answer_opts_, ctx_)
                          : 0;

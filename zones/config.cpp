@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -99,12 +100,189 @@ std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg)
   return std::nullopt;
 }
 
+bool parse_bool(const YAML::Node& n, bool& out) {
+  if (!n.IsScalar()) return false;
+  if (n.Scalar() == "true") out = true;
+  else if (n.Scalar() == "false") out = false;
+  else return false;
+  return true;
+}
+
+std::string scalar(const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); }
+
+std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cfg) {
+  if (!n.IsSequence()) return err(c, n, "regions must be a list of { cidr, order }");
+  for (const auto& r : n) {
+    if (auto e = check_keys(c, r, {"cidr", "order"}, "a region rule")) return e;
+    if (!r["cidr"] || !r["order"]) return err(c, r, "a region rule needs cidr and order");
+    RegionSpec spec;
+    spec.line = r.Mark().line + 1;
+    spec.cidr = scalar(r["cidr"]);
+    size_t slash = spec.cidr.find('/');
+    std::string host = spec.cidr.substr(0, slash);
+    unsigned long bits = 0;
+    bool ok = slash != std::string::npos && slash + 1 < spec.cidr.size() &&
+              spec.cidr.find_first_not_of("0123456789", slash + 1) == std::string::npos;
+    if (ok) bits = std::stoul(spec.cidr.substr(slash + 1, 3));
+    if (ok && inet_pton(AF_INET, host.c_str(), spec.addr) == 1 && bits <= 32) spec.family = 4;
+    else if (ok && inet_pton(AF_INET6, host.c_str(), spec.addr) == 1 && bits <= 128) spec.family = 6;
+    else return err(c, r["cidr"], "bad cidr '" + spec.cidr + "' (want e.g. 10.1.0.0/16 or 2001:db8::/32)");
+    spec.prefix = static_cast<uint8_t>(bits);
+    for (size_t b = bits; b < 128; ++b)
+      if (spec.addr[b / 8] & (0x80 >> (b % 8)))
+        return err(c, r["cidr"], "cidr '" + spec.cidr + "' has host bits set past /" + std::to_string(bits));
+    if (!r["order"].IsSequence() || r["order"].size() == 0)
+      return err(c, r["order"], "order must be a non-empty list of region names");
+    for (const auto& o : r["order"]) {
+      if (scalar(o).empty()) return err(c, o, "a region name must be a non-empty string");
+      spec.order.push_back(o.Scalar());
+    }
+    for (const auto& prev : cfg.regions)
+      if (prev.family == spec.family && prev.prefix == spec.prefix &&
+          std::memcmp(prev.addr, spec.addr, sizeof spec.addr) == 0)
+        return err(c, r["cidr"], "cidr " + spec.cidr + " is listed twice (first at line " + std::to_string(prev.line) + ")");
+    cfg.regions.push_back(std::move(spec));
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> parse_endpoint(const Ctx& c, const YAML::Node& n, const RecordSpec& rec, EndpointSpec& ep) {
+  if (auto e = check_keys(c, n, {"name", "address", "cname", "weight", "priority", "region", "check", "host", "port"},
+                          "an endpoint"))
+    return e;
+  ep.line = n.Mark().line + 1;
+  ep.name = scalar(n["name"]);
+  if (ep.name.empty() || ep.name.find_first_of(" /\t") != std::string::npos)
+    return err(c, n, "an endpoint needs a name (no spaces or '/')");
+  if (rec.type == dns::kTypeCNAME) {
+    if (n["address"]) return err(c, n["address"], "a CNAME record's endpoints have cname:, not address:");
+    std::string t = scalar(n["cname"]);
+    if (!t.empty() && t.back() != '.') t += '.';
+    dns::NameBuf nb;
+    if (t.empty() || !dns::from_text(t, nb)) return err(c, n, "endpoint " + ep.name + " needs a valid cname: target");
+    ep.cname = dns::to_text(nb.wire());
+  } else {
+    if (n["cname"]) return err(c, n["cname"], "cname: is only for CNAME records");
+    ep.address = scalar(n["address"]);
+    uint8_t buf[16];
+    int fam = rec.type == dns::kTypeA ? AF_INET : AF_INET6;
+    if (inet_pton(fam, ep.address.c_str(), buf) != 1)
+      return err(c, n["address"] ? n["address"] : n, "endpoint " + ep.name + " needs an " +
+                                                         (fam == AF_INET ? "IPv4" : "IPv6") + " address: for an " +
+                                                         (fam == AF_INET ? "A" : "AAAA") + " record");
+  }
+  if (n["weight"])
+    if (auto e = get_uint(c, n["weight"], ep.weight, 0, 255, "weight")) return e;
+  if (n["priority"])
+    if (auto e = get_uint(c, n["priority"], ep.priority, 0, 1u << 30, "priority")) return e;
+  if (n["region"]) {
+    ep.region = scalar(n["region"]);
+    if (ep.region.empty()) return err(c, n["region"], "region must be a name");
+  }
+  if (n["check"])
+    return err(c, n["check"], "check: needs the health checker, which this build does not have yet; remove it "
+                              "(endpoints are up unless forced down with vanectl)");
+  if (n["host"]) ep.host = scalar(n["host"]);
+  if (n["port"])
+    if (auto e = get_uint(c, n["port"], ep.port, 1, 65535, "port")) return e;
+  return std::nullopt;
+}
+
+std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cfg) {
+  if (!n.IsSequence()) return err(c, n, "records must be a list");
+  for (const auto& r : n) {
+    if (auto e = check_keys(c, r, {"name", "type", "ttl", "policy", "fail_closed", "sticky", "max_answers", "endpoints"},
+                            "a record"))
+      return e;
+    RecordSpec rec;
+    rec.line = r.Mark().line + 1;
+    std::string name = scalar(r["name"]);
+    if (!name.empty() && name.back() != '.') name += '.';
+    dns::NameBuf nb;
+    if (name.empty() || !dns::from_text(name, nb)) return err(c, r["name"] ? r["name"] : r, "a record needs a valid name");
+    rec.name = dns::to_text(nb.wire());
+    std::string type = scalar(r["type"]);
+    if (type == "A") rec.type = dns::kTypeA;
+    else if (type == "AAAA") rec.type = dns::kTypeAAAA;
+    else if (type == "CNAME") rec.type = dns::kTypeCNAME;
+    else return err(c, r["type"] ? r["type"] : r, "record " + rec.name + ": type must be A, AAAA or CNAME");
+    if (r["ttl"])
+      if (auto e = get_uint(c, r["ttl"], rec.ttl, 0, 2147483647, "ttl")) return e;
+    std::string policy = r["policy"] ? scalar(r["policy"]) : "weighted";
+    if (policy == "weighted") rec.policy = zones::Policy::kWeighted;
+    else if (policy == "failover") rec.policy = zones::Policy::kFailover;
+    else if (policy == "latency") rec.policy = zones::Policy::kLatency;
+    else if (policy == "multivalue") rec.policy = zones::Policy::kMultivalue;
+    else return err(c, r["policy"], "policy must be weighted, failover, latency or multivalue");
+    if (r["fail_closed"] && !parse_bool(r["fail_closed"], rec.fail_closed))
+      return err(c, r["fail_closed"], "fail_closed must be true or false");
+    if (r["sticky"] && !parse_bool(r["sticky"], rec.sticky)) return err(c, r["sticky"], "sticky must be true or false");
+    if (r["max_answers"]) {
+      if (rec.policy != zones::Policy::kMultivalue) return err(c, r["max_answers"], "max_answers is for multivalue");
+      if (auto e = get_uint(c, r["max_answers"], rec.max_answers, 1, 64, "max_answers")) return e;
+    }
+    if (rec.type == dns::kTypeCNAME && rec.policy == zones::Policy::kMultivalue)
+      return err(c, r["policy"], "a CNAME cannot be multivalue (one CNAME per name)");
+    const auto& eps = r["endpoints"];
+    if (!eps || !eps.IsSequence() || eps.size() == 0 || eps.size() > zones::kMaxEndpoints)
+      return err(c, eps ? eps : r, "record " + rec.name + " needs endpoints: a list of 1 to " +
+                                       std::to_string(zones::kMaxEndpoints));
+    std::set<std::string> names;
+    for (const auto& e : eps) {
+      EndpointSpec ep;
+      if (auto x = parse_endpoint(c, e, rec, ep)) return x;
+      if (!names.insert(ep.name).second) return err(c, e, "endpoint " + ep.name + " is listed twice in " + rec.name);
+      if (rec.policy == zones::Policy::kLatency && ep.region.empty())
+        return err(c, e, "endpoint " + ep.name + " of latency record " + rec.name + " needs a region");
+      rec.endpoints.push_back(std::move(ep));
+    }
+    // The most specific served zone holds it.
+    size_t best = SIZE_MAX, best_len = 0;
+    for (size_t z = 0; z < cfg.zones.size(); ++z) {
+      dns::NameBuf origin;
+      std::string o = cfg.zones[z].origin;
+      if (!o.empty() && o.back() != '.') o += '.';
+      dns::from_text(o, origin);
+      if (dns::is_subdomain(nb.wire(), origin.wire()) && origin.len >= best_len) best = z, best_len = origin.len;
+    }
+    if (best == SIZE_MAX) return err(c, r["name"], "record " + rec.name + " is outside every zone in zones:");
+    rec.zone = best;
+    for (const auto& prev : cfg.records) {
+      if (prev.name != rec.name) continue;
+      if (prev.type == rec.type)
+        return err(c, r, "record " + rec.name + " " + type + " is defined twice (first at line " +
+                             std::to_string(prev.line) + ")");
+      if (prev.type == dns::kTypeCNAME || rec.type == dns::kTypeCNAME)
+        return err(c, r, "record " + rec.name + ": a CNAME cannot share its name with other types (line " +
+                             std::to_string(prev.line) + ")");
+    }
+    cfg.records.push_back(std::move(rec));
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> check_regions(const Ctx& c, const Config& cfg) {
+  std::set<std::string> known;
+  for (const auto& r : cfg.regions) known.insert(r.order.begin(), r.order.end());
+  for (const auto& rec : cfg.records) {
+    if (rec.policy == zones::Policy::kLatency && cfg.regions.empty())
+      return Error{c.path, rec.line, "latency record " + rec.name + " needs regions: (client networks -> regions)"};
+    for (const auto& ep : rec.endpoints)
+      if (!ep.region.empty() && !cfg.regions.empty() && !known.count(ep.region))
+        return Error{c.path, ep.line, "endpoint " + ep.name + " has region '" + ep.region +
+                                          "', which no regions: order lists (typo?)"};
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cfg) {
-  // Steering (records, regions, checks) arrives with its own issues; until
-  // then those keys are refused loudly rather than accepted and ignored.
+  // checks: arrive with the health checker; until then the key is refused
+  // loudly rather than accepted and ignored.
+  if (root["checks"])
+    return err(c, root["checks"], "checks: needs the health checker, which this build does not have yet");
   if (auto e = check_keys(c, root,
                           {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size",
-                           "tcp"},
+                           "tcp", "records", "regions"},
                           "the top level"))
     return e;
   if (const auto& l = root["listen"]) {
@@ -142,6 +320,11 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
   if (root["zones"])
     if (auto e = parse_zones(c, root["zones"], cfg)) return e;
   if (cfg.zones.empty()) return Error{c.path, 0, "no zones configured (add zones: [{ name: ..., file: ... }])"};
+  if (root["regions"])
+    if (auto e = parse_regions(c, root["regions"], cfg)) return e;
+  if (root["records"])
+    if (auto e = parse_records(c, root["records"], cfg)) return e;
+  if (auto e = check_regions(c, cfg)) return e;
   if (cfg.admin_socket.empty()) cfg.admin_socket = cfg.state_dir + "/admin.sock";
   if (cfg.threads == 0) cfg.threads = std::max(1u, std::thread::hardware_concurrency());
   return std::nullopt;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "error.h"
+#include "steering.h"
 #include "zone_loader.h"
 
 namespace vane {
@@ -24,6 +25,41 @@ struct TcpOptions {
   uint32_t max_connections = 1024;    // whole server
   uint32_t max_per_client = 64;       // one client address
   uint32_t max_pipelined_bytes = 262144;  // queued answers before we stop reading a connection
+};
+
+// One endpoint of a steered record (DESIGN.md "Steering records").
+struct EndpointSpec {
+  std::string name;
+  std::string address;  // A / AAAA records
+  std::string cname;    // CNAME records (absolute)
+  uint8_t weight = 1;
+  uint32_t priority = 1;
+  std::string region;
+  std::string host;  // where a check probes (default: address)
+  uint16_t port = 0;
+  int line = 0;
+};
+
+struct RecordSpec {
+  std::string name;  // absolute, presentation form, lowercase
+  uint16_t type = 0;
+  uint32_t ttl = 60;
+  zones::Policy policy = zones::Policy::kWeighted;
+  bool fail_closed = false;
+  bool sticky = false;
+  uint8_t max_answers = 8;
+  size_t zone = 0;  // index into Config::zones
+  std::vector<EndpointSpec> endpoints;
+  int line = 0;
+};
+
+struct RegionSpec {
+  std::string cidr;
+  uint8_t family = 4;
+  uint8_t prefix = 0;
+  uint8_t addr[16] = {};
+  std::vector<std::string> order;
+  int line = 0;
 };
 
 // Where the embedded demo (vaned --demo) keeps its state and admin socket;
@@ -42,6 +78,8 @@ struct Config {
   uint16_t edns_udp_size = 1232;
   TcpOptions tcp;
   std::vector<zones::ZoneSource> zones;
+  std::vector<RecordSpec> records;
+  std::vector<RegionSpec> regions;
 };
 
 // Parses YAML text; relative paths are resolved against `base_dir`.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dns/name.h"
+#include "steering.h"
 
 namespace vane::zones {
 
@@ -28,6 +29,7 @@ struct RRset {
   uint32_t extra_off;   // into Zone::extra: node ids whose A/AAAA go in additional
   uint16_t extra_count;
   RdataNames names;
+  bool steered;         // computed per query: rdata_off is the SteeredRecord index, count is 1
 };
 
 enum NodeFlags : uint8_t {
@@ -82,6 +84,15 @@ class Zone {
     return {extra_.data() + rs.extra_off, rs.extra_count};
   }
 
+  // Steered records (see steering.h), referenced by RRset::rdata_off.
+  const SteeredRecord& steered(const RRset& rs) const { return steered_[rs.rdata_off]; }
+  std::span<const SteeredEndpoint> endpoints(const SteeredRecord& r) const {
+    return {steered_eps_.data() + r.ep_begin, r.ep_count};
+  }
+  const uint8_t* steered_rdata(const SteeredEndpoint& ep) const { return steered_rdata_.data() + ep.rdata_off; }
+  const SteeredInfo& info(const SteeredRecord& r) const { return steered_info_[r.info]; }
+  std::span<const SteeredRecord> steered_records() const { return steered_; }
+
   // Exact node for a lowercase wire name, or kNone.
   uint32_t find(std::span<const uint8_t> wire) const { return find(wire, dns::hash_name(wire)); }
   uint32_t find(std::span<const uint8_t> wire, uint64_t hash) const;
@@ -99,6 +110,10 @@ class Zone {
   std::vector<RRset> rrsets_;
   std::vector<uint8_t> rdata_;
   std::vector<uint32_t> extra_;
+  std::vector<SteeredRecord> steered_;
+  std::vector<SteeredEndpoint> steered_eps_;
+  std::vector<uint8_t> steered_rdata_;
+  std::vector<SteeredInfo> steered_info_;
   std::vector<uint32_t> index_;  // open addressing: node id or kNone
   std::vector<uint32_t> index_hash_;  // high 32 bits of each slot's hash
   uint32_t index_mask_ = 0;
@@ -121,6 +136,10 @@ class ZoneSet {
   const Zone* find_zone(const dns::NameBuf& qname, size_t skip = 0) const;
   std::span<const std::unique_ptr<Zone>> zones() const { return zones_; }
   uint64_t generation = 0;
+  // Steering context shared by every zone: live endpoint state (owned by
+  // the server, outlives snapshots) and the client-network -> region map.
+  const StateTable* states = nullptr;
+  RegionMap regions;
 
  private:
   std::vector<std::unique_ptr<Zone>> zones_;

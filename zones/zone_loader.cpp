@@ -60,7 +60,7 @@ class ZoneBuilder {
     if (rdata.size() > 65535) return "rdata too long";
     uint32_t node = intern(owner, dns::hash_name(owner));
     recs_.push_back(Pending{node, type, static_cast<uint16_t>(rdata.size()), ttl,
-                            static_cast<uint32_t>(tmp_rdata_.size()), static_cast<uint32_t>(line), file_idx});
+                            static_cast<uint32_t>(tmp_rdata_.size()), static_cast<uint32_t>(line), file_idx, false});
     size_t at = tmp_rdata_.size();
     tmp_rdata_.insert(tmp_rdata_.end(), rdata.begin(), rdata.end());
     // Names the encoder compresses are stored lowercase so they can match
@@ -87,6 +87,28 @@ class ZoneBuilder {
     return {};
   }
 
+  // Adds a steered RRset. Conflicts with static data are found in finish().
+  std::string add_steered(const SteeredInput& in, uint16_t file_idx) {
+    if (!dns::is_subdomain(in.owner, origin_))
+      return "record " + dns::to_text(in.owner) + " is outside the zone " + z_->origin_text_;
+    uint32_t node = intern(in.owner, dns::hash_name(in.owner));
+    SteeredRecord rec = in.record;
+    rec.ep_begin = static_cast<uint32_t>(z_->steered_eps_.size());
+    rec.ep_count = static_cast<uint16_t>(in.endpoints.size());
+    rec.info = static_cast<uint32_t>(z_->steered_info_.size());
+    uint32_t base = static_cast<uint32_t>(z_->steered_rdata_.size());
+    for (SteeredEndpoint ep : in.endpoints) {
+      ep.rdata_off += base;
+      z_->steered_eps_.push_back(ep);
+    }
+    z_->steered_rdata_.insert(z_->steered_rdata_.end(), in.rdata.begin(), in.rdata.end());
+    z_->steered_info_.push_back(in.info);
+    recs_.push_back(Pending{node, rec.type, 0, rec.ttl, static_cast<uint32_t>(z_->steered_.size()),
+                            static_cast<uint32_t>(in.line), file_idx, true});
+    z_->steered_.push_back(rec);
+    return {};
+  }
+
   uint16_t add_file(const std::string& name) {
     files_.push_back(name);
     return static_cast<uint16_t>(files_.size() - 1);
@@ -103,6 +125,7 @@ class ZoneBuilder {
     uint32_t rdata_off;
     uint32_t line;
     uint16_t file;
+    bool steered = false;  // rdata_off is a SteeredRecord index
   };
 
   Error error_at(const Pending& p, std::string msg) const { return Error{files_[p.file], int(p.line), std::move(msg)}; }
@@ -194,8 +217,33 @@ std::optional<Error> ZoneBuilder::build_rrsets() {
     size_t types = 0;
     for (; i < recs_.size() && recs_[i].node == node;) {
       const Pending& first = recs_[i];
-      RRset rs{first.type, 0, first.ttl, static_cast<uint32_t>(z_->rdata_.size()), 0, 0, 0, rdata_names_of(first.type)};
+      RRset rs{first.type, 0, first.ttl, static_cast<uint32_t>(z_->rdata_.size()), 0, 0, 0, rdata_names_of(first.type),
+               false};
       size_t begin = i;
+      size_t end = i;
+      const Pending* steered = nullptr;
+      for (; end < recs_.size() && recs_[end].node == node && recs_[end].type == first.type; ++end)
+        if (recs_[end].steered) steered = &recs_[end];
+      if (steered) {
+        // A steered RRset stands alone: static data of its type at its name is a conflict.
+        if (end - i > 1) {
+          const Pending& other = first.steered ? recs_[i + 1] : first;
+          return error_at(*steered, "steered record " + dns::to_text(z_->name_of(node)) + " conflicts with static " +
+                                        "data of the same type at " + files_[other.file] + ":" +
+                                        std::to_string(other.line));
+        }
+        rs.steered = true;
+        rs.count = 1;
+        rs.rdata_off = first.rdata_off;
+        rs.names = RdataNames::kNone;
+        ++z_->record_count_;
+        ++i;
+        if (first.type == dns::kTypeCNAME) cname = &first;
+        ++types;
+        z_->rrsets_.push_back(rs);
+        if (first.type == dns::kTypeA || first.type == dns::kTypeAAAA) n.flags |= kNodeAddress;
+        continue;
+      }
       for (; i < recs_.size() && recs_[i].node == node && recs_[i].type == first.type; ++i) {
         const Pending& p = recs_[i];
         const uint8_t* data = tmp_rdata_.data() + p.rdata_off;
@@ -593,6 +641,10 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
   MasterReader reader(builder);
   RdfPtr ldns_origin(ldns_dname_new_frm_str(origin_text.c_str()));
   if (auto err = reader.read(text, src.file, std::move(ldns_origin), 0)) return *err;
+  for (const SteeredInput& in : src.steered) {
+    std::string err = builder.add_steered(in, builder.add_file(in.file));
+    if (!err.empty()) return Error{in.file, in.line, err};
+  }
   return builder.finish();
 }
 

@@ -10,10 +10,22 @@
 
 namespace vane::zones {
 
+// One steered record for a zone, compiled by the caller (from vane.yaml).
+struct SteeredInput {
+  std::vector<uint8_t> owner;  // lowercase wire
+  SteeredRecord record;        // ep_begin, info: filled in by the loader
+  std::vector<SteeredEndpoint> endpoints;  // rdata_off: into `rdata`
+  std::vector<uint8_t> rdata;
+  SteeredInfo info;
+  std::string file;  // where it was configured, for errors
+  int line = 0;
+};
+
 struct ZoneSource {
   std::string origin;  // "example.com"
   std::string file;    // path of the master file (also used in error messages)
   std::string text;    // when non-empty, the zone's contents (embedded demo); file is then a label
+  std::vector<SteeredInput> steered;
 };
 
 // Loads and checks one zone. Errors name file:line: syntax, out-of-zone

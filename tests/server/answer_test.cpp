@@ -18,7 +18,7 @@ class AnswerTest : public ::testing::Test {
   static void SetUpTestSuite() {
     std::vector<std::unique_ptr<zones::Zone>> zs;
     for (auto [name, file] : {std::pair{"example.com", "example.com.zone"}, {"sub.example.com", "sub.example.com.zone"}}) {
-      auto z = zones::load_zone({name, std::string(VANE_TEST_DATA) + "/" + file, ""});
+      auto z = zones::load_zone({name, std::string(VANE_TEST_DATA) + "/" + file, "", {}});
       ASSERT_TRUE(z) << z.error().to_string();
       zs.push_back(z.take());
     }

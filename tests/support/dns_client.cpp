@@ -110,8 +110,21 @@ std::vector<uint8_t> make_query(const std::string& qname, const std::string& qty
   ldns_rr_type type = ldns_get_rr_type_by_name(qtype.c_str());
   ldns_pkt* pkt = ldns_pkt_query_new(name, type, static_cast<ldns_rr_class>(o.qclass), o.rd ? LDNS_RD : 0);
   ldns_pkt_set_id(pkt, id);
-  if (o.edns) {
+  std::vector<uint8_t> opt = o.edns_data;
+  if (!o.ecs.empty()) {  // RFC 7871 §6
+    size_t slash = o.ecs.find('/');
+    std::string host = o.ecs.substr(0, slash);
+    int bits = std::stoi(o.ecs.substr(slash + 1));
+    uint8_t a[16] = {};
+    bool v4 = inet_pton(AF_INET, host.c_str(), a) == 1;
+    if (!v4) inet_pton(AF_INET6, host.c_str(), a);
+    size_t n = size_t(bits + 7) / 8;
+    opt = {0, 8, 0, uint8_t(4 + n), 0, uint8_t(v4 ? 1 : 2), uint8_t(bits), 0};
+    opt.insert(opt.end(), a, a + n);
+  }
+  if (o.edns || !opt.empty()) {
     ldns_pkt_set_edns_udp_size(pkt, o.udp_size);
+    if (!opt.empty()) ldns_pkt_set_edns_data(pkt, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_UNKNOWN, opt.size(), opt.data()));
     ldns_pkt_set_edns_version(pkt, o.edns_version);
     ldns_pkt_set_edns_do(pkt, o.do_bit);
     // ldns only writes an OPT when something in it is non-default.
@@ -137,6 +150,22 @@ std::optional<Response> parse_response(const std::vector<uint8_t>& wire) {
   if (r.edns) {
     rcode = static_cast<uint16_t>(rcode | (ldns_pkt_edns_extended_rcode(pkt) << 4));
     r.edns_udp_size = ldns_pkt_edns_udp_size(pkt);
+    if (ldns_rdf* d = ldns_pkt_edns_data(pkt)) {
+      const uint8_t* p = ldns_rdf_data(d);
+      size_t len = ldns_rdf_size(d);
+      for (size_t off = 0; off + 4 <= len;) {
+        uint16_t code = uint16_t(p[off] << 8 | p[off + 1]), olen = uint16_t(p[off + 2] << 8 | p[off + 3]);
+        if (code == 8 && olen >= 4 && off + 4 + olen <= len) {
+          const uint8_t* e = p + off + 4;
+          uint8_t a[16] = {};
+          std::memcpy(a, e + 4, std::min<size_t>(olen - 4, 16));
+          char text[INET6_ADDRSTRLEN] = "?";
+          inet_ntop(e[1] == 1 ? AF_INET : AF_INET6, a, text, sizeof text);
+          r.ecs = std::string(text) + "/" + std::to_string(e[2]) + "/" + std::to_string(e[3]);
+        }
+        off += 4 + olen;
+      }
+    }
   }
   if (rcode == 16) {
     r.rcode = "BADVERS";

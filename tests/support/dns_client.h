@@ -19,6 +19,8 @@ struct QueryOpts {
   bool rd = true;
   uint16_t qclass = 1;
   int timeout_ms = 2000;
+  std::string ecs;                 // client subnet, e.g. "10.1.2.0/24" (implies edns)
+  std::vector<uint8_t> edns_data;  // raw OPT rdata instead (malformed options)
 };
 
 struct Response {
@@ -29,6 +31,7 @@ struct Response {
   std::vector<std::string> answer, authority, additional;  // "owner ttl IN TYPE rdata", OPT excluded
   bool edns = false;
   uint16_t edns_udp_size = 0;
+  std::string ecs;              // echoed client subnet: "ADDRESS/SOURCE/SCOPE", "" if none
   size_t size = 0;              // bytes on the wire
   std::string to_string() const;
 };

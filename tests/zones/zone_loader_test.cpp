@@ -12,7 +12,7 @@ namespace vane::zones {
 namespace {
 
 Result<std::unique_ptr<Zone>> load_text(const std::string& origin, const std::string& text) {
-  return load_zone(ZoneSource{origin, "test.zone", text});
+  return load_zone(ZoneSource{origin, "test.zone", text, {}});
 }
 
 const char* kSoa = "@ 3600 IN SOA ns hostmaster 1 3600 600 86400 120\n";
@@ -170,7 +170,7 @@ TEST(ZoneLoader, Include_IsRelativeToTheIncludingFileAndRestoresOrigin) {
   dir.write("inc/part.zone", "host IN A 192.0.2.7\n");
   std::string main = dir.write(
       "main.zone", std::string(kSoa) + "$INCLUDE inc/part.zone sub.example.com.\n" + "after IN A 192.0.2.8\n");
-  auto z = load_zone(ZoneSource{"example.com", main, ""});
+  auto z = load_zone(ZoneSource{"example.com", main, "", {}});
   ASSERT_TRUE(z) << z.error().to_string();
   EXPECT_NE(find(**z, "host.sub.example.com"), kNone);
   EXPECT_NE(find(**z, "after.example.com"), kNone);
@@ -180,7 +180,7 @@ TEST(ZoneLoader, IncludeError_NamesTheIncludedFile) {
   test::TempDir dir;
   std::string part = dir.write("part.zone", "ok IN A 192.0.2.7\nbroken IN A x\n");
   std::string main = dir.write("main.zone", std::string(kSoa) + "$INCLUDE part.zone\n");
-  auto z = load_zone(ZoneSource{"example.com", main, ""});
+  auto z = load_zone(ZoneSource{"example.com", main, "", {}});
   ASSERT_FALSE(z);
   EXPECT_EQ(z.error().file, part);
   EXPECT_EQ(z.error().line, 2);
@@ -189,13 +189,13 @@ TEST(ZoneLoader, IncludeError_NamesTheIncludedFile) {
 TEST(ZoneLoader, IncludeLoop_IsAnError) {
   test::TempDir dir;
   std::string main = dir.write("main.zone", std::string(kSoa) + "$INCLUDE main.zone\n");
-  auto z = load_zone(ZoneSource{"example.com", main, ""});
+  auto z = load_zone(ZoneSource{"example.com", main, "", {}});
   ASSERT_FALSE(z);
   EXPECT_NE(z.error().message.find("nested too deeply"), std::string::npos);
 }
 
 TEST(ZoneLoader, MissingFile_IsAnError) {
-  auto z = load_zone(ZoneSource{"example.com", "/nonexistent/zone", ""});
+  auto z = load_zone(ZoneSource{"example.com", "/nonexistent/zone", "", {}});
   ASSERT_FALSE(z);
   EXPECT_NE(z.error().to_string().find("/nonexistent/zone: cannot open"), std::string::npos);
 }

@@ -18,6 +18,27 @@ size_t skip_rr(std::span<const uint8_t> pkt, size_t pos, NameBuf& scratch, uint1
   return pos <= pkt.size() ? pos : 0;
 }
 
+// RFC 7871 §6: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH, ADDRESS
+// (just enough octets for the prefix, bits past it zero). Anything else, a
+// second ECS option, or a non-zero scope in a query is malformed (§7.1.1,
+// §7.2.1): FORMERR.
+bool parse_ecs(std::span<const uint8_t> o, Query& q) {
+  if (q.ecs || o.size() < 4) return false;
+  uint16_t family = get16(o.data());
+  uint8_t source = o[2], scope = o[3];
+  size_t max_bits = family == 1 ? 32 : family == 2 ? 128 : 0;
+  if (max_bits == 0 || source > max_bits || scope != 0) return false;
+  size_t bytes = (source + 7) / 8;
+  if (o.size() - 4 != bytes) return false;
+  if (source % 8 && (o[4 + bytes - 1] & (0xFF >> (source % 8)))) return false;
+  q.ecs = true;
+  q.ecs_family = static_cast<uint8_t>(family);
+  q.ecs_source = source;
+  std::memset(q.ecs_addr, 0, sizeof q.ecs_addr);
+  std::memcpy(q.ecs_addr, o.data() + 4, bytes);
+  return true;
+}
+
 }  // namespace
 
 ParseStatus parse_query(std::span<const uint8_t> pkt, Query& q) {
@@ -31,6 +52,7 @@ ParseStatus parse_query(std::span<const uint8_t> pkt, Query& q) {
   q.edns_version = 0;
   q.edns_do = false;
   q.edns_udp_size = 0;
+  q.ecs = false;
   uint16_t qd = get16(&pkt[4]), an = get16(&pkt[6]), ns = get16(&pkt[8]), ar = get16(&pkt[10]);
 
   size_t pos = kHeaderSize;
@@ -72,6 +94,7 @@ ParseStatus parse_query(std::span<const uint8_t> pkt, Query& q) {
       if (end - opt < 4) return ParseStatus::kFormErr;
       size_t olen = get16(&pkt[opt + 2]);
       if (end - opt - 4 < olen) return ParseStatus::kFormErr;
+      if (get16(&pkt[opt]) == kOptionEcs && !parse_ecs(pkt.subspan(opt + 4, olen), q)) return ParseStatus::kFormErr;
       opt += 4 + olen;
     }
   }

@@ -25,7 +25,14 @@ struct Query {
   uint8_t edns_version = 0;
   bool edns_do = false;
   uint16_t edns_udp_size = 0;
+  // EDNS Client Subnet (RFC 7871), when the query carried one.
+  bool ecs = false;
+  uint8_t ecs_family = 0;     // 1 = IPv4, 2 = IPv6
+  uint8_t ecs_source = 0;     // SOURCE PREFIX-LENGTH
+  uint8_t ecs_addr[16] = {};  // the address, zero beyond the prefix
 };
+
+inline constexpr uint16_t kOptionEcs = 8;
 
 enum class ParseStatus : uint8_t {
   kOk,

@@ -1,0 +1,260 @@
+#include "steering.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace vane::zones {
+
+const char* policy_name(Policy p) {
+  switch (p) {
+    case Policy::kWeighted: return "weighted";
+    case Policy::kFailover: return "failover";
+    case Policy::kLatency: return "latency";
+    case Policy::kMultivalue: return "multivalue";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------
+// StateTable
+
+StateTable::StateTable() : chunks_(new std::atomic<EndpointState*>[kChunks]) {
+  for (uint32_t i = 0; i < kChunks; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
+}
+
+StateTable::~StateTable() {
+  for (uint32_t i = 0; i < kChunks; ++i) delete[] chunks_[i].load(std::memory_order_relaxed);
+}
+
+uint32_t StateTable::slot(const std::string& key) {
+  std::lock_guard lock(mu_);
+  if (auto it = slots_.find(key); it != slots_.end()) return it->second;
+  if (next_ == kChunk * kChunks) return UINT32_MAX;
+  uint32_t id = next_++;
+  if (!chunks_[id / kChunk].load(std::memory_order_relaxed))
+    chunks_[id / kChunk].store(new EndpointState[kChunk], std::memory_order_release);
+  slots_.emplace(key, id);
+  return id;
+}
+
+uint32_t StateTable::find(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = slots_.find(key);
+  return it == slots_.end() ? UINT32_MAX : it->second;
+}
+
+// ---------------------------------------------------------------------------
+// RegionMap
+
+uint16_t RegionMap::intern(const std::string& region) {
+  uint16_t id = find(region);
+  if (id != kNoRegion) return id;
+  names_.push_back(region);
+  return static_cast<uint16_t>(names_.size() - 1);
+}
+
+uint16_t RegionMap::find(const std::string& region) const {
+  for (size_t i = 0; i < names_.size(); ++i)
+    if (names_[i] == region) return static_cast<uint16_t>(i);
+  return kNoRegion;
+}
+
+void RegionMap::add_rule(uint8_t family, uint8_t prefix, const uint8_t* addr, const std::vector<uint16_t>& order) {
+  Rule r{family, prefix, {}, static_cast<uint32_t>(orders_.size()), static_cast<uint16_t>(order.size())};
+  std::memcpy(r.addr, addr, family == 4 ? 4 : 16);
+  rules_.push_back(r);
+  orders_.insert(orders_.end(), order.begin(), order.end());
+}
+
+void RegionMap::finish() {
+  std::stable_sort(rules_.begin(), rules_.end(), [](const Rule& a, const Rule& b) { return a.prefix > b.prefix; });
+}
+
+namespace {
+
+// Number of leading bits `a` and `b` share, up to `limit`.
+uint8_t common_bits(const uint8_t* a, const uint8_t* b, uint8_t limit) {
+  uint8_t n = 0;
+  for (size_t i = 0; n < limit; ++i) {
+    uint8_t x = a[i] ^ b[i];
+    if (x == 0) {
+      n = static_cast<uint8_t>(n + 8);
+      continue;
+    }
+    n = static_cast<uint8_t>(n + __builtin_clz(static_cast<unsigned>(x)) - 24);
+    break;
+  }
+  return std::min(n, limit);
+}
+
+}  // namespace
+
+const RegionMap::Rule* RegionMap::match(uint8_t family, const uint8_t* addr) const {
+  for (const Rule& r : rules_)
+    if (r.family == family && common_bits(r.addr, addr, r.prefix) >= r.prefix) return &r;
+  return nullptr;
+}
+
+uint8_t RegionMap::scope(const Rule& matched, const uint8_t* addr, uint8_t limit) const {
+  uint8_t len = matched.prefix;
+  for (const Rule& r : rules_) {
+    if (r.family != matched.family || r.prefix <= matched.prefix) continue;
+    if (common_bits(r.addr, matched.addr, matched.prefix) < matched.prefix) continue;  // not inside
+    // The client is outside r (else r would have matched): the scope must
+    // be long enough to leave r's network out.
+    len = std::max<uint8_t>(len, static_cast<uint8_t>(common_bits(addr, r.addr, r.prefix) + 1));
+  }
+  return std::min(len, limit);
+}
+
+// ---------------------------------------------------------------------------
+// Selection
+
+bool endpoint_up(const EndpointState& s) {
+  switch (static_cast<Override>(s.override_state.load(std::memory_order_relaxed))) {
+    case Override::kUp: return true;
+    case Override::kDown:
+    case Override::kDrain: return false;
+    case Override::kAuto: break;
+  }
+  return s.health.load(std::memory_order_relaxed) == static_cast<uint8_t>(Health::kUp);
+}
+
+uint8_t effective_weight(const EndpointState& s, const SteeredEndpoint& ep) {
+  int16_t w = s.admin_weight.load(std::memory_order_relaxed);
+  return w >= 0 ? static_cast<uint8_t>(w) : ep.weight;
+}
+
+namespace {
+
+uint64_t mix(uint64_t x) {  // splitmix64 finaliser
+  x ^= x >> 30;
+  x *= 0xBF58476D1CE4E5B9ULL;
+  x ^= x >> 27;
+  x *= 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// Which candidate names to print in a trace.
+std::string names(const uint16_t* cand, size_t n, const SteeredInfo* info) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += (i ? " " : "") + (info ? info->endpoints[cand[i]] : std::to_string(cand[i]));
+  return s.empty() ? "(none)" : s;
+}
+
+}  // namespace
+
+void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, const StateTable& states,
+            const RegionMap& regions, const Client& client, uint64_t& rng, Pick& out, Trace* trace,
+            const SteeredInfo* info) {
+  uint16_t cand[kMaxEndpoints];
+  size_t n = 0;
+  out.count = 0;
+  out.scope = 0;
+
+  // up: drop endpoints that are down or drained.
+  for (uint16_t i = 0; i < rec.ep_count; ++i)
+    if (endpoint_up(states.at(eps[i].state))) cand[n++] = i;
+  if (trace) trace->steps.push_back("up: " + names(cand, n, info));
+  if (n == 0) {
+    if (rec.fail_closed) {
+      if (trace) trace->steps.push_back("every endpoint is down and fail_closed is set: no records (NODATA)");
+      return;
+    }
+    for (uint16_t i = 0; i < rec.ep_count; ++i) cand[n++] = i;
+    if (trace) trace->steps.push_back("every endpoint is down: failing open, all are candidates");
+  }
+
+  switch (rec.policy) {
+    case Policy::kFailover: {
+      uint32_t tier = UINT32_MAX;
+      for (size_t i = 0; i < n; ++i) tier = std::min(tier, eps[cand[i]].priority);
+      size_t k = 0;
+      for (size_t i = 0; i < n; ++i)
+        if (eps[cand[i]].priority == tier) cand[k++] = cand[i];
+      n = k;
+      if (trace) trace->steps.push_back("lowest priority tier " + std::to_string(tier) + ": " + names(cand, n, info));
+      break;
+    }
+    case Policy::kLatency: {
+      const RegionMap::Rule* rule = client.family ? regions.match(client.family, client.addr) : nullptr;
+      if (!rule) {
+        if (trace) trace->steps.push_back("no regions: rule matches the client: all candidates stay");
+        break;
+      }
+      if (client.ecs) out.scope = regions.scope(*rule, client.addr, client.prefix);
+      bool found = false;
+      for (uint16_t region : regions.order(*rule)) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; ++i)
+          if (eps[cand[i]].region == region) cand[k++] = cand[i];
+        if (k == 0) continue;
+        n = k;
+        found = true;
+        if (trace) trace->steps.push_back("nearest region with a candidate: " + regions.name(region) + ": " +
+                                          names(cand, n, info));
+        break;
+      }
+      if (!found && trace) trace->steps.push_back("no candidate in the client's regions: all candidates stay");
+      break;
+    }
+    case Policy::kMultivalue: {
+      size_t take = std::min<size_t>(n, rec.max_answers);
+      for (size_t i = 0; i < take; ++i) {  // partial Fisher-Yates
+        size_t j = i + next_random(rng) % (n - i);
+        std::swap(cand[i], cand[j]);
+      }
+      for (size_t i = 0; i < take; ++i) out.index[out.count++] = cand[i];
+      if (trace) trace->steps.push_back("shuffle, first " + std::to_string(rec.max_answers) + ": " +
+                                        names(out.index, out.count, info));
+      return;
+    }
+    case Policy::kWeighted:
+      break;
+  }
+
+  // weighted(1): weight 0 gets nothing while any positive weight exists;
+  // all zero means equal (Route 53).
+  uint8_t w[kMaxEndpoints];
+  size_t positive = 0;
+  for (size_t i = 0; i < n; ++i) {
+    w[i] = effective_weight(states.at(eps[cand[i]].state), eps[cand[i]]);
+    positive += w[i] > 0;
+  }
+  if (positive == 0)
+    for (size_t i = 0; i < n; ++i) w[i] = 1;
+  size_t pick = 0;
+  if (rec.sticky && client.family) {
+    // Rendezvous hashing on the client's /24 (/56): highest w / -ln(u) wins,
+    // so a weight change moves only the share of clients it must.
+    uint8_t bits = client.family == 4 ? 24 : 56;
+    uint64_t h = 0;
+    for (size_t i = 0; i < bits / 8; ++i) h = mix(h ^ client.addr[i] ^ (uint64_t(i) << 8));
+    double best = -1;
+    for (size_t i = 0; i < n; ++i) {
+      if (w[i] == 0) continue;
+      uint64_t x = mix(h ^ eps[cand[i]].key);
+      double u = (double(x >> 11) + 0.5) * 0x1p-53;  // (0, 1)
+      double score = -double(w[i]) / std::log(u);
+      if (score > best) best = score, pick = i;
+    }
+    if (client.ecs) out.scope = std::min(bits, client.prefix);
+  } else {
+    uint32_t total = 0;
+    for (size_t i = 0; i < n; ++i) total += w[i];
+    uint32_t r = static_cast<uint32_t>(next_random(rng) % total);
+    for (pick = 0; pick + 1 < n && r >= w[pick]; ++pick) r -= w[pick];
+  }
+  out.index[out.count++] = cand[pick];
+  if (trace) {
+    std::string ws;
+    for (size_t i = 0; i < n; ++i)
+      ws += (i ? " " : "") + (info ? info->endpoints[cand[i]] : std::to_string(cand[i])) + "=" + std::to_string(w[i]);
+    trace->steps.push_back(std::string(rec.sticky ? "sticky weighted pick (client /24 or /56)" : "weighted pick") +
+                           " among " + ws + (positive == 0 ? " (all zero: equal)" : "") + ": " +
+                           (info ? info->endpoints[cand[pick]] : std::to_string(cand[pick])));
+  }
+}
+
+}  // namespace vane::zones

@@ -1,0 +1,173 @@
+// Steering: records whose RRset is computed per query from endpoints, their
+// live state and the client. A policy is a chain of filters over the
+// endpoint list (DESIGN.md "Steering records"):
+//
+//   weighted    up -> weighted(1)
+//   failover    up -> lowest healthy priority tier -> weighted(1)
+//   latency     up -> nearest region for the client -> weighted(1)
+//   multivalue  up -> shuffle -> first N
+//
+// select() runs on the DNS hot path: fixed-size scratch, no allocation, no
+// locks; endpoint state is read from atomics. The same code, given a Trace,
+// explains itself (vanectl explain).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace vane::zones {
+
+enum class Policy : uint8_t { kWeighted, kFailover, kLatency, kMultivalue };
+const char* policy_name(Policy p);
+
+// Admin override; kAuto follows the health verdict.
+enum class Override : uint8_t { kAuto = 0, kUp, kDown, kDrain };
+enum class Health : uint8_t { kUp = 0, kDown };
+
+inline constexpr size_t kMaxEndpoints = 64;  // per steered record (config limit)
+inline constexpr uint16_t kNoRegion = UINT16_MAX;
+
+// Live state of one endpoint: written by the health checker and the admin
+// socket, read by every DNS worker with relaxed loads (fields stand alone).
+struct EndpointState {
+  std::atomic<uint8_t> health{static_cast<uint8_t>(Health::kUp)};
+  std::atomic<uint8_t> override_state{static_cast<uint8_t>(Override::kAuto)};
+  std::atomic<int16_t> admin_weight{-1};  // 0..255, or -1: the config's weight
+};
+
+// Every endpoint's state, at a slot that stays the same for the same key
+// ("www.example.com./A/use1") across reloads, so state outlives snapshots.
+// Slots never move: chunks are allocated once and never freed.
+class StateTable {
+ public:
+  static constexpr uint32_t kChunk = 1024, kChunks = 1024;  // up to 1M endpoints
+  StateTable();
+  ~StateTable();
+  StateTable(const StateTable&) = delete;
+  StateTable& operator=(const StateTable&) = delete;
+
+  // Slot for `key`, created when new. Control plane only (locks); returns
+  // UINT32_MAX when the table is full.
+  uint32_t slot(const std::string& key);
+  // Existing slot or UINT32_MAX.
+  uint32_t find(const std::string& key) const;
+
+  EndpointState& at(uint32_t slot) const {
+    return chunks_[slot / kChunk].load(std::memory_order_acquire)[slot % kChunk];
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, uint32_t> slots_;
+  std::unique_ptr<std::atomic<EndpointState*>[]> chunks_;
+  uint32_t next_ = 0;
+};
+
+// Client networks -> regions in order of preference, longest prefix first.
+class RegionMap {
+ public:
+  struct Rule {
+    uint8_t family;  // 4 or 6
+    uint8_t prefix;
+    uint8_t addr[16];
+    uint32_t order_begin;
+    uint16_t order_count;
+  };
+  // Region id for a name, added when new (config time).
+  uint16_t intern(const std::string& region);
+  uint16_t find(const std::string& region) const;
+  void add_rule(uint8_t family, uint8_t prefix, const uint8_t* addr, const std::vector<uint16_t>& order);
+  void finish();  // sorts rules, longest prefix first
+
+  const Rule* match(uint8_t family, const uint8_t* addr) const;
+  // ECS scope of an answer decided by `matched` (RFC 7871 §7.2.1): long
+  // enough that no more specific rule inside it shares the client's
+  // network, at most `limit` (the client's source prefix).
+  uint8_t scope(const Rule& matched, const uint8_t* addr, uint8_t limit) const;
+  std::span<const uint16_t> order(const Rule& r) const { return {orders_.data() + r.order_begin, r.order_count}; }
+  const std::string& name(uint16_t id) const { return names_[id]; }
+  size_t size() const { return names_.size(); }
+  bool empty() const { return rules_.empty(); }
+
+ private:
+  std::vector<Rule> rules_;
+  std::vector<uint16_t> orders_;
+  std::vector<std::string> names_;
+};
+
+struct SteeredEndpoint {
+  uint32_t state;      // StateTable slot
+  uint32_t priority;   // failover tier, lower first
+  uint64_t key;        // hash of the endpoint name (sticky picks)
+  uint32_t rdata_off;  // into Steering rdata: A (4), AAAA (16) or a CNAME target (wire name)
+  uint16_t region;     // RegionMap id or kNoRegion
+  uint8_t rdlen;
+  uint8_t weight;      // config weight 0..255
+};
+
+struct SteeredRecord {
+  uint16_t type;
+  Policy policy;
+  bool fail_closed;
+  bool sticky;
+  uint8_t max_answers;  // multivalue N
+  uint32_t ttl;
+  uint32_t ep_begin;
+  uint16_t ep_count;
+  uint32_t info;  // index of its SteeredInfo (names, for explain and status)
+};
+
+// Names of a steered record and its endpoints, off the hot path.
+struct SteeredInfo {
+  std::string name;  // owner, presentation form
+  std::vector<std::string> endpoints;
+  std::vector<std::string> addresses;  // address or cname, as configured
+  std::vector<std::string> checks;
+};
+
+// The client as steering sees it: the ECS subnet when present, else the
+// source address.
+struct Client {
+  uint8_t family = 0;  // 4, 6, or 0 (unknown)
+  uint8_t prefix = 0;  // significant bits of addr (ECS source prefix, or 32/128)
+  bool ecs = false;
+  uint8_t addr[16] = {};
+};
+
+// The outcome of one selection: endpoint indices (into the record's
+// endpoints) to answer with, and the ECS scope the answer depends on.
+struct Pick {
+  uint16_t index[kMaxEndpoints];
+  uint8_t count = 0;
+  uint8_t scope = 0;
+};
+
+// Steps of a selection in words (explain); nullptr on the hot path.
+struct Trace {
+  std::vector<std::string> steps;
+};
+
+// Runs the record's chain. `rng` is the caller's xorshift state.
+void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, const StateTable& states,
+            const RegionMap& regions, const Client& client, uint64_t& rng, Pick& out, Trace* trace = nullptr,
+            const SteeredInfo* info = nullptr);
+
+// Effective state of one endpoint (admin override, else health verdict).
+bool endpoint_up(const EndpointState& s);
+uint8_t effective_weight(const EndpointState& s, const SteeredEndpoint& ep);
+
+inline uint64_t next_random(uint64_t& s) {  // xorshift64*
+  s ^= s >> 12;
+  s ^= s << 25;
+  s ^= s >> 27;
+  return s * 0x2545F4914F6CDD1DULL;
+}
+
+}  // namespace vane::zones
