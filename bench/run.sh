@@ -63,11 +63,13 @@ gen_queries bench.test 10000 "$WORK/queries.txt"
 
 # ---------------------------------------------------------------- servers
 # start_SERVER ZONEFILE ORIGIN: starts pinned to core 0, sets SERVER_PID.
-start_vane() {
+start_vane() {  # optional $3: more YAML (records:)
   cat > "$WORK/vane.yaml" <<EOC
 listen: ["127.0.0.1:$PORT"]
 threads: 1
+state_dir: $WORK/vane-state
 zones: [{ name: $2, file: $1 }]
+${3:-}
 EOC
   taskset -c 0 "$VANED" --config "$WORK/vane.yaml" 2>"$WORK/vane.log" &
   SERVER_PID=$!
@@ -138,6 +140,7 @@ options => {
   run_dir => $WORK/gdnsd/run
   state_dir => $WORK/gdnsd/state
 }
+${3:-}
 EOC
   taskset -c 0 gdnsd -c "$WORK/gdnsd" start 2>"$WORK/gdnsd.log" &
   SERVER_PID=$!
@@ -180,13 +183,14 @@ stop_server() {
   sleep 0.3
 }
 
-# run_load SERVER MODE -> "qps cpu_us_per_query completed"
+# run_load SERVER MODE [QUERYFILE [DNSPERF ARGS...]] -> "qps cpu_us_per_query completed"
 run_load() {
-  local pid=$1 mode=$2
+  local pid=$1 mode=$2 file=${3:-$WORK/queries.txt}
+  shift 2; [ $# -gt 0 ] && shift
   local c0 c1 out completed qps
   c0=$(cpu_ticks "$pid")
-  out=$(taskset -c 1 dnsperf -m "$mode" -s 127.0.0.1 -p "$PORT" -d "$WORK/queries.txt" -l "$DURATION" \
-        -c 16 -q 512 -T 1 2>&1)
+  out=$(taskset -c 1 dnsperf -m "$mode" -s 127.0.0.1 -p "$PORT" -d "$file" -l "$DURATION" \
+        -c 16 -q 512 -T 1 "$@" 2>&1)
   c1=$(cpu_ticks "$pid")
   completed=$(echo "$out" | awk '/Queries completed:/ {print $3}')
   qps=$(echo "$out" | awk '/Queries per second:/ {printf "%d", $4}')
@@ -206,6 +210,43 @@ for s in $SERVERS; do
   TCP_QPS[$s]=$q TCP_CPU[$s]=$c
   stop_server "$SERVER_PID"
 done
+
+# ---------------------------------------------------------------- steering
+# A steered name (failover over weighted, 4 endpoints) against static names
+# of the same zone, every query carrying ECS 10.1.2.0/24, in the same run.
+# gdnsd's weighted plugin is the nearest thing it has; measured the same way.
+declare -A ST_STATIC ST_STEERED
+if [ "${STEER:-1}" = 1 ]; then
+  echo "== steered vs static answers, ECS on, ${DURATION}s per run"
+  awk 'BEGIN { srand(11); for (i = 0; i < 100000; i++) printf "h%d.bench.test A\n", int(rand() * 10000) }' \
+    > "$WORK/static.txt"
+  awk 'BEGIN { for (i = 0; i < 100000; i++) print "st.bench.test A" }' > "$WORK/steered.txt"
+  ECS_OPT=(-E 8:000118000a0102)
+  STEER_YAML='records:
+  - name: st.bench.test
+    type: A
+    policy: failover
+    endpoints:
+      - { name: a1, address: 10.0.0.1, priority: 1, weight: 80 }
+      - { name: a2, address: 10.0.0.2, priority: 1, weight: 20 }
+      - { name: b1, address: 10.0.0.3, priority: 2, weight: 50 }
+      - { name: b2, address: 10.0.0.4, priority: 2, weight: 50 }'
+  cp "$WORK/zones/bench.test" "$WORK/zones/bench-dyna.test"
+  echo "st 60 DYNA weighted!st" >> "$WORK/zones/bench-dyna.test"
+  GDNSD_WEIGHTED='plugins => { weighted => { st => { a1 => [ 10.0.0.1, 80 ], a2 => [ 10.0.0.2, 20 ] } } }'
+  for s in vane gdnsd; do
+    case " $SERVERS " in *" $s "*) ;; *) continue ;; esac
+    if [ "$s" = vane ]; then start_vane "$WORK/zones/bench.test" bench.test "$STEER_YAML"
+    else start_gdnsd "$WORK/zones/bench-dyna.test" bench.test "$GDNSD_WEIGHTED"; fi
+    PIDS+=("$SERVER_PID")
+    wait_answer st.bench.test 60 || { echo "$s did not start"; continue; }
+    read -r q c n < <(run_load "$SERVER_PID" udp "$WORK/static.txt" "${ECS_OPT[@]}")
+    ST_STATIC[$s]=$c
+    read -r q c n < <(run_load "$SERVER_PID" udp "$WORK/steered.txt" "${ECS_OPT[@]}")
+    ST_STEERED[$s]=$c
+    stop_server "$SERVER_PID"
+  done
+fi
 
 if [ "$BIG" = 1 ]; then
   echo "== time to ready and memory, ${BIG_RECORDS}-record zone"
@@ -233,6 +274,13 @@ done
 if [ -n "${UDP_CPU[vane]:-}" ] && [ -n "${UDP_CPU[knot]:-}" ]; then
   awk -v v="${UDP_CPU[vane]}" -v k="${UDP_CPU[knot]}" 'BEGIN { printf "\nvane/Knot CPU per UDP query: %.2f (target <= 0.90)\n", v / k }'
 fi
+for s in vane gdnsd; do
+  if [ -n "${ST_STATIC[$s]:-}" ] && [ -n "${ST_STEERED[$s]:-}" ]; then
+    awk -v s="$s" -v a="${ST_STATIC[$s]}" -v b="${ST_STEERED[$s]}" 'BEGIN {
+      printf "%-6s static %.2f µs/query, steered %.2f µs/query: steered/static %.2f%s\n", s, a, b, b / a,
+             (s == "vane" ? " (target <= 1.05)" : " (weighted plugin, 2 addresses)") }'
+  fi
+done
 if [ -n "${READY[vane]:-}" ] && [ -n "${READY[knot]:-}" ]; then
   awk -v v="${READY[vane]}" -v k="${READY[knot]}" 'BEGIN { printf "vane/Knot time to ready:     %.2f (target <= 0.80)\n", v / k }'
 fi

@@ -22,8 +22,8 @@ constexpr int kMaxChain = 16;  // CNAME hops followed inside our zones; also end
 
 // Where an RR owner comes from: a pointer to a name already written, or a name.
 struct Owner {
-  uint16_t pointer;          // non-zero: compression pointer target
-  const uint8_t* name;       // lowercase wire name otherwise
+  uint16_t pointer;     // non-zero: compression pointer target
+  const uint8_t* name;  // lowercase wire name otherwise
 };
 
 struct Counts {
@@ -86,9 +86,15 @@ bool put_rrset(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& 
     const uint8_t* data = rd + 2;
     bool ok = true;
     switch (rs.names) {
-      case zones::RdataNames::kNone: ok = w.put_bytes(data, len); break;
-      case zones::RdataNames::kOne: ok = w.put_name(data); break;
-      case zones::RdataNames::kMx: ok = w.put_bytes(data, 2) && w.put_name(data + 2); break;
+      case zones::RdataNames::kNone:
+        ok = w.put_bytes(data, len);
+        break;
+      case zones::RdataNames::kOne:
+        ok = w.put_name(data);
+        break;
+      case zones::RdataNames::kMx:
+        ok = w.put_bytes(data, 2) && w.put_name(data + 2);
+        break;
       case zones::RdataNames::kSoa: {
         const uint8_t* rname = data + dns::wire_name_len({data, len});
         const uint8_t* tail = rname + dns::wire_name_len({rname, size_t(data + len - rname)});
@@ -106,8 +112,7 @@ bool put_rrset(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& 
 
 // A/AAAA of in-zone targets of NS/MX/SRV (RFC 1035 §3.3, glue for referrals).
 // Returns false when something did not fit (the caller decides about TC).
-bool put_additional(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& rs, Counts& c,
-                    QueryContext& ctx) {
+bool put_additional(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& rs, Counts& c, QueryContext& ctx) {
   for (uint32_t id : z.extra(rs)) {
     for (uint16_t type : {dns::kTypeA, dns::kTypeAAAA}) {
       const RRset* addr = z.find_rrset(id, type);
@@ -154,7 +159,8 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
       const RRset* ns = z->find_rrset(found.cut, dns::kTypeNS);
       if (!put_rrset(w, zones, *z, *ns, {0, z->name_of(found.cut).data()}, ns->ttl, c.ns, ctx)) r.truncated = true;
       // Glue that does not fit means the referral is unusable (RFC 9471).
-      else if (!put_additional(w, zones, *z, *ns, c, ctx)) r.truncated = true;
+      else if (!put_additional(w, zones, *z, *ns, c, ctx))
+        r.truncated = true;
       return r;
     }
     uint32_t node = found.node;
@@ -177,9 +183,12 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
     }
     if (const RRset* rs = z->find_rrset(node, q.qtype)) {
       uint16_t before = c.an;
-      if (!put_rrset(w, zones, *z, *rs, owner, rs->ttl, c.an, ctx)) r.truncated = true;
-      else if (c.an == before && !put_soa(w, zones, *z, c, ctx)) r.truncated = true;  // steered, fail_closed: NODATA
-      else put_additional(w, zones, *z, *rs, c, ctx);  // optional data: omitted, not truncated, when full
+      if (!put_rrset(w, zones, *z, *rs, owner, rs->ttl, c.an, ctx))
+        r.truncated = true;
+      else if (c.an == before && !put_soa(w, zones, *z, c, ctx))
+        r.truncated = true;  // steered, fail_closed: NODATA
+      else
+        put_additional(w, zones, *z, *rs, c, ctx);  // optional data: omitted, not truncated, when full
       return r;
     }
     const RRset* cname = z->find_rrset(node, dns::kTypeCNAME);

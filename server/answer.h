@@ -3,10 +3,11 @@
 // packet, never throws.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <sys/socket.h>
 
 #include "dns/packet.h"
 #include "zone.h"
@@ -22,13 +23,13 @@ struct AnswerOptions {
 // Per-worker scratch reused for every query (reset, never reallocated).
 struct QueryContext {
   dns::Query query;
-  dns::NameBuf chain;         // current name while following a CNAME chain
-  zones::Client source;       // the packet's source address (set per packet by the worker)
-  zones::Client client;       // who steering answers for: ECS subnet, else source
-  zones::Pick pick;           // scratch for steered RRsets
+  dns::NameBuf chain;                     // current name while following a CNAME chain
+  zones::Client source;                   // the packet's source address (set per packet by the worker)
+  zones::Client client;                   // who steering answers for: ECS subnet, else source
+  zones::Pick pick;                       // scratch for steered RRsets
   const uint8_t* cname_target = nullptr;  // target of the last steered CNAME written
-  uint8_t ecs_scope = 0;      // RFC 7871 scope of this answer
-  uint64_t rng = 0x9E3779B97F4A7C15ULL;  // xorshift state; seed per worker
+  uint8_t ecs_scope = 0;                  // RFC 7871 scope of this answer
+  uint64_t rng = 0x9E3779B97F4A7C15ULL;   // xorshift state; seed per worker
 };
 
 // Fills ctx.source from a socket address (v4, v6, v4-mapped v6).

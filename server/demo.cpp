@@ -12,6 +12,40 @@ threads: 2
 state_dir: ./vane-demo-state   # = kDemoStateDir
 zones:
   - { name: example.com, file: example.com.zone }
+
+# Client networks -> regions, nearest first (longest prefix wins).
+regions:
+  - { cidr: 10.1.0.0/16, order: [us-east-1, us-east-2] }
+  - { cidr: 10.2.0.0/16, order: [us-east-2, us-east-1] }
+  - { cidr: 0.0.0.0/0,   order: [us-east-1, us-east-2] }
+  - { cidr: "::/0",      order: [us-east-1, us-east-2] }
+
+records:
+  # The Route 53 style 255/0 flip: all traffic on use1 until an operator
+  # moves it (vanectl weight www.example.com use1 0; ... use2 255).
+  - name: www.example.com
+    type: A
+    ttl: 60
+    policy: weighted
+    endpoints:
+      - { name: use1, address: 192.0.2.10,    weight: 255, region: us-east-1 }
+      - { name: use2, address: 198.51.100.10, weight: 0,   region: us-east-2 }
+  # Hot primary, warm standby: tier 2 answers only when tier 1 is down.
+  - name: app.example.com
+    type: A
+    ttl: 30
+    policy: failover
+    endpoints:
+      - { name: primary, address: 192.0.2.20,    priority: 1, region: us-east-1 }
+      - { name: standby, address: 198.51.100.20, priority: 2, region: us-east-2 }
+  # Nearest region for the client (ECS subnet, else the source address).
+  - name: cdn.example.com
+    type: A
+    ttl: 60
+    policy: latency
+    endpoints:
+      - { name: east1, address: 192.0.2.30,    region: us-east-1 }
+      - { name: east2, address: 198.51.100.30, region: us-east-2 }
 )";
 
 constexpr const char* kDemoZone = R"($ORIGIN example.com.
@@ -24,7 +58,7 @@ $TTL 300
 ns1           IN A    192.0.2.53
 ns2           IN A    198.51.100.53
 mail          IN A    192.0.2.25
-www           IN A    192.0.2.10
+; www A, app A and cdn A are steered records (see records: in the config)
 www           IN AAAA 2001:db8::10
 api           IN CNAME www
 *.apps        IN A    192.0.2.80

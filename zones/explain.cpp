@@ -8,9 +8,12 @@ bool parse_client(const std::string& text, Client& out) {
   size_t slash = text.find('/');
   std::string host = text.substr(0, slash);
   out = Client{};
-  if (inet_pton(AF_INET, host.c_str(), out.addr) == 1) out.family = 4, out.prefix = 32;
-  else if (inet_pton(AF_INET6, host.c_str(), out.addr) == 1) out.family = 6, out.prefix = 128;
-  else return false;
+  if (inet_pton(AF_INET, host.c_str(), out.addr) == 1)
+    out.family = 4, out.prefix = 32;
+  else if (inet_pton(AF_INET6, host.c_str(), out.addr) == 1)
+    out.family = 6, out.prefix = 128;
+  else
+    return false;
   if (slash != std::string::npos) {
     std::string bits = text.substr(slash + 1);
     if (bits.empty() || bits.size() > 3 || bits.find_first_not_of("0123456789") != std::string::npos) return false;
@@ -33,7 +36,9 @@ std::string client_text(const Client& c) {
   return s;
 }
 
-const char* type_text(uint16_t t) { return t == dns::kTypeA ? "A" : t == dns::kTypeAAAA ? "AAAA" : "CNAME"; }
+const char* type_text(uint16_t t) {
+  return t == dns::kTypeA ? "A" : t == dns::kTypeAAAA ? "AAAA" : "CNAME";
+}
 
 std::string rdata_text(uint16_t type, const uint8_t* rd) {
   if (type == dns::kTypeCNAME) return dns::to_text({rd, dns::wire_name_len({rd, dns::kMaxNameLen})});
@@ -68,9 +73,9 @@ Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint
     for (const auto& zone : zones.zones())
       for (const SteeredRecord& r : zone->steered_records())
         list += (list.empty() ? "" : ", ") + zone->info(r).name + "/" + type_text(r.type);
-    return Error{"", 0, name + " has no steered " +
-                            (types.empty() ? "record" : "record of that type (it has " + types + ")") +
-                            "; steered records: " + (list.empty() ? "none" : list)};
+    return Error{"", 0,
+                 name + " has no steered " + (types.empty() ? "record" : "record of that type (it has " + types + ")") +
+                     "; steered records: " + (list.empty() ? "none" : list)};
   }
   const SteeredRecord& rec = z->steered(*found);
   const SteeredInfo& info = z->info(rec);
@@ -83,8 +88,10 @@ Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint
   for (size_t i = 0; i < eps.size(); ++i) {
     const EndpointState& s = zones.states->at(eps[i].state);
     auto ov = static_cast<Override>(s.override_state.load(std::memory_order_relaxed));
-    const char* ovs = ov == Override::kUp ? "forced up" : ov == Override::kDown ? "forced down"
-                      : ov == Override::kDrain ? "drained" : nullptr;
+    const char* ovs = ov == Override::kUp      ? "forced up"
+                      : ov == Override::kDown  ? "forced down"
+                      : ov == Override::kDrain ? "drained"
+                                               : nullptr;
     bool healthy = s.health.load(std::memory_order_relaxed) == static_cast<uint8_t>(Health::kUp);
     int16_t aw = s.admin_weight.load(std::memory_order_relaxed);
     std::string line = info.endpoints[i] + " " + info.addresses[i] + ": " + (endpoint_up(s) ? "up" : "down") + " (" +

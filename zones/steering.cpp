@@ -8,10 +8,14 @@ namespace vane::zones {
 
 const char* policy_name(Policy p) {
   switch (p) {
-    case Policy::kWeighted: return "weighted";
-    case Policy::kFailover: return "failover";
-    case Policy::kLatency: return "latency";
-    case Policy::kMultivalue: return "multivalue";
+    case Policy::kWeighted:
+      return "weighted";
+    case Policy::kFailover:
+      return "failover";
+    case Policy::kLatency:
+      return "latency";
+    case Policy::kMultivalue:
+      return "multivalue";
   }
   return "?";
 }
@@ -113,10 +117,13 @@ uint8_t RegionMap::scope(const Rule& matched, const uint8_t* addr, uint8_t limit
 
 bool endpoint_up(const EndpointState& s) {
   switch (static_cast<Override>(s.override_state.load(std::memory_order_relaxed))) {
-    case Override::kUp: return true;
+    case Override::kUp:
+      return true;
     case Override::kDown:
-    case Override::kDrain: return false;
-    case Override::kAuto: break;
+    case Override::kDrain:
+      return false;
+    case Override::kAuto:
+      break;
   }
   return s.health.load(std::memory_order_relaxed) == static_cast<uint8_t>(Health::kUp);
 }
@@ -192,8 +199,9 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
         if (k == 0) continue;
         n = k;
         found = true;
-        if (trace) trace->steps.push_back("nearest region with a candidate: " + regions.name(region) + ": " +
-                                          names(cand, n, info));
+        if (trace)
+          trace->steps.push_back("nearest region with a candidate: " + regions.name(region) + ": " +
+                                 names(cand, n, info));
         break;
       }
       if (!found && trace) trace->steps.push_back("no candidate in the client's regions: all candidates stay");
@@ -206,8 +214,9 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
         std::swap(cand[i], cand[j]);
       }
       for (size_t i = 0; i < take; ++i) out.index[out.count++] = cand[i];
-      if (trace) trace->steps.push_back("shuffle, first " + std::to_string(rec.max_answers) + ": " +
-                                        names(out.index, out.count, info));
+      if (trace)
+        trace->steps.push_back("shuffle, first " + std::to_string(rec.max_answers) + ": " +
+                               names(out.index, out.count, info));
       return;
     }
     case Policy::kWeighted:

@@ -109,7 +109,7 @@ struct SteeredEndpoint {
   uint32_t rdata_off;  // into Steering rdata: A (4), AAAA (16) or a CNAME target (wire name)
   uint16_t region;     // RegionMap id or kNoRegion
   uint8_t rdlen;
-  uint8_t weight;      // config weight 0..255
+  uint8_t weight;  // config weight 0..255
 };
 
 struct SteeredRecord {

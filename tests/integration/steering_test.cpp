@@ -161,12 +161,12 @@ TEST_F(Steered, Ecs_OnAStaticAnswerHasScopeZero) {
 
 TEST_F(Steered, Ecs_MalformedIsFormerr) {
   std::vector<std::vector<uint8_t>> bad = {
-      {0, 8, 0, 7, 0, 3, 24, 0, 10, 1, 2},        // family 3
-      {0, 8, 0, 8, 0, 1, 33, 0, 10, 1, 2, 3},     // /33 for IPv4
-      {0, 8, 0, 8, 0, 1, 24, 0, 10, 1, 2, 3},     // 4 address bytes for /24
-      {0, 8, 0, 7, 0, 1, 23, 0, 10, 1, 3},        // bits past the prefix set
-      {0, 8, 0, 7, 0, 1, 24, 8, 10, 1, 2},        // scope set in a query
-      {0, 8, 0, 3, 0, 1, 0},                      // too short
+      {0, 8, 0, 7, 0, 3, 24, 0, 10, 1, 2},     // family 3
+      {0, 8, 0, 8, 0, 1, 33, 0, 10, 1, 2, 3},  // /33 for IPv4
+      {0, 8, 0, 8, 0, 1, 24, 0, 10, 1, 2, 3},  // 4 address bytes for /24
+      {0, 8, 0, 7, 0, 1, 23, 0, 10, 1, 3},     // bits past the prefix set
+      {0, 8, 0, 7, 0, 1, 24, 8, 10, 1, 2},     // scope set in a query
+      {0, 8, 0, 3, 0, 1, 0},                   // too short
   };
   for (const auto& opt : bad) {
     Response r = ask("lat.example.com", "A", {.edns_data = opt});
@@ -233,14 +233,16 @@ TEST(SteeringConfig, ErrorsNameFileAndLine) {
       {"records:\n  - name: x.example.com\n    type: A\n    endpoints:\n      - { name: a, address: 192.0.2.1 }\n"
        "      - { name: a, address: 192.0.2.2 }\n",
        "", "vane.yaml:7: endpoint a is listed twice"},
-      {"records:\n  - name: x.example.com\n    type: A\n    endpoints: [{ name: a, address: 192.0.2.1, weight: 300 }]\n",
+      {"records:\n  - name: x.example.com\n    type: A\n    endpoints: [{ name: a, address: 192.0.2.1, weight: 300 "
+       "}]\n",
        "", "vane.yaml:5: weight must be between 0 and 255"},
       {"regions: [{ cidr: 10.0.0.0/8, order: [east] }]\nrecords:\n  - name: x.example.com\n    type: A\n"
        "    policy: latency\n    endpoints: [{ name: a, address: 192.0.2.1, region: eats }]\n",
        "", "vane.yaml:7: endpoint a has region 'eats', which no regions: order lists"},
       {"records:\n  - name: x.example.com\n    type: CNAME\n    endpoints: [{ name: a, cname: y.example.com }]\n",
        "x IN A 192.0.2.9\n", "CNAME and other data at x.example.com."},
-      {"records:\n  - name: x.example.com\n    type: A\n    policy: nearest\n    endpoints: [{ name: a, address: 192.0.2.1 }]\n",
+      {"records:\n  - name: x.example.com\n    type: A\n    policy: nearest\n    endpoints: [{ name: a, address: "
+       "192.0.2.1 }]\n",
        "", "vane.yaml:5: policy must be weighted, failover, latency or multivalue"},
       {"regions: [{ cidr: 10.0.0.1/8, order: [east] }]\n", "", "vane.yaml:2: cidr '10.0.0.1/8' has host bits set"},
   };
