@@ -55,6 +55,56 @@ void print_status(const json& r) {
   for (const auto& z : r.value("zones", json::array()))
     rows.push_back({str(z["name"]), str(z["serial"]), str(z["records"]), str(z["file"])});
   print_table(rows);
+  for (const auto& rec : r.value("records", json::array())) {
+    printf("\n%s %s  policy %s, ttl %s\n", str(rec["name"]).c_str(), str(rec["type"]).c_str(),
+           str(rec["policy"]).c_str(), str(rec["ttl"]).c_str());
+    std::vector<std::vector<std::string>> eps{
+        {"  ENDPOINT", "ADDRESS", "STATE", "HEALTH", "OVERRIDE", "WEIGHT", "PRIORITY", "REGION"}};
+    for (const auto& e : rec["endpoints"]) {
+      std::string ov = str(e["override"]);
+      if (e.contains("override_until")) ov += " until " + str(e["override_until"]);
+      if (e.contains("override_reason")) ov += " (" + str(e["override_reason"]) + ")";
+      std::string w =
+          str(e["weight"]) + (e["admin_weight"].is_null() ? "" : " (admin; config " + str(e["config_weight"]) + ")");
+      eps.push_back({"  " + str(e["name"]), str(e["address"]), e["up"].get<bool>() ? "up" : "DOWN", str(e["health"]),
+                     ov, w, str(e["priority"]), e.contains("region") ? str(e["region"]) : "-"});
+    }
+    print_table(eps);
+  }
+  const auto& orphans = r.value("orphans", json::array());
+  if (!orphans.empty()) {
+    printf("\nstored state for endpoints the config no longer has (kept):\n");
+    for (const auto& o : orphans) printf("  %s\n", str(o).c_str());
+  }
+}
+
+void print_change(const json& r) {
+  printf("%s %s: weight %s, %s (override %s)%s — journal #%s\n", str(r["record"]).c_str(), str(r["endpoint"]).c_str(),
+         str(r["weight"]).c_str(), r["up"].get<bool>() ? "up" : "DOWN", str(r["override"]).c_str(),
+         r.contains("until") ? (" until " + str(r["until"])).c_str() : "", str(r["seq"]).c_str());
+}
+
+void print_explain(const json& r) {
+  printf("%s %s, policy %s, client %s\n", str(r["record"]).c_str(), str(r["type"]).c_str(), str(r["policy"]).c_str(),
+         str(r["client"]).c_str());
+  for (const auto& s : r["steps"]) printf("  %s\n", str(s).c_str());
+  std::string answer;
+  for (const auto& a : r["answer"]) answer += (answer.empty() ? "" : ", ") + str(a);
+  printf("answer: %s%s\n", answer.empty() ? "none (NODATA)" : answer.c_str(),
+         r["scope"].get<int>() ? (" (ECS scope /" + str(r["scope"]) + ")").c_str() : "");
+}
+
+void print_history(const json& r) {
+  std::vector<std::vector<std::string>> rows{{"#", "WHEN", "WHO", "ACTION", "ENDPOINT", "FROM", "TO", "REASON"}};
+  for (const auto& e : r["entries"]) {
+    std::string who = e.contains("uid") ? "uid " + str(e["uid"]) : e.value("by", std::string("?"));
+    std::string to = e.contains("to") ? str(e["to"]) : "";
+    if (e.contains("until")) to += " until " + str(e["until"]);
+    rows.push_back({str(e["seq"]), str(e["at"]), who, str(e["action"]), str(e["endpoint"]),
+                    e.contains("from") ? str(e["from"]) : (e.contains("was") ? str(e["was"]) : ""), to,
+                    e.value("reason", std::string())});
+  }
+  print_table(rows);
 }
 
 }  // namespace
@@ -62,20 +112,69 @@ void print_status(const json& r) {
 int main(int argc, char** argv) {
   CLI::App app{"vanectl — control a running vaned over its admin socket"};
   app.require_subcommand(1);
-  std::string socket_path;
+  std::string socket_path, record, endpoint, reason, state, for_text, qname, qtype, client, weight;
   bool as_json = false;
+  int limit = 20;
   app.add_option("-s,--socket", socket_path, "admin socket (default: admin.socket of ./vane.yaml, else the demo's)");
   app.add_flag("--json", as_json, "print the raw JSON answer");
-  auto* status = app.add_subcommand("status", "zones, serials, record counts, listeners, generation");
+  auto* status = app.add_subcommand("status", "zones, records, endpoints, state and weights");
+  auto* w = app.add_subcommand("weight", "set an endpoint's weight (persisted), e.g. the 255/0 flip");
+  w->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
+  w->add_option("ENDPOINT", endpoint, "endpoint name")->required();
+  w->add_option("N", weight, "0..255, or 'config' to return to the config's weight")->required();
+  auto* drain = app.add_subcommand("drain", "take an endpoint out of answers until undrained");
+  auto* undrain = app.add_subcommand("undrain", "put a drained endpoint back");
+  for (auto* sub : {drain, undrain}) {
+    sub->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
+    sub->add_option("ENDPOINT", endpoint, "endpoint name")->required();
+  }
+  auto* force = app.add_subcommand("force", "force an endpoint up or down (auto: follow health again)");
+  force->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
+  force->add_option("ENDPOINT", endpoint, "endpoint name")->required();
+  force->add_option("STATE", state, "up | down | auto")->required()->check(CLI::IsMember({"up", "down", "auto"}));
+  force->add_option("--for", for_text, "expire by itself after this long (90s, 15m, 2h), across restarts too");
+  for (auto* sub : {w, drain, undrain, force}) sub->add_option("--reason", reason, "why (kept in the journal)");
+  auto* explain = app.add_subcommand("explain", "which endpoints a client gets for a name, and why");
+  explain->add_option("QNAME", qname, "the steered name")->required();
+  explain->add_option("TYPE", qtype, "A, AAAA or CNAME (default: the name's steered type)");
+  explain->add_option("--client", client, "client address or ECS subnet, e.g. 10.1.2.3 or 10.1.2.0/24");
   auto* reload =
       app.add_subcommand("reload", "re-read the config and zones; a bad one is refused, the old keeps serving");
-  for (auto* sub : {status, reload}) sub->add_flag("--json", as_json, "print the raw JSON answer");
+  auto* history = app.add_subcommand("history", "journal of admin changes and override expiries, newest last");
+  history->add_option("--limit", limit, "how many entries (default 20)")->check(CLI::Range(1, 10000));
+  for (auto* sub : {status, w, drain, undrain, force, explain, reload, history})
+    sub->add_flag("--json", as_json, "print the raw JSON answer");
   CLI11_PARSE(app, argc, argv);
   if (socket_path.empty()) socket_path = default_socket();
 
   json req;
   if (status->parsed()) req = {{"cmd", "status"}};
   if (reload->parsed()) req = {{"cmd", "reload"}};
+  if (w->parsed()) {
+    req = {{"cmd", "weight"}, {"record", record}, {"endpoint", endpoint}};
+    if (weight == "config")
+      req["weight"] = "config";
+    else if (!weight.empty() && weight.size() <= 3 && weight.find_first_not_of("0123456789") == std::string::npos)
+      req["weight"] = std::stoi(weight);
+    else {
+      fprintf(stderr, "vanectl: weight must be 0..255 or 'config'\n");
+      return 2;
+    }
+  }
+  if (drain->parsed()) req = {{"cmd", "drain"}, {"record", record}, {"endpoint", endpoint}};
+  if (undrain->parsed()) req = {{"cmd", "undrain"}, {"record", record}, {"endpoint", endpoint}};
+  if (force->parsed()) {
+    req = {{"cmd", "force"}, {"record", record}, {"endpoint", endpoint}, {"state", state}};
+    if (!for_text.empty()) req["for"] = for_text;
+  }
+  if (!reason.empty()) req["reason"] = reason;
+  if (explain->parsed()) {
+    req = {{"cmd", "explain"}, {"qname", qname}};
+    if (!qtype.empty()) req["qtype"] = qtype;
+    if (!client.empty()) req["client"] = client;
+  }
+  if (history->parsed()) req = {{"cmd", "history"}, {"limit", limit}};
+
   auto r = vane::admin::call(socket_path, req);
   if (!r) {
     fprintf(stderr, "vanectl: %s\n", r.error().to_string().c_str());
@@ -93,5 +192,8 @@ int main(int argc, char** argv) {
   }
   if (status->parsed()) print_status(answer);
   if (reload->parsed()) printf("%s\n", str(answer.value("message", json(""))).c_str());
+  if (w->parsed() || drain->parsed() || undrain->parsed() || force->parsed()) print_change(answer);
+  if (explain->parsed()) print_explain(answer);
+  if (history->parsed()) print_history(answer);
   return 0;
 }

@@ -19,7 +19,7 @@ ensure_packages() {
 }
 
 # What building vaned needs.
-BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libuv1-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev)
+BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libuv1-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev librocksdb-dev)
 # What the test suite needs on top (Knot for the differential test, kdig for humans).
 TEST_PACKAGES=(libgtest-dev knot knot-dnsutils)
 # What bench/run.sh needs on top.

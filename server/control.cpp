@@ -2,53 +2,419 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <set>
 
+#include "explain.h"
 #include "log.h"
 
 namespace vane::server {
 
+using admin::Json;
+using zones::Override;
+
 namespace {
 
-admin::Json status(const Server& srv) {
-  auto snap = srv.snapshot();
-  admin::Json zones = admin::Json::array();
+const char* type_name(uint16_t t) {
+  return t == dns::kTypeA ? "A" : t == dns::kTypeAAAA ? "AAAA" : "CNAME";
+}
+
+const char* override_name(Override o) {
+  switch (o) {
+    case Override::kUp:
+      return "up";
+    case Override::kDown:
+      return "down";
+    case Override::kDrain:
+      return "drain";
+    case Override::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+Override override_from(const std::string& s) {
+  return s == "up" ? Override::kUp : s == "down" ? Override::kDown : s == "drain" ? Override::kDrain : Override::kAuto;
+}
+
+// Fields are checked, never passed through: no request names a path.
+std::optional<std::string> check_fields(const Json& req, std::initializer_list<const char*> allowed) {
+  for (const auto& [key, value] : req.items()) {
+    bool ok = key == "cmd";
+    for (const char* a : allowed) ok |= key == a;
+    if (!ok) return "unknown field '" + key + "' for " + req["cmd"].get<std::string>();
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> get_string(const Json& req, const char* key, std::string& out, bool required = true,
+                                      size_t max = 255) {
+  auto it = req.find(key);
+  if (it == req.end())
+    return required ? std::optional<std::string>(std::string("missing \"") + key + "\"") : std::nullopt;
+  if (!it->is_string()) return std::string("\"") + key + "\" must be a string";
+  out = it->get<std::string>();
+  if (out.size() > max) return std::string("\"") + key + "\" is longer than " + std::to_string(max) + " bytes";
+  return std::nullopt;
+}
+
+std::string record_list(const zones::ZoneSet& zs) {
+  std::string list;
+  for (const auto& z : zs.zones())
+    for (const auto& r : z->steered_records())
+      list += (list.empty() ? "" : ", ") + z->info(r).name + "/" + type_name(r.type);
+  return list.empty() ? "none" : list;
+}
+
+}  // namespace
+
+struct Control::Target {
+  const zones::Zone* zone = nullptr;
+  const zones::SteeredRecord* rec = nullptr;
+  size_t ep = 0;
+  uint32_t slot = UINT32_MAX;
+  std::string record;  // "www.example.com./A"
+  std::string key;     // "www.example.com./A/use1"
+};
+
+namespace {
+
+// RECORD (owner name, with /TYPE when it has several steered types) and
+// ENDPOINT, looked up in the serving snapshot only.
+Result<Control::Target> resolve(const zones::ZoneSet& zs, const zones::StateTable& states, std::string record,
+                                const std::string& endpoint) {
+  std::string type;
+  if (size_t slash = record.rfind('/'); slash != std::string::npos) {
+    type = record.substr(slash + 1);
+    record.resize(slash);
+    std::transform(type.begin(), type.end(), type.begin(), ::toupper);
+  }
+  std::transform(record.begin(), record.end(), record.begin(), ::tolower);
+  if (!record.empty() && record.back() != '.') record += '.';
+  std::vector<Control::Target> found;
+  for (const auto& z : zs.zones())
+    for (const auto& r : z->steered_records())
+      if (z->info(r).name == record && (type.empty() || type == type_name(r.type)))
+        found.push_back({z.get(), &r, 0, UINT32_MAX, record + "/" + type_name(r.type), ""});
+  if (found.empty())
+    return Error{
+        "", 0,
+        "no steered record '" + record + (type.empty() ? "" : "/" + type) + "'; steered records: " + record_list(zs)};
+  if (found.size() > 1) {
+    std::string types;
+    for (auto& f : found) types += (types.empty() ? "" : ", ") + f.record;
+    return Error{"", 0, record + " has several steered types: say which (" + types + ")"};
+  }
+  Control::Target t = found[0];
+  const auto& info = t.zone->info(*t.rec);
+  auto it = std::find(info.endpoints.begin(), info.endpoints.end(), endpoint);
+  if (it == info.endpoints.end()) {
+    std::string list;
+    for (const auto& e : info.endpoints) list += (list.empty() ? "" : ", ") + e;
+    return Error{"", 0, "no endpoint '" + endpoint + "' in " + t.record + "; endpoints: " + list};
+  }
+  t.ep = static_cast<size_t>(it - info.endpoints.begin());
+  t.key = t.record + "/" + endpoint;
+  t.slot = states.find(t.key);
+  if (t.slot == UINT32_MAX) return Error{"", 0, "internal: no state slot for " + t.key};
+  return t;
+}
+
+}  // namespace
+
+Control::Control(Server& srv, admin::StateStore& store) : srv_(srv), store_(store) {}
+
+Control::~Control() = default;
+
+void Control::apply_override(uint32_t slot, const std::string& state) {
+  srv_.states().at(slot).override_state.store(static_cast<uint8_t>(override_from(state)), std::memory_order_relaxed);
+}
+
+std::optional<Error> Control::overlay() {
+  auto& states = srv_.states();
+  for (const auto& [key, w] : store_.weights())
+    states.at(states.slot(key)).admin_weight.store(static_cast<int16_t>(std::clamp(w, 0, 255)));
+  uint64_t now = admin::now_ms();
+  for (const auto& [key, o] : store_.overrides()) {
+    if (o.until_ms && o.until_ms <= now) {  // ran out while we were down: end it now, on the record
+      admin::StateStore::Change c{key, std::nullopt, std::optional<admin::Override>{}, std::nullopt};
+      Json j{{"action", "expire"}, {"endpoint", key}, {"was", o.state}, {"reason", o.reason}, {"by", "vaned"}};
+      if (auto err = store_.commit({c}, j)) return err;
+      VANE_INFO("override %s %s ended while vaned was down (expired %s)", key.c_str(), o.state.c_str(),
+                admin::format_time(o.until_ms).c_str());
+      continue;
+    }
+    apply_override(states.slot(key), o.state);
+    if (o.until_ms) expiries_[key] = o.until_ms;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> Control::orphans() {
+  std::set<std::string> live;
+  auto snap = srv_.snapshot();
   for (const auto& z : snap->zones())
+    for (const auto& r : z->steered_records())
+      for (const auto& e : z->info(r).endpoints) live.insert(z->info(r).name + "/" + type_name(r.type) + "/" + e);
+  std::set<std::string> out;
+  for (const auto& [k, v] : store_.weights())
+    if (!live.count(k)) out.insert(k);
+  for (const auto& [k, v] : store_.overrides())
+    if (!live.count(k)) out.insert(k);
+  return {out.begin(), out.end()};
+}
+
+void Control::start(uv_loop_t* loop) {
+  for (const auto& k : orphans())
+    VANE_WARN("stored state for %s, which the config no longer has: kept (vanectl status lists it)", k.c_str());
+  uv_timer_init(loop, &timer_);
+  timer_.data = this;
+  timer_live_ = true;
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<Control*>(t->data)->expire(); }, 250, 250);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
+}
+
+void Control::stop() {
+  if (timer_live_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_)))
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  timer_live_ = false;
+}
+
+void Control::expire() {
+  uint64_t now = admin::now_ms();
+  auto overrides = expiries_.empty() ? std::map<std::string, admin::Override>{} : store_.overrides();
+  for (auto it = expiries_.begin(); it != expiries_.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    const std::string& key = it->first;
+    auto o = overrides[key];
+    admin::StateStore::Change c{key, std::nullopt, std::optional<admin::Override>{}, std::nullopt};
+    Json j{{"action", "expire"}, {"endpoint", key}, {"was", o.state}, {"reason", o.reason}, {"by", "vaned"}};
+    if (auto err = store_.commit({c}, j)) {
+      VANE_ERROR("cannot end override of %s: %s (will retry)", key.c_str(), err->to_string().c_str());
+      return;
+    }
+    uint32_t slot = srv_.states().find(key);
+    if (slot != UINT32_MAX) apply_override(slot, "auto");
+    VANE_INFO("override %s %s expired (reason was: %s)", key.c_str(), o.state.c_str(), o.reason.c_str());
+    it = expiries_.erase(it);
+  }
+}
+
+Json Control::status() {
+  auto snap = srv_.snapshot();
+  Json zones = Json::array(), records = Json::array();
+  auto overrides = store_.overrides();
+  for (const auto& z : snap->zones()) {
     zones.push_back({{"name", z->origin_text()},
                      {"serial", z->serial()},
                      {"records", z->record_count()},
                      {"names", z->node_count()},
                      {"file", z->file()}});
+    for (const auto& r : z->steered_records()) {
+      const auto& info = z->info(r);
+      auto eps = z->endpoints(r);
+      Json endpoints = Json::array();
+      for (size_t i = 0; i < eps.size(); ++i) {
+        const auto& s = snap->states->at(eps[i].state);
+        int16_t aw = s.admin_weight.load(std::memory_order_relaxed);
+        auto ov = static_cast<Override>(s.override_state.load(std::memory_order_relaxed));
+        Json e{{"name", info.endpoints[i]},
+               {"address", info.addresses[i]},
+               {"up", zones::endpoint_up(s)},
+               {"health", s.health.load() == static_cast<uint8_t>(zones::Health::kUp) ? "up" : "down"},
+               {"override", override_name(ov)},
+               {"config_weight", eps[i].weight},
+               {"weight", zones::effective_weight(s, eps[i])},
+               {"admin_weight", aw >= 0 ? Json(aw) : Json(nullptr)},
+               {"priority", eps[i].priority}};
+        if (eps[i].region != zones::kNoRegion) e["region"] = snap->regions.name(eps[i].region);
+        std::string key = info.name + "/" + type_name(r.type) + "/" + info.endpoints[i];
+        if (auto it = overrides.find(key); it != overrides.end()) {
+          if (it->second.until_ms) e["override_until"] = admin::format_time(it->second.until_ms);
+          if (!it->second.reason.empty()) e["override_reason"] = it->second.reason;
+        }
+        endpoints.push_back(std::move(e));
+      }
+      records.push_back({{"name", info.name},
+                         {"type", type_name(r.type)},
+                         {"policy", zones::policy_name(r.policy)},
+                         {"ttl", r.ttl},
+                         {"endpoints", endpoints}});
+    }
+  }
   return {{"ok", true},
           {"version", VANE_VERSION},
           {"pid", getpid()},
-          {"uptime_s", std::lround(srv.uptime_s())},
-          {"workers", srv.threads()},
+          {"uptime_s", std::lround(srv_.uptime_s())},
+          {"workers", srv_.threads()},
           {"generation", snap->generation},
-          {"listen", srv.listen()},
-          {"config", srv.config_path()},
-          {"zones", zones}};
+          {"listen", srv_.listen()},
+          {"config", srv_.config_path()},
+          {"zones", zones},
+          {"records", records},
+          {"orphans", orphans()}};
 }
 
-}  // namespace
+Json Control::change(const Json& req, const admin::Peer& peer) {
+  const std::string cmd = req["cmd"].get<std::string>();
+  std::string record, endpoint, reason, state, for_text;
+  std::optional<std::string> bad;
+  if (cmd == "weight")
+    bad = check_fields(req, {"record", "endpoint", "weight", "reason"});
+  else if (cmd == "force")
+    bad = check_fields(req, {"record", "endpoint", "state", "for", "reason"});
+  else
+    bad = check_fields(req, {"record", "endpoint", "reason"});
+  if (!bad) bad = get_string(req, "record", record);
+  if (!bad) bad = get_string(req, "endpoint", endpoint);
+  if (!bad) bad = get_string(req, "reason", reason, false, 500);
+  if (bad) return admin::error_reply(*bad);
+  auto snap = srv_.snapshot();
+  auto t = resolve(*snap, srv_.states(), record, endpoint);
+  if (!t) return admin::error_reply(t.error().message);
+  auto& s = srv_.states().at(t->slot);
+  const auto& ep = t->zone->endpoints(*t->rec)[t->ep];
+  Json journal{{"action", cmd}, {"endpoint", t->key}, {"uid", peer.uid}, {"pid", peer.pid}};
+  if (!reason.empty()) journal["reason"] = reason;
+  admin::StateStore::Change c{t->key, std::nullopt, std::nullopt, std::nullopt};
+  std::optional<int16_t> new_weight;
+  std::optional<std::string> new_override;
+  uint64_t until = 0;
+  auto current = static_cast<Override>(s.override_state.load());
 
-void handle_admin(Server& srv, const admin::Json& request, const admin::Peer& peer, admin::Reply reply) {
+  if (cmd == "weight") {
+    auto w = req.find("weight");
+    if (w == req.end()) return admin::error_reply("missing \"weight\" (0..255, or \"config\")");
+    journal["from"] = zones::effective_weight(s, ep);
+    if (w->is_string() && w->get<std::string>() == "config") {
+      c.weight = std::optional<int>{};
+      new_weight = -1;
+      journal["to"] = ep.weight;
+      journal["to_config"] = true;
+    } else if (w->is_number_integer() && w->get<int64_t>() >= 0 && w->get<int64_t>() <= 255) {
+      c.weight = std::optional<int>{w->get<int>()};
+      new_weight = static_cast<int16_t>(w->get<int>());
+      journal["to"] = *new_weight;
+    } else {
+      return admin::error_reply("\"weight\" must be 0..255 or \"config\"");
+    }
+  } else if (cmd == "drain" || cmd == "undrain" || cmd == "force") {
+    std::string target = cmd == "drain" ? "drain" : cmd == "undrain" ? "auto" : "";
+    if (cmd == "undrain" && current != Override::kDrain)
+      return admin::error_reply(t->key + " is not drained (override: " + override_name(current) +
+                                "); use force ... auto to clear other overrides");
+    if (cmd == "force") {
+      if (auto e = get_string(req, "state", target)) return admin::error_reply(*e);
+      if (target != "up" && target != "down" && target != "auto")
+        return admin::error_reply("\"state\" must be up, down or auto");
+      if (auto e = get_string(req, "for", for_text, false, 32)) return admin::error_reply(*e);
+      if (!for_text.empty()) {
+        uint64_t ms = 0;
+        if (target == "auto") return admin::error_reply("\"for\" makes no sense with auto");
+        if (!parse_duration_ms(for_text, ms) || ms == 0 || ms > 366ULL * 86400 * 1000)
+          return admin::error_reply("\"for\" must be a duration like 90s, 15m or 2h (at most a year)");
+        until = admin::now_ms() + ms;
+        journal["until"] = admin::format_time(until);
+      }
+    }
+    journal["from"] = override_name(current);
+    journal["to"] = target;
+    if (target == "auto")
+      c.override_state = std::optional<admin::Override>{};
+    else
+      c.override_state =
+          std::optional<admin::Override>{admin::Override{target, until, reason, peer.uid, admin::now_ms()}};
+    new_override = target;
+  } else {
+    return admin::error_reply("unknown cmd");
+  }
+  // Durable first, then live: an "ok" means it survives kill -9.
+  if (auto err = store_.commit({c}, journal)) return admin::error_reply(err->to_string());
+  if (new_weight) s.admin_weight.store(*new_weight, std::memory_order_relaxed);
+  if (new_override) {
+    apply_override(t->slot, *new_override);
+    if (until)
+      expiries_[t->key] = until;
+    else
+      expiries_.erase(t->key);
+  }
+  VANE_INFO("admin: %s %s -> %s by uid %u%s%s", cmd.c_str(), t->key.c_str(), journal["to"].dump().c_str(),
+            unsigned(peer.uid), reason.empty() ? "" : ": ", reason.c_str());
+  Json out{{"ok", true},
+           {"record", t->record},
+           {"endpoint", endpoint},
+           {"weight", zones::effective_weight(s, ep)},
+           {"override", override_name(static_cast<Override>(s.override_state.load()))},
+           {"up", zones::endpoint_up(s)},
+           {"seq", store_.last_seq()}};
+  if (until) out["until"] = admin::format_time(until);
+  return out;
+}
+
+Json Control::explain(const Json& req) {
+  if (auto bad = check_fields(req, {"qname", "qtype", "client"})) return admin::error_reply(*bad);
+  std::string qname, qtype, client_text;
+  if (auto e = get_string(req, "qname", qname)) return admin::error_reply(*e);
+  if (auto e = get_string(req, "qtype", qtype, false, 8)) return admin::error_reply(*e);
+  if (auto e = get_string(req, "client", client_text, false, 64)) return admin::error_reply(*e);
+  std::transform(qtype.begin(), qtype.end(), qtype.begin(), ::toupper);
+  uint16_t type = qtype.empty()      ? 0
+                  : qtype == "A"     ? dns::kTypeA
+                  : qtype == "AAAA"  ? dns::kTypeAAAA
+                  : qtype == "CNAME" ? dns::kTypeCNAME
+                                     : 0xFFFF;
+  if (type == 0xFFFF) return admin::error_reply("\"qtype\" must be A, AAAA or CNAME");
+  zones::Client client;
+  if (!client_text.empty() && !zones::parse_client(client_text, client))
+    return admin::error_reply("\"client\" must be an address or a subnet, e.g. 10.1.2.3 or 10.1.2.0/24");
+  auto snap = srv_.snapshot();
+  auto ex = zones::explain(*snap, qname, type, client);
+  if (!ex) return admin::error_reply(ex.error().message);
+  return {{"ok", true},           {"record", ex->record}, {"type", ex->type},     {"policy", ex->policy},
+          {"client", ex->client}, {"steps", ex->steps},   {"answer", ex->answer}, {"scope", ex->scope}};
+}
+
+Json Control::history(const Json& req) {
+  if (auto bad = check_fields(req, {"limit"})) return admin::error_reply(*bad);
+  size_t limit = 20;
+  if (auto it = req.find("limit"); it != req.end()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > int64_t(admin::kJournalKeep))
+      return admin::error_reply("\"limit\" must be 1.." + std::to_string(admin::kJournalKeep));
+    limit = it->get<size_t>();
+  }
+  return {{"ok", true}, {"entries", store_.history(limit)}};
+}
+
+void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply reply) {
+  static const char* kKnown = "status, weight, drain, undrain, force, explain, reload, history";
   auto cmd = request.find("cmd");
   if (cmd == request.end() || !cmd->is_string())
-    return reply(admin::error_reply("request has no \"cmd\" string; known: status, reload"));
+    return reply(admin::error_reply(std::string("request has no \"cmd\" string; known: ") + kKnown));
   const std::string& name = cmd->get_ref<const std::string&>();
-  // Fields are checked, never passed through: no request names a path.
-  for (const auto& [key, value] : request.items())
-    if (key != "cmd") return reply(admin::error_reply("unknown field '" + key + "' for " + name));
-  if (name == "status") return reply(status(srv));
+  if (name == "status") {
+    if (auto bad = check_fields(request, {})) return reply(admin::error_reply(*bad));
+    return reply(status());
+  }
+  if (name == "weight" || name == "drain" || name == "undrain" || name == "force") return reply(change(request, peer));
+  if (name == "explain") return reply(explain(request));
+  if (name == "history") return reply(history(request));
   if (name == "reload") {
-    VANE_INFO("admin: reload requested by uid %d pid %d", int(peer.uid), int(peer.pid));
-    srv.reload_async([reply](const ReloadOutcome& o) {
-      reply(o.ok ? admin::Json{{"ok", true}, {"message", o.message}} : admin::error_reply(o.message));
+    if (auto bad = check_fields(request, {})) return reply(admin::error_reply(*bad));
+    VANE_INFO("admin: reload requested by uid %u pid %d", unsigned(peer.uid), int(peer.pid));
+    srv_.reload_async([this, reply](const ReloadOutcome& o) {
+      if (o.ok)
+        for (const auto& k : orphans())
+          VANE_WARN("stored state for %s, which the config no longer has: kept", k.c_str());
+      reply(o.ok ? Json{{"ok", true}, {"message", o.message}} : admin::error_reply(o.message));
     });
     return;
   }
-  reply(admin::error_reply("unknown cmd '" + name + "'; known: status, reload"));
+  reply(admin::error_reply("unknown cmd '" + name + "'; known: " + kKnown));
 }
 
 }  // namespace vane::server

@@ -1,13 +1,50 @@
-// vaned's admin commands: what each admin-socket request does to the running
-// server. Runs on the main loop; part of the vaned executable, so that the
-// server library never depends on admin/.
+// vaned's control plane: what each admin-socket request does to the running
+// server, the durable state behind it (RocksDB), override expiry, and the
+// overlay of stored state at start-up. Runs on the main loop; part of the
+// vaned executable, so that the server library never depends on admin/.
 #pragma once
+
+#include <map>
+#include <memory>
 
 #include "admin_socket.h"
 #include "server.h"
+#include "state_store.h"
 
 namespace vane::server {
 
-void handle_admin(Server& srv, const admin::Json& request, const admin::Peer& peer, admin::Reply reply);
+class Control {
+ public:
+  Control(Server& srv, admin::StateStore& store);
+  ~Control();
+
+  // Before the server starts answering: stored weights and overrides go into
+  // the endpoint state table (overrides that expired while vaned was down
+  // are ended, with a journal entry). Returns an error if the store fails.
+  std::optional<Error> overlay();
+  // After start: logs stored state for records/endpoints the config no
+  // longer has (kept, reported by status), and starts the expiry timer.
+  void start(uv_loop_t* loop);
+  void stop();
+
+  void handle(const admin::Json& request, const admin::Peer& peer, admin::Reply reply);
+
+  struct Target;  // a resolved RECORD ENDPOINT
+
+ private:
+  admin::Json status();
+  admin::Json change(const admin::Json& req, const admin::Peer& peer);
+  admin::Json explain(const admin::Json& req);
+  admin::Json history(const admin::Json& req);
+  void expire();
+  void apply_override(uint32_t slot, const std::string& state);
+  std::vector<std::string> orphans();
+
+  Server& srv_;
+  admin::StateStore& store_;
+  std::map<std::string, uint64_t> expiries_;  // endpoint key -> until_ms
+  uv_timer_t timer_{};
+  bool timer_live_ = false;
+};
 
 }  // namespace vane::server

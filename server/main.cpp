@@ -76,16 +76,28 @@ int main(int argc, char** argv) {
 
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t* loop = uv_default_loop();
+  auto store = admin::StateStore::open(cfg->state_dir);
+  if (!store) {
+    VANE_ERROR("cannot start: %s", store.error().to_string().c_str());
+    return 1;
+  }
   server::Server srv(cfg.take(), source);
+  server::Control control(srv, **store);
+  // Stored weights and overrides are in place before the first answer.
+  if (auto err = control.overlay()) {
+    VANE_ERROR("cannot start: %s", err->to_string().c_str());
+    return 1;
+  }
   if (auto err = srv.start(loop)) {
     VANE_ERROR("cannot start: %s", err->to_string().c_str());
     return 1;
   }
-  admin::AdminSocket admin_socket(loop, [&srv](const admin::Json& req, const admin::Peer& peer, admin::Reply reply) {
-    server::handle_admin(srv, req, peer, std::move(reply));
-  });
+  control.start(loop);
+  admin::AdminSocket admin_socket(loop, [&control](const admin::Json& req, const admin::Peer& peer,
+                                                   admin::Reply reply) { control.handle(req, peer, std::move(reply)); });
   if (auto err = admin_socket.listen(srv.config().admin_socket)) {
     VANE_ERROR("cannot start: admin socket %s", err->to_string().c_str());
+    control.stop();
     srv.stop();
     return 1;
   }
@@ -93,7 +105,8 @@ int main(int argc, char** argv) {
   struct Daemon {
     server::Server* srv;
     admin::AdminSocket* admin;
-  } daemon{&srv, &admin_socket};
+    server::Control* control;
+  } daemon{&srv, &admin_socket, &control};
   // Signals are wired before "ready" is logged: a SIGHUP right after it must reload.
   uv_signal_t hup, term, intr;
   uv_signal_init(loop, &hup);
@@ -111,6 +124,7 @@ int main(int argc, char** argv) {
     VANE_INFO("signal %d: shutting down", signum);
     auto* d = static_cast<Daemon*>(s->data);
     d->admin->close();
+    d->control->stop();
     d->srv->stop();
     uv_walk(
         s->loop,

@@ -130,7 +130,7 @@ TEST_F(Admin, BadRequests_GetErrorsAndTheConnectionStaysUsable) {
   for (int i = 0; i < 6; ++i) EXPECT_FALSE(answers[i]["ok"].get<bool>()) << answers[i].dump();
   EXPECT_NE(answers[0]["error"].get<std::string>().find("malformed JSON"), std::string::npos);
   EXPECT_NE(answers[1]["error"].get<std::string>().find("JSON object"), std::string::npos);
-  EXPECT_NE(answers[2]["error"].get<std::string>().find("known: status, reload"), std::string::npos);
+  EXPECT_NE(answers[2]["error"].get<std::string>().find("known: status, weight, drain"), std::string::npos);
   EXPECT_NE(answers[3]["error"].get<std::string>().find("no \"cmd\""), std::string::npos);
   EXPECT_NE(answers[4]["error"].get<std::string>().find("unknown field 'file'"), std::string::npos);
   EXPECT_NE(answers[5]["error"].get<std::string>().find("longer than"), std::string::npos);
@@ -153,11 +153,17 @@ TEST_F(Admin, ManyConcurrentClients_AllAnswered) {
 }
 
 TEST_F(Admin, LiveSocket_IsNotTakenOverAndAStaleOneIsReplaced) {
-  // A second vaned on the same state dir must refuse, not steal the socket.
+  // A second vaned on the same state dir must refuse: the store is locked.
   std::string cfg2 = dir_.write("second.yaml", std::string(kConfig) + "state_dir: state\n");
   Process second({vaned_path(), "--config", cfg2});
   EXPECT_EQ(second.wait(20000), 1);
-  EXPECT_NE(second.output().find("another vaned is answering"), std::string::npos) << second.output();
+  EXPECT_NE(second.output().find("in use by another vaned"), std::string::npos) << second.output();
+  // With its own store but our socket path, it must not steal the socket.
+  std::string cfg3 =
+      dir_.write("third.yaml", std::string(kConfig) + "state_dir: state3\nadmin: { socket: state/admin.sock }\n");
+  Process third({vaned_path(), "--config", cfg3});
+  EXPECT_EQ(third.wait(20000), 1);
+  EXPECT_NE(third.output().find("another vaned is answering"), std::string::npos) << third.output();
   EXPECT_TRUE(call({{"cmd", "status"}})["ok"].get<bool>());
 
   // kill -9 leaves the socket file behind; the next start replaces it.

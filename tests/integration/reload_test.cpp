@@ -31,15 +31,6 @@ std::vector<std::string> www(uint16_t port) {
   return r ? r->answer : std::vector<std::string>{"<no answer>"};
 }
 
-bool eventually(const std::function<bool()>& f, int timeout_ms = 5000) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < end) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return f();
-}
-
 TEST(Reload, Sighup_ServesTheNewZone) {
   TempDir dir;
   dir.write("r.test.zone", zone_with("192.0.2.10", 1));

@@ -1,7 +1,10 @@
 // Small zones shared by the integration tests.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <string>
+#include <thread>
 
 namespace vane::test {
 
@@ -9,6 +12,16 @@ namespace vane::test {
 inline std::string zone_with(const std::string& www, int serial) {
   return "$ORIGIN r.test.\n$TTL 300\n@ IN SOA ns hostmaster " + std::to_string(serial) +
          " 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.1\nwww IN A " + www + "\n";
+}
+
+// Polls `f` every 20 ms until it holds or `timeout_ms` passes.
+inline bool eventually(const std::function<bool()>& f, int timeout_ms = 5000) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < end) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return f();
 }
 
 }  // namespace vane::test

@@ -1,0 +1,167 @@
+#include "state_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+
+namespace vane::admin {
+
+namespace {
+
+constexpr const char* kSchemaKey = "meta/schema";
+
+std::string journal_key(uint64_t seq) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "j/%020llu", static_cast<unsigned long long>(seq));
+  return buf;
+}
+
+template <class F>
+void scan(rocksdb::DB& db, const std::string& prefix, F f) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+    f(it->key().ToString().substr(prefix.size()), it->value().ToString());
+}
+
+nlohmann::json to_json(const Override& o) {
+  return {{"state", o.state}, {"until_ms", o.until_ms}, {"reason", o.reason}, {"uid", o.uid}, {"at_ms", o.at_ms}};
+}
+
+}  // namespace
+
+uint64_t now_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+std::string format_time(uint64_t ms) {
+  time_t t = static_cast<time_t>(ms / 1000);
+  tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+StateStore::~StateStore() = default;
+
+Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Error{dir, 0, "cannot create state_dir: " + ec.message()};
+    std::filesystem::permissions(dir, std::filesystem::perms(0750), ec);  // the admin socket lives here too
+  }
+  std::string path = (std::filesystem::path(dir) / "db").string();
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.paranoid_checks = true;
+  opts.max_open_files = 64;
+  opts.keep_log_file_num = 4;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status st = rocksdb::DB::Open(opts, path, &raw);
+  const std::string way_out = " — to start over from the config's weights, stop vaned and move " + path +
+                              " aside (it is kept for inspection, never reset by vaned)";
+  if (!st.ok()) {
+    if (st.IsIOError() && st.ToString().find("lock") != std::string::npos)
+      return Error{path, 0, "state store is in use by another vaned: " + st.ToString()};
+    return Error{path, 0, "cannot open state store: " + st.ToString() + way_out};
+  }
+  std::unique_ptr<StateStore> s(new StateStore);
+  s->db_.reset(raw);
+  s->dir_ = dir;
+  std::string schema;
+  st = raw->Get(rocksdb::ReadOptions(), kSchemaKey, &schema);
+  if (st.IsNotFound()) {
+    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions()));
+    it->SeekToFirst();
+    if (it->Valid()) return Error{path, 0, "state store has data but no schema version: not ours?" + way_out};
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    st = raw->Put(wo, kSchemaKey, std::to_string(kSchemaVersion));
+    if (!st.ok()) return Error{path, 0, "cannot write state store: " + st.ToString()};
+  } else if (!st.ok()) {
+    return Error{path, 0, "cannot read state store: " + st.ToString() + way_out};
+  } else if (schema != std::to_string(kSchemaVersion)) {
+    return Error{path, 0,
+                 "state store schema version " + schema + " is not " + std::to_string(kSchemaVersion) +
+                     " (written by a newer vaned?): run that vaned" + way_out};
+  }
+  std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev("j/\xff");
+  if (it->Valid() && it->key().starts_with("j/")) s->seq_ = std::stoull(it->key().ToString().substr(2));
+  return s;
+}
+
+std::map<std::string, int> StateStore::weights() const {
+  std::map<std::string, int> out;
+  scan(*db_, "w/", [&](const std::string& k, const std::string& v) { out[k] = std::atoi(v.c_str()); });
+  return out;
+}
+
+std::map<std::string, Override> StateStore::overrides() const {
+  std::map<std::string, Override> out;
+  scan(*db_, "o/", [&](const std::string& k, const std::string& v) {
+    auto j = nlohmann::json::parse(v, nullptr, false);
+    if (!j.is_object()) return;
+    out[k] = Override{j.value("state", ""), j.value("until_ms", uint64_t{0}), j.value("reason", ""),
+                      j.value("uid", uint32_t{0}), j.value("at_ms", uint64_t{0})};
+  });
+  return out;
+}
+
+std::map<std::string, std::string> StateStore::health() const {
+  std::map<std::string, std::string> out;
+  scan(*db_, "h/", [&](const std::string& k, const std::string& v) { out[k] = v; });
+  return out;
+}
+
+std::optional<Error> StateStore::commit(const std::vector<Change>& changes, nlohmann::json journal) {
+  rocksdb::WriteBatch batch;
+  for (const Change& c : changes) {
+    if (c.weight) {
+      if (*c.weight)
+        batch.Put("w/" + c.endpoint, std::to_string(**c.weight));
+      else
+        batch.Delete("w/" + c.endpoint);
+    }
+    if (c.override_state) {
+      if (*c.override_state)
+        batch.Put("o/" + c.endpoint, to_json(**c.override_state).dump());
+      else
+        batch.Delete("o/" + c.endpoint);
+    }
+    if (c.health) batch.Put("h/" + c.endpoint, *c.health);
+  }
+  uint64_t seq = seq_ + 1;
+  journal["seq"] = seq;
+  if (!journal.contains("at_ms")) journal["at_ms"] = now_ms();
+  journal["at"] = format_time(journal["at_ms"].get<uint64_t>());
+  batch.Put(journal_key(seq), journal.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (seq > kJournalKeep) batch.DeleteRange(journal_key(0), journal_key(seq - kJournalKeep + 1));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // on disk before anyone hears "ok"
+  rocksdb::Status st = db_->Write(wo, &batch);
+  if (!st.ok()) return Error{dir_, 0, "state store write failed, change not applied: " + st.ToString()};
+  seq_ = seq;
+  return std::nullopt;
+}
+
+std::vector<nlohmann::json> StateStore::history(size_t limit) const {
+  std::vector<nlohmann::json> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekForPrev("j/\xff"); it->Valid() && it->key().starts_with("j/") && out.size() < limit; it->Prev()) {
+    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
+    if (!j.is_discarded()) out.push_back(std::move(j));
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace vane::admin

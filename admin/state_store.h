@@ -1,0 +1,79 @@
+// vaned's durable state in RocksDB (state_dir): admin weights, overrides
+// (with expiry), last health verdicts, and an append-only journal of every
+// admin change and health flip. Every change is one synced WriteBatch (state
+// + journal entry) that lands before the change is acknowledged or applied.
+//
+// Keys (endpoint = "<record name>/<TYPE>/<endpoint name>", e.g.
+// "www.example.com./A/use1"):
+//   meta/schema          schema version ("1")
+//   w/<endpoint>         admin weight, "0".."255"
+//   o/<endpoint>         override JSON {"state","until_ms","reason","uid","at_ms"}
+//   h/<endpoint>         last health verdict, "up" | "down"
+//   j/<20-digit seq>     journal entry JSON
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "error.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace vane::admin {
+
+inline constexpr int kSchemaVersion = 1;
+inline constexpr uint64_t kJournalKeep = 10000;  // newest entries kept; older ones are deleted as new ones land
+
+struct Override {
+  std::string state;      // "up" | "down" | "drain"
+  uint64_t until_ms = 0;  // wall clock (ms since epoch); 0 = until cleared
+  std::string reason;
+  uint32_t uid = 0;
+  uint64_t at_ms = 0;
+};
+
+class StateStore {
+ public:
+  ~StateStore();
+  // Opens (creating when missing) the store in `dir`. A corrupt store, or one
+  // written by a newer vaned, is an error that says how to get out; it is
+  // never silently reset.
+  static Result<std::unique_ptr<StateStore>> open(const std::string& dir);
+
+  // Everything stored, for the overlay at start-up and for status.
+  std::map<std::string, int> weights() const;
+  std::map<std::string, Override> overrides() const;
+  std::map<std::string, std::string> health() const;
+
+  // A change and its journal entry, written together with sync. `journal`
+  // gets "seq" and "at_ms" filled in. nullopt weight/override = delete.
+  struct Change {
+    std::string endpoint;
+    std::optional<std::optional<int>> weight;               // set when the weight changes
+    std::optional<std::optional<Override>> override_state;  // set when the override changes
+    std::optional<std::string> health;
+  };
+  std::optional<Error> commit(const std::vector<Change>& changes, nlohmann::json journal);
+
+  // Newest `limit` journal entries, oldest first.
+  std::vector<nlohmann::json> history(size_t limit) const;
+  uint64_t last_seq() const { return seq_; }
+
+ private:
+  StateStore() = default;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::string dir_;
+  uint64_t seq_ = 0;
+};
+
+uint64_t now_ms();                     // wall clock, ms since the epoch
+std::string format_time(uint64_t ms);  // "2026-11-25T17:06:32Z"
+
+}  // namespace vane::admin

@@ -1,0 +1,329 @@
+// Every admin verb against a running vaned, checked by the DNS answers it
+// changes; durability across restarts and kill -9 (including a chaos run of
+// a few hundred changes with SIGKILLs at random moments); override expiry
+// with both ends in the journal; orphans; a store vaned must refuse.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "client.h"
+#include "dns_client.h"
+#include "fixtures.h"
+#include "process.h"
+
+namespace vane::test {
+namespace {
+
+using nlohmann::json;
+
+const char* kZone =
+    "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\n"
+    "ns IN A 192.0.2.1\n";
+
+std::string config(bool with_use3 = true) {
+  std::string c = R"(
+listen: ["127.0.0.1:0"]
+threads: 1
+zones: [{ name: example.com, file: example.com.zone }]
+records:
+  - name: www.example.com
+    type: A
+    policy: weighted
+    endpoints:
+      - { name: use1, address: 192.0.2.10, weight: 255 }
+      - { name: use2, address: 198.51.100.10, weight: 0 }
+)";
+  if (with_use3) c += "      - { name: use3, address: 203.0.113.10, weight: 0 }\n";
+  c += R"(  - name: app.example.com
+    type: A
+    policy: failover
+    endpoints:
+      - { name: primary, address: 192.0.2.20, priority: 1 }
+      - { name: standby, address: 198.51.100.20, priority: 2 }
+)";
+  return c;
+}
+
+class AdminVerbs : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.write("example.com.zone", kZone);
+    start();
+  }
+  void start(bool with_use3 = true) { vaned_ = std::make_unique<Vaned>(dir_, config(with_use3)); }
+  void restart(int sig, bool with_use3 = true) {
+    vaned_->process().signal(sig);
+    vaned_->process().wait(10000);
+    start(with_use3);
+  }
+  std::string sock() const { return dir_.path() + "/state/admin.sock"; }
+  json call(const json& req) {
+    auto r = admin::call(sock(), req, 10000);
+    EXPECT_TRUE(r) << r.error().to_string();
+    return r ? *r : json{{"ok", false}, {"error", "transport"}};
+  }
+  std::string a(const std::string& name) {
+    auto r = query("127.0.0.1", vaned_->port(), name, "A");
+    return r && r->answer.size() == 1 ? r->answer[0].substr(r->answer[0].rfind(' ') + 1) : "<none>";
+  }
+  json endpoint(const std::string& record, const std::string& ep) {
+    json s = call({{"cmd", "status"}});
+    for (const auto& r : s["records"])
+      if (r["name"] == record)
+        for (const auto& e : r["endpoints"])
+          if (e["name"] == ep) return e;
+    return json();
+  }
+  json history(int limit = 50) { return call({{"cmd", "history"}, {"limit", limit}})["entries"]; }
+
+  TempDir dir_;
+  std::unique_ptr<Vaned> vaned_;
+};
+
+TEST_F(AdminVerbs, WeightFlip_MovesTrafficAndSurvivesKill9) {
+  EXPECT_EQ(a("www.example.com"), "192.0.2.10");
+  json r = call({{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", "use1"}, {"weight", 0}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  r = call({{"cmd", "weight"},
+            {"record", "www.example.com"},
+            {"endpoint", "use2"},
+            {"weight", 255},
+            {"reason", "flip to us-east-2"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(a("www.example.com"), "198.51.100.10");
+  restart(SIGKILL);
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(a("www.example.com"), "198.51.100.10");
+  json e = endpoint("www.example.com.", "use1");
+  EXPECT_EQ(e["weight"], 0);
+  EXPECT_EQ(e["config_weight"], 255);
+  // And back: "config" returns to the config's weight.
+  call({{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", "use1"}, {"weight", "config"}});
+  call({{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", "use2"}, {"weight", "config"}});
+  restart(SIGTERM);
+  EXPECT_EQ(a("www.example.com"), "192.0.2.10");
+  EXPECT_TRUE(endpoint("www.example.com.", "use1")["admin_weight"].is_null());
+}
+
+TEST_F(AdminVerbs, DrainAndUndrain_DriveFailover) {
+  EXPECT_EQ(a("app.example.com"), "192.0.2.20");
+  ASSERT_TRUE(call({{"cmd", "drain"}, {"record", "app.example.com"}, {"endpoint", "primary"}})["ok"].get<bool>());
+  EXPECT_EQ(a("app.example.com"), "198.51.100.20");  // tier 2 answers
+  EXPECT_EQ(endpoint("app.example.com.", "primary")["override"], "drain");
+  json bad = call({{"cmd", "undrain"}, {"record", "app.example.com"}, {"endpoint", "standby"}});
+  EXPECT_FALSE(bad["ok"].get<bool>());
+  EXPECT_NE(bad["error"].get<std::string>().find("is not drained"), std::string::npos);
+  // Everything out: fails open to tier 1.
+  call({{"cmd", "drain"}, {"record", "app.example.com"}, {"endpoint", "standby"}});
+  EXPECT_EQ(a("app.example.com"), "192.0.2.20");
+  call({{"cmd", "undrain"}, {"record", "app.example.com"}, {"endpoint", "standby"}});
+  call({{"cmd", "undrain"}, {"record", "app.example.com"}, {"endpoint", "primary"}});
+  EXPECT_EQ(a("app.example.com"), "192.0.2.20");
+}
+
+TEST_F(AdminVerbs, ForceDownFor_ExpiresByItselfWithBothEndsInTheJournal) {
+  json r = call({{"cmd", "force"},
+                 {"record", "app.example.com"},
+                 {"endpoint", "primary"},
+                 {"state", "down"},
+                 {"for", "1s"},
+                 {"reason", "monthly drill"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_TRUE(r.contains("until"));
+  EXPECT_EQ(a("app.example.com"), "198.51.100.20");
+  EXPECT_TRUE(eventually([&] { return a("app.example.com") == "192.0.2.20"; }, 5000));
+  json h = history();
+  ASSERT_GE(h.size(), 2u);
+  EXPECT_EQ(h[h.size() - 2]["action"], "force");
+  EXPECT_EQ(h[h.size() - 2]["reason"], "monthly drill");
+  EXPECT_EQ(h[h.size() - 2]["uid"], getuid());
+  EXPECT_EQ(h.back()["action"], "expire");
+  EXPECT_EQ(h.back()["was"], "down");
+  EXPECT_EQ(h.back()["endpoint"], "app.example.com./A/primary");
+}
+
+TEST_F(AdminVerbs, ForceDownFor_ExpiryHoldsAcrossRestarts) {
+  call({{"cmd", "force"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"state", "down"}, {"for", "2s"}});
+  restart(SIGKILL);
+  EXPECT_EQ(a("app.example.com"), "198.51.100.20");  // still in force after the crash
+  vaned_->process().signal(SIGKILL);
+  vaned_->process().wait(10000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  start();  // it ran out while vaned was down: ended at start, on the record
+  EXPECT_EQ(a("app.example.com"), "192.0.2.20");
+  EXPECT_EQ(history().back()["action"], "expire");
+}
+
+TEST_F(AdminVerbs, ForceUpAndAuto) {
+  call({{"cmd", "force"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"state", "down"}});
+  EXPECT_EQ(a("app.example.com"), "198.51.100.20");
+  call({{"cmd", "force"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"state", "auto"}});
+  EXPECT_EQ(a("app.example.com"), "192.0.2.20");
+  json bad = call({{"cmd", "force"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"state", "sideways"}});
+  EXPECT_FALSE(bad["ok"].get<bool>());
+  bad = call({{"cmd", "force"},
+              {"record", "app.example.com"},
+              {"endpoint", "primary"},
+              {"state", "down"},
+              {"for", "forever"}});
+  EXPECT_FALSE(bad["ok"].get<bool>());
+}
+
+TEST_F(AdminVerbs, Explain_SaysWhy) {
+  call({{"cmd", "force"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"state", "down"}, {"reason", "x"}});
+  json e = call({{"cmd", "explain"}, {"qname", "app.example.com"}, {"client", "10.1.2.3"}});
+  ASSERT_TRUE(e["ok"].get<bool>()) << e.dump();
+  EXPECT_EQ(e["answer"], json::array({"198.51.100.20 (standby)"}));
+  std::string steps = e["steps"].dump();
+  EXPECT_NE(steps.find("primary 192.0.2.20: down (forced down)"), std::string::npos) << steps;
+  EXPECT_NE(steps.find("lowest priority tier 2: standby"), std::string::npos) << steps;
+}
+
+TEST_F(AdminVerbs, UnknownNames_ListWhatExistsAndNoPathIsEverTouched) {
+  auto files_before = std::distance(std::filesystem::recursive_directory_iterator(dir_.path()), {});
+  json r = call({{"cmd", "weight"}, {"record", "../../etc/passwd"}, {"endpoint", "use1"}, {"weight", 1}});
+  EXPECT_FALSE(r["ok"].get<bool>());
+  EXPECT_NE(r["error"].get<std::string>().find("steered records: www.example.com./A, app.example.com./A"),
+            std::string::npos)
+      << r.dump();
+  r = call({{"cmd", "drain"}, {"record", "www.example.com"}, {"endpoint", "/tmp/x"}});
+  EXPECT_NE(r["error"].get<std::string>().find("endpoints: use1, use2, use3"), std::string::npos) << r.dump();
+  r = call({{"cmd", "history"}, {"limit", 5}, {"file", "/etc/shadow"}});
+  EXPECT_NE(r["error"].get<std::string>().find("unknown field 'file'"), std::string::npos) << r.dump();
+  r = call({{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", "use1"}, {"weight", 256}});
+  EXPECT_FALSE(r["ok"].get<bool>());
+  EXPECT_EQ(std::distance(std::filesystem::recursive_directory_iterator(dir_.path()), {}), files_before);
+  EXPECT_FALSE(std::filesystem::exists("/tmp/x"));
+}
+
+TEST_F(AdminVerbs, StateForARemovedEndpoint_IsReportedAndKept) {
+  call({{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", "use3"}, {"weight", 7}});
+  restart(SIGTERM, /*with_use3=*/false);
+  json s = call({{"cmd", "status"}});
+  EXPECT_EQ(s["orphans"], json::array({"www.example.com./A/use3"}));
+  EXPECT_NE(vaned_->process().output().find("stored state for www.example.com./A/use3"), std::string::npos);
+  restart(SIGTERM, /*with_use3=*/true);
+  EXPECT_EQ(endpoint("www.example.com.", "use3")["weight"], 7);
+  EXPECT_TRUE(call({{"cmd", "status"}})["orphans"].empty());
+}
+
+TEST_F(AdminVerbs, Vanectl_VerbsTablesAndExitCodes) {
+  auto run = [&](std::vector<std::string> args, std::string& out) {
+    std::vector<std::string> argv{VANECTL_PATH, "-s", sock()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p(argv);
+    int rc = p.wait(20000);
+    out = p.output();
+    return rc;
+  };
+  std::string out;
+  ASSERT_EQ(run({"weight", "www.example.com", "use1", "0"}, out), 0) << out;
+  EXPECT_NE(out.find("www.example.com./A use1: weight 0, up"), std::string::npos) << out;
+  ASSERT_EQ(run({"force", "app.example.com", "primary", "down", "--for", "15m", "--reason", "monthly drill"}, out), 0);
+  EXPECT_NE(out.find("DOWN (override down) until"), std::string::npos) << out;
+  ASSERT_EQ(run({"status"}, out), 0);
+  EXPECT_NE(out.find("0 (admin; config 255)"), std::string::npos) << out;
+  EXPECT_NE(out.find("(monthly drill)"), std::string::npos) << out;
+  ASSERT_EQ(run({"explain", "app.example.com", "A", "--client", "10.1.2.0/24"}, out), 0);
+  EXPECT_NE(out.find("answer: 198.51.100.20 (standby)"), std::string::npos) << out;
+  ASSERT_EQ(run({"history", "--limit", "2"}, out), 0);
+  EXPECT_NE(out.find("monthly drill"), std::string::npos) << out;
+  ASSERT_EQ(run({"history", "--json"}, out), 0);
+  EXPECT_EQ(json::parse(out)["entries"].size(), 2u);
+  ASSERT_EQ(run({"drain", "app.example.com", "standby"}, out), 0);
+  ASSERT_EQ(run({"undrain", "app.example.com", "standby"}, out), 0);
+  EXPECT_EQ(run({"weight", "www.example.com", "nope", "1"}, out), 1);
+  EXPECT_NE(out.find("endpoints: use1, use2, use3"), std::string::npos) << out;
+  EXPECT_EQ(run({"weight", "www.example.com", "use1", "x"}, out), 2);
+  EXPECT_NE(run({"force", "app.example.com", "primary", "sideways"}, out), 0);
+  ASSERT_EQ(run({"weight", "--help"}, out), 0);
+  EXPECT_NE(out.find("RECORD"), std::string::npos);
+}
+
+// A few hundred random weight changes while vaned is SIGKILLed at random
+// moments: after each restart, every acknowledged change is there, and an
+// unacknowledged one is either wholly there or not at all.
+TEST_F(AdminVerbs, Chaos_AcknowledgedChangesSurviveRandomKill9) {
+  std::mt19937 rng(20261125);
+  const char* eps[] = {"use1", "use2", "use3"};
+  std::map<std::string, int> acked{{"use1", 255}, {"use2", 0}, {"use3", 0}};
+  int changes = 0, kills = 0, unacked = 0;
+  while (changes < 300) {
+    // A killer fires at a random moment during the next burst of changes.
+    pid_t pid = vaned_->process().pid();
+    int delay_ms = std::uniform_int_distribution<int>(1, 25)(rng);
+    std::thread killer([pid, delay_ms] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+      kill(pid, SIGKILL);
+    });
+    std::map<std::string, int> in_flight;
+    while (changes < 300) {
+      std::string ep = eps[rng() % 3];
+      int w = std::uniform_int_distribution<int>(0, 255)(rng);
+      auto r = admin::call(sock(), {{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", ep}, {"weight", w}},
+                           2000);
+      ++changes;
+      if (r && (*r)["ok"].get<bool>()) {
+        acked[ep] = w;
+        in_flight.erase(ep);
+        continue;
+      }
+      in_flight[ep] = w;  // sent, never acknowledged: the kill came first
+      ++unacked;
+      break;
+    }
+    killer.join();
+    ++kills;
+    vaned_->process().wait(10000);
+    start();
+    for (const auto& [ep, w] : acked) {
+      int got = endpoint("www.example.com.", ep)["weight"].get<int>();
+      auto f = in_flight.find(ep);
+      if (f != in_flight.end())
+        EXPECT_TRUE(got == w || got == f->second) << ep << " got " << got;
+      else
+        EXPECT_EQ(got, w) << ep << " lost an acknowledged change";
+      acked[ep] = got;  // an unacknowledged change that landed is now the truth
+    }
+  }
+  EXPECT_GE(kills, 5);
+  RecordProperty("kills", kills);
+  RecordProperty("unacked", unacked);
+}
+
+TEST(AdminStore, NewerOrCorruptStore_RefusesToStartAndSaysTheWayOut) {
+  TempDir dir;
+  dir.write("example.com.zone", kZone);
+  std::string cfg = dir.write("vane.yaml", config());
+  {
+    Vaned v(dir, config());  // creates the store
+  }
+  {
+    rocksdb::DB* db = nullptr;
+    rocksdb::Options o;
+    ASSERT_TRUE(rocksdb::DB::Open(o, dir.path() + "/state/db", &db).ok());
+    db->Put(rocksdb::WriteOptions(), "meta/schema", "2");
+    delete db;
+  }
+  Process p({vaned_path(), "--config", cfg});
+  EXPECT_EQ(p.wait(20000), 1);
+  EXPECT_NE(p.output().find("schema version 2"), std::string::npos) << p.output();
+  EXPECT_NE(p.output().find("move " + dir.path() + "/state/db aside"), std::string::npos) << p.output();
+
+  std::filesystem::remove_all(dir.path() + "/state/db");
+  std::filesystem::create_directories(dir.path() + "/state/db");
+  dir.write("state/db/CURRENT", "MANIFEST-999999\n");  // points at nothing: corrupt
+  Process q({vaned_path(), "--config", cfg});
+  EXPECT_EQ(q.wait(20000), 1);
+  EXPECT_NE(q.output().find("cannot open state store"), std::string::npos) << q.output();
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/state/db/CURRENT")) << "never silently reset";
+}
+
+}  // namespace
+}  // namespace vane::test
