@@ -135,6 +135,9 @@ std::optional<Error> Control::overlay() {
   auto& states = srv_.states();
   for (const auto& [key, w] : store_.weights())
     states.at(states.slot(key)).admin_weight.store(static_cast<int16_t>(std::clamp(w, 0, 255)));
+  // Last health verdicts hold until fresh probes decide: no flap on restart.
+  for (const auto& [key, h] : store_.health())
+    states.at(states.slot(key)).health.store(static_cast<uint8_t>(h == "down" ? zones::Health::kDown : zones::Health::kUp));
   uint64_t now = admin::now_ms();
   for (const auto& [key, o] : store_.overrides()) {
     if (o.until_ms && o.until_ms <= now) {  // ran out while we were down: end it now, on the record
