@@ -102,7 +102,7 @@ void print_history(const json& r) {
     if (e.contains("until")) to += " until " + str(e["until"]);
     rows.push_back({str(e["seq"]), str(e["at"]), who, str(e["action"]), str(e["endpoint"]),
                     e.contains("from") ? str(e["from"]) : (e.contains("was") ? str(e["was"]) : ""), to,
-                    e.value("reason", std::string())});
+                    e.value("reason", e.value("detail", std::string()))});
   }
   print_table(rows);
 }

@@ -137,7 +137,8 @@ std::optional<Error> Control::overlay() {
     states.at(states.slot(key)).admin_weight.store(static_cast<int16_t>(std::clamp(w, 0, 255)));
   // Last health verdicts hold until fresh probes decide: no flap on restart.
   for (const auto& [key, h] : store_.health())
-    states.at(states.slot(key)).health.store(static_cast<uint8_t>(h == "down" ? zones::Health::kDown : zones::Health::kUp));
+    states.at(states.slot(key))
+        .health.store(static_cast<uint8_t>(h == "down" ? zones::Health::kDown : zones::Health::kUp));
   uint64_t now = admin::now_ms();
   for (const auto& [key, o] : store_.overrides()) {
     if (o.until_ms && o.until_ms <= now) {  // ran out while we were down: end it now, on the record
@@ -171,6 +172,9 @@ std::vector<std::string> Control::orphans() {
 void Control::start(uv_loop_t* loop) {
   for (const auto& k : orphans())
     VANE_WARN("stored state for %s, which the config no longer has: kept (vanectl status lists it)", k.c_str());
+  uv_async_init(loop, &verdict_async_, [](uv_async_t* a) { static_cast<Control*>(a->data)->apply_verdicts(); });
+  verdict_async_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&verdict_async_));
   uv_timer_init(loop, &timer_);
   timer_.data = this;
   timer_live_ = true;
@@ -180,9 +184,54 @@ void Control::start(uv_loop_t* loop) {
 }
 
 void Control::stop() {
-  if (timer_live_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_)))
+  if (timer_live_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&verdict_async_), nullptr);
+  }
   timer_live_ = false;
+}
+
+void Control::post_verdict(const healthcheck::Verdict& v) {
+  {
+    std::lock_guard lock(verdict_mu_);
+    verdicts_.push_back(v);
+  }
+  uv_async_send(&verdict_async_);
+}
+
+void Control::apply_verdicts() {
+  std::vector<healthcheck::Verdict> batch;
+  {
+    std::lock_guard lock(verdict_mu_);
+    batch.swap(verdicts_);
+  }
+  for (const auto& v : batch) {
+    uint32_t slot = srv_.states().find(v.key);
+    if (slot == UINT32_MAX) continue;
+    auto& s = srv_.states().at(slot);
+    bool was_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
+    const char* to = v.up ? "up" : "down";
+    admin::StateStore::Change c{v.key, std::nullopt, std::nullopt, std::string(to)};
+    Json j{{"action", "health"}, {"endpoint", v.key},  {"from", was_up ? "up" : "down"},
+           {"to", to},           {"detail", v.detail}, {"vantage", vantage_},
+           {"by", "vaned"}};
+    if (auto err = store_.commit({c}, j))
+      VANE_ERROR("cannot record health verdict for %s: %s (applied anyway)", v.key.c_str(), err->to_string().c_str());
+    s.health.store(static_cast<uint8_t>(v.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
+    VANE_WARN("health: %s is %s (%s, vantage %s)%s", v.key.c_str(), to, v.detail.c_str(), vantage_.c_str(),
+              zones::endpoint_up(s) == v.up ? "" : " — an admin override decides its answers");
+  }
+}
+
+std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
+  vantage_ = cfg.vantage;
+  auto targets = healthcheck::targets_from(cfg);
+  for (auto& t : targets) {
+    uint32_t slot = srv_.states().find(t.key);
+    if (slot != UINT32_MAX)
+      t.initial_up = srv_.states().at(slot).health.load() == static_cast<uint8_t>(zones::Health::kUp);
+  }
+  return targets;
 }
 
 void Control::expire() {

@@ -6,8 +6,10 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 
 #include "admin_socket.h"
+#include "checker.h"
 #include "server.h"
 #include "state_store.h"
 
@@ -29,6 +31,12 @@ class Control {
 
   void handle(const admin::Json& request, const admin::Peer& peer, admin::Reply reply);
 
+  // A health verdict change, from the checker thread: recorded (synced, with
+  // a journal entry) and then applied on the main loop.
+  void post_verdict(const healthcheck::Verdict& v);
+  // Checker targets for the current config, starting from the current verdicts.
+  std::vector<healthcheck::Target> health_targets(const Config& cfg);
+
   struct Target;  // a resolved RECORD ENDPOINT
 
  private:
@@ -37,6 +45,7 @@ class Control {
   admin::Json explain(const admin::Json& req);
   admin::Json history(const admin::Json& req);
   void expire();
+  void apply_verdicts();
   void apply_override(uint32_t slot, const std::string& state);
   std::vector<std::string> orphans();
 
@@ -45,6 +54,10 @@ class Control {
   std::map<std::string, uint64_t> expiries_;  // endpoint key -> until_ms
   uv_timer_t timer_{};
   bool timer_live_ = false;
+  uv_async_t verdict_async_{};
+  std::mutex verdict_mu_;
+  std::vector<healthcheck::Verdict> verdicts_;
+  std::string vantage_ = "local";
 };
 
 }  // namespace vane::server

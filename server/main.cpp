@@ -93,8 +93,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   control.start(loop);
-  admin::AdminSocket admin_socket(loop, [&control](const admin::Json& req, const admin::Peer& peer,
-                                                   admin::Reply reply) { control.handle(req, peer, std::move(reply)); });
+  healthcheck::Checker checker([&control](const healthcheck::Verdict& v) { control.post_verdict(v); });
+  checker.set_targets(control.health_targets(srv.config()));
+  checker.start();
+  srv.set_on_reloaded([&] { checker.set_targets(control.health_targets(srv.config())); });
+  admin::AdminSocket admin_socket(loop,
+                                  [&control](const admin::Json& req, const admin::Peer& peer, admin::Reply reply) {
+                                    control.handle(req, peer, std::move(reply));
+                                  });
   if (auto err = admin_socket.listen(srv.config().admin_socket)) {
     VANE_ERROR("cannot start: admin socket %s", err->to_string().c_str());
     control.stop();
@@ -106,7 +112,8 @@ int main(int argc, char** argv) {
     server::Server* srv;
     admin::AdminSocket* admin;
     server::Control* control;
-  } daemon{&srv, &admin_socket, &control};
+    healthcheck::Checker* checker;
+  } daemon{&srv, &admin_socket, &control, &checker};
   // Signals are wired before "ready" is logged: a SIGHUP right after it must reload.
   uv_signal_t hup, term, intr;
   uv_signal_init(loop, &hup);
@@ -124,6 +131,7 @@ int main(int argc, char** argv) {
     VANE_INFO("signal %d: shutting down", signum);
     auto* d = static_cast<Daemon*>(s->data);
     d->admin->close();
+    d->checker->stop();
     d->control->stop();
     d->srv->stop();
     uv_walk(

@@ -209,6 +209,7 @@ void Server::reload_async(ReloadDone done) {
         s->reload_running_ = false;
         auto done = std::move(s->running_);
         s->running_.clear();
+        if (s->last_outcome_.ok && s->on_reloaded_) s->on_reloaded_();
         for (auto& d : done) d(s->last_outcome_);
         if (s->reload_again_) {
           s->reload_again_ = false;

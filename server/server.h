@@ -42,6 +42,8 @@ class Server {
   // serialised. `done` runs on the main loop with the outcome.
   using ReloadDone = std::function<void(const ReloadOutcome&)>;
   void reload_async(ReloadDone done = {});
+  // Runs on the main loop after every successful reload (SIGHUP or admin).
+  void set_on_reloaded(std::function<void()> f) { on_reloaded_ = std::move(f); }
   void stop();
   // Only before start() or on the main loop while no reload runs.
   const Config& config() const { return cfg_; }
@@ -77,6 +79,7 @@ class Server {
   uint64_t generation_ = 0;
   std::vector<ReloadDone> waiting_, running_;
   ReloadOutcome last_outcome_;
+  std::function<void()> on_reloaded_;
   const std::string config_path_;
   std::vector<std::string> listen_;
   const unsigned threads_;

@@ -20,7 +20,13 @@ namespace {
 struct Ctx {
   const std::string& path;
   const std::string& base_dir;
+  const std::vector<CheckSpec>* checks = nullptr;  // parsed before records:
 };
+
+const std::vector<CheckSpec>& cfg_checks(const Ctx& c) {
+  static const std::vector<CheckSpec> none;
+  return c.checks ? *c.checks : none;
+}
 
 Error err(const Ctx& c, const YAML::Node& n, std::string msg) {
   return Error{c.path, n.Mark().is_null() ? 0 : n.Mark().line + 1, std::move(msg)};
@@ -77,7 +83,8 @@ std::optional<Error> parse_tcp(const Ctx& c, const YAML::Node& n, TcpOptions& t)
   if (n["max_per_client"])
     if (auto e = get_uint(c, n["max_per_client"], t.max_per_client, 1, 1000000, "tcp.max_per_client")) return e;
   if (n["max_pipelined_bytes"])
-    if (auto e = get_uint(c, n["max_pipelined_bytes"], t.max_pipelined_bytes, 65536, 1 << 26, "tcp.max_pipelined_bytes"))
+    if (auto e =
+            get_uint(c, n["max_pipelined_bytes"], t.max_pipelined_bytes, 65536, 1 << 26, "tcp.max_pipelined_bytes"))
       return e;
   return std::nullopt;
 }
@@ -102,13 +109,18 @@ std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg)
 
 bool parse_bool(const YAML::Node& n, bool& out) {
   if (!n.IsScalar()) return false;
-  if (n.Scalar() == "true") out = true;
-  else if (n.Scalar() == "false") out = false;
-  else return false;
+  if (n.Scalar() == "true")
+    out = true;
+  else if (n.Scalar() == "false")
+    out = false;
+  else
+    return false;
   return true;
 }
 
-std::string scalar(const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); }
+std::string scalar(const YAML::Node& n) {
+  return n.IsScalar() ? n.Scalar() : std::string();
+}
 
 std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "regions must be a list of { cidr, order }");
@@ -124,9 +136,12 @@ std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cf
     bool ok = slash != std::string::npos && slash + 1 < spec.cidr.size() &&
               spec.cidr.find_first_not_of("0123456789", slash + 1) == std::string::npos;
     if (ok) bits = std::stoul(spec.cidr.substr(slash + 1, 3));
-    if (ok && inet_pton(AF_INET, host.c_str(), spec.addr) == 1 && bits <= 32) spec.family = 4;
-    else if (ok && inet_pton(AF_INET6, host.c_str(), spec.addr) == 1 && bits <= 128) spec.family = 6;
-    else return err(c, r["cidr"], "bad cidr '" + spec.cidr + "' (want e.g. 10.1.0.0/16 or 2001:db8::/32)");
+    if (ok && inet_pton(AF_INET, host.c_str(), spec.addr) == 1 && bits <= 32)
+      spec.family = 4;
+    else if (ok && inet_pton(AF_INET6, host.c_str(), spec.addr) == 1 && bits <= 128)
+      spec.family = 6;
+    else
+      return err(c, r["cidr"], "bad cidr '" + spec.cidr + "' (want e.g. 10.1.0.0/16 or 2001:db8::/32)");
     spec.prefix = static_cast<uint8_t>(bits);
     for (size_t b = bits; b < 128; ++b)
       if (spec.addr[b / 8] & (0x80 >> (b % 8)))
@@ -140,7 +155,8 @@ std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cf
     for (const auto& prev : cfg.regions)
       if (prev.family == spec.family && prev.prefix == spec.prefix &&
           std::memcmp(prev.addr, spec.addr, sizeof spec.addr) == 0)
-        return err(c, r["cidr"], "cidr " + spec.cidr + " is listed twice (first at line " + std::to_string(prev.line) + ")");
+        return err(c, r["cidr"],
+                   "cidr " + spec.cidr + " is listed twice (first at line " + std::to_string(prev.line) + ")");
     cfg.regions.push_back(std::move(spec));
   }
   return std::nullopt;
@@ -167,9 +183,9 @@ std::optional<Error> parse_endpoint(const Ctx& c, const YAML::Node& n, const Rec
     uint8_t buf[16];
     int fam = rec.type == dns::kTypeA ? AF_INET : AF_INET6;
     if (inet_pton(fam, ep.address.c_str(), buf) != 1)
-      return err(c, n["address"] ? n["address"] : n, "endpoint " + ep.name + " needs an " +
-                                                         (fam == AF_INET ? "IPv4" : "IPv6") + " address: for an " +
-                                                         (fam == AF_INET ? "A" : "AAAA") + " record");
+      return err(c, n["address"] ? n["address"] : n,
+                 "endpoint " + ep.name + " needs an " + (fam == AF_INET ? "IPv4" : "IPv6") + " address: for an " +
+                     (fam == AF_INET ? "A" : "AAAA") + " record");
   }
   if (n["weight"])
     if (auto e = get_uint(c, n["weight"], ep.weight, 0, 255, "weight")) return e;
@@ -179,41 +195,68 @@ std::optional<Error> parse_endpoint(const Ctx& c, const YAML::Node& n, const Rec
     ep.region = scalar(n["region"]);
     if (ep.region.empty()) return err(c, n["region"], "region must be a name");
   }
-  if (n["check"])
-    return err(c, n["check"], "check: needs the health checker, which this build does not have yet; remove it "
-                              "(endpoints are up unless forced down with vanectl)");
-  if (n["host"]) ep.host = scalar(n["host"]);
+  if (n["check"]) {
+    ep.check = scalar(n["check"]);
+    bool known = false;
+    for (const auto& ch : cfg_checks(c)) known |= ch.name == ep.check;
+    if (!known) return err(c, n["check"], "endpoint " + ep.name + ": no check named '" + ep.check + "' in checks:");
+  }
+  if (n["host"]) {
+    ep.host = scalar(n["host"]);
+    uint8_t buf[16];
+    if (inet_pton(AF_INET, ep.host.c_str(), buf) != 1 && inet_pton(AF_INET6, ep.host.c_str(), buf) != 1)
+      return err(c, n["host"], "endpoint " + ep.name + ": host must be an IP address (where its check connects)");
+  }
   if (n["port"])
     if (auto e = get_uint(c, n["port"], ep.port, 1, 65535, "port")) return e;
+  if (!ep.check.empty()) {
+    const CheckSpec* ch = nullptr;
+    for (const auto& x : cfg_checks(c))
+      if (x.name == ep.check) ch = &x;
+    if (rec.type == dns::kTypeCNAME && ep.host.empty())
+      return err(c, n, "endpoint " + ep.name + " has a check but no address to probe: add host: <IP>");
+    if (ch->type == "tcp" && !ch->port && !ep.port)
+      return err(c, n, "endpoint " + ep.name + ": its tcp check needs a port: (on the check or the endpoint)");
+  }
   return std::nullopt;
 }
 
 std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "records must be a list");
   for (const auto& r : n) {
-    if (auto e = check_keys(c, r, {"name", "type", "ttl", "policy", "fail_closed", "sticky", "max_answers", "endpoints"},
-                            "a record"))
+    if (auto e = check_keys(
+            c, r, {"name", "type", "ttl", "policy", "fail_closed", "sticky", "max_answers", "endpoints"}, "a record"))
       return e;
     RecordSpec rec;
     rec.line = r.Mark().line + 1;
     std::string name = scalar(r["name"]);
     if (!name.empty() && name.back() != '.') name += '.';
     dns::NameBuf nb;
-    if (name.empty() || !dns::from_text(name, nb)) return err(c, r["name"] ? r["name"] : r, "a record needs a valid name");
+    if (name.empty() || !dns::from_text(name, nb))
+      return err(c, r["name"] ? r["name"] : r, "a record needs a valid name");
     rec.name = dns::to_text(nb.wire());
     std::string type = scalar(r["type"]);
-    if (type == "A") rec.type = dns::kTypeA;
-    else if (type == "AAAA") rec.type = dns::kTypeAAAA;
-    else if (type == "CNAME") rec.type = dns::kTypeCNAME;
-    else return err(c, r["type"] ? r["type"] : r, "record " + rec.name + ": type must be A, AAAA or CNAME");
+    if (type == "A")
+      rec.type = dns::kTypeA;
+    else if (type == "AAAA")
+      rec.type = dns::kTypeAAAA;
+    else if (type == "CNAME")
+      rec.type = dns::kTypeCNAME;
+    else
+      return err(c, r["type"] ? r["type"] : r, "record " + rec.name + ": type must be A, AAAA or CNAME");
     if (r["ttl"])
       if (auto e = get_uint(c, r["ttl"], rec.ttl, 0, 2147483647, "ttl")) return e;
     std::string policy = r["policy"] ? scalar(r["policy"]) : "weighted";
-    if (policy == "weighted") rec.policy = zones::Policy::kWeighted;
-    else if (policy == "failover") rec.policy = zones::Policy::kFailover;
-    else if (policy == "latency") rec.policy = zones::Policy::kLatency;
-    else if (policy == "multivalue") rec.policy = zones::Policy::kMultivalue;
-    else return err(c, r["policy"], "policy must be weighted, failover, latency or multivalue");
+    if (policy == "weighted")
+      rec.policy = zones::Policy::kWeighted;
+    else if (policy == "failover")
+      rec.policy = zones::Policy::kFailover;
+    else if (policy == "latency")
+      rec.policy = zones::Policy::kLatency;
+    else if (policy == "multivalue")
+      rec.policy = zones::Policy::kMultivalue;
+    else
+      return err(c, r["policy"], "policy must be weighted, failover, latency or multivalue");
     if (r["fail_closed"] && !parse_bool(r["fail_closed"], rec.fail_closed))
       return err(c, r["fail_closed"], "fail_closed must be true or false");
     if (r["sticky"] && !parse_bool(r["sticky"], rec.sticky)) return err(c, r["sticky"], "sticky must be true or false");
@@ -225,8 +268,8 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
       return err(c, r["policy"], "a CNAME cannot be multivalue (one CNAME per name)");
     const auto& eps = r["endpoints"];
     if (!eps || !eps.IsSequence() || eps.size() == 0 || eps.size() > zones::kMaxEndpoints)
-      return err(c, eps ? eps : r, "record " + rec.name + " needs endpoints: a list of 1 to " +
-                                       std::to_string(zones::kMaxEndpoints));
+      return err(c, eps ? eps : r,
+                 "record " + rec.name + " needs endpoints: a list of 1 to " + std::to_string(zones::kMaxEndpoints));
     std::set<std::string> names;
     for (const auto& e : eps) {
       EndpointSpec ep;
@@ -250,13 +293,99 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
     for (const auto& prev : cfg.records) {
       if (prev.name != rec.name) continue;
       if (prev.type == rec.type)
-        return err(c, r, "record " + rec.name + " " + type + " is defined twice (first at line " +
-                             std::to_string(prev.line) + ")");
+        return err(
+            c, r,
+            "record " + rec.name + " " + type + " is defined twice (first at line " + std::to_string(prev.line) + ")");
       if (prev.type == dns::kTypeCNAME || rec.type == dns::kTypeCNAME)
-        return err(c, r, "record " + rec.name + ": a CNAME cannot share its name with other types (line " +
-                             std::to_string(prev.line) + ")");
+        return err(c, r,
+                   "record " + rec.name + ": a CNAME cannot share its name with other types (line " +
+                       std::to_string(prev.line) + ")");
     }
     cfg.records.push_back(std::move(rec));
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> parse_checks(const Ctx& c, const YAML::Node& n, Config& cfg) {
+  if (!n.IsMap()) return err(c, n, "checks must be a mapping of name -> { type, ... }");
+  for (const auto& kv : n) {
+    CheckSpec ch;
+    ch.name = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    ch.line = v.Mark().line + 1;
+    if (auto e = check_keys(
+            c, v,
+            {"type", "port", "path", "host", "expect_status", "body_contains", "tls_verify", "qname", "qtype",
+             "expect_rcode", "interval", "timeout", "jitter", "fall", "rise", "quorum", "min_vantages"},
+            "check " + ch.name))
+      return e;
+    if (v["type"]) ch.type = scalar(v["type"]);
+    if (ch.type != "tcp" && ch.type != "http" && ch.type != "https" && ch.type != "dns")
+      return err(c, v["type"], "check " + ch.name + ": type must be tcp, http, https or dns");
+    if (v["port"])
+      if (auto e = get_uint(c, v["port"], ch.port, 1, 65535, "port")) return e;
+    if (v["path"]) {
+      ch.path = scalar(v["path"]);
+      if (ch.path.empty() || ch.path[0] != '/' || ch.path.find_first_of(" \r\n") != std::string::npos)
+        return err(c, v["path"], "path must start with / and have no spaces");
+    }
+    if (v["host"]) ch.host = scalar(v["host"]);
+    if (v["expect_status"]) {
+      ch.expect_status.clear();
+      const YAML::Node& es = v["expect_status"];
+      if (es.IsScalar()) {
+        uint16_t code;
+        if (auto e = get_uint(c, es, code, 100, 599, "expect_status")) return e;
+        ch.expect_status.push_back(code);
+      } else {
+        if (!es.IsSequence() || es.size() == 0) return err(c, es, "expect_status must be a status or a list of them");
+        for (const auto& x : es) {
+          uint16_t code;
+          if (auto e = get_uint(c, x, code, 100, 599, "expect_status")) return e;
+          ch.expect_status.push_back(code);
+        }
+      }
+    }
+    if (v["body_contains"]) ch.body_contains = scalar(v["body_contains"]);
+    if (v["tls_verify"] && !parse_bool(v["tls_verify"], ch.tls_verify))
+      return err(c, v["tls_verify"], "tls_verify must be true or false");
+    if (v["qname"]) ch.qname = scalar(v["qname"]);
+    if (v["qtype"]) {
+      std::string t = scalar(v["qtype"]);
+      ch.qtype = t == "A" ? 1 : t == "AAAA" ? 28 : t == "SOA" ? 6 : t == "NS" ? 2 : t == "TXT" ? 16 : 0;
+      if (!ch.qtype) return err(c, v["qtype"], "qtype must be A, AAAA, SOA, NS or TXT");
+    }
+    if (v["expect_rcode"]) {
+      std::string r = scalar(v["expect_rcode"]);
+      int code = r == "NOERROR" ? 0 : r == "NXDOMAIN" ? 3 : r == "REFUSED" ? 5 : r == "SERVFAIL" ? 2 : -1;
+      if (code < 0) return err(c, v["expect_rcode"], "expect_rcode must be NOERROR, NXDOMAIN, SERVFAIL or REFUSED");
+      ch.expect_rcode = static_cast<uint8_t>(code);
+    }
+    if (ch.type == "dns" && ch.qname.empty()) return err(c, v, "check " + ch.name + ": a dns check needs qname");
+    if (v["interval"])
+      if (auto e = get_duration(c, v["interval"], ch.interval_ms, "interval")) return e;
+    if (v["timeout"])
+      if (auto e = get_duration(c, v["timeout"], ch.timeout_ms, "timeout")) return e;
+    if (v["jitter"])
+      if (auto e = get_duration(c, v["jitter"], ch.jitter_ms, "jitter")) return e;
+    if (ch.interval_ms < 100) return err(c, v["interval"] ? v["interval"] : v, "interval must be at least 100ms");
+    if (ch.timeout_ms == 0 || ch.timeout_ms > ch.interval_ms)
+      return err(c, v["timeout"] ? v["timeout"] : v, "timeout must be above 0 and at most the interval");
+    if (v["fall"])
+      if (auto e = get_uint(c, v["fall"], ch.fall, 1, 100, "fall")) return e;
+    if (v["rise"])
+      if (auto e = get_uint(c, v["rise"], ch.rise, 1, 100, "rise")) return e;
+    if (v["quorum"]) {
+      try {
+        ch.quorum = v["quorum"].as<double>();
+      } catch (const YAML::Exception&) {
+        ch.quorum = -1;
+      }
+      if (!(ch.quorum > 0 && ch.quorum <= 1)) return err(c, v["quorum"], "quorum must be a fraction in (0, 1]");
+    }
+    if (v["min_vantages"])
+      if (auto e = get_uint(c, v["min_vantages"], ch.min_vantages, 1, 1000, "min_vantages")) return e;
+    cfg.checks.push_back(std::move(ch));
   }
   return std::nullopt;
 }
@@ -269,20 +398,16 @@ std::optional<Error> check_regions(const Ctx& c, const Config& cfg) {
       return Error{c.path, rec.line, "latency record " + rec.name + " needs regions: (client networks -> regions)"};
     for (const auto& ep : rec.endpoints)
       if (!ep.region.empty() && !cfg.regions.empty() && !known.count(ep.region))
-        return Error{c.path, ep.line, "endpoint " + ep.name + " has region '" + ep.region +
-                                          "', which no regions: order lists (typo?)"};
+        return Error{c.path, ep.line,
+                     "endpoint " + ep.name + " has region '" + ep.region + "', which no regions: order lists (typo?)"};
   }
   return std::nullopt;
 }
 
 std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cfg) {
-  // checks: arrive with the health checker; until then the key is refused
-  // loudly rather than accepted and ignored.
-  if (root["checks"])
-    return err(c, root["checks"], "checks: needs the health checker, which this build does not have yet");
   if (auto e = check_keys(c, root,
                           {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size",
-                           "tcp", "records", "regions"},
+                           "tcp", "records", "regions", "checks"},
                           "the top level"))
     return e;
   if (const auto& l = root["listen"]) {
@@ -290,8 +415,9 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
     for (const auto& a : l) {
       ListenAddr la;
       if (!a.IsScalar() || !parse_listen(a.Scalar(), la))
-        return err(c, a, "bad listen address '" + (a.IsScalar() ? a.Scalar() : std::string("?")) +
-                             "' (want IP:PORT or [IPv6]:PORT)");
+        return err(c, a,
+                   "bad listen address '" + (a.IsScalar() ? a.Scalar() : std::string("?")) +
+                       "' (want IP:PORT or [IPv6]:PORT)");
       cfg.listen.push_back(la);
     }
   } else {
@@ -322,8 +448,11 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
   if (cfg.zones.empty()) return Error{c.path, 0, "no zones configured (add zones: [{ name: ..., file: ... }])"};
   if (root["regions"])
     if (auto e = parse_regions(c, root["regions"], cfg)) return e;
+  if (root["checks"])
+    if (auto e = parse_checks(c, root["checks"], cfg)) return e;
+  Ctx with_checks{c.path, c.base_dir, &cfg.checks};
   if (root["records"])
-    if (auto e = parse_records(c, root["records"], cfg)) return e;
+    if (auto e = parse_records(with_checks, root["records"], cfg)) return e;
   if (auto e = check_regions(c, cfg)) return e;
   if (cfg.admin_socket.empty()) cfg.admin_socket = cfg.state_dir + "/admin.sock";
   if (cfg.threads == 0) cfg.threads = std::max(1u, std::thread::hardware_concurrency());
@@ -342,11 +471,16 @@ bool parse_duration_ms(const std::string& text, uint64_t& ms) {
   }
   if (i == 0) return false;
   std::string unit = text.substr(i);
-  if (unit.empty() || unit == "s") ms = v * 1000;
-  else if (unit == "ms") ms = v;
-  else if (unit == "m") ms = v * 60000;
-  else if (unit == "h") ms = v * 3600000;
-  else return false;
+  if (unit.empty() || unit == "s")
+    ms = v * 1000;
+  else if (unit == "ms")
+    ms = v;
+  else if (unit == "m")
+    ms = v * 60000;
+  else if (unit == "h")
+    ms = v * 3600000;
+  else
+    return false;
   return true;
 }
 

@@ -27,6 +27,29 @@ struct TcpOptions {
   uint32_t max_pipelined_bytes = 262144;  // queued answers before we stop reading a connection
 };
 
+// A health check (DESIGN.md "Health checks"), referenced by endpoints.
+struct CheckSpec {
+  std::string name;
+  std::string type = "tcp";  // tcp | http | https | dns
+  uint16_t port = 0;         // default: 80 / 443 / 53; an endpoint's port: wins
+  std::string path = "/";    // http(s)
+  std::string host;          // http(s) Host header (default: the endpoint's host)
+  std::vector<uint16_t> expect_status{200};
+  std::string body_contains;
+  bool tls_verify = true;
+  std::string qname;         // dns
+  uint16_t qtype = 1;
+  uint8_t expect_rcode = 0;
+  uint32_t interval_ms = 10000;
+  uint32_t timeout_ms = 2000;
+  uint32_t jitter_ms = 0;
+  uint32_t fall = 3;
+  uint32_t rise = 2;
+  double quorum = 0.5;
+  uint32_t min_vantages = 1;
+  int line = 0;
+};
+
 // One endpoint of a steered record (DESIGN.md "Steering records").
 struct EndpointSpec {
   std::string name;
@@ -35,7 +58,8 @@ struct EndpointSpec {
   uint8_t weight = 1;
   uint32_t priority = 1;
   std::string region;
-  std::string host;  // where a check probes (default: address)
+  std::string check;  // name in checks:, or empty
+  std::string host;   // where a check probes (default: address)
   uint16_t port = 0;
   int line = 0;
 };
@@ -80,6 +104,7 @@ struct Config {
   std::vector<zones::ZoneSource> zones;
   std::vector<RecordSpec> records;
   std::vector<RegionSpec> regions;
+  std::vector<CheckSpec> checks;
 };
 
 // Parses YAML text; relative paths are resolved against `base_dir`.

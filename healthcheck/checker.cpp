@@ -1,0 +1,553 @@
+#include "checker.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+
+#include "dns/name.h"
+#include "dns/wire.h"
+
+namespace vane::healthcheck {
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+bool make_addr(const std::string& ip, uint16_t port, sockaddr_storage& ss) {
+  ss = {};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    return true;
+  }
+  if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+struct Probe;
+
+// One probe attempt. Owns its libuv handles; deletes itself once they are
+// closed. Reports at most once, and only while its probe is alive.
+struct Attempt {
+  Checker::Impl* impl = nullptr;
+  std::shared_ptr<bool> probe_alive;
+  Probe* probe = nullptr;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  bool done = false;
+  int open_handles = 0;
+  uv_timer_t timeout{};
+  uv_tcp_t tcp{};
+  uv_connect_t connect{};
+  uv_udp_t udp{};
+  uv_udp_send_t send{};
+  std::vector<uint8_t> query;
+  uint16_t query_id = 0;
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  curl_slist* resolve = nullptr;
+  std::string body;
+
+  void finish(bool ok, std::string detail);
+  void close_handles();
+  void close_one(uv_handle_t* h) {
+    if (uv_is_closing(h)) return;
+    uv_close(h, [](uv_handle_t* hh) {
+      auto* a = static_cast<Attempt*>(hh->data);
+      if (--a->open_handles == 0) delete a;
+    });
+  }
+};
+
+struct Probe {
+  Checker::Impl* impl = nullptr;
+  Target t;
+  uv_timer_t timer{};
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  Attempt* in_flight = nullptr;
+  uint32_t ok_run = 0, fail_run = 0;
+  bool up = true;
+
+  void result(bool ok, const std::string& detail, double rtt);
+};
+
+struct CurlSock {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  Checker::Impl* impl;
+};
+
+struct Checker::Impl {
+  OnVerdict on_verdict;
+  uv_loop_t loop{};
+  uv_async_t wake{};
+  uv_timer_t curl_timer{};
+  CURLM* multi = nullptr;
+  std::thread thread;
+  std::mutex mu;
+  std::vector<Target> pending;
+  bool has_pending = false;
+  bool stopping = false;
+  bool started = false;
+  std::map<std::string, std::unique_ptr<Probe>> probes;
+  std::set<Attempt*> attempts;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  void apply_targets();
+  void schedule(Probe* p, bool first);
+  void run_probe(Probe* p);
+  void start_tcp(Attempt* a);
+  void start_dns(Attempt* a);
+  void start_http(Attempt* a);
+  void check_multi_info();
+  void shutdown();
+};
+
+void Probe::result(bool ok, const std::string& detail, double rtt) {
+  bool before = up;
+  if (ok) {
+    ++ok_run;
+    fail_run = 0;
+    if (!up && ok_run >= t.check.rise) up = true;
+  } else {
+    ++fail_run;
+    ok_run = 0;
+    if (up && fail_run >= t.check.fall) up = false;
+  }
+  if (up != before) impl->on_verdict(Verdict{t.key, up, detail, rtt});
+}
+
+void Attempt::finish(bool ok, std::string detail) {
+  if (done) return;
+  done = true;
+  impl->attempts.erase(this);
+  if (*probe_alive) {
+    probe->in_flight = nullptr;
+    probe->result(ok, detail, ms_since(t0));
+  }
+  close_handles();
+}
+
+void Attempt::close_handles() {
+  if (easy) {
+    curl_multi_remove_handle(impl->multi, easy);
+    curl_easy_cleanup(easy);
+    curl_slist_free_all(headers);
+    curl_slist_free_all(resolve);
+    easy = nullptr;
+  }
+  if (open_handles == 0) {
+    delete this;
+    return;
+  }
+  if (tcp.data) close_one(reinterpret_cast<uv_handle_t*>(&tcp));
+  if (udp.data) close_one(reinterpret_cast<uv_handle_t*>(&udp));
+  close_one(reinterpret_cast<uv_handle_t*>(&timeout));
+}
+
+// ---------------------------------------------------------------------------
+// Scheduling
+
+void Checker::Impl::schedule(Probe* p, bool first) {
+  uint64_t wait = p->t.check.interval_ms;
+  if (first) wait = rng() % std::max<uint64_t>(1, p->t.check.interval_ms);  // spread the first round
+  if (p->t.check.jitter_ms) wait += rng() % (p->t.check.jitter_ms + 1);
+  uv_timer_start(
+      &p->timer,
+      [](uv_timer_t* t) {
+        auto* probe = static_cast<Probe*>(t->data);
+        probe->impl->run_probe(probe);
+      },
+      wait, 0);
+}
+
+void Checker::Impl::run_probe(Probe* p) {
+  schedule(p, false);
+  if (p->in_flight) return;  // the last one has not finished: its timeout will
+  auto* a = new Attempt;
+  a->impl = this;
+  a->probe = p;
+  a->probe_alive = p->alive;
+  p->in_flight = a;
+  attempts.insert(a);
+  const std::string& type = p->t.check.type;
+  if (type == "http" || type == "https")
+    start_http(a);
+  else if (type == "dns")
+    start_dns(a);
+  else
+    start_tcp(a);
+}
+
+void Checker::Impl::apply_targets() {
+  std::vector<Target> next;
+  {
+    std::lock_guard lock(mu);
+    next.swap(pending);
+    has_pending = false;
+  }
+  std::set<std::string> keep;
+  for (Target& t : next) {
+    keep.insert(t.key);
+    auto it = probes.find(t.key);
+    if (it != probes.end() && it->second->t.check.name == t.check.name && it->second->t.address == t.address &&
+        it->second->t.port == t.port) {
+      it->second->t = std::move(t);  // same probe: counters and verdict carry over
+      continue;
+    }
+    if (it != probes.end()) {  // changed: start over from the old verdict
+      t.initial_up = it->second->up;
+      *it->second->alive = false;
+      uv_close(reinterpret_cast<uv_handle_t*>(&it->second->timer),
+               [](uv_handle_t* h) { delete static_cast<Probe*>(h->data); });
+      it->second.release();
+      probes.erase(it);
+    }
+    auto p = std::make_unique<Probe>();
+    p->impl = this;
+    p->up = t.initial_up;
+    p->t = std::move(t);
+    uv_timer_init(&loop, &p->timer);
+    p->timer.data = p.get();
+    schedule(p.get(), true);
+    std::string key = p->t.key;
+    probes.emplace(key, std::move(p));
+  }
+  for (auto it = probes.begin(); it != probes.end();) {
+    if (keep.count(it->first)) {
+      ++it;
+      continue;
+    }
+    *it->second->alive = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&it->second->timer),
+             [](uv_handle_t* h) { delete static_cast<Probe*>(h->data); });
+    it->second.release();
+    it = probes.erase(it);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// TCP connect
+
+void Checker::Impl::start_tcp(Attempt* a) {
+  sockaddr_storage ss;
+  if (!make_addr(a->probe->t.address, a->probe->t.port, ss)) return a->finish(false, "bad address");
+  uv_timer_init(&loop, &a->timeout);
+  a->timeout.data = a;
+  ++a->open_handles;
+  uv_tcp_init(&loop, &a->tcp);
+  a->tcp.data = a;
+  ++a->open_handles;
+  a->connect.data = a;
+  int rc = uv_tcp_connect(&a->connect, &a->tcp, reinterpret_cast<sockaddr*>(&ss), [](uv_connect_t* c, int status) {
+    auto* at = static_cast<Attempt*>(c->data);
+    at->finish(status == 0, status == 0 ? "tcp connect ok" : std::string("tcp connect: ") + uv_strerror(status));
+  });
+  if (rc < 0) return a->finish(false, std::string("tcp connect: ") + uv_strerror(rc));
+  uv_timer_start(
+      &a->timeout, [](uv_timer_t* t) { static_cast<Attempt*>(t->data)->finish(false, "tcp connect timed out"); },
+      a->probe->t.check.timeout_ms, 0);
+}
+
+// ---------------------------------------------------------------------------
+// DNS over UDP
+
+void Checker::Impl::start_dns(Attempt* a) {
+  const CheckSpec& ch = a->probe->t.check;
+  sockaddr_storage ss;
+  if (!make_addr(a->probe->t.address, a->probe->t.port, ss)) return a->finish(false, "bad address");
+  dns::NameBuf qname;
+  std::string q = ch.qname.back() == '.' ? ch.qname : ch.qname + ".";
+  if (!dns::from_text(q, qname)) return a->finish(false, "bad qname");
+  a->query_id = static_cast<uint16_t>(rng());
+  a->query.assign(12, 0);
+  dns::put16(a->query.data(), a->query_id);
+  a->query[5] = 1;  // QDCOUNT
+  a->query.insert(a->query.end(), qname.data, qname.data + qname.len);
+  uint8_t tail[4];
+  dns::put16(tail, ch.qtype);
+  dns::put16(tail + 2, 1);
+  a->query.insert(a->query.end(), tail, tail + 4);
+  uv_timer_init(&loop, &a->timeout);
+  a->timeout.data = a;
+  ++a->open_handles;
+  uv_udp_init(&loop, &a->udp);
+  a->udp.data = a;
+  ++a->open_handles;
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(a->query.data()), static_cast<unsigned>(a->query.size()));
+  a->send.data = a;
+  if (int rc = uv_udp_send(&a->send, &a->udp, &buf, 1, reinterpret_cast<sockaddr*>(&ss), nullptr); rc < 0)
+    return a->finish(false, std::string("dns send: ") + uv_strerror(rc));
+  uv_udp_recv_start(
+      &a->udp,
+      [](uv_handle_t*, size_t, uv_buf_t* b) {
+        static thread_local char space[4096];
+        *b = uv_buf_init(space, sizeof space);
+      },
+      [](uv_udp_t* u, ssize_t n, const uv_buf_t* b, const sockaddr*, unsigned) {
+        auto* at = static_cast<Attempt*>(u->data);
+        if (n < 0) return at->finish(false, std::string("dns recv: ") + uv_strerror(int(n)));
+        if (n < 12) return;  // nothing, or junk: keep waiting until the timeout
+        auto* p = reinterpret_cast<const uint8_t*>(b->base);
+        if (dns::get16(p) != at->query_id || !(p[2] & 0x80)) return;
+        uint8_t rcode = p[3] & 0xF;
+        uint8_t want = at->probe->t.check.expect_rcode;
+        at->finish(rcode == want,
+                   "dns rcode " + std::to_string(rcode) + (rcode == want ? "" : ", want " + std::to_string(want)));
+      });
+  uv_timer_start(
+      &a->timeout, [](uv_timer_t* t) { static_cast<Attempt*>(t->data)->finish(false, "dns timed out"); }, ch.timeout_ms,
+      0);
+}
+
+// ---------------------------------------------------------------------------
+// HTTP(S) through curl's multi interface on our loop
+
+namespace {
+
+size_t on_body(char* data, size_t size, size_t n, void* userp) {
+  auto* a = static_cast<Attempt*>(userp);
+  size_t len = size * n;
+  if (a->body.size() < 65536) a->body.append(data, std::min(len, 65536 - a->body.size()));
+  return len;
+}
+
+void on_curl_poll(uv_poll_t* p, int status, int events) {
+  auto* cs = static_cast<CurlSock*>(p->data);
+  int flags = 0;
+  if (status < 0) flags |= CURL_CSELECT_ERR;
+  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+  int running;
+  Checker::Impl* impl = cs->impl;
+  curl_multi_socket_action(impl->multi, cs->fd, flags, &running);
+  impl->check_multi_info();
+}
+
+int on_curl_socket(CURL*, curl_socket_t s, int action, void* userp, void* socketp) {
+  auto* impl = static_cast<Checker::Impl*>(userp);
+  auto* cs = static_cast<CurlSock*>(socketp);
+  if (action == CURL_POLL_REMOVE) {
+    if (cs) {
+      uv_poll_stop(&cs->poll);
+      uv_close(reinterpret_cast<uv_handle_t*>(&cs->poll),
+               [](uv_handle_t* h) { delete static_cast<CurlSock*>(h->data); });
+      curl_multi_assign(impl->multi, s, nullptr);
+    }
+    return 0;
+  }
+  if (!cs) {
+    cs = new CurlSock{{}, s, impl};
+    uv_poll_init_socket(&impl->loop, &cs->poll, s);
+    cs->poll.data = cs;
+    curl_multi_assign(impl->multi, s, cs);
+  }
+  int events = 0;
+  if (action & CURL_POLL_IN) events |= UV_READABLE;
+  if (action & CURL_POLL_OUT) events |= UV_WRITABLE;
+  uv_poll_start(&cs->poll, events, on_curl_poll);
+  return 0;
+}
+
+int on_curl_timer(CURLM*, long timeout_ms, void* userp) {
+  auto* impl = static_cast<Checker::Impl*>(userp);
+  if (timeout_ms < 0) {
+    uv_timer_stop(&impl->curl_timer);
+    return 0;
+  }
+  uv_timer_start(
+      &impl->curl_timer,
+      [](uv_timer_t* t) {
+        auto* im = static_cast<Checker::Impl*>(t->data);
+        int running;
+        curl_multi_socket_action(im->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        im->check_multi_info();
+      },
+      static_cast<uint64_t>(timeout_ms), 0);
+  return 0;
+}
+
+}  // namespace
+
+void Checker::Impl::start_http(Attempt* a) {
+  const Target& t = a->probe->t;
+  const CheckSpec& ch = t.check;
+  bool v6 = t.address.find(':') != std::string::npos;
+  const std::string& host = ch.host;  // the Host header / TLS name; we connect to t.address
+  std::string scheme = ch.type;
+  std::string url;
+  a->easy = curl_easy_init();
+  if (!a->easy) return a->finish(false, "curl_easy_init failed");
+  if (scheme == "https" && !host.empty() && host != t.address) {
+    // Connect to the endpoint's address, but speak TLS (SNI, verification) to the name.
+    a->resolve = curl_slist_append(nullptr, (host + ":" + std::to_string(t.port) + ":" + t.address).c_str());
+    curl_easy_setopt(a->easy, CURLOPT_RESOLVE, a->resolve);
+    url = "https://" + host + ":" + std::to_string(t.port) + ch.path;
+  } else {
+    url = scheme + "://" + (v6 ? "[" + t.address + "]" : t.address) + ":" + std::to_string(t.port) + ch.path;
+    if (!host.empty() && host != t.address) a->headers = curl_slist_append(nullptr, ("Host: " + host).c_str());
+  }
+  curl_easy_setopt(a->easy, CURLOPT_URL, url.c_str());
+  if (a->headers) curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, a->headers);
+  curl_easy_setopt(a->easy, CURLOPT_PRIVATE, a);
+  curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(a->easy, CURLOPT_WRITEDATA, a);
+  curl_easy_setopt(a->easy, CURLOPT_TIMEOUT_MS, long(ch.timeout_ms));
+  curl_easy_setopt(a->easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(a->easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(a->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(a->easy, CURLOPT_USERAGENT, "vane-healthcheck/" VANE_VERSION);
+  curl_easy_setopt(a->easy, CURLOPT_SSL_VERIFYPEER, ch.tls_verify ? 1L : 0L);
+  curl_easy_setopt(a->easy, CURLOPT_SSL_VERIFYHOST, ch.tls_verify ? 2L : 0L);
+  curl_easy_setopt(a->easy, CURLOPT_PROXY, "");  // never through a proxy from the environment
+  curl_multi_add_handle(multi, a->easy);
+}
+
+void Checker::Impl::check_multi_info() {
+  int left;
+  while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
+    if (m->msg != CURLMSG_DONE) continue;
+    Attempt* a = nullptr;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &a);
+    if (!a) continue;
+    CURLcode res = m->data.result;
+    if (res != CURLE_OK) {
+      a->finish(false, std::string("http: ") + curl_easy_strerror(res));
+      continue;
+    }
+    long status = 0;
+    curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE, &status);
+    const CheckSpec& ch = a->probe->t.check;
+    bool status_ok = std::find(ch.expect_status.begin(), ch.expect_status.end(), status) != ch.expect_status.end();
+    bool body_ok = ch.body_contains.empty() || a->body.find(ch.body_contains) != std::string::npos;
+    std::string detail = "http " + std::to_string(status);
+    if (!status_ok)
+      detail += " (unexpected status)";
+    else if (!body_ok)
+      detail += " without \"" + ch.body_contains + "\" in the body";
+    a->finish(status_ok && body_ok, detail);
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+void Checker::Impl::shutdown() {
+  for (Attempt* a : std::vector<Attempt*>(attempts.begin(), attempts.end())) {
+    a->done = true;
+    attempts.erase(a);
+    a->close_handles();
+  }
+  for (auto& [k, p] : probes) {
+    *p->alive = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->timer), [](uv_handle_t* h) { delete static_cast<Probe*>(h->data); });
+    p.release();
+  }
+  probes.clear();
+  uv_close(reinterpret_cast<uv_handle_t*>(&curl_timer), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
+}
+
+Checker::Checker(OnVerdict on_verdict) : impl_(std::make_unique<Impl>()) {
+  impl_->on_verdict = std::move(on_verdict);
+}
+
+Checker::~Checker() {
+  stop();
+}
+
+void Checker::start() {
+  Impl* im = impl_.get();
+  if (im->started) return;
+  im->started = true;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  uv_loop_init(&im->loop);
+  im->multi = curl_multi_init();
+  curl_multi_setopt(im->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+  curl_multi_setopt(im->multi, CURLMOPT_SOCKETDATA, im);
+  curl_multi_setopt(im->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  curl_multi_setopt(im->multi, CURLMOPT_TIMERDATA, im);
+  uv_timer_init(&im->loop, &im->curl_timer);
+  im->curl_timer.data = im;
+  uv_async_init(&im->loop, &im->wake, [](uv_async_t* w) {
+    auto* i = static_cast<Impl*>(w->data);
+    bool stopping, pending;
+    {
+      std::lock_guard lock(i->mu);
+      stopping = i->stopping;
+      pending = i->has_pending;
+    }
+    if (stopping) return i->shutdown();
+    if (pending) i->apply_targets();
+  });
+  im->wake.data = im;
+  im->thread = std::thread([im] {
+    uv_run(&im->loop, UV_RUN_DEFAULT);
+    curl_multi_cleanup(im->multi);
+    uv_run(&im->loop, UV_RUN_DEFAULT);  // closes of poll handles curl asked for
+    uv_loop_close(&im->loop);
+  });
+  uv_async_send(&im->wake);  // targets set before start()
+}
+
+void Checker::stop() {
+  Impl* im = impl_.get();
+  if (!im->started || !im->thread.joinable()) return;
+  {
+    std::lock_guard lock(im->mu);
+    im->stopping = true;
+  }
+  uv_async_send(&im->wake);
+  im->thread.join();
+}
+
+void Checker::set_targets(std::vector<Target> targets) {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->pending = std::move(targets);
+    impl_->has_pending = true;
+  }
+  if (impl_->started) uv_async_send(&impl_->wake);
+}
+
+std::vector<Target> targets_from(const Config& cfg) {
+  std::vector<Target> out;
+  for (const RecordSpec& rec : cfg.records) {
+    const char* type = rec.type == dns::kTypeA ? "A" : rec.type == dns::kTypeAAAA ? "AAAA" : "CNAME";
+    for (const EndpointSpec& ep : rec.endpoints) {
+      if (ep.check.empty()) continue;
+      const CheckSpec* ch = nullptr;
+      for (const auto& c : cfg.checks)
+        if (c.name == ep.check) ch = &c;
+      if (!ch) continue;
+      Target t;
+      t.key = rec.name + "/" + type + "/" + ep.name;
+      t.check = *ch;
+      // Probe the endpoint's host: (an IP) if given, else its address.
+      t.address = !ep.host.empty() ? ep.host : ep.address;
+      t.port = ep.port               ? ep.port
+               : ch->port            ? ch->port
+               : ch->type == "https" ? 443
+               : ch->type == "http"  ? 80
+               : ch->type == "dns"   ? 53
+                                     : 0;
+      out.push_back(std::move(t));
+    }
+  }
+  return out;
+}
+
+}  // namespace vane::healthcheck

@@ -1,0 +1,67 @@
+// The health checker: probes (TCP connect, HTTP/HTTPS through libcurl's
+// multi interface driven by libuv, DNS over UDP) on its own thread and its
+// own libuv loop, never on a DNS worker. Each endpoint's consecutive results
+// go through fall/rise; a verdict change is reported through a callback (on
+// the checker thread) — the daemon records it and updates the endpoint state
+// the DNS workers read.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config.h"
+
+namespace vane::healthcheck {
+
+// One endpoint to probe, with the check it uses.
+struct Target {
+  std::string key;  // "www.example.com./A/use1"
+  CheckSpec check;
+  std::string address;  // numeric IP to connect to
+  uint16_t port = 0;
+  bool initial_up = true;  // the verdict to start from (stored, else up)
+};
+
+struct Verdict {
+  std::string key;
+  bool up;
+  std::string detail;  // the last probe's result in words
+  double rtt_ms;
+};
+
+struct ProbeResult {
+  bool ok;
+  std::string detail;
+  double rtt_ms;
+};
+
+class Checker {
+ public:
+  using OnVerdict = std::function<void(const Verdict&)>;
+  explicit Checker(OnVerdict on_verdict);
+  ~Checker();
+  Checker(const Checker&) = delete;
+  Checker& operator=(const Checker&) = delete;
+
+  void start();
+  void stop();
+  // Replaces the set of targets (thread-safe). Counters and verdicts carry
+  // over for keys that stay with the same check.
+  void set_targets(std::vector<Target> targets);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Builds the targets for every endpoint with a check: in the config.
+std::vector<Target> targets_from(const Config& cfg);
+
+}  // namespace vane::healthcheck

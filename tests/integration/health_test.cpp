@@ -1,0 +1,219 @@
+// The health checker against real endpoints the test starts and stops (HTTP
+// servers on 127.0.0.1, a second vaned for DNS checks): answers follow
+// health within interval×fall, come back after rise, a 200 without the
+// expected body is down, verdicts are journaled and survive a restart.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "client.h"
+#include "dns_client.h"
+#include "fixtures.h"
+#include "process.h"
+
+namespace vane::test {
+namespace {
+
+using nlohmann::json;
+
+// An HTTP endpoint on 127.0.0.1 that can be stopped, restarted, or made to lie.
+class Endpoint {
+ public:
+  explicit Endpoint(uint16_t port = 0) : port_(port) { start(); }
+  ~Endpoint() { stop(); }
+  void start() {
+    server_ = std::make_unique<httplib::Server>();
+    server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(body_.load() ? "ok\n" : "degraded\n", "text/plain");
+    });
+    if (port_ == 0)
+      port_ = static_cast<uint16_t>(server_->bind_to_any_port("127.0.0.1"));
+    else
+      server_->bind_to_port("127.0.0.1", port_);
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+  }
+  void stop() {
+    if (!server_) return;
+    server_->stop();
+    thread_.join();
+    server_.reset();
+  }
+  void lie(bool l) { body_ = !l; }
+  uint16_t port() const { return port_; }
+
+ private:
+  uint16_t port_;
+  std::atomic<bool> body_{true};
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+const char* kZone =
+    "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\n"
+    "ns IN A 192.0.2.1\n";
+
+std::string config(uint16_t web1, uint16_t web2, const std::string& interval = "200ms") {
+  return R"(
+listen: ["127.0.0.1:0"]
+threads: 1
+zones: [{ name: example.com, file: example.com.zone }]
+checks:
+  web: { type: http, path: /health, expect_status: [200], body_contains: ok, interval: )" +
+         interval + R"(, timeout: 150ms, fall: 3, rise: 2 }
+records:
+  - name: app.example.com
+    type: A
+    policy: failover
+    endpoints:
+      - { name: primary, address: 192.0.2.20, host: 127.0.0.1, port: )" +
+         std::to_string(web1) + R"(, priority: 1, check: web }
+      - { name: standby, address: 198.51.100.20, host: 127.0.0.1, port: )" +
+         std::to_string(web2) + R"(, priority: 2, check: web }
+)";
+}
+
+class Health : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_.write("example.com.zone", kZone); }
+  std::string a(const Vaned& v) {
+    auto r = query("127.0.0.1", v.port(), "app.example.com", "A");
+    return r && r->answer.size() == 1 ? r->answer[0].substr(r->answer[0].rfind(' ') + 1) : "<none>";
+  }
+  json history() {
+    auto r = admin::call(dir_.path() + "/state/admin.sock", {{"cmd", "history"}, {"limit", 50}}, 5000);
+    return r ? (*r)["entries"] : json::array();
+  }
+  // Milliseconds until the answer becomes `want` (or -1).
+  int ms_until(const Vaned& v, const std::string& want, int limit_ms) {
+    auto t0 = std::chrono::steady_clock::now();
+    while (true) {
+      int ms =
+          int(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+      if (a(v) == want) return ms;
+      if (ms > limit_ms) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  TempDir dir_;
+};
+
+TEST_F(Health, EndpointDown_AnswerMovesWithinIntervalTimesFall_AndBackAfterRise) {
+  Endpoint web1, web2;
+  Vaned v(dir_, config(web1.port(), web2.port()));
+  ASSERT_TRUE(eventually([&] { return a(v) == "192.0.2.20"; }));
+  web1.stop();
+  int down_ms = ms_until(v, "198.51.100.20", 5000);
+  ASSERT_GE(down_ms, 0) << "never failed over";
+  EXPECT_LE(down_ms, 200 * 3 + 500) << "interval×fall + 0.5 s";
+  web1.start();
+  int up_ms = ms_until(v, "192.0.2.20", 5000);
+  ASSERT_GE(up_ms, 0) << "never came back";
+  EXPECT_LE(up_ms, 200 * 2 + 500) << "interval×rise + 0.5 s";
+  json h = history();
+  ASSERT_GE(h.size(), 2u);
+  EXPECT_EQ(h[h.size() - 2]["action"], "health");
+  EXPECT_EQ(h[h.size() - 2]["to"], "down");
+  EXPECT_EQ(h[h.size() - 2]["endpoint"], "app.example.com./A/primary");
+  EXPECT_EQ(h.back()["to"], "up");
+  EXPECT_EQ(h.back()["vantage"], "local");
+}
+
+TEST_F(Health, OkStatusWithoutTheBody_IsDown) {
+  Endpoint web1, web2;
+  Vaned v(dir_, config(web1.port(), web2.port()));
+  ASSERT_TRUE(eventually([&] { return a(v) == "192.0.2.20"; }));
+  web1.lie(true);  // "half there and lying": 200, but not ok
+  ASSERT_GE(ms_until(v, "198.51.100.20", 5000), 0);
+  std::string detail;
+  for (const auto& e : history())
+    if (e["action"] == "health") detail = e["detail"];
+  EXPECT_NE(detail.find("without \"ok\" in the body"), std::string::npos) << detail;
+  web1.lie(false);
+  EXPECT_GE(ms_until(v, "192.0.2.20", 5000), 0);
+}
+
+TEST_F(Health, StoredVerdict_HoldsAcrossARestartUntilProbesDecide) {
+  Endpoint web1, web2;
+  uint16_t p1 = web1.port();
+  {
+    Vaned v(dir_, config(p1, web2.port()));
+    web1.stop();
+    ASSERT_GE(ms_until(v, "198.51.100.20", 5000), 0);
+  }
+  // Long interval: no probe for a while; the stored "down" must hold.
+  Vaned v(dir_, config(p1, web2.port(), "60s"));
+  EXPECT_EQ(a(v), "198.51.100.20");
+  json s = *admin::call(dir_.path() + "/state/admin.sock", {{"cmd", "status"}}, 5000);
+  EXPECT_EQ(s["records"][0]["endpoints"][0]["health"], "down");
+}
+
+TEST_F(Health, TcpAndDnsChecks) {
+  // The DNS endpoint is another vaned; the TCP endpoint an HTTP server's port.
+  TempDir backend_dir;
+  backend_dir.write("example.com.zone", kZone);
+  auto backend = std::make_unique<Vaned>(
+      backend_dir, "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones: [{ name: example.com, file: example.com.zone }]\n");
+  Endpoint web;
+  std::string cfg = std::string(R"(
+listen: ["127.0.0.1:0"]
+threads: 1
+zones: [{ name: example.com, file: example.com.zone }]
+checks:
+  dns: { type: dns, qname: example.com, qtype: SOA, expect_rcode: NOERROR, interval: 200ms, timeout: 150ms, fall: 2, rise: 1 }
+  tcp: { type: tcp, interval: 200ms, timeout: 150ms, fall: 2, rise: 1 }
+records:
+  - name: app.example.com
+    type: A
+    policy: failover
+    endpoints:
+      - { name: ns, address: 192.0.2.20, host: 127.0.0.1, port: )") +
+                    std::to_string(backend->port()) + R"(, priority: 1, check: dns }
+      - { name: web, address: 198.51.100.20, host: 127.0.0.1, port: )" +
+                    std::to_string(web.port()) +
+                    R"(, priority: 2, check: tcp }
+      - { name: last, address: 203.0.113.20, priority: 3 }
+)";
+  Vaned v(dir_, cfg);
+  ASSERT_TRUE(eventually([&] { return a(v) == "192.0.2.20"; }));
+  backend.reset();  // DNS endpoint gone: tier 2 (TCP) answers
+  EXPECT_GE(ms_until(v, "198.51.100.20", 3000), 0);
+  web.stop();  // and that one too: tier 3, which has no check, answers
+  EXPECT_GE(ms_until(v, "203.0.113.20", 3000), 0);
+}
+
+TEST(HealthConfig, ErrorsNameFileAndLine) {
+  struct Case {
+    std::string yaml, want;
+  } cases[] = {
+      {"checks:\n  web: { type: smtp }\n", "vane.yaml:3: check web: type must be tcp, http, https or dns"},
+      {"checks:\n  web: { type: http, interval: 1s, timeout: 2s }\n",
+       "timeout must be above 0 and at most the interval"},
+      {"checks:\n  web: { type: http, quorum: 2 }\n", "quorum must be a fraction"},
+      {"checks:\n  d: { type: dns }\n", "a dns check needs qname"},
+      {"records:\n  - name: x.example.com\n    type: A\n    endpoints: [{ name: a, address: 192.0.2.1, check: nope "
+       "}]\n",
+       "vane.yaml:5: endpoint a: no check named 'nope'"},
+      {"checks:\n  t: { type: tcp }\nrecords:\n  - name: x.example.com\n    type: A\n"
+       "    endpoints: [{ name: a, address: 192.0.2.1, check: t }]\n",
+       "its tcp check needs a port"},
+      {"records:\n  - name: x.example.com\n    type: A\n    endpoints: [{ name: a, address: 192.0.2.1, host: web.local "
+       "}]\n",
+       "host must be an IP address"},
+  };
+  for (const auto& c : cases) {
+    TempDir dir;
+    dir.write("example.com.zone", kZone);
+    std::string cfg = dir.write("vane.yaml", "zones: [{ name: example.com, file: example.com.zone }]\n" + c.yaml);
+    Process p({vaned_path(), "--check-config", cfg});
+    EXPECT_EQ(p.wait(20000), 1) << c.yaml;
+    EXPECT_NE(p.output().find(c.want), std::string::npos) << "want: " << c.want << "\ngot: " << p.output();
+  }
+}
+
+}  // namespace
+}  // namespace vane::test
