@@ -76,6 +76,14 @@ int main(int argc, char** argv) {
 
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t* loop = uv_default_loop();
+  std::unique_ptr<server::DemoEndpoints> demo_endpoints;
+  if (cfg->path == "<demo>") {
+    demo_endpoints = std::make_unique<server::DemoEndpoints>();
+    if (auto err = demo_endpoints->start()) {
+      VANE_ERROR("cannot start: %s", err->to_string().c_str());
+      return 1;
+    }
+  }
   auto store = admin::StateStore::open(cfg->state_dir);
   if (!store) {
     VANE_ERROR("cannot start: %s", store.error().to_string().c_str());
@@ -154,6 +162,7 @@ int main(int argc, char** argv) {
             "  try:  kdig @%s -p %s www.example.com A\n"
             "        dig @%s -p %s example.com ANY +tcp\n"
             "        ./build/admin/vanectl status\n"
+            "  break us-east-1:  curl 127.0.0.1:5380/fail   (then kdig app.example.com; /recover mends it)\n"
             "  reload: ./build/admin/vanectl reload (or kill -HUP %d)   stop: Ctrl-C\n\n",
             a.c_str(), host.c_str(), port.c_str(), host.c_str(), port.c_str(), getpid());
   }
