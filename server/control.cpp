@@ -192,50 +192,68 @@ void Control::stop() {
 }
 
 void Control::post_verdict(const healthcheck::Verdict& v) {
+  post_observations({healthcheck::Observation{"", v.key, v.up, v.rtt_ms, v.detail, true}});  // vantage: ours
+}
+
+void Control::post_observations(std::vector<healthcheck::Observation> obs) {
   {
     std::lock_guard lock(verdict_mu_);
-    verdicts_.push_back(v);
+    for (auto& o : obs) observations_.push_back(std::move(o));
   }
   uv_async_send(&verdict_async_);
 }
 
 void Control::apply_verdicts() {
-  std::vector<healthcheck::Verdict> batch;
+  std::vector<healthcheck::Observation> batch;
   {
     std::lock_guard lock(verdict_mu_);
-    batch.swap(verdicts_);
+    batch.swap(observations_);
   }
-  for (const auto& v : batch) {
-    uint32_t slot = srv_.states().find(v.key);
-    if (slot == UINT32_MAX) continue;
-    auto& s = srv_.states().at(slot);
-    bool was_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
-    const char* to = v.up ? "up" : "down";
-    admin::StateStore::Change c{v.key, std::nullopt, std::nullopt, std::string(to)};
-    Json j{{"action", "health"}, {"endpoint", v.key},  {"from", was_up ? "up" : "down"},
-           {"to", to},           {"detail", v.detail}, {"vantage", vantage_},
-           {"by", "vaned"}};
-    if (auto err = store_.commit({c}, j))
-      VANE_ERROR("cannot record health verdict for %s: %s (applied anyway)", v.key.c_str(), err->to_string().c_str());
-    s.health.store(static_cast<uint8_t>(v.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
-    VANE_WARN("health: %s is %s (%s, vantage %s)%s", v.key.c_str(), to, v.detail.c_str(), vantage_.c_str(),
-              zones::endpoint_up(s) == v.up ? "" : " — an admin override decides its answers");
+  uint64_t now = admin::now_ms();
+  for (const auto& o : batch) {
+    healthcheck::VantageView v{o.up, now, o.rtt_ms, o.detail, o.self};
+    if (auto d = agg_.observe(o.key, o.self ? vantage_ : o.vantage, v, now)) record_decision(o.key, *d);
   }
+}
+
+void Control::record_decision(const std::string& key, const healthcheck::Decision& d) {
+  uint32_t slot = srv_.states().find(key);
+  if (slot == UINT32_MAX) return;
+  auto& s = srv_.states().at(slot);
+  bool was_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
+  const char* to = d.up ? "up" : "down";
+  admin::StateStore::Change c{key, std::nullopt, std::nullopt, std::string(to)};
+  Json j{{"action", "health"}, {"endpoint", key}, {"from", was_up ? "up" : "down"},
+         {"to", to},           {"detail", d.why}, {"by", "vaned"}};
+  if (auto err = store_.commit({c}, j))
+    VANE_ERROR("cannot record health verdict for %s: %s (applied anyway)", key.c_str(), err->to_string().c_str());
+  s.health.store(static_cast<uint8_t>(d.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
+  VANE_WARN("health: %s is %s (%s)%s", key.c_str(), to, d.why.c_str(),
+            zones::endpoint_up(s) == d.up ? "" : " — an admin override decides its answers");
 }
 
 std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
   vantage_ = cfg.vantage;
   auto targets = healthcheck::targets_from(cfg);
+  std::vector<std::string> keys;
+  uint64_t now = admin::now_ms();
   for (auto& t : targets) {
     uint32_t slot = srv_.states().find(t.key);
     if (slot != UINT32_MAX)
       t.initial_up = srv_.states().at(slot).health.load() == static_cast<uint8_t>(zones::Health::kUp);
+    bool new_endpoint = !agg_.known(t.key);
+    agg_.set_endpoint(t.key, {t.check.interval_ms, t.check.quorum, t.check.min_vantages}, t.initial_up);
+    // This process starts out seeing what was last decided, until its probes say otherwise.
+    if (new_endpoint) agg_.observe(t.key, vantage_, {t.initial_up, now, 0, "", true}, now);
+    keys.push_back(t.key);
   }
+  agg_.retain(keys);
   return targets;
 }
 
 void Control::expire() {
   uint64_t now = admin::now_ms();
+  for (const auto& [key, d] : agg_.tick(now)) record_decision(key, d);  // vantages going stale
   auto overrides = expiries_.empty() ? std::map<std::string, admin::Override>{} : store_.overrides();
   for (auto it = expiries_.begin(); it != expiries_.end();) {
     if (it->second > now) {
@@ -259,6 +277,7 @@ void Control::expire() {
 
 Json Control::status() {
   auto snap = srv_.snapshot();
+  uint64_t now = admin::now_ms();
   Json zones = Json::array(), records = Json::array();
   auto overrides = store_.overrides();
   for (const auto& z : snap->zones()) {
@@ -286,6 +305,12 @@ Json Control::status() {
                {"priority", eps[i].priority}};
         if (eps[i].region != zones::kNoRegion) e["region"] = snap->regions.name(eps[i].region);
         std::string key = info.name + "/" + type_name(r.type) + "/" + info.endpoints[i];
+        for (const auto& [vantage, vf] : agg_.views(key, now))
+          e["vantages"][vantage] = {{"up", vf.first.up},
+                                    {"fresh", vf.second},
+                                    {"detail", vf.first.detail},
+                                    {"rtt_ms", vf.first.rtt_ms},
+                                    {"age_s", (now - vf.first.at_ms) / 1000}};
         if (auto it = overrides.find(key); it != overrides.end()) {
           if (it->second.until_ms) e["override_until"] = admin::format_time(it->second.until_ms);
           if (!it->second.reason.empty()) e["override_reason"] = it->second.reason;

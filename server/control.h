@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "admin_socket.h"
+#include "aggregator.h"
 #include "checker.h"
 #include "server.h"
 #include "state_store.h"
@@ -31,9 +32,11 @@ class Control {
 
   void handle(const admin::Json& request, const admin::Peer& peer, admin::Reply reply);
 
-  // A health verdict change, from the checker thread: recorded (synced, with
-  // a journal entry) and then applied on the main loop.
+  // A health verdict change, from the checker thread, or agents' reports
+  // from the HTTP thread: aggregated over vantages on the main loop; an
+  // endpoint verdict change is recorded (synced, journaled), then applied.
   void post_verdict(const healthcheck::Verdict& v);
+  void post_observations(std::vector<healthcheck::Observation> obs);
   // Checker targets for the current config, starting from the current verdicts.
   std::vector<healthcheck::Target> health_targets(const Config& cfg);
 
@@ -56,7 +59,9 @@ class Control {
   bool timer_live_ = false;
   uv_async_t verdict_async_{};
   std::mutex verdict_mu_;
-  std::vector<healthcheck::Verdict> verdicts_;
+  std::vector<healthcheck::Observation> observations_;
+  healthcheck::Aggregator agg_;
+  void record_decision(const std::string& key, const healthcheck::Decision& d);
   std::string vantage_ = "local";
 };
 

@@ -6,8 +6,10 @@
 #include <filesystem>
 
 #include "admin_socket.h"
+#include "agent.h"
 #include "control.h"
 #include "demo.h"
+#include "http_server.h"
 #include "log.h"
 #include "server.h"
 
@@ -56,7 +58,19 @@ int main(int argc, char** argv) {
   app.add_option("--check-config", o.check, "validate a config and its zones, then exit");
   app.add_flag("--demo", o.demo, "serve the embedded demo config, whatever is on disk");
   app.add_option("--threads", o.threads, "override threads: from the config");
+  std::string agent_config;
+  auto* agent = app.add_subcommand("agent", "run as a remote health-check vantage reporting to a main vaned");
+  agent->add_option("-c,--config", agent_config, "agent config (vantage, report_to, token_file, config)")->required();
   CLI11_PARSE(app, argc, argv);
+
+  if (agent->parsed()) {
+    auto a = load_agent_config(agent_config);
+    if (!a) {
+      VANE_ERROR("%s", a.error().to_string().c_str());
+      return 1;
+    }
+    return healthcheck::run_agent(*a);
+  }
 
   if (!o.check.empty()) return check_config(o.check);
 
@@ -105,6 +119,31 @@ int main(int argc, char** argv) {
   checker.set_targets(control.health_targets(srv.config()));
   checker.start();
   srv.set_on_reloaded([&] { checker.set_targets(control.health_targets(srv.config())); });
+  // Agents report to http.listen (with the bearer token from http.token_file).
+  std::unique_ptr<admin::HttpServer> http;
+  if (!srv.config().http_listen.empty()) {
+    std::string token;
+    if (!srv.config().http_token_file.empty()) {
+      auto t = read_token_file(srv.config().http_token_file);
+      if (!t) {
+        VANE_ERROR("cannot start: %s", t.error().to_string().c_str());
+        return 1;
+      }
+      token = *t;
+    } else {
+      VANE_WARN("http.token_file is not set: agent reports will be refused (401)");
+    }
+    http = std::make_unique<admin::HttpServer>(
+        token, srv.config().vantage,
+        [&control](std::vector<healthcheck::Observation> obs) { control.post_observations(std::move(obs)); },
+        [&srv](const std::string& key) { return srv.states().find(key) != UINT32_MAX; });
+    if (auto err = http->start(srv.config().http_listen)) {
+      VANE_ERROR("cannot start: %s", err->to_string().c_str());
+      return 1;
+    }
+    VANE_INFO("http on %s:%u (/v1/observations, /healthz)",
+              srv.config().http_listen.substr(0, srv.config().http_listen.rfind(':')).c_str(), unsigned(http->port()));
+  }
   admin::AdminSocket admin_socket(loop,
                                   [&control](const admin::Json& req, const admin::Peer& peer, admin::Reply reply) {
                                     control.handle(req, peer, std::move(reply));
@@ -121,7 +160,8 @@ int main(int argc, char** argv) {
     admin::AdminSocket* admin;
     server::Control* control;
     healthcheck::Checker* checker;
-  } daemon{&srv, &admin_socket, &control, &checker};
+    admin::HttpServer* http;
+  } daemon{&srv, &admin_socket, &control, &checker, http.get()};
   // Signals are wired before "ready" is logged: a SIGHUP right after it must reload.
   uv_signal_t hup, term, intr;
   uv_signal_init(loop, &hup);
@@ -139,6 +179,7 @@ int main(int argc, char** argv) {
     VANE_INFO("signal %d: shutting down", signum);
     auto* d = static_cast<Daemon*>(s->data);
     d->admin->close();
+    if (d->http) d->http->stop();
     d->checker->stop();
     d->control->stop();
     d->srv->stop();

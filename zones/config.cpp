@@ -538,6 +538,50 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   return cfg;
 }
 
+Result<std::string> read_token_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error{path, 0, std::string("cannot read token file: ") + strerror(errno)};
+  std::string line;
+  std::getline(in, line);
+  size_t a = line.find_first_not_of(" \t\r\n");
+  size_t b = line.find_last_not_of(" \t\r\n");
+  if (a == std::string::npos) return Error{path, 1, "token file is empty"};
+  return line.substr(a, b - a + 1);
+}
+
+Result<AgentConfig> load_agent_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error{path, 0, std::string("cannot read agent config: ") + strerror(errno)};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto dir = std::filesystem::path(path).parent_path().string();
+  Ctx c{path, dir};
+  AgentConfig a;
+  a.path = path;
+  try {
+    YAML::Node root = YAML::Load(ss.str());
+    if (!root.IsMap()) return Error{path, 1, "the agent config must be a YAML mapping"};
+    if (auto e =
+            check_keys(c, root, {"vantage", "report_to", "token_file", "config", "report_interval"}, "the top level"))
+      return *e;
+    for (const char* k : {"vantage", "report_to", "token_file", "config"})
+      if (!root[k] || scalar(root[k]).empty()) return Error{path, 0, std::string("the agent config needs ") + k + ":"};
+    a.vantage = scalar(root["vantage"]);
+    a.report_to = scalar(root["report_to"]);
+    if (a.report_to.rfind("http://", 0) != 0 && a.report_to.rfind("https://", 0) != 0)
+      return err(c, root["report_to"],
+                 "report_to must be an http:// or https:// URL of the main instance's http.listen");
+    a.token_file = resolve_path(c, scalar(root["token_file"]));
+    a.config = resolve_path(c, scalar(root["config"]));
+    if (root["report_interval"])
+      if (auto e = get_duration(c, root["report_interval"], a.report_interval_ms, "report_interval")) return *e;
+    if (a.report_interval_ms < 100) return err(c, root["report_interval"], "report_interval must be at least 100ms");
+  } catch (const YAML::Exception& e) {
+    return Error{path, e.mark.is_null() ? 0 : e.mark.line + 1, e.msg};
+  }
+  return a;
+}
+
 Result<Config> load_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Error{path, 0, std::string("cannot read config: ") + strerror(errno)};

@@ -107,6 +107,22 @@ struct Config {
   std::vector<CheckSpec> checks;
 };
 
+// `vaned agent --config agent.yaml`: a remote vantage. It probes the
+// endpoints of the main instance's config and reports to its http.listen.
+struct AgentConfig {
+  std::string path;
+  std::string vantage;
+  std::string report_to;  // "http://10.0.0.1:8053"
+  std::string token_file;
+  std::string config;     // the main instance's vane.yaml (records + checks)
+  uint32_t report_interval_ms = 2000;
+};
+Result<AgentConfig> load_agent_config(const std::string& path);
+
+// A bearer token file (http.token_file, an agent's token_file): the first
+// line, trimmed. An empty token is an error.
+Result<std::string> read_token_file(const std::string& path);
+
 // Parses YAML text; relative paths are resolved against `base_dir`.
 Result<Config> parse_config(const std::string& text, const std::string& path, const std::string& base_dir);
 Result<Config> load_config(const std::string& path);

@@ -1,0 +1,42 @@
+// The control-plane HTTP listener (http.listen): agent reports at
+// POST /v1/observations (Bearer token from http.token_file), and /healthz.
+// Runs on its own thread (cpp-httplib); hands validated reports to a
+// callback and never touches DNS state itself.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "aggregator.h"
+#include "error.h"
+
+namespace vane::admin {
+
+inline constexpr size_t kMaxReportBytes = 1 << 20;
+
+class HttpServer {
+ public:
+  using OnObservations = std::function<void(std::vector<healthcheck::Observation>)>;
+  // `known` says whether an endpoint key exists (unknown ones are counted, not kept).
+  HttpServer(std::string token, std::string local_vantage, OnObservations on_obs,
+             std::function<bool(const std::string&)> known);
+  ~HttpServer();
+  std::optional<Error> start(const std::string& listen);  // "127.0.0.1:8053", port 0 = any
+  void stop();
+  uint16_t port() const { return port_; }
+
+  // Validates a report body; fills `out` or returns the error. Public for tests.
+  static std::optional<std::string> parse_report(const std::string& body, const std::string& local_vantage,
+                                                 std::vector<healthcheck::Observation>& out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace vane::admin

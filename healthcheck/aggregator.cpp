@@ -1,0 +1,74 @@
+#include "aggregator.h"
+
+#include <set>
+
+namespace vane::healthcheck {
+
+namespace {
+
+bool fresh(const VantageView& v, uint32_t interval_ms, uint64_t now_ms) {
+  return v.self || now_ms <= v.at_ms + 3ULL * interval_ms;
+}
+
+}  // namespace
+
+void Aggregator::set_endpoint(const std::string& key, const Params& p, bool current_up) {
+  auto [it, inserted] = endpoints_.try_emplace(key);
+  it->second.params = p;
+  if (inserted) it->second.up = current_up;
+}
+
+void Aggregator::retain(const std::vector<std::string>& keys) {
+  std::set<std::string> keep(keys.begin(), keys.end());
+  std::erase_if(endpoints_, [&](const auto& kv) { return !keep.count(kv.first); });
+}
+
+std::optional<Decision> Aggregator::decide(Endpoint& e, uint64_t now_ms) {
+  size_t n = 0, down = 0;
+  std::string why;
+  for (const auto& [vantage, v] : e.views) {
+    bool f = fresh(v, e.params.interval_ms, now_ms);
+    why += (why.empty() ? "" : ", ") + vantage + ": " + (v.up ? "up" : "down") + (f ? "" : " (stale)");
+    if (!v.detail.empty() && f) why += " '" + v.detail + "'";
+    if (!f) continue;
+    ++n;
+    down += !v.up;
+  }
+  if (n < e.params.min_vantages) return std::nullopt;  // too few fresh vantages: keep the last verdict
+  bool up = !(down > 0 && double(down) >= e.params.quorum * double(n));
+  if (up == e.up) return std::nullopt;
+  e.up = up;
+  return Decision{up, why};
+}
+
+std::optional<Decision> Aggregator::observe(const std::string& key, const std::string& vantage, const VantageView& view,
+                                            uint64_t now_ms) {
+  auto it = endpoints_.find(key);
+  if (it == endpoints_.end()) return std::nullopt;
+  VantageView v = view;
+  v.at_ms = now_ms;
+  it->second.views[vantage] = v;
+  return decide(it->second, now_ms);
+}
+
+std::vector<std::pair<std::string, Decision>> Aggregator::tick(uint64_t now_ms) {
+  std::vector<std::pair<std::string, Decision>> out;
+  for (auto& [key, e] : endpoints_)
+    if (auto d = decide(e, now_ms)) out.emplace_back(key, *d);
+  return out;
+}
+
+bool Aggregator::verdict(const std::string& key) const {
+  auto it = endpoints_.find(key);
+  return it == endpoints_.end() || it->second.up;
+}
+
+std::map<std::string, std::pair<VantageView, bool>> Aggregator::views(const std::string& key, uint64_t now_ms) const {
+  std::map<std::string, std::pair<VantageView, bool>> out;
+  auto it = endpoints_.find(key);
+  if (it == endpoints_.end()) return out;
+  for (const auto& [vantage, v] : it->second.views) out[vantage] = {v, fresh(v, it->second.params.interval_ms, now_ms)};
+  return out;
+}
+
+}  // namespace vane::healthcheck

@@ -1,0 +1,74 @@
+// Vantage aggregation: each vantage (this process, and `vaned agent`s on
+// other hosts) reports its own fall/rise verdict per endpoint; the endpoint
+// is down when at least `quorum` of the *fresh* vantages say so. A vantage is
+// fresh when it reported within 3 check intervals (this process is always
+// fresh while it runs). With fewer than `min_vantages` fresh, the last
+// verdict stands: a partitioned checker never flips the world.
+// Not thread-safe; lives on the daemon's main loop.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vane::healthcheck {
+
+struct VantageView {
+  bool up = true;
+  uint64_t at_ms = 0;
+  double rtt_ms = 0;
+  std::string detail;
+  bool self = false;  // this process: always fresh
+};
+
+// One vantage's verdict on one endpoint, as reported.
+struct Observation {
+  std::string vantage;
+  std::string key;  // "www.example.com./A/use1"
+  bool up = true;
+  double rtt_ms = 0;
+  std::string detail;
+  bool self = false;
+};
+
+struct Decision {
+  bool up;
+  std::string why;  // the vantages' views, in words
+};
+
+class Aggregator {
+ public:
+  struct Params {
+    uint32_t interval_ms = 10000;
+    double quorum = 0.5;
+    uint32_t min_vantages = 1;
+  };
+  // Endpoints to aggregate, with their check's parameters and the verdict
+  // to start from. Views of endpoints no longer listed are dropped.
+  void set_endpoint(const std::string& key, const Params& p, bool current_up);
+  void retain(const std::vector<std::string>& keys);
+  bool known(const std::string& key) const { return endpoints_.count(key) != 0; }
+
+  // A vantage's view; returns a decision when the verdict changes.
+  std::optional<Decision> observe(const std::string& key, const std::string& vantage, const VantageView& view,
+                                  uint64_t now_ms);
+  // Re-evaluates every endpoint (vantages going stale); changed verdicts.
+  std::vector<std::pair<std::string, Decision>> tick(uint64_t now_ms);
+
+  bool verdict(const std::string& key) const;
+  // Per vantage: {up, fresh, detail, rtt}; for status.
+  std::map<std::string, std::pair<VantageView, bool>> views(const std::string& key, uint64_t now_ms) const;
+
+ private:
+  struct Endpoint {
+    Params params;
+    bool up = true;
+    std::map<std::string, VantageView> views;
+  };
+  std::optional<Decision> decide(Endpoint& e, uint64_t now_ms);
+  std::map<std::string, Endpoint> endpoints_;
+};
+
+}  // namespace vane::healthcheck
