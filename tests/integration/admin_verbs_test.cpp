@@ -23,10 +23,6 @@ namespace {
 
 using nlohmann::json;
 
-const char* kZone =
-    "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\n"
-    "ns IN A 192.0.2.1\n";
-
 std::string config(bool with_use3 = true) {
   std::string c = R"(
 listen: ["127.0.0.1:0"]
@@ -54,7 +50,7 @@ records:
 class AdminVerbs : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_.write("example.com.zone", kZone);
+    dir_.write("example.com.zone", kExampleZone);
     start();
   }
   void start(bool with_use3 = true) { vaned_ = std::make_unique<Vaned>(dir_, config(with_use3)); }
@@ -299,7 +295,7 @@ TEST_F(AdminVerbs, Chaos_AcknowledgedChangesSurviveRandomKill9) {
 
 TEST(AdminStore, NewerOrCorruptStore_RefusesToStartAndSaysTheWayOut) {
   TempDir dir;
-  dir.write("example.com.zone", kZone);
+  dir.write("example.com.zone", kExampleZone);
   std::string cfg = dir.write("vane.yaml", config());
   {
     Vaned v(dir, config());  // creates the store

@@ -14,48 +14,13 @@
 #include "client.h"
 #include "dns_client.h"
 #include "fixtures.h"
+#include "http_endpoint.h"
 #include "process.h"
 
 namespace vane::test {
 namespace {
 
 using nlohmann::json;
-
-// An HTTP endpoint on 127.0.0.1 that can be stopped, restarted, or made to lie.
-class Endpoint {
- public:
-  explicit Endpoint(uint16_t port = 0) : port_(port) { start(); }
-  ~Endpoint() { stop(); }
-  void start() {
-    server_ = std::make_unique<httplib::Server>();
-    server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(body_.load() ? "ok\n" : "degraded\n", "text/plain");
-    });
-    if (port_ == 0)
-      port_ = static_cast<uint16_t>(server_->bind_to_any_port("127.0.0.1"));
-    else
-      server_->bind_to_port("127.0.0.1", port_);
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
-  }
-  void stop() {
-    if (!server_) return;
-    server_->stop();
-    thread_.join();
-    server_.reset();
-  }
-  void lie(bool l) { body_ = !l; }
-  uint16_t port() const { return port_; }
-
- private:
-  uint16_t port_;
-  std::atomic<bool> body_{true};
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-};
-
-const char* kZone =
-    "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\n"
-    "ns IN A 192.0.2.1\n";
 
 std::string config(uint16_t web1, uint16_t web2, const std::string& interval = "200ms") {
   return R"(
@@ -79,7 +44,7 @@ records:
 
 class Health : public ::testing::Test {
  protected:
-  void SetUp() override { dir_.write("example.com.zone", kZone); }
+  void SetUp() override { dir_.write("example.com.zone", kExampleZone); }
   std::string a(const Vaned& v) {
     auto r = query("127.0.0.1", v.port(), "app.example.com", "A");
     return r && r->answer.size() == 1 ? r->answer[0].substr(r->answer[0].rfind(' ') + 1) : "<none>";
@@ -157,7 +122,7 @@ TEST_F(Health, StoredVerdict_HoldsAcrossARestartUntilProbesDecide) {
 TEST_F(Health, TcpAndDnsChecks) {
   // The DNS endpoint is another vaned; the TCP endpoint an HTTP server's port.
   TempDir backend_dir;
-  backend_dir.write("example.com.zone", kZone);
+  backend_dir.write("example.com.zone", kExampleZone);
   auto backend = std::make_unique<Vaned>(
       backend_dir, "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones: [{ name: example.com, file: example.com.zone }]\n");
   Endpoint web;
@@ -209,7 +174,7 @@ TEST(HealthConfig, ErrorsNameFileAndLine) {
   };
   for (const auto& c : cases) {
     TempDir dir;
-    dir.write("example.com.zone", kZone);
+    dir.write("example.com.zone", kExampleZone);
     std::string cfg = dir.write("vane.yaml", "zones: [{ name: example.com, file: example.com.zone }]\n" + c.yaml);
     Process p({vaned_path(), "--check-config", cfg});
     EXPECT_EQ(p.wait(20000), 1) << c.yaml;

@@ -14,6 +14,11 @@ inline std::string zone_with(const std::string& www, int serial) {
          " 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.1\nwww IN A " + www + "\n";
 }
 
+// example.com with just SOA, NS and the name server's A (steered records come from the config).
+inline const char* kExampleZone =
+    "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\n"
+    "ns IN A 192.0.2.1\n";
+
 // Polls `f` every 20 ms until it holds or `timeout_ms` passes.
 inline bool eventually(const std::function<bool()>& f, int timeout_ms = 5000) {
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -50,7 +50,7 @@ Process::Process(std::vector<std::string> argv) {
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
-    execv(args[0], args.data());
+    execvp(args[0], args.data());  // a bare name is looked up on PATH (ip, kdig)
     _exit(127);
   }
   close(fds[1]);

@@ -1,0 +1,247 @@
+// Vantages: agent reports need the token and a well-formed body; three
+// vantages (this vaned plus two `vaned agent`s) in network namespaces the
+// test creates: one cut off from the endpoint → no flip; two of three → flip;
+// a killed agent goes stale and is excluded; with too few fresh vantages the
+// last verdict is kept.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "client.h"
+#include "fixtures.h"
+#include "http_endpoint.h"
+#include "process.h"
+
+namespace vane::test {
+namespace {
+
+using nlohmann::json;
+
+uint16_t http_port(Process& p) {
+  std::smatch m;
+  std::string out = p.output();
+  return std::regex_search(out, m, std::regex(R"(http on [^ ]*:(\d+) )")) ? uint16_t(std::stoi(m[1])) : 0;
+}
+
+TEST(AgentReports, NeedTheTokenAndAWellFormedBody) {
+  TempDir dir;
+  dir.write("example.com.zone", kExampleZone);
+  dir.write("agent.token", "s3cret-token\n");
+  Endpoint web;
+  Vaned v(dir, std::string(R"(
+listen: ["127.0.0.1:0"]
+threads: 1
+http: { listen: "127.0.0.1:0", token_file: agent.token }
+zones: [{ name: example.com, file: example.com.zone }]
+checks:
+  web: { type: http, path: /health, interval: 200ms, timeout: 150ms, fall: 1, rise: 1, quorum: 0.5 }
+records:
+  - name: app.example.com
+    type: A
+    policy: failover
+    endpoints:
+      - { name: primary, address: 192.0.2.20, host: 127.0.0.1, port: )") +
+                   std::to_string(web.port()) + R"(, priority: 1, check: web }
+      - { name: standby, address: 198.51.100.20, priority: 2 }
+)");
+  uint16_t port = http_port(v.process());
+  ASSERT_NE(port, 0) << v.process().output();
+  httplib::Client c("127.0.0.1", port);
+  std::string good = R"({"vantage":"eu-1","observations":[{"endpoint":"app.example.com./A/primary","up":false}]})";
+  auto r = c.Post("/v1/observations", good, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  r = c.Post("/v1/observations", {{"Authorization", "Bearer wrong"}}, good, "application/json");
+  EXPECT_EQ(r->status, 401);
+  httplib::Headers auth{{"Authorization", "Bearer s3cret-token"}};
+  for (const char* bad : {"not json", "[1]", R"({"vantage":"eu-1"})", R"({"vantage":"../x","observations":[]})",
+                          R"({"vantage":"local","observations":[]})",
+                          R"({"vantage":"eu-1","observations":[{"endpoint":"x","up":"yes"}]})",
+                          R"({"vantage":"eu-1","observations":[],"path":"/etc/passwd"})"}) {
+    r = c.Post("/v1/observations", auth, bad, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << bad;
+  }
+  r = c.Post("/v1/observations", auth, std::string(2 << 20, ' '), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  auto status = [&] { return *admin::call(dir.path() + "/state/admin.sock", {{"cmd", "status"}}, 5000); };
+  EXPECT_FALSE(status()["records"][0]["endpoints"][0]["vantages"].contains("eu-1")) << "nothing recorded";
+
+  // A good report counts: with this vaned's own "up", 1 of 2 fresh vantages
+  // down is at quorum 0.5: down.
+  r = c.Post("/v1/observations", auth, good, "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["accepted"], 1);
+  ASSERT_TRUE(eventually([&] { return status()["records"][0]["endpoints"][0]["health"] == "down"; }));
+  EXPECT_EQ(c.Get("/healthz")->body, "ok\n");
+}
+
+// ---------------------------------------------------------------------------
+// Three vantages in network namespaces.
+
+int sh(const std::string& cmd) {
+  return system((cmd + " >/dev/null 2>&1").c_str());
+}
+
+class Namespaces {
+ public:
+  Namespaces() {
+    tag_ = std::to_string(getpid() % 100000);
+    hub_ = "vhub" + tag_;
+    ok_ = sh("ip netns add " + hub_) == 0;
+    if (!ok_) return;
+    sh("ip -n " + hub_ + " link set lo up");
+    sh("ip -n " + hub_ + " addr add 10.77.100.1/32 dev lo");  // the endpoint's address
+    for (int i = 1; i <= 2; ++i) {
+      std::string ns = agent_ns(i), n = std::to_string(i);
+      ok_ &= sh("ip netns add " + ns) == 0;
+      ok_ &= sh("ip link add vh" + n + "-" + tag_ + " netns " + hub_ + " type veth peer name va" + n + "-" + tag_ +
+                " netns " + ns) == 0;
+      sh("ip -n " + ns + " link set lo up");
+      sh("ip -n " + hub_ + " addr add 10.77." + n + ".1/24 dev vh" + n + "-" + tag_);
+      sh("ip -n " + ns + " addr add 10.77." + n + ".2/24 dev va" + n + "-" + tag_);
+      sh("ip -n " + hub_ + " link set vh" + n + "-" + tag_ + " up");
+      sh("ip -n " + ns + " link set va" + n + "-" + tag_ + " up");
+      ok_ &= sh("ip -n " + ns + " route add 10.77.100.1/32 via 10.77." + n + ".1") == 0;
+    }
+  }
+  ~Namespaces() {
+    for (int i = 1; i <= 2; ++i) sh("ip netns del " + agent_ns(i));
+    sh("ip netns del " + hub_);
+  }
+  bool ok() const { return ok_; }
+  const std::string& hub() const { return hub_; }
+  std::string agent_ns(int i) const { return "vag" + std::to_string(i) + "-" + tag_; }
+  void cut(int i, bool off) {
+    sh("ip -n " + agent_ns(i) + " route replace " +
+       (off ? "blackhole 10.77.100.1/32" : "10.77.100.1/32 via 10.77." + std::to_string(i) + ".1"));
+  }
+
+ private:
+  std::string tag_, hub_;
+  bool ok_ = false;
+};
+
+// An HTTP endpoint served from inside a namespace: its thread joins the
+// namespace before it opens the socket.
+class NsEndpoint {
+ public:
+  NsEndpoint(const std::string& ns, uint16_t port) {
+    thread_ = std::thread([this, ns, port] {
+      int fd = open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+        ready_ = -1;
+        return;
+      }
+      close(fd);
+      server_.Get("/health",
+                  [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+      ready_ = server_.bind_to_port("10.77.100.1", port) ? 1 : -1;
+      if (ready_ == 1) server_.listen_after_bind();
+    });
+    while (ready_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ~NsEndpoint() {
+    server_.stop();
+    thread_.join();
+  }
+  bool ok() const { return ready_ == 1; }
+
+ private:
+  httplib::Server server_;
+  std::atomic<int> ready_{0};
+  std::thread thread_;
+};
+
+TEST(Vantages, QuorumStalenessAndMinVantagesAcrossNamespaces) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
+  Namespaces net;
+  if (!net.ok()) GTEST_SKIP() << "cannot create network namespaces here (ip netns add failed)";
+  NsEndpoint web(net.hub(), 18080);
+  ASSERT_TRUE(web.ok());
+
+  TempDir dir;
+  dir.write("example.com.zone", kExampleZone);
+  dir.write("agent.token", "t0ken\n");
+  std::string cfg = dir.write("vane.yaml", R"(
+listen: ["127.0.0.1:0"]
+threads: 1
+vantage: hub
+http: { listen: "0.0.0.0:18053", token_file: agent.token }
+zones: [{ name: example.com, file: example.com.zone }]
+checks:
+  web: { type: http, path: /health, interval: 300ms, timeout: 200ms, fall: 2, rise: 2, quorum: 0.5, min_vantages: 2 }
+records:
+  - name: app.example.com
+    type: A
+    policy: failover
+    endpoints:
+      - { name: primary, address: 192.0.2.20, host: 10.77.100.1, port: 18080, priority: 1, check: web }
+      - { name: standby, address: 198.51.100.20, priority: 2 }
+)");
+  Process main({"ip", "netns", "exec", net.hub(), vaned_path(), "--config", cfg});
+  ASSERT_TRUE(main.wait_for_output("ready:", 20000)) << main.output();
+  std::vector<std::unique_ptr<Process>> agents;
+  for (int i = 1; i <= 2; ++i) {
+    std::string a = dir.write("agent" + std::to_string(i) + ".yaml",
+                              "vantage: a" + std::to_string(i) + "\nreport_to: http://10.77." + std::to_string(i) +
+                                  ".1:18053\ntoken_file: agent.token\nconfig: vane.yaml\nreport_interval: 200ms\n");
+    agents.push_back(std::make_unique<Process>(
+        std::vector<std::string>{"ip", "netns", "exec", net.agent_ns(i), vaned_path(), "agent", "--config", a}));
+  }
+  auto primary = [&] {
+    auto r = admin::call(dir.path() + "/state/admin.sock", {{"cmd", "status"}}, 5000);
+    return r ? (*r)["records"][0]["endpoints"][0] : json();
+  };
+  auto fresh = [&](const json& e, const char* v) {
+    return e["vantages"].contains(v) && e["vantages"][v]["fresh"].get<bool>();
+  };
+  ASSERT_TRUE(eventually(
+      [&] {
+        json e = primary();
+        return fresh(e, "hub") && fresh(e, "a1") && fresh(e, "a2");
+      },
+      10000))
+      << primary().dump() << "\n"
+      << agents[0]->output();
+  EXPECT_EQ(primary()["health"], "up");
+
+  // One of three cut off: it says down, the verdict stays up.
+  net.cut(1, true);
+  ASSERT_TRUE(eventually([&] { return primary()["vantages"]["a1"]["up"] == false; }, 5000)) << primary().dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_EQ(primary()["health"], "up") << primary().dump();
+
+  // Two of three: down.
+  net.cut(2, true);
+  EXPECT_TRUE(eventually([&] { return primary()["health"] == "down"; }, 5000)) << primary().dump();
+
+  // a2 killed: it goes stale (3 intervals) and is left out; hub up + a1 down
+  // is still at quorum: down.
+  agents[1]->signal(SIGKILL);
+  agents[1]->wait(5000);
+  EXPECT_TRUE(eventually([&] { return !fresh(primary(), "a2"); }, 5000)) << primary().dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(primary()["health"], "down");
+
+  // a1 killed too: one fresh vantage (hub, which says up) is below
+  // min_vantages 2: the last verdict is kept.
+  agents[0]->signal(SIGKILL);
+  agents[0]->wait(5000);
+  EXPECT_TRUE(eventually([&] { return !fresh(primary(), "a1"); }, 5000)) << primary().dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_EQ(primary()["health"], "down") << primary().dump();
+  EXPECT_TRUE(fresh(primary(), "hub"));
+  EXPECT_EQ(primary()["vantages"]["hub"]["up"], true);
+}
+
+}  // namespace
+}  // namespace vane::test
