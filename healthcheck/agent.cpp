@@ -40,11 +40,19 @@ int run_agent(const AgentConfig& agent) {
   std::mutex mu;
   std::map<std::string, Verdict> views;
   for (const auto& t : targets) views[t.key] = Verdict{t.key, true, "", 0};
-  Checker checker([&](const Verdict& v) {
-    std::lock_guard lock(mu);
-    views[v.key] = v;
-    VANE_INFO("agent %s: %s is %s (%s)", agent.vantage.c_str(), v.key.c_str(), v.up ? "up" : "down", v.detail.c_str());
-  });
+  std::map<std::string, double> rtt;  // median of recent successful probes
+  Checker checker(
+      [&](const Verdict& v) {
+        std::lock_guard lock(mu);
+        views[v.key].up = v.up;
+        views[v.key].detail = v.detail;
+        VANE_INFO("agent %s: %s is %s (%s)", agent.vantage.c_str(), v.key.c_str(), v.up ? "up" : "down",
+                  v.detail.c_str());
+      },
+      [&](const std::string& key, double ms) {
+        std::lock_guard lock(mu);
+        rtt[key] = ms;
+      });
   checker.set_targets(targets);
   checker.start();
   signal(SIGTERM, [](int) { g_stop = true; });
@@ -62,7 +70,8 @@ int run_agent(const AgentConfig& agent) {
     {
       std::lock_guard lock(mu);
       for (const auto& [key, v] : views)
-        body["observations"].push_back({{"endpoint", key}, {"up", v.up}, {"rtt_ms", v.rtt_ms}, {"detail", v.detail}});
+        body["observations"].push_back(
+            {{"endpoint", key}, {"up", v.up}, {"rtt_ms", rtt.count(key) ? rtt[key] : 0.0}, {"detail", v.detail}});
     }
     std::string payload = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     CURL* c = curl_easy_init();

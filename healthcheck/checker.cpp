@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -81,6 +82,8 @@ struct Probe {
   Attempt* in_flight = nullptr;
   uint32_t ok_run = 0, fail_run = 0;
   bool up = true;
+  double rtts[5] = {};
+  size_t rtt_count = 0;
 
   void result(bool ok, const std::string& detail, double rtt);
 };
@@ -93,6 +96,7 @@ struct CurlSock {
 
 struct Checker::Impl {
   OnVerdict on_verdict;
+  OnRtt on_rtt;
   uv_loop_t loop{};
   uv_async_t wake{};
   uv_timer_t curl_timer{};
@@ -119,6 +123,14 @@ struct Checker::Impl {
 
 void Probe::result(bool ok, const std::string& detail, double rtt) {
   bool before = up;
+  if (ok && impl->on_rtt) {
+    rtts[rtt_count++ % 5] = rtt;
+    double sorted[5] = {};
+    size_t n = std::min<size_t>(rtt_count, 5);
+    std::copy(rtts, rtts + n, sorted);
+    std::sort(sorted, sorted + n);
+    impl->on_rtt(t.key, sorted[n / 2]);
+  }
   if (ok) {
     ++ok_run;
     fail_run = 0;
@@ -461,8 +473,9 @@ void Checker::Impl::shutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
 }
 
-Checker::Checker(OnVerdict on_verdict) : impl_(std::make_unique<Impl>()) {
+Checker::Checker(OnVerdict on_verdict, OnRtt on_rtt) : impl_(std::make_unique<Impl>()) {
   impl_->on_verdict = std::move(on_verdict);
+  impl_->on_rtt = std::move(on_rtt);
 }
 
 Checker::~Checker() {

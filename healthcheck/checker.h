@@ -44,7 +44,10 @@ struct ProbeResult {
 class Checker {
  public:
   using OnVerdict = std::function<void(const Verdict&)>;
-  explicit Checker(OnVerdict on_verdict);
+  // After each successful probe: the median RTT of the endpoint's last 5
+  // successful probes (on the checker thread).
+  using OnRtt = std::function<void(const std::string& key, double median_ms)>;
+  explicit Checker(OnVerdict on_verdict, OnRtt on_rtt = {});
   ~Checker();
   Checker(const Checker&) = delete;
   Checker& operator=(const Checker&) = delete;

@@ -203,12 +203,35 @@ void Control::post_observations(std::vector<healthcheck::Observation> obs) {
   uv_async_send(&verdict_async_);
 }
 
+void Control::post_rtt(const std::string& key, double median_ms) {
+  {
+    std::lock_guard lock(verdict_mu_);
+    rtts_.emplace_back(key, median_ms);
+  }
+  uv_async_send(&verdict_async_);
+}
+
+// Only vantages that a regions: rule names get an RTT slot (others are not
+// read by any latency record).
+void Control::store_rtt(const std::string& vantage, const std::string& key, double ms) {
+  uint8_t v = srv_.states().find_vantage(vantage);
+  uint32_t slot = srv_.states().find(key);
+  if (v == zones::kNoVantage || slot == UINT32_MAX || ms <= 0) return;
+  uint32_t us = static_cast<uint32_t>(std::clamp(ms * 1000.0, 1.0, 4e9));
+  srv_.states().at(slot).rtt_us[v].store(us, std::memory_order_relaxed);
+}
+
 void Control::apply_verdicts() {
   std::vector<healthcheck::Observation> batch;
+  std::vector<std::pair<std::string, double>> rtts;
   {
     std::lock_guard lock(verdict_mu_);
     batch.swap(observations_);
+    rtts.swap(rtts_);
   }
+  for (const auto& [key, ms] : rtts) store_rtt(vantage_, key, ms);
+  for (const auto& o : batch)
+    if (!o.self && o.rtt_ms > 0) store_rtt(o.vantage, o.key, o.rtt_ms);
   uint64_t now = admin::now_ms();
   for (const auto& o : batch) {
     healthcheck::VantageView v{o.up, now, o.rtt_ms, o.detail, o.self};

@@ -37,6 +37,8 @@ class Control {
   // endpoint verdict change is recorded (synced, journaled), then applied.
   void post_verdict(const healthcheck::Verdict& v);
   void post_observations(std::vector<healthcheck::Observation> obs);
+  // This process's median RTT to an endpoint (checker thread).
+  void post_rtt(const std::string& key, double median_ms);
   // Checker targets for the current config, starting from the current verdicts.
   std::vector<healthcheck::Target> health_targets(const Config& cfg);
 
@@ -62,6 +64,8 @@ class Control {
   std::vector<healthcheck::Observation> observations_;
   healthcheck::Aggregator agg_;
   void record_decision(const std::string& key, const healthcheck::Decision& d);
+  void store_rtt(const std::string& vantage, const std::string& key, double ms);
+  std::vector<std::pair<std::string, double>> rtts_;  // (key, ms) from this process, under verdict_mu_
   std::string vantage_ = "local";
 };
 

@@ -115,7 +115,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   control.start(loop);
-  healthcheck::Checker checker([&control](const healthcheck::Verdict& v) { control.post_verdict(v); });
+  healthcheck::Checker checker([&control](const healthcheck::Verdict& v) { control.post_verdict(v); },
+                               [&control](const std::string& key, double ms) { control.post_rtt(key, ms); });
   checker.set_targets(control.health_targets(srv.config()));
   checker.start();
   srv.set_on_reloaded([&] { checker.set_targets(control.health_targets(srv.config())); });

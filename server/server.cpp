@@ -17,7 +17,9 @@ uint64_t stable_hash(const std::string& s) {  // FNV-1a: the same across runs an
   return h;
 }
 
-const char* type_name(uint16_t t) { return t == dns::kTypeA ? "A" : t == dns::kTypeAAAA ? "AAAA" : "CNAME"; }
+const char* type_name(uint16_t t) {
+  return t == dns::kTypeA ? "A" : t == dns::kTypeAAAA ? "AAAA" : "CNAME";
+}
 
 // Compiles vane.yaml's records: into per-zone steered inputs, with endpoint
 // state slots that stay put across reloads.
@@ -26,7 +28,8 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
   for (const auto& r : cfg.regions) {
     std::vector<uint16_t> order;
     for (const auto& name : r.order) order.push_back(regions.intern(name));
-    regions.add_rule(r.family, r.prefix, r.addr, order);
+    regions.add_rule(r.family, r.prefix, r.addr, order,
+                     r.vantage.empty() ? zones::kNoVantage : states.vantage_slot(r.vantage));
   }
   regions.finish();
   for (const RecordSpec& rec : cfg.records) {
@@ -34,7 +37,8 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
     dns::NameBuf nb;
     dns::from_text(rec.name, nb);
     in.owner.assign(nb.data, nb.data + nb.len);
-    in.record = zones::SteeredRecord{rec.type, rec.policy, rec.fail_closed, rec.sticky, rec.max_answers, rec.ttl, 0, 0, 0};
+    in.record = zones::SteeredRecord{
+        rec.type, rec.policy, rec.fail_closed, rec.sticky, rec.measured, rec.max_answers, rec.ttl, 0, 0, 0};
     in.info.name = rec.name;
     in.file = cfg.path;
     in.line = rec.line;

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -125,7 +126,7 @@ std::string scalar(const YAML::Node& n) {
 std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "regions must be a list of { cidr, order }");
   for (const auto& r : n) {
-    if (auto e = check_keys(c, r, {"cidr", "order"}, "a region rule")) return e;
+    if (auto e = check_keys(c, r, {"cidr", "order", "vantage"}, "a region rule")) return e;
     if (!r["cidr"] || !r["order"]) return err(c, r, "a region rule needs cidr and order");
     RegionSpec spec;
     spec.line = r.Mark().line + 1;
@@ -152,6 +153,7 @@ std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cf
       if (scalar(o).empty()) return err(c, o, "a region name must be a non-empty string");
       spec.order.push_back(o.Scalar());
     }
+    if (r["vantage"]) spec.vantage = scalar(r["vantage"]);
     for (const auto& prev : cfg.regions)
       if (prev.family == spec.family && prev.prefix == spec.prefix &&
           std::memcmp(prev.addr, spec.addr, sizeof spec.addr) == 0)
@@ -225,7 +227,9 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
   if (!n.IsSequence()) return err(c, n, "records must be a list");
   for (const auto& r : n) {
     if (auto e = check_keys(
-            c, r, {"name", "type", "ttl", "policy", "fail_closed", "sticky", "max_answers", "endpoints"}, "a record"))
+            c, r,
+            {"name", "type", "ttl", "policy", "fail_closed", "sticky", "max_answers", "endpoints", "latency_source"},
+            "a record"))
       return e;
     RecordSpec rec;
     rec.line = r.Mark().line + 1;
@@ -260,6 +264,14 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
     if (r["fail_closed"] && !parse_bool(r["fail_closed"], rec.fail_closed))
       return err(c, r["fail_closed"], "fail_closed must be true or false");
     if (r["sticky"] && !parse_bool(r["sticky"], rec.sticky)) return err(c, r["sticky"], "sticky must be true or false");
+    if (r["latency_source"]) {
+      std::string src = scalar(r["latency_source"]);
+      if (src != "regions" && src != "measured")
+        return err(c, r["latency_source"], "latency_source must be regions or measured");
+      if (rec.policy != zones::Policy::kLatency)
+        return err(c, r["latency_source"], "latency_source is for latency records");
+      rec.measured = src == "measured";
+    }
     if (r["max_answers"]) {
       if (rec.policy != zones::Policy::kMultivalue) return err(c, r["max_answers"], "max_answers is for multivalue");
       if (auto e = get_uint(c, r["max_answers"], rec.max_answers, 1, 64, "max_answers")) return e;
@@ -396,6 +408,9 @@ std::optional<Error> check_regions(const Ctx& c, const Config& cfg) {
   for (const auto& rec : cfg.records) {
     if (rec.policy == zones::Policy::kLatency && cfg.regions.empty())
       return Error{c.path, rec.line, "latency record " + rec.name + " needs regions: (client networks -> regions)"};
+    if (rec.measured &&
+        std::none_of(cfg.regions.begin(), cfg.regions.end(), [](const auto& r) { return !r.vantage.empty(); }))
+      return Error{c.path, rec.line, "latency_source: measured needs regions: rules that name a vantage:"};
     for (const auto& ep : rec.endpoints)
       if (!ep.region.empty() && !cfg.regions.empty() && !known.count(ep.region))
         return Error{c.path, ep.line,

@@ -71,6 +71,7 @@ struct RecordSpec {
   zones::Policy policy = zones::Policy::kWeighted;
   bool fail_closed = false;
   bool sticky = false;
+  bool measured = false;  // latency_source: measured
   uint8_t max_answers = 8;
   size_t zone = 0;  // index into Config::zones
   std::vector<EndpointSpec> endpoints;
@@ -83,6 +84,7 @@ struct RegionSpec {
   uint8_t prefix = 0;
   uint8_t addr[16] = {};
   std::vector<std::string> order;
+  std::string vantage;  // whose measured RTTs speak for these clients (latency_source: measured)
   int line = 0;
 };
 

@@ -42,6 +42,22 @@ uint32_t StateTable::slot(const std::string& key) {
   return id;
 }
 
+uint8_t StateTable::vantage_slot(const std::string& vantage) {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < vantages_.size(); ++i)
+    if (vantages_[i] == vantage) return static_cast<uint8_t>(i);
+  if (vantages_.size() == kMaxRttVantages) return kNoVantage;
+  vantages_.push_back(vantage);
+  return static_cast<uint8_t>(vantages_.size() - 1);
+}
+
+uint8_t StateTable::find_vantage(const std::string& vantage) const {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < vantages_.size(); ++i)
+    if (vantages_[i] == vantage) return static_cast<uint8_t>(i);
+  return kNoVantage;
+}
+
 uint32_t StateTable::find(const std::string& key) const {
   std::lock_guard lock(mu_);
   auto it = slots_.find(key);
@@ -64,8 +80,9 @@ uint16_t RegionMap::find(const std::string& region) const {
   return kNoRegion;
 }
 
-void RegionMap::add_rule(uint8_t family, uint8_t prefix, const uint8_t* addr, const std::vector<uint16_t>& order) {
-  Rule r{family, prefix, {}, static_cast<uint32_t>(orders_.size()), static_cast<uint16_t>(order.size())};
+void RegionMap::add_rule(uint8_t family, uint8_t prefix, const uint8_t* addr, const std::vector<uint16_t>& order,
+                         uint8_t vantage) {
+  Rule r{family, prefix, {}, static_cast<uint32_t>(orders_.size()), static_cast<uint16_t>(order.size()), vantage};
   std::memcpy(r.addr, addr, family == 4 ? 4 : 16);
   rules_.push_back(r);
   orders_.insert(orders_.end(), order.begin(), order.end());
@@ -191,6 +208,27 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
         break;
       }
       if (client.ecs) out.scope = regions.scope(*rule, client.addr, client.prefix);
+      if (rec.measured && rule->vantage != kNoVantage) {
+        // Nearest by measured RTT from the vantage that speaks for this
+        // client network; endpoints it has no RTT for come after.
+        uint32_t best = UINT32_MAX;
+        for (size_t i = 0; i < n; ++i) {
+          uint32_t rtt = states.at(eps[cand[i]].state).rtt_us[rule->vantage].load(std::memory_order_relaxed);
+          if (rtt && rtt < best) best = rtt;
+        }
+        if (best != UINT32_MAX) {
+          size_t k = 0;
+          for (size_t i = 0; i < n; ++i)
+            if (states.at(eps[cand[i]].state).rtt_us[rule->vantage].load(std::memory_order_relaxed) == best)
+              cand[k++] = cand[i];
+          n = k;
+          if (trace)
+            trace->steps.push_back("lowest measured RTT (" + std::to_string(best / 1000.0).substr(0, 6) +
+                                   " ms) from the client network's vantage: " + names(cand, n, info));
+          break;
+        }
+        if (trace) trace->steps.push_back("no RTT measured yet from the client network's vantage: region order");
+      }
       bool found = false;
       for (uint16_t region : regions.order(*rule)) {
         size_t k = 0;

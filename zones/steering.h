@@ -33,13 +33,16 @@ enum class Health : uint8_t { kUp = 0, kDown };
 
 inline constexpr size_t kMaxEndpoints = 64;  // per steered record (config limit)
 inline constexpr uint16_t kNoRegion = UINT16_MAX;
+inline constexpr uint8_t kMaxRttVantages = 8;  // vantages whose RTTs latency_source: measured can use
+inline constexpr uint8_t kNoVantage = UINT8_MAX;
 
 // Live state of one endpoint: written by the health checker and the admin
 // socket, read by every DNS worker with relaxed loads (fields stand alone).
 struct EndpointState {
   std::atomic<uint8_t> health{static_cast<uint8_t>(Health::kUp)};
   std::atomic<uint8_t> override_state{static_cast<uint8_t>(Override::kAuto)};
-  std::atomic<int16_t> admin_weight{-1};  // 0..255, or -1: the config's weight
+  std::atomic<int16_t> admin_weight{-1};               // 0..255, or -1: the config's weight
+  std::atomic<uint32_t> rtt_us[kMaxRttVantages] = {};  // median probe RTT per vantage slot, 0 = unknown
 };
 
 // Every endpoint's state, at a slot that stays the same for the same key
@@ -58,6 +61,10 @@ class StateTable {
   uint32_t slot(const std::string& key);
   // Existing slot or UINT32_MAX.
   uint32_t find(const std::string& key) const;
+  // A small stable number for a vantage whose RTTs steering may read
+  // (control plane); kNoVantage when all kMaxRttVantages are taken.
+  uint8_t vantage_slot(const std::string& vantage);
+  uint8_t find_vantage(const std::string& vantage) const;
 
   EndpointState& at(uint32_t slot) const {
     return chunks_[slot / kChunk].load(std::memory_order_acquire)[slot % kChunk];
@@ -66,6 +73,7 @@ class StateTable {
  private:
   mutable std::mutex mu_;
   std::unordered_map<std::string, uint32_t> slots_;
+  std::vector<std::string> vantages_;
   std::unique_ptr<std::atomic<EndpointState*>[]> chunks_;
   uint32_t next_ = 0;
 };
@@ -79,11 +87,13 @@ class RegionMap {
     uint8_t addr[16];
     uint32_t order_begin;
     uint16_t order_count;
+    uint8_t vantage;  // StateTable vantage slot measuring for these clients, or kNoVantage
   };
   // Region id for a name, added when new (config time).
   uint16_t intern(const std::string& region);
   uint16_t find(const std::string& region) const;
-  void add_rule(uint8_t family, uint8_t prefix, const uint8_t* addr, const std::vector<uint16_t>& order);
+  void add_rule(uint8_t family, uint8_t prefix, const uint8_t* addr, const std::vector<uint16_t>& order,
+                uint8_t vantage = kNoVantage);
   void finish();  // sorts rules, longest prefix first
 
   const Rule* match(uint8_t family, const uint8_t* addr) const;
@@ -117,6 +127,7 @@ struct SteeredRecord {
   Policy policy;
   bool fail_closed;
   bool sticky;
+  bool measured;        // latency: nearest by measured RTT from the client network's vantage
   uint8_t max_answers;  // multivalue N
   uint32_t ttl;
   uint32_t ep_begin;

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <thread>
 
@@ -17,6 +18,7 @@ class Endpoint {
   void start() {
     server_ = std::make_unique<httplib::Server>();
     server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      if (int d = delay_ms_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(d));
       res.set_content(body_.load() ? "ok\n" : "degraded\n", "text/plain");
     });
     if (port_ == 0)
@@ -32,11 +34,13 @@ class Endpoint {
     server_.reset();
   }
   void lie(bool l) { body_ = !l; }
+  void delay(int ms) { delay_ms_ = ms; }  // answer slowly: a higher measured RTT
   uint16_t port() const { return port_; }
 
  private:
   uint16_t port_;
   std::atomic<bool> body_{true};
+  std::atomic<int> delay_ms_{0};
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

@@ -137,6 +137,29 @@ TEST(Steering, Latency_ClientNetworksGetTheirRegionsWithScope) {
   EXPECT_EQ(f.pick(v4("10.1.2.0", 24, true)).index[0], 1);  // nearest region empty: next in order
 }
 
+TEST(Steering, LatencyMeasured_LowestRttFromTheClientNetworksVantage) {
+  Fixture f(Policy::kLatency, {{1, 1}, {1, 1}, {1, 1}}, {0, 1, 1});
+  f.rec.measured = true;
+  uint16_t east = f.regions.intern("east"), west = f.regions.intern("west");
+  uint8_t any[16] = {};
+  uint8_t v = f.states.vantage_slot("eu-1");
+  f.regions.add_rule(4, 0, any, {east, west}, v);
+  f.regions.finish();
+  Client c = v4("192.0.2.1");
+  EXPECT_EQ(f.pick(c).index[0], 0) << "no RTTs yet: region order";
+  f.state(0).rtt_us[v] = 40000;
+  f.state(1).rtt_us[v] = 9000;
+  f.state(2).rtt_us[v] = 25000;
+  EXPECT_EQ(f.pick(c).index[0], 1);
+  f.state(1).health = static_cast<uint8_t>(Health::kDown);
+  EXPECT_EQ(f.pick(c).index[0], 2) << "the nearest that is up";
+  Trace t;
+  Pick p;
+  select(f.rec, f.eps, f.states, f.regions, c, f.rng, p, &t);
+  ASSERT_GE(t.steps.size(), 2u);
+  EXPECT_NE(t.steps[1].find("lowest measured RTT (25"), std::string::npos) << t.steps[1];
+}
+
 TEST(Steering, Sticky_SameClientSameAnswer) {
   Fixture f(Policy::kWeighted, {{50, 1}, {50, 1}, {50, 1}});
   f.rec.sticky = true;
