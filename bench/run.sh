@@ -179,7 +179,9 @@ stop_server() {
   kill -9 "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
   # NSD's children and anything else left on the port
-  for p in $(pgrep -f "$WORK" || true); do kill -9 "$p" 2>/dev/null || true; done
+  for p in $(pgrep -f "$WORK" || true); do
+    [ "$p" = "${KEEP_PID:-}" ] || kill -9 "$p" 2>/dev/null || true
+  done
   sleep 0.3
 }
 
@@ -248,6 +250,67 @@ if [ "${STEER:-1}" = 1 ]; then
   done
 fi
 
+# ---------------------------------------------------------------- health scale
+# 10 000 endpoints, TCP checks every 10 s on the checker thread, against a
+# second vaned on core 1 as the probed listener. DNS CPU per query counts the
+# vane-dns-* threads only; the checker thread's CPU is reported on its own.
+thread_ticks() {  # thread_ticks PID PATTERN: utime+stime of the threads whose name matches
+  local t=0
+  for d in /proc/"$1"/task/*; do
+    grep -q "$2" "$d/comm" 2>/dev/null || continue
+    t=$((t + $(sed 's/.*) //' "$d/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$t"
+}
+declare -A HS_DNS
+HS_CHECKER=""
+if [ "${HEALTH:-1}" = 1 ] && [[ " $SERVERS " == *" vane "* ]]; then
+  echo "== health checker at scale: 10000 endpoints, tcp every 10s, ${DURATION}s DNS load"
+  [ -f "$WORK/static.txt" ] ||
+    awk 'BEGIN { srand(11); for (i = 0; i < 100000; i++) printf "h%d.bench.test A\n", int(rand() * 10000) }' \
+      > "$WORK/static.txt"
+  TARGET_PORT=$((PORT + 1))
+  mkdir -p "$WORK/target"
+  cat > "$WORK/target/vane.yaml" <<EOC
+listen: ["127.0.0.1:$TARGET_PORT"]
+threads: 1
+state_dir: $WORK/target/state
+zones: [{ name: bench.test, file: $WORK/zones/bench.test }]
+EOC
+  taskset -c 1 "$VANED" --config "$WORK/target/vane.yaml" 2>/dev/null &
+  TARGET_PID=$!
+  KEEP_PID=$TARGET_PID  # stop_server's sweep must leave the probed listener alone
+  PIDS+=("$TARGET_PID")
+  CHECKS_YAML=$(awk -v port="$TARGET_PORT" 'BEGIN {
+    print "checks:\n  t: { type: tcp, interval: 10s, timeout: 2s, fall: 3, rise: 2 }\nrecords:"
+    for (r = 0; r < 200; r++) {
+      printf "  - name: hs%d.bench.test\n    type: A\n    endpoints:\n", r
+      for (e = 0; e < 50; e++)
+        printf "      - { name: e%d, address: 10.9.%d.%d, host: 127.0.0.1, port: %d, check: t }\n", e, r, e, port
+    }
+  }')
+  for mode in off on; do
+    if [ "$mode" = on ]; then start_vane "$WORK/zones/bench.test" bench.test "$CHECKS_YAML"
+    else start_vane "$WORK/zones/bench.test" bench.test; fi
+    PIDS+=("$SERVER_PID")
+    wait_answer h9999.bench.test 60 || { echo "vane did not start"; continue; }
+    [ "$mode" = on ] && sleep 11  # one full round of probes, spread over the interval
+    d0=$(thread_ticks "$SERVER_PID" vane-dns); h0=$(thread_ticks "$SERVER_PID" vane-health); t0=$(date +%s%N)
+    out=$(taskset -c 1 dnsperf -m udp -s 127.0.0.1 -p "$PORT" -d "$WORK/static.txt" -l "$DURATION" -c 16 -q 512 -T 1 2>&1)
+    d1=$(thread_ticks "$SERVER_PID" vane-dns); h1=$(thread_ticks "$SERVER_PID" vane-health); t1=$(date +%s%N)
+    n=$(echo "$out" | awk '/Queries completed:/ {print $3}')
+    HS_DNS[$mode]=$(awk -v c="$((d1 - d0))" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.2f", c / hz * 1e6 / n }')
+    if [ "$mode" = on ]; then
+      HS_DOWN=$(grep -c 'health: .* is down' "$WORK/vane.log" || true)
+      HS_CHECKER=$(awk -v c="$((h1 - h0))" -v hz="$HZ" -v ns="$((t1 - t0))" 'BEGIN { printf "%.1f", 100 * c / hz / (ns / 1e9) }')
+      HS_ENDPOINTS=$(grep -c 'check: t' <<<"$CHECKS_YAML")
+    fi
+    stop_server "$SERVER_PID"
+  done
+  KEEP_PID=""
+  stop_server "$TARGET_PID"
+fi
+
 if [ "$BIG" = 1 ]; then
   echo "== time to ready and memory, ${BIG_RECORDS}-record zone"
   gen_zone big.test "$BIG_RECORDS" "$WORK/zones/big.test"
@@ -281,6 +344,11 @@ for s in vane gdnsd; do
              (s == "vane" ? " (target <= 1.05)" : " (weighted plugin, 2 addresses)") }'
   fi
 done
+if [ -n "${HS_DNS[off]:-}" ] && [ -n "${HS_DNS[on]:-}" ]; then
+  awk -v a="${HS_DNS[off]}" -v b="${HS_DNS[on]}" -v h="$HS_CHECKER" -v n="${HS_ENDPOINTS:-?}" 'BEGIN {
+    printf "health checks: %s endpoints every 10s: checker thread %s%% of a core; DNS threads %.2f -> %.2f µs/query (%.3f, target <= 1.03)\n", n, h, a, b, b / a }'
+  echo "  (endpoints that went down during the run: ${HS_DOWN:-?}; 0 means every probe connected)"
+fi
 if [ -n "${READY[vane]:-}" ] && [ -n "${READY[knot]:-}" ]; then
   awk -v v="${READY[vane]}" -v k="${READY[knot]}" 'BEGIN { printf "vane/Knot time to ready:     %.2f (target <= 0.80)\n", v / k }'
 fi

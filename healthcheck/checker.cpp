@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <chrono>
@@ -508,6 +509,7 @@ void Checker::start() {
   });
   im->wake.data = im;
   im->thread = std::thread([im] {
+    pthread_setname_np(pthread_self(), "vane-health");
     uv_run(&im->loop, UV_RUN_DEFAULT);
     curl_multi_cleanup(im->multi);
     uv_run(&im->loop, UV_RUN_DEFAULT);  // closes of poll handles curl asked for

@@ -6,6 +6,7 @@
 #include <random>
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -90,7 +91,11 @@ void Worker::start() {
         l->worker->on_accept(*l);
       }
     });
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    std::string name = "vane-dns-" + std::to_string(id_);  // per-thread CPU in top/ps and bench
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    run();
+  });
 }
 
 void Worker::run() {
