@@ -190,6 +190,52 @@ records:
   EXPECT_TRUE(steady("192.0.2.1")) << "the median follows within a few probes";
 }
 
+TEST_F(Health, Https_VerifiesByDefaultAndCanBeToldNotTo) {
+  std::string key = dir_.path() + "/key.pem", cert = dir_.path() + "/cert.pem";
+  Process gen({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+               "-subj", "/CN=vane.test", "-addext", "subjectAltName=DNS:vane.test"});
+  ASSERT_EQ(gen.wait(30000), 0) << gen.output();
+  httplib::SSLServer tls(cert.c_str(), key.c_str());
+  tls.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+  int port = tls.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { tls.listen_after_bind(); });
+  std::string common = R"(
+    policy: failover
+    endpoints:
+      - { name: primary, address: 192.0.2.20, host: 127.0.0.1, port: )" +
+                       std::to_string(port) + R"(, priority: 1, check: CHECK }
+      - { name: standby, address: 198.51.100.20, priority: 2 }
+)";
+  auto record = [&](const std::string& name, const std::string& check) {
+    std::string r = "  - name: " + name + "\n    type: A" + common;
+    return r.replace(r.find("CHECK"), 5, check);
+  };
+  Vaned v(dir_, R"(
+listen: ["127.0.0.1:0"]
+threads: 1
+zones: [{ name: example.com, file: example.com.zone }]
+checks:
+  trusting: { type: https, host: vane.test, path: /health, tls_verify: false, interval: 200ms, timeout: 150ms, fall: 2, rise: 1 }
+  strict: { type: https, host: vane.test, path: /health, interval: 200ms, timeout: 150ms, fall: 2, rise: 1 }
+records:
+)" + record("app.example.com", "trusting") +
+                    record("strict.example.com", "strict"));
+  auto answer = [&](const char* name) {
+    auto r = query("127.0.0.1", v.port(), name, "A");
+    return r && r->answer.size() == 1 ? r->answer[0].substr(r->answer[0].rfind(' ') + 1) : "<none>";
+  };
+  // The self-signed certificate fails verification: down, the standby answers.
+  EXPECT_TRUE(eventually([&] { return answer("strict.example.com") == "198.51.100.20"; }, 5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(answer("app.example.com"), "192.0.2.20") << "tls_verify: false accepts it";
+  std::string detail;
+  for (const auto& e : history())
+    if (e["endpoint"] == "strict.example.com./A/primary") detail = e["detail"];
+  EXPECT_NE(detail.find("SSL"), std::string::npos) << detail;
+  tls.stop();
+  t.join();
+}
+
 TEST(HealthConfig, ErrorsNameFileAndLine) {
   struct Case {
     std::string yaml, want;
