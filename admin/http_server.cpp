@@ -65,7 +65,12 @@ struct HttpServer::Impl {
   std::string token, local_vantage;
   OnObservations on_obs;
   std::function<bool(const std::string&)> known;
+  Page pages;
 };
+
+void HttpServer::set_pages(Page pages) {
+  impl_->pages = std::move(pages);
+}
 
 HttpServer::HttpServer(std::string token, std::string local_vantage, OnObservations on_obs,
                        std::function<bool(const std::string&)> known)
@@ -91,6 +96,17 @@ std::optional<Error> HttpServer::start(const std::string& listen) {
   im->server.set_read_timeout(5, 0);
   im->server.Get("/healthz",
                  [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+  for (const char* path : {"/", "/metrics", "/api/status"})
+    im->server.Get(path, [im, path](const httplib::Request&, httplib::Response& res) {
+      auto page = im->pages ? im->pages(path) : std::nullopt;
+      if (!page) {
+        res.status = 503;
+        res.set_content("vaned did not answer in time\n", "text/plain");
+        return;
+      }
+      res.set_header("Cache-Control", "no-store");
+      res.set_content(page->second, page->first);
+    });
   im->server.Post("/v1/observations", [im](const httplib::Request& req, httplib::Response& res) {
     auto reply = [&](int status, const nlohmann::json& j) {
       res.status = status;

@@ -25,6 +25,10 @@ class HttpServer {
   HttpServer(std::string token, std::string local_vantage, OnObservations on_obs,
              std::function<bool(const std::string&)> known);
   ~HttpServer();
+  // Read-only pages (/, /metrics, /api/status): the callback returns
+  // (content type, body), or nothing when vaned cannot answer in time.
+  using Page = std::function<std::optional<std::pair<std::string, std::string>>(const std::string& path)>;
+  void set_pages(Page pages);
   std::optional<Error> start(const std::string& listen);  // "127.0.0.1:8053", port 0 = any
   void stop();
   uint16_t port() const { return port_; }

@@ -250,6 +250,26 @@ if [ "${STEER:-1}" = 1 ]; then
   done
 fi
 
+# ---------------------------------------------------------------- metrics cost
+# The same vaned with and without its per-worker query counters
+# (VANE_BENCH_NO_COUNTERS), alternating, static UDP load.
+declare -A MC
+if [ "${METRICS:-1}" = 1 ] && [[ " $SERVERS " == *" vane "* ]]; then
+  echo "== metrics counters on/off, ${DURATION}s per run, twice each"
+  for round in 1 2; do
+    for mode in off on; do
+      if [ "$mode" = off ]; then export VANE_BENCH_NO_COUNTERS=1; else unset VANE_BENCH_NO_COUNTERS; fi
+      start_vane "$WORK/zones/bench.test" bench.test
+      unset VANE_BENCH_NO_COUNTERS
+      PIDS+=("$SERVER_PID")
+      wait_answer h9999.bench.test 60 || { echo "vane did not start"; continue; }
+      read -r q c n < <(run_load "$SERVER_PID" udp)
+      MC[$mode]="${MC[$mode]:-} $c"
+      stop_server "$SERVER_PID"
+    done
+  done
+fi
+
 # ---------------------------------------------------------------- health scale
 # 10 000 endpoints, TCP checks every 10 s on the checker thread, against a
 # second vaned on core 1 as the probed listener. DNS CPU per query counts the
@@ -344,6 +364,12 @@ for s in vane gdnsd; do
              (s == "vane" ? " (target <= 1.05)" : " (weighted plugin, 2 addresses)") }'
   fi
 done
+if [ -n "${MC[off]:-}" ] && [ -n "${MC[on]:-}" ]; then
+  awk -v a="${MC[off]}" -v b="${MC[on]}" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); sa = 0; sb = 0
+    for (i = 1; i <= n; i++) { sa += x[i]; sb += y[i] }
+    printf "metrics counters: off%s / on%s µs/query: on/off %.3f (target <= 1.02)\n", a, b, sb / sa }'
+fi
 if [ -n "${HS_DNS[off]:-}" ] && [ -n "${HS_DNS[on]:-}" ]; then
   awk -v a="${HS_DNS[off]}" -v b="${HS_DNS[on]}" -v h="$HS_CHECKER" -v n="${HS_ENDPOINTS:-?}" 'BEGIN {
     printf "health checks: %s endpoints every 10s: checker thread %s%% of a core; DNS threads %.2f -> %.2f µs/query (%.3f, target <= 1.03)\n", n, h, a, b, b / a }'

@@ -49,6 +49,7 @@ bool put_steered(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset
   uint16_t owner_ptr = owner.pointer;
   for (uint8_t i = 0; i < ctx.pick.count; ++i) {
     const zones::SteeredEndpoint& ep = eps[ctx.pick.index[i]];
+    if (ctx.counters) ctx.counters->steered.add(ep.state);
     if (!put_owner(w, owner, owner_ptr)) return false;
     uint8_t fixed[10];
     dns::put16(fixed, rec.type);
@@ -263,8 +264,69 @@ size_t finish(Writer& w, const dns::Query& q, uint16_t flags, uint16_t rcode, Co
 
 }  // namespace
 
+int qtype_bucket(uint16_t qtype) {
+  switch (qtype) {
+    case dns::kTypeA:
+      return 0;
+    case dns::kTypeAAAA:
+      return 1;
+    case dns::kTypeCNAME:
+      return 2;
+    case dns::kTypeNS:
+      return 3;
+    case dns::kTypeSOA:
+      return 4;
+    case dns::kTypeMX:
+      return 5;
+    case dns::kTypeTXT:
+      return 6;
+    case dns::kTypeSRV:
+      return 7;
+    case dns::kTypePTR:
+      return 8;
+    case dns::kTypeANY:
+      return 9;
+    case dns::kTypeDS:
+      return 10;
+    case 64:
+      return 11;  // SVCB
+    case 65:
+      return 12;  // HTTPS
+    case dns::kTypeAXFR:
+    case dns::kTypeIXFR:
+      return 13;
+    case 0:
+      return 14;  // no question
+    default:
+      return 15;
+  }
+}
+
+const char* qtype_bucket_name(int b) {
+  static const char* const kNames[QueryCounters::kQtypes] = {"A",     "AAAA", "CNAME", "NS",   "SOA", "MX",
+                                                             "TXT",   "SRV",  "PTR",   "ANY",  "DS",  "SVCB",
+                                                             "HTTPS", "XFR",  "NONE",  "OTHER"};
+  return kNames[b];
+}
+
+static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> req, std::span<uint8_t> out,
+                         Transport transport, const AnswerOptions& opts, QueryContext& ctx);
+
 size_t answer(const zones::ZoneSet& zones, std::span<const uint8_t> req, std::span<uint8_t> out, Transport transport,
               const AnswerOptions& opts, QueryContext& ctx) {
+  size_t n = answer_one(zones, req, out, transport, opts, ctx);
+  if (n >= dns::kHeaderSize && ctx.counters) {
+    int t = transport == Transport::kTcp;
+    int rcode = out[3] & 0xF;
+    if (ctx.query.edns && rcode == 0 && ctx.query.edns_version > 0) rcode = 16;  // BADVERS lives in the OPT
+    QueryCounters::bump(ctx.counters->answers[t][qtype_bucket(ctx.query.has_question ? ctx.query.qtype : 0)][rcode]);
+    if (out[2] & 0x02) QueryCounters::bump(ctx.counters->truncated[t]);
+  }
+  return n;
+}
+
+static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> req, std::span<uint8_t> out,
+                         Transport transport, const AnswerOptions& opts, QueryContext& ctx) {
   dns::Query& q = ctx.query;
   dns::ParseStatus st = dns::parse_query(req, q);
   if (st == dns::ParseStatus::kDrop || out.size() < 512) return 0;

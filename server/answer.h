@@ -20,6 +20,21 @@ struct AnswerOptions {
   uint16_t edns_udp_size = 1232;  // our advertised and enforced UDP payload limit (DNS flag day 2020)
 };
 
+// Per-worker query counters: one writer (the worker), plain load+store;
+// summed over workers when /metrics is scraped.
+struct QueryCounters {
+  static constexpr int kQtypes = 16;                   // see qtype_bucket()
+  std::atomic<uint64_t> answers[2][kQtypes][17] = {};  // [udp, tcp][qtype bucket][rcode, 16 = BADVERS]
+  std::atomic<uint64_t> truncated[2] = {};
+  zones::EndpointHits steered;  // steered answers per endpoint slot
+
+  static void bump(std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+};
+int qtype_bucket(uint16_t qtype);
+const char* qtype_bucket_name(int bucket);
+
 // Per-worker scratch reused for every query (reset, never reallocated).
 struct QueryContext {
   dns::Query query;
@@ -30,6 +45,7 @@ struct QueryContext {
   const uint8_t* cname_target = nullptr;  // target of the last steered CNAME written
   uint8_t ecs_scope = 0;                  // RFC 7871 scope of this answer
   uint64_t rng = 0x9E3779B97F4A7C15ULL;   // xorshift state; seed per worker
+  QueryCounters* counters = nullptr;      // the worker's; none in unit tests
 };
 
 // Fills ctx.source from a socket address (v4, v6, v4-mapped v6).

@@ -221,6 +221,207 @@ void Control::store_rtt(const std::string& vantage, const std::string& key, doub
   srv_.states().at(slot).rtt_us[v].store(us, std::memory_order_relaxed);
 }
 
+namespace {
+constexpr double kRttBuckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+constexpr size_t kNumRttBuckets = sizeof kRttBuckets / sizeof kRttBuckets[0];
+
+std::string esc(const std::string& v) {  // Prometheus label value
+  std::string o;
+  for (char c : v) {
+    if (c == '\\' || c == '"') o += '\\';
+    if (c == '\n') {
+      o += "\\n";
+      continue;
+    }
+    o += c;
+  }
+  return o;
+}
+
+const char* rcode_name(int r) {
+  static const char* const kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
+  return r < 6 ? kNames[r] : r == 16 ? "BADVERS" : nullptr;
+}
+}  // namespace
+
+void Control::note_rtt(const std::string& vantage, double ms) {
+  auto& h = rtt_hist_[vantage];
+  if (h.empty()) h.assign(kNumRttBuckets + 2, 0);
+  for (size_t i = 0; i < kNumRttBuckets; ++i)
+    if (ms <= kRttBuckets[i]) ++h[i];
+  h[kNumRttBuckets] += static_cast<uint64_t>(ms * 1000);  // sum, in µs
+  ++h[kNumRttBuckets + 1];                                // count
+}
+
+uint64_t Control::hits(uint32_t slot) const {
+  uint64_t n = 0;
+  for (const Worker* w : srv_.workers()) n += w->counters().steered.get(slot);
+  return n;
+}
+
+std::string Control::metrics() {
+  std::string o;
+  o.reserve(16384);
+  auto head = [&](const char* name, const char* type, const char* help) {
+    o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+  auto line = [&](const std::string& name, const std::string& labels, double v) {
+    char num[32];
+    snprintf(num, sizeof num, "%.17g", v);
+    o += name + (labels.empty() ? "" : "{" + labels + "}") + " " + num + "\n";
+  };
+  head("vane_build_info", "gauge", "Build information.");
+  line("vane_build_info", "version=\"" VANE_VERSION "\"", 1);
+  head("vane_uptime_seconds", "gauge", "Seconds since start.");
+  line("vane_uptime_seconds", "", srv_.uptime_s());
+
+  // Per-worker counters, summed now: nothing shared is touched per query.
+  auto workers = srv_.workers();
+  head("vane_queries_total", "counter", "Answered queries by protocol, query type and response code.");
+  for (int t = 0; t < 2; ++t)
+    for (int q = 0; q < QueryCounters::kQtypes; ++q)
+      for (int r = 0; r < 17; ++r) {
+        uint64_t n = 0;
+        for (const Worker* w : workers) n += w->counters().answers[t][q][r].load(std::memory_order_relaxed);
+        if (!n) continue;
+        const char* rn = rcode_name(r);
+        line("vane_queries_total",
+             std::string("protocol=\"") + (t ? "tcp" : "udp") + "\",qtype=\"" + qtype_bucket_name(q) + "\",rcode=\"" +
+                 (rn ? rn : ("RCODE" + std::to_string(r)).c_str()) + "\"",
+             double(n));
+      }
+  head("vane_responses_truncated_total", "counter", "Responses sent with TC=1.");
+  for (int t = 0; t < 2; ++t) {
+    uint64_t n = 0;
+    for (const Worker* w : workers) n += w->counters().truncated[t].load(std::memory_order_relaxed);
+    line("vane_responses_truncated_total", std::string("protocol=\"") + (t ? "tcp" : "udp") + "\"", double(n));
+  }
+  head("vane_queries_dropped_total", "counter",
+       "Datagrams dropped without an answer (not a query, oversized, send failed).");
+  uint64_t dropped = 0;
+  for (const Worker* w : workers) dropped += w->stats().dropped.load(std::memory_order_relaxed);
+  line("vane_queries_dropped_total", "", double(dropped));
+
+  auto snap = srv_.snapshot();
+  head("vane_zone_serial", "gauge", "SOA serial of each served zone.");
+  for (const auto& z : snap->zones()) line("vane_zone_serial", "zone=\"" + esc(z->origin_text()) + "\"", z->serial());
+  head("vane_zone_records", "gauge", "Records in each served zone.");
+  for (const auto& z : snap->zones())
+    line("vane_zone_records", "zone=\"" + esc(z->origin_text()) + "\"", double(z->record_count()));
+
+  std::string answers, up, healthy, weight, overrides;
+  for (const auto& z : snap->zones())
+    for (const auto& r : z->steered_records()) {
+      const auto& info = z->info(r);
+      auto eps = z->endpoints(r);
+      for (size_t i = 0; i < eps.size(); ++i) {
+        const auto& s = snap->states->at(eps[i].state);
+        std::string l = "record=\"" + esc(info.name) + "\",type=\"" + type_name(r.type) + "\",endpoint=\"" +
+                        esc(info.endpoints[i]) + "\"";
+        char buf[64];
+        auto add = [&](std::string& to, const char* name, const std::string& labels, double v) {
+          snprintf(buf, sizeof buf, "%.17g", v);
+          to += std::string(name) + "{" + labels + "} " + buf + "\n";
+        };
+        add(answers, "vane_steered_answers_total", l, double(hits(eps[i].state)));
+        add(up, "vane_endpoint_up", l, zones::endpoint_up(s));
+        add(healthy, "vane_endpoint_healthy", l, s.health.load() == static_cast<uint8_t>(zones::Health::kUp));
+        add(weight, "vane_endpoint_weight", l, zones::effective_weight(s, eps[i]));
+        auto ov = static_cast<Override>(s.override_state.load());
+        if (ov != Override::kAuto)
+          add(overrides, "vane_endpoint_override", l + ",state=\"" + override_name(ov) + "\"", 1);
+      }
+    }
+  head("vane_steered_answers_total", "counter", "Steered answers per record and endpoint.");
+  o += answers;
+  head("vane_endpoint_up", "gauge", "1 when the endpoint is in answers (override, else health).");
+  o += up;
+  head("vane_endpoint_healthy", "gauge", "The health verdict over all vantages (1 up, 0 down).");
+  o += healthy;
+  head("vane_endpoint_weight", "gauge", "Effective weight (admin weight, else the config's).");
+  o += weight;
+  head("vane_endpoint_override", "gauge", "Active admin overrides.");
+  o += overrides;
+
+  uint64_t now = admin::now_ms();
+  std::string views, fresh;
+  for (const auto& z : snap->zones())  // the snapshot, not the config: a reload may be rewriting that
+    for (const auto& r : z->steered_records())
+      for (const auto& e : z->info(r).endpoints) {
+        std::string key = z->info(r).name + "/" + type_name(r.type) + "/" + e;
+        for (const auto& [vantage, vf] : agg_.views(key, now)) {
+          std::string l = "vantage=\"" + esc(vantage) + "\",endpoint=\"" + esc(key) + "\"";
+          views += "vane_vantage_view_up{" + l + "} " + (vf.first.up ? "1" : "0") + "\n";
+          fresh += "vane_vantage_fresh{" + l + "} " + (vf.second ? "1" : "0") + "\n";
+        }
+      }
+  head("vane_vantage_view_up", "gauge", "Each vantage's current view of each endpoint (1 up, 0 down).");
+  o += views;
+  head("vane_vantage_fresh", "gauge", "1 when the vantage reported within 3 check intervals.");
+  o += fresh;
+  head("vane_check_observations_total", "counter",
+       "Health observations by vantage and view (this process: successful probes and failures that changed a verdict; "
+       "agents: every reported view).");
+  for (const auto& [k, n] : checks_)
+    line("vane_check_observations_total", "vantage=\"" + esc(k.first) + "\",view=\"" + k.second + "\"", double(n));
+  head("vane_check_rtt_milliseconds", "histogram", "Probe round-trip times (median of recent probes) by vantage.");
+  for (const auto& [vantage, h] : rtt_hist_) {
+    std::string v = "vantage=\"" + esc(vantage) + "\"";
+    for (size_t i = 0; i < kNumRttBuckets; ++i) {
+      char le[16];
+      snprintf(le, sizeof le, "%g", kRttBuckets[i]);
+      line("vane_check_rtt_milliseconds_bucket", v + ",le=\"" + le + "\"", double(h[i]));
+    }
+    line("vane_check_rtt_milliseconds_bucket", v + ",le=\"+Inf\"", double(h[kNumRttBuckets + 1]));
+    line("vane_check_rtt_milliseconds_sum", v, double(h[kNumRttBuckets]) / 1000.0);
+    line("vane_check_rtt_milliseconds_count", v, double(h[kNumRttBuckets + 1]));
+  }
+  head("vane_health_flips_total", "counter", "Endpoint verdict changes, by new verdict.");
+  for (const char* to : {"up", "down"})
+    line("vane_health_flips_total", std::string("to=\"") + to + "\"", double(flips_[to]));
+  head("vane_reloads_total", "counter", "Reloads by result.");
+  line("vane_reloads_total", "result=\"ok\"", double(srv_.reloads_ok()));
+  line("vane_reloads_total", "result=\"failed\"", double(srv_.reloads_failed()));
+  head("vane_admin_changes_total", "counter", "Acknowledged admin changes by action.");
+  for (const char* a : {"weight", "drain", "undrain", "force"})
+    line("vane_admin_changes_total", std::string("action=\"") + a + "\"", double(admin_changes_[a]));
+  return o;
+}
+
+Json Control::page_status() {
+  Json s = status();
+  s["history"] = store_.history(20);
+  s["now"] = admin::format_time(admin::now_ms());
+  // Share of answers over the last 10-20 s (the baseline moves every 10 s,
+  // however many pages poll), per endpoint of each record.
+  uint64_t now = admin::now_ms();
+  bool rebase = now - last_hits_ms_ >= 10000;
+  auto snap = srv_.snapshot();
+  size_t ri = 0;
+  for (const auto& z : snap->zones())
+    for (const auto& r : z->steered_records()) {
+      const auto& info = z->info(r);
+      auto eps = z->endpoints(r);
+      uint64_t total = 0;
+      std::vector<uint64_t> count(eps.size()), delta(eps.size());
+      for (size_t i = 0; i < eps.size(); ++i) {
+        std::string key = info.name + "/" + type_name(r.type) + "/" + info.endpoints[i];
+        count[i] = hits(eps[i].state);
+        delta[i] = count[i] - std::min(count[i], last_hits_[key]);
+        total += delta[i];
+        if (rebase) last_hits_[key] = count[i];
+      }
+      if (ri < s["records"].size())
+        for (size_t i = 0; i < eps.size(); ++i) {
+          s["records"][ri]["endpoints"][i]["answers"] = count[i];
+          s["records"][ri]["endpoints"][i]["share"] = total ? double(delta[i]) / double(total) : 0.0;
+        }
+      ++ri;
+    }
+  if (rebase) last_hits_ms_ = now;
+  return s;
+}
+
 void Control::apply_verdicts() {
   std::vector<healthcheck::Observation> batch;
   std::vector<std::pair<std::string, double>> rtts;
@@ -229,9 +430,22 @@ void Control::apply_verdicts() {
     batch.swap(observations_);
     rtts.swap(rtts_);
   }
-  for (const auto& [key, ms] : rtts) store_rtt(vantage_, key, ms);
-  for (const auto& o : batch)
-    if (!o.self && o.rtt_ms > 0) store_rtt(o.vantage, o.key, o.rtt_ms);
+  for (const auto& [key, ms] : rtts) {
+    store_rtt(vantage_, key, ms);
+    note_rtt(vantage_, ms);
+    ++checks_[{vantage_, "up"}];
+  }
+  for (const auto& o : batch) {
+    const std::string& vantage = o.self ? vantage_ : o.vantage;
+    if (!o.self)
+      ++checks_[{vantage, o.up ? "up" : "down"}];
+    else if (!o.up)
+      ++checks_[{vantage, "down"}];
+    if (!o.self && o.rtt_ms > 0) {
+      store_rtt(o.vantage, o.key, o.rtt_ms);
+      note_rtt(o.vantage, o.rtt_ms);
+    }
+  }
   uint64_t now = admin::now_ms();
   for (const auto& o : batch) {
     healthcheck::VantageView v{o.up, now, o.rtt_ms, o.detail, o.self};
@@ -251,6 +465,7 @@ void Control::record_decision(const std::string& key, const healthcheck::Decisio
   if (auto err = store_.commit({c}, j))
     VANE_ERROR("cannot record health verdict for %s: %s (applied anyway)", key.c_str(), err->to_string().c_str());
   s.health.store(static_cast<uint8_t>(d.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
+  ++flips_[to];
   VANE_WARN("health: %s is %s (%s)%s", key.c_str(), to, d.why.c_str(),
             zones::endpoint_up(s) == d.up ? "" : " — an admin override decides its answers");
 }
@@ -443,6 +658,7 @@ Json Control::change(const Json& req, const admin::Peer& peer) {
     else
       expiries_.erase(t->key);
   }
+  ++admin_changes_[cmd];
   VANE_INFO("admin: %s %s -> %s by uid %u%s%s", cmd.c_str(), t->key.c_str(), journal["to"].dump().c_str(),
             unsigned(peer.uid), reason.empty() ? "" : ": ", reason.c_str());
   Json out{{"ok", true},

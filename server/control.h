@@ -32,6 +32,10 @@ class Control {
 
   void handle(const admin::Json& request, const admin::Peer& peer, admin::Reply reply);
 
+  // Operator view (main loop): Prometheus text, and the status page's JSON.
+  std::string metrics();
+  admin::Json page_status();
+
   // A health verdict change, from the checker thread, or agents' reports
   // from the HTTP thread: aggregated over vantages on the main loop; an
   // endpoint verdict change is recorded (synced, journaled), then applied.
@@ -67,6 +71,15 @@ class Control {
   void store_rtt(const std::string& vantage, const std::string& key, double ms);
   std::vector<std::pair<std::string, double>> rtts_;  // (key, ms) from this process, under verdict_mu_
   std::string vantage_ = "local";
+  // Counters for /metrics (main loop only).
+  std::map<std::string, uint64_t> admin_changes_;                   // by action
+  std::map<std::string, uint64_t> flips_;                           // by "up"/"down"
+  std::map<std::pair<std::string, std::string>, uint64_t> checks_;  // (vantage, "up"/"down") observations
+  std::map<std::string, std::vector<uint64_t>> rtt_hist_;           // vantage -> bucket counts (+ sum, count at end)
+  std::map<std::string, uint64_t> last_hits_;                       // endpoint key -> answers at the last page poll
+  uint64_t last_hits_ms_ = 0;
+  void note_rtt(const std::string& vantage, double ms);
+  uint64_t hits(uint32_t slot) const;
 };
 
 }  // namespace vane::server

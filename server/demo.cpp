@@ -14,6 +14,7 @@ constexpr const char* kDemoConfig = R"(# vaned --demo: the embedded demo config
 listen: ["127.0.0.1:5300", "[::1]:5300"]
 threads: 2
 state_dir: ./vane-demo-state   # = kDemoStateDir
+http: { listen: "127.0.0.1:8053" }   # status page at /, /metrics, /healthz
 zones:
   - { name: example.com, file: example.com.zone }
 

@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <future>
+#include <mutex>
 
 #include "admin_socket.h"
 #include "agent.h"
@@ -12,6 +14,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "server.h"
+#include "status_page.h"
 
 using namespace vane;
 
@@ -120,6 +123,33 @@ int main(int argc, char** argv) {
   checker.set_targets(control.health_targets(srv.config()));
   checker.start();
   srv.set_on_reloaded([&] { checker.set_targets(control.health_targets(srv.config())); });
+  // Work the HTTP thread asks of the main loop (metrics, the status page's JSON).
+  std::mutex calls_mu;
+  std::vector<std::function<void()>> calls;
+  uv_async_t calls_async;
+  uv_async_init(loop, &calls_async, [](uv_async_t* a) {
+    auto* q = static_cast<std::pair<std::mutex*, std::vector<std::function<void()>>*>*>(a->data);
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard lock(*q->first);
+      run.swap(*q->second);
+    }
+    for (auto& f : run) f();
+  });
+  std::pair<std::mutex*, std::vector<std::function<void()>>*> calls_ref{&calls_mu, &calls};
+  calls_async.data = &calls_ref;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&calls_async));
+  auto on_main = [&](std::function<std::string()> f) -> std::optional<std::string> {
+    auto p = std::make_shared<std::promise<std::string>>();
+    auto fut = p->get_future();
+    {
+      std::lock_guard lock(calls_mu);
+      calls.push_back([p, f = std::move(f)] { p->set_value(f()); });
+    }
+    uv_async_send(&calls_async);
+    if (fut.wait_for(std::chrono::seconds(2)) != std::future_status::ready) return std::nullopt;
+    return fut.get();
+  };
   // Agents report to http.listen (with the bearer token from http.token_file).
   std::unique_ptr<admin::HttpServer> http;
   if (!srv.config().http_listen.empty()) {
@@ -138,6 +168,17 @@ int main(int argc, char** argv) {
         token, srv.config().vantage,
         [&control](std::vector<healthcheck::Observation> obs) { control.post_observations(std::move(obs)); },
         [&srv](const std::string& key) { return srv.states().find(key) != UINT32_MAX; });
+    http->set_pages([&](const std::string& path) -> std::optional<std::pair<std::string, std::string>> {
+      if (path == "/") return std::pair<std::string, std::string>{"text/html; charset=utf-8", server::kStatusPage};
+      // Everything else is computed on the main loop, where the state lives.
+      auto body = on_main([&control, path] {
+        return path == "/metrics" ? control.metrics()
+                                  : control.page_status().dump(-1, ' ', false, admin::Json::error_handler_t::replace);
+      });
+      if (!body) return std::nullopt;
+      return std::pair<std::string, std::string>{
+          path == "/metrics" ? "text/plain; version=0.0.4; charset=utf-8" : "application/json", std::move(*body)};
+    });
     if (auto err = http->start(srv.config().http_listen)) {
       VANE_ERROR("cannot start: %s", err->to_string().c_str());
       return 1;

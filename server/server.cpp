@@ -160,6 +160,7 @@ ReloadOutcome Server::reload() {
     auto c = reload_source_();
     if (!c) {
       VANE_ERROR("reload refused, still serving the previous config: %s", c.error().to_string().c_str());
+      ++reloads_failed_;
       return {false, c.error().to_string()};
     }
     next = c.take();
@@ -167,6 +168,7 @@ ReloadOutcome Server::reload() {
   auto zs = build_zone_set(next, *states_);
   if (!zs) {
     VANE_ERROR("reload refused, still serving the previous zones: %s", zs.error().to_string().c_str());
+    ++reloads_failed_;
     return {false, zs.error().to_string()};
   }
   // Sockets, threads and TCP limits are fixed at start: say so instead of pretending.
@@ -188,6 +190,7 @@ ReloadOutcome Server::reload() {
   snprintf(msg, sizeof msg, "reloaded %zu zones, %zu records in %.1f ms (generation %llu)", cfg_.zones.size(), records,
            ms, static_cast<unsigned long long>(generation_));
   VANE_INFO("%s", msg);
+  ++reloads_ok_;
   return {true, msg};
 }
 

@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -55,6 +56,14 @@ class Server {
   const std::string& config_path() const { return config_path_; }
   const std::vector<std::string>& listen() const { return listen_; }  // bound addresses
   unsigned threads() const { return threads_; }
+  // For /metrics (main loop): every worker's counters, and reload outcomes.
+  std::vector<const Worker*> workers() const {
+    std::vector<const Worker*> out;
+    for (const auto& w : workers_) out.push_back(w.get());
+    return out;
+  }
+  uint64_t reloads_ok() const { return reloads_ok_.load(); }
+  uint64_t reloads_failed() const { return reloads_failed_.load(); }
   double uptime_s() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(); }
 
  private:
@@ -80,6 +89,7 @@ class Server {
   std::vector<ReloadDone> waiting_, running_;
   ReloadOutcome last_outcome_;
   std::function<void()> on_reloaded_;
+  std::atomic<uint64_t> reloads_ok_{0}, reloads_failed_{0};
   const std::string config_path_;
   std::vector<std::string> listen_;
   const unsigned threads_;

@@ -3,14 +3,14 @@
 // allocation, no locks (the snapshot is swapped only in on_wake()).
 #include "worker.h"
 
-#include <random>
-
 #include <netinet/in.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <random>
 
 #include "log.h"
 
@@ -49,6 +49,9 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
       tcp_scratch_(new uint8_t[65535]) {
   uv_loop_init(&loop_);
   loop_.data = this;
+  // Bench A/B only (bench/run.sh): the same binary without query counters.
+  ctx_.counters = getenv("VANE_BENCH_NO_COUNTERS") ? nullptr : &counters_;
+  if (zones_ && zones_->states) counters_.steered.ensure(zones_->states->size());
   ctx_.rng = (ctx_.rng ^ (std::random_device{}() * 0x100000001B3ULL + id)) | 1;  // per-worker pick stream
   uv_async_init(&loop_, &wake_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_wake(); });
   wake_.data = this;
@@ -105,7 +108,9 @@ void Worker::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
 
-void Worker::refresh() { uv_async_send(&wake_); }
+void Worker::refresh() {
+  uv_async_send(&wake_);
+}
 
 void Worker::stop() {
   stopping_.store(true);
@@ -121,6 +126,7 @@ void Worker::on_wake() {
     return;
   }
   zones_ = publisher_.current();
+  if (zones_ && zones_->states) counters_.steered.ensure(zones_->states->size());  // before answers can name new slots
 }
 
 void Worker::drain_udp(UdpSocket& s) {

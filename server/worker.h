@@ -78,6 +78,7 @@ class Worker {
   void refresh();  // pick up the newest snapshot (any thread)
   void stop();     // close everything and end the thread (any thread)
   const WorkerStats& stats() const { return stats_; }
+  const QueryCounters& counters() const { return counters_; }
 
  private:
   friend class TcpConn;
@@ -118,6 +119,7 @@ class Worker {
   std::vector<std::unique_ptr<TcpListener>> tcp_;
   std::unordered_set<TcpConn*> conns_;
   QueryContext ctx_;
+  QueryCounters counters_;
   WorkerStats stats_;
 
   // Batch state for recvmmsg/sendmmsg, reused for every batch.

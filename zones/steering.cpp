@@ -64,6 +64,23 @@ uint32_t StateTable::find(const std::string& key) const {
   return it == slots_.end() ? UINT32_MAX : it->second;
 }
 
+EndpointHits::EndpointHits() : chunks_(new std::atomic<std::atomic<uint64_t>*>[StateTable::kChunks]) {
+  for (uint32_t i = 0; i < StateTable::kChunks; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
+}
+
+EndpointHits::~EndpointHits() {
+  for (uint32_t i = 0; i < StateTable::kChunks; ++i) delete[] chunks_[i].load(std::memory_order_relaxed);
+}
+
+void EndpointHits::ensure(uint32_t n) {
+  for (uint32_t c = 0; c * StateTable::kChunk < n && c < StateTable::kChunks; ++c)
+    if (!chunks_[c].load(std::memory_order_relaxed)) {
+      auto* chunk = new std::atomic<uint64_t>[StateTable::kChunk];
+      for (uint32_t i = 0; i < StateTable::kChunk; ++i) chunk[i].store(0, std::memory_order_relaxed);
+      chunks_[c].store(chunk, std::memory_order_release);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // RegionMap
 

@@ -66,6 +66,10 @@ class StateTable {
   uint8_t vantage_slot(const std::string& vantage);
   uint8_t find_vantage(const std::string& vantage) const;
 
+  uint32_t size() const {
+    std::lock_guard lock(mu_);
+    return next_;
+  }
   EndpointState& at(uint32_t slot) const {
     return chunks_[slot / kChunk].load(std::memory_order_acquire)[slot % kChunk];
   }
@@ -76,6 +80,32 @@ class StateTable {
   std::vector<std::string> vantages_;
   std::unique_ptr<std::atomic<EndpointState*>[]> chunks_;
   uint32_t next_ = 0;
+};
+
+// Per-worker answer counts per endpoint slot (same numbering as
+// StateTable). One writer (its worker) with plain load+store — no locked
+// instruction, nothing shared per query; read by the metrics scrape.
+class EndpointHits {
+ public:
+  EndpointHits();
+  ~EndpointHits();
+  EndpointHits(const EndpointHits&) = delete;
+  EndpointHits& operator=(const EndpointHits&) = delete;
+  // Makes room for slots below `n` (off the hot path: on snapshot refresh).
+  void ensure(uint32_t n);
+  void add(uint32_t slot) {
+    std::atomic<uint64_t>* c = chunks_[slot / StateTable::kChunk].load(std::memory_order_acquire);
+    if (!c) return;
+    auto& x = c[slot % StateTable::kChunk];
+    x.store(x.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  uint64_t get(uint32_t slot) const {
+    std::atomic<uint64_t>* c = chunks_[slot / StateTable::kChunk].load(std::memory_order_acquire);
+    return c ? c[slot % StateTable::kChunk].load(std::memory_order_relaxed) : 0;
+  }
+
+ private:
+  std::unique_ptr<std::atomic<std::atomic<uint64_t>*>[]> chunks_;
 };
 
 // Client networks -> regions in order of preference, longest prefix first.

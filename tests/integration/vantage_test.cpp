@@ -24,12 +24,6 @@ namespace {
 
 using nlohmann::json;
 
-uint16_t http_port(Process& p) {
-  std::smatch m;
-  std::string out = p.output();
-  return std::regex_search(out, m, std::regex(R"(http on [^ ]*:(\d+) )")) ? uint16_t(std::stoi(m[1])) : 0;
-}
-
 TEST(AgentReports, NeedTheTokenAndAWellFormedBody) {
   TempDir dir;
   dir.write("example.com.zone", kExampleZone);

@@ -1,0 +1,78 @@
+// The status page served at / on http.listen: static HTML + JS compiled into
+// vaned (no CDN, nothing to install). Read-only: it polls /api/status.
+#pragma once
+
+namespace vane::server {
+
+inline constexpr const char* kStatusPage = R"HTML(<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>vane status</title>
+<style>
+ body { font: 14px/1.4 system-ui, sans-serif; margin: 1.2em; color: #1b1f23; background: #fafbfc; }
+ h1 { font-size: 1.3em; margin: 0 0 .2em; } h2 { font-size: 1.05em; margin: 1.2em 0 .3em; }
+ .meta { color: #586069; } .rec { background: #fff; border: 1px solid #e1e4e8; border-radius: 6px; padding: .6em .9em; margin: .7em 0; }
+ table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .25em .6em; border-bottom: 1px solid #eaecef; }
+ th { font-weight: 600; color: #586069; font-size: .9em; }
+ .up { color: #22863a; font-weight: 600; } .down { color: #cb2431; font-weight: 700; }
+ .chip { display: inline-block; padding: 0 .45em; margin: 0 .2em .1em 0; border-radius: 3px; font-size: .85em; }
+ .chip.up { background: #dcffe4; } .chip.down { background: #ffdce0; } .chip.stale { background: #eee; color: #888; font-weight: 400; }
+ .bar { display: inline-block; height: .7em; background: #0366d6; vertical-align: middle; margin-right: .4em; }
+ .ov { background: #fff5b1; padding: 0 .4em; border-radius: 3px; } #err { color: #cb2431; }
+</style></head><body>
+<h1>vane <span id="ver"></span></h1>
+<div class="meta" id="meta">loading…</div><div id="err"></div>
+<div id="records"></div>
+<h2>Last 20 events</h2>
+<table><thead><tr><th>#</th><th>when</th><th>who</th><th>action</th><th>endpoint</th><th>from → to</th><th>why</th></tr></thead>
+<tbody id="events"></tbody></table>
+<script>
+"use strict";
+const $ = (id) => document.getElementById(id);
+const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+function left(until) {
+  const s = Math.max(0, Math.round((Date.parse(until) - Date.now()) / 1000));
+  return s >= 3600 ? Math.floor(s / 3600) + "h" + Math.floor(s % 3600 / 60) + "m" : s >= 60 ? Math.floor(s / 60) + "m" + (s % 60) + "s" : s + "s";
+}
+function render(st) {
+  $("ver").textContent = st.version;
+  $("meta").textContent = `pid ${st.pid} · up ${st.uptime_s}s · generation ${st.generation} · ${st.workers} workers · ` +
+    `listening on ${st.listen.join(" ")} · ${st.now}`;
+  let html = "";
+  for (const r of st.records) {
+    html += `<div class="rec"><b>${esc(r.name)} ${esc(r.type)}</b> <span class="meta">${esc(r.policy)}, ttl ${r.ttl}</span>` +
+      `<table><thead><tr><th>endpoint</th><th>address</th><th>state</th><th>vantages</th><th>weight</th><th>share</th><th>override</th></tr></thead><tbody>`;
+    for (const e of r.endpoints) {
+      const vs = Object.entries(e.vantages || {}).map(([v, x]) =>
+        `<span class="chip ${x.fresh ? (x.up ? "up" : "down") : "stale"}" title="${esc(x.detail)}">${esc(v)}: ${x.up ? "up" : "down"}${x.fresh ? "" : " (stale)"}</span>`).join("");
+      const share = Math.round((e.share || 0) * 100);
+      let ov = e.override === "auto" ? "" : `<span class="ov">${esc(e.override)}${e.override_until ? " · " + left(e.override_until) + " left" : ""}</span>` +
+        (e.override_reason ? ` <span class="meta">${esc(e.override_reason)}</span>` : "");
+      html += `<tr data-endpoint="${esc(r.name + "/" + r.type + "/" + e.name)}"><td>${esc(e.name)}</td><td>${esc(e.address)}</td>` +
+        `<td class="${e.up ? "up" : "down"}">${e.up ? "up" : "DOWN"}</td><td>${vs || '<span class="meta">no checks</span>'}</td>` +
+        `<td class="weight">${e.weight}${e.admin_weight !== null && e.admin_weight !== undefined ? ' <span class="meta">(admin; config ' + e.config_weight + ")</span>" : ""}</td>` +
+        `<td><span class="bar" style="width:${share}px"></span>${share}%</td><td>${ov}</td></tr>`;
+    }
+    html += "</tbody></table></div>";
+  }
+  $("records").innerHTML = html || '<p class="meta">no steered records</p>';
+  $("events").innerHTML = [...st.history].reverse().map((e) =>
+    `<tr><td>${e.seq}</td><td>${esc(e.at)}</td><td>${esc(e.uid !== undefined ? "uid " + e.uid : e.by)}</td><td>${esc(e.action)}</td>` +
+    `<td>${esc(e.endpoint)}</td><td>${esc(e.from ?? e.was ?? "")} → ${esc(e.to ?? "auto")}</td><td>${esc(e.reason ?? e.detail ?? "")}</td></tr>`).join("");
+}
+async function poll() {
+  try {
+    const r = await fetch("/api/status", {cache: "no-store"});
+    if (!r.ok) throw new Error("HTTP " + r.status);
+    render(await r.json());
+    $("err").textContent = "";
+  } catch (e) {
+    $("err").textContent = "cannot reach vaned: " + e.message;
+  }
+  setTimeout(poll, 2000);
+}
+poll();
+</script></body></html>
+)HTML";
+
+}  // namespace vane::server

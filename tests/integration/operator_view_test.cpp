@@ -1,0 +1,137 @@
+// The operator view over real sockets: /metrics moves with a burst of
+// queries, reloads and admin changes; the status page, loaded in headless
+// Chromium, shows a weight flipped through vanectl.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <unistd.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "dns_client.h"
+#include "fixtures.h"
+#include "process.h"
+
+namespace vane::test {
+namespace {
+
+const char* kConfig = R"(
+listen: ["127.0.0.1:0"]
+threads: 2
+http: { listen: "127.0.0.1:0" }
+zones: [{ name: example.com, file: example.com.zone }]
+records:
+  - name: www.example.com
+    type: A
+    policy: weighted
+    endpoints:
+      - { name: use1, address: 192.0.2.10, weight: 255 }
+      - { name: use2, address: 198.51.100.10, weight: 0 }
+)";
+
+// name{labels} -> value, for every sample; checks every family was declared first.
+std::map<std::string, double> parse_metrics(const std::string& text) {
+  std::map<std::string, double> out;
+  std::set<std::string> typed;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("# TYPE ", 0) == 0) {
+      typed.insert(line.substr(7, line.find(' ', 7) - 7));
+      continue;
+    }
+    if (line.empty() || line[0] == '#') continue;
+    size_t sp = line.rfind(' ');
+    std::string sample = line.substr(0, sp);
+    std::string family = sample.substr(0, sample.find('{'));
+    for (const char* suffix : {"_bucket", "_sum", "_count"})
+      if (family.size() > strlen(suffix) &&
+          family.compare(family.size() - strlen(suffix), strlen(suffix), suffix) == 0 && !typed.count(family))
+        family.resize(family.size() - strlen(suffix));
+    EXPECT_TRUE(typed.count(family)) << "sample before its # TYPE: " << line;
+    out[sample] = std::stod(line.substr(sp + 1));
+  }
+  return out;
+}
+
+TEST(OperatorView, MetricsMoveWithQueriesReloadsAndAdminChanges) {
+  TempDir dir;
+  dir.write("example.com.zone", kExampleZone);
+  Vaned v(dir, kConfig);
+  uint16_t port = http_port(v.process());
+  ASSERT_NE(port, 0);
+  httplib::Client c("127.0.0.1", port);
+  auto scrape = [&] {
+    auto r = c.Get("/metrics");
+    EXPECT_TRUE(r && r->status == 200);
+    EXPECT_NE(r->get_header_value("Content-Type").find("text/plain"), std::string::npos);
+    return parse_metrics(r ? r->body : "");
+  };
+  auto before = scrape();
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(query("127.0.0.1", v.port(), "www.example.com", "A"));
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(query("127.0.0.1", v.port(), "nope.example.com", "AAAA", {.tcp = true}));
+  ASSERT_TRUE(query("127.0.0.1", v.port(), "example.org", "A"));
+  auto after = scrape();
+  auto delta = [&](const std::string& k) { return after[k] - before[k]; };
+  EXPECT_EQ(delta(R"(vane_queries_total{protocol="udp",qtype="A",rcode="NOERROR"})"), 200);
+  EXPECT_EQ(delta(R"(vane_queries_total{protocol="tcp",qtype="AAAA",rcode="NXDOMAIN"})"), 30);
+  EXPECT_EQ(delta(R"(vane_queries_total{protocol="udp",qtype="A",rcode="REFUSED"})"), 1);
+  EXPECT_EQ(delta(R"(vane_steered_answers_total{record="www.example.com.",type="A",endpoint="use1"})"), 200);
+  EXPECT_EQ(after[R"(vane_endpoint_weight{record="www.example.com.",type="A",endpoint="use1"})"], 255);
+  EXPECT_EQ(after[R"(vane_zone_serial{zone="example.com."})"], 1);
+  EXPECT_EQ(after[R"(vane_build_info{version=")" VANE_VERSION R"("})"], 1);
+
+  std::string sock = dir.path() + "/state/admin.sock";
+  Process w({VANECTL_PATH, "-s", sock, "weight", "www.example.com", "use1", "0"});
+  ASSERT_EQ(w.wait(10000), 0);
+  Process rl({VANECTL_PATH, "-s", sock, "reload"});
+  ASSERT_EQ(rl.wait(10000), 0);
+  dir.write("example.com.zone", "garbage\n");
+  Process bad({VANECTL_PATH, "-s", sock, "reload"});
+  ASSERT_EQ(bad.wait(10000), 1);
+  auto last = scrape();
+  EXPECT_EQ(last[R"(vane_admin_changes_total{action="weight"})"], 1);
+  EXPECT_EQ(last[R"(vane_reloads_total{result="ok"})"], 1);
+  EXPECT_EQ(last[R"(vane_reloads_total{result="failed"})"], 1);
+  EXPECT_EQ(last[R"(vane_endpoint_weight{record="www.example.com.",type="A",endpoint="use1"})"], 0);
+  EXPECT_EQ(c.Get("/healthz")->body, "ok\n");
+}
+
+std::string chromium() {
+  for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
+    if (access(p, X_OK) == 0) return p;
+  return "";
+}
+
+// The page as Chromium renders it, after its script has polled.
+std::string rendered(const std::string& url) {
+  Process p(
+      {chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom", url});
+  p.wait(60000);
+  return p.output();
+}
+
+TEST(OperatorView, StatusPageInChromiumShowsAWeightFlip) {
+  ASSERT_FALSE(chromium().empty()) << "chromium is installed by scripts/test.sh (TEST_PACKAGES)";
+  TempDir dir;
+  dir.write("example.com.zone", kExampleZone);
+  Vaned v(dir, kConfig);
+  std::string url = "http://127.0.0.1:" + std::to_string(http_port(v.process())) + "/";
+  std::string page = rendered(url);
+  EXPECT_NE(page.find("www.example.com. A"), std::string::npos) << page.substr(0, 2000);
+  EXPECT_NE(page.find("198.51.100.10"), std::string::npos);
+  EXPECT_EQ(page.find("(admin; config 0)"), std::string::npos);
+
+  Process w({VANECTL_PATH, "-s", dir.path() + "/state/admin.sock", "weight", "www.example.com", "use2", "255",
+             "--reason", "flip for the page"});
+  ASSERT_EQ(w.wait(10000), 0);
+  page = rendered(url);
+  EXPECT_NE(page.find("(admin; config 0)"), std::string::npos) << "the new weight is on the page";
+  EXPECT_NE(page.find("flip for the page"), std::string::npos) << "and the journal event";
+}
+
+}  // namespace
+}  // namespace vane::test
