@@ -1,9 +1,11 @@
 #include "control.h"
 
+#include <prometheus/text_serializer.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "explain.h"
@@ -225,19 +227,6 @@ namespace {
 constexpr double kRttBuckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
 constexpr size_t kNumRttBuckets = sizeof kRttBuckets / sizeof kRttBuckets[0];
 
-std::string esc(const std::string& v) {  // Prometheus label value
-  std::string o;
-  for (char c : v) {
-    if (c == '\\' || c == '"') o += '\\';
-    if (c == '\n') {
-      o += "\\n";
-      continue;
-    }
-    o += c;
-  }
-  return o;
-}
-
 const char* rcode_name(int r) {
   static const char* const kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
   return r < 6 ? kNames[r] : r == 16 ? "BADVERS" : nullptr;
@@ -260,24 +249,31 @@ uint64_t Control::hits(uint32_t slot) const {
 }
 
 std::string Control::metrics() {
-  std::string o;
-  o.reserve(16384);
-  auto head = [&](const char* name, const char* type, const char* help) {
-    o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  using prometheus::ClientMetric;
+  using prometheus::MetricFamily;
+  using prometheus::MetricType;
+  std::vector<MetricFamily> fams;
+  fams.reserve(32);  // family() hands out references: no reallocation
+  auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily& {
+    fams.push_back(MetricFamily{name, help, type, {}});
+    return fams.back();
   };
-  auto line = [&](const std::string& name, const std::string& labels, double v) {
-    char num[32];
-    snprintf(num, sizeof num, "%.17g", v);
-    o += name + (labels.empty() ? "" : "{" + labels + "}") + " " + num + "\n";
+  auto sample = [](MetricFamily& f, std::vector<ClientMetric::Label> labels, double v) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (f.type == MetricType::Counter)
+      m.counter.value = v;
+    else
+      m.gauge.value = v;
+    f.metric.push_back(std::move(m));
   };
-  head("vane_build_info", "gauge", "Build information.");
-  line("vane_build_info", "version=\"" VANE_VERSION "\"", 1);
-  head("vane_uptime_seconds", "gauge", "Seconds since start.");
-  line("vane_uptime_seconds", "", srv_.uptime_s());
+  sample(family("vane_build_info", "Build information.", MetricType::Gauge), {{"version", VANE_VERSION}}, 1);
+  sample(family("vane_uptime_seconds", "Seconds since start.", MetricType::Gauge), {}, srv_.uptime_s());
 
   // Per-worker counters, summed now: nothing shared is touched per query.
   auto workers = srv_.workers();
-  head("vane_queries_total", "counter", "Answered queries by protocol, query type and response code.");
+  auto& queries =
+      family("vane_queries_total", "Answered queries by protocol, query type and response code.", MetricType::Counter);
   for (int t = 0; t < 2; ++t)
     for (int q = 0; q < QueryCounters::kQtypes; ++q)
       for (int r = 0; r < 17; ++r) {
@@ -285,107 +281,95 @@ std::string Control::metrics() {
         for (const Worker* w : workers) n += w->counters().answers[t][q][r].load(std::memory_order_relaxed);
         if (!n) continue;
         const char* rn = rcode_name(r);
-        line("vane_queries_total",
-             std::string("protocol=\"") + (t ? "tcp" : "udp") + "\",qtype=\"" + qtype_bucket_name(q) + "\",rcode=\"" +
-                 (rn ? rn : ("RCODE" + std::to_string(r)).c_str()) + "\"",
-             double(n));
+        sample(queries,
+               {{"protocol", t ? "tcp" : "udp"},
+                {"qtype", qtype_bucket_name(q)},
+                {"rcode", rn ? rn : "RCODE" + std::to_string(r)}},
+               double(n));
       }
-  head("vane_responses_truncated_total", "counter", "Responses sent with TC=1.");
+  auto& truncated = family("vane_responses_truncated_total", "Responses sent with TC=1.", MetricType::Counter);
   for (int t = 0; t < 2; ++t) {
     uint64_t n = 0;
     for (const Worker* w : workers) n += w->counters().truncated[t].load(std::memory_order_relaxed);
-    line("vane_responses_truncated_total", std::string("protocol=\"") + (t ? "tcp" : "udp") + "\"", double(n));
+    sample(truncated, {{"protocol", t ? "tcp" : "udp"}}, double(n));
   }
-  head("vane_queries_dropped_total", "counter",
-       "Datagrams dropped without an answer (not a query, oversized, send failed).");
   uint64_t dropped = 0;
   for (const Worker* w : workers) dropped += w->stats().dropped.load(std::memory_order_relaxed);
-  line("vane_queries_dropped_total", "", double(dropped));
+  sample(family("vane_queries_dropped_total",
+                "Datagrams dropped without an answer (not a query, oversized, send failed).", MetricType::Counter),
+         {}, double(dropped));
 
   auto snap = srv_.snapshot();
-  head("vane_zone_serial", "gauge", "SOA serial of each served zone.");
-  for (const auto& z : snap->zones()) line("vane_zone_serial", "zone=\"" + esc(z->origin_text()) + "\"", z->serial());
-  head("vane_zone_records", "gauge", "Records in each served zone.");
-  for (const auto& z : snap->zones())
-    line("vane_zone_records", "zone=\"" + esc(z->origin_text()) + "\"", double(z->record_count()));
+  auto& serial = family("vane_zone_serial", "SOA serial of each served zone.", MetricType::Gauge);
+  auto& records = family("vane_zone_records", "Records in each served zone.", MetricType::Gauge);
+  for (const auto& z : snap->zones()) {
+    sample(serial, {{"zone", z->origin_text()}}, z->serial());
+    sample(records, {{"zone", z->origin_text()}}, double(z->record_count()));
+  }
 
-  std::string answers, up, healthy, weight, overrides;
-  for (const auto& z : snap->zones())
+  auto& answers = family("vane_steered_answers_total", "Steered answers per record and endpoint.", MetricType::Counter);
+  auto& up =
+      family("vane_endpoint_up", "1 when the endpoint is in answers (override, else health).", MetricType::Gauge);
+  auto& healthy =
+      family("vane_endpoint_healthy", "The health verdict over all vantages (1 up, 0 down).", MetricType::Gauge);
+  auto& weight =
+      family("vane_endpoint_weight", "Effective weight (admin weight, else the config's).", MetricType::Gauge);
+  auto& overrides = family("vane_endpoint_override", "Active admin overrides.", MetricType::Gauge);
+  auto& views =
+      family("vane_vantage_view_up", "Each vantage's current view of each endpoint (1 up, 0 down).", MetricType::Gauge);
+  auto& fresh =
+      family("vane_vantage_fresh", "1 when the vantage reported within 3 check intervals.", MetricType::Gauge);
+  uint64_t now = admin::now_ms();
+  for (const auto& z : snap->zones())  // the snapshot, not the config: a reload may be rewriting that
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
       auto eps = z->endpoints(r);
       for (size_t i = 0; i < eps.size(); ++i) {
         const auto& s = snap->states->at(eps[i].state);
-        std::string l = "record=\"" + esc(info.name) + "\",type=\"" + type_name(r.type) + "\",endpoint=\"" +
-                        esc(info.endpoints[i]) + "\"";
-        char buf[64];
-        auto add = [&](std::string& to, const char* name, const std::string& labels, double v) {
-          snprintf(buf, sizeof buf, "%.17g", v);
-          to += std::string(name) + "{" + labels + "} " + buf + "\n";
-        };
-        add(answers, "vane_steered_answers_total", l, double(hits(eps[i].state)));
-        add(up, "vane_endpoint_up", l, zones::endpoint_up(s));
-        add(healthy, "vane_endpoint_healthy", l, s.health.load() == static_cast<uint8_t>(zones::Health::kUp));
-        add(weight, "vane_endpoint_weight", l, zones::effective_weight(s, eps[i]));
+        std::vector<ClientMetric::Label> l{
+            {"record", info.name}, {"type", type_name(r.type)}, {"endpoint", info.endpoints[i]}};
+        sample(answers, l, double(hits(eps[i].state)));
+        sample(up, l, zones::endpoint_up(s));
+        sample(healthy, l, s.health.load() == static_cast<uint8_t>(zones::Health::kUp));
+        sample(weight, l, zones::effective_weight(s, eps[i]));
         auto ov = static_cast<Override>(s.override_state.load());
-        if (ov != Override::kAuto)
-          add(overrides, "vane_endpoint_override", l + ",state=\"" + override_name(ov) + "\"", 1);
-      }
-    }
-  head("vane_steered_answers_total", "counter", "Steered answers per record and endpoint.");
-  o += answers;
-  head("vane_endpoint_up", "gauge", "1 when the endpoint is in answers (override, else health).");
-  o += up;
-  head("vane_endpoint_healthy", "gauge", "The health verdict over all vantages (1 up, 0 down).");
-  o += healthy;
-  head("vane_endpoint_weight", "gauge", "Effective weight (admin weight, else the config's).");
-  o += weight;
-  head("vane_endpoint_override", "gauge", "Active admin overrides.");
-  o += overrides;
-
-  uint64_t now = admin::now_ms();
-  std::string views, fresh;
-  for (const auto& z : snap->zones())  // the snapshot, not the config: a reload may be rewriting that
-    for (const auto& r : z->steered_records())
-      for (const auto& e : z->info(r).endpoints) {
-        std::string key = z->info(r).name + "/" + type_name(r.type) + "/" + e;
+        if (ov != Override::kAuto) {
+          auto lo = l;
+          lo.push_back({"state", override_name(ov)});
+          sample(overrides, lo, 1);
+        }
+        std::string key = info.name + "/" + type_name(r.type) + "/" + info.endpoints[i];
         for (const auto& [vantage, vf] : agg_.views(key, now)) {
-          std::string l = "vantage=\"" + esc(vantage) + "\",endpoint=\"" + esc(key) + "\"";
-          views += "vane_vantage_view_up{" + l + "} " + (vf.first.up ? "1" : "0") + "\n";
-          fresh += "vane_vantage_fresh{" + l + "} " + (vf.second ? "1" : "0") + "\n";
+          sample(views, {{"vantage", vantage}, {"endpoint", key}}, vf.first.up);
+          sample(fresh, {{"vantage", vantage}, {"endpoint", key}}, vf.second);
         }
       }
-  head("vane_vantage_view_up", "gauge", "Each vantage's current view of each endpoint (1 up, 0 down).");
-  o += views;
-  head("vane_vantage_fresh", "gauge", "1 when the vantage reported within 3 check intervals.");
-  o += fresh;
-  head("vane_check_observations_total", "counter",
-       "Health observations by vantage and view (this process: successful probes and failures that changed a verdict; "
-       "agents: every reported view).");
-  for (const auto& [k, n] : checks_)
-    line("vane_check_observations_total", "vantage=\"" + esc(k.first) + "\",view=\"" + k.second + "\"", double(n));
-  head("vane_check_rtt_milliseconds", "histogram", "Probe round-trip times (median of recent probes) by vantage.");
-  for (const auto& [vantage, h] : rtt_hist_) {
-    std::string v = "vantage=\"" + esc(vantage) + "\"";
-    for (size_t i = 0; i < kNumRttBuckets; ++i) {
-      char le[16];
-      snprintf(le, sizeof le, "%g", kRttBuckets[i]);
-      line("vane_check_rtt_milliseconds_bucket", v + ",le=\"" + le + "\"", double(h[i]));
     }
-    line("vane_check_rtt_milliseconds_bucket", v + ",le=\"+Inf\"", double(h[kNumRttBuckets + 1]));
-    line("vane_check_rtt_milliseconds_sum", v, double(h[kNumRttBuckets]) / 1000.0);
-    line("vane_check_rtt_milliseconds_count", v, double(h[kNumRttBuckets + 1]));
+  auto& checks = family("vane_check_observations_total",
+                        "Health observations by vantage and view (this process: successful probes and failures that "
+                        "changed a verdict; agents: every reported view).",
+                        MetricType::Counter);
+  for (const auto& [k, n] : checks_) sample(checks, {{"vantage", k.first}, {"view", k.second}}, double(n));
+  auto& rtt = family("vane_check_rtt_milliseconds", "Probe round-trip times (median of recent probes) by vantage.",
+                     MetricType::Histogram);
+  for (const auto& [vantage, h] : rtt_hist_) {
+    ClientMetric m;
+    m.label = {{"vantage", vantage}};
+    for (size_t i = 0; i < kNumRttBuckets; ++i) m.histogram.bucket.push_back({h[i], kRttBuckets[i]});
+    m.histogram.bucket.push_back({h[kNumRttBuckets + 1], std::numeric_limits<double>::infinity()});
+    m.histogram.sample_sum = double(h[kNumRttBuckets]) / 1000.0;
+    m.histogram.sample_count = h[kNumRttBuckets + 1];
+    rtt.metric.push_back(std::move(m));
   }
-  head("vane_health_flips_total", "counter", "Endpoint verdict changes, by new verdict.");
-  for (const char* to : {"up", "down"})
-    line("vane_health_flips_total", std::string("to=\"") + to + "\"", double(flips_[to]));
-  head("vane_reloads_total", "counter", "Reloads by result.");
-  line("vane_reloads_total", "result=\"ok\"", double(srv_.reloads_ok()));
-  line("vane_reloads_total", "result=\"failed\"", double(srv_.reloads_failed()));
-  head("vane_admin_changes_total", "counter", "Acknowledged admin changes by action.");
+  auto& flips = family("vane_health_flips_total", "Endpoint verdict changes, by new verdict.", MetricType::Counter);
+  for (const char* to : {"up", "down"}) sample(flips, {{"to", to}}, double(flips_[to]));
+  auto& reloads = family("vane_reloads_total", "Reloads by result.", MetricType::Counter);
+  sample(reloads, {{"result", "ok"}}, double(srv_.reloads_ok()));
+  sample(reloads, {{"result", "failed"}}, double(srv_.reloads_failed()));
+  auto& changes = family("vane_admin_changes_total", "Acknowledged admin changes by action.", MetricType::Counter);
   for (const char* a : {"weight", "drain", "undrain", "force"})
-    line("vane_admin_changes_total", std::string("action=\"") + a + "\"", double(admin_changes_[a]));
-  return o;
+    sample(changes, {{"action", a}}, double(admin_changes_[a]));
+  return prometheus::TextSerializer().Serialize(fams);
 }
 
 Json Control::page_status() {
