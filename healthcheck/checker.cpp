@@ -541,7 +541,6 @@ void Checker::set_targets(std::vector<Target> targets) {
 std::vector<Target> targets_from(const Config& cfg) {
   std::vector<Target> out;
   for (const RecordSpec& rec : cfg.records) {
-    const char* type = rec.type == dns::kTypeA ? "A" : rec.type == dns::kTypeAAAA ? "AAAA" : "CNAME";
     for (const EndpointSpec& ep : rec.endpoints) {
       if (ep.check.empty()) continue;
       const CheckSpec* ch = nullptr;
@@ -549,7 +548,7 @@ std::vector<Target> targets_from(const Config& cfg) {
         if (c.name == ep.check) ch = &c;
       if (!ch) continue;
       Target t;
-      t.key = rec.name + "/" + type + "/" + ep.name;
+      t.key = zones::endpoint_key(rec.name, rec.type, ep.name);
       t.check = *ch;
       // Probe the endpoint's host: (an IP) if given, else its address.
       t.address = !ep.host.empty() ? ep.host : ep.address;

@@ -18,10 +18,6 @@ using zones::Override;
 
 namespace {
 
-const char* type_name(uint16_t t) {
-  return t == dns::kTypeA ? "A" : t == dns::kTypeAAAA ? "AAAA" : "CNAME";
-}
-
 const char* override_name(Override o) {
   switch (o) {
     case Override::kUp:
@@ -65,7 +61,7 @@ std::string record_list(const zones::ZoneSet& zs) {
   std::string list;
   for (const auto& z : zs.zones())
     for (const auto& r : z->steered_records())
-      list += (list.empty() ? "" : ", ") + z->info(r).name + "/" + type_name(r.type);
+      list += (list.empty() ? "" : ", ") + z->info(r).name + "/" + zones::steered_type_name(r.type);
   return list.empty() ? "none" : list;
 }
 
@@ -97,8 +93,8 @@ Result<Control::Target> resolve(const zones::ZoneSet& zs, const zones::StateTabl
   std::vector<Control::Target> found;
   for (const auto& z : zs.zones())
     for (const auto& r : z->steered_records())
-      if (z->info(r).name == record && (type.empty() || type == type_name(r.type)))
-        found.push_back({z.get(), &r, 0, UINT32_MAX, record + "/" + type_name(r.type), ""});
+      if (z->info(r).name == record && (type.empty() || type == zones::steered_type_name(r.type)))
+        found.push_back({z.get(), &r, 0, UINT32_MAX, record + "/" + zones::steered_type_name(r.type), ""});
   if (found.empty())
     return Error{
         "", 0,
@@ -117,7 +113,7 @@ Result<Control::Target> resolve(const zones::ZoneSet& zs, const zones::StateTabl
     return Error{"", 0, "no endpoint '" + endpoint + "' in " + t.record + "; endpoints: " + list};
   }
   t.ep = static_cast<size_t>(it - info.endpoints.begin());
-  t.key = t.record + "/" + endpoint;
+  t.key = zones::endpoint_key(record, t.rec->type, endpoint);
   t.slot = states.find(t.key);
   if (t.slot == UINT32_MAX) return Error{"", 0, "internal: no state slot for " + t.key};
   return t;
@@ -162,7 +158,7 @@ std::vector<std::string> Control::orphans() {
   auto snap = srv_.snapshot();
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records())
-      for (const auto& e : z->info(r).endpoints) live.insert(z->info(r).name + "/" + type_name(r.type) + "/" + e);
+      for (const auto& e : z->info(r).endpoints) live.insert(zones::endpoint_key(z->info(r).name, r.type, e));
   std::set<std::string> out;
   for (const auto& [k, v] : store_.weights())
     if (!live.count(k)) out.insert(k);
@@ -327,7 +323,7 @@ std::string Control::metrics() {
       for (size_t i = 0; i < eps.size(); ++i) {
         const auto& s = snap->states->at(eps[i].state);
         std::vector<ClientMetric::Label> l{
-            {"record", info.name}, {"type", type_name(r.type)}, {"endpoint", info.endpoints[i]}};
+            {"record", info.name}, {"type", zones::steered_type_name(r.type)}, {"endpoint", info.endpoints[i]}};
         sample(answers, l, double(hits(eps[i].state)));
         sample(up, l, zones::endpoint_up(s));
         sample(healthy, l, s.health.load() == static_cast<uint8_t>(zones::Health::kUp));
@@ -338,7 +334,7 @@ std::string Control::metrics() {
           lo.push_back({"state", override_name(ov)});
           sample(overrides, lo, 1);
         }
-        std::string key = info.name + "/" + type_name(r.type) + "/" + info.endpoints[i];
+        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
         for (const auto& [vantage, vf] : agg_.views(key, now)) {
           sample(views, {{"vantage", vantage}, {"endpoint", key}}, vf.first.up);
           sample(fresh, {{"vantage", vantage}, {"endpoint", key}}, vf.second);
@@ -389,7 +385,7 @@ Json Control::page_status() {
       uint64_t total = 0;
       std::vector<uint64_t> count(eps.size()), delta(eps.size());
       for (size_t i = 0; i < eps.size(); ++i) {
-        std::string key = info.name + "/" + type_name(r.type) + "/" + info.endpoints[i];
+        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
         count[i] = hits(eps[i].state);
         delta[i] = count[i] - std::min(count[i], last_hits_[key]);
         total += delta[i];
@@ -526,7 +522,7 @@ Json Control::status() {
                {"admin_weight", aw >= 0 ? Json(aw) : Json(nullptr)},
                {"priority", eps[i].priority}};
         if (eps[i].region != zones::kNoRegion) e["region"] = snap->regions.name(eps[i].region);
-        std::string key = info.name + "/" + type_name(r.type) + "/" + info.endpoints[i];
+        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
         for (const auto& [vantage, vf] : agg_.views(key, now))
           e["vantages"][vantage] = {{"up", vf.first.up},
                                     {"fresh", vf.second},
@@ -540,7 +536,7 @@ Json Control::status() {
         endpoints.push_back(std::move(e));
       }
       records.push_back({{"name", info.name},
-                         {"type", type_name(r.type)},
+                         {"type", zones::steered_type_name(r.type)},
                          {"policy", zones::policy_name(r.policy)},
                          {"ttl", r.ttl},
                          {"endpoints", endpoints}});

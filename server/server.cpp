@@ -17,10 +17,6 @@ uint64_t stable_hash(const std::string& s) {  // FNV-1a: the same across runs an
   return h;
 }
 
-const char* type_name(uint16_t t) {
-  return t == dns::kTypeA ? "A" : t == dns::kTypeAAAA ? "AAAA" : "CNAME";
-}
-
 // Compiles vane.yaml's records: into per-zone steered inputs, with endpoint
 // state slots that stay put across reloads.
 std::optional<Error> compile_records(const Config& cfg, zones::StateTable& states, zones::RegionMap& regions,
@@ -44,7 +40,7 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
     in.line = rec.line;
     for (const EndpointSpec& ep : rec.endpoints) {
       zones::SteeredEndpoint e{};
-      e.state = states.slot(rec.name + "/" + type_name(rec.type) + "/" + ep.name);
+      e.state = states.slot(zones::endpoint_key(rec.name, rec.type, ep.name));
       if (e.state == UINT32_MAX) return Error{cfg.path, ep.line, "too many endpoints in all (limit 1048576)"};
       e.priority = ep.priority;
       e.key = stable_hash(ep.name);

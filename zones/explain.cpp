@@ -36,10 +36,6 @@ std::string client_text(const Client& c) {
   return s;
 }
 
-const char* type_text(uint16_t t) {
-  return t == dns::kTypeA ? "A" : t == dns::kTypeAAAA ? "AAAA" : "CNAME";
-}
-
 std::string rdata_text(uint16_t type, const uint8_t* rd) {
   if (type == dns::kTypeCNAME) return dns::to_text({rd, dns::wire_name_len({rd, dns::kMaxNameLen})});
   char buf[INET6_ADDRSTRLEN];
@@ -65,14 +61,14 @@ Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint
   if (node != kNone)
     for (const RRset& rs : z->rrsets(node)) {
       if (!rs.steered) continue;
-      types += (types.empty() ? "" : ", ") + std::string(type_text(rs.type));
+      types += (types.empty() ? "" : ", ") + std::string(steered_type_name(rs.type));
       if (!found && (qtype == 0 || rs.type == qtype || rs.type == dns::kTypeCNAME)) found = &rs;
     }
   if (!found) {
     std::string list;
     for (const auto& zone : zones.zones())
       for (const SteeredRecord& r : zone->steered_records())
-        list += (list.empty() ? "" : ", ") + zone->info(r).name + "/" + type_text(r.type);
+        list += (list.empty() ? "" : ", ") + zone->info(r).name + "/" + steered_type_name(r.type);
     return Error{"", 0,
                  name + " has no steered " + (types.empty() ? "record" : "record of that type (it has " + types + ")") +
                      "; steered records: " + (list.empty() ? "none" : list)};
@@ -82,7 +78,7 @@ Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint
   auto eps = z->endpoints(rec);
   Explanation ex;
   ex.record = info.name;
-  ex.type = type_text(rec.type);
+  ex.type = steered_type_name(rec.type);
   ex.policy = policy_name(rec.policy);
   ex.client = client_text(client);
   for (size_t i = 0; i < eps.size(); ++i) {

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "dns/wire.h"
+
 namespace vane::zones {
 
 const char* policy_name(Policy p) {
@@ -18,6 +20,14 @@ const char* policy_name(Policy p) {
       return "multivalue";
   }
   return "?";
+}
+
+const char* steered_type_name(uint16_t type) {
+  return type == dns::kTypeA ? "A" : type == dns::kTypeAAAA ? "AAAA" : "CNAME";
+}
+
+std::string endpoint_key(const std::string& record, uint16_t type, const std::string& endpoint) {
+  return record + "/" + steered_type_name(type) + "/" + endpoint;
 }
 
 // ---------------------------------------------------------------------------

@@ -27,6 +27,12 @@ namespace vane::zones {
 enum class Policy : uint8_t { kWeighted, kFailover, kLatency, kMultivalue };
 const char* policy_name(Policy p);
 
+// "A", "AAAA" or "CNAME": the types a steered record can have.
+const char* steered_type_name(uint16_t type);
+// What an endpoint's state, stored state, journal entries and agent reports
+// are keyed by: "www.example.com./A/use1".
+std::string endpoint_key(const std::string& record, uint16_t type, const std::string& endpoint);
+
 // Admin override; kAuto follows the health verdict.
 enum class Override : uint8_t { kAuto = 0, kUp, kDown, kDrain };
 enum class Health : uint8_t { kUp = 0, kDown };
