@@ -148,7 +148,7 @@ std::optional<Error> Control::overlay() {
       continue;
     }
     apply_override(states.slot(key), o.state);
-    if (o.until_ms) expiries_[key] = o.until_ms;
+    if (o.until_ms) expiries_[key] = o;
   }
   return std::nullopt;
 }
@@ -472,14 +472,13 @@ std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
 void Control::expire() {
   uint64_t now = admin::now_ms();
   for (const auto& [key, d] : agg_.tick(now)) record_decision(key, d);  // vantages going stale
-  auto overrides = expiries_.empty() ? std::map<std::string, admin::Override>{} : store_.overrides();
   for (auto it = expiries_.begin(); it != expiries_.end();) {
-    if (it->second > now) {
+    if (it->second.until_ms > now) {
       ++it;
       continue;
     }
     const std::string& key = it->first;
-    auto o = overrides[key];
+    const admin::Override& o = it->second;
     admin::StateStore::Change c{key, std::nullopt, std::optional<admin::Override>{}, std::nullopt};
     Json j{{"action", "expire"}, {"endpoint", key}, {"was", o.state}, {"reason", o.reason}, {"by", "vaned"}};
     if (auto err = store_.commit({c}, j)) {
@@ -634,7 +633,7 @@ Json Control::change(const Json& req, const admin::Peer& peer) {
   if (new_override) {
     apply_override(t->slot, *new_override);
     if (until)
-      expiries_[t->key] = until;
+      expiries_[t->key] = **c.override_state;
     else
       expiries_.erase(t->key);
   }

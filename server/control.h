@@ -60,7 +60,7 @@ class Control {
 
   Server& srv_;
   admin::StateStore& store_;
-  std::map<std::string, uint64_t> expiries_;  // endpoint key -> until_ms
+  std::map<std::string, admin::Override> expiries_;  // endpoint key -> the timed override, as stored
   uv_timer_t timer_{};
   bool timer_live_ = false;
   uv_async_t verdict_async_{};
