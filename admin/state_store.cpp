@@ -28,8 +28,48 @@ void scan(rocksdb::DB& db, const std::string& prefix, F f) {
     f(it->key().ToString().substr(prefix.size()), it->value().ToString());
 }
 
+}  // namespace
+
 nlohmann::json to_json(const Override& o) {
   return {{"state", o.state}, {"until_ms", o.until_ms}, {"reason", o.reason}, {"uid", o.uid}, {"at_ms", o.at_ms}};
+}
+
+Override override_from_json(const nlohmann::json& j) {
+  return Override{j.value("state", ""), j.value("until_ms", uint64_t{0}), j.value("reason", ""),
+                  j.value("uid", uint32_t{0}), j.value("at_ms", uint64_t{0})};
+}
+
+namespace {
+
+void put_change(rocksdb::WriteBatch& batch, const StateStore::Change& c) {
+  if (c.weight) {
+    if (*c.weight)
+      batch.Put("w/" + c.endpoint, std::to_string(**c.weight));
+    else
+      batch.Delete("w/" + c.endpoint);
+  }
+  if (c.override_state) {
+    if (*c.override_state)
+      batch.Put("o/" + c.endpoint, to_json(**c.override_state).dump());
+    else
+      batch.Delete("o/" + c.endpoint);
+  }
+  if (c.health) batch.Put("h/" + c.endpoint, *c.health);
+}
+
+std::string dump_entry(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Cluster journal entries, each under its own seq (revision); the highest.
+uint64_t put_journal(rocksdb::WriteBatch& batch, const std::vector<nlohmann::json>& journal) {
+  uint64_t top = 0;
+  for (const auto& j : journal) {
+    uint64_t seq = j.value("seq", uint64_t{0});
+    batch.Put(journal_key(seq), dump_entry(j));
+    top = std::max(top, seq);
+  }
+  return top;
 }
 
 }  // namespace
@@ -110,8 +150,7 @@ std::map<std::string, Override> StateStore::overrides() const {
   scan(*db_, "o/", [&](const std::string& k, const std::string& v) {
     auto j = nlohmann::json::parse(v, nullptr, false);
     if (!j.is_object()) return;
-    out[k] = Override{j.value("state", ""), j.value("until_ms", uint64_t{0}), j.value("reason", ""),
-                      j.value("uid", uint32_t{0}), j.value("at_ms", uint64_t{0})};
+    out[k] = override_from_json(j);
   });
   return out;
 }
@@ -124,33 +163,66 @@ std::map<std::string, std::string> StateStore::health() const {
 
 std::optional<Error> StateStore::commit(const std::vector<Change>& changes, nlohmann::json journal) {
   rocksdb::WriteBatch batch;
-  for (const Change& c : changes) {
-    if (c.weight) {
-      if (*c.weight)
-        batch.Put("w/" + c.endpoint, std::to_string(**c.weight));
-      else
-        batch.Delete("w/" + c.endpoint);
-    }
-    if (c.override_state) {
-      if (*c.override_state)
-        batch.Put("o/" + c.endpoint, to_json(**c.override_state).dump());
-      else
-        batch.Delete("o/" + c.endpoint);
-    }
-    if (c.health) batch.Put("h/" + c.endpoint, *c.health);
-  }
+  for (const Change& c : changes) put_change(batch, c);
   uint64_t seq = seq_ + 1;
   journal["seq"] = seq;
   if (!journal.contains("at_ms")) journal["at_ms"] = now_ms();
   journal["at"] = format_time(journal["at_ms"].get<uint64_t>());
-  batch.Put(journal_key(seq), journal.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  batch.Put(journal_key(seq), dump_entry(journal));
   if (seq > kJournalKeep) batch.DeleteRange(journal_key(0), journal_key(seq - kJournalKeep + 1));
+  if (auto err = write_synced(batch)) return err;
+  seq_ = seq;
+  return std::nullopt;
+}
+
+
+std::optional<Error> StateStore::apply_cluster(const std::vector<Change>& changes,
+                                               const std::vector<nlohmann::json>& journal, uint64_t revision) {
+  rocksdb::WriteBatch batch;
+  for (const Change& c : changes) put_change(batch, c);
+  uint64_t top = std::max(seq_, put_journal(batch, journal));
+  if (top > seq_ && seq_ > 0 && top / 1000 != seq_ / 1000 && top > kJournalKeep * 4)
+    batch.DeleteRange(journal_key(0), journal_key(top - kJournalKeep * 4));  // revisions, not entries: generous
+  if (revision > cluster_revision()) batch.Put("meta/revision", std::to_string(revision));
+  if (auto err = write_synced(batch)) return err;
+  seq_ = top;
+  return std::nullopt;
+}
+
+std::optional<Error> StateStore::replace_cluster(const std::map<std::string, int>& weights,
+                                                 const std::map<std::string, Override>& overrides,
+                                                 const std::map<std::string, std::string>& health,
+                                                 const std::vector<nlohmann::json>& journal, uint64_t revision,
+                                                 const std::string& cluster) {
+  rocksdb::WriteBatch batch;
+  for (const char* p : {"w/", "o/", "h/", "j/"}) batch.DeleteRange(p, std::string(p, 1) + char(p[1] + 1));
+  for (const auto& [k, w] : weights) batch.Put("w/" + k, std::to_string(w));
+  for (const auto& [k, o] : overrides) batch.Put("o/" + k, to_json(o).dump());
+  for (const auto& [k, h] : health) batch.Put("h/" + k, h);
+  uint64_t top = put_journal(batch, journal);
+  batch.Put("meta/revision", std::to_string(revision));
+  batch.Put("meta/cluster", cluster);
+  if (auto err = write_synced(batch)) return err;
+  seq_ = top;
+  return std::nullopt;
+}
+
+std::optional<Error> StateStore::write_synced(rocksdb::WriteBatch& batch) {
   rocksdb::WriteOptions wo;
   wo.sync = true;  // on disk before anyone hears "ok"
   rocksdb::Status st = db_->Write(wo, &batch);
   if (!st.ok()) return Error{dir_, 0, "state store write failed, change not applied: " + st.ToString()};
-  seq_ = seq;
   return std::nullopt;
+}
+
+uint64_t StateStore::cluster_revision() const {
+  std::string v;
+  return db_->Get(rocksdb::ReadOptions(), "meta/revision", &v).ok() ? std::stoull(v) : 0;
+}
+
+std::string StateStore::cluster_id() const {
+  std::string v;
+  return db_->Get(rocksdb::ReadOptions(), "meta/cluster", &v).ok() ? v : "";
 }
 
 std::vector<nlohmann::json> StateStore::history(size_t limit) const {

@@ -9,7 +9,10 @@
 //   w/<endpoint>         admin weight, "0".."255"
 //   o/<endpoint>         override JSON {"state","until_ms","reason","uid","at_ms"}
 //   h/<endpoint>         last health verdict, "up" | "down"
-//   j/<20-digit seq>     journal entry JSON
+//   j/<20-digit seq>     journal entry JSON (in a cluster: seq = the etcd
+//                        revision that wrote it)
+//   meta/cluster         in a cluster: "<etcd cluster id> <prefix>" whose
+//   meta/revision        state this cache holds, and the last applied revision
 #pragma once
 
 #include <cstdint>
@@ -24,6 +27,7 @@
 
 namespace rocksdb {
 class DB;
+class WriteBatch;
 }
 
 namespace vane::admin {
@@ -38,6 +42,9 @@ struct Override {
   uint32_t uid = 0;
   uint64_t at_ms = 0;
 };
+
+nlohmann::json to_json(const Override& o);
+Override override_from_json(const nlohmann::json& j);
 
 class StateStore {
  public:
@@ -62,12 +69,28 @@ class StateStore {
   };
   std::optional<Error> commit(const std::vector<Change>& changes, nlohmann::json journal);
 
+  // Cluster mode (DESIGN.md "Cluster"): this store is the node's durable
+  // cache of the last applied cluster state. Changes seen on the watch and
+  // their journal entries (each with its "seq" = revision) land in one
+  // synced batch with the revision they bring the cache up to.
+  std::optional<Error> apply_cluster(const std::vector<Change>& changes, const std::vector<nlohmann::json>& journal,
+                                     uint64_t revision);
+  // A full resync: everything stored is replaced by the cluster's state.
+  std::optional<Error> replace_cluster(const std::map<std::string, int>& weights,
+                                       const std::map<std::string, Override>& overrides,
+                                       const std::map<std::string, std::string>& health,
+                                       const std::vector<nlohmann::json>& journal, uint64_t revision,
+                                       const std::string& cluster);
+  uint64_t cluster_revision() const;
+  std::string cluster_id() const;
+
   // Newest `limit` journal entries, oldest first.
   std::vector<nlohmann::json> history(size_t limit) const;
   uint64_t last_seq() const { return seq_; }
 
  private:
   StateStore() = default;
+  std::optional<Error> write_synced(rocksdb::WriteBatch& batch);
   std::unique_ptr<rocksdb::DB> db_;
   std::string dir_;
   uint64_t seq_ = 0;

@@ -44,6 +44,8 @@ std::string str(const json& j) {
   return j.is_string() ? j.get<std::string>() : j.dump();
 }
 
+void print_cluster(const json& c);
+
 void print_status(const json& r) {
   std::string listen;
   for (const auto& l : r.value("listen", json::array())) listen += (listen.empty() ? "" : " ") + str(l);
@@ -71,6 +73,7 @@ void print_status(const json& r) {
     }
     print_table(eps);
   }
+  if (r.contains("cluster")) print_cluster(r["cluster"]);
   const auto& orphans = r.value("orphans", json::array());
   if (!orphans.empty()) {
     printf("\nstored state for endpoints the config no longer has (kept):\n");
@@ -95,14 +98,46 @@ void print_explain(const json& r) {
 }
 
 void print_history(const json& r) {
+  // In a cluster every entry names the node that made the change.
+  bool nodes = false;
+  for (const auto& e : r["entries"]) nodes |= e.contains("node");
   std::vector<std::vector<std::string>> rows{{"#", "WHEN", "WHO", "ACTION", "ENDPOINT", "FROM", "TO", "REASON"}};
+  if (nodes) rows[0].insert(rows[0].begin() + 2, "NODE");
   for (const auto& e : r["entries"]) {
     std::string who = e.contains("uid") ? "uid " + str(e["uid"]) : e.value("by", std::string("?"));
     std::string to = e.contains("to") ? str(e["to"]) : "";
     if (e.contains("until")) to += " until " + str(e["until"]);
-    rows.push_back({str(e["seq"]), str(e["at"]), who, str(e["action"]), str(e["endpoint"]),
-                    e.contains("from") ? str(e["from"]) : (e.contains("was") ? str(e["was"]) : ""), to,
-                    e.value("reason", e.value("detail", std::string()))});
+    std::string endpoint = e.contains("endpoint") ? str(e["endpoint"]) : "";
+    if (str(e.value("action", json(""))) == "seed")
+      endpoint = "(cluster state from this node: " + str(e.value("weights", json(0))) + " weights, " +
+                 str(e.value("overrides", json(0))) + " overrides)";
+    std::vector<std::string> row{str(e.value("seq", json(""))), str(e.value("at", json(""))), who,
+                                 str(e.value("action", json(""))), endpoint,
+                                 e.contains("from") ? str(e["from"]) : (e.contains("was") ? str(e["was"]) : ""), to,
+                                 e.value("reason", e.value("detail", std::string()))};
+    if (nodes) row.insert(row.begin() + 2, e.contains("node") ? str(e["node"]) : "-");
+    rows.push_back(std::move(row));
+  }
+  print_table(rows);
+}
+
+void print_cluster(const json& c) {
+  printf("\ncluster %s (node %s): %s, applied revision %s, lag %s", str(c["prefix"]).c_str(), str(c["node"]).c_str(),
+         c["connected"].get<bool>() ? "connected" : "DISCONNECTED", str(c["applied_revision"]).c_str(),
+         str(c["lag"]).c_str());
+  if (!c["connected"].get<bool>())
+    printf("\n  etcd unreachable%s: answering from the state applied %s s ago%s%s",
+           c.contains("error") ? "" : " so far", c["state_age_s"].is_null() ? "?" : str(c["state_age_s"]).c_str(),
+           c.contains("error") ? " — " : "", c.contains("error") ? str(c["error"]).c_str() : "");
+  printf("\n");
+  std::vector<std::vector<std::string>> rows{{"  NODE", "VERSION", "APPLIED", "LAG", "HEARTBEAT", "CONFIG DIGEST"}};
+  for (const auto& n : c["nodes"]) {
+    std::string digest = str(n["digest"]);
+    if (n["digest_mismatch"].get<bool>()) digest += "  DIFFERS from the other nodes";
+    char age[32];
+    snprintf(age, sizeof age, "%.1fs ago", n["heartbeat_age_s"].get<double>());
+    rows.push_back({"  " + str(n["node"]) + (n["self"].get<bool>() ? " (this)" : ""), str(n["version"]),
+                    str(n["applied_revision"]), str(n["lag"]), age, digest});
   }
   print_table(rows);
 }

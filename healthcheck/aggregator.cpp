@@ -58,6 +58,32 @@ std::vector<std::pair<std::string, Decision>> Aggregator::tick(uint64_t now_ms) 
   return out;
 }
 
+void Aggregator::put_view(const std::string& key, const std::string& vantage, const VantageView& view) {
+  auto it = endpoints_.find(key);
+  if (it != endpoints_.end()) it->second.views[vantage] = view;
+}
+
+void Aggregator::forget(const std::string& key, const std::string& vantage) {
+  auto it = endpoints_.find(key);
+  if (it != endpoints_.end()) it->second.views.erase(vantage);
+}
+
+void Aggregator::retain_views(const std::set<std::pair<std::string, std::string>>& keep) {
+  for (auto& [key, e] : endpoints_)
+    std::erase_if(e.views, [&](const auto& kv) { return !kv.second.self && !keep.count({key, kv.first}); });
+}
+
+void Aggregator::refresh_remote(uint64_t now_ms) {
+  for (auto& [key, e] : endpoints_)
+    for (auto& [vantage, v] : e.views)
+      if (!v.self) v.at_ms = now_ms;
+}
+
+void Aggregator::set_verdict(const std::string& key, bool up) {
+  auto it = endpoints_.find(key);
+  if (it != endpoints_.end()) it->second.up = up;
+}
+
 bool Aggregator::verdict(const std::string& key) const {
   auto it = endpoints_.find(key);
   return it == endpoints_.end() || it->second.up;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,18 @@ class Aggregator {
                                   uint64_t now_ms);
   // Re-evaluates every endpoint (vantages going stale); changed verdicts.
   std::vector<std::pair<std::string, Decision>> tick(uint64_t now_ms);
+
+  // Cluster (DESIGN.md "Cluster"): views other nodes stored in etcd. They
+  // are put without deciding (call tick() after a batch), forgotten when
+  // their lease ends, and kept fresh while this node is connected: a view
+  // in etcd is current until its vantage's lease expires.
+  void put_view(const std::string& key, const std::string& vantage, const VantageView& view);
+  void forget(const std::string& key, const std::string& vantage);
+  // Drops every view of other processes that `keep` does not hold ((key, vantage) pairs).
+  void retain_views(const std::set<std::pair<std::string, std::string>>& keep);
+  void refresh_remote(uint64_t now_ms);
+  // The verdict the cluster recorded: later decisions start from it.
+  void set_verdict(const std::string& key, bool up);
 
   bool verdict(const std::string& key) const;
   // Per vantage: {up, fresh, detail, rtt}; for status.

@@ -1,24 +1,31 @@
 // vaned's control plane: what each admin-socket request does to the running
-// server, the durable state behind it (RocksDB), override expiry, and the
-// overlay of stored state at start-up. Runs on the main loop; part of the
+// server (control.cpp: the verbs), the state behind it — overlay at start,
+// override expiry, health verdicts, changes from the cluster
+// (control_state.cpp) — and the operator view: status, /metrics, the status
+// page's JSON (control_view.cpp). Writes go through one StateWriter: the
+// node's RocksDB, or the etcd cluster. Runs on the main loop; part of the
 // vaned executable, so that the server library never depends on admin/.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "admin_socket.h"
 #include "aggregator.h"
 #include "checker.h"
+#include "cluster_store.h"
 #include "server.h"
 #include "state_store.h"
+#include "state_writer.h"
 
 namespace vane::server {
 
 class Control {
  public:
-  Control(Server& srv, admin::StateStore& store);
+  // `cluster` is null without cluster: (then `writer` is the local store).
+  Control(Server& srv, admin::StateStore& store, admin::StateWriter& writer, admin::ClusterStore* cluster);
   ~Control();
 
   // Before the server starts answering: stored weights and overrides go into
@@ -46,11 +53,14 @@ class Control {
   // Checker targets for the current config, starting from the current verdicts.
   std::vector<healthcheck::Target> health_targets(const Config& cfg);
 
+  // Changes other nodes made (and the whole state on a (re)connect).
+  void on_cluster(const std::vector<admin::ClusterEvent>& events, bool full);
+
   struct Target;  // a resolved RECORD ENDPOINT
 
  private:
   admin::Json status();
-  admin::Json change(const admin::Json& req, const admin::Peer& peer);
+  void change(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
   admin::Json explain(const admin::Json& req);
   admin::Json history(const admin::Json& req);
   void expire();
@@ -58,8 +68,17 @@ class Control {
   void apply_override(uint32_t slot, const std::string& state);
   std::vector<std::string> orphans();
 
+  void share_view(const std::string& vantage, const std::string& key, const healthcheck::VantageView& v, bool own);
+  void end_override(const std::string& key, const admin::Override& o);
+
   Server& srv_;
   admin::StateStore& store_;
+  admin::StateWriter& writer_;
+  admin::ClusterStore* cluster_;
+  std::set<std::string> ending_;                         // overrides whose end is being written
+  std::map<std::string, std::string> shared_views_;      // "vantage/key" -> what etcd holds ("up|detail")
+  std::map<std::string, healthcheck::VantageView> own_;  // this process's views, to restore a lost lease's
+  std::map<std::string, uint32_t> intervals_;            // endpoint key -> its check's interval
   std::map<std::string, admin::Override> expiries_;  // endpoint key -> the timed override, as stored
   uv_timer_t timer_{};
   bool timer_live_ = false;

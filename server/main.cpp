@@ -107,7 +107,26 @@ int main(int argc, char** argv) {
     return 1;
   }
   server::Server srv(cfg.take(), source);
-  server::Control control(srv, **store);
+  // Without cluster: the node's RocksDB is the state; with it, etcd is, and
+  // RocksDB is this node's cache of what it applied (served when etcd is away).
+  std::unique_ptr<admin::StateWriter> local_writer;
+  std::unique_ptr<admin::ClusterStore> cluster;
+  server::Control* control_ptr = nullptr;
+  if (srv.config().cluster.enabled()) {
+    cluster = std::make_unique<admin::ClusterStore>(
+        srv.config().cluster, **store, loop,
+        [&control_ptr](const std::vector<admin::ClusterEvent>& events, bool full) {
+          if (control_ptr) control_ptr->on_cluster(events, full);
+        });
+    if ((*store)->cluster_revision() > 0)
+      VANE_INFO("cluster: serving the cached state of revision %llu until etcd answers",
+                static_cast<unsigned long long>((*store)->cluster_revision()));
+  } else {
+    local_writer = std::make_unique<admin::LocalWriter>(**store);
+  }
+  server::Control control(srv, **store, cluster ? static_cast<admin::StateWriter&>(*cluster) : *local_writer,
+                          cluster.get());
+  control_ptr = &control;
   // Stored weights and overrides are in place before the first answer.
   if (auto err = control.overlay()) {
     VANE_ERROR("cannot start: %s", err->to_string().c_str());
@@ -122,7 +141,11 @@ int main(int argc, char** argv) {
                                [&control](const std::string& key, double ms) { control.post_rtt(key, ms); });
   checker.set_targets(control.health_targets(srv.config()));
   checker.start();
-  srv.set_on_reloaded([&] { checker.set_targets(control.health_targets(srv.config())); });
+  srv.set_on_reloaded([&] {
+    checker.set_targets(control.health_targets(srv.config()));
+    if (cluster) cluster->set_digest(serving_digest(srv.config()));
+  });
+  if (cluster) cluster->start(serving_digest(srv.config()));
   // Work the HTTP thread asks of the main loop (metrics, the status page's JSON).
   std::mutex calls_mu;
   std::vector<std::function<void()>> calls;
@@ -203,7 +226,8 @@ int main(int argc, char** argv) {
     server::Control* control;
     healthcheck::Checker* checker;
     admin::HttpServer* http;
-  } daemon{&srv, &admin_socket, &control, &checker, http.get()};
+    admin::ClusterStore* cluster;
+  } daemon{&srv, &admin_socket, &control, &checker, http.get(), cluster.get()};
   // Signals are wired before "ready" is logged: a SIGHUP right after it must reload.
   uv_signal_t hup, term, intr;
   uv_signal_init(loop, &hup);
@@ -223,6 +247,7 @@ int main(int argc, char** argv) {
     d->admin->close();
     if (d->http) d->http->stop();
     d->checker->stop();
+    if (d->cluster) d->cluster->stop();
     d->control->stop();
     d->srv->stop();
     uv_walk(

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -419,10 +420,59 @@ std::optional<Error> check_regions(const Ctx& c, const Config& cfg) {
   return std::nullopt;
 }
 
+bool valid_key_part(const std::string& s) {
+  return !s.empty() && s.size() <= 128 &&
+         std::all_of(s.begin(), s.end(), [](char ch) { return isalnum(uint8_t(ch)) || strchr("-_.", ch); });
+}
+
+std::optional<Error> parse_cluster(const Ctx& c, const YAML::Node& n, ClusterSpec& cl) {
+  if (auto e = check_keys(c, n, {"etcd", "prefix", "node", "tls", "auth"}, "cluster")) return e;
+  cl.line = n.Mark().is_null() ? 0 : n.Mark().line + 1;
+  const auto& urls = n["etcd"];
+  if (!urls || !urls.IsSequence() || urls.size() == 0)
+    return err(c, urls ? urls : n, "cluster.etcd must be a non-empty list of URLs like [\"http://10.0.0.1:2379\"]");
+  for (const auto& u : urls) {
+    std::string url = u.IsScalar() ? u.Scalar() : "";
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+      return err(c, u, "cluster.etcd: '" + url + "' is not an http:// or https:// URL of an etcd client endpoint");
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    cl.etcd.push_back(url);
+  }
+  if (n["prefix"]) {
+    cl.prefix = n["prefix"].IsScalar() ? n["prefix"].Scalar() : "";
+    while (cl.prefix.size() > 1 && cl.prefix.back() == '/') cl.prefix.pop_back();
+    if (cl.prefix.size() < 2 || cl.prefix[0] != '/' || cl.prefix.find_first_of(" \t\n") != std::string::npos)
+      return err(c, n["prefix"], "cluster.prefix must be a key prefix like /vane/prod");
+  }
+  if (n["node"]) {
+    cl.node = n["node"].IsScalar() ? n["node"].Scalar() : "";
+  } else {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    cl.node = host;
+  }
+  if (!valid_key_part(cl.node))
+    return err(c, n["node"] ? n["node"] : n, "cluster.node '" + cl.node + "' must be letters, digits, '-', '_' or '.'");
+  if (const auto& t = n["tls"]) {
+    if (auto e = check_keys(c, t, {"ca", "cert", "key"}, "cluster.tls")) return e;
+    if (t["ca"]) cl.tls_ca = resolve_path(c, t["ca"].as<std::string>());
+    if (t["cert"]) cl.tls_cert = resolve_path(c, t["cert"].as<std::string>());
+    if (t["key"]) cl.tls_key = resolve_path(c, t["key"].as<std::string>());
+    if (cl.tls_cert.empty() != cl.tls_key.empty()) return err(c, t, "cluster.tls: cert and key go together");
+  }
+  if (const auto& a = n["auth"]) {
+    if (auto e = check_keys(c, a, {"user", "password_file"}, "cluster.auth")) return e;
+    if (!a["user"] || !a["password_file"]) return err(c, a, "cluster.auth needs user and password_file");
+    cl.user = a["user"].as<std::string>();
+    cl.password_file = resolve_path(c, a["password_file"].as<std::string>());
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cfg) {
   if (auto e = check_keys(c, root,
                           {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size",
-                           "tcp", "records", "regions", "checks"},
+                           "tcp", "records", "regions", "checks", "cluster"},
                           "the top level"))
     return e;
   if (const auto& l = root["listen"]) {
@@ -455,7 +505,13 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
     if (h["listen"]) cfg.http_listen = h["listen"].as<std::string>();
     if (h["token_file"]) cfg.http_token_file = resolve_path(c, h["token_file"].as<std::string>());
   }
-  if (root["vantage"]) cfg.vantage = root["vantage"].as<std::string>();
+  if (root["vantage"]) {
+    cfg.vantage = root["vantage"].as<std::string>();
+    cfg.vantage_set = true;
+  }
+  if (root["cluster"])
+    if (auto e = parse_cluster(c, root["cluster"], cfg.cluster)) return e;
+  if (cfg.cluster.enabled() && !cfg.vantage_set) cfg.vantage = cfg.cluster.node;
   if (root["tcp"])
     if (auto e = parse_tcp(c, root["tcp"], cfg.tcp)) return e;
   if (root["zones"])
@@ -604,6 +660,52 @@ Result<Config> load_config(const std::string& path) {
   ss << in.rdbuf();
   auto dir = std::filesystem::path(path).parent_path().string();
   return parse_config(ss.str(), path, dir);
+}
+
+namespace {
+
+// FNV-1a, 64 bit: stable across builds and hosts, which is all a digest that
+// nodes compare needs (not a security boundary).
+struct Fnv {
+  uint64_t h = 1469598103934665603ULL;
+  void add(std::string_view s) {
+    for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;  // field separator
+  }
+  void add(uint64_t v) { add(std::to_string(v)); }
+};
+
+}  // namespace
+
+std::string serving_digest(const Config& cfg) {
+  Fnv f;
+  for (const auto& z : cfg.zones) {
+    f.add(z.origin);
+    if (!z.text.empty()) {
+      f.add(z.text);
+    } else {
+      std::ifstream in(z.file, std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      f.add(ss.str());
+    }
+  }
+  for (const auto& r : cfg.records) {
+    f.add(r.name), f.add(r.type), f.add(r.ttl), f.add(uint64_t(r.policy)), f.add(r.fail_closed), f.add(r.sticky);
+    for (const auto& e : r.endpoints)
+      f.add(e.name), f.add(e.address), f.add(e.cname), f.add(e.weight), f.add(e.priority), f.add(e.region),
+          f.add(e.check);
+  }
+  for (const auto& g : cfg.regions) {
+    f.add(g.cidr), f.add(g.vantage);
+    for (const auto& o : g.order) f.add(o);
+  }
+  for (const auto& ch : cfg.checks)
+    f.add(ch.name), f.add(ch.type), f.add(ch.port), f.add(ch.path), f.add(ch.interval_ms), f.add(ch.fall),
+        f.add(ch.rise), f.add(std::to_string(ch.quorum)), f.add(ch.min_vantages);
+  char buf[17];
+  snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(f.h));
+  return buf;
 }
 
 }  // namespace vane

@@ -88,6 +88,18 @@ struct RegionSpec {
   int line = 0;
 };
 
+// cluster: (DESIGN.md "Cluster"): several vaned nodes sharing one state
+// through etcd. Absent: this node keeps its state in RocksDB alone.
+struct ClusterSpec {
+  std::vector<std::string> etcd;  // "http://10.0.0.1:2379", ...
+  std::string prefix = "/vane";   // keys live under prefix + "/"
+  std::string node;               // default: the hostname
+  std::string tls_ca, tls_cert, tls_key;
+  std::string user, password_file;
+  int line = 0;
+  bool enabled() const { return !etcd.empty(); }
+};
+
 // Where the embedded demo (vaned --demo) keeps its state and admin socket;
 // vanectl looks there when no ./vane.yaml names another.
 inline constexpr const char* kDemoStateDir = "./vane-demo-state";
@@ -101,6 +113,8 @@ struct Config {
   std::string http_listen;
   std::string http_token_file;
   std::string vantage = "local";
+  bool vantage_set = false;  // vantage: written in the config (else, in a cluster, the node name)
+  ClusterSpec cluster;
   uint16_t edns_udp_size = 1232;
   TcpOptions tcp;
   std::vector<zones::ZoneSource> zones;
@@ -128,6 +142,11 @@ Result<std::string> read_token_file(const std::string& path);
 // Parses YAML text; relative paths are resolved against `base_dir`.
 Result<Config> parse_config(const std::string& text, const std::string& path, const std::string& base_dir);
 Result<Config> load_config(const std::string& path);
+
+// A digest of what a node serves (zone file contents, records, regions,
+// checks), hex: nodes of one cluster should agree on it. Node-local settings
+// (listen, state_dir, node, ...) are left out.
+std::string serving_digest(const Config& cfg);
 
 // "10s", "500ms", "15m", "1h" or a bare number of seconds.
 bool parse_duration_ms(const std::string& text, uint64_t& ms);

@@ -8,6 +8,24 @@
 
 namespace vane::zones {
 
+const char* override_name(Override o) {
+  switch (o) {
+    case Override::kUp:
+      return "up";
+    case Override::kDown:
+      return "down";
+    case Override::kDrain:
+      return "drain";
+    case Override::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+Override override_from(const std::string& s) {
+  return s == "up" ? Override::kUp : s == "down" ? Override::kDown : s == "drain" ? Override::kDrain : Override::kAuto;
+}
+
 const char* policy_name(Policy p) {
   switch (p) {
     case Policy::kWeighted:

@@ -35,6 +35,9 @@ std::string endpoint_key(const std::string& record, uint16_t type, const std::st
 
 // Admin override; kAuto follows the health verdict.
 enum class Override : uint8_t { kAuto = 0, kUp, kDown, kDrain };
+const char* override_name(Override o);            // "up", "down", "drain", "auto"
+Override override_from(const std::string& name);  // the inverse; anything else is kAuto
+
 enum class Health : uint8_t { kUp = 0, kDown };
 
 inline constexpr size_t kMaxEndpoints = 64;  // per steered record (config limit)

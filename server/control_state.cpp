@@ -1,0 +1,339 @@
+// The state behind the control plane: the overlay of stored state at start,
+// override expiry, health verdicts aggregated over vantages, and changes
+// that arrive from the cluster. Main loop only; writes go through the
+// StateWriter, and the endpoint-state atomics are the only thing DNS reads.
+#include <algorithm>
+#include <set>
+
+#include "control.h"
+#include "log.h"
+
+namespace vane::server {
+
+using admin::Json;
+using zones::override_from;
+using zones::Override;
+
+void Control::apply_override(uint32_t slot, const std::string& state) {
+  srv_.states().at(slot).override_state.store(static_cast<uint8_t>(override_from(state)), std::memory_order_relaxed);
+}
+
+std::optional<Error> Control::overlay() {
+  auto& states = srv_.states();
+  for (const auto& [key, w] : store_.weights())
+    states.at(states.slot(key)).admin_weight.store(static_cast<int16_t>(std::clamp(w, 0, 255)));
+  // Last health verdicts hold until fresh probes decide: no flap on restart.
+  for (const auto& [key, h] : store_.health())
+    states.at(states.slot(key))
+        .health.store(static_cast<uint8_t>(h == "down" ? zones::Health::kDown : zones::Health::kUp));
+  uint64_t now = admin::now_ms();
+  for (const auto& [key, o] : store_.overrides()) {
+    // Ran out while we were down: end it now, on the record. (In a cluster
+    // the first expiry tick ends it, once, for every node.)
+    if (o.until_ms && o.until_ms <= now && !cluster_) {
+      admin::StateStore::Change c{key, std::nullopt, std::optional<admin::Override>{}, std::nullopt};
+      Json j{{"action", "expire"}, {"endpoint", key}, {"was", o.state}, {"reason", o.reason}, {"by", "vaned"}};
+      if (auto err = store_.commit({c}, j)) return err;
+      VANE_INFO("override %s %s ended while vaned was down (expired %s)", key.c_str(), o.state.c_str(),
+                admin::format_time(o.until_ms).c_str());
+      continue;
+    }
+    apply_override(states.slot(key), o.state);
+    if (o.until_ms) expiries_[key] = o;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> Control::orphans() {
+  std::set<std::string> live;
+  auto snap = srv_.snapshot();
+  for (const auto& z : snap->zones())
+    for (const auto& r : z->steered_records())
+      for (const auto& e : z->info(r).endpoints) live.insert(zones::endpoint_key(z->info(r).name, r.type, e));
+  std::set<std::string> out;
+  for (const auto& [k, v] : store_.weights())
+    if (!live.count(k)) out.insert(k);
+  for (const auto& [k, v] : store_.overrides())
+    if (!live.count(k)) out.insert(k);
+  return {out.begin(), out.end()};
+}
+
+void Control::start(uv_loop_t* loop) {
+  for (const auto& k : orphans())
+    VANE_WARN("stored state for %s, which the config no longer has: kept (vanectl status lists it)", k.c_str());
+  uv_async_init(loop, &verdict_async_, [](uv_async_t* a) { static_cast<Control*>(a->data)->apply_verdicts(); });
+  verdict_async_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&verdict_async_));
+  uv_timer_init(loop, &timer_);
+  timer_.data = this;
+  timer_live_ = true;
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<Control*>(t->data)->expire(); }, 250, 250);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
+}
+
+void Control::stop() {
+  if (timer_live_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&verdict_async_), nullptr);
+  }
+  timer_live_ = false;
+}
+
+void Control::post_verdict(const healthcheck::Verdict& v) {
+  post_observations({healthcheck::Observation{"", v.key, v.up, v.rtt_ms, v.detail, true}});  // vantage: ours
+}
+
+void Control::post_observations(std::vector<healthcheck::Observation> obs) {
+  {
+    std::lock_guard lock(verdict_mu_);
+    for (auto& o : obs) observations_.push_back(std::move(o));
+  }
+  uv_async_send(&verdict_async_);
+}
+
+void Control::post_rtt(const std::string& key, double median_ms) {
+  {
+    std::lock_guard lock(verdict_mu_);
+    rtts_.emplace_back(key, median_ms);
+  }
+  uv_async_send(&verdict_async_);
+}
+
+// Only vantages that a regions: rule names get an RTT slot (others are not
+// read by any latency record).
+void Control::store_rtt(const std::string& vantage, const std::string& key, double ms) {
+  uint8_t v = srv_.states().find_vantage(vantage);
+  uint32_t slot = srv_.states().find(key);
+  if (v == zones::kNoVantage || slot == UINT32_MAX || ms <= 0) return;
+  uint32_t us = static_cast<uint32_t>(std::clamp(ms * 1000.0, 1.0, 4e9));
+  srv_.states().at(slot).rtt_us[v].store(us, std::memory_order_relaxed);
+}
+
+
+void Control::apply_verdicts() {
+  std::vector<healthcheck::Observation> batch;
+  std::vector<std::pair<std::string, double>> rtts;
+  {
+    std::lock_guard lock(verdict_mu_);
+    batch.swap(observations_);
+    rtts.swap(rtts_);
+  }
+  for (const auto& [key, ms] : rtts) {
+    store_rtt(vantage_, key, ms);
+    note_rtt(vantage_, ms);
+    ++checks_[{vantage_, "up"}];
+  }
+  for (const auto& o : batch) {
+    const std::string& vantage = o.self ? vantage_ : o.vantage;
+    if (!o.self)
+      ++checks_[{vantage, o.up ? "up" : "down"}];
+    else if (!o.up)
+      ++checks_[{vantage, "down"}];
+    if (!o.self && o.rtt_ms > 0) {
+      store_rtt(o.vantage, o.key, o.rtt_ms);
+      note_rtt(o.vantage, o.rtt_ms);
+    }
+  }
+  uint64_t now = admin::now_ms();
+  for (const auto& o : batch) {
+    healthcheck::VantageView v{o.up, now, o.rtt_ms, o.detail, o.self};
+    if (auto d = agg_.observe(o.key, o.self ? vantage_ : o.vantage, v, now)) record_decision(o.key, *d);
+    if (cluster_) share_view(o.self ? vantage_ : o.vantage, o.key, v, o.self);
+  }
+}
+
+void Control::record_decision(const std::string& key, const healthcheck::Decision& d) {
+  uint32_t slot = srv_.states().find(key);
+  if (slot == UINT32_MAX) return;
+  auto& s = srv_.states().at(slot);
+  bool was_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
+  const char* to = d.up ? "up" : "down";
+  admin::StateStore::Change c{key, std::nullopt, std::nullopt, std::string(to)};
+  Json j{{"action", "health"}, {"endpoint", key}, {"from", was_up ? "up" : "down"},
+         {"to", to},           {"detail", d.why}, {"by", "vaned"}};
+  // Applied here at once; in a cluster every node decides the same from the
+  // same observations, and the guarded write journals it once.
+  writer_.commit({c}, j, [key](std::optional<Error> err, uint64_t) {
+    if (err) VANE_ERROR("cannot record health verdict for %s: %s (applied anyway)", key.c_str(), err->message.c_str());
+  });
+  s.health.store(static_cast<uint8_t>(d.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
+  ++flips_[to];
+  VANE_WARN("health: %s is %s (%s)%s", key.c_str(), to, d.why.c_str(),
+            zones::endpoint_up(s) == d.up ? "" : " — an admin override decides its answers");
+}
+
+std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
+  vantage_ = cfg.vantage;
+  auto targets = healthcheck::targets_from(cfg);
+  std::vector<std::string> keys;
+  uint64_t now = admin::now_ms();
+  for (auto& t : targets) {
+    uint32_t slot = srv_.states().find(t.key);
+    if (slot != UINT32_MAX)
+      t.initial_up = srv_.states().at(slot).health.load() == static_cast<uint8_t>(zones::Health::kUp);
+    bool new_endpoint = !agg_.known(t.key);
+    agg_.set_endpoint(t.key, {t.check.interval_ms, t.check.quorum, t.check.min_vantages}, t.initial_up);
+    // This process starts out seeing what was last decided, until its probes say otherwise.
+    if (new_endpoint) agg_.observe(t.key, vantage_, {t.initial_up, now, 0, "", true}, now);
+    intervals_[t.key] = t.check.interval_ms;
+    if (cluster_ && new_endpoint) share_view(vantage_, t.key, {t.initial_up, now, 0, "", true}, true);
+    keys.push_back(t.key);
+  }
+  agg_.retain(keys);
+  return targets;
+}
+
+void Control::expire() {
+  uint64_t now = admin::now_ms();
+  // Views in etcd are current while their vantage's lease lives; cut off
+  // from etcd, they age like any report and go stale after 3 intervals.
+  if (cluster_ && cluster_->connected()) agg_.refresh_remote(now);
+  for (const auto& [key, d] : agg_.tick(now)) record_decision(key, d);  // vantages going stale
+  std::vector<std::pair<std::string, admin::Override>> due;  // ending one may erase it (a local write is done at once)
+  for (const auto& [key, o] : expiries_)
+    if (o.until_ms <= now && !ending_.count(key)) due.emplace_back(key, o);
+  for (const auto& [key, o] : due) end_override(key, o);
+}
+
+// An override's time is up: it ends here at once (also when the cluster is
+// unreachable), and its end is written — in a cluster, by whichever node is
+// first; the others find it already ended and write nothing.
+void Control::end_override(const std::string& key, const admin::Override& o) {
+  uint32_t slot = srv_.states().find(key);
+  if (slot != UINT32_MAX) apply_override(slot, "auto");
+  ending_.insert(key);
+  admin::StateStore::Change c{key, std::nullopt, std::optional<admin::Override>{}, std::nullopt};
+  Json j{{"action", "expire"}, {"endpoint", key}, {"was", o.state}, {"reason", o.reason}, {"by", "vaned"}};
+  writer_.commit({c}, j, [this, key, o](std::optional<Error> err, uint64_t seq) {
+    ending_.erase(key);
+    if (err) {  // stays in expiries_: the next tick tries again
+      VANE_ERROR("cannot record the end of override %s: %s (will retry)", key.c_str(), err->message.c_str());
+      return;
+    }
+    auto it = expiries_.find(key);
+    if (it != expiries_.end() && it->second.at_ms == o.at_ms) expiries_.erase(it);
+    if (seq) VANE_INFO("override %s %s expired (reason was: %s)", key.c_str(), o.state.c_str(), o.reason.c_str());
+  });
+}
+
+
+// ---- the cluster -------------------------------------------------------------
+
+// A vantage's view goes to etcd when it changes (up/down or its detail), so
+// that every node aggregates the same observations.
+void Control::share_view(const std::string& vantage, const std::string& key, const healthcheck::VantageView& v,
+                         bool own) {
+  if (own) own_[key] = v;
+  std::string what = std::string(v.up ? "up|" : "down|") + v.detail;
+  auto& held = shared_views_[vantage + "/" + key];
+  if (held == what) return;
+  held = what;
+  auto it = intervals_.find(key);
+  uint32_t ttl_s = std::max<uint32_t>(5, 3 * (it == intervals_.end() ? 10000 : it->second) / 1000);
+  cluster_->put_observation(vantage, key, Json{{"up", v.up}, {"rtt_ms", v.rtt_ms}, {"detail", v.detail}}, own, ttl_s);
+}
+
+void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool full) {
+  using K = admin::ClusterEvent::Kind;
+  auto& states = srv_.states();
+  uint64_t now = admin::now_ms();
+  std::set<std::string> weights, overrides;
+  std::set<std::pair<std::string, std::string>> views;
+  for (const auto& e : events) {
+    uint32_t slot = states.find(e.key);
+    switch (e.kind) {
+      case K::kWeight:
+        weights.insert(e.key);
+        if (slot != UINT32_MAX)
+          states.at(slot).admin_weight.store(
+              e.deleted ? int16_t(-1) : static_cast<int16_t>(std::clamp(std::atoi(e.value.c_str()), 0, 255)),
+              std::memory_order_relaxed);
+        break;
+      case K::kOverride: {
+        overrides.insert(e.key);
+        auto j = e.deleted ? Json() : Json::parse(e.value, nullptr, false);
+        auto o = j.is_object() ? admin::override_from_json(j) : admin::Override{"auto", 0, "", 0, 0};
+        if (o.state == "auto" || (o.until_ms && o.until_ms <= now && !full)) {
+          if (slot != UINT32_MAX) apply_override(slot, "auto");
+          expiries_.erase(e.key);
+        } else {
+          if (slot != UINT32_MAX) apply_override(slot, o.state);
+          if (o.until_ms)
+            expiries_[e.key] = o;  // ran out already (full sync): the next tick ends it, once
+          else
+            expiries_.erase(e.key);
+        }
+        break;
+      }
+      case K::kHealth:
+        if (slot != UINT32_MAX && !e.deleted) {
+          bool up = e.value != "down";
+          states.at(slot).health.store(static_cast<uint8_t>(up ? zones::Health::kUp : zones::Health::kDown),
+                                       std::memory_order_relaxed);
+          agg_.set_verdict(e.key, up);
+        }
+        break;
+      case K::kObservation: {
+        std::string id = e.vantage + "/" + e.key;
+        if (e.vantage == vantage_) {  // our own: this process knows better
+          if (!e.deleted) views.insert({e.key, e.vantage});
+          if (e.deleted) {             // our lease ran out (etcd was away): write them again
+            shared_views_.erase(id);
+            if (auto it = own_.find(e.key); it != own_.end() && cluster_->connected())
+              share_view(vantage_, e.key, it->second, true);
+          }
+          break;
+        }
+        if (e.deleted) {
+          shared_views_.erase(id);
+          agg_.forget(e.key, e.vantage);
+          break;
+        }
+        auto j = Json::parse(e.value, nullptr, false);
+        if (!j.is_object()) break;
+        healthcheck::VantageView v{j.value("up", true), now, j.value("rtt_ms", 0.0), j.value("detail", ""), false};
+        shared_views_[id] = std::string(v.up ? "up|" : "down|") + v.detail;
+        agg_.put_view(e.key, e.vantage, v);
+        views.insert({e.key, e.vantage});
+        if (v.rtt_ms > 0) store_rtt(e.vantage, e.key, v.rtt_ms);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  if (full) {
+    // What the cluster does not hold is not in force: back to the config's
+    // weight and to auto. Only what differs is touched, so no answer flaps.
+    auto snap = srv_.snapshot();
+    for (const auto& z : snap->zones())
+      for (const auto& r : z->steered_records())
+        for (const auto& name : z->info(r).endpoints) {
+          std::string key = zones::endpoint_key(z->info(r).name, r.type, name);
+          uint32_t slot = states.find(key);
+          if (slot == UINT32_MAX) continue;
+          if (!weights.count(key) && states.at(slot).admin_weight.load() != -1)
+            states.at(slot).admin_weight.store(-1, std::memory_order_relaxed);
+          if (!overrides.count(key) && states.at(slot).override_state.load() != uint8_t(Override::kAuto)) {
+            apply_override(slot, "auto");
+            expiries_.erase(key);
+          }
+        }
+    for (const auto& [id, held] : std::map<std::string, std::string>(shared_views_)) {
+      std::string vantage = id.substr(0, id.find('/')), key = id.substr(id.find('/') + 1);
+      if (vantage == vantage_) {  // ours, gone from etcd while we were away: write it again
+        if (auto it = own_.find(key); it != own_.end() && !views.count({key, vantage})) {
+          shared_views_.erase(id);
+          share_view(vantage_, key, it->second, true);
+        }
+      } else if (!views.count({key, vantage})) {
+        shared_views_.erase(id);
+      }
+    }
+    agg_.retain_views(views);
+  }
+  for (const auto& [key, d] : agg_.tick(now)) record_decision(key, d);
+}
+
+}  // namespace vane::server

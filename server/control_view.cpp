@@ -1,0 +1,287 @@
+// The operator view: vanectl status, /metrics (Prometheus text through
+// prometheus-cpp) and the status page's JSON. Main loop only; per-worker
+// query counters are summed here, never on the DNS path.
+#include <prometheus/text_serializer.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "control.h"
+
+namespace vane::server {
+
+using admin::Json;
+using zones::override_name;
+using zones::Override;
+
+namespace {
+constexpr double kRttBuckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+constexpr size_t kNumRttBuckets = sizeof kRttBuckets / sizeof kRttBuckets[0];
+
+const char* rcode_name(int r) {
+  static const char* const kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
+  return r < 6 ? kNames[r] : r == 16 ? "BADVERS" : nullptr;
+}
+}  // namespace
+
+void Control::note_rtt(const std::string& vantage, double ms) {
+  auto& h = rtt_hist_[vantage];
+  if (h.empty()) h.assign(kNumRttBuckets + 2, 0);
+  for (size_t i = 0; i < kNumRttBuckets; ++i)
+    if (ms <= kRttBuckets[i]) ++h[i];
+  h[kNumRttBuckets] += static_cast<uint64_t>(ms * 1000);  // sum, in µs
+  ++h[kNumRttBuckets + 1];                                // count
+}
+
+uint64_t Control::hits(uint32_t slot) const {
+  uint64_t n = 0;
+  for (const Worker* w : srv_.workers()) n += w->counters().steered.get(slot);
+  return n;
+}
+
+std::string Control::metrics() {
+  using prometheus::ClientMetric;
+  using prometheus::MetricFamily;
+  using prometheus::MetricType;
+  std::vector<MetricFamily> fams;
+  fams.reserve(64);  // family() hands out references: no reallocation
+  auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily& {
+    fams.push_back(MetricFamily{name, help, type, {}});
+    return fams.back();
+  };
+  auto sample = [](MetricFamily& f, std::vector<ClientMetric::Label> labels, double v) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (f.type == MetricType::Counter)
+      m.counter.value = v;
+    else
+      m.gauge.value = v;
+    f.metric.push_back(std::move(m));
+  };
+  sample(family("vane_build_info", "Build information.", MetricType::Gauge), {{"version", VANE_VERSION}}, 1);
+  sample(family("vane_uptime_seconds", "Seconds since start.", MetricType::Gauge), {}, srv_.uptime_s());
+
+  // Per-worker counters, summed now: nothing shared is touched per query.
+  auto workers = srv_.workers();
+  auto& queries =
+      family("vane_queries_total", "Answered queries by protocol, query type and response code.", MetricType::Counter);
+  for (int t = 0; t < 2; ++t)
+    for (int q = 0; q < QueryCounters::kQtypes; ++q)
+      for (int r = 0; r < 17; ++r) {
+        uint64_t n = 0;
+        for (const Worker* w : workers) n += w->counters().answers[t][q][r].load(std::memory_order_relaxed);
+        if (!n) continue;
+        const char* rn = rcode_name(r);
+        sample(queries,
+               {{"protocol", t ? "tcp" : "udp"},
+                {"qtype", qtype_bucket_name(q)},
+                {"rcode", rn ? rn : "RCODE" + std::to_string(r)}},
+               double(n));
+      }
+  auto& truncated = family("vane_responses_truncated_total", "Responses sent with TC=1.", MetricType::Counter);
+  for (int t = 0; t < 2; ++t) {
+    uint64_t n = 0;
+    for (const Worker* w : workers) n += w->counters().truncated[t].load(std::memory_order_relaxed);
+    sample(truncated, {{"protocol", t ? "tcp" : "udp"}}, double(n));
+  }
+  uint64_t dropped = 0;
+  for (const Worker* w : workers) dropped += w->stats().dropped.load(std::memory_order_relaxed);
+  sample(family("vane_queries_dropped_total",
+                "Datagrams dropped without an answer (not a query, oversized, send failed).", MetricType::Counter),
+         {}, double(dropped));
+
+  auto snap = srv_.snapshot();
+  auto& serial = family("vane_zone_serial", "SOA serial of each served zone.", MetricType::Gauge);
+  auto& records = family("vane_zone_records", "Records in each served zone.", MetricType::Gauge);
+  for (const auto& z : snap->zones()) {
+    sample(serial, {{"zone", z->origin_text()}}, z->serial());
+    sample(records, {{"zone", z->origin_text()}}, double(z->record_count()));
+  }
+
+  auto& answers = family("vane_steered_answers_total", "Steered answers per record and endpoint.", MetricType::Counter);
+  auto& up =
+      family("vane_endpoint_up", "1 when the endpoint is in answers (override, else health).", MetricType::Gauge);
+  auto& healthy =
+      family("vane_endpoint_healthy", "The health verdict over all vantages (1 up, 0 down).", MetricType::Gauge);
+  auto& weight =
+      family("vane_endpoint_weight", "Effective weight (admin weight, else the config's).", MetricType::Gauge);
+  auto& overrides = family("vane_endpoint_override", "Active admin overrides.", MetricType::Gauge);
+  auto& views =
+      family("vane_vantage_view_up", "Each vantage's current view of each endpoint (1 up, 0 down).", MetricType::Gauge);
+  auto& fresh =
+      family("vane_vantage_fresh", "1 when the vantage reported within 3 check intervals.", MetricType::Gauge);
+  uint64_t now = admin::now_ms();
+  for (const auto& z : snap->zones())  // the snapshot, not the config: a reload may be rewriting that
+    for (const auto& r : z->steered_records()) {
+      const auto& info = z->info(r);
+      auto eps = z->endpoints(r);
+      for (size_t i = 0; i < eps.size(); ++i) {
+        const auto& s = snap->states->at(eps[i].state);
+        std::vector<ClientMetric::Label> l{
+            {"record", info.name}, {"type", zones::steered_type_name(r.type)}, {"endpoint", info.endpoints[i]}};
+        sample(answers, l, double(hits(eps[i].state)));
+        sample(up, l, zones::endpoint_up(s));
+        sample(healthy, l, s.health.load() == static_cast<uint8_t>(zones::Health::kUp));
+        sample(weight, l, zones::effective_weight(s, eps[i]));
+        auto ov = static_cast<Override>(s.override_state.load());
+        if (ov != Override::kAuto) {
+          auto lo = l;
+          lo.push_back({"state", override_name(ov)});
+          sample(overrides, lo, 1);
+        }
+        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
+        for (const auto& [vantage, vf] : agg_.views(key, now)) {
+          sample(views, {{"vantage", vantage}, {"endpoint", key}}, vf.first.up);
+          sample(fresh, {{"vantage", vantage}, {"endpoint", key}}, vf.second);
+        }
+      }
+    }
+  auto& checks = family("vane_check_observations_total",
+                        "Health observations by vantage and view (this process: successful probes and failures that "
+                        "changed a verdict; agents: every reported view).",
+                        MetricType::Counter);
+  for (const auto& [k, n] : checks_) sample(checks, {{"vantage", k.first}, {"view", k.second}}, double(n));
+  auto& rtt = family("vane_check_rtt_milliseconds", "Probe round-trip times (median of recent probes) by vantage.",
+                     MetricType::Histogram);
+  for (const auto& [vantage, h] : rtt_hist_) {
+    ClientMetric m;
+    m.label = {{"vantage", vantage}};
+    for (size_t i = 0; i < kNumRttBuckets; ++i) m.histogram.bucket.push_back({h[i], kRttBuckets[i]});
+    m.histogram.bucket.push_back({h[kNumRttBuckets + 1], std::numeric_limits<double>::infinity()});
+    m.histogram.sample_sum = double(h[kNumRttBuckets]) / 1000.0;
+    m.histogram.sample_count = h[kNumRttBuckets + 1];
+    rtt.metric.push_back(std::move(m));
+  }
+  auto& flips = family("vane_health_flips_total", "Endpoint verdict changes, by new verdict.", MetricType::Counter);
+  for (const char* to : {"up", "down"}) sample(flips, {{"to", to}}, double(flips_[to]));
+  auto& reloads = family("vane_reloads_total", "Reloads by result.", MetricType::Counter);
+  sample(reloads, {{"result", "ok"}}, double(srv_.reloads_ok()));
+  sample(reloads, {{"result", "failed"}}, double(srv_.reloads_failed()));
+  auto& changes = family("vane_admin_changes_total", "Acknowledged admin changes by action.", MetricType::Counter);
+  for (const char* a : {"weight", "drain", "undrain", "force"})
+    sample(changes, {{"action", a}}, double(admin_changes_[a]));
+  if (cluster_) {
+    Json c = cluster_->status();
+    sample(family("vane_cluster_connected", "1 while this node reaches etcd and watches the cluster state.",
+                  MetricType::Gauge),
+           {{"node", c["node"]}}, c["connected"].get<bool>() ? 1 : 0);
+    sample(family("vane_cluster_applied_revision", "The etcd revision this node's state has applied.",
+                  MetricType::Gauge),
+           {}, double(c["applied_revision"].get<int64_t>()));
+    sample(family("vane_cluster_lag_revisions", "Cluster revisions this node has not applied yet.", MetricType::Gauge),
+           {}, double(c["lag"].get<int64_t>()));
+    sample(family("vane_cluster_state_age_seconds",
+                  "Seconds since this node last heard from etcd (0 while connected): how old its answers' state may be.",
+                  MetricType::Gauge),
+           {}, c["state_age_s"].is_number() ? c["state_age_s"].get<double>() : -1);
+    sample(family("vane_cluster_nodes", "Nodes with a live membership lease.", MetricType::Gauge), {},
+           double(c["nodes"].size()));
+    sample(family("vane_cluster_config_mismatch", "1 when a node serves a config digest that differs from most nodes'.",
+                  MetricType::Gauge),
+           {}, c["digest_mismatch"].get<bool>() ? 1 : 0);
+  }
+  return prometheus::TextSerializer().Serialize(fams);
+}
+
+Json Control::page_status() {
+  Json s = status();
+  s["history"] = store_.history(20);
+  s["now"] = admin::format_time(admin::now_ms());
+  // Share of answers over the last 10-20 s (the baseline moves every 10 s,
+  // however many pages poll), per endpoint of each record.
+  uint64_t now = admin::now_ms();
+  bool rebase = now - last_hits_ms_ >= 10000;
+  auto snap = srv_.snapshot();
+  size_t ri = 0;
+  for (const auto& z : snap->zones())
+    for (const auto& r : z->steered_records()) {
+      const auto& info = z->info(r);
+      auto eps = z->endpoints(r);
+      uint64_t total = 0;
+      std::vector<uint64_t> count(eps.size()), delta(eps.size());
+      for (size_t i = 0; i < eps.size(); ++i) {
+        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
+        count[i] = hits(eps[i].state);
+        delta[i] = count[i] - std::min(count[i], last_hits_[key]);
+        total += delta[i];
+        if (rebase) last_hits_[key] = count[i];
+      }
+      if (ri < s["records"].size())
+        for (size_t i = 0; i < eps.size(); ++i) {
+          s["records"][ri]["endpoints"][i]["answers"] = count[i];
+          s["records"][ri]["endpoints"][i]["share"] = total ? double(delta[i]) / double(total) : 0.0;
+        }
+      ++ri;
+    }
+  if (rebase) last_hits_ms_ = now;
+  return s;
+}
+
+
+Json Control::status() {
+  auto snap = srv_.snapshot();
+  uint64_t now = admin::now_ms();
+  Json zones = Json::array(), records = Json::array();
+  auto overrides = store_.overrides();
+  for (const auto& z : snap->zones()) {
+    zones.push_back({{"name", z->origin_text()},
+                     {"serial", z->serial()},
+                     {"records", z->record_count()},
+                     {"names", z->node_count()},
+                     {"file", z->file()}});
+    for (const auto& r : z->steered_records()) {
+      const auto& info = z->info(r);
+      auto eps = z->endpoints(r);
+      Json endpoints = Json::array();
+      for (size_t i = 0; i < eps.size(); ++i) {
+        const auto& s = snap->states->at(eps[i].state);
+        int16_t aw = s.admin_weight.load(std::memory_order_relaxed);
+        auto ov = static_cast<Override>(s.override_state.load(std::memory_order_relaxed));
+        Json e{{"name", info.endpoints[i]},
+               {"address", info.addresses[i]},
+               {"up", zones::endpoint_up(s)},
+               {"health", s.health.load() == static_cast<uint8_t>(zones::Health::kUp) ? "up" : "down"},
+               {"override", override_name(ov)},
+               {"config_weight", eps[i].weight},
+               {"weight", zones::effective_weight(s, eps[i])},
+               {"admin_weight", aw >= 0 ? Json(aw) : Json(nullptr)},
+               {"priority", eps[i].priority}};
+        if (eps[i].region != zones::kNoRegion) e["region"] = snap->regions.name(eps[i].region);
+        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
+        for (const auto& [vantage, vf] : agg_.views(key, now))
+          e["vantages"][vantage] = {{"up", vf.first.up},
+                                    {"fresh", vf.second},
+                                    {"detail", vf.first.detail},
+                                    {"rtt_ms", vf.first.rtt_ms},
+                                    {"age_s", (now - vf.first.at_ms) / 1000}};
+        if (auto it = overrides.find(key); it != overrides.end()) {
+          if (it->second.until_ms) e["override_until"] = admin::format_time(it->second.until_ms);
+          if (!it->second.reason.empty()) e["override_reason"] = it->second.reason;
+        }
+        endpoints.push_back(std::move(e));
+      }
+      records.push_back({{"name", info.name},
+                         {"type", zones::steered_type_name(r.type)},
+                         {"policy", zones::policy_name(r.policy)},
+                         {"ttl", r.ttl},
+                         {"endpoints", endpoints}});
+    }
+  }
+  Json out{{"ok", true},
+           {"version", VANE_VERSION},
+           {"pid", getpid()},
+           {"uptime_s", std::lround(srv_.uptime_s())},
+           {"workers", srv_.threads()},
+           {"generation", snap->generation},
+           {"listen", srv_.listen()},
+           {"config", srv_.config_path()},
+           {"zones", zones},
+           {"records", records},
+           {"orphans", orphans()}};
+  if (cluster_) out["cluster"] = cluster_->status();
+  return out;
+}
+
+}  // namespace vane::server
