@@ -84,6 +84,7 @@ struct ClusterStore::Pending {
   std::vector<ClusterEvent> events;
   int64_t revision = 0;
   bool full = false;
+  bool connects = false;
   std::unique_ptr<Write> write;  // a finished commit
 };
 
@@ -465,8 +466,8 @@ bool ClusterStore::sync_and_watch(EtcdClient& etcd) {
   snap.full = true;
   snap.revision = rev;
   for (const auto& kv : r->value("kvs", Json::array())) snap.events.push_back(translate(decode_kv(kv), false));
+  snap.connects = true;  // "connected" once this state is applied, not before
   deliver(std::move(snap));
-  set_connected(true, "");
   watch_abort_ = false;
   if (stop_) return false;
   Json create{{"key", base64_encode(root)},
@@ -612,8 +613,13 @@ void ClusterStore::drain() {
     if (err) VANE_ERROR("cluster: cannot write the local state cache: %s", err->to_string().c_str());
     apply_(fresh, p.full);
     if (from_watch) applied_rev_ = std::max(applied_rev_.load(), p.revision);
+    if (p.connects) set_connected(true, "");
     if (p.write) p.write->done(p.write->error, uint64_t(p.write->revision));
   }
+}
+
+bool ClusterStore::writes_health() const {
+  return connected_ && !nodes_.empty() && nodes_.begin()->first == spec_.node;
 }
 
 Json ClusterStore::status() const {
@@ -660,6 +666,7 @@ Json ClusterStore::status() const {
                      {"heartbeat_age_s", double(wall - std::min(wall, n.value("at_ms", wall))) / 1000.0}});
   }
   s["nodes"] = nodes;
+  s["health_writer"] = nodes_.empty() ? Json(nullptr) : Json(nodes_.begin()->first);
   s["digest_mismatch"] = mismatch;
   return s;
 }

@@ -61,6 +61,9 @@ class ClusterStore final : public StateWriter {
                        uint32_t ttl_s);
 
   bool connected() const { return connected_.load(); }
+  // The node that writes health verdicts for the cluster: the live member
+  // (by membership lease) whose name sorts first. Main loop.
+  bool writes_health() const;
   Json status() const;  // main loop
   const ClusterSpec& spec() const { return spec_; }
 

@@ -148,6 +148,14 @@ void Control::record_decision(const std::string& key, const healthcheck::Decisio
   if (slot == UINT32_MAX) return;
   auto& s = srv_.states().at(slot);
   bool was_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
+  // In a connected cluster one node writes verdicts and every node applies
+  // them from etcd: nodes that saw the same observations a few milliseconds
+  // apart must not flip an endpoint back and forth. Cut off from etcd, a
+  // node decides for itself (its answers must still follow health).
+  if (cluster_ && cluster_->connected() && !cluster_->writes_health()) {
+    agg_.set_verdict(key, was_up);  // ask again next tick, in case leadership moves here
+    return;
+  }
   const char* to = d.up ? "up" : "down";
   admin::StateStore::Change c{key, std::nullopt, std::nullopt, std::string(to)};
   Json j{{"action", "health"}, {"endpoint", key}, {"from", was_up ? "up" : "down"},

@@ -24,27 +24,8 @@ namespace {
 using nlohmann::json;
 
 std::string config(bool with_use3 = true) {
-  std::string c = R"(
-listen: ["127.0.0.1:0"]
-threads: 1
-zones: [{ name: example.com, file: example.com.zone }]
-records:
-  - name: www.example.com
-    type: A
-    policy: weighted
-    endpoints:
-      - { name: use1, address: 192.0.2.10, weight: 255 }
-      - { name: use2, address: 198.51.100.10, weight: 0 }
-)";
-  if (with_use3) c += "      - { name: use3, address: 203.0.113.10, weight: 0 }\n";
-  c += R"(  - name: app.example.com
-    type: A
-    policy: failover
-    endpoints:
-      - { name: primary, address: 192.0.2.20, priority: 1 }
-      - { name: standby, address: 198.51.100.20, priority: 2 }
-)";
-  return c;
+  return "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones: [{ name: example.com, file: example.com.zone }]\nrecords:\n" +
+         www_weighted(with_use3) + app_failover();
 }
 
 class AdminVerbs : public ::testing::Test {

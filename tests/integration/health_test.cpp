@@ -31,15 +31,7 @@ checks:
   web: { type: http, path: /health, expect_status: [200], body_contains: ok, interval: )" +
          interval + R"(, timeout: 150ms, fall: 3, rise: 2 }
 records:
-  - name: app.example.com
-    type: A
-    policy: failover
-    endpoints:
-      - { name: primary, address: 192.0.2.20, host: 127.0.0.1, port: )" +
-         std::to_string(web1) + R"(, priority: 1, check: web }
-      - { name: standby, address: 198.51.100.20, host: 127.0.0.1, port: )" +
-         std::to_string(web2) + R"(, priority: 2, check: web }
-)";
+)" + app_failover(web1, web2);
 }
 
 class Health : public ::testing::Test {

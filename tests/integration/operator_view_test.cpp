@@ -18,19 +18,13 @@
 namespace vane::test {
 namespace {
 
-const char* kConfig = R"(
+const std::string kConfig = R"(
 listen: ["127.0.0.1:0"]
 threads: 2
 http: { listen: "127.0.0.1:0" }
 zones: [{ name: example.com, file: example.com.zone }]
 records:
-  - name: www.example.com
-    type: A
-    policy: weighted
-    endpoints:
-      - { name: use1, address: 192.0.2.10, weight: 255 }
-      - { name: use2, address: 198.51.100.10, weight: 0 }
-)";
+)" + www_weighted(false);
 
 // name{labels} -> value, for every sample; checks every family was declared first.
 std::map<std::string, double> parse_metrics(const std::string& text) {

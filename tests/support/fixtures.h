@@ -22,6 +22,31 @@ inline const char* kExampleZone =
     "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\n"
     "ns IN A 192.0.2.1\n";
 
+// records: entries shared by the admin, operator-view and cluster tests.
+// www.example.com, weighted: use1 255 / use2 0 (/ use3 0) — the 255/0 flip.
+inline std::string www_weighted(bool with_use3) {
+  std::string s = R"(  - name: www.example.com
+    type: A
+    policy: weighted
+    endpoints:
+      - { name: use1, address: 192.0.2.10, weight: 255 }
+      - { name: use2, address: 198.51.100.10, weight: 0 }
+)";
+  if (with_use3) s += "      - { name: use3, address: 203.0.113.10, weight: 0 }\n";
+  return s;
+}
+
+// app.example.com, failover: primary 192.0.2.20, standby 198.51.100.20; each
+// checked by `check` at 127.0.0.1:port when its port is not 0.
+inline std::string app_failover(uint16_t primary_port = 0, uint16_t standby_port = 0, const std::string& check = "web") {
+  auto probe = [&](uint16_t port) {
+    return port ? ", host: 127.0.0.1, port: " + std::to_string(port) + ", check: " + check : std::string();
+  };
+  return "  - name: app.example.com\n    type: A\n    policy: failover\n    endpoints:\n"
+         "      - { name: primary, address: 192.0.2.20, priority: 1" + probe(primary_port) + " }\n"
+         "      - { name: standby, address: 198.51.100.20, priority: 2" + probe(standby_port) + " }\n";
+}
+
 // The port of http.listen, from vaned's "http on HOST:PORT" line (listen port 0).
 inline uint16_t http_port(Process& p) {
   std::smatch m;

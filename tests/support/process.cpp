@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <random>
 #include <stdexcept>
 
 #ifndef VANED_PATH
@@ -147,6 +148,27 @@ uint16_t free_port() {
     if (ok) return port;
   }
   throw std::runtime_error("no free port");
+}
+
+uint16_t stable_port() {
+  int lo = 32768;
+  if (FILE* f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (fscanf(f, "%d", &lo) != 1) lo = 32768;
+    fclose(f);
+  }
+  static std::mt19937 rng(static_cast<uint32_t>(getpid()) * 2654435761u);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    uint16_t port = static_cast<uint16_t>(10000 + rng() % uint32_t(std::max(1000, lo - 10000)));
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    bool ok = bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(t);
+    if (ok) return port;
+  }
+  throw std::runtime_error("no free port below the ephemeral range");
 }
 
 }  // namespace vane::test

@@ -69,5 +69,9 @@ class Vaned {
 
 // An unused port on 127.0.0.1 (for servers other than vaned, e.g. knotd).
 uint16_t free_port();
+// One below the kernel's ephemeral range, for a server the test restarts
+// on the same port (an outgoing connection can take an ephemeral port
+// while the server is down: etcd members killed and restarted).
+uint16_t stable_port();
 
 }  // namespace vane::test

@@ -1,0 +1,510 @@
+// The cluster (DESIGN.md "Cluster"): a real 3-member etcd cluster and
+// several real vaned nodes on 127.0.0.1, started here and stopped by PID.
+// A flip on one node is answered by all; no acknowledged change is lost
+// while the etcd leader and vaned nodes are killed; etcd away: nodes answer,
+// writes fail fast and clearly, then converge; compaction catch-up without
+// flapping; leased agent views; a timed override ends once; health verdicts
+// agree and are journaled once; digest mismatch; seeding and adopting.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "client.h"
+#include "dns_client.h"
+#include "etcd.h"
+#include "fixtures.h"
+#include "http_endpoint.h"
+#include "process.h"
+
+namespace vane::test {
+namespace {
+
+using nlohmann::json;
+
+const std::string kRecords = "records:\n" + www_weighted(true) + app_failover();
+
+struct Node {
+  std::string name;
+  TempDir dir;
+  std::unique_ptr<Vaned> vaned;
+  std::string extra;  // more config (checks, http, ...)
+  std::string sock() const { return dir.path() + "/state/admin.sock"; }
+  uint16_t port() const { return vaned->port(); }
+};
+
+class Cluster : public ::testing::Test {
+ protected:
+  std::string prefix_ = "/vane/test";
+  std::string records_ = kRecords;
+
+  std::string config(const Node& n, bool clustered = true) const {
+    std::string c = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones: [{ name: example.com, file: example.com.zone }]\n";
+    if (clustered)
+      c += "cluster: { etcd: " + etcd_.yaml_urls() + ", prefix: " + prefix_ + ", node: " + n.name + " }\n";
+    return c + n.extra + records_;
+  }
+  Node& add_node(const std::string& name, const std::string& extra = "", const std::string& zone = kExampleZone,
+                 const std::map<std::string, std::string>& files = {}) {
+    auto n = std::make_unique<Node>();
+    n->name = name;
+    n->extra = extra;
+    n->dir.write("example.com.zone", zone);
+    for (const auto& [file, text] : files) n->dir.write(file, text);
+    nodes_.push_back(std::move(n));
+    start(*nodes_.back());
+    return *nodes_.back();
+  }
+  void start(Node& n, bool clustered = true) { n.vaned = std::make_unique<Vaned>(n.dir, config(n, clustered)); }
+  void kill(Node& n, int sig = SIGKILL) {
+    n.vaned->process().signal(sig);
+    n.vaned->process().wait(10000);
+  }
+  json call(const Node& n, const json& req, int timeout_ms = 10000) {
+    auto r = admin::call(n.sock(), req, timeout_ms);
+    return r ? *r : json{{"ok", false}, {"error", "transport: " + r.error().to_string()}};
+  }
+  json weight(const Node& n, const std::string& ep, int w, const std::string& record = "www.example.com") {
+    return call(n, {{"cmd", "weight"}, {"record", record}, {"endpoint", ep}, {"weight", w}});
+  }
+  std::string a(const Node& n, const std::string& name = "www.example.com") {
+    auto r = query("127.0.0.1", n.port(), name, "A", {.timeout_ms = 500});
+    if (!r) return "<timeout>";
+    std::string out;
+    for (const auto& rr : r->answer) out += (out.empty() ? "" : ",") + rr.substr(rr.rfind(' ') + 1);
+    return out.empty() ? "<none>" : out;
+  }
+  json status(const Node& n) { return call(n, {{"cmd", "status"}}); }
+  json cluster_status(const Node& n) { return status(n)["cluster"]; }
+  // Effective weights of www's endpoints as a node reports them.
+  std::map<std::string, int> weights(const Node& n) {
+    std::map<std::string, int> out;
+    json s = status(n);  // (a range-for over status(n)["records"] would outlive the temporary)
+    for (const auto& r : s["records"])
+      if (r["name"] == "www.example.com.")
+        for (const auto& e : r["endpoints"]) out[e["name"].get<std::string>()] = e["weight"].get<int>();
+    return out;
+  }
+  json history(const Node& n, int limit = 1000) {
+    return call(n, {{"cmd", "history"}, {"limit", limit}})["entries"];
+  }
+  bool connected(const Node& n) {
+    json c = cluster_status(n);
+    return c.is_object() && c["connected"].get<bool>();
+  }
+
+  EtcdCluster etcd_{3};
+  std::vector<std::unique_ptr<Node>> nodes_;
+};
+
+TEST_F(Cluster, FlipOnOneNode_IsAnsweredByEveryNode) {
+  Node& a1 = add_node("ns1");
+  Node& b = add_node("ns2");
+  Node& c = add_node("ns3");
+  for (Node* n : {&a1, &b, &c}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000)) << n->name;
+  EXPECT_EQ(a(b), "192.0.2.10");
+
+  // The seeds' 255/0 flip, on ns1 only.
+  ASSERT_TRUE(weight(a1, "use2", 255)["ok"].get<bool>());
+  json r = weight(a1, "use1", 0);
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(a(a1), "198.51.100.10");  // acknowledged = applied here
+  for (Node* n : {&b, &c}) EXPECT_TRUE(eventually([&] { return a(*n) == "198.51.100.10"; }, 1000)) << n->name;
+
+  // Every node's status shows the same cluster; history names the node.
+  ASSERT_TRUE(eventually([&] { return cluster_status(c)["nodes"].size() == 3; }, 5000));
+  json cs = cluster_status(c);
+  EXPECT_EQ(cs["node"], "ns3");
+  EXPECT_EQ(cs["prefix"], prefix_);
+  EXPECT_FALSE(cs["digest_mismatch"].get<bool>());
+  std::set<std::string> names;
+  for (const auto& n : cs["nodes"]) {
+    names.insert(n["node"]);
+    EXPECT_EQ(n["digest"], cs["digest"]);
+    EXPECT_EQ(n["self"].get<bool>(), n["node"] == "ns3");
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"ns1", "ns2", "ns3"}));
+  json h = history(c);
+  ASSERT_GE(h.size(), 2u);
+  EXPECT_EQ(h.back()["action"], "weight");
+  EXPECT_EQ(h.back()["node"], "ns1");
+  EXPECT_EQ(h.back()["endpoint"], "www.example.com./A/use1");
+  EXPECT_EQ(h.back()["seq"], r["seq"]);  // the journal's seq is the etcd revision the ack named
+  EXPECT_EQ(h.back()["from"], 255);
+  EXPECT_EQ(h.back()["to"], 0);
+
+  // A drain on ns2 takes use2 out on ns1 and ns3 as well.
+  ASSERT_TRUE(weight(b, "use1", 255)["ok"].get<bool>());
+  ASSERT_TRUE(call(b, {{"cmd", "drain"}, {"record", "www.example.com"}, {"endpoint", "use2"}})["ok"].get<bool>());
+  for (Node* n : {&a1, &b, &c}) EXPECT_TRUE(eventually([&] { return a(*n) == "192.0.2.10"; }, 1000)) << n->name;
+
+  // The vanectl view of it.
+  auto out = Process({VANECTL_PATH, "-s", a1.sock(), "status"});
+  out.wait(5000);
+  EXPECT_NE(out.output().find("cluster " + prefix_ + " (node ns1): connected"), std::string::npos) << out.output();
+  EXPECT_NE(out.output().find("ns3"), std::string::npos);
+}
+
+// Two operators changing one endpoint through two nodes at the same moment:
+// each acknowledged change is in the journal, and the journal's chain for
+// the endpoint has no gap (every change's "from" is the previous one's "to").
+TEST_F(Cluster, ConcurrentChangesToOneEndpoint_NeverLoseAnUpdate) {
+  Node& a1 = add_node("ns1");
+  Node& b = add_node("ns2");
+  for (Node* n : {&a1, &b}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  std::set<int64_t> acked;
+  int refused = 0;
+  for (int round = 0; round < 25; ++round) {
+    json ra, rb;
+    std::thread t([&] { ra = weight(a1, "use3", 2 * round + 1); });
+    rb = weight(b, "use3", 2 * round + 2);
+    t.join();
+    for (const json* r : {&ra, &rb}) {
+      if ((*r)["ok"].get<bool>()) {
+        if ((*r)["seq"].get<int64_t>() > 0) acked.insert((*r)["seq"].get<int64_t>());
+      } else {
+        ++refused;
+        EXPECT_NE((*r)["error"].get<std::string>().find("changed concurrently"), std::string::npos) << r->dump();
+      }
+    }
+  }
+  ASSERT_TRUE(eventually([&] { return weights(a1) == weights(b); }, 2000));
+  json h = history(a1);
+  std::vector<json> chain;
+  for (const auto& e : h)
+    if (e.value("endpoint", "") == "www.example.com./A/use3" && e["action"] == "weight") chain.push_back(e);
+  std::set<int64_t> journaled;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    journaled.insert(chain[i]["seq"].get<int64_t>());
+    if (i > 0) {
+      EXPECT_EQ(chain[i]["from"], chain[i - 1]["to"]) << chain[i].dump();
+    }
+  }
+  for (int64_t s : acked) {
+    EXPECT_TRUE(journaled.count(s)) << "acknowledged change " << s << " is not in the journal";
+  }
+  EXPECT_EQ(chain.back()["to"], weights(a1)["use3"]);
+  RecordProperty("refused", refused);
+}
+
+// 200 changes on random nodes while the etcd leader is killed (and comes
+// back) and a vaned is kill -9'd (and comes back) at random moments: every
+// acknowledged change is in the cluster, and all nodes answer alike.
+TEST_F(Cluster, Chaos_LeaderAndNodeKills_LoseNoAcknowledgedChange) {
+  for (const char* n : {"ns1", "ns2", "ns3"}) add_node(n);
+  for (auto& n : nodes_) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  std::mt19937 rng(20261126);
+  const std::vector<std::string> eps{"use1", "use2", "use3"};
+  // Per endpoint: the last acknowledged value, and values written after it
+  // whose outcome is unknown (errors may or may not have landed).
+  std::map<std::string, int> last_acked{{"use1", 255}, {"use2", 0}, {"use3", 0}};
+  std::map<std::string, std::set<int>> maybe;
+  std::set<int64_t> acked_seqs;
+  int ok = 0, failed = 0, leader_kills = 0, node_kills = 0;
+  int down_etcd = -1;
+  Node* down_node = nullptr;
+  for (int i = 0; i < 200; ++i) {
+    int roll = int(rng() % 100);
+    if (roll < 4 && down_etcd < 0) {  // kill the leader
+      int l = etcd_.leader();
+      if (l >= 0) {
+        etcd_.kill(l);
+        down_etcd = l;
+        ++leader_kills;
+      }
+    } else if (roll < 8 && down_etcd >= 0) {
+      etcd_.start(down_etcd);
+      down_etcd = -1;
+    } else if (roll < 11 && !down_node) {
+      down_node = nodes_[rng() % nodes_.size()].get();
+      kill(*down_node);
+      ++node_kills;
+    } else if (roll < 14 && down_node) {
+      start(*down_node);
+      down_node = nullptr;
+    }
+    Node* n;
+    do n = nodes_[rng() % nodes_.size()].get();
+    while (n == down_node);
+    const std::string& ep = eps[rng() % eps.size()];
+    int w = int(rng() % 256);
+    json r = weight(*n, ep, w);
+    if (r["ok"].get<bool>()) {
+      ++ok;
+      last_acked[ep] = w;
+      maybe[ep].clear();
+      if (r["seq"].get<int64_t>() > 0) acked_seqs.insert(r["seq"].get<int64_t>());
+    } else {
+      ++failed;
+      maybe[ep].insert(w);
+    }
+  }
+  if (down_etcd >= 0) etcd_.start(down_etcd);
+  if (down_node) start(*down_node);
+  ASSERT_TRUE(etcd_.wait_healthy()) << etcd_.logs();
+  for (auto& n : nodes_)
+    ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000))
+        << n->name << ": " << status(*n).dump() << "\n" << n->vaned->process().output() << etcd_.logs();
+  EXPECT_GE(ok, 150) << "too few changes went through: " << failed << " failed";
+  EXPECT_GE(leader_kills + node_kills, 2);
+  // Converged: every node holds the same weights, and each is the last
+  // acknowledged value or one written after it whose ack was lost.
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto w0 = weights(*nodes_[0]);
+        return weights(*nodes_[1]) == w0 && weights(*nodes_[2]) == w0;
+      },
+      10000));
+  auto final_w = weights(*nodes_[0]);
+  for (const auto& ep : eps) {
+    EXPECT_TRUE(final_w[ep] == last_acked[ep] || maybe[ep].count(final_w[ep]))
+        << ep << " is " << final_w[ep] << ", last acknowledged " << last_acked[ep];
+  }
+  std::set<int64_t> journaled;
+  for (const auto& e : history(*nodes_[2], 10000)) journaled.insert(e["seq"].get<int64_t>());
+  for (int64_t s : acked_seqs) {
+    EXPECT_TRUE(journaled.count(s)) << "acknowledged change " << s << " lost";
+  }
+  // And they answer alike.
+  for (int q = 0; q < 5; ++q) {
+    std::string a0 = a(*nodes_[0], "app.example.com");
+    EXPECT_EQ(a(*nodes_[1], "app.example.com"), a0);
+    EXPECT_EQ(a(*nodes_[2], "app.example.com"), a0);
+  }
+  RecordProperty("acknowledged", ok);
+  RecordProperty("failed", failed);
+  RecordProperty("leader_kills", leader_kills);
+  RecordProperty("node_kills", node_kills);
+}
+
+TEST_F(Cluster, EtcdDown_NodesAnswer_WritesFailFast_ThenConverge) {
+  Node& a1 = add_node("ns1", "http: { listen: \"127.0.0.1:0\" }\n");
+  Node& b = add_node("ns2");
+  for (Node* n : {&a1, &b}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  ASSERT_TRUE(weight(a1, "use1", 0)["ok"].get<bool>());
+  ASSERT_TRUE(weight(a1, "use2", 255)["ok"].get<bool>());
+  ASSERT_TRUE(eventually([&] { return a(b) == "198.51.100.10"; }, 1000));
+
+  etcd_.kill_all();
+  // Answers go on from the last applied state.
+  for (Node* n : {&a1, &b}) EXPECT_EQ(a(*n), "198.51.100.10");
+  // A write fails within 3 s, names the endpoints it tried, exit code 1.
+  auto t0 = std::chrono::steady_clock::now();
+  Process ctl({VANECTL_PATH, "-s", b.sock(), "weight", "www.example.com", "use3", "9"});
+  int rc = ctl.wait(10000);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(rc, 1) << ctl.output();
+  EXPECT_LT(secs, 3.5);
+  for (const auto& url : etcd_.urls()) {
+    EXPECT_NE(ctl.output().find(url), std::string::npos) << ctl.output();
+  }
+  EXPECT_NE(ctl.output().find("not acknowledged"), std::string::npos) << ctl.output();
+  EXPECT_EQ(weights(b)["use3"], 0);  // nothing changed
+  // Status and /metrics say so, with the age of the state.
+  ASSERT_TRUE(eventually([&] { return !connected(a1); }, 5000));
+  json cs = cluster_status(a1);
+  EXPECT_FALSE(cs["connected"].get<bool>());
+  EXPECT_GT(cs["state_age_s"].get<double>(), 0.0);
+  EXPECT_TRUE(cs.contains("error"));
+  httplib::Client http("127.0.0.1", http_port(a1.vaned->process()));
+  auto m = http.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("vane_cluster_connected{node=\"ns1\"} 0"), std::string::npos);
+  EXPECT_NE(m->body.find("vane_cluster_state_age_seconds "), std::string::npos);
+
+  // A node restarted while etcd is down serves its cached state, and says so.
+  kill(b);
+  start(b);
+  EXPECT_EQ(a(b), "198.51.100.10");
+  EXPECT_NE(b.vaned->process().output().find("serving the cached state of revision"), std::string::npos);
+  EXPECT_FALSE(connected(b));
+
+  // etcd back: writes flow, the nodes converge.
+  etcd_.start_all();
+  ASSERT_TRUE(etcd_.wait_healthy());
+  for (Node* n : {&a1, &b}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000)) << n->name;
+  ASSERT_TRUE(eventually([&] { return weight(b, "use2", 0)["ok"].get<bool>(); }, 5000));
+  ASSERT_TRUE(weight(b, "use1", 255)["ok"].get<bool>());
+  for (Node* n : {&a1, &b}) EXPECT_TRUE(eventually([&] { return a(*n) == "192.0.2.10"; }, 1000)) << n->name;
+}
+
+TEST_F(Cluster, CompactedWhileANodeWasDown_ItCatchesUpWithoutFlapping) {
+  Node& a1 = add_node("ns1");
+  Node& c = add_node("ns3");
+  for (Node* n : {&a1, &c}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  kill(c);
+  // Many changes, then the history they made is compacted away.
+  for (int i = 29; i >= 0; --i) ASSERT_TRUE(weight(a1, "use3", i)["ok"].get<bool>());
+  ASSERT_TRUE(weight(a1, "use1", 0)["ok"].get<bool>());
+  ASSERT_TRUE(weight(a1, "use2", 255)["ok"].get<bool>());
+  int64_t rev = etcd_.revision();
+  json compact = etcd_.call("/v3/kv/compaction", {{"revision", std::to_string(rev)}, {"physical", true}});
+  ASSERT_TRUE(compact.contains("header")) << compact.dump();
+  // Back up: it serves its cache (the old answer) until it has caught up;
+  // then the new answer, and never the old one again.
+  start(c);
+  std::vector<std::string> seen;
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < end) {
+    std::string ans = a(c);
+    if (seen.empty() || seen.back() != ans) seen.push_back(ans);
+  }
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), "198.51.100.10");
+  EXPECT_LE(seen.size(), 2u) << "answers flapped: " << ::testing::PrintToString(seen);
+  EXPECT_EQ(weights(c)["use3"], 0);
+  EXPECT_EQ(weights(c)["use2"], 255);
+  EXPECT_TRUE(connected(c));
+  EXPECT_GE(cluster_status(c)["applied_revision"].get<int64_t>(), rev);
+}
+
+TEST_F(Cluster, AgentViews_ReachEveryNode_AndExpireWithTheirLease) {
+  Endpoint web;
+  records_ = "records:\n" + www_weighted(true) + app_failover(web.port());
+  std::string checks = "checks:\n  web: { type: http, path: /health, interval: 500ms, timeout: 200ms, fall: 2, rise: 2 }\n";
+  Node& a1 = add_node("ns1", checks + "http: { listen: \"127.0.0.1:0\", token_file: agent.token }\n", kExampleZone,
+                      {{"agent.token", "agent-secret\n"}});
+  Node& b = add_node("ns2", checks);
+  for (Node* n : {&a1, &b}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  std::string agent_yaml = a1.dir.write(
+      "agent.yaml", "vantage: probe-eu\nreport_to: http://127.0.0.1:" + std::to_string(http_port(a1.vaned->process())) +
+                        "\ntoken_file: agent.token\nconfig: vane.yaml\nreport_interval: 200ms\n");
+  auto views_on = [&](Node& n) {
+    json s = status(n);
+    for (const auto& r : s["records"])
+      if (r["name"] == "app.example.com.")
+        for (const auto& e : r["endpoints"])
+          if (e["name"] == "primary") return e.value("vantages", json::object());
+    return json::object();
+  };
+  {
+    Process agent({vaned_path(), "agent", "--config", agent_yaml});
+    // ns2 never heard from the agent: it sees its view through etcd.
+    ASSERT_TRUE(eventually([&] { return views_on(b).contains("probe-eu"); }, 10000)) << agent.output();
+    json v = views_on(b);
+    EXPECT_TRUE(v["probe-eu"]["up"].get<bool>());
+    EXPECT_TRUE(v["probe-eu"]["fresh"].get<bool>());
+    EXPECT_TRUE(v.contains("ns1"));  // and ns1's own checker's view
+    EXPECT_TRUE(v.contains("ns2"));
+    agent.signal(SIGKILL);
+    agent.wait(5000);
+  }
+  // Silent: its lease (3 check intervals, at least 5 s) runs out, and every
+  // node forgets the view at once.
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(eventually([&] { return !views_on(b).contains("probe-eu"); }, 12000));
+  EXPECT_TRUE(eventually([&] { return !views_on(a1).contains("probe-eu"); }, 2000));
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
+}
+
+TEST_F(Cluster, TimedOverride_EndsOnceForTheWholeCluster) {
+  Node& a1 = add_node("ns1");
+  Node& b = add_node("ns2");
+  Node& c = add_node("ns3");
+  for (Node* n : {&a1, &b, &c}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  json r = call(b, {{"cmd", "force"},
+                    {"record", "app.example.com"},
+                    {"endpoint", "primary"},
+                    {"state", "down"},
+                    {"for", "2s"},
+                    {"reason", "drill"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  for (Node* n : {&a1, &b, &c})
+    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "198.51.100.20"; }, 1000));
+  for (Node* n : {&a1, &b, &c})
+    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 4000)) << n->name;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // late expiry writes would land by now
+  for (Node* n : {&a1, &b, &c}) {
+    int expires = 0;
+    for (const auto& e : history(*n))
+      if (e["action"] == "expire" && e["endpoint"] == "app.example.com./A/primary") ++expires;
+    EXPECT_EQ(expires, 1) << n->name;
+  }
+}
+
+TEST_F(Cluster, HealthVerdicts_AgreeOnEveryNode_AndAreJournaledOnce) {
+  Endpoint web;
+  records_ = "checks:\n  web: { type: http, path: /health, interval: 200ms, timeout: 150ms, fall: 2, rise: 2 }\n"
+             "records:\n" + app_failover(web.port());
+  Node& a1 = add_node("ns1");
+  Node& b = add_node("ns2");
+  Node& c = add_node("ns3");
+  for (Node* n : {&a1, &b, &c}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  for (Node* n : {&a1, &b, &c}) EXPECT_EQ(a(*n, "app.example.com"), "192.0.2.20");
+  web.stop();
+  for (Node* n : {&a1, &b, &c})
+    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "198.51.100.20"; }, 5000)) << n->name;
+  web.start();
+  for (Node* n : {&a1, &b, &c})
+    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000)) << n->name;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  for (Node* n : {&a1, &b, &c}) {
+    std::vector<std::string> flips;
+    for (const auto& e : history(*n))
+      if (e["action"] == "health" && e["endpoint"] == "app.example.com./A/primary") flips.push_back(e["to"]);
+    EXPECT_EQ(flips, (std::vector<std::string>{"down", "up"})) << n->name;
+  }
+}
+
+TEST_F(Cluster, ANodeWithAnotherConfigDigest_IsFlagged) {
+  Node& a1 = add_node("ns1");
+  add_node("ns2");
+  std::string other = std::string(kExampleZone) + "extra IN A 192.0.2.99\n";
+  add_node("ns3", "", other);
+  ASSERT_TRUE(eventually([&] { return cluster_status(a1)["nodes"].size() == 3; }, 10000));
+  json cs = cluster_status(a1);
+  EXPECT_TRUE(cs["digest_mismatch"].get<bool>());
+  for (const auto& n : cs["nodes"]) {
+    EXPECT_EQ(n["digest_mismatch"].get<bool>(), n["node"] == "ns3") << n.dump();
+  }
+  auto out = Process({VANECTL_PATH, "-s", a1.sock(), "status"});
+  out.wait(5000);
+  EXPECT_NE(out.output().find("DIFFERS from the other nodes"), std::string::npos) << out.output();
+}
+
+TEST_F(Cluster, FirstNodeSeedsAnEmptyPrefix_AJoiningNodeAdoptsTheClusterState) {
+  // ns1 has run alone: its RocksDB holds a flip.
+  auto n1 = std::make_unique<Node>();
+  n1->name = "ns1";
+  n1->dir.write("example.com.zone", kExampleZone);
+  start(*n1, false);
+  ASSERT_TRUE(weight(*n1, "use1", 0)["ok"].get<bool>());
+  ASSERT_TRUE(weight(*n1, "use2", 255)["ok"].get<bool>());
+  kill(*n1, SIGTERM);
+  // ns2 has run alone too, with another flip.
+  auto n2 = std::make_unique<Node>();
+  n2->name = "ns2";
+  n2->dir.write("example.com.zone", kExampleZone);
+  start(*n2, false);
+  ASSERT_TRUE(weight(*n2, "use3", 255)["ok"].get<bool>());
+  kill(*n2, SIGTERM);
+  // ns1 is first into the cluster: the empty prefix takes its state.
+  start(*n1);
+  ASSERT_TRUE(eventually([&] { return connected(*n1); }, 10000));
+  EXPECT_NE(n1->vaned->process().output().find("was empty: seeded it from this node's state (2 weights"),
+            std::string::npos)
+      << n1->vaned->process().output();
+  // ns2 joins: it adopts the cluster's state, and its own flip is gone.
+  start(*n2);
+  ASSERT_TRUE(eventually([&] { return connected(*n2); }, 10000));
+  EXPECT_TRUE(eventually([&] { return a(*n2) == "198.51.100.10"; }, 2000));
+  auto w = weights(*n2);
+  EXPECT_EQ(w["use1"], 0);
+  EXPECT_EQ(w["use2"], 255);
+  EXPECT_EQ(w["use3"], 0);
+  json h = history(*n2);
+  ASSERT_FALSE(h.empty());
+  EXPECT_EQ(h.front()["action"], "seed");
+  EXPECT_EQ(h.front()["node"], "ns1");
+  nodes_.push_back(std::move(n1));
+  nodes_.push_back(std::move(n2));
+}
+
+}  // namespace
+}  // namespace vane::test
