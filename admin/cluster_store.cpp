@@ -607,7 +607,9 @@ void ClusterStore::drain() {
                 [](const Json& a, const Json& b) { return a["seq"].get<int64_t>() < b["seq"].get<int64_t>(); });
       if (journal.size() > kJournalKeep) journal.erase(journal.begin(), journal.end() - kJournalKeep);
       err = cache_.replace_cluster(weights, overrides, health, journal, uint64_t(p.revision), cluster);
-    } else if (!changes.empty() || !journal.empty() || from_watch) {
+    } else if (!changes.empty() || !journal.empty()) {
+      // Heartbeats and observations are not cached: a synced write for
+      // each would cost a disk flush every second for nothing a restart needs.
       err = cache_.apply_cluster(changes, journal, from_watch ? uint64_t(p.revision) : 0);
     }
     if (err) VANE_ERROR("cluster: cannot write the local state cache: %s", err->to_string().c_str());

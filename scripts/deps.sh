@@ -21,7 +21,8 @@ ensure_packages() {
 # What building vaned needs.
 BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libuv1-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev librocksdb-dev libcurl4-openssl-dev libcpp-httplib-dev prometheus-cpp-dev)
 # What the test suite needs on top: Knot (differential test), kdig, openssl (a test
-# certificate), chromium (the status page), iproute2 (network namespaces).
-TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2)
+# certificate), chromium (the status page), iproute2 (network namespaces),
+# etcd (the cluster tests start a real 3-member etcd).
+TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server)
 # What bench/run.sh needs on top.
-BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf)
+BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)

@@ -12,6 +12,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVANE_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 300)
 
+# Every build type a user may choose must compile (GCC's -O3 warnings differ).
+echo "== build (Release, default options)"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-release -j"$jobs"
+
 if [ "${VANE_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== build + test (ASan+UBSan)"
   cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DVANE_SANITIZE=ON -DVANE_TESTS=ON >/dev/null

@@ -38,6 +38,62 @@ tcp: { idle_timeout: 5s, max_connections: 100, max_per_client: 10 }
   EXPECT_EQ(c->tcp.max_per_client, 10u);
 }
 
+TEST(Config, Cluster_DesignKeysAccepted_NodeIsTheVantage) {
+  auto c = parse_config(R"(
+zones: [{ name: example.com, file: example.com.zone }]
+cluster:
+  etcd: ["http://10.0.0.1:2379", "https://10.0.0.2:2379/"]
+  prefix: /vane/prod/
+  node: ns1
+  tls: { ca: ca.pem, cert: node.pem, key: node.key }
+  auth: { user: vane, password_file: etcd.pass }
+)", "vane.yaml", "/etc/vane");
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_TRUE(c->cluster.enabled());
+  EXPECT_EQ(c->cluster.etcd, (std::vector<std::string>{"http://10.0.0.1:2379", "https://10.0.0.2:2379"}));
+  EXPECT_EQ(c->cluster.prefix, "/vane/prod");
+  EXPECT_EQ(c->cluster.node, "ns1");
+  EXPECT_EQ(c->cluster.tls_ca, "/etc/vane/ca.pem");
+  EXPECT_EQ(c->cluster.password_file, "/etc/vane/etcd.pass");
+  EXPECT_EQ(c->vantage, "ns1");  // each node probes as itself
+  EXPECT_EQ(serving_digest(*c), serving_digest(*c));
+}
+
+TEST(Config, Cluster_Absent_NodeStandsAlone) {
+  auto c = parse_config("zones: [{ name: a.test, file: a }]\n", "vane.yaml", "");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->cluster.enabled());
+  EXPECT_EQ(c->vantage, "local");
+}
+
+TEST(Config, Cluster_Mistakes_AreErrorsWithLine) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"cluster: { prefix: /x }", "cluster.etcd must be a non-empty list"},
+      {"cluster: { etcd: [\"10.0.0.1:2379\"] }", "is not an http:// or https:// URL"},
+      {"cluster: { etcd: [\"http://a:1\"], prefix: vane }", "cluster.prefix must be a key prefix"},
+      {"cluster: { etcd: [\"http://a:1\"], node: \"ns 1\" }", "must be letters, digits"},
+      {"cluster: { etcd: [\"http://a:1\"], tls: { cert: c.pem } }", "cert and key go together"},
+      {"cluster: { etcd: [\"http://a:1\"], auth: { user: u } }", "needs user and password_file"},
+      {"cluster: { etcd: [\"http://a:1\"], etc: 1 }", "unknown key 'etc' in cluster"},
+  };
+  for (const auto& [yaml, message] : cases) {
+    auto c = parse_config(std::string("zones: [{ name: a.test, file: a }]\n") + yaml + "\n", "vane.yaml", "");
+    ASSERT_FALSE(c) << yaml;
+    EXPECT_EQ(c.error().file, "vane.yaml");
+    EXPECT_EQ(c.error().line, 2) << yaml;
+    EXPECT_NE(c.error().message.find(message), std::string::npos) << c.error().message;
+  }
+}
+
+TEST(Config, ServingDigest_FollowsWhatIsServedNotWhereItListens) {
+  auto a = parse_config("listen: [\"127.0.0.1:1\"]\nzones: [{ name: a.test, file: /nonexistent }]\n", "vane.yaml", "");
+  auto b = parse_config("listen: [\"127.0.0.1:2\"]\nzones: [{ name: a.test, file: /nonexistent }]\n", "vane.yaml", "");
+  auto c = parse_config("zones: [{ name: b.test, file: /nonexistent }]\n", "vane.yaml", "");
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ(serving_digest(*a), serving_digest(*b));
+  EXPECT_NE(serving_digest(*a), serving_digest(*c));
+}
+
 TEST(Config, UnknownKey_IsAnErrorWithLine) {
   auto c = parse_config("zones: [{ name: a.test, file: a }]\nthread: 2\n", "vane.yaml", "");
   ASSERT_FALSE(c);
