@@ -4,7 +4,8 @@
 #   1. propagation: from the acknowledgement of a change on node A to the new
 #      answer on B and C, p50/p99 over FLIPS flips (default 500);
 #   2. the DNS cost of cluster: on vs off: one vaned pinned to core 0 with
-#      one worker, dnsperf and etcd on core 1, alternating, twice each;
+#      one worker, dnsperf and etcd on core 1, alternating (ROUNDS, default 3,
+#      each round in the other order: off/on, on/off, ...);
 #      CPU µs per answered query of the DNS threads and of the whole process.
 #
 #   bench/cluster.sh                 # about 2 minutes
@@ -18,6 +19,7 @@ ensure_packages "${BUILD_PACKAGES[@]}" dnsperf etcd-server
 
 FLIPS=${FLIPS:-500}
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-53540}
 HZ=$(getconf CLK_TCK)
 taskset -cp 1 $$ >/dev/null
@@ -97,7 +99,7 @@ echo "$PROP"
 for p in $(pgrep -f "$WORK/ns" || true); do kill "$p" 2>/dev/null || true; done
 sleep 1
 
-echo "== DNS CPU per query, cluster: off vs on, ${DURATION}s each, twice"
+echo "== DNS CPU per query, cluster: off vs on, ${DURATION}s each, $ROUNDS rounds"
 thread_ticks() {  # thread_ticks PID PATTERN
   local t=0
   for d in /proc/"$1"/task/*; do
@@ -109,8 +111,9 @@ thread_ticks() {  # thread_ticks PID PATTERN
 proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 awk 'BEGIN { for (i = 0; i < 100000; i++) print "app.example.com A" }' > "$WORK/q.txt"
 declare -A DNS ALL
-for round in 1 2; do
-  for mode in off on; do
+for round in $(seq "$ROUNDS"); do
+  order="off on"; [ $((round % 2)) = 0 ] && order="on off"
+  for mode in $order; do
     node_yaml bench "$PORT" "$([ $mode = on ] && echo cluster)" > "$WORK/bench.yaml"
     rm -rf "$WORK/state-bench"
     taskset -c 0 "$VANED" --config "$WORK/bench.yaml" 2>"$WORK/bench.log" &

@@ -22,7 +22,7 @@ ensure_packages() {
 BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libuv1-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev librocksdb-dev libcurl4-openssl-dev libcpp-httplib-dev prometheus-cpp-dev)
 # What the test suite needs on top: Knot (differential test), kdig, openssl (a test
 # certificate), chromium (the status page), iproute2 (network namespaces),
-# etcd (the cluster tests start a real 3-member etcd).
-TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server)
+# etcd (the cluster tests start a real 3-member etcd; etcdctl sets up auth).
+TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client)
 # What bench/run.sh needs on top.
 BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)

@@ -506,5 +506,105 @@ TEST_F(Cluster, FirstNodeSeedsAnEmptyPrefix_AJoiningNodeAdoptsTheClusterState) {
   nodes_.push_back(std::move(n2));
 }
 
+// etcd with authentication on: a user whose role may read and write the
+// prefix only. A wrong password is a clear error, and the node still answers.
+TEST_F(Cluster, EtcdWithAuth_APrefixUserWorks_AWrongPasswordIsAClearError) {
+  std::string endpoints;
+  for (const auto& u : etcd_.urls()) endpoints += (endpoints.empty() ? "" : ",") + u;
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"etcdctl", "--endpoints", endpoints});
+    Process p(args);
+    EXPECT_EQ(p.wait(10000), 0) << p.output();
+  };
+  ctl({"user", "add", "root", "--new-user-password", "rootpw"});
+  ctl({"role", "add", "vane-rw"});
+  ctl({"role", "grant-permission", "vane-rw", "--prefix=true", "readwrite", prefix_ + "/"});
+  ctl({"user", "add", "vane", "--new-user-password", "vanepw"});
+  ctl({"user", "grant-role", "vane", "vane-rw"});
+  ctl({"auth", "enable"});
+  auto clustered = [&](Node& n) {
+    return "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones: [{ name: example.com, file: example.com.zone }]\n"
+           "cluster:\n  etcd: " + etcd_.yaml_urls() + "\n  prefix: " + prefix_ + "\n  node: " + n.name +
+           "\n  auth: { user: vane, password_file: etcd.pass }\n" + records_;
+  };
+  auto n1 = std::make_unique<Node>(), n2 = std::make_unique<Node>();
+  n1->name = "ns1", n2->name = "ns2";
+  for (Node* n : {n1.get(), n2.get()}) n->dir.write("example.com.zone", kExampleZone);
+  n1->dir.write("etcd.pass", "vanepw\n");
+  n2->dir.write("etcd.pass", "wrong\n");
+  n1->vaned = std::make_unique<Vaned>(n1->dir, clustered(*n1));
+  n2->vaned = std::make_unique<Vaned>(n2->dir, clustered(*n2));
+  ASSERT_TRUE(eventually([&] { return connected(*n1); }, 10000)) << n1->vaned->process().output();
+  json r = weight(*n1, "use1", 0);
+  EXPECT_TRUE(r["ok"].get<bool>()) << r.dump();
+  // The wrong password: not connected, the reason in status, writes refused, answers go on.
+  ASSERT_TRUE(eventually([&] { return cluster_status(*n2).contains("error"); }, 10000));
+  EXPECT_FALSE(connected(*n2));
+  EXPECT_NE(cluster_status(*n2)["error"].get<std::string>().find("authenticate as vane"), std::string::npos)
+      << cluster_status(*n2).dump();
+  json w = weight(*n2, "use2", 255);
+  EXPECT_FALSE(w["ok"].get<bool>());
+  EXPECT_NE(w["error"].get<std::string>().find("authentication failed"), std::string::npos) << w.dump();
+  EXPECT_EQ(a(*n2), "192.0.2.10");
+  nodes_.push_back(std::move(n1));
+  nodes_.push_back(std::move(n2));
+}
+
+// etcd over TLS with client certificates (cluster.tls): a node with the
+// right CA and a client certificate works; one that does not trust the
+// server's CA is told why.
+TEST_F(Cluster, EtcdOverTls_WithClientCertificates) {
+  TempDir pki;
+  auto sh = [&](const std::string& cmd) {
+    Process p({"/bin/sh", "-c", "cd " + pki.path() + " && " + cmd});
+    ASSERT_EQ(p.wait(30000), 0) << cmd << "\n" << p.output();
+  };
+  auto ca = [&](const std::string& name) {
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=" + name +
+       " -keyout " + name + ".key -out " + name + ".pem");
+  };
+  auto cert = [&](const std::string& name, const std::string& ext) {
+    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=" + name + " -keyout " + name +
+       ".key -out " + name + ".csr && printf '" + ext + "' > " + name + ".ext && openssl x509 -req -in " + name +
+       ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile " + name + ".ext -out " + name + ".pem");
+  };
+  ca("ca");
+  ca("other-ca");
+  // etcd's JSON gateway dials its own gRPC port with the server certificate:
+  // with --client-cert-auth that certificate must allow clientAuth as well.
+  cert("server", "subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n");
+  cert("client", "extendedKeyUsage=clientAuth\\n");
+  uint16_t port = stable_port(), peer = stable_port();
+  std::string url = "https://127.0.0.1:" + std::to_string(port);
+  Process etcd({"etcd", "--name", "t0", "--data-dir", pki.path() + "/data", "--listen-client-urls", url,
+                "--advertise-client-urls", url, "--listen-peer-urls", "http://127.0.0.1:" + std::to_string(peer),
+                "--initial-advertise-peer-urls", "http://127.0.0.1:" + std::to_string(peer), "--initial-cluster",
+                "t0=http://127.0.0.1:" + std::to_string(peer), "--cert-file", pki.path() + "/server.pem",
+                "--key-file", pki.path() + "/server.key", "--trusted-ca-file", pki.path() + "/ca.pem",
+                "--client-cert-auth", "--log-level", "warn"});
+  auto node_config = [&](const std::string& name, const std::string& ca_file) {
+    return "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones: [{ name: example.com, file: example.com.zone }]\n"
+           "cluster:\n  etcd: [\"" + url + "\"]\n  prefix: " + prefix_ + "\n  node: " + name + "\n  tls: { ca: " +
+           pki.path() + "/" + ca_file + ", cert: " + pki.path() + "/client.pem, key: " + pki.path() +
+           "/client.key }\n" + records_;
+  };
+  auto n1 = std::make_unique<Node>(), n2 = std::make_unique<Node>();
+  n1->name = "ns1", n2->name = "ns2";
+  for (Node* n : {n1.get(), n2.get()}) n->dir.write("example.com.zone", kExampleZone);
+  n1->vaned = std::make_unique<Vaned>(n1->dir, node_config("ns1", "ca.pem"));
+  n2->vaned = std::make_unique<Vaned>(n2->dir, node_config("ns2", "other-ca.pem"));
+  ASSERT_TRUE(eventually([&] { return connected(*n1); }, 15000))
+      << cluster_status(*n1).dump() << n1->vaned->process().output() << etcd.output();
+  json r = weight(*n1, "use1", 0);
+  EXPECT_TRUE(r["ok"].get<bool>()) << r.dump();
+  ASSERT_TRUE(eventually([&] { return cluster_status(*n2).contains("error"); }, 10000));
+  EXPECT_FALSE(connected(*n2));
+  std::string why = cluster_status(*n2)["error"].get<std::string>();
+  EXPECT_NE(why.find("certificate"), std::string::npos) << why;
+  EXPECT_NE(why.find(url), std::string::npos) << why;
+  nodes_.push_back(std::move(n1));
+  nodes_.push_back(std::move(n2));
+}
+
 }  // namespace
 }  // namespace vane::test
