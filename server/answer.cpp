@@ -1,5 +1,5 @@
 // Answering for class IN (RFC 1034 §4.3.2 with RFC 2308 negative answers,
-// RFC 4592 wildcards, RFC 6891 EDNS, RFC 8482 ANY, RFC 2181 §9 truncation).
+// RFC 6672 DNAME, RFC 4592 wildcards, RFC 6891 EDNS, RFC 8482 ANY, RFC 2181 §9 truncation).
 // Hot path: per-query state lives in the worker's QueryContext; nothing here
 // allocates, locks or blocks.
 #include "answer.h"
@@ -134,6 +134,41 @@ bool put_soa(Writer& w, const zones::ZoneSet& zs, const Zone& z, Counts& c, Quer
   return put_rrset(w, zs, z, *z.soa(), {0, z.origin().data()}, z.negative_ttl(), c.ns, ctx);
 }
 
+enum class Synthesis { kWritten, kTooLong, kTruncated };
+
+// The DNAME at `dname` and the CNAME it synthesizes for `name` (RFC 6672
+// §3.1-3.3: the labels below the owner + the DNAME target; TTL of the
+// DNAME). The new name is left in ctx.chain.
+Synthesis synthesize(const zones::ZoneSet& zones, const Zone& z, uint32_t dname, const dns::NameBuf& name, Owner owner,
+                     bool with_dname, Writer& w, Counts& c, QueryContext& ctx) {
+  const RRset* dn = z.find_rrset(dname, dns::kTypeDNAME);
+  if (with_dname && !put_rrset(w, zones, z, *dn, {0, z.name_of(dname).data()}, dn->ttl, c.an, ctx))
+    return Synthesis::kTruncated;
+  const uint8_t* rd = z.rdata(*dn);
+  const uint8_t* target = rd + 2;
+  size_t target_len = dns::wire_name_len({target, dns::get16(rd)});
+  size_t keep = name.labels - dns::label_count(z.name_of(dname).data());
+  size_t prefix_len = name.suffix(keep).data() - name.data;
+  if (target_len == 0 || prefix_len + target_len > dns::kMaxNameLen) return Synthesis::kTooLong;
+  uint8_t next[dns::kMaxNameLen + 1];
+  std::memcpy(next, name.data, prefix_len);
+  for (size_t i = 0; i < target_len; ++i) next[prefix_len + i] = dns::ascii_lower(target[i]);
+  uint16_t owner_ptr = owner.pointer;
+  if (!put_owner(w, owner, owner_ptr)) return Synthesis::kTruncated;
+  uint8_t fixed[10];
+  dns::put16(fixed, dns::kTypeCNAME);
+  dns::put16(fixed + 2, dns::kClassIN);
+  dns::put32(fixed + 4, dn->ttl);
+  if (!w.put_bytes(fixed, 10)) return Synthesis::kTruncated;
+  size_t rdlen_at = w.size() - 2;
+  if (!w.put_name(next)) return Synthesis::kTruncated;
+  dns::put16(w.data() + rdlen_at, static_cast<uint16_t>(w.size() - rdlen_at - 2));
+  ++c.an;
+  std::memcpy(ctx.chain.data, next, prefix_len + target_len);  // `name` may be ctx.chain: copied only now
+  dns::index_name(ctx.chain);
+  return Synthesis::kWritten;
+}
+
 struct Resolution {
   uint8_t rcode = dns::kRcodeNoError;
   bool aa = true;
@@ -153,6 +188,34 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
   } visited[kMaxChain];
   for (int hop = 0; hop < kMaxChain; ++hop) {
     zones::Lookup found = z->lookup(*name);
+    // RFC 6672 §3.2: a DNAME above the name rewrites it, unless a zone cut
+    // comes first on the way down.
+    uint32_t dname = z->dname_above(*name, found.node != kNone ? found.node : found.encloser);
+    if (dname != kNone && (found.cut == kNone || dns::label_count(z->name_of(found.cut).data()) >
+                                                     dns::label_count(z->name_of(dname).data()))) {
+      // Each hop rewrites to a new name, so a DNAME that points below itself
+      // is no loop to detect: it ends at kMaxChain or at YXDOMAIN. Its RRset
+      // goes into the answer once.
+      bool again = false;
+      for (int i = 0; i < hop; ++i) again |= visited[i].zone == z && visited[i].node == dname;
+      visited[hop] = {z, dname};
+      switch (synthesize(zones, *z, dname, *name, owner, !again, w, c, ctx)) {
+        case Synthesis::kWritten:
+          break;
+        case Synthesis::kTooLong:
+          r.rcode = dns::kRcodeYxDomain;  // RFC 6672 §2.2
+          return r;
+        case Synthesis::kTruncated:
+          r.truncated = true;
+          return r;
+      }
+      if (q.qtype == dns::kTypeCNAME) return r;  // the CNAME was asked for: not followed (RFC 1034 §4.3.2)
+      name = &ctx.chain;
+      owner = {0, ctx.chain.data};
+      z = zones.find_zone(ctx.chain);  // RFC 1034 §4.3.2 3a: back to step 1, the nearest zone we serve
+      if (!z) return r;
+      continue;
+    }
     // At or below a zone cut we are not authoritative: refer (RFC 1034 §4.3.2 3b).
     // DS at the cut itself belongs to the parent side (RFC 4035 §3.1.4.1).
     if (found.cut != kNone && !(found.node == found.cut && q.qtype == dns::kTypeDS)) {
@@ -217,7 +280,7 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
     dns::index_name(ctx.chain);
     name = &ctx.chain;
     owner = {0, ctx.chain.data};
-    z = zones.find_zone(ctx.chain);
+    z = zones.find_zone(ctx.chain);  // RFC 1034 §4.3.2 3a: back to step 1, the nearest zone we serve
     if (!z) return r;
   }
   return r;

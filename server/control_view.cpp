@@ -21,8 +21,8 @@ constexpr double kRttBuckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000
 constexpr size_t kNumRttBuckets = sizeof kRttBuckets / sizeof kRttBuckets[0];
 
 const char* rcode_name(int r) {
-  static const char* const kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
-  return r < 6 ? kNames[r] : r == 16 ? "BADVERS" : nullptr;
+  static const char* const kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN"};
+  return r < 7 ? kNames[r] : r == 16 ? "BADVERS" : nullptr;
 }
 }  // namespace
 

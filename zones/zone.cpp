@@ -56,6 +56,16 @@ Lookup Zone::lookup(const dns::NameBuf& qname) const {
   return r;
 }
 
+uint32_t Zone::dname_above(const dns::NameBuf& qname, uint32_t near) const {
+  if (near == kNone || !(nodes_[near].flags & kNodeDnameScope)) return kNone;
+  size_t below = qname.labels - origin_labels_;
+  for (size_t i = below; i >= 1; --i) {  // from the apex down, stopping above qname
+    uint32_t id = find(qname.suffix(i));
+    if (id != kNone && find_rrset(id, dns::kTypeDNAME)) return id;
+  }
+  return kNone;
+}
+
 uint32_t Zone::wildcard_of(uint32_t encloser) const {
   if (!(nodes_[encloser].flags & kNodeWildcardChild)) return kNone;
   uint8_t buf[dns::kMaxNameLen + 2];

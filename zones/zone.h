@@ -38,6 +38,7 @@ enum NodeFlags : uint8_t {
   kNodeWildcardChild = 4, // "*.<this>" exists
   kNodeEmpty = 8,         // empty non-terminal (RFC 4592 §2.2.2)
   kNodeAddress = 16,      // has A or AAAA (candidate for additional)
+  kNodeDnameScope = 32,   // a DNAME at this node or above it (RFC 6672)
 };
 
 struct Node {
@@ -99,6 +100,11 @@ class Zone {
 
   // Walks `qname` (which must be at or below the origin) per RFC 1034 §4.3.2.
   Lookup lookup(const dns::NameBuf& qname) const;
+
+  // The topmost node strictly above `qname` that owns a DNAME, or kNone
+  // (RFC 6672 §3.2: substitution happens where the descent first meets one).
+  // `near` is the node lookup() found (exact or closest encloser).
+  uint32_t dname_above(const dns::NameBuf& qname, uint32_t near) const;
 
   // Node of "*.<encloser>" when the encloser has a wildcard child.
   uint32_t wildcard_of(uint32_t encloser) const;

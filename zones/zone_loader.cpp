@@ -292,13 +292,14 @@ void ZoneBuilder::mark_cuts() {
     std::memcpy(nb.data, name.data(), name.size());
     dns::index_name(nb);
     size_t below = nb.labels - z_->origin_labels_;
-    // Topmost cut wins: the parent's NS is the only authority for what lies under it.
-    for (size_t k = below; k-- > 0;) {
+    // Topmost cut wins: the parent's NS is the only authority for what lies
+    // under it. Nodes at or below a DNAME are marked for the resolver.
+    for (size_t k = below + 1; k-- > 0;) {
       uint32_t anc = k == 0 ? id : z_->find(nb.suffix(k));
-      if (anc != kNone && (z_->nodes_[anc].flags & kNodeDelegation)) {
+      if (anc == kNone) continue;
+      if (z_->find_rrset(anc, dns::kTypeDNAME)) z_->nodes_[id].flags |= kNodeDnameScope;
+      if (k != below && (z_->nodes_[anc].flags & kNodeDelegation) && z_->nodes_[id].cut == kNone)
         z_->nodes_[id].cut = anc;
-        break;
-      }
     }
   }
 }

@@ -152,6 +152,71 @@ TEST_F(Semantics, CnameLoop_EndsWithoutHanging) {
   EXPECT_TRUE(r.authority.empty());
 }
 
+TEST_F(Semantics, Dname_BelowTheOwner_SynthesizesACnameWithTheDnameTtl) {
+  Response r = ask("host.old.example.com", "A");
+  EXPECT_EQ(render(r),
+            "rcode=NOERROR flags=qr aa rd edns=no\n"
+            "Q host.old.example.com. IN A\n"
+            "AN old.example.com. 3600 IN DNAME new.example.com.\n"
+            "AN host.old.example.com. 3600 IN CNAME host.new.example.com.\n"
+            "AN host.new.example.com. 3600 IN A 192.0.2.63\n");
+  // Two labels below, and a CNAME after the rewrite.
+  r = ask("mail.old.example.com", "A");
+  ASSERT_EQ(r.answer.size(), 5u);
+  EXPECT_EQ(r.answer[1], "mail.old.example.com. 3600 IN CNAME mail.new.example.com.");
+  EXPECT_EQ(r.answer[2], "mail.new.example.com. 3600 IN CNAME www.example.com.");
+  // Nothing at the target: NXDOMAIN with the DNAME, the CNAME and the SOA.
+  r = ask("a.b.old.example.com", "A");
+  EXPECT_EQ(render(r), std::string("rcode=NXDOMAIN flags=qr aa rd edns=no\n"
+                                   "Q a.b.old.example.com. IN A\n"
+                                   "AN old.example.com. 3600 IN DNAME new.example.com.\n"
+                                   "AN a.b.old.example.com. 3600 IN CNAME a.b.new.example.com.\n"
+                                   "NS ") + kSoaNeg + "\n");
+}
+
+TEST_F(Semantics, Dname_TheOwnerItself_AnswersItsOwnData) {
+  EXPECT_EQ(render(ask("old.example.com", "A")),
+            "rcode=NOERROR flags=qr aa rd edns=no\nQ old.example.com. IN A\nAN old.example.com. 3600 IN A 192.0.2.60\n");
+  EXPECT_EQ(render(ask("old.example.com", "DNAME")),
+            "rcode=NOERROR flags=qr aa rd edns=no\nQ old.example.com. IN DNAME\n"
+            "AN old.example.com. 3600 IN DNAME new.example.com.\n");
+}
+
+TEST_F(Semantics, Dname_QueriedForCname_StopsAtTheSynthesizedCname) {
+  Response r = ask("host.old.example.com", "CNAME");
+  ASSERT_EQ(r.answer.size(), 2u);
+  EXPECT_EQ(r.answer[1], "host.old.example.com. 3600 IN CNAME host.new.example.com.");
+  EXPECT_TRUE(r.authority.empty());
+}
+
+TEST_F(Semantics, Dname_OutOfOurZones_StopsAtTheCname) {
+  Response r = ask("www.away.example.com", "A");
+  EXPECT_EQ(render(r), "rcode=NOERROR flags=qr aa rd edns=no\nQ www.away.example.com. IN A\n"
+                       "AN away.example.com. 3600 IN DNAME example.org.\n"
+                       "AN www.away.example.com. 3600 IN CNAME www.example.org.\n");
+}
+
+TEST_F(Semantics, Dname_SubstitutionLongerThan255_IsYxDomain) {
+  std::string name = std::string(50, 'a') + "." + std::string(50, 'b') + ".tolong.example.com";
+  Response r = ask(name, "A", {.tcp = true});
+  EXPECT_EQ(r.rcode, "YXDOMAIN");
+  EXPECT_TRUE(r.aa);
+  ASSERT_EQ(r.answer.size(), 1u);
+  EXPECT_NE(r.answer[0].find(" IN DNAME "), std::string::npos);
+  EXPECT_TRUE(r.authority.empty());
+}
+
+TEST_F(Semantics, Dname_PointingBelowItself_EndsWithoutHanging) {
+  // dloop DNAME x.dloop: every rewrite adds a label, until the chain limit.
+  Response r = ask("a.dloop.example.com", "A", {.tcp = true});
+  EXPECT_TRUE(r.rcode == "NOERROR" || r.rcode == "YXDOMAIN") << r.rcode;
+  ASSERT_GE(r.answer.size(), 2u);
+  EXPECT_EQ(r.answer[0], "dloop.example.com. 3600 IN DNAME x.dloop.example.com.");
+  EXPECT_EQ(r.answer[1], "a.dloop.example.com. 3600 IN CNAME a.x.dloop.example.com.");
+  EXPECT_LE(r.answer.size(), 17u);  // the DNAME once, a CNAME per hop
+  for (size_t i = 1; i < r.answer.size(); ++i) EXPECT_NE(r.answer[i].find(" IN CNAME "), std::string::npos);
+}
+
 TEST_F(Semantics, Wildcard_SynthesizesWithTheQueryName) {
   Response r = ask("anything.wild.example.com", "A");
   EXPECT_EQ(render(r),

@@ -40,6 +40,7 @@ inline constexpr uint8_t kRcodeServFail = 2;
 inline constexpr uint8_t kRcodeNxDomain = 3;
 inline constexpr uint8_t kRcodeNotImp = 4;
 inline constexpr uint8_t kRcodeRefused = 5;
+inline constexpr uint8_t kRcodeYxDomain = 6;  // RFC 6672 §2.2: a DNAME substitution too long
 inline constexpr uint16_t kRcodeBadVers = 16;  // extended: upper 8 bits live in OPT
 
 inline constexpr uint8_t kOpcodeQuery = 0;
