@@ -426,6 +426,7 @@ static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> r
     return finish(w, q, flags, dns::kRcodeNotImp, c, opts, 0);
 
   const Zone* z = zones.find_zone(q.qname);
+  ctx.zone = z;
   if (!z) return finish(w, q, flags, dns::kRcodeRefused, c, opts, 0);
   // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1): at a child's
   // apex, answer from the parent zone when we serve it too.

@@ -26,6 +26,7 @@ struct QueryCounters {
   static constexpr int kQtypes = 16;                   // see qtype_bucket()
   std::atomic<uint64_t> answers[2][kQtypes][17] = {};  // [udp, tcp][qtype bucket][rcode, 16 = BADVERS]
   std::atomic<uint64_t> truncated[2] = {};
+  std::atomic<uint64_t> rrl_dropped{0}, rrl_slipped{0};  // UDP answers rate limiting held back
   zones::EndpointHits steered;  // steered answers per endpoint slot
 
   static void bump(std::atomic<uint64_t>& c) {
@@ -44,6 +45,7 @@ struct QueryContext {
   zones::Pick pick;                       // scratch for steered RRsets
   const uint8_t* cname_target = nullptr;  // target of the last steered CNAME written
   uint8_t ecs_scope = 0;                  // RFC 7871 scope of this answer
+  const zones::Zone* zone = nullptr;      // the zone that answered (rate limiting classes NXDOMAIN by it)
   uint64_t rng = 0x9E3779B97F4A7C15ULL;   // xorshift state; seed per worker
   QueryCounters* counters = nullptr;      // the worker's; none in unit tests
 };

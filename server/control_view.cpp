@@ -154,6 +154,15 @@ std::string Control::metrics() {
     m.histogram.sample_count = h[kNumRttBuckets + 1];
     rtt.metric.push_back(std::move(m));
   }
+  auto& rrl = family("vane_rrl_responses_total",
+                     "UDP answers held back by response rate limiting: dropped, or sent truncated (slipped).",
+                     MetricType::Counter);
+  for (int slipped = 0; slipped < 2; ++slipped) {
+    uint64_t n = 0;
+    for (const Worker* w : workers)
+      n += (slipped ? w->counters().rrl_slipped : w->counters().rrl_dropped).load(std::memory_order_relaxed);
+    sample(rrl, {{"action", slipped ? "slipped" : "dropped"}}, double(n));
+  }
   auto& flips = family("vane_health_flips_total", "Endpoint verdict changes, by new verdict.", MetricType::Counter);
   for (const char* to : {"up", "down"}) sample(flips, {{"to", to}}, double(flips_[to]));
   auto& reloads = family("vane_reloads_total", "Reloads by result.", MetricType::Counter);

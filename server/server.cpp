@@ -89,6 +89,7 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
   auto set = std::make_shared<zones::ZoneSet>(std::move(loaded));
   set->states = &states;
   set->regions = std::move(regions);
+  set->rrl = cfg.rrl;
   return set;
 }
 

@@ -149,6 +149,11 @@ void Worker::drain_udp(UdpSocket& s) {
       return;  // EAGAIN: drained
     }
     int out = 0;
+    // Rate limiting's clock: the loop's cached time, refreshed per batch
+    // (a vDSO clock read, no syscall) since a flood never returns to the loop.
+    const bool rrl = zones && zones->rrl.rate;
+    if (rrl) uv_update_time(&loop_);
+    const uint32_t now_s = rrl ? uint32_t(uv_now(&loop_) / 1000) : 0;
     for (int i = 0; i < n; ++i) {
       const msghdr& h = rx_[i].msg_hdr;
       if (h.msg_flags & MSG_TRUNC) {  // larger than any sane query: not worth an answer
@@ -163,6 +168,17 @@ void Worker::drain_udp(UdpSocket& s) {
       if (len == 0) {
         stats_.dropped.fetch_add(1, std::memory_order_relaxed);
         continue;
+      }
+      if (rrl) {
+        Rrl::Verdict v = rrl_.check(zones->rrl, ctx_, resp, len, now_s);
+        if (v == Rrl::Verdict::kDrop) {
+          if (ctx_.counters) QueryCounters::bump(ctx_.counters->rrl_dropped);
+          continue;
+        }
+        if (v == Rrl::Verdict::kSlip) {
+          len = Rrl::truncate(resp, ctx_);
+          if (ctx_.counters) QueryCounters::bump(ctx_.counters->rrl_slipped);
+        }
       }
       tx_iov_[out] = {resp, len};
       msghdr& t = tx_[out].msg_hdr;

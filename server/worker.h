@@ -20,6 +20,7 @@
 
 #include "answer.h"
 #include "config.h"
+#include "rrl.h"
 #include "sockets.h"
 #include "zone.h"
 
@@ -120,6 +121,7 @@ class Worker {
   std::unordered_set<TcpConn*> conns_;
   QueryContext ctx_;
   QueryCounters counters_;
+  Rrl rrl_;
   WorkerStats stats_;
 
   // Batch state for recvmmsg/sendmmsg, reused for every batch.

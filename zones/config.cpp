@@ -124,6 +124,52 @@ std::string scalar(const YAML::Node& n) {
   return n.IsScalar() ? n.Scalar() : std::string();
 }
 
+// "10.1.0.0/16" or "2001:db8::/32", no host bits past the prefix.
+std::optional<Error> parse_cidr(const Ctx& c, const YAML::Node& n, uint8_t& family, uint8_t& prefix, uint8_t addr[16]) {
+  std::string cidr = scalar(n);
+  size_t slash = cidr.find('/');
+  std::string host = cidr.substr(0, slash);
+  unsigned long bits = 0;
+  bool ok = slash != std::string::npos && slash + 1 < cidr.size() &&
+            cidr.find_first_not_of("0123456789", slash + 1) == std::string::npos;
+  if (ok) bits = std::stoul(cidr.substr(slash + 1, 3));
+  std::memset(addr, 0, 16);
+  if (ok && inet_pton(AF_INET, host.c_str(), addr) == 1 && bits <= 32)
+    family = 4;
+  else if (ok && inet_pton(AF_INET6, host.c_str(), addr) == 1 && bits <= 128)
+    family = 6;
+  else
+    return err(c, n, "bad cidr '" + cidr + "' (want e.g. 10.1.0.0/16 or 2001:db8::/32)");
+  prefix = static_cast<uint8_t>(bits);
+  for (size_t b = bits; b < 128; ++b)
+    if (addr[b / 8] & (0x80 >> (b % 8)))
+      return err(c, n, "cidr '" + cidr + "' has host bits set past /" + std::to_string(bits));
+  return std::nullopt;
+}
+
+// rrl: (DESIGN.md "Response rate limiting").
+std::optional<Error> parse_rrl(const Ctx& c, const YAML::Node& n, zones::RrlParams& r) {
+  if (auto e = check_keys(c, n, {"responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix", "exempt"}, "rrl"))
+    return e;
+  if (!n["responses_per_second"]) return err(c, n, "rrl needs responses_per_second (e.g. 20)");
+  if (auto e = get_uint(c, n["responses_per_second"], r.rate, 1, 1000000, "rrl.responses_per_second")) return e;
+  if (n["slip"])
+    if (auto e = get_uint(c, n["slip"], r.slip, 0, 10, "rrl.slip")) return e;
+  if (n["ipv4_prefix"])
+    if (auto e = get_uint(c, n["ipv4_prefix"], r.v4_prefix, 8, 32, "rrl.ipv4_prefix")) return e;
+  if (n["ipv6_prefix"])
+    if (auto e = get_uint(c, n["ipv6_prefix"], r.v6_prefix, 16, 128, "rrl.ipv6_prefix")) return e;
+  if (const auto& ex = n["exempt"]) {
+    if (!ex.IsSequence()) return err(c, ex, "rrl.exempt must be a list of networks like [10.0.0.0/8]");
+    for (const auto& x : ex) {
+      zones::Client net;
+      if (auto e = parse_cidr(c, x, net.family, net.prefix, net.addr)) return e;
+      r.exempt.push_back(net);
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "regions must be a list of { cidr, order }");
   for (const auto& r : n) {
@@ -132,22 +178,7 @@ std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cf
     RegionSpec spec;
     spec.line = r.Mark().line + 1;
     spec.cidr = scalar(r["cidr"]);
-    size_t slash = spec.cidr.find('/');
-    std::string host = spec.cidr.substr(0, slash);
-    unsigned long bits = 0;
-    bool ok = slash != std::string::npos && slash + 1 < spec.cidr.size() &&
-              spec.cidr.find_first_not_of("0123456789", slash + 1) == std::string::npos;
-    if (ok) bits = std::stoul(spec.cidr.substr(slash + 1, 3));
-    if (ok && inet_pton(AF_INET, host.c_str(), spec.addr) == 1 && bits <= 32)
-      spec.family = 4;
-    else if (ok && inet_pton(AF_INET6, host.c_str(), spec.addr) == 1 && bits <= 128)
-      spec.family = 6;
-    else
-      return err(c, r["cidr"], "bad cidr '" + spec.cidr + "' (want e.g. 10.1.0.0/16 or 2001:db8::/32)");
-    spec.prefix = static_cast<uint8_t>(bits);
-    for (size_t b = bits; b < 128; ++b)
-      if (spec.addr[b / 8] & (0x80 >> (b % 8)))
-        return err(c, r["cidr"], "cidr '" + spec.cidr + "' has host bits set past /" + std::to_string(bits));
+    if (auto e = parse_cidr(c, r["cidr"], spec.family, spec.prefix, spec.addr)) return e;
     if (!r["order"].IsSequence() || r["order"].size() == 0)
       return err(c, r["order"], "order must be a non-empty list of region names");
     for (const auto& o : r["order"]) {
@@ -472,7 +503,7 @@ std::optional<Error> parse_cluster(const Ctx& c, const YAML::Node& n, ClusterSpe
 std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cfg) {
   if (auto e = check_keys(c, root,
                           {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size",
-                           "tcp", "records", "regions", "checks", "cluster"},
+                           "tcp", "records", "regions", "checks", "cluster", "rrl"},
                           "the top level"))
     return e;
   if (const auto& l = root["listen"]) {
@@ -511,6 +542,8 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
   }
   if (root["cluster"])
     if (auto e = parse_cluster(c, root["cluster"], cfg.cluster)) return e;
+  if (root["rrl"])
+    if (auto e = parse_rrl(c, root["rrl"], cfg.rrl)) return e;
   if (cfg.cluster.enabled() && !cfg.vantage_set) cfg.vantage = cfg.cluster.node;
   if (root["tcp"])
     if (auto e = parse_tcp(c, root["tcp"], cfg.tcp)) return e;

@@ -115,6 +115,7 @@ struct Config {
   std::string vantage = "local";
   bool vantage_set = false;  // vantage: written in the config (else, in a cluster, the node name)
   ClusterSpec cluster;
+  zones::RrlParams rrl;  // rate 0: off
   uint16_t edns_udp_size = 1232;
   TcpOptions tcp;
   std::vector<zones::ZoneSource> zones;

@@ -191,6 +191,15 @@ struct Client {
   uint8_t addr[16] = {};
 };
 
+// Response rate limiting (DESIGN.md "Response rate limiting"), as the
+// snapshot carries it to the workers; rate 0 = off.
+struct RrlParams {
+  uint32_t rate = 0;      // responses per second per client prefix and answer class
+  uint32_t slip = 2;      // every Nth limited answer goes out truncated (0: drop them all)
+  uint8_t v4_prefix = 24, v6_prefix = 56;
+  std::vector<Client> exempt;  // networks never limited
+};
+
 // The outcome of one selection: endpoint indices (into the record's
 // endpoints) to answer with, and the ECS scope the answer depends on.
 struct Pick {

@@ -146,6 +146,7 @@ class ZoneSet {
   // the server, outlives snapshots) and the client-network -> region map.
   const StateTable* states = nullptr;
   RegionMap regions;
+  RrlParams rrl;
 
  private:
   std::vector<std::unique_ptr<Zone>> zones_;

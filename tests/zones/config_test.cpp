@@ -94,6 +94,34 @@ TEST(Config, ServingDigest_FollowsWhatIsServedNotWhereItListens) {
   EXPECT_NE(serving_digest(*a), serving_digest(*c));
 }
 
+TEST(Config, Rrl_KeysDefaultsAndMistakes) {
+  auto c = parse_config("zones: [{ name: a.test, file: a }]\nrrl: { responses_per_second: 20, exempt: [10.0.0.0/8] }\n",
+                        "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->rrl.rate, 20u);
+  EXPECT_EQ(c->rrl.slip, 2u);
+  EXPECT_EQ(c->rrl.v4_prefix, 24);
+  EXPECT_EQ(c->rrl.v6_prefix, 56);
+  ASSERT_EQ(c->rrl.exempt.size(), 1u);
+  EXPECT_EQ(c->rrl.exempt[0].prefix, 8);
+  auto off = parse_config("zones: [{ name: a.test, file: a }]\n", "vane.yaml", "");
+  EXPECT_EQ(off->rrl.rate, 0u);  // absent: off
+  const std::pair<const char*, const char*> cases[] = {
+      {"rrl: { slip: 2 }", "rrl needs responses_per_second"},
+      {"rrl: { responses_per_second: 0 }", "between 1 and 1000000"},
+      {"rrl: { responses_per_second: 5, slip: 11 }", "rrl.slip must be between 0 and 10"},
+      {"rrl: { responses_per_second: 5, ipv4_prefix: 33 }", "rrl.ipv4_prefix must be between 8 and 32"},
+      {"rrl: { responses_per_second: 5, exempt: [10.0.0.1/8] }", "host bits set"},
+      {"rrl: { responses_per_second: 5, window: 5 }", "unknown key 'window' in rrl"},
+  };
+  for (const auto& [yaml, message] : cases) {
+    auto e = parse_config(std::string("zones: [{ name: a.test, file: a }]\n") + yaml + "\n", "vane.yaml", "");
+    ASSERT_FALSE(e) << yaml;
+    EXPECT_EQ(e.error().line, 2) << yaml;
+    EXPECT_NE(e.error().message.find(message), std::string::npos) << e.error().message;
+  }
+}
+
 TEST(Config, UnknownKey_IsAnErrorWithLine) {
   auto c = parse_config("zones: [{ name: a.test, file: a }]\nthread: 2\n", "vane.yaml", "");
   ASSERT_FALSE(c);
