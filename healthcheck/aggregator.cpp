@@ -69,8 +69,10 @@ void Aggregator::forget(const std::string& key, const std::string& vantage) {
 }
 
 void Aggregator::retain_views(const std::set<std::pair<std::string, std::string>>& keep) {
-  for (auto& [key, e] : endpoints_)
-    std::erase_if(e.views, [&](const auto& kv) { return !kv.second.self && !keep.count({key, kv.first}); });
+  for (auto& kv : endpoints_) {
+    const std::string& key = kv.first;  // (clang 14 cannot capture a structured binding)
+    std::erase_if(kv.second.views, [&](const auto& v) { return !v.second.self && !keep.count({key, v.first}); });
+  }
 }
 
 void Aggregator::refresh_remote(uint64_t now_ms) {

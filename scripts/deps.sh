@@ -23,6 +23,7 @@ BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libuv1-dev libyaml-cpp-dev
 # What the test suite needs on top: Knot (differential test), kdig, openssl (a test
 # certificate), chromium (the status page), iproute2 (network namespaces),
 # etcd (the cluster tests start a real 3-member etcd; etcdctl sets up auth).
-TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client)
+# clang and its runtime: the libFuzzer harnesses.
+TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client clang libclang-rt-14-dev)
 # What bench/run.sh needs on top.
 BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)

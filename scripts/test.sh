@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up command 2: install what is missing, build, run the whole test suite —
-# once as a normal build and once with ASan+UBSan.
+# once as a normal build and once with ASan+UBSan — plus a Release build and
+# a bounded run of every fuzz harness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -16,6 +17,28 @@ cmake --build build -j"$jobs"
 echo "== build (Release, default options)"
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-release -j"$jobs"
+
+# Every parser that takes outside input, fuzzed for a bounded time under
+# ASan+UBSan from the seed corpora in tests/fuzz/corpus (copied: what a run
+# finds stays out of the tree unless someone adds it). Long runs: bench/RESULTS.md.
+if [ "${VANE_SKIP_FUZZ:-0}" != 1 ]; then
+  secs=${FUZZ_SECONDS:-15}
+  echo "== fuzz (libFuzzer, ${secs}s per harness)"
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVANE_FUZZ=ON -DVANE_TESTS=OFF >/dev/null
+  harnesses="query zone config report admin"
+  cmake --build build-fuzz -j"$jobs" --target $(for h in $harnesses; do printf 'fuzz_%s ' "$h"; done)
+  root=$PWD
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  for h in $harnesses; do
+    mkdir -p "$work/$h"
+    cp tests/fuzz/corpus/"$h"/* "$work/$h/"
+    (cd "$work" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$root/build-fuzz/tests/fuzz/fuzz_$h" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 \
+      "$work/$h" >"$work/$h.log" 2>&1) || { tail -50 "$work/$h.log"; echo "fuzz_$h FAILED"; exit 1; }
+    echo "fuzz_$h: $(grep -E '^stat::number_of_executed_units' "$work/$h.log" | awk '{print $2}') runs, no crash"
+  done
+fi
 
 if [ "${VANE_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== build + test (ASan+UBSan)"

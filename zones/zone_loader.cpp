@@ -249,7 +249,8 @@ std::optional<Error> ZoneBuilder::build_rrsets() {
         const uint8_t* data = tmp_rdata_.data() + p.rdata_off;
         bool dup = false;  // RFC 2181 §5: an RRset is a set
         for (size_t j = begin; j < i && !dup; ++j)
-          dup = recs_[j].rdlen == p.rdlen && std::memcmp(tmp_rdata_.data() + recs_[j].rdata_off, data, p.rdlen) == 0;
+          dup = recs_[j].rdlen == p.rdlen &&
+                (p.rdlen == 0 || std::memcmp(tmp_rdata_.data() + recs_[j].rdata_off, data, p.rdlen) == 0);
         if (dup) continue;
         if (rs.count == UINT16_MAX) return error_at(p, "RRset has more than 65535 records");
         uint8_t len[2];

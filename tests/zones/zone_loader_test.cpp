@@ -54,6 +54,26 @@ TEST(ZoneLoader, DuplicateRecordsFormOneSet) {
   EXPECT_EQ((*z)->find_rrset(find(**z, "a.example.com"), dns::kTypeA)->count, 2);
 }
 
+// Found by fuzz_zone (UBSan: memcmp with a null pointer): records with empty
+// rdata, repeated, before any other rdata is stored.
+TEST(ZoneLoader, EmptyRdataRecords_AreComparedSafelyAndDeduplicated) {
+  auto z = load_text("example.com", "x IN TYPE65400 \\# 0\nx IN TYPE65400 \\# 0\n" + std::string(kSoa));
+  ASSERT_TRUE(z) << z.error().to_string();
+  EXPECT_EQ((*z)->find_rrset(find(**z, "x.example.com"), 65400)->count, 1);
+}
+
+TEST(ZoneLoader, DnameScope_MarksTheOwnerAndWhatIsBelowIt) {
+  auto z = load_text("example.com", std::string(kSoa) + "old IN DNAME new\nnew IN A 192.0.2.1\n");
+  ASSERT_TRUE(z) << z.error().to_string();
+  EXPECT_TRUE((*z)->node(find(**z, "old.example.com")).flags & kNodeDnameScope);
+  EXPECT_FALSE((*z)->node(find(**z, "new.example.com")).flags & kNodeDnameScope);
+  dns::NameBuf q;
+  dns::from_text("a.b.old.example.com", q);
+  EXPECT_EQ((*z)->dname_above(q, find(**z, "old.example.com")), find(**z, "old.example.com"));
+  dns::from_text("old.example.com", q);  // the owner itself is not rewritten
+  EXPECT_EQ((*z)->dname_above(q, find(**z, "old.example.com")), kNone);
+}
+
 TEST(ZoneLoader, DelegationMarksCutsForNodesBelow) {
   auto z = load_text("example.com", std::string(kSoa) + "@ IN NS ns\nchild IN NS ns.child\nns.child IN A 192.0.2.9\n");
   ASSERT_TRUE(z);
