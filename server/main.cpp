@@ -1,4 +1,5 @@
 // vaned: command line, start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop).
+#include <sys/resource.h>
 #include <uv.h>
 
 #include <CLI/CLI.hpp>
@@ -92,6 +93,15 @@ int main(int argc, char** argv) {
     source = [] { return server::demo_config(); };
 
   signal(SIGPIPE, SIG_IGN);
+  // Thousands of TCP clients need thousands of descriptors: take what the
+  // hard limit allows (as Knot and NSD do), and say when it is short.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < cfg->tcp.max_connections + 256)
+    VANE_WARN("open file limit %llu is below tcp.max_connections (%u) + 256: raise LimitNOFILE",
+              static_cast<unsigned long long>(rl.rlim_cur), cfg->tcp.max_connections);
   uv_loop_t* loop = uv_default_loop();
   std::unique_ptr<server::DemoEndpoints> demo_endpoints;
   if (cfg->path == "<demo>") {

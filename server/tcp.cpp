@@ -88,7 +88,6 @@ class TcpConn {
     }
     if (n == 0) return;
     in_len_ += static_cast<size_t>(n);
-    arm_timer();
     size_t pos = 0;
     while (in_len_ - pos >= 2) {
       size_t len = dns::get16(in_.data() + pos);
@@ -109,6 +108,9 @@ class TcpConn {
     if (pos > 0) {
       std::memmove(in_.data(), in_.data() + pos, in_len_ - pos);
       in_len_ -= pos;
+      // Idle means no complete query (RFC 7766 §6.2.3): a client that sends a
+      // byte now and then does not keep its connection.
+      arm_timer();
     }
     flush();
     // Back-pressure: a client that pipelines but does not read stops being read.
