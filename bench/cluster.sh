@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
+. bench/lib.sh
 ensure_packages "${BUILD_PACKAGES[@]}" dnsperf etcd-server
 
 FLIPS=${FLIPS:-500}
@@ -100,14 +101,6 @@ for p in $(pgrep -f "$WORK/ns" || true); do kill "$p" 2>/dev/null || true; done
 sleep 1
 
 echo "== DNS CPU per query, cluster: off vs on, ${DURATION}s each, $ROUNDS rounds"
-thread_ticks() {  # thread_ticks PID PATTERN
-  local t=0
-  for d in /proc/"$1"/task/*; do
-    grep -q "$2" "$d/comm" 2>/dev/null || continue
-    t=$((t + $(sed 's/.*) //' "$d/stat" | awk '{print $12 + $13}')))
-  done
-  echo "$t"
-}
 proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 awk 'BEGIN { for (i = 0; i < 100000; i++) print "app.example.com A" }' > "$WORK/q.txt"
 declare -A DNS ALL

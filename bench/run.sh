@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
+. bench/lib.sh
 ensure_packages "${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}" knot-dnsutils
 
 DURATION=${DURATION:-10}
@@ -274,14 +275,6 @@ fi
 # 10 000 endpoints, TCP checks every 10 s on the checker thread, against a
 # second vaned on core 1 as the probed listener. DNS CPU per query counts the
 # vane-dns-* threads only; the checker thread's CPU is reported on its own.
-thread_ticks() {  # thread_ticks PID PATTERN: utime+stime of the threads whose name matches
-  local t=0
-  for d in /proc/"$1"/task/*; do
-    grep -q "$2" "$d/comm" 2>/dev/null || continue
-    t=$((t + $(sed 's/.*) //' "$d/stat" | awk '{print $12 + $13}')))
-  done
-  echo "$t"
-}
 declare -A HS_DNS
 HS_CHECKER=""
 if [ "${HEALTH:-1}" = 1 ] && [[ " $SERVERS " == *" vane "* ]]; then
