@@ -98,5 +98,6 @@ class StateStore {
 
 uint64_t now_ms();                     // wall clock, ms since the epoch
 std::string format_time(uint64_t ms);  // "2026-11-25T17:06:32Z"
+std::string format_duration(uint64_t ms);  // "15m", "90s", "1500ms": as a config would say it
 
 }  // namespace vane::admin

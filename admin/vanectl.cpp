@@ -58,14 +58,31 @@ void print_status(const json& r) {
     rows.push_back({str(z["name"]), str(z["serial"]), str(z["records"]), str(z["file"])});
   print_table(rows);
   for (const auto& rec : r.value("records", json::array())) {
-    printf("\n%s %s  policy %s, ttl %s\n", str(rec["name"]).c_str(), str(rec["type"]).c_str(),
+    printf("\n%s %s  policy %s, ttl %s", str(rec["name"]).c_str(), str(rec["type"]).c_str(),
            str(rec["policy"]).c_str(), str(rec["ttl"]).c_str());
+    if (rec.contains("failback")) {
+      printf(", failback %s", str(rec["failback"]).c_str());
+      if (rec["tier"].is_null())
+        printf(", no tier up (failing open)");
+      else if (rec["failed_over"].get<bool>())
+        printf(", FAILED OVER to tier %s (preferred %s)", str(rec["tier"]).c_str(), str(rec["preferred_tier"]).c_str());
+      if (rec["held"].get<bool>()) {
+        printf("\n  HELD on tier %s since %s", str(rec["tier"]).c_str(), str(rec.value("held_since", json("?"))).c_str());
+        const json& h = rec.value("preferred_healthy_s", json());
+        printf(h.is_null() ? "; preferred tier not healthy" : "; preferred tier healthy for %ss", str(h).c_str());
+        printf(" — vanectl failback %s releases it", str(rec["name"]).c_str());
+      }
+    }
+    printf("\n");
     std::vector<std::vector<std::string>> eps{
         {"  ENDPOINT", "ADDRESS", "STATE", "HEALTH", "OVERRIDE", "WEIGHT", "PRIORITY", "REGION"}};
     for (const auto& e : rec["endpoints"]) {
       std::string ov = str(e["override"]);
       if (e.contains("override_until")) ov += " until " + str(e["override_until"]);
       if (e.contains("override_reason")) ov += " (" + str(e["override_reason"]) + ")";
+      if (e.contains("damping") && e["damping"]["recent_flips"].get<int>() > 0 && str(e["override"]) != "damped")
+        ov += " [" + str(e["damping"]["recent_flips"]) + " flips of " + str(e["damping"]["flips"]) + " in " +
+              str(e["damping"]["window"]) + "]";
       std::string w =
           str(e["weight"]) + (e["admin_weight"].is_null() ? "" : " (admin; config " + str(e["config_weight"]) + ")");
       eps.push_back({"  " + str(e["name"]), str(e["address"]), e["up"].get<bool>() ? "up" : "DOWN", str(e["health"]),
@@ -108,6 +125,14 @@ void print_history(const json& r) {
     std::string to = e.contains("to") ? str(e["to"]) : "";
     if (e.contains("until")) to += " until " + str(e["until"]);
     std::string endpoint = e.contains("endpoint") ? str(e["endpoint"]) : "";
+    if (e.contains("record")) {  // hold / failback: a record and the endpoints held back
+      endpoint = str(e["record"]);
+      if (e.contains("endpoints")) {
+        std::string list;
+        for (const auto& x : e["endpoints"]) list += (list.empty() ? "" : ",") + str(x);
+        endpoint += " (" + list + ")";
+      }
+    }
     if (str(e.value("action", json(""))) == "seed")
       endpoint = "(cluster state from this node: " + str(e.value("weights", json(0))) + " weights, " +
                  str(e.value("overrides", json(0))) + " overrides)";
@@ -169,6 +194,9 @@ int main(int argc, char** argv) {
   force->add_option("STATE", state, "up | down | auto")->required()->check(CLI::IsMember({"up", "down", "auto"}));
   force->add_option("--for", for_text, "expire by itself after this long (90s, 15m, 2h), across restarts too");
   for (auto* sub : {w, drain, undrain, force}) sub->add_option("--reason", reason, "why (kept in the journal)");
+  auto* fb = app.add_subcommand("failback", "end a failover record's hold: traffic returns to its preferred tier");
+  fb->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
+  fb->add_option("--reason", reason, "why (kept in the journal)");
   auto* explain = app.add_subcommand("explain", "which endpoints a client gets for a name, and why");
   explain->add_option("QNAME", qname, "the steered name")->required();
   explain->add_option("TYPE", qtype, "A, AAAA or CNAME (default: the name's steered type)");
@@ -177,7 +205,7 @@ int main(int argc, char** argv) {
       app.add_subcommand("reload", "re-read the config and zones; a bad one is refused, the old keeps serving");
   auto* history = app.add_subcommand("history", "journal of admin changes and override expiries, newest last");
   history->add_option("--limit", limit, "how many entries (default 20)")->check(CLI::Range(1, 10000));
-  for (auto* sub : {status, w, drain, undrain, force, explain, reload, history})
+  for (auto* sub : {status, w, drain, undrain, force, fb, explain, reload, history})
     sub->add_flag("--json", as_json, "print the raw JSON answer");
   CLI11_PARSE(app, argc, argv);
   if (socket_path.empty()) socket_path = default_socket();
@@ -202,6 +230,7 @@ int main(int argc, char** argv) {
     req = {{"cmd", "force"}, {"record", record}, {"endpoint", endpoint}, {"state", state}};
     if (!for_text.empty()) req["for"] = for_text;
   }
+  if (fb->parsed()) req = {{"cmd", "failback"}, {"record", record}};
   if (!reason.empty()) req["reason"] = reason;
   if (explain->parsed()) {
     req = {{"cmd", "explain"}, {"qname", qname}};
@@ -228,6 +257,11 @@ int main(int argc, char** argv) {
   if (status->parsed()) print_status(answer);
   if (reload->parsed()) printf("%s\n", str(answer.value("message", json(""))).c_str());
   if (w->parsed() || drain->parsed() || undrain->parsed() || force->parsed()) print_change(answer);
+  if (fb->parsed()) {
+    std::string eps;
+    for (const auto& e : answer["released"]) eps += (eps.empty() ? "" : ", ") + str(e);
+    printf("%s: released %s — journal #%s\n", str(answer["record"]).c_str(), eps.c_str(), str(answer["seq"]).c_str());
+  }
   if (explain->parsed()) print_explain(answer);
   if (history->parsed()) print_history(answer);
   return 0;

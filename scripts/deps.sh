@@ -23,7 +23,9 @@ BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libuv1-dev libyaml-cpp-dev
 # What the test suite needs on top: Knot (differential test), kdig, openssl (a test
 # certificate), chromium (the status page), iproute2 (network namespaces),
 # etcd (the cluster tests start a real 3-member etcd; etcdctl sets up auth).
-# clang and its runtime: the libFuzzer harnesses.
-TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client clang libclang-rt-14-dev)
+# clang and its runtime: the libFuzzer harnesses. prometheus: promtool checks
+# the shipped alert rules, and a real server scrapes vaned and fires them.
+TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client clang libclang-rt-14-dev
+  prometheus)
 # What bench/run.sh needs on top.
 BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)

@@ -39,14 +39,6 @@ std::optional<std::string> get_string(const Json& req, const char* key, std::str
   return std::nullopt;
 }
 
-std::string record_list(const zones::ZoneSet& zs) {
-  std::string list;
-  for (const auto& z : zs.zones())
-    for (const auto& r : z->steered_records())
-      list += (list.empty() ? "" : ", ") + z->info(r).name + "/" + zones::steered_type_name(r.type);
-  return list.empty() ? "none" : list;
-}
-
 }  // namespace
 
 struct Control::Target {
@@ -62,31 +54,12 @@ namespace {
 
 // RECORD (owner name, with /TYPE when it has several steered types) and
 // ENDPOINT, looked up in the serving snapshot only.
-Result<Control::Target> resolve(const zones::ZoneSet& zs, const zones::StateTable& states, std::string record,
+Result<Control::Target> resolve(const zones::ZoneSet& zs, const zones::StateTable& states, const std::string& record,
                                 const std::string& endpoint) {
-  std::string type;
-  if (size_t slash = record.rfind('/'); slash != std::string::npos) {
-    type = record.substr(slash + 1);
-    record.resize(slash);
-    std::transform(type.begin(), type.end(), type.begin(), ::toupper);
-  }
-  std::transform(record.begin(), record.end(), record.begin(), ::tolower);
-  if (!record.empty() && record.back() != '.') record += '.';
-  std::vector<Control::Target> found;
-  for (const auto& z : zs.zones())
-    for (const auto& r : z->steered_records())
-      if (z->info(r).name == record && (type.empty() || type == zones::steered_type_name(r.type)))
-        found.push_back({z.get(), &r, 0, UINT32_MAX, record + "/" + zones::steered_type_name(r.type), ""});
-  if (found.empty())
-    return Error{
-        "", 0,
-        "no steered record '" + record + (type.empty() ? "" : "/" + type) + "'; steered records: " + record_list(zs)};
-  if (found.size() > 1) {
-    std::string types;
-    for (auto& f : found) types += (types.empty() ? "" : ", ") + f.record;
-    return Error{"", 0, record + " has several steered types: say which (" + types + ")"};
-  }
-  Control::Target t = found[0];
+  auto found = Control::find_record(zs, record);
+  if (!found) return found.error();
+  Control::Target t{found->first, found->second, 0, UINT32_MAX,
+                    found->first->info(*found->second).name + "/" + zones::steered_type_name(found->second->type), ""};
   const auto& info = t.zone->info(*t.rec);
   auto it = std::find(info.endpoints.begin(), info.endpoints.end(), endpoint);
   if (it == info.endpoints.end()) {
@@ -95,7 +68,7 @@ Result<Control::Target> resolve(const zones::ZoneSet& zs, const zones::StateTabl
     return Error{"", 0, "no endpoint '" + endpoint + "' in " + t.record + "; endpoints: " + list};
   }
   t.ep = static_cast<size_t>(it - info.endpoints.begin());
-  t.key = zones::endpoint_key(record, t.rec->type, endpoint);
+  t.key = zones::endpoint_key(info.name, t.rec->type, endpoint);
   t.slot = states.find(t.key);
   if (t.slot == UINT32_MAX) return Error{"", 0, "internal: no state slot for " + t.key};
   return t;
@@ -252,7 +225,7 @@ Json Control::history(const Json& req) {
 }
 
 void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply reply) {
-  static const char* kKnown = "status, weight, drain, undrain, force, explain, reload, history";
+  static const char* kKnown = "status, weight, drain, undrain, force, failback, explain, reload, history";
   auto cmd = request.find("cmd");
   if (cmd == request.end() || !cmd->is_string())
     return reply(admin::error_reply(std::string("request has no \"cmd\" string; known: ") + kKnown));
@@ -262,6 +235,7 @@ void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply 
     return reply(status());
   }
   if (name == "weight" || name == "drain" || name == "undrain" || name == "force") return change(request, peer, reply);
+  if (name == "failback") return failback(request, peer, reply);
   if (name == "explain") return reply(explain(request));
   if (name == "history") return reply(history(request));
   if (name == "reload") {

@@ -57,6 +57,18 @@ class Control {
   void on_cluster(const std::vector<admin::ClusterEvent>& events, bool full);
 
   struct Target;  // a resolved RECORD ENDPOINT
+  // RECORD: an owner name, with /TYPE when it has several steered types.
+  static Result<std::pair<const zones::Zone*, const zones::SteeredRecord*>> find_record(const zones::ZoneSet& zs,
+                                                                                        std::string record);
+
+  // A failover record's tiers as answers see them now (lower = preferred).
+  struct Tiers {
+    uint32_t top = UINT32_MAX;     // the preferred tier, as configured
+    uint32_t best = UINT32_MAX;    // lowest tier with an endpoint up, holds ignored
+    uint32_t served = UINT32_MAX;  // lowest tier with an endpoint up and not held back
+    uint32_t up = 0;               // endpoints up
+    bool held = false;             // some endpoint is held back by the failback policy
+  };
 
  private:
   admin::Json status();
@@ -67,6 +79,26 @@ class Control {
   void apply_verdicts();
   void apply_override(uint32_t slot, const std::string& state);
   std::vector<std::string> orphans();
+
+  // Failback discipline and flap damping (control_failback.cpp).
+  Tiers tiers(std::span<const zones::SteeredEndpoint> eps, const std::string& skip_key, const zones::SteeredInfo& info,
+              uint16_t type) const;
+  bool decides() const;  // this node writes verdicts, holds and damping
+  void review_failback(uint64_t now);
+  bool place_hold(const std::string& id, const zones::Zone& z, const zones::SteeredRecord& r, uint32_t from,
+                  uint32_t to, uint64_t now);
+  void release(const std::string& id, const zones::Zone& z, const zones::SteeredRecord& r, const std::string& why,
+               const std::string& by, std::function<void(admin::Json)> reply, const admin::Peer* peer = nullptr);
+  void failback(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
+  void note_flip(const std::string& key, uint32_t slot, uint64_t now);
+  std::optional<admin::Override> after_damping(const std::string& key);
+  admin::Json failback_status(const zones::Zone& z, const zones::SteeredRecord& r, uint64_t now) const;
+  std::map<std::string, uint32_t> best_tier_;                 // "name/TYPE" -> tier answering at the last review
+  std::map<std::string, uint64_t> holding_since_;             // held record -> when its hold began
+  std::map<std::string, uint64_t> preferred_healthy_since_;   // held record -> since when a held-back tier is up
+  std::set<std::string> failback_writing_;                    // records whose hold or release is being written
+  std::set<std::string> damping_writing_;                     // endpoints whose damping is being written
+  std::map<std::string, std::vector<uint64_t>> flip_times_;   // endpoint key -> recent verdict changes
 
   void share_view(const std::string& vantage, const std::string& key, const healthcheck::VantageView& v, bool own);
   void end_override(const std::string& key, const admin::Override& o);

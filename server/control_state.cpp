@@ -141,6 +141,7 @@ void Control::apply_verdicts() {
     if (auto d = agg_.observe(o.key, o.self ? vantage_ : o.vantage, v, now)) record_decision(o.key, *d);
     if (cluster_) share_view(o.self ? vantage_ : o.vantage, o.key, v, o.self);
   }
+  if (!batch.empty()) review_failback(now);
 }
 
 void Control::record_decision(const std::string& key, const healthcheck::Decision& d) {
@@ -167,6 +168,7 @@ void Control::record_decision(const std::string& key, const healthcheck::Decisio
   });
   s.health.store(static_cast<uint8_t>(d.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
   ++flips_[to];
+  note_flip(key, slot, admin::now_ms());
   VANE_WARN("health: %s is %s (%s)%s", key.c_str(), to, d.why.c_str(),
             zones::endpoint_up(s) == d.up ? "" : " — an admin override decides its answers");
 }
@@ -202,17 +204,21 @@ void Control::expire() {
   for (const auto& [key, o] : expiries_)
     if (o.until_ms <= now && !ending_.count(key)) due.emplace_back(key, o);
   for (const auto& [key, o] : due) end_override(key, o);
+  review_failback(now);
 }
 
 // An override's time is up: it ends here at once (also when the cluster is
 // unreachable), and its end is written — in a cluster, by whichever node is
 // first; the others find it already ended and write nothing.
 void Control::end_override(const std::string& key, const admin::Override& o) {
+  // A damped endpoint of a record held on a lower tier stays held back.
+  std::optional<admin::Override> next = o.state == "damped" ? after_damping(key) : std::nullopt;
   uint32_t slot = srv_.states().find(key);
-  if (slot != UINT32_MAX) apply_override(slot, "auto");
+  if (slot != UINT32_MAX) apply_override(slot, next ? next->state : "auto");
   ending_.insert(key);
-  admin::StateStore::Change c{key, std::nullopt, std::optional<admin::Override>{}, std::nullopt};
+  admin::StateStore::Change c{key, std::nullopt, std::optional<admin::Override>{next}, std::nullopt};
   Json j{{"action", "expire"}, {"endpoint", key}, {"was", o.state}, {"reason", o.reason}, {"by", "vaned"}};
+  if (next) j["to"] = next->state;
   writer_.commit({c}, j, [this, key, o](std::optional<Error> err, uint64_t seq) {
     ending_.erase(key);
     if (err) {  // stays in expiries_: the next tick tries again
@@ -342,6 +348,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
     agg_.retain_views(views);
   }
   for (const auto& [key, d] : agg_.tick(now)) record_decision(key, d);
+  review_failback(now);
 }
 
 }  // namespace vane::server

@@ -108,6 +108,25 @@ std::string Control::metrics() {
   auto& weight =
       family("vane_endpoint_weight", "Effective weight (admin weight, else the config's).", MetricType::Gauge);
   auto& overrides = family("vane_endpoint_override", "Active admin overrides.", MetricType::Gauge);
+  auto& remaining = family("vane_endpoint_override_remaining_seconds",
+                           "Seconds until a timed override ends (force --for, damping): a planned outage or drill when "
+                           "the state is down.",
+                           MetricType::Gauge);
+  auto& up_count = family("vane_record_endpoints_up", "Endpoints of each steered record that are in answers.",
+                          MetricType::Gauge);
+  auto& fail_open = family("vane_record_fail_open",
+                           "1 when no endpoint of the record is up and it answers with all of them (fail open).",
+                           MetricType::Gauge);
+  auto& failed_over = family("vane_record_failed_over",
+                             "1 when a failover record answers from a tier below its preferred one.", MetricType::Gauge);
+  auto& held = family("vane_record_failback_held",
+                      "1 while a failover record is held on a lower tier by its failback policy.", MetricType::Gauge);
+  auto& held_s = family("vane_record_failback_held_seconds", "How long the record has been held (0: not held).",
+                        MetricType::Gauge);
+  auto& healthy_s = family("vane_record_failback_preferred_healthy_seconds",
+                           "How long a held record's preferred tier has been continuously healthy (0: it is not).",
+                           MetricType::Gauge);
+  auto stored_overrides = store_.overrides();
   auto& views =
       family("vane_vantage_view_up", "Each vantage's current view of each endpoint (1 up, 0 down).", MetricType::Gauge);
   auto& fresh =
@@ -117,6 +136,20 @@ std::string Control::metrics() {
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
       auto eps = z->endpoints(r);
+      std::vector<ClientMetric::Label> rl{{"record", info.name}, {"type", zones::steered_type_name(r.type)}};
+      Tiers t = tiers(eps, "", info, r.type);
+      sample(up_count, rl, t.up);
+      sample(fail_open, rl, t.up == 0 && !r.fail_closed);
+      if (r.policy == zones::Policy::kFailover) {
+        Json fb = failback_status(*z, r, now);
+        sample(failed_over, rl, fb["failed_over"].get<bool>());
+        sample(held, rl, t.held);
+        sample(held_s, rl, fb.contains("held_s") ? fb["held_s"].get<double>() : 0);
+        sample(healthy_s, rl,
+               fb.contains("preferred_healthy_s") && !fb["preferred_healthy_s"].is_null()
+                   ? fb["preferred_healthy_s"].get<double>()
+                   : 0);
+      }
       for (size_t i = 0; i < eps.size(); ++i) {
         const auto& s = snap->states->at(eps[i].state);
         std::vector<ClientMetric::Label> l{
@@ -132,6 +165,11 @@ std::string Control::metrics() {
           sample(overrides, lo, 1);
         }
         std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
+        if (auto it = stored_overrides.find(key); it != stored_overrides.end() && it->second.until_ms > now) {
+          auto lo = l;
+          lo.push_back({"state", it->second.state});
+          sample(remaining, lo, double(it->second.until_ms - now) / 1000.0);
+        }
         for (const auto& [vantage, vf] : agg_.views(key, now)) {
           sample(views, {{"vantage", vantage}, {"endpoint", key}}, vf.first.up);
           sample(fresh, {{"vantage", vantage}, {"endpoint", key}}, vf.second);
@@ -169,7 +207,7 @@ std::string Control::metrics() {
   sample(reloads, {{"result", "ok"}}, double(srv_.reloads_ok()));
   sample(reloads, {{"result", "failed"}}, double(srv_.reloads_failed()));
   auto& changes = family("vane_admin_changes_total", "Acknowledged admin changes by action.", MetricType::Counter);
-  for (const char* a : {"weight", "drain", "undrain", "force"})
+  for (const char* a : {"weight", "drain", "undrain", "force", "failback"})
     sample(changes, {{"action", a}}, double(admin_changes_[a]));
   if (cluster_) {
     Json c = cluster_->status();
@@ -269,13 +307,22 @@ Json Control::status() {
           if (it->second.until_ms) e["override_until"] = admin::format_time(it->second.until_ms);
           if (!it->second.reason.empty()) e["override_reason"] = it->second.reason;
         }
+        if (info.damping[i].flips) {
+          auto f = flip_times_.find(key);
+          e["damping"] = {{"flips", info.damping[i].flips},
+                          {"window", admin::format_duration(info.damping[i].window_ms)},
+                          {"hold", admin::format_duration(info.damping[i].hold_ms)},
+                          {"recent_flips", f == flip_times_.end() ? 0 : f->second.size()}};
+        }
         endpoints.push_back(std::move(e));
       }
-      records.push_back({{"name", info.name},
-                         {"type", zones::steered_type_name(r.type)},
-                         {"policy", zones::policy_name(r.policy)},
-                         {"ttl", r.ttl},
-                         {"endpoints", endpoints}});
+      Json rec{{"name", info.name},
+               {"type", zones::steered_type_name(r.type)},
+               {"policy", zones::policy_name(r.policy)},
+               {"ttl", r.ttl},
+               {"endpoints", endpoints}};
+      if (r.policy == zones::Policy::kFailover) rec.update(failback_status(*z, r, now));
+      records.push_back(std::move(rec));
     }
   }
   Json out{{"ok", true},

@@ -36,6 +36,7 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
     in.record = zones::SteeredRecord{
         rec.type, rec.policy, rec.fail_closed, rec.sticky, rec.measured, rec.max_answers, rec.ttl, 0, 0, 0};
     in.info.name = rec.name;
+    in.info.failback = rec.failback;
     in.file = cfg.path;
     in.line = rec.line;
     for (const EndpointSpec& ep : rec.endpoints) {
@@ -61,6 +62,10 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
       in.endpoints.push_back(e);
       in.info.endpoints.push_back(ep.name);
       in.info.addresses.push_back(rec.type == dns::kTypeCNAME ? ep.cname : ep.address);
+      zones::SteeredInfo::Damping d;
+      for (const CheckSpec& ch : cfg.checks)
+        if (ch.name == ep.check) d = {ch.damping_flips, ch.damping_window_ms, ch.damping_hold_ms};
+      in.info.damping.push_back(d);
     }
     sources[rec.zone].steered.push_back(std::move(in));
   }

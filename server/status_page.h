@@ -19,6 +19,7 @@ inline constexpr const char* kStatusPage = R"HTML(<!doctype html>
  .chip.up { background: #dcffe4; } .chip.down { background: #ffdce0; } .chip.stale { background: #eee; color: #888; font-weight: 400; }
  .bar { display: inline-block; height: .7em; background: #0366d6; vertical-align: middle; margin-right: .4em; }
  .ov { background: #fff5b1; padding: 0 .4em; border-radius: 3px; } #err { color: #cb2431; }
+ .held { background: #ffdce0; padding: .1em .5em; border-radius: 3px; margin: .3em 0; display: inline-block; }
 </style></head><body>
 <h1>vane <span id="ver"></span></h1>
 <div class="meta" id="meta">loading…</div><div id="err"></div>
@@ -30,9 +31,21 @@ inline constexpr const char* kStatusPage = R"HTML(<!doctype html>
 "use strict";
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
-function left(until) {
-  const s = Math.max(0, Math.round((Date.parse(until) - Date.now()) / 1000));
+function dur(s) {
   return s >= 3600 ? Math.floor(s / 3600) + "h" + Math.floor(s % 3600 / 60) + "m" : s >= 60 ? Math.floor(s / 60) + "m" + (s % 60) + "s" : s + "s";
+}
+const left = (until) => dur(Math.max(0, Math.round((Date.parse(until) - Date.now()) / 1000)));
+// A failover record's tier, and its hold: since when, and how long the preferred tier has been healthy.
+function failback(r) {
+  if (r.failback === undefined) return "";
+  let s = `, failback ${esc(r.failback)}`;
+  if (r.tier === null) s += ` · <span class="down">no tier up (failing open)</span>`;
+  else if (r.failed_over) s += ` · <span class="down">failed over to tier ${r.tier}</span> (preferred ${r.preferred_tier})`;
+  if (!r.held) return `<span class="meta">${s}</span>`;
+  return `<span class="meta">${s}</span><br><span class="held" data-held="${esc(r.name + "/" + r.type)}">held on tier ${r.tier}` +
+    ` since ${esc(r.held_since ?? "?")}` + (r.held_s !== undefined ? ` (${dur(r.held_s)})` : "") + " · preferred tier " +
+    (r.preferred_healthy_s === null || r.preferred_healthy_s === undefined ? "not healthy" : "healthy for " + dur(r.preferred_healthy_s)) +
+    ` · <code>vanectl failback ${esc(r.name)}</code> releases it</span>`;
 }
 function render(st) {
   $("ver").textContent = st.version;
@@ -40,7 +53,7 @@ function render(st) {
     `listening on ${st.listen.join(" ")} · ${st.now}`;
   let html = "";
   for (const r of st.records) {
-    html += `<div class="rec"><b>${esc(r.name)} ${esc(r.type)}</b> <span class="meta">${esc(r.policy)}, ttl ${r.ttl}</span>` +
+    html += `<div class="rec"><b>${esc(r.name)} ${esc(r.type)}</b> <span class="meta">${esc(r.policy)}, ttl ${r.ttl}</span>${failback(r)}` +
       `<table><thead><tr><th>endpoint</th><th>address</th><th>state</th><th>vantages</th><th>weight</th><th>share</th><th>override</th></tr></thead><tbody>`;
     for (const e of r.endpoints) {
       const vs = Object.entries(e.vantages || {}).map(([v, x]) =>
@@ -58,7 +71,7 @@ function render(st) {
   $("records").innerHTML = html || '<p class="meta">no steered records</p>';
   $("events").innerHTML = [...st.history].reverse().map((e) =>
     `<tr><td>${e.seq}</td><td>${esc(e.at)}</td><td>${esc(e.uid !== undefined ? "uid " + e.uid : e.by)}</td><td>${esc(e.action)}</td>` +
-    `<td>${esc(e.endpoint)}</td><td>${esc(e.from ?? e.was ?? "")} → ${esc(e.to ?? "auto")}</td><td>${esc(e.reason ?? e.detail ?? "")}</td></tr>`).join("");
+    `<td>${esc(e.endpoint ?? (e.record ? e.record + " (" + (e.endpoints || []).join(", ") + ")" : ""))}</td><td>${esc(e.from ?? e.was ?? "")} → ${esc(e.to ?? "auto")}</td><td>${esc(e.reason ?? e.detail ?? "")}</td></tr>`).join("");
 }
 async function poll() {
   try {

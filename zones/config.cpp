@@ -260,7 +260,8 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
   for (const auto& r : n) {
     if (auto e = check_keys(
             c, r,
-            {"name", "type", "ttl", "policy", "fail_closed", "sticky", "max_answers", "endpoints", "latency_source"},
+            {"name", "type", "ttl", "policy", "fail_closed", "sticky", "max_answers", "endpoints", "latency_source",
+             "failback"},
             "a record"))
       return e;
     RecordSpec rec;
@@ -307,6 +308,19 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
     if (r["max_answers"]) {
       if (rec.policy != zones::Policy::kMultivalue) return err(c, r["max_answers"], "max_answers is for multivalue");
       if (auto e = get_uint(c, r["max_answers"], rec.max_answers, 1, 64, "max_answers")) return e;
+    }
+    if (r["failback"]) {
+      if (rec.policy != zones::Policy::kFailover) return err(c, r["failback"], "failback is for failover records");
+      std::string fb = scalar(r["failback"]);
+      uint64_t ms = 0;
+      if (fb == "auto")
+        rec.failback = zones::kFailbackAuto;
+      else if (fb == "manual")
+        rec.failback = zones::kFailbackManual;
+      else if (parse_duration_ms(fb, ms) && ms > 0 && ms <= 7ULL * 86400 * 1000)
+        rec.failback = static_cast<int64_t>(ms);
+      else
+        return err(c, r["failback"], "failback must be auto, manual or a duration like 10m (at most 7 days)");
     }
     if (rec.type == dns::kTypeCNAME && rec.policy == zones::Policy::kMultivalue)
       return err(c, r["policy"], "a CNAME cannot be multivalue (one CNAME per name)");
@@ -360,7 +374,7 @@ std::optional<Error> parse_checks(const Ctx& c, const YAML::Node& n, Config& cfg
     if (auto e = check_keys(
             c, v,
             {"type", "port", "path", "host", "expect_status", "body_contains", "tls_verify", "qname", "qtype",
-             "expect_rcode", "interval", "timeout", "jitter", "fall", "rise", "quorum", "min_vantages"},
+             "expect_rcode", "interval", "timeout", "jitter", "fall", "rise", "quorum", "min_vantages", "damping"},
             "check " + ch.name))
       return e;
     if (v["type"]) ch.type = scalar(v["type"]);
@@ -429,6 +443,18 @@ std::optional<Error> parse_checks(const Ctx& c, const YAML::Node& n, Config& cfg
     }
     if (v["min_vantages"])
       if (auto e = get_uint(c, v["min_vantages"], ch.min_vantages, 1, 1000, "min_vantages")) return e;
+    if (const YAML::Node& d = v["damping"]) {
+      if (auto e = check_keys(c, d, {"flips", "window", "hold"}, "damping of check " + ch.name)) return e;
+      if (!d["flips"] || !d["window"] || !d["hold"])
+        return err(c, d, "damping needs flips, window and hold, e.g. { flips: 4, window: 10m, hold: 15m }");
+      if (auto e = get_uint(c, d["flips"], ch.damping_flips, 1, 1000, "damping flips")) return e;
+      uint32_t window = 0, hold = 0;
+      if (auto e = get_duration(c, d["window"], window, "damping window")) return e;
+      if (auto e = get_duration(c, d["hold"], hold, "damping hold")) return e;
+      if (window == 0 || hold == 0) return err(c, d, "damping window and hold must be above 0");
+      ch.damping_window_ms = window;
+      ch.damping_hold_ms = hold;
+    }
     cfg.checks.push_back(std::move(ch));
   }
   return std::nullopt;
@@ -725,6 +751,7 @@ std::string serving_digest(const Config& cfg) {
   }
   for (const auto& r : cfg.records) {
     f.add(r.name), f.add(r.type), f.add(r.ttl), f.add(uint64_t(r.policy)), f.add(r.fail_closed), f.add(r.sticky);
+    f.add(uint64_t(r.failback));
     for (const auto& e : r.endpoints)
       f.add(e.name), f.add(e.address), f.add(e.cname), f.add(e.weight), f.add(e.priority), f.add(e.region),
           f.add(e.check);
@@ -735,7 +762,8 @@ std::string serving_digest(const Config& cfg) {
   }
   for (const auto& ch : cfg.checks)
     f.add(ch.name), f.add(ch.type), f.add(ch.port), f.add(ch.path), f.add(ch.interval_ms), f.add(ch.fall),
-        f.add(ch.rise), f.add(std::to_string(ch.quorum)), f.add(ch.min_vantages);
+        f.add(ch.rise), f.add(std::to_string(ch.quorum)), f.add(ch.min_vantages), f.add(ch.damping_flips),
+        f.add(ch.damping_window_ms), f.add(ch.damping_hold_ms);
   char buf[17];
   snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(f.h));
   return buf;

@@ -47,6 +47,11 @@ struct CheckSpec {
   uint32_t rise = 2;
   double quorum = 0.5;
   uint32_t min_vantages = 1;
+  // damping: { flips, window, hold } (DESIGN.md "Failback and damping"):
+  // more than `flips` verdict changes within `window` hold the endpoint down
+  // for `hold`. flips 0: no damping.
+  uint32_t damping_flips = 0;
+  uint64_t damping_window_ms = 0, damping_hold_ms = 0;
   int line = 0;
 };
 
@@ -73,6 +78,9 @@ struct RecordSpec {
   bool sticky = false;
   bool measured = false;  // latency_source: measured
   uint8_t max_answers = 8;
+  // failover records: zones::kFailbackAuto, kFailbackManual, or the ms the
+  // preferred tier must stay healthy before traffic returns to it.
+  int64_t failback = 0;
   size_t zone = 0;  // index into Config::zones
   std::vector<EndpointSpec> endpoints;
   int line = 0;

@@ -84,11 +84,13 @@ Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint
   for (size_t i = 0; i < eps.size(); ++i) {
     const EndpointState& s = zones.states->at(eps[i].state);
     auto ov = static_cast<Override>(s.override_state.load(std::memory_order_relaxed));
+    bool healthy = s.health.load(std::memory_order_relaxed) == static_cast<uint8_t>(Health::kUp);
     const char* ovs = ov == Override::kUp      ? "forced up"
                       : ov == Override::kDown  ? "forced down"
                       : ov == Override::kDrain ? "drained"
-                                               : nullptr;
-    bool healthy = s.health.load(std::memory_order_relaxed) == static_cast<uint8_t>(Health::kUp);
+                      : ov == Override::kDamped ? "damped: flapping, held down"
+                      : ov == Override::kHeld   ? (healthy ? "healthy, held back by failback" : "unhealthy, held back by failback")
+                                                : nullptr;
     int16_t aw = s.admin_weight.load(std::memory_order_relaxed);
     std::string line = info.endpoints[i] + " " + info.addresses[i] + ": " + (endpoint_up(s) ? "up" : "down") + " (" +
                        (ovs ? std::string(ovs) : std::string(healthy ? "healthy" : "unhealthy")) + "), weight " +

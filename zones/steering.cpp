@@ -16,6 +16,10 @@ const char* override_name(Override o) {
       return "down";
     case Override::kDrain:
       return "drain";
+    case Override::kHeld:
+      return "held";
+    case Override::kDamped:
+      return "damped";
     case Override::kAuto:
       break;
   }
@@ -23,7 +27,12 @@ const char* override_name(Override o) {
 }
 
 Override override_from(const std::string& s) {
-  return s == "up" ? Override::kUp : s == "down" ? Override::kDown : s == "drain" ? Override::kDrain : Override::kAuto;
+  return s == "up"       ? Override::kUp
+         : s == "down"   ? Override::kDown
+         : s == "drain"  ? Override::kDrain
+         : s == "held"   ? Override::kHeld
+         : s == "damped" ? Override::kDamped
+                         : Override::kAuto;
 }
 
 const char* policy_name(Policy p) {
@@ -183,8 +192,10 @@ bool endpoint_up(const EndpointState& s) {
       return true;
     case Override::kDown:
     case Override::kDrain:
+    case Override::kDamped:
       return false;
     case Override::kAuto:
+    case Override::kHeld:
       break;
   }
   return s.health.load(std::memory_order_relaxed) == static_cast<uint8_t>(Health::kUp);
@@ -237,8 +248,18 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
 
   switch (rec.policy) {
     case Policy::kFailover: {
-      uint32_t tier = UINT32_MAX;
-      for (size_t i = 0; i < n; ++i) tier = std::min(tier, eps[cand[i]].priority);
+      // Endpoints held back by the record's failback policy count only when
+      // no other candidate is left.
+      uint32_t tier = UINT32_MAX, held = UINT32_MAX;
+      for (size_t i = 0; i < n; ++i) {
+        auto ov = static_cast<Override>(states.at(eps[cand[i]].state).override_state.load(std::memory_order_relaxed));
+        uint32_t& t = ov == Override::kHeld ? held : tier;
+        t = std::min(t, eps[cand[i]].priority);
+      }
+      if (trace && held < tier && tier != UINT32_MAX)
+        trace->steps.push_back("tier " + std::to_string(held) +
+                               " is held back by the failback policy (vanectl failback releases it)");
+      if (tier == UINT32_MAX) tier = held;
       size_t k = 0;
       for (size_t i = 0; i < n; ++i)
         if (eps[cand[i]].priority == tier) cand[k++] = cand[i];

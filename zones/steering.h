@@ -33,9 +33,12 @@ const char* steered_type_name(uint16_t type);
 // are keyed by: "www.example.com./A/use1".
 std::string endpoint_key(const std::string& record, uint16_t type, const std::string& endpoint);
 
-// Admin override; kAuto follows the health verdict.
-enum class Override : uint8_t { kAuto = 0, kUp, kDown, kDrain };
-const char* override_name(Override o);            // "up", "down", "drain", "auto"
+// Admin override; kAuto follows the health verdict. Two are set by vaned
+// itself (DESIGN.md "Failback and damping"): kHeld keeps a failover
+// endpoint out of answers while a lower tier is healthy (it follows its
+// health otherwise), kDamped holds a flapping endpoint down for a while.
+enum class Override : uint8_t { kAuto = 0, kUp, kDown, kDrain, kHeld, kDamped };
+const char* override_name(Override o);            // "up", "down", "drain", "held", "damped", "auto"
 Override override_from(const std::string& name);  // the inverse; anything else is kAuto
 
 enum class Health : uint8_t { kUp = 0, kDown };
@@ -180,7 +183,16 @@ struct SteeredInfo {
   std::vector<std::string> endpoints;
   std::vector<std::string> addresses;  // address or cname, as configured
   std::vector<std::string> checks;
+  // Failback discipline of a failover record: kFailbackAuto, kFailbackManual,
+  // or how long (ms) its preferred tier must stay healthy before traffic returns.
+  int64_t failback = 0;
+  struct Damping {
+    uint32_t flips = 0;  // 0: no damping
+    uint64_t window_ms = 0, hold_ms = 0;
+  };
+  std::vector<Damping> damping;  // per endpoint, from its check
 };
+inline constexpr int64_t kFailbackAuto = 0, kFailbackManual = -1;
 
 // The client as steering sees it: the ECS subnet when present, else the
 // source address.

@@ -555,21 +555,23 @@ RdfPtr absolute_name(const std::string& text, const ldns_rdf* origin) {
 
 std::optional<Error> MasterReader::directive(const char* line, const std::string& name, int line_nr, RdfPtr& origin,
                                              int depth) {
-  std::string rest = trim(line + (line[1] == 'I' ? 8 : line[1] == 'O' ? 7 : 4));
-  if (std::strncmp(line, "$ORIGIN", 7) == 0) {
+  // The directive's word, then the rest (never past the end of a short line).
+  size_t word = std::strcspn(line, " \t");
+  std::string directive_name(line, word), rest = trim(line + word);
+  if (directive_name == "$ORIGIN") {
     RdfPtr o = absolute_name(rest, origin.get());
     if (!o) return Error{name, line_nr, "bad $ORIGIN name '" + rest + "'"};
     origin = std::move(o);
     return std::nullopt;
   }
-  if (std::strncmp(line, "$TTL", 4) == 0) {
+  if (directive_name == "$TTL") {
     const char* end = nullptr;
     uint32_t ttl = ldns_str2period(rest.c_str(), &end);
     if (rest.empty() || !end || *end) return Error{name, line_nr, "bad $TTL value '" + rest + "'"};
     default_ttl_ = ttl;
     return std::nullopt;
   }
-  if (std::strncmp(line, "$INCLUDE", 8) == 0) {
+  if (directive_name == "$INCLUDE") {
     // $INCLUDE <file> [<origin>] (RFC 1035 §5.1); relative paths are taken
     // from the including file's directory. The origin is restored afterwards.
     std::string file = rest.substr(0, rest.find_first_of(" \t"));
@@ -586,7 +588,7 @@ std::optional<Error> MasterReader::directive(const char* line, const std::string
     if (!inc_origin) return Error{name, line_nr, "bad $INCLUDE origin '" + new_origin + "'"};
     return read(inc.text(), p.string(), std::move(inc_origin), depth + 1);
   }
-  return Error{name, line_nr, std::string("unknown directive ") + line};
+  return Error{name, line_nr, "unknown directive " + directive_name.substr(0, 64)};
 }
 
 std::optional<Error> MasterReader::read(std::string_view text, const std::string& name, RdfPtr origin, int depth) {

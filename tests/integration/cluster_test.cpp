@@ -452,6 +452,39 @@ TEST_F(Cluster, HealthVerdicts_AgreeOnEveryNode_AndAreJournaledOnce) {
   }
 }
 
+// failback: manual in a cluster: the hold is written once (by the node that
+// writes verdicts), every node keeps answering the standby once the primary
+// is healthy again, and `vanectl failback` on any node releases it on all.
+TEST_F(Cluster, FailbackHold_IsSharedAndReleasedFromAnyNode) {
+  Endpoint web;
+  std::string rec = app_failover(web.port());
+  rec.insert(rec.find("    endpoints:"), "    failback: manual\n");
+  records_ = "checks:\n  web: { type: http, path: /health, body_contains: ok, interval: 200ms, timeout: 150ms, "
+             "fall: 2, rise: 2 }\nrecords:\n" + rec;
+  Node& a1 = add_node("ns1");
+  Node& b = add_node("ns2");
+  for (Node* n : {&a1, &b}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  for (Node* n : {&a1, &b}) ASSERT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }));
+  web.lie(true);
+  for (Node* n : {&a1, &b})
+    ASSERT_TRUE(eventually([&] { return status(*n)["records"][0]["held"].get<bool>(); }, 5000)) << n->name;
+  web.lie(false);
+  for (Node* n : {&a1, &b})
+    ASSERT_TRUE(eventually([&] { return status(*n)["records"][0]["endpoints"][0]["health"] == "up"; }, 5000));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  for (Node* n : {&a1, &b}) EXPECT_EQ(a(*n, "app.example.com"), "198.51.100.20") << n->name;
+  json r = call(b, {{"cmd", "failback"}, {"record", "app.example.com"}, {"reason", "re-synced"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  for (Node* n : {&a1, &b})
+    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 2000)) << n->name;
+  for (Node* n : {&a1, &b}) {
+    std::vector<std::string> actions;
+    for (const auto& e : history(*n))
+      if (e["action"] == "hold" || e["action"] == "failback") actions.push_back(e["action"]);
+    EXPECT_EQ(actions, (std::vector<std::string>{"hold", "failback"})) << n->name;
+  }
+}
+
 TEST_F(Cluster, ANodeWithAnotherConfigDigest_IsFlagged) {
   Node& a1 = add_node("ns1");
   add_node("ns2");

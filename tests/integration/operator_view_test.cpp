@@ -94,20 +94,6 @@ TEST(OperatorView, MetricsMoveWithQueriesReloadsAndAdminChanges) {
   EXPECT_EQ(c.Get("/healthz")->body, "ok\n");
 }
 
-std::string chromium() {
-  for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
-    if (access(p, X_OK) == 0) return p;
-  return "";
-}
-
-// The page as Chromium renders it, after its script has polled.
-std::string rendered(const std::string& url) {
-  Process p(
-      {chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom", url});
-  p.wait(60000);
-  return p.output();
-}
-
 TEST(OperatorView, StatusPageInChromiumShowsAWeightFlip) {
   ASSERT_FALSE(chromium().empty()) << "chromium is installed by scripts/test.sh (TEST_PACKAGES)";
   TempDir dir;

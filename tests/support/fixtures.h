@@ -1,6 +1,8 @@
 // Small zones shared by the integration tests.
 #pragma once
 
+#include <unistd.h>
+
 #include <chrono>
 #include <functional>
 #include <regex>
@@ -52,6 +54,21 @@ inline uint16_t http_port(Process& p) {
   std::smatch m;
   std::string out = p.output();
   return std::regex_search(out, m, std::regex(R"(http on [^ ]*:(\d+) )")) ? uint16_t(std::stoi(m[1])) : 0;
+}
+
+// Debian's Chromium (scripts/test.sh installs it), or "".
+inline std::string chromium() {
+  for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
+    if (access(p, X_OK) == 0) return p;
+  return "";
+}
+
+// A page as headless Chromium renders it, after its script has polled.
+inline std::string rendered(const std::string& url) {
+  Process p(
+      {chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom", url});
+  p.wait(60000);
+  return p.output();
 }
 
 // Polls `f` every 20 ms until it holds or `timeout_ms` passes.

@@ -122,6 +122,44 @@ TEST(Config, Rrl_KeysDefaultsAndMistakes) {
   }
 }
 
+TEST(Config, FailbackAndDamping_KeysDefaultsAndMistakes) {
+  const std::string head =
+      "zones: [{ name: a.test, file: a }]\nchecks:\n  web: { type: tcp, port: 80, damping: { flips: 4, window: 10m, "
+      "hold: 15m } }\nrecords:\n";
+  auto rec = [](const std::string& extra, const std::string& policy = "failover") {
+    return "  - { name: app.a.test, type: A, policy: " + policy + extra +
+           ", endpoints: [{ name: p, address: 192.0.2.1, check: web }] }\n";
+  };
+  auto c = parse_config(head + rec(", failback: manual"), "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->records[0].failback, zones::kFailbackManual);
+  EXPECT_EQ(c->checks[0].damping_flips, 4u);
+  EXPECT_EQ(c->checks[0].damping_window_ms, 600000u);
+  EXPECT_EQ(c->checks[0].damping_hold_ms, 900000u);
+  EXPECT_EQ(parse_config(head + rec(", failback: 10m"), "vane.yaml", "")->records[0].failback, 600000);
+  EXPECT_EQ(parse_config(head + rec(""), "vane.yaml", "")->records[0].failback, zones::kFailbackAuto);
+  EXPECT_NE(serving_digest(*parse_config(head + rec(", failback: 10m"), "vane.yaml", "")),
+            serving_digest(*parse_config(head + rec(""), "vane.yaml", "")));
+  const std::pair<std::string, const char*> cases[] = {
+      {head + rec(", failback: soon"), "failback must be auto, manual or a duration"},
+      {head + rec(", failback: manual", "weighted"), "failback is for failover records"},
+      {"zones: [{ name: a.test, file: a }]\nchecks:\n  web: { type: tcp, port: 80, damping: { flips: 4 } }\n",
+       "damping needs flips, window and hold"},
+      {"zones: [{ name: a.test, file: a }]\nchecks:\n  web: { type: tcp, port: 80, damping: { flips: 0, window: 1m, "
+       "hold: 1m } }\n",
+       "damping flips must be between 1 and 1000"},
+      {"zones: [{ name: a.test, file: a }]\nchecks:\n  web: { type: tcp, port: 80, damping: { flips: 2, window: 1m, "
+       "hold: 1m, decay: 2 } }\n",
+       "unknown key 'decay' in damping of check web"},
+  };
+  for (const auto& [yaml, message] : cases) {
+    auto e = parse_config(yaml, "vane.yaml", "");
+    ASSERT_FALSE(e) << yaml;
+    EXPECT_GT(e.error().line, 2) << yaml;
+    EXPECT_NE(e.error().message.find(message), std::string::npos) << e.error().message;
+  }
+}
+
 TEST(Config, UnknownKey_IsAnErrorWithLine) {
   auto c = parse_config("zones: [{ name: a.test, file: a }]\nthread: 2\n", "vane.yaml", "");
   ASSERT_FALSE(c);

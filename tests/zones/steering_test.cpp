@@ -103,6 +103,20 @@ TEST(Steering, Failover_TierOneDownThenBack) {
   EXPECT_EQ(f.pick().index[0], 0);
 }
 
+TEST(Steering, Failover_HeldTierAnswersOnlyWhenNothingElseIsUp) {
+  Fixture f(Policy::kFailover, {{1, 1}, {1, 2}, {1, 3}});
+  f.state(0).override_state = static_cast<uint8_t>(Override::kHeld);  // failback: manual after a failover
+  EXPECT_EQ(f.pick().index[0], 1);
+  f.state(1).health = static_cast<uint8_t>(Health::kDown);
+  EXPECT_EQ(f.pick().index[0], 2);  // the next tier down, still not the held one
+  f.state(2).override_state = static_cast<uint8_t>(Override::kDamped);
+  EXPECT_EQ(f.pick().index[0], 0);  // nothing else up: the hold gives way
+  f.state(0).health = static_cast<uint8_t>(Health::kDown);
+  Pick p = f.pick();  // every endpoint down: fail open as before, from tier 2 (not held)
+  ASSERT_EQ(p.count, 1);
+  EXPECT_EQ(p.index[0], 1);
+}
+
 TEST(Steering, Failover_AllDown_FailsOpenUnlessFailClosed) {
   Fixture f(Policy::kFailover, {{1, 1}, {1, 2}});
   f.state(0).health = f.state(1).health = static_cast<uint8_t>(Health::kDown);

@@ -62,6 +62,18 @@ TEST(ZoneLoader, EmptyRdataRecords_AreComparedSafelyAndDeduplicated) {
   EXPECT_EQ((*z)->find_rrset(find(**z, "x.example.com"), 65400)->count, 1);
 }
 
+// Found by fuzz_zone: a directive shorter than its keyword ("$I") was read
+// past the end of the record (the argument started at line + 8).
+TEST(ZoneLoader, ShortDirectives_AreUnknownNotReadPastTheirEnd) {
+  for (const char* d : {"$I", "$O", "$T", "$", "$INCLUD x", "$ORIGINexample.net."}) {
+    auto z = load_text("example.com", std::string(kSoa) + d + "\n");
+    ASSERT_FALSE(z) << d;
+    EXPECT_NE(z.error().message.find("unknown directive"), std::string::npos) << z.error().message;
+  }
+  auto z = load_text("example.com", std::string("$ORIGIN\texample.com.\n$TTL 60\n") + kSoa);
+  EXPECT_TRUE(z) << z.error().to_string();
+}
+
 TEST(ZoneLoader, DnameScope_MarksTheOwnerAndWhatIsBelowIt) {
   auto z = load_text("example.com", std::string(kSoa) + "old IN DNAME new\nnew IN A 192.0.2.1\n");
   ASSERT_TRUE(z) << z.error().to_string();
