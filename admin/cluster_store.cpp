@@ -37,6 +37,8 @@ std::string suffix_of(const ClusterEvent& e) {
       return "o/" + e.key;
     case K::kHealth:
       return "h/" + e.key;
+    case K::kPlan:
+      return "p/" + e.key;
     case K::kJournal:
       return "j/" + e.key;
     case K::kObservation:
@@ -56,6 +58,7 @@ std::map<std::string, std::string> desired(const std::vector<StateStore::Change>
     if (c.weight) out["w/" + c.endpoint] = *c.weight ? std::to_string(**c.weight) : "";
     if (c.override_state) out["o/" + c.endpoint] = *c.override_state ? to_json(**c.override_state).dump() : "";
     if (c.health) out["h/" + c.endpoint] = *c.health;
+    if (c.plan) out["p/" + c.endpoint] = *c.plan ? (*c.plan)->dump() : "";
   }
   return out;
 }
@@ -384,7 +387,7 @@ ClusterEvent ClusterStore::translate(const KeyValue& kv, bool deleted) const {
     e.key = s.substr(strlen(p));
     return true;
   };
-  if (take("w/", K::kWeight) || take("o/", K::kOverride) || take("h/", K::kHealth) || take("j/", K::kJournal) ||
+  if (take("w/", K::kWeight) || take("o/", K::kOverride) || take("h/", K::kHealth) || take("p/", K::kPlan) || take("j/", K::kJournal) ||
       take("nodes/", K::kNode))
     return e;
   if (take("obs/", K::kObservation)) {
@@ -437,6 +440,8 @@ std::optional<std::string> ClusterStore::seed(EtcdClient& etcd) {
     if (auto e = add("o/" + k, to_json(o).dump())) return e;
   for (const auto& [k, h] : health)
     if (auto e = add("h/" + k, h)) return e;
+  for (const auto& [k, plan] : cache_.plans())
+    if (auto e = add("p/" + k, plan.dump())) return e;
   return flush();
 }
 
@@ -543,6 +548,7 @@ void ClusterStore::drain() {
     std::map<std::string, int> weights;
     std::map<std::string, Override> overrides;
     std::map<std::string, std::string> health;
+    std::map<std::string, Json> plans;
     if (p.full) {
       key_rev_.clear();
       nodes_.clear();
@@ -581,6 +587,17 @@ void ClusterStore::drain() {
           else if (!e.deleted)
             changes.push_back({e.key, std::nullopt, std::nullopt, e.value});
           break;
+        case K::kPlan: {
+          auto j = Json::parse(e.value, nullptr, false);
+          if (p.full) {
+            if (j.is_object()) plans[e.key] = j;
+          } else {
+            StateStore::Change c{e.key, std::nullopt, std::nullopt, std::nullopt};
+            c.plan = e.deleted || !j.is_object() ? std::optional<Json>{} : std::optional<Json>{j};
+            changes.push_back(std::move(c));
+          }
+          break;
+        }
         case K::kJournal:
           if (!e.deleted) {
             auto j = Json::parse(e.value, nullptr, false);
@@ -606,7 +623,7 @@ void ClusterStore::drain() {
       std::sort(journal.begin(), journal.end(),
                 [](const Json& a, const Json& b) { return a["seq"].get<int64_t>() < b["seq"].get<int64_t>(); });
       if (journal.size() > kJournalKeep) journal.erase(journal.begin(), journal.end() - kJournalKeep);
-      err = cache_.replace_cluster(weights, overrides, health, journal, uint64_t(p.revision), cluster);
+      err = cache_.replace_cluster(weights, overrides, health, plans, journal, uint64_t(p.revision), cluster);
     } else if (!changes.empty() || !journal.empty()) {
       // Heartbeats and observations are not cached: a synced write for
       // each would cost a disk flush every second for nothing a restart needs.

@@ -30,7 +30,7 @@ namespace vane::admin {
 
 // One key's change under the prefix, as the main loop applies it.
 struct ClusterEvent {
-  enum class Kind { kWeight, kOverride, kHealth, kObservation, kNode, kJournal, kOther };
+  enum class Kind { kWeight, kOverride, kHealth, kPlan, kObservation, kNode, kJournal, kOther };
   Kind kind = Kind::kOther;
   std::string key;      // endpoint key ("www.example.com./A/use1"), node name, journal id
   std::string vantage;  // kObservation

@@ -107,6 +107,23 @@ std::optional<Error> HttpServer::start(const std::string& listen) {
       res.set_header("Cache-Control", "no-store");
       res.set_content(page->second, page->first);
     });
+  // Agents fetch what to probe (the same token as their reports).
+  im->server.Get("/v1/targets", [im](const httplib::Request& req, httplib::Response& res) {
+    const std::string auth = req.get_header_value("Authorization");
+    if (im->token.empty() || auth.rfind("Bearer ", 0) != 0 || !same(auth.substr(7), im->token)) {
+      res.status = 401;
+      res.set_content(R"({"ok":false,"error":"missing or wrong bearer token"})" "\n", "application/json");
+      return;
+    }
+    auto page = im->pages ? im->pages("/v1/targets") : std::nullopt;
+    if (!page) {
+      res.status = 503;
+      res.set_content(R"({"ok":false,"error":"vaned did not answer in time"})" "\n", "application/json");
+      return;
+    }
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(page->second, page->first);
+  });
   im->server.Post("/v1/observations", [im](const httplib::Request& req, httplib::Response& res) {
     auto reply = [&](int status, const nlohmann::json& j) {
       res.status = status;

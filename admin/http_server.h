@@ -1,5 +1,6 @@
 // The control-plane HTTP listener (http.listen): agent reports at
-// POST /v1/observations (Bearer token from http.token_file), and /healthz.
+// POST /v1/observations and what agents probe at GET /v1/targets (Bearer
+// token from http.token_file), and /healthz.
 // Runs on its own thread (cpp-httplib); hands validated reports to a
 // callback and never touches DNS state itself.
 #pragma once

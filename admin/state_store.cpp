@@ -54,6 +54,12 @@ void put_change(rocksdb::WriteBatch& batch, const StateStore::Change& c) {
     else
       batch.Delete("o/" + c.endpoint);
   }
+  if (c.plan) {
+    if (*c.plan)
+      batch.Put("p/" + c.endpoint, (*c.plan)->dump());
+    else
+      batch.Delete("p/" + c.endpoint);
+  }
   if (c.health) batch.Put("h/" + c.endpoint, *c.health);
 }
 
@@ -162,6 +168,15 @@ std::map<std::string, Override> StateStore::overrides() const {
   return out;
 }
 
+std::map<std::string, nlohmann::json> StateStore::plans() const {
+  std::map<std::string, nlohmann::json> out;
+  scan(*db_, "p/", [&](const std::string& k, const std::string& v) {
+    auto j = nlohmann::json::parse(v, nullptr, false);
+    if (j.is_object()) out[k] = std::move(j);
+  });
+  return out;
+}
+
 std::map<std::string, std::string> StateStore::health() const {
   std::map<std::string, std::string> out;
   scan(*db_, "h/", [&](const std::string& k, const std::string& v) { out[k] = v; });
@@ -199,13 +214,15 @@ std::optional<Error> StateStore::apply_cluster(const std::vector<Change>& change
 std::optional<Error> StateStore::replace_cluster(const std::map<std::string, int>& weights,
                                                  const std::map<std::string, Override>& overrides,
                                                  const std::map<std::string, std::string>& health,
+                                                 const std::map<std::string, nlohmann::json>& plans,
                                                  const std::vector<nlohmann::json>& journal, uint64_t revision,
                                                  const std::string& cluster) {
   rocksdb::WriteBatch batch;
-  for (const char* p : {"w/", "o/", "h/", "j/"}) batch.DeleteRange(p, std::string(p, 1) + char(p[1] + 1));
+  for (const char* p : {"w/", "o/", "h/", "p/", "j/"}) batch.DeleteRange(p, std::string(p, 1) + char(p[1] + 1));
   for (const auto& [k, w] : weights) batch.Put("w/" + k, std::to_string(w));
   for (const auto& [k, o] : overrides) batch.Put("o/" + k, to_json(o).dump());
   for (const auto& [k, h] : health) batch.Put("h/" + k, h);
+  for (const auto& [k, j] : plans) batch.Put("p/" + k, j.dump());
   uint64_t top = put_journal(batch, journal);
   batch.Put("meta/revision", std::to_string(revision));
   batch.Put("meta/cluster", cluster);

@@ -9,6 +9,8 @@
 //   w/<endpoint>         admin weight, "0".."255"
 //   o/<endpoint>         override JSON {"state","until_ms","reason","uid","at_ms"}
 //   h/<endpoint>         last health verdict, "up" | "down"
+//   p/<plan>             a plan that runs over time, JSON: "drill/<id>" (a
+//                        scheduled drill), "ramp/<endpoint>" (a weight ramp)
 //   j/<20-digit seq>     journal entry JSON (in a cluster: seq = the etcd
 //                        revision that wrote it)
 //   meta/cluster         in a cluster: "<etcd cluster id> <prefix>" whose
@@ -66,7 +68,10 @@ class StateStore {
     std::optional<std::optional<int>> weight;               // set when the weight changes
     std::optional<std::optional<Override>> override_state;  // set when the override changes
     std::optional<std::string> health;
+    // A plan: `endpoint` is then the plan's name ("drill/3"); nullopt = delete.
+    std::optional<std::optional<nlohmann::json>> plan = std::nullopt;
   };
+  std::map<std::string, nlohmann::json> plans() const;
   std::optional<Error> commit(const std::vector<Change>& changes, nlohmann::json journal);
 
   // Cluster mode (DESIGN.md "Cluster"): this store is the node's durable
@@ -79,6 +84,7 @@ class StateStore {
   std::optional<Error> replace_cluster(const std::map<std::string, int>& weights,
                                        const std::map<std::string, Override>& overrides,
                                        const std::map<std::string, std::string>& health,
+                                       const std::map<std::string, nlohmann::json>& plans,
                                        const std::vector<nlohmann::json>& journal, uint64_t revision,
                                        const std::string& cluster);
   uint64_t cluster_revision() const;

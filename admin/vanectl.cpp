@@ -46,6 +46,21 @@ std::string str(const json& j) {
 
 void print_cluster(const json& c);
 
+void print_drills(const json& drills) {
+  std::vector<std::vector<std::string>> rows{{"DRILL", "ENDPOINT", "START", "END", "LOWER TTL", "STATE", "REASON"}};
+  for (const auto& d : drills) {
+    std::string state = str(d["phase"]);
+    if (d.contains("starts_in_s")) state += ", starts in " + str(d["starts_in_s"]) + "s";
+    if (d.contains("ends_in_s")) state += ", ends in " + str(d["ends_in_s"]) + "s";
+    rows.push_back({str(d["id"]), str(d["endpoint"]), str(d["start"]), str(d["end"]),
+                    d["lower_ttl"].get<int>() ? str(d["lower_ttl"]) : "-", state, str(d["reason"])});
+  }
+  if (drills.empty())
+    printf("no drills scheduled\n");
+  else
+    print_table(rows);
+}
+
 void print_status(const json& r) {
   std::string listen;
   for (const auto& l : r.value("listen", json::array())) listen += (listen.empty() ? "" : " ") + str(l);
@@ -60,6 +75,7 @@ void print_status(const json& r) {
   for (const auto& rec : r.value("records", json::array())) {
     printf("\n%s %s  policy %s, ttl %s", str(rec["name"]).c_str(), str(rec["type"]).c_str(),
            str(rec["policy"]).c_str(), str(rec["ttl"]).c_str());
+    if (rec.contains("ttl_now") && rec["ttl_now"] != rec["ttl"]) printf(", TTL LOWERED to %s", str(rec["ttl_now"]).c_str());
     if (rec.contains("failback")) {
       printf(", failback %s", str(rec["failback"]).c_str());
       if (rec["tier"].is_null())
@@ -85,10 +101,16 @@ void print_status(const json& r) {
               str(e["damping"]["window"]) + "]";
       std::string w =
           str(e["weight"]) + (e["admin_weight"].is_null() ? "" : " (admin; config " + str(e["config_weight"]) + ")");
+      if (e.contains("ramp"))
+        w += " ramping to " + str(e["ramp"]["to"]) + " until " + str(e["ramp"]["until"]);
       eps.push_back({"  " + str(e["name"]), str(e["address"]), e["up"].get<bool>() ? "up" : "DOWN", str(e["health"]),
                      ov, w, str(e["priority"]), e.contains("region") ? str(e["region"]) : "-"});
     }
     print_table(eps);
+  }
+  if (!r.value("drills", json::array()).empty()) {
+    printf("\n");
+    print_drills(r["drills"]);
   }
   if (r.contains("cluster")) print_cluster(r["cluster"]);
   const auto& orphans = r.value("orphans", json::array());
@@ -194,6 +216,22 @@ int main(int argc, char** argv) {
   force->add_option("STATE", state, "up | down | auto")->required()->check(CLI::IsMember({"up", "down", "auto"}));
   force->add_option("--for", for_text, "expire by itself after this long (90s, 15m, 2h), across restarts too");
   for (auto* sub : {w, drain, undrain, force}) sub->add_option("--reason", reason, "why (kept in the journal)");
+  std::string at, over;
+  int lower_ttl = 0;
+  unsigned drill_id = 0;
+  w->add_option("--over", over, "ramp there gradually over this long (10m), instead of at once");
+  auto* drill = app.add_subcommand("drill", "schedule a drill: force an endpoint down for a while, TTL lowered ahead");
+  drill->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types");
+  drill->add_option("ENDPOINT", endpoint, "endpoint name");
+  drill->add_option("--at", at, "start: +DURATION (+35s, +2h) or a UTC time (2026-11-26T10:00:00Z)");
+  drill->add_option("--for", for_text, "how long the endpoint stays down (15m)");
+  drill->add_option("--lower-ttl", lower_ttl, "answer with this TTL from (start - TTL - 5 s) to the end")
+      ->check(CLI::Range(1, 2147483647));
+  drill->add_option("--reason", reason, "why (kept in the journal)");
+  auto* drill_list = drill->add_subcommand("list", "scheduled and running drills");
+  auto* drill_cancel = drill->add_subcommand("cancel", "cancel a drill (a running one ends now)");
+  drill_cancel->add_option("ID", drill_id, "the drill's number (drill list)")->required();
+  drill_cancel->add_option("--reason", reason, "why (kept in the journal)");
   auto* fb = app.add_subcommand("failback", "end a failover record's hold: traffic returns to its preferred tier");
   fb->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
   fb->add_option("--reason", reason, "why (kept in the journal)");
@@ -205,7 +243,7 @@ int main(int argc, char** argv) {
       app.add_subcommand("reload", "re-read the config and zones; a bad one is refused, the old keeps serving");
   auto* history = app.add_subcommand("history", "journal of admin changes and override expiries, newest last");
   history->add_option("--limit", limit, "how many entries (default 20)")->check(CLI::Range(1, 10000));
-  for (auto* sub : {status, w, drain, undrain, force, fb, explain, reload, history})
+  for (auto* sub : {status, w, drain, undrain, force, fb, drill, drill_list, drill_cancel, explain, reload, history})
     sub->add_flag("--json", as_json, "print the raw JSON answer");
   CLI11_PARSE(app, argc, argv);
   if (socket_path.empty()) socket_path = default_socket();
@@ -231,6 +269,22 @@ int main(int argc, char** argv) {
     if (!for_text.empty()) req["for"] = for_text;
   }
   if (fb->parsed()) req = {{"cmd", "failback"}, {"record", record}};
+  if (w->parsed() && !over.empty()) req["over"] = over;
+  if (drill->parsed()) {
+    if (drill_list->parsed()) {
+      req = {{"cmd", "drill"}, {"action", "list"}};
+    } else if (drill_cancel->parsed()) {
+      req = {{"cmd", "drill"}, {"action", "cancel"}, {"id", drill_id}};
+    } else {
+      if (record.empty() || endpoint.empty() || at.empty() || for_text.empty()) {
+        fprintf(stderr, "vanectl: drill RECORD ENDPOINT --at TIME|+DURATION --for DURATION [--lower-ttl S] [--reason TEXT]"
+                        " | drill list | drill cancel ID\n");
+        return 2;
+      }
+      req = {{"cmd", "drill"}, {"record", record}, {"endpoint", endpoint}, {"at", at}, {"for", for_text}};
+      if (lower_ttl) req["lower_ttl"] = lower_ttl;
+    }
+  }
   if (!reason.empty()) req["reason"] = reason;
   if (explain->parsed()) {
     req = {{"cmd", "explain"}, {"qname", qname}};
@@ -256,7 +310,23 @@ int main(int argc, char** argv) {
   }
   if (status->parsed()) print_status(answer);
   if (reload->parsed()) printf("%s\n", str(answer.value("message", json(""))).c_str());
-  if (w->parsed() || drain->parsed() || undrain->parsed() || force->parsed()) print_change(answer);
+  if (w->parsed() && !over.empty())
+    printf("%s: ramping from %s to %s over %s, until %s — journal #%s\n", str(answer["endpoint"]).c_str(),
+           str(answer["from"]).c_str(), str(answer["to"]).c_str(), str(answer["over"]).c_str(),
+           str(answer["until"]).c_str(), str(answer["seq"]).c_str());
+  else if (w->parsed() || drain->parsed() || undrain->parsed() || force->parsed())
+    print_change(answer);
+  if (drill_list->parsed()) print_drills(answer["drills"]);
+  if (drill_cancel->parsed())
+    printf("drill %s cancelled (was %s) — journal #%s\n", str(answer["drill"]).c_str(), str(answer["was"]).c_str(),
+           str(answer["seq"]).c_str());
+  if (drill->parsed() && !drill_list->parsed() && !drill_cancel->parsed())
+    printf("drill %s: %s down from %s until %s%s — journal #%s\n", str(answer["drill"]).c_str(),
+           str(answer["endpoint"]).c_str(), str(answer["starts"]).c_str(), str(answer["until"]).c_str(),
+           answer.contains("lower_ttl")
+               ? (", TTL " + str(answer["lower_ttl"]) + " from " + str(answer["ttl_lowered_from"])).c_str()
+               : "",
+           str(answer["seq"]).c_str());
   if (fb->parsed()) {
     std::string eps;
     for (const auto& e : answer["released"]) eps += (eps.empty() ? "" : ", ") + str(e);

@@ -83,6 +83,7 @@ struct Probe {
   Attempt* in_flight = nullptr;
   uint32_t ok_run = 0, fail_run = 0;
   bool up = true;
+  bool wavering = false;  // the last probe disagreed with the verdict (short of fall or rise)
   double rtts[5] = {};
   size_t rtt_count = 0;
 
@@ -98,6 +99,7 @@ struct CurlSock {
 struct Checker::Impl {
   OnVerdict on_verdict;
   OnRtt on_rtt;
+  OnWaver on_waver;
   uv_loop_t loop{};
   uv_async_t wake{};
   uv_timer_t curl_timer{};
@@ -142,6 +144,9 @@ void Probe::result(bool ok, const std::string& detail, double rtt) {
     if (up && fail_run >= t.check.fall) up = false;
   }
   if (up != before) impl->on_verdict(Verdict{t.key, up, detail, rtt});
+  bool now_wavering = up ? fail_run > 0 : ok_run > 0;
+  if (now_wavering != wavering && impl->on_waver) impl->on_waver(t.key, now_wavering);
+  wavering = now_wavering;
 }
 
 void Attempt::finish(bool ok, std::string detail) {
@@ -474,9 +479,10 @@ void Checker::Impl::shutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
 }
 
-Checker::Checker(OnVerdict on_verdict, OnRtt on_rtt) : impl_(std::make_unique<Impl>()) {
+Checker::Checker(OnVerdict on_verdict, OnRtt on_rtt, OnWaver on_waver) : impl_(std::make_unique<Impl>()) {
   impl_->on_verdict = std::move(on_verdict);
   impl_->on_rtt = std::move(on_rtt);
+  impl_->on_waver = std::move(on_waver);
 }
 
 Checker::~Checker() {
@@ -536,6 +542,66 @@ void Checker::set_targets(std::vector<Target> targets) {
     impl_->has_pending = true;
   }
   if (impl_->started) uv_async_send(&impl_->wake);
+}
+
+nlohmann::json targets_to_json(const std::vector<Target>& targets) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Target& t : targets) {
+    const CheckSpec& c = t.check;
+    out.push_back({{"endpoint", t.key},
+                   {"address", t.address},
+                   {"port", t.port},
+                   {"up", t.initial_up},
+                   {"check",
+                    {{"name", c.name},           {"type", c.type},
+                     {"path", c.path},           {"host", c.host},
+                     {"expect_status", c.expect_status}, {"body_contains", c.body_contains},
+                     {"tls_verify", c.tls_verify}, {"qname", c.qname},
+                     {"qtype", c.qtype},         {"expect_rcode", c.expect_rcode},
+                     {"interval_ms", c.interval_ms}, {"timeout_ms", c.timeout_ms},
+                     {"jitter_ms", c.jitter_ms}, {"fall", c.fall},
+                     {"rise", c.rise}}}});
+  }
+  return out;
+}
+
+std::optional<std::vector<Target>> targets_from_json(const nlohmann::json& doc, std::string& error) {
+  std::vector<Target> out;
+  try {
+    for (const auto& j : doc.at("targets")) {
+      Target t;
+      t.key = j.at("endpoint").get<std::string>();
+      t.address = j.at("address").get<std::string>();
+      t.port = j.at("port").get<uint16_t>();
+      t.initial_up = j.value("up", true);
+      const auto& c = j.at("check");
+      CheckSpec& s = t.check;
+      s.name = c.at("name").get<std::string>();
+      s.type = c.at("type").get<std::string>();
+      s.path = c.at("path").get<std::string>();
+      s.host = c.at("host").get<std::string>();
+      s.expect_status = c.at("expect_status").get<std::vector<uint16_t>>();
+      s.body_contains = c.at("body_contains").get<std::string>();
+      s.tls_verify = c.at("tls_verify").get<bool>();
+      s.qname = c.at("qname").get<std::string>();
+      s.qtype = c.at("qtype").get<uint16_t>();
+      s.expect_rcode = c.at("expect_rcode").get<uint8_t>();
+      s.interval_ms = std::max<uint32_t>(100, c.at("interval_ms").get<uint32_t>());
+      s.timeout_ms = std::clamp<uint32_t>(c.at("timeout_ms").get<uint32_t>(), 1, s.interval_ms);
+      s.jitter_ms = c.at("jitter_ms").get<uint32_t>();
+      s.fall = std::max<uint32_t>(1, c.at("fall").get<uint32_t>());
+      s.rise = std::max<uint32_t>(1, c.at("rise").get<uint32_t>());
+      if (s.type != "tcp" && s.type != "http" && s.type != "https" && s.type != "dns") {
+        error = "target " + t.key + ": unknown check type '" + s.type + "'";
+        return std::nullopt;
+      }
+      out.push_back(std::move(t));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    error = std::string("not a targets document: ") + e.what();
+    return std::nullopt;
+  }
+  return out;
 }
 
 std::vector<Target> targets_from(const Config& cfg) {

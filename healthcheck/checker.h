@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,7 +48,10 @@ class Checker {
   // After each successful probe: the median RTT of the endpoint's last 5
   // successful probes (on the checker thread).
   using OnRtt = std::function<void(const std::string& key, double median_ms)>;
-  explicit Checker(OnVerdict on_verdict, OnRtt on_rtt = {});
+  // When an endpoint starts or stops wavering: probes that disagree with
+  // its verdict, short of fall (or rise) (on the checker thread).
+  using OnWaver = std::function<void(const std::string& key, bool wavering)>;
+  explicit Checker(OnVerdict on_verdict, OnRtt on_rtt = {}, OnWaver on_waver = {});
   ~Checker();
   Checker(const Checker&) = delete;
   Checker& operator=(const Checker&) = delete;
@@ -66,5 +70,11 @@ class Checker {
 
 // Builds the targets for every endpoint with a check: in the config.
 std::vector<Target> targets_from(const Config& cfg);
+
+// What GET /v1/targets serves agents, and reads back: every field a probe
+// needs (the check's settings, the address and port, the current verdict).
+nlohmann::json targets_to_json(const std::vector<Target>& targets);
+// nullopt and `error` set when the document is not one.
+std::optional<std::vector<Target>> targets_from_json(const nlohmann::json& doc, std::string& error);
 
 }  // namespace vane::healthcheck

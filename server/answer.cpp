@@ -47,6 +47,7 @@ bool put_steered(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset
   zones::select(rec, eps, *zs.states, zs.regions, ctx.client, ctx.rng, ctx.pick);
   ctx.ecs_scope = std::max(ctx.ecs_scope, ctx.pick.scope);
   uint16_t owner_ptr = owner.pointer;
+  uint32_t ttl = zones::answer_ttl(rec, *zs.states);
   for (uint8_t i = 0; i < ctx.pick.count; ++i) {
     const zones::SteeredEndpoint& ep = eps[ctx.pick.index[i]];
     if (ctx.counters) ctx.counters->steered.add(ep.state);
@@ -54,7 +55,7 @@ bool put_steered(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset
     uint8_t fixed[10];
     dns::put16(fixed, rec.type);
     dns::put16(fixed + 2, dns::kClassIN);
-    dns::put32(fixed + 4, rec.ttl);
+    dns::put32(fixed + 4, ttl);
     if (!w.put_bytes(fixed, 10)) return false;
     size_t rdlen_at = w.size() - 2;
     const uint8_t* rd = z.steered_rdata(ep);

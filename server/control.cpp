@@ -87,7 +87,7 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
   std::string record, endpoint, reason, state, for_text;
   std::optional<std::string> bad;
   if (cmd == "weight")
-    bad = check_fields(req, {"record", "endpoint", "weight", "reason"});
+    bad = check_fields(req, {"record", "endpoint", "weight", "over", "reason"});
   else if (cmd == "force")
     bad = check_fields(req, {"record", "endpoint", "state", "for", "reason"});
   else
@@ -125,6 +125,14 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
     } else {
       return reply(admin::error_reply("\"weight\" must be 0..255 or \"config\""));
     }
+    if (auto over = req.find("over"); over != req.end()) {  // a gradual ramp instead
+      uint64_t ms = 0;
+      if (!over->is_string() || !parse_duration_ms(over->get<std::string>(), ms) || ms < 1000 ||
+          ms > 7ULL * 86400 * 1000)
+        return reply(admin::error_reply("\"over\" must be a duration like 10m (1 s to 7 days)"));
+      return ramp(t->key, zones::effective_weight(s, ep), *new_weight < 0 ? ep.weight : *new_weight, ms, reason, peer,
+                  reply);
+    }
   } else if (cmd == "drain" || cmd == "undrain" || cmd == "force") {
     std::string target = cmd == "drain" ? "drain" : cmd == "undrain" ? "auto" : "";
     if (cmd == "undrain" && current != Override::kDrain)
@@ -155,17 +163,29 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
   } else {
     return reply(admin::error_reply("unknown cmd"));
   }
+  // Any other change to an endpoint ends its ramp, at the weight it had reached.
+  std::vector<admin::StateStore::Change> changes{c};
+  std::string ramp_id = "ramp/" + t->key;
+  bool ends_ramp = plans_.count(ramp_id) > 0;
+  if (ends_ramp) {
+    if (!changes[0].weight) changes[0].weight = std::optional<int>{zones::effective_weight(s, ep)};
+    admin::StateStore::Change gone{ramp_id, std::nullopt, std::nullopt, std::nullopt};
+    gone.plan = std::optional<admin::Json>{};
+    changes.push_back(std::move(gone));
+    journal["ended_ramp"] = true;
+  }
   // Durable first (RocksDB synced, or an etcd quorum), then live: an "ok"
   // means it survives kill -9 of this node.
   std::string key = t->key, record_name = t->record;
   uint32_t slot = t->slot;
   zones::SteeredEndpoint ep_copy = ep;
   std::optional<admin::Override> stored = c.override_state ? *c.override_state : std::nullopt;
-  writer_.commit({c}, journal,
+  writer_.commit(changes, journal,
                  [this, reply, cmd, key, record_name, endpoint, slot, ep_copy, new_weight, new_override, stored, until,
-                  journal, reason, peer](std::optional<Error> err, uint64_t seq) {
+                  journal, reason, peer, ends_ramp, ramp_id](std::optional<Error> err, uint64_t seq) {
                    if (err) return reply(admin::error_reply(err->to_string()));
                    auto& s = srv_.states().at(slot);
+                   if (ends_ramp) plans_.erase(ramp_id);
                    if (new_weight) s.admin_weight.store(*new_weight, std::memory_order_relaxed);
                    if (new_override) {
                      apply_override(slot, *new_override);
@@ -225,7 +245,7 @@ Json Control::history(const Json& req) {
 }
 
 void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply reply) {
-  static const char* kKnown = "status, weight, drain, undrain, force, failback, explain, reload, history";
+  static const char* kKnown = "status, weight, drain, undrain, force, failback, drill, explain, reload, history";
   auto cmd = request.find("cmd");
   if (cmd == request.end() || !cmd->is_string())
     return reply(admin::error_reply(std::string("request has no \"cmd\" string; known: ") + kKnown));
@@ -236,6 +256,7 @@ void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply 
   }
   if (name == "weight" || name == "drain" || name == "undrain" || name == "force") return change(request, peer, reply);
   if (name == "failback") return failback(request, peer, reply);
+  if (name == "drill") return drill(request, peer, reply);
   if (name == "explain") return reply(explain(request));
   if (name == "history") return reply(history(request));
   if (name == "reload") {

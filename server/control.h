@@ -50,8 +50,13 @@ class Control {
   void post_observations(std::vector<healthcheck::Observation> obs);
   // This process's median RTT to an endpoint (checker thread).
   void post_rtt(const std::string& key, double median_ms);
+  // An endpoint's probes started or stopped disagreeing with its verdict (checker thread).
+  void post_waver(const std::string& key, bool wavering);
   // Checker targets for the current config, starting from the current verdicts.
   std::vector<healthcheck::Target> health_targets(const Config& cfg);
+  // GET /v1/targets: those targets for agents, with a version that changes
+  // when the probes to run do (main loop).
+  std::string targets_document() const { return targets_doc_; }
 
   // Changes other nodes made (and the whole state on a (re)connect).
   void on_cluster(const std::vector<admin::ClusterEvent>& events, bool full);
@@ -100,6 +105,24 @@ class Control {
   std::set<std::string> damping_writing_;                     // endpoints whose damping is being written
   std::map<std::string, std::vector<uint64_t>> flip_times_;   // endpoint key -> recent verdict changes
 
+  // Drills, ramps and TTL caps (control_plans.cpp).
+  void run_plans(uint64_t now);
+  void update_caps(uint64_t now, const std::map<std::string, uint32_t>& ttl_of);
+  void commit_plan(const std::string& id, std::vector<admin::StateStore::Change> changes, admin::Json journal,
+                   std::optional<admin::Override> forced, admin::Reply reply = {});
+  void apply_plan_changes(const std::vector<admin::StateStore::Change>& changes);
+  void drill(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
+  admin::Json drills_view(uint64_t now) const;
+  void ramp(const std::string& key, int from, int to, uint64_t over, const std::string& reason, const admin::Peer& peer,
+            admin::Reply reply);
+  admin::Json ramp_view(const std::string& key, uint64_t now) const;
+  void note_plan_events(const std::vector<admin::ClusterEvent>& events, bool full);
+  std::map<std::string, admin::Json> plans_;                // "drill/3", "ramp/<endpoint>" -> the plan, as stored
+  std::set<std::string> plan_writing_;                      // plans whose next step is being written
+  std::set<std::string> wavering_;                          // endpoints whose probes disagree with their verdict
+  std::map<std::string, uint64_t> last_flip_ms_;            // endpoint -> its last verdict change or wavering probe
+  std::vector<std::pair<std::string, bool>> wavers_;        // from the checker thread, under verdict_mu_
+
   void share_view(const std::string& vantage, const std::string& key, const healthcheck::VantageView& v, bool own);
   void end_override(const std::string& key, const admin::Override& o);
 
@@ -122,6 +145,7 @@ class Control {
   void store_rtt(const std::string& vantage, const std::string& key, double ms);
   std::vector<std::pair<std::string, double>> rtts_;  // (key, ms) from this process, under verdict_mu_
   std::string vantage_ = "local";
+  std::string targets_doc_ = R"({"version":"","targets":[]})";
   // Counters for /metrics (main loop only).
   std::map<std::string, uint64_t> admin_changes_;                   // by action
   std::map<std::string, uint64_t> flips_;                           // by "up"/"down"

@@ -26,6 +26,7 @@ std::optional<Error> Control::overlay() {
   for (const auto& [key, h] : store_.health())
     states.at(states.slot(key))
         .health.store(static_cast<uint8_t>(h == "down" ? zones::Health::kDown : zones::Health::kUp));
+  plans_ = store_.plans();
   uint64_t now = admin::now_ms();
   for (const auto& [key, o] : store_.overrides()) {
     // Ran out while we were down: end it now, on the record. (In a cluster
@@ -64,6 +65,7 @@ void Control::start(uv_loop_t* loop) {
   uv_async_init(loop, &verdict_async_, [](uv_async_t* a) { static_cast<Control*>(a->data)->apply_verdicts(); });
   verdict_async_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&verdict_async_));
+  run_plans(admin::now_ms());  // ramps' weights and drills' TTLs before the first tick
   uv_timer_init(loop, &timer_);
   timer_.data = this;
   timer_live_ = true;
@@ -114,10 +116,20 @@ void Control::store_rtt(const std::string& vantage, const std::string& key, doub
 void Control::apply_verdicts() {
   std::vector<healthcheck::Observation> batch;
   std::vector<std::pair<std::string, double>> rtts;
+  std::vector<std::pair<std::string, bool>> wavers;
   {
     std::lock_guard lock(verdict_mu_);
     batch.swap(observations_);
     rtts.swap(rtts_);
+    wavers.swap(wavers_);
+  }
+  for (const auto& [key, w] : wavers) {
+    if (w) {
+      wavering_.insert(key);
+      last_flip_ms_[key] = admin::now_ms();  // a failed probe counts as unsteady for a while too
+    } else {
+      wavering_.erase(key);
+    }
   }
   for (const auto& [key, ms] : rtts) {
     store_rtt(vantage_, key, ms);
@@ -168,6 +180,7 @@ void Control::record_decision(const std::string& key, const healthcheck::Decisio
   });
   s.health.store(static_cast<uint8_t>(d.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
   ++flips_[to];
+  last_flip_ms_[key] = admin::now_ms();
   note_flip(key, slot, admin::now_ms());
   VANE_WARN("health: %s is %s (%s)%s", key.c_str(), to, d.why.c_str(),
             zones::endpoint_up(s) == d.up ? "" : " — an admin override decides its answers");
@@ -191,6 +204,14 @@ std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
     keys.push_back(t.key);
   }
   agg_.retain(keys);
+  // Agents' copy: versioned by what to probe (not by the verdicts it starts from).
+  Json doc = healthcheck::targets_to_json(targets), probes = doc;
+  for (auto& t : probes) t.erase("up");
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : probes.dump()) h = (h ^ c) * 1099511628211ULL;
+  char version[17];
+  snprintf(version, sizeof version, "%016llx", static_cast<unsigned long long>(h));
+  targets_doc_ = Json{{"version", version}, {"targets", doc}}.dump();
   return targets;
 }
 
@@ -205,6 +226,7 @@ void Control::expire() {
     if (o.until_ms <= now && !ending_.count(key)) due.emplace_back(key, o);
   for (const auto& [key, o] : due) end_override(key, o);
   review_failback(now);
+  run_plans(now);
 }
 
 // An override's time is up: it ends here at once (also when the cluster is
@@ -283,6 +305,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
       case K::kHealth:
         if (slot != UINT32_MAX && !e.deleted) {
           bool up = e.value != "down";
+          if (up != (states.at(slot).health.load() == uint8_t(zones::Health::kUp))) last_flip_ms_[e.key] = now;
           states.at(slot).health.store(static_cast<uint8_t>(up ? zones::Health::kUp : zones::Health::kDown),
                                        std::memory_order_relaxed);
           agg_.set_verdict(e.key, up);
@@ -347,6 +370,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
     }
     agg_.retain_views(views);
   }
+  note_plan_events(events, full);
   for (const auto& [key, d] : agg_.tick(now)) record_decision(key, d);
   review_failback(now);
 }

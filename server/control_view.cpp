@@ -307,6 +307,7 @@ Json Control::status() {
           if (it->second.until_ms) e["override_until"] = admin::format_time(it->second.until_ms);
           if (!it->second.reason.empty()) e["override_reason"] = it->second.reason;
         }
+        if (Json ramp = ramp_view(key, now); !ramp.is_null()) e["ramp"] = ramp;
         if (info.damping[i].flips) {
           auto f = flip_times_.find(key);
           e["damping"] = {{"flips", info.damping[i].flips},
@@ -320,7 +321,9 @@ Json Control::status() {
                {"type", zones::steered_type_name(r.type)},
                {"policy", zones::policy_name(r.policy)},
                {"ttl", r.ttl},
+               {"ttl_now", zones::answer_ttl(r, *snap->states)},
                {"endpoints", endpoints}};
+      if (info.ttl_unsteady) rec["ttl_unsteady"] = info.ttl_unsteady;
       if (r.policy == zones::Policy::kFailover) rec.update(failback_status(*z, r, now));
       records.push_back(std::move(rec));
     }
@@ -335,6 +338,7 @@ Json Control::status() {
            {"config", srv_.config_path()},
            {"zones", zones},
            {"records", records},
+           {"drills", drills_view(now)},
            {"orphans", orphans()}};
   if (cluster_) out["cluster"] = cluster_->status();
   return out;

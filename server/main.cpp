@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
   }
   control.start(loop);
   healthcheck::Checker checker([&control](const healthcheck::Verdict& v) { control.post_verdict(v); },
-                               [&control](const std::string& key, double ms) { control.post_rtt(key, ms); });
+                               [&control](const std::string& key, double ms) { control.post_rtt(key, ms); },
+                               [&control](const std::string& key, bool w) { control.post_waver(key, w); });
   checker.set_targets(control.health_targets(srv.config()));
   checker.start();
   srv.set_on_reloaded([&] {
@@ -205,8 +206,9 @@ int main(int argc, char** argv) {
       if (path == "/") return std::pair<std::string, std::string>{"text/html; charset=utf-8", server::kStatusPage};
       // Everything else is computed on the main loop, where the state lives.
       auto body = on_main([&control, path] {
-        return path == "/metrics" ? control.metrics()
-                                  : control.page_status().dump(-1, ' ', false, admin::Json::error_handler_t::replace);
+        return path == "/metrics"      ? control.metrics()
+               : path == "/v1/targets" ? control.targets_document()
+                                       : control.page_status().dump(-1, ' ', false, admin::Json::error_handler_t::replace);
       });
       if (!body) return std::nullopt;
       return std::pair<std::string, std::string>{
@@ -216,7 +218,7 @@ int main(int argc, char** argv) {
       VANE_ERROR("cannot start: %s", err->to_string().c_str());
       return 1;
     }
-    VANE_INFO("http on %s:%u (/v1/observations, /healthz)",
+    VANE_INFO("http on %s:%u (/v1/observations, /v1/targets, /healthz)",
               srv.config().http_listen.substr(0, srv.config().http_listen.rfind(':')).c_str(), unsigned(http->port()));
   }
   admin::AdminSocket admin_socket(loop,

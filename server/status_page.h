@@ -24,6 +24,9 @@ inline constexpr const char* kStatusPage = R"HTML(<!doctype html>
 <h1>vane <span id="ver"></span></h1>
 <div class="meta" id="meta">loading…</div><div id="err"></div>
 <div id="records"></div>
+<h2>Drills</h2>
+<table><thead><tr><th>#</th><th>endpoint</th><th>start</th><th>end</th><th>lower TTL</th><th>state</th><th>why</th></tr></thead>
+<tbody id="drills"></tbody></table>
 <h2>Last 20 events</h2>
 <table><thead><tr><th>#</th><th>when</th><th>who</th><th>action</th><th>endpoint</th><th>from → to</th><th>why</th></tr></thead>
 <tbody id="events"></tbody></table>
@@ -53,7 +56,8 @@ function render(st) {
     `listening on ${st.listen.join(" ")} · ${st.now}`;
   let html = "";
   for (const r of st.records) {
-    html += `<div class="rec"><b>${esc(r.name)} ${esc(r.type)}</b> <span class="meta">${esc(r.policy)}, ttl ${r.ttl}</span>${failback(r)}` +
+    html += `<div class="rec"><b>${esc(r.name)} ${esc(r.type)}</b> <span class="meta">${esc(r.policy)}, ttl ${r.ttl}</span>` +
+      (r.ttl_now !== undefined && r.ttl_now !== r.ttl ? ` <span class="ov">TTL lowered to ${r.ttl_now}</span>` : "") + `${failback(r)}` +
       `<table><thead><tr><th>endpoint</th><th>address</th><th>state</th><th>vantages</th><th>weight</th><th>share</th><th>override</th></tr></thead><tbody>`;
     for (const e of r.endpoints) {
       const vs = Object.entries(e.vantages || {}).map(([v, x]) =>
@@ -63,12 +67,18 @@ function render(st) {
         (e.override_reason ? ` <span class="meta">${esc(e.override_reason)}</span>` : "");
       html += `<tr data-endpoint="${esc(r.name + "/" + r.type + "/" + e.name)}"><td>${esc(e.name)}</td><td>${esc(e.address)}</td>` +
         `<td class="${e.up ? "up" : "down"}">${e.up ? "up" : "DOWN"}</td><td>${vs || '<span class="meta">no checks</span>'}</td>` +
-        `<td class="weight">${e.weight}${e.admin_weight !== null && e.admin_weight !== undefined ? ' <span class="meta">(admin; config ' + e.config_weight + ")</span>" : ""}</td>` +
+        `<td class="weight">${e.weight}${e.admin_weight !== null && e.admin_weight !== undefined ? ' <span class="meta">(admin; config ' + e.config_weight + ")</span>" : ""}` +
+        (e.ramp ? ` <span class="ov">→ ${e.ramp.to} in ${dur(e.ramp.ends_in_s)}</span>` : "") + `</td>` +
         `<td><span class="bar" style="width:${share}px"></span>${share}%</td><td>${ov}</td></tr>`;
     }
     html += "</tbody></table></div>";
   }
   $("records").innerHTML = html || '<p class="meta">no steered records</p>';
+  $("drills").innerHTML = (st.drills || []).map((d) =>
+    `<tr data-drill="${d.id}"><td>${d.id}</td><td>${esc(d.endpoint)}</td><td>${esc(d.start)}</td><td>${esc(d.end)}</td>` +
+    `<td>${d.lower_ttl || "-"}</td><td>${esc(d.phase)}${d.starts_in_s !== undefined ? " · starts in " + dur(d.starts_in_s) : ""}` +
+    `${d.ends_in_s !== undefined ? " · ends in " + dur(d.ends_in_s) : ""}</td><td>${esc(d.reason)}</td></tr>`).join("") ||
+    '<tr><td colspan="7" class="meta">none scheduled</td></tr>';
   $("events").innerHTML = [...st.history].reverse().map((e) =>
     `<tr><td>${e.seq}</td><td>${esc(e.at)}</td><td>${esc(e.uid !== undefined ? "uid " + e.uid : e.by)}</td><td>${esc(e.action)}</td>` +
     `<td>${esc(e.endpoint ?? (e.record ? e.record + " (" + (e.endpoints || []).join(", ") + ")" : ""))}</td><td>${esc(e.from ?? e.was ?? "")} → ${esc(e.to ?? "auto")}</td><td>${esc(e.reason ?? e.detail ?? "")}</td></tr>`).join("");

@@ -261,7 +261,7 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
     if (auto e = check_keys(
             c, r,
             {"name", "type", "ttl", "policy", "fail_closed", "sticky", "max_answers", "endpoints", "latency_source",
-             "failback"},
+             "failback", "ttl_unsteady"},
             "a record"))
       return e;
     RecordSpec rec;
@@ -321,6 +321,11 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
         rec.failback = static_cast<int64_t>(ms);
       else
         return err(c, r["failback"], "failback must be auto, manual or a duration like 10m (at most 7 days)");
+    }
+    if (r["ttl_unsteady"]) {
+      if (auto e = get_uint(c, r["ttl_unsteady"], rec.ttl_unsteady, 1, 2147483647, "ttl_unsteady")) return e;
+      if (rec.ttl_unsteady >= rec.ttl)
+        return err(c, r["ttl_unsteady"], "ttl_unsteady must be below the record's ttl (" + std::to_string(rec.ttl) + ")");
     }
     if (rec.type == dns::kTypeCNAME && rec.policy == zones::Policy::kMultivalue)
       return err(c, r["policy"], "a CNAME cannot be multivalue (one CNAME per name)");
@@ -692,9 +697,10 @@ Result<AgentConfig> load_agent_config(const std::string& path) {
     YAML::Node root = YAML::Load(ss.str());
     if (!root.IsMap()) return Error{path, 1, "the agent config must be a YAML mapping"};
     if (auto e =
-            check_keys(c, root, {"vantage", "report_to", "token_file", "config", "report_interval"}, "the top level"))
+            check_keys(c, root, {"vantage", "report_to", "token_file", "config", "report_interval", "targets_refresh"},
+                       "the top level"))
       return *e;
-    for (const char* k : {"vantage", "report_to", "token_file", "config"})
+    for (const char* k : {"vantage", "report_to", "token_file"})
       if (!root[k] || scalar(root[k]).empty()) return Error{path, 0, std::string("the agent config needs ") + k + ":"};
     a.vantage = scalar(root["vantage"]);
     a.report_to = scalar(root["report_to"]);
@@ -702,7 +708,12 @@ Result<AgentConfig> load_agent_config(const std::string& path) {
       return err(c, root["report_to"],
                  "report_to must be an http:// or https:// URL of the main instance's http.listen");
     a.token_file = resolve_path(c, scalar(root["token_file"]));
-    a.config = resolve_path(c, scalar(root["config"]));
+    if (root["config"]) a.config = resolve_path(c, scalar(root["config"]));
+    if (root["targets_refresh"]) {
+      if (a.config.size()) return err(c, root["targets_refresh"], "targets_refresh is for fetched targets (no config:)");
+      if (auto e = get_duration(c, root["targets_refresh"], a.targets_refresh_ms, "targets_refresh")) return *e;
+      if (a.targets_refresh_ms < 500) return err(c, root["targets_refresh"], "targets_refresh must be at least 500ms");
+    }
     if (root["report_interval"])
       if (auto e = get_duration(c, root["report_interval"], a.report_interval_ms, "report_interval")) return *e;
     if (a.report_interval_ms < 100) return err(c, root["report_interval"], "report_interval must be at least 100ms");
@@ -751,7 +762,7 @@ std::string serving_digest(const Config& cfg) {
   }
   for (const auto& r : cfg.records) {
     f.add(r.name), f.add(r.type), f.add(r.ttl), f.add(uint64_t(r.policy)), f.add(r.fail_closed), f.add(r.sticky);
-    f.add(uint64_t(r.failback));
+    f.add(uint64_t(r.failback)), f.add(r.ttl_unsteady);
     for (const auto& e : r.endpoints)
       f.add(e.name), f.add(e.address), f.add(e.cname), f.add(e.weight), f.add(e.priority), f.add(e.region),
           f.add(e.check);

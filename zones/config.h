@@ -81,6 +81,7 @@ struct RecordSpec {
   // failover records: zones::kFailbackAuto, kFailbackManual, or the ms the
   // preferred tier must stay healthy before traffic returns to it.
   int64_t failback = 0;
+  uint32_t ttl_unsteady = 0;  // seconds: the TTL while an endpoint wavers (0: off)
   size_t zone = 0;  // index into Config::zones
   std::vector<EndpointSpec> endpoints;
   int line = 0;
@@ -133,14 +134,16 @@ struct Config {
 };
 
 // `vaned agent --config agent.yaml`: a remote vantage. It probes the
-// endpoints of the main instance's config and reports to its http.listen.
+// endpoints the main instance serves at GET /v1/targets (or those of a copy
+// of its config) and reports to its http.listen.
 struct AgentConfig {
   std::string path;
   std::string vantage;
   std::string report_to;  // "http://10.0.0.1:8053"
   std::string token_file;
-  std::string config;     // the main instance's vane.yaml (records + checks)
+  std::string config;     // a copy of the main instance's vane.yaml; empty: fetch GET /v1/targets
   uint32_t report_interval_ms = 2000;
+  uint32_t targets_refresh_ms = 10000;  // how often fetched targets are checked for changes
 };
 Result<AgentConfig> load_agent_config(const std::string& path);
 

@@ -55,6 +55,8 @@ struct EndpointState {
   std::atomic<uint8_t> override_state{static_cast<uint8_t>(Override::kAuto)};
   std::atomic<int16_t> admin_weight{-1};               // 0..255, or -1: the config's weight
   std::atomic<uint32_t> rtt_us[kMaxRttVantages] = {};  // median probe RTT per vantage slot, 0 = unknown
+  // In a record's own slot: a lower TTL for its answers (drills, ttl_unsteady), 0 = none.
+  std::atomic<uint32_t> ttl_cap{0};
 };
 
 // Every endpoint's state, at a slot that stays the same for the same key
@@ -175,7 +177,12 @@ struct SteeredRecord {
   uint32_t ep_begin;
   uint16_t ep_count;
   uint32_t info;  // index of its SteeredInfo (names, for explain and status)
+  uint32_t state;  // StateTable slot of the record itself ("name/TYPE"): its ttl_cap
 };
+
+// The TTL steered answers carry: the record's, or lower while a drill or an
+// unsteady endpoint caps it.
+inline uint32_t answer_ttl(const SteeredRecord& rec, const StateTable& states);
 
 // Names of a steered record and its endpoints, off the hot path.
 struct SteeredInfo {
@@ -186,6 +193,7 @@ struct SteeredInfo {
   // Failback discipline of a failover record: kFailbackAuto, kFailbackManual,
   // or how long (ms) its preferred tier must stay healthy before traffic returns.
   int64_t failback = 0;
+  uint32_t ttl_unsteady = 0;  // seconds; 0: off
   struct Damping {
     uint32_t flips = 0;  // 0: no damping
     uint64_t window_ms = 0, hold_ms = 0;
@@ -233,6 +241,11 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
 // Effective state of one endpoint (admin override, else health verdict).
 bool endpoint_up(const EndpointState& s);
 uint8_t effective_weight(const EndpointState& s, const SteeredEndpoint& ep);
+
+inline uint32_t answer_ttl(const SteeredRecord& rec, const StateTable& states) {
+  uint32_t cap = states.at(rec.state).ttl_cap.load(std::memory_order_relaxed);
+  return cap && cap < rec.ttl ? cap : rec.ttl;
+}
 
 inline uint64_t next_random(uint64_t& s) {  // xorshift64*
   s ^= s >> 12;

@@ -155,6 +155,70 @@ class NsEndpoint {
   std::thread thread_;
 };
 
+// An agent with no config: fetches what to probe from GET /v1/targets (with
+// the token), reports on it, and follows a reload of the main instance.
+TEST(AgentTargets, FetchedFromTheMainInstance_AndFollowItsReloads) {
+  TempDir dir;
+  dir.write("example.com.zone", kExampleZone);
+  dir.write("agent.token", "t0ken\n");
+  Endpoint web1, web2;
+  auto cfg = [&](bool more) {
+    std::string c = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nhttp: { listen: \"127.0.0.1:0\", token_file: agent.token }\n"
+                    "zones: [{ name: example.com, file: example.com.zone }]\n"
+                    "checks:\n  web: { type: http, path: /health, interval: 200ms, timeout: 150ms, fall: 2, rise: 2 }\n"
+                    "records:\n" + app_failover(web1.port());
+    if (more)
+      c += "  - name: new.example.com\n    type: A\n    endpoints:\n      - { name: n1, address: 192.0.2.77, host: "
+           "127.0.0.1, port: " + std::to_string(web2.port()) + ", check: web }\n";
+    return c;
+  };
+  Vaned v(dir, cfg(false));
+  uint16_t http = http_port(v.process());
+  httplib::Client c("127.0.0.1", http);
+  EXPECT_EQ(c.Get("/v1/targets")->status, 401);
+  auto r = c.Get("/v1/targets", {{"Authorization", "Bearer t0ken"}});
+  ASSERT_TRUE(r && r->status == 200);
+  json doc = json::parse(r->body);
+  ASSERT_EQ(doc["targets"].size(), 1u);
+  EXPECT_EQ(doc["targets"][0]["endpoint"], "app.example.com./A/primary");
+  EXPECT_EQ(doc["targets"][0]["port"], web1.port());
+  EXPECT_EQ(doc["targets"][0]["check"]["interval_ms"], 200);
+  std::string first_version = doc["version"];
+
+  std::string agent_yaml = dir.write("agent.yaml", "vantage: remote-1\nreport_to: http://127.0.0.1:" +
+                                                      std::to_string(http) +
+                                                      "\ntoken_file: agent.token\nreport_interval: 200ms\n"
+                                                      "targets_refresh: 500ms\n");
+  Process agent({vaned_path(), "agent", "--config", agent_yaml});
+  auto vantages_of = [&](const std::string& record) {
+    auto s = admin::call(dir.path() + "/state/admin.sock", {{"cmd", "status"}}, 5000);
+    if (!s) return json();
+    for (const auto& rec : (*s)["records"])
+      if (rec["name"] == record) return rec["endpoints"][0].value("vantages", json());
+    return json();
+  };
+  ASSERT_TRUE(eventually([&] { return vantages_of("app.example.com.").contains("remote-1"); }, 5000))
+      << agent.output();
+  EXPECT_TRUE(vantages_of("app.example.com.")["remote-1"]["up"].get<bool>());
+
+  // The main instance gains an endpoint: the agent probes it too.
+  dir.write("vane.yaml", cfg(true));
+  auto reloaded = admin::call(dir.path() + "/state/admin.sock", {{"cmd", "reload"}}, 5000);
+  ASSERT_TRUE(reloaded && (*reloaded)["ok"].get<bool>());
+  r = c.Get("/v1/targets", {{"Authorization", "Bearer t0ken"}});
+  EXPECT_NE(json::parse(r->body)["version"], first_version);
+  ASSERT_TRUE(eventually([&] { return vantages_of("new.example.com.").contains("remote-1"); }, 5000))
+      << agent.output();
+  EXPECT_NE(agent.output().find("targets changed"), std::string::npos);
+
+  // A wrong token: the agent says so and keeps trying.
+  dir.write("bad.token", "nope\n");
+  std::string bad_yaml = dir.write("bad.yaml", "vantage: remote-2\nreport_to: http://127.0.0.1:" + std::to_string(http) +
+                                                   "\ntoken_file: bad.token\n");
+  Process bad({vaned_path(), "agent", "--config", bad_yaml});
+  EXPECT_TRUE(bad.wait_for_output("HTTP 401 (wrong token?)", 5000)) << bad.output();
+}
+
 TEST(Vantages, QuorumStalenessAndMinVantagesAcrossNamespaces) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
   Namespaces net;

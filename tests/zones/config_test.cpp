@@ -1,5 +1,6 @@
 // vane.yaml parsing: accepted keys, defaults, and errors with file:line.
 #include "config.h"
+#include "process.h"
 
 #include <gtest/gtest.h>
 
@@ -143,6 +144,7 @@ TEST(Config, FailbackAndDamping_KeysDefaultsAndMistakes) {
   const std::pair<std::string, const char*> cases[] = {
       {head + rec(", failback: soon"), "failback must be auto, manual or a duration"},
       {head + rec(", failback: manual", "weighted"), "failback is for failover records"},
+      {head + rec(", ttl: 30, ttl_unsteady: 30"), "ttl_unsteady must be below the record's ttl (30)"},
       {"zones: [{ name: a.test, file: a }]\nchecks:\n  web: { type: tcp, port: 80, damping: { flips: 4 } }\n",
        "damping needs flips, window and hold"},
       {"zones: [{ name: a.test, file: a }]\nchecks:\n  web: { type: tcp, port: 80, damping: { flips: 0, window: 1m, "
@@ -157,6 +159,27 @@ TEST(Config, FailbackAndDamping_KeysDefaultsAndMistakes) {
     ASSERT_FALSE(e) << yaml;
     EXPECT_GT(e.error().line, 2) << yaml;
     EXPECT_NE(e.error().message.find(message), std::string::npos) << e.error().message;
+  }
+}
+
+TEST(AgentConfig, FetchesTargetsWithoutAConfig_AndChecksItsKeys) {
+  vane::test::TempDir dir;
+  auto a = load_agent_config(dir.write("a.yaml", "vantage: eu-1\nreport_to: http://10.0.0.1:8053\ntoken_file: t\n"
+                                                  "targets_refresh: 2s\n"));
+  ASSERT_TRUE(a) << a.error().to_string();
+  EXPECT_TRUE(a->config.empty());
+  EXPECT_EQ(a->targets_refresh_ms, 2000u);
+  EXPECT_EQ(a->token_file, dir.path() + "/t");
+  const std::pair<const char*, const char*> cases[] = {
+      {"vantage: eu-1\nreport_to: http://x:1\ntoken_file: t\nconfig: v.yaml\ntargets_refresh: 2s\n",
+       "targets_refresh is for fetched targets"},
+      {"vantage: eu-1\nreport_to: http://x:1\ntoken_file: t\ntargets_refresh: 100ms\n", "at least 500ms"},
+      {"vantage: eu-1\nreport_to: http://x:1\n", "needs token_file"},
+  };
+  for (const auto& [yaml, message] : cases) {
+    auto e = load_agent_config(dir.write("b.yaml", yaml));
+    ASSERT_FALSE(e) << yaml;
+    EXPECT_NE(e.error().message.find(message), std::string::npos) << e.error().to_string();
   }
 }
 

@@ -1,0 +1,368 @@
+// Plans that run over time (DESIGN.md "Drills, ramps and TTLs"), and the TTL
+// caps they and unsteady endpoints put on answers.
+//
+// A drill ("drill/<id>") lowers its record's TTL from (start − the record's
+// TTL − kDrillMargin), forces the endpoint down at start (a timed override
+// that ends at the drill's end), and ends. A ramp ("ramp/<endpoint>") moves
+// an endpoint's effective weight from `from` to `to` between start and end.
+// Both are stored plans — durable, shared by a cluster — and their effect is
+// computed from the clock on every node each tick; the node that writes
+// health verdicts also writes their steps, each journaled.
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+
+#include "control.h"
+#include "log.h"
+
+namespace vane::server {
+
+using admin::Json;
+using zones::Override;
+
+namespace {
+
+constexpr uint64_t kDrillMargin = 5000;      // ms before (start − TTL) that the TTL is lowered
+constexpr uint64_t kUnsteadyAfterFlip = 60000;  // ms after a verdict change or a wavering probe that a record stays unsteady
+constexpr uint64_t kMaxPlan = 7ULL * 86400 * 1000;
+constexpr size_t kMaxDrills = 256;  // scheduled at once
+
+// "+35s" (from now) or "2026-11-26T10:00:00Z" (UTC).
+bool parse_at(const std::string& text, uint64_t now, uint64_t& out) {
+  uint64_t ms = 0;
+  if (!text.empty() && text[0] == '+') {
+    if (!parse_duration_ms(text.substr(1), ms)) return false;
+    out = now + ms;
+    return true;
+  }
+  tm t{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &t);
+  if (!end || *end) return false;
+  time_t s = timegm(&t);
+  if (s < 0) return false;
+  out = uint64_t(s) * 1000;
+  return true;
+}
+
+uint64_t get_u64(const Json& j, const char* key) { return j.value(key, uint64_t{0}); }
+
+}  // namespace
+
+void Control::post_waver(const std::string& key, bool wavering) {
+  {
+    std::lock_guard lock(verdict_mu_);
+    wavers_.emplace_back(key, wavering);
+  }
+  uv_async_send(&verdict_async_);
+}
+
+// "name/TYPE" -> the record's own TTL.
+static std::map<std::string, uint32_t> record_ttls(const zones::ZoneSet& zs) {
+  std::map<std::string, uint32_t> out;
+  for (const auto& z : zs.zones())
+    for (const auto& r : z->steered_records()) out[z->info(r).name + "/" + zones::steered_type_name(r.type)] = r.ttl;
+  return out;
+}
+
+void Control::run_plans(uint64_t now) {
+  auto ttl_of = record_ttls(*srv_.snapshot());
+  bool write = decides();
+  for (const auto& [id, p] : std::map<std::string, Json>(plans_)) {
+    if (plan_writing_.count(id)) continue;
+    std::string key = p.value("endpoint", "");
+    if (id.rfind("ramp/", 0) == 0) {
+      uint64_t start = get_u64(p, "start_ms"), end = get_u64(p, "end_ms");
+      int from = p.value("from", 0), to = p.value("to", 0);
+      double f = now >= end ? 1.0 : now <= start ? 0.0 : double(now - start) / double(end - start);
+      int w = int(std::lround(from + (to - from) * f));
+      if (uint32_t slot = srv_.states().find(key); slot != UINT32_MAX)
+        srv_.states().at(slot).admin_weight.store(static_cast<int16_t>(std::clamp(w, 0, 255)),
+                                                  std::memory_order_relaxed);
+      if (now >= end && write) {
+        admin::StateStore::Change c{key, std::optional<int>{to}, std::nullopt, std::nullopt};
+        admin::StateStore::Change done{id, std::nullopt, std::nullopt, std::nullopt};
+        done.plan = std::optional<Json>{};
+        commit_plan(id, {c, done},
+                    {{"action", "ramp-end"}, {"endpoint", key}, {"from", from}, {"to", to}, {"by", "vaned"}},
+                    std::nullopt);
+      }
+      continue;
+    }
+    // A drill.
+    uint64_t start = get_u64(p, "start_ms"), end = get_u64(p, "end_ms");
+    std::string phase = p.value("phase", "scheduled");
+    uint32_t ttl = ttl_of.count(p.value("record", "")) ? ttl_of[p.value("record", "")] : 0;
+    uint32_t lower = p.value("lower_ttl", 0u);
+    if (!write) continue;
+    Json j{{"endpoint", key}, {"drill", p["id"]}, {"reason", p.value("reason", "")}, {"by", "vaned"}};
+    if (now >= end) {
+      admin::StateStore::Change done{id, std::nullopt, std::nullopt, std::nullopt};
+      done.plan = std::optional<Json>{};
+      j["action"] = "drill-end";
+      if (phase != "running") j["missed"] = "vaned was not running (or not deciding) during the drill's window";
+      commit_plan(id, {done}, j, std::nullopt);
+    } else if (now >= start && phase != "running") {
+      Json next = p;
+      next["phase"] = "running";
+      admin::Override o{"down", end, "drill " + p["id"].dump() + ": " + p.value("reason", ""), p.value("uid", 0u), now};
+      admin::StateStore::Change force{key, std::nullopt, std::optional<admin::Override>{o}, std::nullopt};
+      admin::StateStore::Change step{id, std::nullopt, std::nullopt, std::nullopt};
+      step.plan = std::optional<Json>{next};
+      j["action"] = "drill-start";
+      j["until"] = admin::format_time(end);
+      commit_plan(id, {force, step}, j, o);
+    } else if (lower && phase == "scheduled" && now + ttl * 1000ULL + kDrillMargin >= start) {
+      Json next = p;
+      next["phase"] = "lowered";
+      admin::StateStore::Change step{id, std::nullopt, std::nullopt, std::nullopt};
+      step.plan = std::optional<Json>{next};
+      j["action"] = "drill-lower-ttl";
+      j["from"] = ttl;
+      j["to"] = lower;
+      j["starts"] = admin::format_time(start);
+      commit_plan(id, {step}, j, std::nullopt);
+    }
+  }
+  update_caps(now, ttl_of);
+}
+
+// One step of a plan, written and then applied here (the others apply it
+// from the cluster). `forced`: the override a drill's start puts in place.
+void Control::commit_plan(const std::string& id, std::vector<admin::StateStore::Change> changes, Json journal,
+                          std::optional<admin::Override> forced, admin::Reply reply) {
+  plan_writing_.insert(id);
+  writer_.commit(changes, journal, [this, id, changes, forced, reply, journal](std::optional<Error> err, uint64_t seq) {
+    plan_writing_.erase(id);
+    if (err) {
+      VANE_ERROR("%s: cannot record %s: %s", id.c_str(), journal.value("action", "").c_str(), err->message.c_str());
+      if (reply) reply(admin::error_reply(err->to_string()));
+      return;
+    }
+    apply_plan_changes(changes);
+    if (forced) expiries_[changes[0].endpoint] = *forced;
+    update_caps(admin::now_ms(), record_ttls(*srv_.snapshot()));
+    VANE_INFO("%s: %s%s", id.c_str(), journal.value("action", "").c_str(),
+              journal.contains("endpoint") ? (" " + journal["endpoint"].get<std::string>()).c_str() : "");
+    if (reply) {
+      Json out = journal;
+      out["ok"] = true;
+      out["seq"] = seq;
+      reply(out);
+    }
+  });
+}
+
+// What a committed change does here at once (plans, overrides, weights).
+void Control::apply_plan_changes(const std::vector<admin::StateStore::Change>& changes) {
+  for (const auto& c : changes) {
+    if (c.plan) {
+      if (*c.plan)
+        plans_[c.endpoint] = **c.plan;
+      else
+        plans_.erase(c.endpoint);
+      continue;
+    }
+    uint32_t slot = srv_.states().find(c.endpoint);
+    if (slot == UINT32_MAX) continue;
+    if (c.weight)
+      srv_.states().at(slot).admin_weight.store(*c.weight ? static_cast<int16_t>(**c.weight) : int16_t(-1),
+                                                std::memory_order_relaxed);
+    if (c.override_state) apply_override(slot, *c.override_state ? (*c.override_state)->state : "auto");
+    if (c.override_state && !*c.override_state) expiries_.erase(c.endpoint);
+  }
+}
+
+void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& ttl_of) {
+  std::map<std::string, uint32_t> caps;  // record -> lowest cap
+  auto lower = [&](const std::string& record, uint32_t ttl) {
+    auto [it, fresh] = caps.try_emplace(record, ttl);
+    if (!fresh) it->second = std::min(it->second, ttl);
+  };
+  for (const auto& [id, p] : plans_) {
+    if (id.rfind("drill/", 0) != 0 || !p.value("lower_ttl", 0u)) continue;
+    auto t = ttl_of.find(p.value("record", ""));
+    if (t == ttl_of.end()) continue;
+    uint64_t start = get_u64(p, "start_ms"), end = get_u64(p, "end_ms");
+    if (now + t->second * 1000ULL + kDrillMargin >= start && now < end) lower(t->first, p.value("lower_ttl", 0u));
+  }
+  auto snap = srv_.snapshot();
+  for (const auto& z : snap->zones())
+    for (const auto& r : z->steered_records()) {
+      const auto& info = z->info(r);
+      std::string id = info.name + "/" + zones::steered_type_name(r.type);
+      if (info.ttl_unsteady) {
+        for (const auto& name : info.endpoints) {
+          std::string key = zones::endpoint_key(info.name, r.type, name);
+          auto flip = last_flip_ms_.find(key);
+          bool unsteady = wavering_.count(key) || (flip != last_flip_ms_.end() && now - flip->second < kUnsteadyAfterFlip);
+          if (!unsteady) {  // a fresh vantage that disagrees with the verdict
+            uint32_t slot = srv_.states().find(key);
+            bool up = slot != UINT32_MAX && srv_.states().at(slot).health.load() == uint8_t(zones::Health::kUp);
+            for (const auto& [vantage, vf] : agg_.views(key, now)) unsteady |= vf.second && vf.first.up != up;
+          }
+          if (unsteady) lower(id, info.ttl_unsteady);
+        }
+      }
+      auto it = caps.find(id);
+      uint32_t cap = it == caps.end() ? 0 : it->second;
+      auto& cell = srv_.states().at(r.state).ttl_cap;
+      if (cell.load(std::memory_order_relaxed) != cap) cell.store(cap, std::memory_order_relaxed);
+    }
+}
+
+// vanectl drill RECORD ENDPOINT --at ... --for ... | drill list | drill cancel ID
+void Control::drill(const Json& req, const admin::Peer& peer, admin::Reply reply) {
+  std::string action = req.value("action", "schedule");
+  if (!req.value("action", Json("schedule")).is_string()) return reply(admin::error_reply("\"action\" must be a string"));
+  uint64_t now = admin::now_ms();
+  auto allowed = [&](std::initializer_list<const char*> keys) -> std::optional<std::string> {
+    for (const auto& [k, v] : req.items()) {
+      bool ok = k == "cmd" || k == "action";
+      for (const char* a : keys) ok |= k == a;
+      if (!ok) return "unknown field '" + k + "' for drill " + action;
+    }
+    return std::nullopt;
+  };
+  if (action == "list") {
+    if (auto bad = allowed({})) return reply(admin::error_reply(*bad));
+    return reply({{"ok", true}, {"drills", drills_view(now)}});
+  }
+  if (action == "cancel") {
+    if (auto bad = allowed({"id", "reason"})) return reply(admin::error_reply(*bad));
+    auto it = req.find("id");
+    if (it == req.end() || !it->is_number_unsigned()) return reply(admin::error_reply("missing \"id\" (a drill number)"));
+    std::string id = "drill/" + std::to_string(it->get<uint64_t>());
+    auto p = plans_.find(id);
+    if (p == plans_.end()) return reply(admin::error_reply("no drill " + std::to_string(it->get<uint64_t>()) + " (vanectl drill list)"));
+    if (plan_writing_.count(id)) return reply(admin::error_reply(id + " is changing right now; retry"));
+    std::string key = p->second.value("endpoint", "");
+    admin::StateStore::Change gone{id, std::nullopt, std::nullopt, std::nullopt};
+    gone.plan = std::optional<Json>{};
+    std::vector<admin::StateStore::Change> changes{gone};
+    auto stored = store_.overrides();
+    if (auto o = stored.find(key); o != stored.end() && o->second.reason.rfind("drill " + p->second["id"].dump() + ":", 0) == 0)
+      changes.push_back({key, std::nullopt, std::optional<admin::Override>{}, std::nullopt});  // it was running: back to auto
+    Json j{{"action", "drill-cancel"}, {"drill", p->second["id"]}, {"endpoint", key}, {"uid", peer.uid}, {"pid", peer.pid},
+           {"was", p->second.value("phase", "scheduled")}};
+    if (req.contains("reason") && req["reason"].is_string()) j["reason"] = req["reason"];
+    return commit_plan(id, changes, j, std::nullopt, reply);
+  }
+  if (action != "schedule") return reply(admin::error_reply("\"action\" must be schedule, list or cancel"));
+  if (auto bad = allowed({"record", "endpoint", "at", "for", "lower_ttl", "reason"})) return reply(admin::error_reply(*bad));
+  for (const char* k : {"record", "endpoint", "at", "for"})
+    if (!req.contains(k) || !req[k].is_string() || req[k].get<std::string>().size() > 255)
+      return reply(admin::error_reply(std::string("missing \"") + k + "\" (a string)"));
+  std::string reason = req.contains("reason") && req["reason"].is_string() ? req["reason"].get<std::string>() : "";
+  if (reason.size() > 500) return reply(admin::error_reply("\"reason\" is longer than 500 bytes"));
+  auto snap = srv_.snapshot();
+  auto found = find_record(*snap, req["record"].get<std::string>());
+  if (!found) return reply(admin::error_reply(found.error().message));
+  auto [z, r] = *found;
+  const auto& info = z->info(*r);
+  std::string record = info.name + "/" + zones::steered_type_name(r->type), endpoint = req["endpoint"];
+  if (std::find(info.endpoints.begin(), info.endpoints.end(), endpoint) == info.endpoints.end())
+    return reply(admin::error_reply("no endpoint '" + endpoint + "' in " + record));
+  uint64_t start = 0, len = 0;
+  if (!parse_at(req["at"], now, start) || start + 1000 < now || start > now + kMaxPlan)
+    return reply(admin::error_reply("\"at\" must be +DURATION or a UTC time like 2026-11-26T10:00:00Z, within 7 days"));
+  if (!parse_duration_ms(req["for"], len) || len == 0 || len > kMaxPlan)
+    return reply(admin::error_reply("\"for\" must be a duration like 15m (at most 7 days)"));
+  uint32_t lower = 0;
+  if (auto it = req.find("lower_ttl"); it != req.end()) {
+    if (!it->is_number_unsigned() || it->get<uint64_t>() == 0 || it->get<uint64_t>() >= r->ttl)
+      return reply(admin::error_reply("\"lower_ttl\" must be 1 .. " + std::to_string(r->ttl - 1) +
+                                      " (below the record's TTL of " + std::to_string(r->ttl) + ")"));
+    lower = it->get<uint32_t>();
+  }
+  std::string key = zones::endpoint_key(info.name, r->type, endpoint);
+  // Numbered after the journal, so that no two drills share a number.
+  uint64_t n = store_.last_seq() + 1;
+  size_t drills = 0;
+  for (const auto& [id, p] : plans_) {
+    if (id.rfind("drill/", 0) != 0) continue;
+    if (++drills >= kMaxDrills)
+      return reply(admin::error_reply("already " + std::to_string(kMaxDrills) + " drills scheduled; cancel some first"));
+    n = std::max<uint64_t>(n, p.value("id", uint64_t{0}) + 1);
+    if (p.value("endpoint", "") == key && start < get_u64(p, "end_ms") && get_u64(p, "start_ms") < start + len)
+      return reply(admin::error_reply("drill " + p["id"].dump() + " on " + key + " overlaps (vanectl drill list)"));
+  }
+  Json plan{{"id", n},          {"record", record}, {"endpoint", key},       {"start_ms", start},
+            {"end_ms", start + len}, {"lower_ttl", lower}, {"reason", reason}, {"uid", peer.uid},
+            {"phase", "scheduled"}};
+  std::string id = "drill/" + std::to_string(n);
+  admin::StateStore::Change c{id, std::nullopt, std::nullopt, std::nullopt};
+  c.plan = std::optional<Json>{plan};
+  Json j{{"action", "drill"},  {"drill", n},        {"endpoint", key},
+         {"starts", admin::format_time(start)}, {"until", admin::format_time(start + len)},
+         {"start_ms", start},  {"end_ms", start + len},
+         {"uid", peer.uid},    {"pid", peer.pid}};
+  if (lower) {
+    j["lower_ttl"] = lower;
+    j["ttl_lowered_from"] = admin::format_time(start - std::min<uint64_t>(start, r->ttl * 1000ULL + kDrillMargin));
+  }
+  if (!reason.empty()) j["reason"] = reason;
+  commit_plan(id, {c}, j, std::nullopt, reply);
+}
+
+Json Control::drills_view(uint64_t now) const {
+  Json out = Json::array();
+  for (const auto& [id, p] : plans_) {
+    if (id.rfind("drill/", 0) != 0) continue;
+    uint64_t start = get_u64(p, "start_ms"), end = get_u64(p, "end_ms");
+    Json d{{"id", p["id"]},
+           {"record", p["record"]},
+           {"endpoint", p["endpoint"]},
+           {"start", admin::format_time(start)},
+           {"end", admin::format_time(end)},
+           {"phase", now >= start ? "running" : p.value("phase", "scheduled")},
+           {"lower_ttl", p.value("lower_ttl", 0u)},
+           {"reason", p.value("reason", "")}};
+    if (now < start) d["starts_in_s"] = (start - now) / 1000;
+    else d["ends_in_s"] = (end - std::min(end, now)) / 1000;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+// weight RECORD ENDPOINT N --over DURATION: a plan instead of a weight.
+void Control::ramp(const std::string& key, int from, int to, uint64_t over, const std::string& reason,
+                   const admin::Peer& peer, admin::Reply reply) {
+  uint64_t now = admin::now_ms();
+  std::string id = "ramp/" + key;
+  if (plan_writing_.count(id)) return reply(admin::error_reply(id + " is changing right now; retry"));
+  Json plan{{"endpoint", key}, {"from", from},      {"to", to},       {"start_ms", now},
+            {"end_ms", now + over}, {"reason", reason}, {"uid", peer.uid}};
+  admin::StateStore::Change c{id, std::nullopt, std::nullopt, std::nullopt};
+  c.plan = std::optional<Json>{plan};
+  Json j{{"action", "ramp"}, {"endpoint", key}, {"from", from}, {"to", to},
+         {"over", admin::format_duration(over)}, {"until", admin::format_time(now + over)},
+         {"uid", peer.uid}, {"pid", peer.pid}};
+  if (!reason.empty()) j["reason"] = reason;
+  commit_plan(id, {c}, j, std::nullopt, reply);
+}
+
+Json Control::ramp_view(const std::string& key, uint64_t now) const {
+  auto it = plans_.find("ramp/" + key);
+  if (it == plans_.end()) return Json();
+  const Json& p = it->second;
+  uint64_t end = get_u64(p, "end_ms");
+  return {{"from", p["from"]}, {"to", p["to"]}, {"until", admin::format_time(end)},
+          {"ends_in_s", (end - std::min(end, now)) / 1000}};
+}
+
+void Control::note_plan_events(const std::vector<admin::ClusterEvent>& events, bool full) {
+  std::set<std::string> seen;
+  for (const auto& e : events) {
+    if (e.kind != admin::ClusterEvent::Kind::kPlan) continue;
+    seen.insert(e.key);
+    auto j = e.deleted ? Json() : Json::parse(e.value, nullptr, false);
+    if (j.is_object())
+      plans_[e.key] = j;
+    else
+      plans_.erase(e.key);
+  }
+  if (full)
+    for (auto it = plans_.begin(); it != plans_.end();) it = seen.count(it->first) ? std::next(it) : plans_.erase(it);
+}
+
+}  // namespace vane::server
