@@ -35,7 +35,7 @@ class WriteBatch;
 namespace vane::admin {
 
 inline constexpr int kSchemaVersion = 1;
-inline constexpr uint64_t kJournalKeep = 10000;  // newest entries kept; older ones are deleted as new ones land
+inline constexpr uint64_t kJournalKeep = 10000;  // newest entries kept (up to 1000 more between trims)
 
 struct Override {
   std::string state;      // "up" | "down" | "drain"

@@ -7,6 +7,7 @@
 // vaned executable, so that the server library never depends on admin/.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -153,6 +154,16 @@ class Control {
   std::map<std::string, std::vector<uint64_t>> rtt_hist_;           // vantage -> bucket counts (+ sum, count at end)
   std::map<std::string, uint64_t> last_hits_;                       // endpoint key -> answers at the last page poll
   uint64_t last_hits_ms_ = 0;
+  // Answers per endpoint every kShareSampleMs over the last 15 minutes (the
+  // status page's chart): cumulative counts, shares are their differences.
+  struct ShareSample {
+    uint64_t t_ms;
+    std::map<std::string, uint64_t> hits;
+  };
+  std::deque<ShareSample> share_samples_;
+  void sample_shares(uint64_t now);
+  admin::Json share_chart(const zones::Zone& z, const zones::SteeredRecord& r, const std::vector<admin::Json>& journal,
+                          uint64_t now) const;
   void note_rtt(const std::string& vantage, double ms);
   uint64_t hits(uint32_t slot) const;
 };

@@ -227,6 +227,7 @@ void Control::expire() {
   for (const auto& [key, o] : due) end_override(key, o);
   review_failback(now);
   run_plans(now);
+  sample_shares(now);
 }
 
 // An override's time is up: it ends here at once (also when the cluster is

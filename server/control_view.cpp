@@ -17,6 +17,7 @@ using zones::override_name;
 using zones::Override;
 
 namespace {
+constexpr uint64_t kShareSampleMs = 5000, kShareWindowMs = 15 * 60 * 1000;
 constexpr double kRttBuckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
 constexpr size_t kNumRttBuckets = sizeof kRttBuckets / sizeof kRttBuckets[0];
 
@@ -232,9 +233,60 @@ std::string Control::metrics() {
   return prometheus::TextSerializer().Serialize(fams);
 }
 
+void Control::sample_shares(uint64_t now) {
+  if (!share_samples_.empty() && now - share_samples_.back().t_ms < kShareSampleMs) return;
+  ShareSample smp{now, {}};
+  auto snap = srv_.snapshot();
+  for (const auto& z : snap->zones())
+    for (const auto& r : z->steered_records()) {
+      const auto& info = z->info(r);
+      auto eps = z->endpoints(r);
+      for (size_t i = 0; i < eps.size(); ++i)
+        smp.hits[zones::endpoint_key(info.name, r.type, info.endpoints[i])] = hits(eps[i].state);
+    }
+  share_samples_.push_back(std::move(smp));
+  while (share_samples_.size() > 1 && now - share_samples_[1].t_ms > kShareWindowMs) share_samples_.pop_front();
+}
+
+// One record's answer share per endpoint between samples (null where it
+// answered nothing), and the journal's events on it as markers.
+Json Control::share_chart(const zones::Zone& z, const zones::SteeredRecord& r, const std::vector<Json>& journal,
+                          uint64_t now) const {
+  const auto& info = z.info(r);
+  std::string id = info.name + "/" + zones::steered_type_name(r.type);
+  Json t = Json::array(), shares = Json::object(), markers = Json::array();
+  for (const auto& name : info.endpoints) shares[name] = Json::array();
+  for (size_t k = 1; k < share_samples_.size(); ++k) {
+    const auto &a = share_samples_[k - 1].hits, &b = share_samples_[k].hits;
+    std::vector<uint64_t> d;
+    uint64_t total = 0;
+    for (const auto& name : info.endpoints) {
+      std::string key = zones::endpoint_key(info.name, r.type, name);
+      auto ia = a.find(key), ib = b.find(key);
+      uint64_t x = ib == b.end() ? 0 : ib->second - std::min(ib->second, ia == a.end() ? 0 : ia->second);
+      d.push_back(x);
+      total += x;
+    }
+    t.push_back(int64_t(share_samples_[k].t_ms) - int64_t(now));
+    for (size_t i = 0; i < info.endpoints.size(); ++i)
+      shares[info.endpoints[i]].push_back(total ? Json(double(d[i]) / double(total)) : Json(nullptr));
+  }
+  for (const auto& e : journal) {
+    uint64_t at = e.value("at_ms", uint64_t{0});
+    std::string ep = e.value("endpoint", ""), rec = e.value("record", "");
+    if (at + kShareWindowMs < now || (rec != id && ep.rfind(id + "/", 0) != 0)) continue;
+    markers.push_back({{"t", int64_t(at) - int64_t(now)},
+                       {"action", e.value("action", "")},
+                       {"endpoint", ep.empty() ? rec : ep.substr(id.size() + 1)},
+                       {"to", e.contains("to") ? e["to"] : Json(nullptr)}});
+  }
+  return {{"t", t}, {"shares", shares}, {"markers", markers}, {"window_s", kShareWindowMs / 1000}};
+}
+
 Json Control::page_status() {
   Json s = status();
   s["history"] = store_.history(20);
+  auto journal = store_.history(500);
   s["now"] = admin::format_time(admin::now_ms());
   // Share of answers over the last 10-20 s (the baseline moves every 10 s,
   // however many pages poll), per endpoint of each record.
@@ -255,11 +307,13 @@ Json Control::page_status() {
         total += delta[i];
         if (rebase) last_hits_[key] = count[i];
       }
-      if (ri < s["records"].size())
+      if (ri < s["records"].size()) {
         for (size_t i = 0; i < eps.size(); ++i) {
           s["records"][ri]["endpoints"][i]["answers"] = count[i];
           s["records"][ri]["endpoints"][i]["share"] = total ? double(delta[i]) / double(total) : 0.0;
         }
+        s["records"][ri]["chart"] = share_chart(*z, r, journal, now);
+      }
       ++ri;
     }
   if (rebase) last_hits_ms_ = now;

@@ -19,6 +19,8 @@ inline constexpr const char* kStatusPage = R"HTML(<!doctype html>
  .chip.up { background: #dcffe4; } .chip.down { background: #ffdce0; } .chip.stale { background: #eee; color: #888; font-weight: 400; }
  .bar { display: inline-block; height: .7em; background: #0366d6; vertical-align: middle; margin-right: .4em; }
  .ov { background: #fff5b1; padding: 0 .4em; border-radius: 3px; } #err { color: #cb2431; }
+ svg.share { display: block; margin: .4em 0; background: #fff; } svg.share text { font-size: 10px; fill: #586069; }
+ .legend span { display: inline-block; margin-right: .8em; font-size: .85em; } .legend i { display: inline-block; width: .8em; height: .8em; margin-right: .3em; vertical-align: middle; }
  .held { background: #ffdce0; padding: .1em .5em; border-radius: 3px; margin: .3em 0; display: inline-block; }
 </style></head><body>
 <h1>vane <span id="ver"></span></h1>
@@ -50,6 +52,40 @@ function failback(r) {
     (r.preferred_healthy_s === null || r.preferred_healthy_s === undefined ? "not healthy" : "healthy for " + dur(r.preferred_healthy_s)) +
     ` · <code>vanectl failback ${esc(r.name)}</code> releases it</span>`;
 }
+const COLORS = ["#0366d6", "#d73a49", "#28a745", "#6f42c1", "#e36209", "#005cc5", "#b08800", "#6a737d"];
+// Answer share per endpoint over the last 15 minutes, with the journal's
+// events on the record (flips, drills, ramps, holds, admin changes) as markers.
+function chart(r) {
+  const c = r.chart;
+  if (!c) return "";
+  const W = 640, H = 110, L = 30, B = 16, win = c.window_s * 1000;
+  const x = (t) => L + (W - L - 4) * (1 + t / win), y = (v) => 4 + (H - B - 8) * (1 - v);
+  let svg = `<svg class="share" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" data-record="${esc(r.name + "/" + r.type)}">`;
+  svg += `<line x1="${L}" y1="${y(0)}" x2="${W - 4}" y2="${y(0)}" stroke="#d1d5da"/><line x1="${L}" y1="${y(1)}" x2="${W - 4}" y2="${y(1)}" stroke="#eaecef"/>`;
+  svg += `<text x="2" y="${y(1) + 4}">100%</text><text x="10" y="${y(0)}">0%</text>`;
+  for (const m of [15, 10, 5, 0])
+    svg += `<text x="${x(-m * 60000)}" y="${H - 3}" text-anchor="${m ? "middle" : "end"}">${m ? "-" + m + "m" : "now"}</text>`;
+  for (const m of c.markers) {
+    const mx = x(m.t).toFixed(1);
+    svg += `<line class="marker" data-marker="${esc(m.action)}" x1="${mx}" y1="${y(1)}" x2="${mx}" y2="${y(0)}" stroke="#f9c513" stroke-width="2">` +
+      `<title>${esc(m.action)} ${esc(m.endpoint)}${m.to !== null ? " → " + esc(m.to) : ""}</title></line>`;
+  }
+  r.endpoints.forEach((e, i) => {
+    const v = c.shares[e.name] || [];
+    let pts = "", segs = [];
+    v.forEach((s, k) => {
+      if (s === null) { if (pts) segs.push(pts); pts = ""; return; }
+      pts += `${x(c.t[k]).toFixed(1)},${y(s).toFixed(1)} `;
+    });
+    if (pts) segs.push(pts);
+    for (const p of segs)
+      svg += `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.6" points="${p.trim()}"><title>${esc(e.name)}</title></polyline>`;
+  });
+  svg += "</svg>";
+  const legend = r.endpoints.map((e, i) => `<span><i style="background:${COLORS[i % COLORS.length]}"></i>${esc(e.name)}</span>`).join("") +
+    '<span><i style="background:#f9c513"></i>events (hover)</span>';
+  return svg + `<div class="legend">${legend}</div>`;
+}
 function render(st) {
   $("ver").textContent = st.version;
   $("meta").textContent = `pid ${st.pid} · up ${st.uptime_s}s · generation ${st.generation} · ${st.workers} workers · ` +
@@ -71,7 +107,7 @@ function render(st) {
         (e.ramp ? ` <span class="ov">→ ${e.ramp.to} in ${dur(e.ramp.ends_in_s)}</span>` : "") + `</td>` +
         `<td><span class="bar" style="width:${share}px"></span>${share}%</td><td>${ov}</td></tr>`;
     }
-    html += "</tbody></table></div>";
+    html += "</tbody></table>" + chart(r) + "</div>";
   }
   $("records").innerHTML = html || '<p class="meta">no steered records</p>';
   $("drills").innerHTML = (st.drills || []).map((d) =>
@@ -81,7 +117,7 @@ function render(st) {
     '<tr><td colspan="7" class="meta">none scheduled</td></tr>';
   $("events").innerHTML = [...st.history].reverse().map((e) =>
     `<tr><td>${e.seq}</td><td>${esc(e.at)}</td><td>${esc(e.uid !== undefined ? "uid " + e.uid : e.by)}</td><td>${esc(e.action)}</td>` +
-    `<td>${esc(e.endpoint ?? (e.record ? e.record + " (" + (e.endpoints || []).join(", ") + ")" : ""))}</td><td>${esc(e.from ?? e.was ?? "")} → ${esc(e.to ?? "auto")}</td><td>${esc(e.reason ?? e.detail ?? "")}</td></tr>`).join("");
+    `<td>${esc(e.endpoint ?? (e.record ? e.record + " (" + (e.endpoints || []).join(", ") + ")" : ""))}</td><td>${e.from !== undefined || e.was !== undefined || e.to !== undefined ? esc(e.from ?? e.was ?? "") + " → " + esc(e.to ?? "auto") : ""}</td><td>${esc(e.reason ?? e.detail ?? "")}</td></tr>`).join("");
 }
 async function poll() {
   try {

@@ -485,6 +485,45 @@ TEST_F(Cluster, FailbackHold_IsSharedAndReleasedFromAnyNode) {
   }
 }
 
+// A drill and a ramp scheduled through one node run on every node: the plan
+// is in etcd, the steps are written once, the TTL is lowered everywhere.
+TEST_F(Cluster, DrillAndRamp_RunOnEveryNode) {
+  Node& a1 = add_node("ns1");
+  Node& b = add_node("ns2");
+  for (Node* n : {&a1, &b}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  json d = call(b, {{"cmd", "drill"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"at", "+3s"},
+                    {"for", "3s"}, {"lower_ttl", 5}});
+  ASSERT_TRUE(d["ok"].get<bool>()) << d.dump();
+  auto ttl = [&](const Node& n) {
+    auto r = query("127.0.0.1", n.port(), "app.example.com", "A");
+    return r && !r->answer.empty() ? std::stoi(r->answer[0].substr(r->answer[0].find(' ') + 1)) : -1;
+  };
+  for (Node* n : {&a1, &b}) {
+    EXPECT_TRUE(eventually([&] { return call(*n, {{"cmd", "drill"}, {"action", "list"}})["drills"].size() == 1; }, 2000))
+        << n->name;
+    EXPECT_TRUE(eventually([&] { return ttl(*n) == 5; }, 2000)) << n->name;
+  }
+  for (Node* n : {&a1, &b})
+    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "198.51.100.20"; }, 5000)) << n->name;
+  for (Node* n : {&a1, &b})
+    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20" && ttl(*n) != 5; }, 6000)) << n->name;
+  ASSERT_TRUE(call(a1, {{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", "use2"}, {"weight", 200},
+                        {"over", "1h"}})["ok"].get<bool>());
+  EXPECT_TRUE(eventually([&] {
+    json s = status(b);
+    return s["records"][0]["endpoints"][1].contains("ramp");
+  }, 2000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  for (Node* n : {&a1, &b}) {
+    std::map<std::string, int> steps;
+    for (const auto& e : history(*n)) ++steps[e["action"].get<std::string>()];
+    EXPECT_EQ(steps["drill"], 1) << n->name;
+    EXPECT_EQ(steps["drill-start"], 1) << n->name;
+    EXPECT_EQ(steps["drill-end"], 1) << n->name;
+    EXPECT_EQ(steps["ramp"], 1) << n->name;
+  }
+}
+
 TEST_F(Cluster, ANodeWithAnotherConfigDigest_IsFlagged) {
   Node& a1 = add_node("ns1");
   add_node("ns2");

@@ -111,6 +111,18 @@ TEST(OperatorView, StatusPageInChromiumShowsAWeightFlip) {
   page = rendered(url);
   EXPECT_NE(page.find("(admin; config 0)"), std::string::npos) << "the new weight is on the page";
   EXPECT_NE(page.find("flip for the page"), std::string::npos) << "and the journal event";
+
+  // The answer-share chart: samples every 5 s, so after ~11 s of queries it
+  // has lines for the endpoints and a marker for the flip.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(11);
+  while (std::chrono::steady_clock::now() < until) {
+    query("127.0.0.1", v.port(), "www.example.com", "A");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  page = rendered(url);
+  EXPECT_NE(page.find("class=\"share\""), std::string::npos) << page.substr(0, 3000);
+  EXPECT_NE(page.find("<polyline"), std::string::npos) << "a line per endpoint that answered";
+  EXPECT_NE(page.find("data-marker=\"weight\""), std::string::npos) << "the flip, marked";
 }
 
 }  // namespace
