@@ -187,6 +187,18 @@ TEST_F(ClientFailover, Drill_ListCancelRestartsAndMistakes) {
   ASSERT_TRUE(eventually([&] { return ask(v_->port()).first == kPrimary; }, 8000));
   ASSERT_TRUE(eventually([&] { return journal("drill-end").size() == 1; }, 3000));
   EXPECT_EQ(journal("drill-cancel").size(), 1u);
+
+  // A drill whose whole window passed while vaned was down ends, on the record, at start.
+  d = call({{"cmd", "drill"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"at", "+1s"}, {"for", "1s"}});
+  ASSERT_TRUE(d["ok"].get<bool>()) << d.dump();
+  v_->process().signal(SIGKILL);
+  v_->process().wait(5000);
+  std::this_thread::sleep_for(2500ms);
+  start(cfg_);
+  ASSERT_TRUE(eventually([&] { return journal("drill-end").size() == 2; }, 3000));
+  EXPECT_TRUE(journal("drill-end")[1].contains("missed")) << journal("drill-end")[1].dump();
+  EXPECT_EQ(ask(v_->port()).first, kPrimary);
+  EXPECT_TRUE(call({{"cmd", "drill"}, {"action", "list"}})["drills"].empty());
 }
 
 TEST_F(ClientFailover, TtlUnsteady_AWobbleShortensTheTtl_AndClientsMoveFastWhenItDies) {
