@@ -38,7 +38,8 @@ void Control::note_rtt(const std::string& vantage, double ms) {
 
 uint64_t Control::hits(uint32_t slot) const {
   uint64_t n = 0;
-  for (const Worker* w : srv_.workers()) n += w->counters().steered.get(slot);
+  for (const Worker* w : srv_.workers())
+    for (const QueryCounters* c : w->counters()) n += c->steered.get(slot);
   return n;
 }
 
@@ -72,7 +73,8 @@ std::string Control::metrics() {
     for (int q = 0; q < QueryCounters::kQtypes; ++q)
       for (int r = 0; r < 17; ++r) {
         uint64_t n = 0;
-        for (const Worker* w : workers) n += w->counters().answers[t][q][r].load(std::memory_order_relaxed);
+        for (const Worker* w : workers)
+          for (const QueryCounters* c : w->counters()) n += c->answers[t][q][r].load(std::memory_order_relaxed);
         if (!n) continue;
         const char* rn = rcode_name(r);
         sample(queries,
@@ -84,7 +86,8 @@ std::string Control::metrics() {
   auto& truncated = family("vane_responses_truncated_total", "Responses sent with TC=1.", MetricType::Counter);
   for (int t = 0; t < 2; ++t) {
     uint64_t n = 0;
-    for (const Worker* w : workers) n += w->counters().truncated[t].load(std::memory_order_relaxed);
+    for (const Worker* w : workers)
+      for (const QueryCounters* c : w->counters()) n += c->truncated[t].load(std::memory_order_relaxed);
     sample(truncated, {{"protocol", t ? "tcp" : "udp"}}, double(n));
   }
   uint64_t dropped = 0;
@@ -199,7 +202,8 @@ std::string Control::metrics() {
   for (int slipped = 0; slipped < 2; ++slipped) {
     uint64_t n = 0;
     for (const Worker* w : workers)
-      n += (slipped ? w->counters().rrl_slipped : w->counters().rrl_dropped).load(std::memory_order_relaxed);
+      for (const QueryCounters* c : w->counters())
+        n += (slipped ? c->rrl_slipped : c->rrl_dropped).load(std::memory_order_relaxed);
     sample(rrl, {{"action", slipped ? "slipped" : "dropped"}}, double(n));
   }
   auto& flips = family("vane_health_flips_total", "Endpoint verdict changes, by new verdict.", MetricType::Counter);

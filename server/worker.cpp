@@ -1,15 +1,21 @@
-// DNS worker loop. UDP: uv_poll on the raw socket, then recvmmsg/sendmmsg in
-// batches of kBatch — two syscalls per batch, none per query. Hot path: no
-// allocation, no locks (the snapshot is swapped only in on_wake()).
+// DNS worker. UDP: a thread per socket blocking in recvmmsg(MSG_WAITFORONE),
+// answering the batch and sending it with sendmmsg — two syscalls per
+// batch, none per query, no readiness wait in between. TCP: a libuv loop.
+// Hot path: no allocation, no locks (a UDP thread swaps its snapshot between
+// batches when `refresh` says so; the loop swaps its own in on_wake()).
 #include "worker.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <unistd.h>
 
+#include <sys/time.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <random>
 
 #include "log.h"
@@ -42,17 +48,15 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
       answer_opts_(answer_opts),
       tcp_opts_(tcp_opts),
       zones_(publisher.current()),
-      rx_buf_(new uint8_t[kBatch * kRxSize]),
-      tx_buf_(new uint8_t[kBatch * kTxSize]),
-      rx_ctl_(new uint8_t[kBatch * kCtlSize]),
-      tx_ctl_(new uint8_t[kBatch * kCtlSize]),
       tcp_scratch_(new uint8_t[65535]) {
   uv_loop_init(&loop_);
   loop_.data = this;
   // Bench A/B only (bench/run.sh): the same binary without query counters.
-  ctx_.counters = getenv("VANE_BENCH_NO_COUNTERS") ? nullptr : &counters_;
+  bool count = !getenv("VANE_BENCH_NO_COUNTERS");
+  ctx_.counters = count ? &counters_ : nullptr;
   if (zones_ && zones_->states) counters_.steered.ensure(zones_->states->size());
-  ctx_.rng = (ctx_.rng ^ (std::random_device{}() * 0x100000001B3ULL + id)) | 1;  // per-worker pick stream
+  std::random_device rd;
+  ctx_.rng = (ctx_.rng ^ (rd() * 0x100000001B3ULL + id)) | 1;  // per-thread pick streams
   uv_async_init(&loop_, &wake_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_wake(); });
   wake_.data = this;
   for (size_t i = 0; i < sockets_.udp.size(); ++i) {
@@ -60,8 +64,15 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
     s->worker = this;
     s->fd = sockets_.udp[i].get();
     s->wildcard = sockets_.udp_wildcard[i];
-    uv_poll_init(&loop_, &s->poll, s->fd);
-    s->poll.data = s.get();
+    s->zones = zones_;
+    s->ctx.counters = count ? &s->counters : nullptr;
+    s->ctx.rng = (s->ctx.rng ^ (rd() * 0x100000001B3ULL + id * 64 + i + 1)) | 1;
+    if (s->zones && s->zones->states) s->counters.steered.ensure(s->zones->states->size());
+    // Blocking receives (sends stay MSG_DONTWAIT) with a short timeout: the
+    // thread looks at `stopping_` that often when idle.
+    fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
+    timeval tv{0, 100000};
+    setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     udp_.push_back(std::move(s));
   }
   for (auto& fd : sockets_.tcp) {
@@ -76,16 +87,24 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
 
 Worker::~Worker() {
   if (thread_.joinable()) thread_.join();
+  for (auto& s : udp_)
+    if (s->thread.joinable()) s->thread.join();
   uv_loop_close(&loop_);
 }
 
+std::vector<const QueryCounters*> Worker::counters() const {
+  std::vector<const QueryCounters*> out{&counters_};
+  for (const auto& s : udp_) out.push_back(&s->counters);
+  return out;
+}
+
 void Worker::start() {
-  for (auto& s : udp_)
-    uv_poll_start(&s->poll, UV_READABLE, [](uv_poll_t* p, int status, int) {
-      if (status == 0) {
-        auto* s = static_cast<UdpSocket*>(p->data);
-        s->worker->drain_udp(*s);
-      }
+  for (size_t i = 0; i < udp_.size(); ++i)
+    udp_[i]->thread = std::thread([this, s = udp_[i].get(), i] {
+      char name[16];
+      snprintf(name, sizeof name, "vane-udp-%u.%zu", id_, i);
+      pthread_setname_np(pthread_self(), name);
+      run_udp(*s);
     });
   for (auto& l : tcp_)
     uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 1024, [](uv_stream_t* server, int status) {
@@ -109,6 +128,7 @@ void Worker::run() {
 }
 
 void Worker::refresh() {
+  for (auto& s : udp_) s->refresh.store(true, std::memory_order_release);
   uv_async_send(&wake_);
 }
 
@@ -120,7 +140,6 @@ void Worker::stop() {
 void Worker::on_wake() {
   if (stopping_.load()) {
     while (!conns_.empty()) close_conn(*conns_.begin());
-    for (auto& s : udp_) uv_close(reinterpret_cast<uv_handle_t*>(&s->poll), nullptr);
     for (auto& l : tcp_) uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
     return;
@@ -129,112 +148,128 @@ void Worker::on_wake() {
   if (zones_ && zones_->states) counters_.steered.ensure(zones_->states->size());  // before answers can name new slots
 }
 
-void Worker::drain_udp(UdpSocket& s) {
-  const zones::ZoneSet* zones = zones_.get();
-  for (;;) {
+void Worker::run_udp(UdpSocket& s) {
+  // A newer snapshot, taken between batches: after the receive too, so that
+  // a query that arrives after a reload was acknowledged gets the new zones.
+  auto refresh = [&] {
+    if (s.refresh.load(std::memory_order_relaxed) && s.refresh.exchange(false, std::memory_order_acquire)) {
+      s.zones = publisher_.current();
+      if (s.zones && s.zones->states) s.counters.steered.ensure(s.zones->states->size());
+    }
+  };
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    refresh();  // also when idle: the old snapshot is released within the receive timeout
     for (int i = 0; i < kBatch; ++i) {
-      rx_iov_[i] = {rx_buf_.get() + i * kRxSize, kRxSize};
-      msghdr& h = rx_[i].msg_hdr;
-      h.msg_name = &peers_[i];
+      s.rx_iov[i] = {s.rx_buf.get() + i * kRxSize, kRxSize};
+      msghdr& h = s.rx[i].msg_hdr;
+      h.msg_name = &s.peers[i];
       h.msg_namelen = sizeof(sockaddr_storage);
-      h.msg_iov = &rx_iov_[i];
+      h.msg_iov = &s.rx_iov[i];
       h.msg_iovlen = 1;
-      h.msg_control = s.wildcard ? rx_ctl_.get() + i * kCtlSize : nullptr;
+      h.msg_control = s.wildcard ? s.rx_ctl.get() + i * kCtlSize : nullptr;
       h.msg_controllen = s.wildcard ? kCtlSize : 0;
       h.msg_flags = 0;
     }
-    int n = recvmmsg(s.fd, rx_.data(), kBatch, MSG_DONTWAIT, nullptr);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR) continue;
-      return;  // EAGAIN: drained
+    // Blocks for the first datagram (at most SO_RCVTIMEO), then takes what
+    // else is queued without waiting.
+    int n = recvmmsg(s.fd, s.rx.data(), kBatch, MSG_WAITFORONE, nullptr);
+    if (n <= 0) continue;  // timeout (EAGAIN), EINTR, or a socket error: look at stopping_, try again
+    refresh();
+    answer_batch(s, n);
+  }
+  s.zones.reset();
+}
+
+void Worker::answer_batch(UdpSocket& s, int n) {
+  const zones::ZoneSet* zones = s.zones.get();
+  int out = 0;
+  // Rate limiting's clock: a coarse monotonic read per batch (vDSO, no syscall).
+  const bool rrl = zones && zones->rrl.rate;
+  uint32_t now_s = 0;
+  if (rrl) {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    now_s = uint32_t(ts.tv_sec);
+  }
+  for (int i = 0; i < n; ++i) {
+    const msghdr& h = s.rx[i].msg_hdr;
+    if (h.msg_flags & MSG_TRUNC) {  // larger than any sane query: not worth an answer
+      stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+      continue;
     }
-    int out = 0;
-    // Rate limiting's clock: the loop's cached time, refreshed per batch
-    // (a vDSO clock read, no syscall) since a flood never returns to the loop.
-    const bool rrl = zones && zones->rrl.rate;
-    if (rrl) uv_update_time(&loop_);
-    const uint32_t now_s = rrl ? uint32_t(uv_now(&loop_) / 1000) : 0;
-    for (int i = 0; i < n; ++i) {
-      const msghdr& h = rx_[i].msg_hdr;
-      if (h.msg_flags & MSG_TRUNC) {  // larger than any sane query: not worth an answer
-        stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+    uint8_t* resp = s.tx_buf.get() + out * kTxSize;
+    set_source(s.ctx, s.peers[i]);
+    size_t len = zones ? answer(*zones, {s.rx_buf.get() + i * kRxSize, s.rx[i].msg_len}, {resp, kTxSize},
+                                Transport::kUdp, answer_opts_, s.ctx)
+                       : 0;
+    if (len == 0) {
+      stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (rrl) {
+      Rrl::Verdict v = s.rrl.check(zones->rrl, s.ctx, resp, len, now_s);
+      if (v == Rrl::Verdict::kDrop) {
+        if (s.ctx.counters) QueryCounters::bump(s.ctx.counters->rrl_dropped);
         continue;
       }
-      uint8_t* resp = tx_buf_.get() + out * kTxSize;
-      set_source(ctx_, peers_[i]);
-      size_t len = zones ? answer(*zones, {rx_buf_.get() + i * kRxSize, rx_[i].msg_len}, {resp, kTxSize},
-                                  Transport::kUdp, answer_opts_, ctx_)
-                         : 0;
-      if (len == 0) {
-        stats_.dropped.fetch_add(1, std::memory_order_relaxed);
-        continue;
+      if (v == Rrl::Verdict::kSlip) {
+        len = Rrl::truncate(resp, s.ctx);
+        if (s.ctx.counters) QueryCounters::bump(s.ctx.counters->rrl_slipped);
       }
-      if (rrl) {
-        Rrl::Verdict v = rrl_.check(zones->rrl, ctx_, resp, len, now_s);
-        if (v == Rrl::Verdict::kDrop) {
-          if (ctx_.counters) QueryCounters::bump(ctx_.counters->rrl_dropped);
-          continue;
-        }
-        if (v == Rrl::Verdict::kSlip) {
-          len = Rrl::truncate(resp, ctx_);
-          if (ctx_.counters) QueryCounters::bump(ctx_.counters->rrl_slipped);
-        }
-      }
-      tx_iov_[out] = {resp, len};
-      msghdr& t = tx_[out].msg_hdr;
-      t.msg_name = &peers_[i];
-      t.msg_namelen = h.msg_namelen;
-      t.msg_iov = &tx_iov_[out];
-      t.msg_iovlen = 1;
-      t.msg_control = nullptr;
-      t.msg_controllen = 0;
-      t.msg_flags = 0;
-      if (s.wildcard && h.msg_controllen > 0) {
-        // Reply from the address the query was sent to (multi-homed hosts).
-        uint8_t* ctl = tx_ctl_.get() + out * kCtlSize;
-        std::memset(ctl, 0, kCtlSize);
-        t.msg_control = ctl;
-        t.msg_controllen = kCtlSize;
-        cmsghdr* dst = CMSG_FIRSTHDR(&t);
-        size_t used = 0;
-        for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c && dst;
-             c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
-          if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-            in_pktinfo pi;
-            std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
-            pi.ipi_spec_dst = pi.ipi_addr;
-            pi.ipi_ifindex = 0;
-            dst->cmsg_level = IPPROTO_IP;
-            dst->cmsg_type = IP_PKTINFO;
-            dst->cmsg_len = CMSG_LEN(sizeof pi);
-            std::memcpy(CMSG_DATA(dst), &pi, sizeof pi);
-            used = CMSG_SPACE(sizeof pi);
-          } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
-            dst->cmsg_level = IPPROTO_IPV6;
-            dst->cmsg_type = IPV6_PKTINFO;
-            dst->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
-            std::memcpy(CMSG_DATA(dst), CMSG_DATA(c), sizeof(in6_pktinfo));
-            used = CMSG_SPACE(sizeof(in6_pktinfo));
-          }
-        }
-        t.msg_controllen = used;
-        if (used == 0) t.msg_control = nullptr;
-      }
-      ++out;
     }
-    stats_.udp_queries.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-    for (int sent = 0; sent < out;) {
-      int r = sendmmsg(s.fd, tx_.data() + sent, static_cast<unsigned>(out - sent), MSG_DONTWAIT);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        // Send buffer full or peer unreachable: skip this datagram, keep the rest.
-        stats_.dropped.fetch_add(1, std::memory_order_relaxed);
-        ++sent;
-        continue;
+    s.tx_iov[out] = {resp, len};
+    msghdr& t = s.tx[out].msg_hdr;
+    t.msg_name = &s.peers[i];
+    t.msg_namelen = h.msg_namelen;
+    t.msg_iov = &s.tx_iov[out];
+    t.msg_iovlen = 1;
+    t.msg_control = nullptr;
+    t.msg_controllen = 0;
+    t.msg_flags = 0;
+    if (s.wildcard && h.msg_controllen > 0) {
+      // Reply from the address the query was sent to (multi-homed hosts).
+      uint8_t* ctl = s.tx_ctl.get() + out * kCtlSize;
+      std::memset(ctl, 0, kCtlSize);
+      t.msg_control = ctl;
+      t.msg_controllen = kCtlSize;
+      cmsghdr* dst = CMSG_FIRSTHDR(&t);
+      size_t used = 0;
+      for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c && dst;
+           c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+          in_pktinfo pi;
+          std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+          pi.ipi_spec_dst = pi.ipi_addr;
+          pi.ipi_ifindex = 0;
+          dst->cmsg_level = IPPROTO_IP;
+          dst->cmsg_type = IP_PKTINFO;
+          dst->cmsg_len = CMSG_LEN(sizeof pi);
+          std::memcpy(CMSG_DATA(dst), &pi, sizeof pi);
+          used = CMSG_SPACE(sizeof pi);
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+          dst->cmsg_level = IPPROTO_IPV6;
+          dst->cmsg_type = IPV6_PKTINFO;
+          dst->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+          std::memcpy(CMSG_DATA(dst), CMSG_DATA(c), sizeof(in6_pktinfo));
+          used = CMSG_SPACE(sizeof(in6_pktinfo));
+        }
       }
-      sent += r;
+      t.msg_controllen = used;
+      if (used == 0) t.msg_control = nullptr;
     }
-    if (n < kBatch) return;
+    ++out;
+  }
+  stats_.udp_queries.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+  for (int sent = 0; sent < out;) {
+    int r = sendmmsg(s.fd, s.tx.data() + sent, static_cast<unsigned>(out - sent), MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      // Send buffer full or peer unreachable: skip this datagram, keep the rest.
+      stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+      ++sent;
+      continue;
+    }
+    sent += r;
   }
 }
 

@@ -1,7 +1,9 @@
-// A DNS worker: one thread, one libuv loop, its own SO_REUSEPORT UDP and TCP
-// sockets and its own buffers. Shares with other workers only the snapshot
-// publisher (touched on reload, not per query) and the TCP connection caps
-// (touched on accept/close).
+// A DNS worker: its own SO_REUSEPORT UDP and TCP sockets and buffers. TCP
+// runs on one thread with a libuv loop; each UDP socket has a thread of its
+// own that blocks in recvmmsg (MSG_WAITFORONE) and answers with sendmmsg —
+// no readiness round trip per batch (gdnsd's loop). Shares with other
+// workers only the snapshot publisher (touched on reload, not per query) and
+// the TCP connection caps (touched on accept/close).
 #pragma once
 
 #include <sys/socket.h>
@@ -79,7 +81,8 @@ class Worker {
   void refresh();  // pick up the newest snapshot (any thread)
   void stop();     // close everything and end the thread (any thread)
   const WorkerStats& stats() const { return stats_; }
-  const QueryCounters& counters() const { return counters_; }
+  // Every thread's counters (TCP's, then each UDP socket's): summed when read.
+  std::vector<const QueryCounters*> counters() const;
 
  private:
   friend class TcpConn;
@@ -88,11 +91,27 @@ class Worker {
   static constexpr size_t kTxSize = 4096;
   static constexpr size_t kCtlSize = 64;
 
+  // One UDP socket and the thread that serves it, with everything per query
+  // its own: no field is written by another thread but `refresh`.
   struct UdpSocket {
-    uv_poll_t poll;
     Worker* worker;
     int fd;
     bool wildcard;
+    std::thread thread;
+    std::atomic<bool> refresh{false};  // a newer snapshot is published
+    std::shared_ptr<const zones::ZoneSet> zones;
+    QueryContext ctx;
+    QueryCounters counters;
+    Rrl rrl;
+    std::array<mmsghdr, kBatch> rx{};
+    std::array<mmsghdr, kBatch> tx{};
+    std::array<iovec, kBatch> rx_iov{};
+    std::array<iovec, kBatch> tx_iov{};
+    std::array<sockaddr_storage, kBatch> peers{};
+    std::unique_ptr<uint8_t[]> rx_buf{new uint8_t[kBatch * kRxSize]};
+    std::unique_ptr<uint8_t[]> tx_buf{new uint8_t[kBatch * kTxSize]};
+    std::unique_ptr<uint8_t[]> rx_ctl{new uint8_t[kBatch * kCtlSize]};
+    std::unique_ptr<uint8_t[]> tx_ctl{new uint8_t[kBatch * kCtlSize]};
   };
   struct TcpListener {
     uv_tcp_t tcp;
@@ -100,7 +119,8 @@ class Worker {
   };
 
   void run();
-  void drain_udp(UdpSocket& s);
+  void run_udp(UdpSocket& s);
+  void answer_batch(UdpSocket& s, int n);
   void on_wake();
   void on_accept(TcpListener& l);
   void close_conn(TcpConn* c);
@@ -119,21 +139,9 @@ class Worker {
   std::vector<std::unique_ptr<UdpSocket>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_;
   std::unordered_set<TcpConn*> conns_;
-  QueryContext ctx_;
+  QueryContext ctx_;  // TCP's (the loop thread)
   QueryCounters counters_;
-  Rrl rrl_;
   WorkerStats stats_;
-
-  // Batch state for recvmmsg/sendmmsg, reused for every batch.
-  std::array<mmsghdr, kBatch> rx_{};
-  std::array<mmsghdr, kBatch> tx_{};
-  std::array<iovec, kBatch> rx_iov_{};
-  std::array<iovec, kBatch> tx_iov_{};
-  std::array<sockaddr_storage, kBatch> peers_{};
-  std::unique_ptr<uint8_t[]> rx_buf_;
-  std::unique_ptr<uint8_t[]> tx_buf_;
-  std::unique_ptr<uint8_t[]> rx_ctl_;
-  std::unique_ptr<uint8_t[]> tx_ctl_;
   std::unique_ptr<uint8_t[]> tcp_scratch_;  // one 64 KiB answer buffer for all TCP connections
 };
 
