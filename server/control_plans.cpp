@@ -44,7 +44,20 @@ bool parse_at(const std::string& text, uint64_t now, uint64_t& out) {
   return true;
 }
 
-uint64_t get_u64(const Json& j, const char* key) { return j.value(key, uint64_t{0}); }
+// Fields of a stored plan (written by vaned, but read as if they might not
+// be: a plan from etcd with a wrong type must not throw on the main loop).
+uint64_t get_u64(const Json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+int get_int(const Json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? int(std::clamp<int64_t>(it->get<int64_t>(), -1, 255)) : 0;
+}
+std::string get_str(const Json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
 
 }  // namespace
 
@@ -69,10 +82,10 @@ void Control::run_plans(uint64_t now) {
   bool write = decides();
   for (const auto& [id, p] : std::map<std::string, Json>(plans_)) {
     if (plan_writing_.count(id)) continue;
-    std::string key = p.value("endpoint", "");
+    std::string key = get_str(p, "endpoint");
     if (id.rfind("ramp/", 0) == 0) {
       uint64_t start = get_u64(p, "start_ms"), end = get_u64(p, "end_ms");
-      int from = p.value("from", 0), to = p.value("to", 0);
+      int from = get_int(p, "from"), to = get_int(p, "to");
       double f = now >= end ? 1.0 : now <= start ? 0.0 : double(now - start) / double(end - start);
       int w = int(std::lround(from + (to - from) * f));
       if (uint32_t slot = srv_.states().find(key); slot != UINT32_MAX)
@@ -90,11 +103,11 @@ void Control::run_plans(uint64_t now) {
     }
     // A drill.
     uint64_t start = get_u64(p, "start_ms"), end = get_u64(p, "end_ms");
-    std::string phase = p.value("phase", "scheduled");
-    uint32_t ttl = ttl_of.count(p.value("record", "")) ? ttl_of[p.value("record", "")] : 0;
-    uint32_t lower = p.value("lower_ttl", 0u);
+    std::string phase = (get_str(p, "phase").empty() ? std::string("scheduled") : get_str(p, "phase"));
+    uint32_t ttl = ttl_of.count(get_str(p, "record")) ? ttl_of[get_str(p, "record")] : 0;
+    uint32_t lower = uint32_t(get_u64(p, "lower_ttl"));
     if (!write) continue;
-    Json j{{"endpoint", key}, {"drill", p["id"]}, {"reason", p.value("reason", "")}, {"by", "vaned"}};
+    Json j{{"endpoint", key}, {"drill", get_u64(p, "id")}, {"reason", get_str(p, "reason")}, {"by", "vaned"}};
     if (now >= end) {
       admin::StateStore::Change done{id, std::nullopt, std::nullopt, std::nullopt};
       done.plan = std::optional<Json>{};
@@ -104,7 +117,7 @@ void Control::run_plans(uint64_t now) {
     } else if (now >= start && phase != "running") {
       Json next = p;
       next["phase"] = "running";
-      admin::Override o{"down", end, "drill " + p["id"].dump() + ": " + p.value("reason", ""), p.value("uid", 0u), now};
+      admin::Override o{"down", end, "drill " + std::to_string(get_u64(p, "id")) + ": " + get_str(p, "reason"), uint32_t(get_u64(p, "uid")), now};
       admin::StateStore::Change force{key, std::nullopt, std::optional<admin::Override>{o}, std::nullopt};
       admin::StateStore::Change step{id, std::nullopt, std::nullopt, std::nullopt};
       step.plan = std::optional<Json>{next};
@@ -179,11 +192,11 @@ void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& t
     if (!fresh) it->second = std::min(it->second, ttl);
   };
   for (const auto& [id, p] : plans_) {
-    if (id.rfind("drill/", 0) != 0 || !p.value("lower_ttl", 0u)) continue;
-    auto t = ttl_of.find(p.value("record", ""));
+    if (id.rfind("drill/", 0) != 0 || !uint32_t(get_u64(p, "lower_ttl"))) continue;
+    auto t = ttl_of.find(get_str(p, "record"));
     if (t == ttl_of.end()) continue;
     uint64_t start = get_u64(p, "start_ms"), end = get_u64(p, "end_ms");
-    if (now + t->second * 1000ULL + kDrillMargin >= start && now < end) lower(t->first, p.value("lower_ttl", 0u));
+    if (now + t->second * 1000ULL + kDrillMargin >= start && now < end) lower(t->first, uint32_t(get_u64(p, "lower_ttl")));
   }
   auto snap = srv_.snapshot();
   for (const auto& z : snap->zones())
@@ -212,8 +225,10 @@ void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& t
 
 // vanectl drill RECORD ENDPOINT --at ... --for ... | drill list | drill cancel ID
 void Control::drill(const Json& req, const admin::Peer& peer, admin::Reply reply) {
-  std::string action = req.value("action", "schedule");
-  if (!req.value("action", Json("schedule")).is_string()) return reply(admin::error_reply("\"action\" must be a string"));
+  // (json::value() throws on a wrong type: look before taking.)
+  auto act = req.find("action");
+  if (act != req.end() && !act->is_string()) return reply(admin::error_reply("\"action\" must be a string"));
+  std::string action = act == req.end() ? "schedule" : act->get<std::string>();
   uint64_t now = admin::now_ms();
   auto allowed = [&](std::initializer_list<const char*> keys) -> std::optional<std::string> {
     for (const auto& [k, v] : req.items()) {
@@ -235,15 +250,15 @@ void Control::drill(const Json& req, const admin::Peer& peer, admin::Reply reply
     auto p = plans_.find(id);
     if (p == plans_.end()) return reply(admin::error_reply("no drill " + std::to_string(it->get<uint64_t>()) + " (vanectl drill list)"));
     if (plan_writing_.count(id)) return reply(admin::error_reply(id + " is changing right now; retry"));
-    std::string key = p->second.value("endpoint", "");
+    std::string key = get_str(p->second, "endpoint");
     admin::StateStore::Change gone{id, std::nullopt, std::nullopt, std::nullopt};
     gone.plan = std::optional<Json>{};
     std::vector<admin::StateStore::Change> changes{gone};
     auto stored = store_.overrides();
-    if (auto o = stored.find(key); o != stored.end() && o->second.reason.rfind("drill " + p->second["id"].dump() + ":", 0) == 0)
+    if (auto o = stored.find(key); o != stored.end() && o->second.reason.rfind("drill " + std::to_string(get_u64(p->second, "id")) + ":", 0) == 0)
       changes.push_back({key, std::nullopt, std::optional<admin::Override>{}, std::nullopt});  // it was running: back to auto
-    Json j{{"action", "drill-cancel"}, {"drill", p->second["id"]}, {"endpoint", key}, {"uid", peer.uid}, {"pid", peer.pid},
-           {"was", p->second.value("phase", "scheduled")}};
+    Json j{{"action", "drill-cancel"}, {"drill", get_u64(p->second, "id")}, {"endpoint", key}, {"uid", peer.uid}, {"pid", peer.pid},
+           {"was", (get_str(p->second, "phase").empty() ? std::string("scheduled") : get_str(p->second, "phase"))}};
     if (req.contains("reason") && req["reason"].is_string()) j["reason"] = req["reason"];
     return commit_plan(id, changes, j, std::nullopt, reply);
   }
@@ -282,9 +297,9 @@ void Control::drill(const Json& req, const admin::Peer& peer, admin::Reply reply
     if (id.rfind("drill/", 0) != 0) continue;
     if (++drills >= kMaxDrills)
       return reply(admin::error_reply("already " + std::to_string(kMaxDrills) + " drills scheduled; cancel some first"));
-    n = std::max<uint64_t>(n, p.value("id", uint64_t{0}) + 1);
-    if (p.value("endpoint", "") == key && start < get_u64(p, "end_ms") && get_u64(p, "start_ms") < start + len)
-      return reply(admin::error_reply("drill " + p["id"].dump() + " on " + key + " overlaps (vanectl drill list)"));
+    n = std::max<uint64_t>(n, get_u64(p, "id") + 1);
+    if (get_str(p, "endpoint") == key && start < get_u64(p, "end_ms") && get_u64(p, "start_ms") < start + len)
+      return reply(admin::error_reply("drill " + std::to_string(get_u64(p, "id")) + " on " + key + " overlaps (vanectl drill list)"));
   }
   Json plan{{"id", n},          {"record", record}, {"endpoint", key},       {"start_ms", start},
             {"end_ms", start + len}, {"lower_ttl", lower}, {"reason", reason}, {"uid", peer.uid},
@@ -309,14 +324,14 @@ Json Control::drills_view(uint64_t now) const {
   for (const auto& [id, p] : plans_) {
     if (id.rfind("drill/", 0) != 0) continue;
     uint64_t start = get_u64(p, "start_ms"), end = get_u64(p, "end_ms");
-    Json d{{"id", p["id"]},
-           {"record", p["record"]},
-           {"endpoint", p["endpoint"]},
+    Json d{{"id", get_u64(p, "id")},
+           {"record", get_str(p, "record")},
+           {"endpoint", get_str(p, "endpoint")},
            {"start", admin::format_time(start)},
            {"end", admin::format_time(end)},
-           {"phase", now >= start ? "running" : p.value("phase", "scheduled")},
-           {"lower_ttl", p.value("lower_ttl", 0u)},
-           {"reason", p.value("reason", "")}};
+           {"phase", now >= start ? "running" : (get_str(p, "phase").empty() ? std::string("scheduled") : get_str(p, "phase"))},
+           {"lower_ttl", uint32_t(get_u64(p, "lower_ttl"))},
+           {"reason", get_str(p, "reason")}};
     if (now < start) d["starts_in_s"] = (start - now) / 1000;
     else d["ends_in_s"] = (end - std::min(end, now)) / 1000;
     out.push_back(std::move(d));
@@ -346,7 +361,7 @@ Json Control::ramp_view(const std::string& key, uint64_t now) const {
   if (it == plans_.end()) return Json();
   const Json& p = it->second;
   uint64_t end = get_u64(p, "end_ms");
-  return {{"from", p["from"]}, {"to", p["to"]}, {"until", admin::format_time(end)},
+  return {{"from", get_int(p, "from")}, {"to", get_int(p, "to")}, {"until", admin::format_time(end)},
           {"ends_in_s", (end - std::min(end, now)) / 1000}};
 }
 

@@ -145,6 +145,8 @@ TEST_F(ClientFailover, Drill_ListCancelRestartsAndMistakes) {
       {{{"record", "app.example.com"}, {"endpoint", "nope"}, {"at", "+5s"}, {"for", "5s"}}, "no endpoint 'nope'"},
       {{{"record", "app.example.com"}, {"endpoint", "primary"}, {"at", "+5s"}, {"for", "5s"}, {"file", "/x"}},
        "unknown field 'file'"},
+      // Found by fuzz_admin: a non-string action threw out of the admin handler.
+      {{{"action", 3}}, "\"action\" must be a string"},
   };
   for (const auto& [fields, message] : bad) {
     json req = fields;
