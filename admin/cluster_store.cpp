@@ -354,7 +354,9 @@ void ClusterStore::keepalive_loop() {
                                            {"range_end", base64_encode(decode_kv((*old)["kvs"].back()).key + '\0')}});
       }
     }
-    if (ok)
+    if (ok && !connected_ && watch_live_)
+      set_connected(true, "");  // a missed keepalive while the watch kept the state current
+    else if (ok)
       contact_ms_ = steady_ms();
     else if (connected_)
       set_connected(false, why);
@@ -497,6 +499,7 @@ bool ClusterStore::sync_and_watch(EtcdClient& etcd) {
         return true;
       },
       watch_abort_);
+  watch_live_ = false;
   if (!stop_) VANE_WARN("cluster: watch ended (%s): catching up", why.c_str());
   return false;
 }
@@ -632,7 +635,10 @@ void ClusterStore::drain() {
     if (err) VANE_ERROR("cluster: cannot write the local state cache: %s", err->to_string().c_str());
     apply_(fresh, p.full);
     if (from_watch) applied_rev_ = std::max(applied_rev_.load(), p.revision);
-    if (p.connects) set_connected(true, "");
+    if (p.connects) {
+      watch_live_ = true;
+      set_connected(true, "");
+    }
     if (p.write) p.write->done(p.write->error, uint64_t(p.write->revision));
   }
 }

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -166,15 +167,20 @@ Result<Json> EtcdClient::call(const std::string& path, const Json& body, uint32_
   const std::string text = body.dump();
   std::string tried;
   size_t attempt = 0;
+  const size_t first = good_;
+  // A member that accepts connections but does not answer (restarting,
+  // without a leader) must not take the whole deadline: each member gets a
+  // share of it, and the next call starts with another member.
+  const uint32_t share =
+      urls_.size() > 1 ? std::clamp<uint32_t>(deadline_ms / uint32_t(urls_.size()), 500, 1500) : deadline_ms;
   while (true) {
     uint64_t now = steady_ms();
     if (now >= end) break;
-    size_t i = (good_ + attempt) % urls_.size();
+    size_t i = (first + attempt) % urls_.size();
     ++attempt;
     const std::string& url = urls_[i];
     uint32_t left = uint32_t(end - now);
-    // A member that does not answer within a second is as good as down: give the others a turn.
-    uint32_t timeout = std::min<uint32_t>(left, urls_.size() > 1 ? 1500 : left);
+    uint32_t timeout = std::min<uint32_t>(left, share);
     if (!spec_.user.empty() && token_.empty())
       if (auto e = authenticate(url, timeout)) {
         tried += (tried.empty() ? "" : "; ") + url + ": " + *e;
@@ -193,6 +199,7 @@ Result<Json> EtcdClient::call(const std::string& path, const Json& body, uint32_
     }
     if (tried.find(url + ": ") == std::string::npos) tried += (tried.empty() ? "" : "; ") + url + ": " + msg;
     bool connection = msg.rfind("connection:", 0) == 0;
+    if (connection || status == 503) good_ = (i + 1) % urls_.size();
     if (!connection && !transient(msg) && status != 503 && status != 0)
       return Error{"", 0, "etcd " + url + ": " + msg};  // a real answer: no point asking another member
     if (attempt % urls_.size() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
