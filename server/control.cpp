@@ -59,7 +59,7 @@ Result<Control::Target> resolve(const zones::ZoneSet& zs, const zones::StateTabl
   auto found = Control::find_record(zs, record);
   if (!found) return found.error();
   Control::Target t{found->first, found->second, 0, UINT32_MAX,
-                    found->first->info(*found->second).name + "/" + zones::steered_type_name(found->second->type), ""};
+                    zones::record_key(found->first->info(*found->second).name, found->second->type), ""};
   const auto& info = t.zone->info(*t.rec);
   auto it = std::find(info.endpoints.begin(), info.endpoints.end(), endpoint);
   if (it == info.endpoints.end()) {

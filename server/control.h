@@ -75,6 +75,14 @@ class Control {
     uint32_t up = 0;               // endpoints up
     bool held = false;             // some endpoint is held back by the failback policy
   };
+  // A failover record's place: the tier it answers from and, while held,
+  // since when (0: unknown / not healthy).
+  struct FailbackView {
+    Tiers tiers;
+    uint32_t answering = UINT32_MAX;
+    bool failed_over = false;
+    uint64_t held_since_ms = 0, healthy_since_ms = 0;
+  };
 
  private:
   admin::Json status();
@@ -98,6 +106,7 @@ class Control {
   void failback(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
   void note_flip(const std::string& key, uint32_t slot, uint64_t now);
   std::optional<admin::Override> after_damping(const std::string& key);
+  FailbackView failback_view(const zones::Zone& z, const zones::SteeredRecord& r) const;
   admin::Json failback_status(const zones::Zone& z, const zones::SteeredRecord& r, uint64_t now) const;
   std::map<std::string, uint32_t> best_tier_;                 // "name/TYPE" -> tier answering at the last review
   std::map<std::string, uint64_t> holding_since_;             // held record -> when its hold began

@@ -60,7 +60,7 @@ void Control::review_failback(uint64_t now) {
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
       if (r.policy != zones::Policy::kFailover || info.failback == zones::kFailbackAuto) continue;
-      std::string id = info.name + "/" + zones::steered_type_name(r.type);
+      std::string id = zones::record_key(info.name, r.type);
       if (failback_writing_.count(id)) continue;
       auto eps = z->endpoints(r);
       Tiers t = tiers(eps, "", info, r.type);
@@ -214,7 +214,7 @@ void Control::failback(const Json& req, const admin::Peer& peer, admin::Reply re
   if (!found) return reply(admin::error_reply(found.error().message));
   auto [z, r] = *found;
   const auto& info = z->info(*r);
-  std::string id = info.name + "/" + zones::steered_type_name(r->type);
+  std::string id = zones::record_key(info.name, r->type);
   if (r->policy != zones::Policy::kFailover)
     return reply(admin::error_reply(id + " is a " + zones::policy_name(r->policy) +
                                     " record: failback is for failover records"));
@@ -236,6 +236,7 @@ void Control::note_flip(const std::string& key, uint32_t slot, uint64_t now) {
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
+      if (key.compare(0, info.name.size(), info.name) != 0) continue;  // most records: no key built
       for (size_t i = 0; i < info.endpoints.size() && !d; ++i)
         if (info.damping[i].flips && zones::endpoint_key(info.name, r.type, info.endpoints[i]) == key)
           d = &info.damping[i];
@@ -278,7 +279,9 @@ std::optional<admin::Override> Control::after_damping(const std::string& key) {
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
-      if (r.policy != zones::Policy::kFailover || info.failback == zones::kFailbackAuto) continue;
+      if (r.policy != zones::Policy::kFailover || info.failback == zones::kFailbackAuto ||
+          key.compare(0, info.name.size(), info.name) != 0)
+        continue;
       auto eps = z->endpoints(r);
       for (size_t i = 0; i < eps.size(); ++i) {
         if (zones::endpoint_key(info.name, r.type, info.endpoints[i]) != key) continue;
@@ -306,7 +309,7 @@ Result<std::pair<const zones::Zone*, const zones::SteeredRecord*>> Control::find
   std::string all, types;
   for (const auto& z : zs.zones())
     for (const auto& r : z->steered_records()) {
-      std::string id = z->info(r).name + "/" + zones::steered_type_name(r.type);
+      std::string id = zones::record_key(z->info(r).name, r.type);
       all += (all.empty() ? "" : ", ") + id;
       if (z->info(r).name == record && (type.empty() || type == zones::steered_type_name(r.type))) {
         found.emplace_back(z.get(), &r);
@@ -321,24 +324,33 @@ Result<std::pair<const zones::Zone*, const zones::SteeredRecord*>> Control::find
   return found[0];
 }
 
-Json Control::failback_status(const zones::Zone& z, const zones::SteeredRecord& r, uint64_t now) const {
+Control::FailbackView Control::failback_view(const zones::Zone& z, const zones::SteeredRecord& r) const {
   const auto& info = z.info(r);
-  std::string id = info.name + "/" + zones::steered_type_name(r.type);
-  Tiers t = tiers(z.endpoints(r), "", info, r.type);
-  uint32_t answering = t.served != UINT32_MAX ? t.served : t.best;
-  Json out{{"failback", failback_text(info.failback)},
-           {"preferred_tier", t.top},
-           {"tier", answering == UINT32_MAX ? Json(nullptr) : Json(answering)},
-           {"failed_over", answering != UINT32_MAX && answering > t.top},
-           {"held", t.held}};
-  if (t.held) {
-    auto since = holding_since_.find(id);
-    if (since != holding_since_.end()) {
-      out["held_since"] = admin::format_time(since->second);
-      out["held_s"] = (now - since->second) / 1000;
+  FailbackView v;
+  v.tiers = tiers(z.endpoints(r), "", info, r.type);
+  v.answering = v.tiers.served != UINT32_MAX ? v.tiers.served : v.tiers.best;
+  v.failed_over = v.answering != UINT32_MAX && v.answering > v.tiers.top;
+  if (v.tiers.held) {
+    std::string id = zones::record_key(info.name, r.type);
+    if (auto since = holding_since_.find(id); since != holding_since_.end()) v.held_since_ms = since->second;
+    if (auto h = preferred_healthy_since_.find(id); h != preferred_healthy_since_.end()) v.healthy_since_ms = h->second;
+  }
+  return v;
+}
+
+Json Control::failback_status(const zones::Zone& z, const zones::SteeredRecord& r, uint64_t now) const {
+  FailbackView v = failback_view(z, r);
+  Json out{{"failback", failback_text(z.info(r).failback)},
+           {"preferred_tier", v.tiers.top},
+           {"tier", v.answering == UINT32_MAX ? Json(nullptr) : Json(v.answering)},
+           {"failed_over", v.failed_over},
+           {"held", v.tiers.held}};
+  if (v.tiers.held) {
+    if (v.held_since_ms) {
+      out["held_since"] = admin::format_time(v.held_since_ms);
+      out["held_s"] = (now - v.held_since_ms) / 1000;
     }
-    auto h = preferred_healthy_since_.find(id);
-    out["preferred_healthy_s"] = h == preferred_healthy_since_.end() ? Json(nullptr) : Json((now - h->second) / 1000);
+    out["preferred_healthy_s"] = v.healthy_since_ms ? Json((now - v.healthy_since_ms) / 1000) : Json(nullptr);
   }
   return out;
 }

@@ -73,7 +73,7 @@ void Control::post_waver(const std::string& key, bool wavering) {
 static std::map<std::string, uint32_t> record_ttls(const zones::ZoneSet& zs) {
   std::map<std::string, uint32_t> out;
   for (const auto& z : zs.zones())
-    for (const auto& r : z->steered_records()) out[z->info(r).name + "/" + zones::steered_type_name(r.type)] = r.ttl;
+    for (const auto& r : z->steered_records()) out[zones::record_key(z->info(r).name, r.type)] = r.ttl;
   return out;
 }
 
@@ -202,7 +202,7 @@ void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& t
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
-      std::string id = info.name + "/" + zones::steered_type_name(r.type);
+      std::string id = zones::record_key(info.name, r.type);
       if (info.ttl_unsteady) {
         for (const auto& name : info.endpoints) {
           std::string key = zones::endpoint_key(info.name, r.type, name);
@@ -274,7 +274,7 @@ void Control::drill(const Json& req, const admin::Peer& peer, admin::Reply reply
   if (!found) return reply(admin::error_reply(found.error().message));
   auto [z, r] = *found;
   const auto& info = z->info(*r);
-  std::string record = info.name + "/" + zones::steered_type_name(r->type), endpoint = req["endpoint"];
+  std::string record = zones::record_key(info.name, r->type), endpoint = req["endpoint"];
   if (std::find(info.endpoints.begin(), info.endpoints.end(), endpoint) == info.endpoints.end())
     return reply(admin::error_reply("no endpoint '" + endpoint + "' in " + record));
   uint64_t start = 0, len = 0;

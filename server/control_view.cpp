@@ -141,18 +141,15 @@ std::string Control::metrics() {
       const auto& info = z->info(r);
       auto eps = z->endpoints(r);
       std::vector<ClientMetric::Label> rl{{"record", info.name}, {"type", zones::steered_type_name(r.type)}};
-      Tiers t = tiers(eps, "", info, r.type);
-      sample(up_count, rl, t.up);
-      sample(fail_open, rl, t.up == 0 && !r.fail_closed);
+      FailbackView v = failback_view(*z, r);
+      sample(up_count, rl, v.tiers.up);
+      sample(fail_open, rl, v.tiers.up == 0 && !r.fail_closed);
       if (r.policy == zones::Policy::kFailover) {
-        Json fb = failback_status(*z, r, now);
-        sample(failed_over, rl, fb["failed_over"].get<bool>());
-        sample(held, rl, t.held);
-        sample(held_s, rl, fb.contains("held_s") ? fb["held_s"].get<double>() : 0);
-        sample(healthy_s, rl,
-               fb.contains("preferred_healthy_s") && !fb["preferred_healthy_s"].is_null()
-                   ? fb["preferred_healthy_s"].get<double>()
-                   : 0);
+        auto seconds_since = [&](uint64_t t) { return t ? double(now - t) / 1000.0 : 0.0; };
+        sample(failed_over, rl, v.failed_over);
+        sample(held, rl, v.tiers.held);
+        sample(held_s, rl, seconds_since(v.held_since_ms));
+        sample(healthy_s, rl, seconds_since(v.healthy_since_ms));
       }
       for (size_t i = 0; i < eps.size(); ++i) {
         const auto& s = snap->states->at(eps[i].state);
@@ -257,7 +254,7 @@ void Control::sample_shares(uint64_t now) {
 Json Control::share_chart(const zones::Zone& z, const zones::SteeredRecord& r, const std::vector<Json>& journal,
                           uint64_t now) const {
   const auto& info = z.info(r);
-  std::string id = info.name + "/" + zones::steered_type_name(r.type);
+  std::string id = zones::record_key(info.name, r.type);
   Json t = Json::array(), shares = Json::object(), markers = Json::array();
   for (const auto& name : info.endpoints) shares[name] = Json::array();
   for (size_t k = 1; k < share_samples_.size(); ++k) {

@@ -35,7 +35,7 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
     in.owner.assign(nb.data, nb.data + nb.len);
     in.record = zones::SteeredRecord{rec.type, rec.policy, rec.fail_closed, rec.sticky, rec.measured, rec.max_answers,
                                      rec.ttl,  0,          0,               0,          0};
-    in.record.state = states.slot(rec.name + "/" + zones::steered_type_name(rec.type));
+    in.record.state = states.slot(zones::record_key(rec.name, rec.type));
     if (in.record.state == UINT32_MAX) return Error{cfg.path, rec.line, "too many endpoints in all (limit 1048576)"};
     in.info.ttl_unsteady = rec.ttl_unsteady;
     in.info.name = rec.name;

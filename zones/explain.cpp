@@ -68,7 +68,7 @@ Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint
     std::string list;
     for (const auto& zone : zones.zones())
       for (const SteeredRecord& r : zone->steered_records())
-        list += (list.empty() ? "" : ", ") + zone->info(r).name + "/" + steered_type_name(r.type);
+        list += (list.empty() ? "" : ", ") + record_key(zone->info(r).name, r.type);
     return Error{"", 0,
                  name + " has no steered " + (types.empty() ? "record" : "record of that type (it has " + types + ")") +
                      "; steered records: " + (list.empty() ? "none" : list)};

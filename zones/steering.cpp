@@ -53,8 +53,10 @@ const char* steered_type_name(uint16_t type) {
   return type == dns::kTypeA ? "A" : type == dns::kTypeAAAA ? "AAAA" : "CNAME";
 }
 
+std::string record_key(const std::string& record, uint16_t type) { return record + "/" + steered_type_name(type); }
+
 std::string endpoint_key(const std::string& record, uint16_t type, const std::string& endpoint) {
-  return record + "/" + steered_type_name(type) + "/" + endpoint;
+  return record_key(record, type) + "/" + endpoint;
 }
 
 // ---------------------------------------------------------------------------

@@ -29,6 +29,9 @@ const char* policy_name(Policy p);
 
 // "A", "AAAA" or "CNAME": the types a steered record can have.
 const char* steered_type_name(uint16_t type);
+// What a steered record is named by in status, plans and per-record state:
+// "www.example.com./A".
+std::string record_key(const std::string& record, uint16_t type);
 // What an endpoint's state, stored state, journal entries and agent reports
 // are keyed by: "www.example.com./A/use1".
 std::string endpoint_key(const std::string& record, uint16_t type, const std::string& endpoint);
