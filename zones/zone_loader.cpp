@@ -1,22 +1,28 @@
 // Master-file loading: the file is mapped and cut into logical records by
 // RecordCutter, ldns parses each record (ldns_rr_new_frm_str, so $INCLUDE
-// can be honoured, which ldns' own zone reader refuses); ZoneBuilder compiles
-// records into a Zone's flat vectors. Off the hot path; never holds a whole
-// ldns_zone in memory.
+// can be honoured, which ldns' own zone reader refuses) in chunks on every
+// core; ZoneBuilder compiles records into a Zone's flat vectors. Off the hot
+// path; never holds a whole ldns_zone in memory.
 #include "zone_loader.h"
 
 #include <fcntl.h>
 #include <ldns/ldns.h>
+#include <malloc.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 namespace vane::zones {
 
@@ -518,20 +524,58 @@ struct BufferFree {
 
 constexpr int kMaxIncludeDepth = 8;
 
+// Reading is two passes. The first cuts every file into records and follows
+// the directives ($ORIGIN, $TTL, $INCLUDE) in order, keeping each record's
+// text with the origin and default TTL in force and the last record that
+// named its owner (for records that start with a blank). The second hands
+// the records to ldns in chunks, on every core the process may run on, and
+// the results go to the builder in file order: the first error by position
+// is the one reported, as if read one record at a time.
 class MasterReader {
  public:
-  explicit MasterReader(ZoneBuilder& b) : b_(b), buf_(ldns_buffer_new(LDNS_MAX_PACKETLEN)) {}
+  MasterReader(ZoneBuilder& b, size_t chunk) : b_(b), chunk_(chunk) {}
 
-  std::optional<Error> read(std::string_view text, const std::string& name, RdfPtr origin, int depth);
+  std::optional<Error> read(std::string_view text, const std::string& name, RdfPtr origin);
 
  private:
-  std::optional<Error> directive(const char* line, const std::string& name, int line_nr, RdfPtr& origin, int depth);
+  static constexpr uint32_t kNoOwner = UINT32_MAX;
+  struct Item {
+    uint32_t text;       // offset of the NUL-terminated record in texts_
+    uint32_t line;
+    uint32_t ttl;        // $TTL in force
+    uint32_t owner_ref;  // last record with an owner of its own, for a blank one
+    uint16_t file;
+    uint16_t origin;     // index into origins_
+  };
+  struct Parsed {  // one record in wire form, in its chunk's bytes
+    uint32_t off;
+    uint16_t olen, rdlen, type;
+    uint32_t ttl;
+  };
+  struct Chunk {
+    size_t begin = 0, end = 0;
+    std::vector<uint8_t> bytes;
+    std::vector<Parsed> recs;
+    std::optional<Error> error;  // at item `end` when set
+    bool done = false;           // parsed (guarded by parse_all's mutex)
+  };
+
+  std::optional<Error> collect(std::string_view text, const std::string& name, uint16_t origin, int depth);
+  std::optional<Error> directive(const char* line, const std::string& name, int line_nr, uint16_t& origin,
+                                 int depth);
+  uint16_t add_origin(RdfPtr o);
+  void parse(Chunk& c) const;
+  std::optional<Error> parse_all();
 
   ZoneBuilder& b_;
-  std::unique_ptr<ldns_buffer, BufferFree> buf_;
+  size_t chunk_;  // records per chunk; 0: chosen from the count and the cores
   uint32_t default_ttl_ = 3600;
-  RdfPtr prev_;
+  uint32_t last_owner_ = kNoOwner;
   std::string rec_;
+  std::string texts_;
+  std::vector<Item> items_;
+  std::vector<RdfPtr> origins_;
+  std::vector<std::string> files_;  // by the builder's file index
 };
 
 std::string trim(const char* s) {
@@ -553,15 +597,22 @@ RdfPtr absolute_name(const std::string& text, const ldns_rdf* origin) {
   return name;
 }
 
-std::optional<Error> MasterReader::directive(const char* line, const std::string& name, int line_nr, RdfPtr& origin,
-                                             int depth) {
+uint16_t MasterReader::add_origin(RdfPtr o) {
+  origins_.push_back(std::move(o));
+  return static_cast<uint16_t>(origins_.size() - 1);
+}
+
+std::optional<Error> MasterReader::directive(const char* line, const std::string& name, int line_nr,
+                                             uint16_t& origin, int depth) {
   // The directive's word, then the rest (never past the end of a short line).
   size_t word = std::strcspn(line, " \t");
   std::string directive_name(line, word), rest = trim(line + word);
+  if (origins_.size() >= UINT16_MAX && (directive_name == "$ORIGIN" || directive_name == "$INCLUDE"))
+    return Error{name, line_nr, "too many $ORIGIN and $INCLUDE directives"};
   if (directive_name == "$ORIGIN") {
-    RdfPtr o = absolute_name(rest, origin.get());
+    RdfPtr o = absolute_name(rest, origins_[origin].get());
     if (!o) return Error{name, line_nr, "bad $ORIGIN name '" + rest + "'"};
-    origin = std::move(o);
+    origin = add_origin(std::move(o));
     return std::nullopt;
   }
   if (directive_name == "$TTL") {
@@ -583,16 +634,22 @@ std::optional<Error> MasterReader::directive(const char* line, const std::string
     if (p.is_relative()) p = std::filesystem::path(name).parent_path() / p;
     MappedFile inc(p.string());
     if (!inc.ok()) return Error{name, line_nr, "cannot open $INCLUDE file " + p.string() + ": " + strerror(errno)};
-    RdfPtr inc_origin(ldns_rdf_clone(origin.get()));
-    if (!new_origin.empty()) inc_origin = absolute_name(new_origin, origin.get());
-    if (!inc_origin) return Error{name, line_nr, "bad $INCLUDE origin '" + new_origin + "'"};
-    return read(inc.text(), p.string(), std::move(inc_origin), depth + 1);
+    uint16_t inc_origin = origin;
+    if (!new_origin.empty()) {
+      RdfPtr o = absolute_name(new_origin, origins_[origin].get());
+      if (!o) return Error{name, line_nr, "bad $INCLUDE origin '" + new_origin + "'"};
+      inc_origin = add_origin(std::move(o));
+    }
+    return collect(inc.text(), p.string(), inc_origin, depth + 1);
   }
   return Error{name, line_nr, "unknown directive " + directive_name.substr(0, 64)};
 }
 
-std::optional<Error> MasterReader::read(std::string_view text, const std::string& name, RdfPtr origin, int depth) {
+std::optional<Error> MasterReader::collect(std::string_view text, const std::string& name, uint16_t origin,
+                                           int depth) {
   uint16_t file_idx = b_.add_file(name);
+  if (files_.size() <= file_idx) files_.resize(file_idx + 1);
+  files_[file_idx] = name;
   RecordCutter cutter(text);
   int rec_line = 0;
   std::string cut_error;
@@ -601,31 +658,159 @@ std::optional<Error> MasterReader::read(std::string_view text, const std::string
       if (cut_error.empty()) return std::nullopt;
       return Error{name, rec_line, cut_error};
     }
-    const char* record = rec_.c_str();
-    if (record[0] == '$') {
-      if (auto err = directive(record, name, rec_line, origin, depth)) return err;
+    if (rec_[0] == '$') {
+      if (auto err = directive(rec_.c_str(), name, rec_line, origin, depth)) return err;
       continue;
     }
-    ldns_rr* raw = nullptr;
-    ldns_rdf* prev = prev_.release();
-    ldns_status st = ldns_rr_new_frm_str(&raw, record, default_ttl_, origin.get(), &prev);
-    prev_.reset(prev);
-    RrPtr rr(raw);
-    if (st != LDNS_STATUS_OK)
-      return Error{name, rec_line, std::string(ldns_get_errorstr_by_id(st)) + " in '" + trim(record) + "'"};
-    if (ldns_rr_get_class(rr.get()) != LDNS_RR_CLASS_IN) return Error{name, rec_line, "only class IN is served"};
-    const ldns_rdf* owner = ldns_rr_owner(rr.get());
-    uint8_t lower[dns::kMaxNameLen];
-    size_t olen = ldns_rdf_size(owner);
-    if (olen > dns::kMaxNameLen) return Error{name, rec_line, "owner name too long"};
-    for (size_t i = 0; i < olen; ++i) lower[i] = dns::ascii_lower(ldns_rdf_data(owner)[i]);
-    ldns_buffer_clear(buf_.get());
-    if (ldns_rr_rdata2buffer_wire(buf_.get(), rr.get()) != LDNS_STATUS_OK)
-      return Error{name, rec_line, "cannot encode rdata"};
-    std::string err = b_.add({lower, olen}, ldns_rr_get_type(rr.get()), ldns_rr_ttl(rr.get()),
-                             {ldns_buffer_begin(buf_.get()), ldns_buffer_position(buf_.get())}, file_idx, rec_line);
-    if (!err.empty()) return Error{name, rec_line, err};
+    if (texts_.size() + rec_.size() + 1 > UINT32_MAX) return Error{name, rec_line, "zone text too large"};
+    bool blank = rec_[0] == ' ' || rec_[0] == '\t';
+    uint32_t at = static_cast<uint32_t>(items_.size());
+    items_.push_back(Item{static_cast<uint32_t>(texts_.size()), static_cast<uint32_t>(rec_line), default_ttl_,
+                          blank ? last_owner_ : kNoOwner, file_idx, origin});
+    if (!blank) last_owner_ = at;
+    texts_.append(rec_.c_str(), rec_.size() + 1);
   }
+}
+
+// ldns on one chunk of records, into wire form. Runs on any thread: it only
+// reads the items, texts and origins.
+void MasterReader::parse(Chunk& c) const {
+  c.recs.reserve(c.end - c.begin);
+  c.bytes.reserve((c.end < items_.size() ? items_[c.end].text : texts_.size()) - items_[c.begin].text + 64);
+  std::unique_ptr<ldns_buffer, BufferFree> buf(ldns_buffer_new(LDNS_MAX_PACKETLEN));
+  RdfPtr prev;
+  auto ldns_parse = [&](const Item& it, RrPtr& rr) {
+    ldns_rr* raw = nullptr;
+    ldns_rdf* p = prev.release();
+    ldns_status st = ldns_rr_new_frm_str(&raw, texts_.data() + it.text, it.ttl, origins_[it.origin].get(), &p);
+    prev.reset(p);
+    rr.reset(raw);
+    return st;
+  };
+  // A chunk that starts with a blank owner takes it from the record that
+  // last named one, wherever that is.
+  if (c.begin < c.end && items_[c.begin].owner_ref != kNoOwner) {
+    RrPtr ignored;
+    ldns_parse(items_[items_[c.begin].owner_ref], ignored);
+  }
+  for (size_t i = c.begin; i < c.end; ++i) {
+    const Item& it = items_[i];
+    const std::string& name = files_[it.file];
+    int line = static_cast<int>(it.line);
+    auto fail = [&](std::string msg) {
+      c.error = Error{name, line, std::move(msg)};
+      c.end = i;
+    };
+    RrPtr rr;
+    if (ldns_status st = ldns_parse(it, rr); st != LDNS_STATUS_OK)
+      return fail(std::string(ldns_get_errorstr_by_id(st)) + " in '" + trim(texts_.data() + it.text) + "'");
+    if (ldns_rr_get_class(rr.get()) != LDNS_RR_CLASS_IN) return fail("only class IN is served");
+    const ldns_rdf* owner = ldns_rr_owner(rr.get());
+    size_t olen = ldns_rdf_size(owner);
+    if (olen > dns::kMaxNameLen) return fail("owner name too long");
+    ldns_buffer_clear(buf.get());
+    if (ldns_rr_rdata2buffer_wire(buf.get(), rr.get()) != LDNS_STATUS_OK) return fail("cannot encode rdata");
+    size_t rdlen = ldns_buffer_position(buf.get());
+    if (rdlen > 65535) return fail("rdata too long");
+    Parsed p{static_cast<uint32_t>(c.bytes.size()), static_cast<uint16_t>(olen),
+             static_cast<uint16_t>(rdlen), static_cast<uint16_t>(ldns_rr_get_type(rr.get())), ldns_rr_ttl(rr.get())};
+    for (size_t k = 0; k < olen; ++k) c.bytes.push_back(dns::ascii_lower(ldns_rdf_data(owner)[k]));
+    c.bytes.insert(c.bytes.end(), ldns_buffer_begin(buf.get()), ldns_buffer_begin(buf.get()) + rdlen);
+    c.recs.push_back(p);
+  }
+}
+
+std::optional<Error> MasterReader::parse_all() {
+  const size_t n = items_.size();
+  cpu_set_t cpus;
+  size_t cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? size_t(CPU_COUNT(&cpus)) : 1;
+  cores = std::max<size_t>(1, std::min<size_t>(cores, 64));
+  // Small zones stay on this thread. Large ones are parsed by a helper per
+  // core while this thread merges finished chunks in file order and frees
+  // them, so only a window of chunks is ever held in wire form.
+  size_t per = chunk_ ? chunk_ : (n < 32768 || cores == 1 ? std::max<size_t>(n, 1) : 16384);
+  std::vector<Chunk> chunks((n + per - 1) / per);
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    chunks[k].begin = k * per;
+    chunks[k].end = std::min(n, (k + 1) * per);
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t next = 0, merged = 0;
+  bool abort = false;
+  const size_t window = 4 * cores;
+  auto work = [&] {
+    while (true) {
+      size_t k;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return abort || next >= chunks.size() || next < merged + window; });
+        if (abort || next >= chunks.size()) return;
+        k = next++;
+      }
+      parse(chunks[k]);
+      {
+        std::lock_guard lock(mu);
+        chunks[k].done = true;
+      }
+      cv.notify_all();
+    }
+  };
+  std::vector<std::thread> helpers;
+  if (chunks.size() > 1)
+    for (size_t t = 0; t < cores; ++t) helpers.emplace_back(work);
+  auto stop = [&] {
+    {
+      std::lock_guard lock(mu);
+      abort = true;
+    }
+    cv.notify_all();
+    for (auto& t : helpers) t.join();
+  };
+  // In file order: the first error by position wins.
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    Chunk& c = chunks[k];
+    if (helpers.empty()) {
+      parse(c);
+    } else {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return c.done; });
+    }
+    for (size_t i = 0; i < c.recs.size(); ++i) {
+      const Parsed& p = c.recs[i];
+      const Item& it = items_[c.begin + i];
+      const uint8_t* at = c.bytes.data() + p.off;
+      std::string err = b_.add({at, p.olen}, p.type, p.ttl, {at + p.olen, p.rdlen}, it.file, int(it.line));
+      if (!err.empty()) {
+        stop();
+        return Error{files_[it.file], int(it.line), err};
+      }
+    }
+    if (c.error) {
+      stop();
+      return c.error;
+    }
+    std::vector<uint8_t>().swap(c.bytes);
+    std::vector<Parsed>().swap(c.recs);
+    {
+      std::lock_guard lock(mu);
+      merged = k + 1;
+    }
+    cv.notify_all();
+  }
+  stop();
+  return std::nullopt;
+}
+
+std::optional<Error> MasterReader::read(std::string_view text, const std::string& name, RdfPtr origin) {
+  // Sized from the file so that a large zone's record texts and items are not
+  // grown by doubling (each record's text is at most its lines plus a NUL).
+  texts_.reserve(text.size() + text.size() / 16 + 1);
+  items_.reserve(text.size() / 24 + 1);
+  auto collected = collect(text, name, add_origin(std::move(origin)), 0);
+  // Records before a directive's or cutter's error come first.
+  if (auto err = parse_all()) return err;
+  return collected;
 }
 
 }  // namespace
@@ -641,15 +826,24 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
     if (!file->ok()) return Error{src.file, 0, std::string("cannot open zone file: ") + strerror(errno)};
   }
   std::string_view text = file ? file->text() : std::string_view(src.text);
-  ZoneBuilder builder(origin, origin_text);
-  MasterReader reader(builder);
-  RdfPtr ldns_origin(ldns_dname_new_frm_str(origin_text.c_str()));
-  if (auto err = reader.read(text, src.file, std::move(ldns_origin), 0)) return *err;
-  for (const SteeredInput& in : src.steered) {
-    std::string err = builder.add_steered(in, builder.add_file(in.file));
-    if (!err.empty()) return Error{in.file, in.line, err};
-  }
-  return builder.finish();
+  Result<std::unique_ptr<Zone>> zone = [&]() -> Result<std::unique_ptr<Zone>> {
+    ZoneBuilder builder(origin, origin_text);
+    {
+      MasterReader reader(builder, src.parse_chunk);
+      RdfPtr ldns_origin(ldns_dname_new_frm_str(origin_text.c_str()));
+      if (auto err = reader.read(text, src.file, std::move(ldns_origin))) return *err;
+    }
+    for (const SteeredInput& in : src.steered) {
+      std::string err = builder.add_steered(in, builder.add_file(in.file));
+      if (!err.empty()) return Error{in.file, in.line, err};
+    }
+    return builder.finish();
+  }();
+  // A large zone's reading buffers, freed on several threads' malloc arenas
+  // and below the compiled zone, go back to the system rather than stay in
+  // a serving process's RSS.
+  if (zone && (*zone)->record_count() > 100000) malloc_trim(0);
+  return zone;
 }
 
 }  // namespace vane::zones

@@ -1,4 +1,4 @@
-// Streaming master-file loading (RFC 1035 §5) with ldns, one record at a time,
+// Master-file loading (RFC 1035 §5) with ldns, parsed in parallel chunks,
 // into a compiled Zone. Runs at start-up and on reload, never on a DNS worker.
 #pragma once
 
@@ -26,6 +26,7 @@ struct ZoneSource {
   std::string file;    // path of the master file (also used in error messages)
   std::string text;    // when non-empty, the zone's contents (embedded demo); file is then a label
   std::vector<SteeredInput> steered;
+  size_t parse_chunk = 0;  // records per parallel parse chunk; 0: by size and cores (tests set it small)
 };
 
 // Loads and checks one zone. Errors name file:line: syntax, out-of-zone
