@@ -2,11 +2,15 @@
 # vane vs Knot DNS vs NSD vs gdnsd on the same zone, same machine.
 # Each server is pinned to core 0 with one worker; dnsperf runs on core 1.
 # Prints qps and server CPU µs per answered query (utime+stime from /proc,
-# all threads and child processes of the server, over the run), the ratio
-# vane/Knot, TCP qps, and time-to-ready + memory (PSS) for a 1M-record zone.
+# all threads and child processes of the server, over the run), each as a
+# ratio to a plain recvmmsg/sendmmsg echo (bench/echo.cpp: the floor) and to
+# the best peer, TCP qps, and time-to-ready + memory (PSS) for a 1M-record
+# zone, every server unpinned, BIG_ROUNDS alternating rounds, medians.
 #
-#   bench/run.sh                 # everything (about 4 minutes)
+#   bench/run.sh                 # everything (about 5 minutes)
 #   DURATION=5 BIG=0 bench/run.sh  # quick: short runs, skip the 1M-record zone
+#   WORKERS=2 SERVER_CPUS=0,1 BIG=0 bench/run.sh    # two workers per server
+#   BIG_RECORDS="1000000 5000000" BIG_ONLY=1 bench/run.sh  # zone loading only
 #
 # Only 127.0.0.1 is used. Every server started here is stopped by PID.
 set -euo pipefail
@@ -19,14 +23,19 @@ DURATION=${DURATION:-10}
 BIG=${BIG:-1}
 BIG_RECORDS=${BIG_RECORDS:-1000000}
 SERVERS=${SERVERS:-"vane knot nsd gdnsd"}
+WORKERS=${WORKERS:-1}
+SERVER_CPUS=${SERVER_CPUS:-0}
+BIG_ROUNDS=${BIG_ROUNDS:-3}
+if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0; fi
 PORT=${PORT:-53530}
 HZ=$(getconf CLK_TCK)
 # This script, dnsperf and every poll run on core 1; servers are started on core 0.
 taskset -cp 1 $$ >/dev/null
 
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF >/dev/null
-cmake --build build-bench -j"$(nproc)" --target vaned >/dev/null
+cmake --build build-bench -j"$(nproc --all)" --target vaned vane-echo >/dev/null
 VANED=$PWD/build-bench/server/vaned
+ECHO=$PWD/build-bench/bench/vane-echo
 
 WORK=$(mktemp -d /tmp/vane-bench-XXXXXX)
 PIDS=()
@@ -63,16 +72,17 @@ gen_zone bench.test 10000 "$WORK/zones/bench.test"
 gen_queries bench.test 10000 "$WORK/queries.txt"
 
 # ---------------------------------------------------------------- servers
-# start_SERVER ZONEFILE ORIGIN: starts pinned to core 0, sets SERVER_PID.
+# start_SERVER ZONEFILE ORIGIN: starts pinned to SERVER_CPUS with WORKERS
+# workers, sets SERVER_PID.
 start_vane() {  # optional $3: more YAML (records:)
   cat > "$WORK/vane.yaml" <<EOC
 listen: ["127.0.0.1:$PORT"]
-threads: 1
+threads: $WORKERS
 state_dir: $WORK/vane-state
 zones: [{ name: $2, file: $1 }]
 ${3:-}
 EOC
-  taskset -c 0 "$VANED" --config "$WORK/vane.yaml" 2>"$WORK/vane.log" &
+  taskset -c "$SERVER_CPUS" "$VANED" --config "$WORK/vane.yaml" 2>"$WORK/vane.log" &
   SERVER_PID=$!
 }
 start_knot() {
@@ -81,8 +91,8 @@ start_knot() {
 server:
   rundir: "$WORK/knot"
   listen: 127.0.0.1@$PORT
-  udp-workers: 1
-  tcp-workers: 1
+  udp-workers: $WORKERS
+  tcp-workers: $WORKERS
   background-workers: 1
 log:
   - target: stderr
@@ -99,7 +109,7 @@ zone:
   - domain: $2
     file: "$1"
 EOC
-  taskset -c 0 knotd -c "$WORK/knot/knot.conf" 2>"$WORK/knot.log" &
+  taskset -c "$SERVER_CPUS" knotd -c "$WORK/knot/knot.conf" 2>"$WORK/knot.log" &
   SERVER_PID=$!
 }
 start_nsd() {
@@ -107,7 +117,7 @@ start_nsd() {
   cat > "$WORK/nsd/nsd.conf" <<EOC
 server:
   ip-address: 127.0.0.1@$PORT
-  server-count: 1
+  server-count: $WORKERS
   username: ""
   database: ""
   zonesdir: "$WORK/nsd"
@@ -125,7 +135,7 @@ zone:
   name: $2
   zonefile: "$1"
 EOC
-  taskset -c 0 nsd -d -c "$WORK/nsd/nsd.conf" &
+  taskset -c "$SERVER_CPUS" nsd -d -c "$WORK/nsd/nsd.conf" &
   SERVER_PID=$!
 }
 start_gdnsd() {
@@ -136,15 +146,20 @@ start_gdnsd() {
 options => {
   listen => [ 127.0.0.1 ]
   dns_port => $PORT
-  udp_threads => 1
-  tcp_threads => 1
+  udp_threads => $WORKERS
+  tcp_threads => $WORKERS
   run_dir => $WORK/gdnsd/run
   state_dir => $WORK/gdnsd/state
 }
 ${3:-}
 EOC
-  taskset -c 0 gdnsd -c "$WORK/gdnsd" start 2>"$WORK/gdnsd.log" &
+  taskset -c "$SERVER_CPUS" gdnsd -c "$WORK/gdnsd" start 2>"$WORK/gdnsd.log" &
   SERVER_PID=$!
+}
+start_echo() {
+  taskset -c "$SERVER_CPUS" "$ECHO" "$PORT" &
+  SERVER_PID=$!
+  sleep 0.3
 }
 
 pid_tree() { echo "$1"; for c in $(pgrep -P "$1" || true); do pid_tree "$c"; done; }
@@ -169,6 +184,10 @@ wait_answer() {  # wait_answer NAME TIMEOUT_S: until NAME has an A answer
   while [ "$(date +%s%N)" -lt "$deadline" ]; do
     # Over TCP: a port not yet open is refused at once, whereas a UDP query
     # to it waits out kdig's whole (1 s) timeout and quantises the result.
+    # Until the port is open, a connect from this shell is the probe: a
+    # kdig process every 20 ms would take a good part of a core from a
+    # server loading on every core.
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then sleep 0.02; continue; fi
     if kdig @127.0.0.1 -p "$PORT" "$1" A +tcp +short +timeout=1 +retry=0 2>/dev/null | grep -q '^10\.'; then return 0; fi
     sleep 0.02
   done
@@ -202,17 +221,21 @@ run_load() {
 }
 
 declare -A UDP_QPS UDP_CPU TCP_QPS TCP_CPU READY PSS
-echo "== static answers, 10k-name zone, ${DURATION}s per run, server on core 0, dnsperf on core 1"
-for s in $SERVERS; do
+if [ "${STATIC:-1}" = 1 ]; then
+echo "== static answers, 10k-name zone, ${DURATION}s per run, $WORKERS worker(s) on core(s) $SERVER_CPUS, dnsperf on core 1"
+for s in echo $SERVERS; do
   "start_$s" "$WORK/zones/bench.test" bench.test
   PIDS+=("$SERVER_PID")
-  wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }
+  if [ "$s" != echo ]; then wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }; fi
   read -r q c n < <(run_load "$SERVER_PID" udp)
   UDP_QPS[$s]=$q UDP_CPU[$s]=$c
-  read -r q c n < <(run_load "$SERVER_PID" tcp)
-  TCP_QPS[$s]=$q TCP_CPU[$s]=$c
+  if [ "$s" != echo ]; then
+    read -r q c n < <(run_load "$SERVER_PID" tcp)
+    TCP_QPS[$s]=$q TCP_CPU[$s]=$c
+  fi
   stop_server "$SERVER_PID"
 done
+fi
 
 # ---------------------------------------------------------------- steering
 # A steered name (failover over weighted, 4 endpoints) against static names
@@ -324,31 +347,100 @@ EOC
   stop_server "$TARGET_PID"
 fi
 
+# Time to ready: from exec to the first TCP answer for the zone's last
+# name; every server unpinned (as at a user's start-up), alternating rounds.
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 if [ "$BIG" = 1 ]; then
-  echo "== time to ready and memory, ${BIG_RECORDS}-record zone"
-  gen_zone big.test "$BIG_RECORDS" "$WORK/zones/big.test"
-  last="h$((BIG_RECORDS - 1)).big.test"
-  for s in $SERVERS; do
-    t0=$(date +%s%N)
-    "start_$s" "$WORK/zones/big.test" big.test
-    PIDS+=("$SERVER_PID")
-    if wait_answer "$last" 600; then
-      READY[$s]=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
-      sleep 1
-      PSS[$s]=$(( $(pss_kib "$SERVER_PID") / 1024 ))
-    fi
-    stop_server "$SERVER_PID"
+  all_cpus="0-$(( $(nproc --all) - 1 ))"
+  for records in $BIG_RECORDS; do
+    echo "== time to ready and memory, ${records}-record zone, unpinned, $BIG_ROUNDS rounds"
+    gen_zone big.test "$records" "$WORK/zones/big.test"
+    last="h$((records - 1)).big.test"
+    declare -A RT=() PS=()
+    for round in $(seq "$BIG_ROUNDS"); do
+      for s in $SERVERS; do
+        t0=$(date +%s%N)
+        SERVER_CPUS=$all_cpus "start_$s" "$WORK/zones/big.test" big.test
+        PIDS+=("$SERVER_PID")
+        if wait_answer "$last" 600; then
+          RT[$s]+=" $(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')"
+          sleep 1
+          PS[$s]+=" $(( $(pss_kib "$SERVER_PID") / 1024 ))"
+          [ "$s" = vane ] && grep -o 'serial [0-9]*, [0-9.]* ms' "$WORK/vane.log" | sed 's/^/    vane log: /' || true
+        fi
+        stop_server "$SERVER_PID"
+      done
+    done
+    for s in $SERVERS; do
+      READY[$s:$records]=$(echo "${RT[$s]:-}" | median)
+      PSS[$s:$records]=$(echo "${PS[$s]:-}" | median)
+      printf "  %-6s ready %s s (rounds:%s)  PSS %s MiB\n" "$s" "${READY[$s:$records]:--}" "${RT[$s]:-}" "${PSS[$s:$records]:--}"
+    done
+    rm -f "$WORK/zones/big.test"
   done
 fi
 
+# Reload of the large zone under a steady load: lost queries, and the RSS
+# peak during the reload against the steady RSS before it (VmHWM is reset
+# through /proc/PID/clear_refs just before the SIGHUP).
+first_big=${BIG_RECORDS%% *}
+if [ "${RELOAD:-1}" = 1 ] && [ "$BIG" = 1 ] && [[ " $SERVERS " == *" vane "* ]]; then
+  echo "== reload of a ${first_big}-record zone under ${RELOAD_QPS:=20000} queries/s"
+  gen_zone big.test "$first_big" "$WORK/zones/big.test"
+  gen_queries big.test "$first_big" "$WORK/big-queries.txt"
+  start_vane "$WORK/zones/big.test" big.test
+  PIDS+=("$SERVER_PID")
+  if wait_answer "h$((first_big - 1)).big.test" 600; then
+    sleep 1
+    steady=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status")
+    reload_secs=$(( DURATION < 6 ? 6 : DURATION ))
+    taskset -c 1 dnsperf -m udp -s 127.0.0.1 -p "$PORT" -d "$WORK/big-queries.txt" -l "$reload_secs" \
+      -Q "$RELOAD_QPS" -c 8 -T 1 >"$WORK/reload-dnsperf.txt" 2>&1 &
+    perf_pid=$!
+    sleep 2
+    echo 5 >"/proc/$SERVER_PID/clear_refs"
+    kill -HUP "$SERVER_PID"
+    wait "$perf_pid" || true
+    peak=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status")
+    sent=$(awk '/Queries sent:/ {print $3}' "$WORK/reload-dnsperf.txt")
+    done_q=$(awk '/Queries completed:/ {print $3}' "$WORK/reload-dnsperf.txt")
+    lost=$(awk '/Queries lost:/ {print $3}' "$WORK/reload-dnsperf.txt")
+    took=$(grep -o 'reloaded .*' "$WORK/vane.log" | tail -1)
+    RELOAD_LINE=$(awk -v s="$sent" -v c="$done_q" -v l="$lost" -v a="$steady" -v b="$peak" -v t="$took" 'BEGIN {
+      printf "reload under load: %s sent, %s answered, %s lost; RSS steady %.0f MiB, peak %.0f MiB (%.2fx, target <= 2); %s",
+             s, c, l, a / 1024, b / 1024, b / a, t }')
+    echo "  $RELOAD_LINE"
+  else
+    echo "  vane did not start"
+  fi
+  stop_server "$SERVER_PID"
+  rm -f "$WORK/zones/big.test"
+fi
+
 echo
-printf "%-7s %12s %14s %12s %14s %10s %10s\n" server "udp qps" "udp µs/query" "tcp qps" "tcp µs/query" "ready s" "PSS MiB"
+best=""
 for s in $SERVERS; do
-  printf "%-7s %12s %14s %12s %14s %10s %10s\n" "$s" "${UDP_QPS[$s]:--}" "${UDP_CPU[$s]:--}" "${TCP_QPS[$s]:--}" \
-    "${TCP_CPU[$s]:--}" "${READY[$s]:--}" "${PSS[$s]:--}"
+  [ "$s" = vane ] || [ -z "${UDP_CPU[$s]:-}" ] && continue
+  if [ -z "$best" ] || awk -v a="${UDP_CPU[$s]}" -v b="${UDP_CPU[$best]}" 'BEGIN { exit !(a < b) }'; then best=$s; fi
 done
+printf "%-7s %10s %12s %8s %9s %10s %12s %10s %10s\n" server "udp qps" "udp µs/query" "÷echo" "÷best" "tcp qps" "tcp µs/query" "ready s" "PSS MiB"
+for s in echo $SERVERS; do
+  ratio_echo=- ratio_best=-
+  if [ -n "${UDP_CPU[$s]:-}" ] && [ -n "${UDP_CPU[echo]:-}" ]; then
+    ratio_echo=$(awk -v a="${UDP_CPU[$s]}" -v b="${UDP_CPU[echo]}" 'BEGIN { printf "%.2f", a / b }')
+  fi
+  if [ -n "${UDP_CPU[$s]:-}" ] && [ -n "$best" ]; then
+    ratio_best=$(awk -v a="${UDP_CPU[$s]}" -v b="${UDP_CPU[$best]}" 'BEGIN { printf "%.2f", a / b }')
+  fi
+  printf "%-7s %10s %12s %8s %9s %10s %12s %10s %10s\n" "$s" "${UDP_QPS[$s]:--}" "${UDP_CPU[$s]:--}" "$ratio_echo" \
+    "$ratio_best" "${TCP_QPS[$s]:--}" "${TCP_CPU[$s]:--}" "${READY[$s:$first_big]:--}" "${PSS[$s:$first_big]:--}"
+done
+[ -n "$best" ] && echo "(÷best: against the best peer's UDP µs/query, $best; $WORKERS worker(s))"
 if [ -n "${UDP_CPU[vane]:-}" ] && [ -n "${UDP_CPU[knot]:-}" ]; then
   awk -v v="${UDP_CPU[vane]}" -v k="${UDP_CPU[knot]}" 'BEGIN { printf "\nvane/Knot CPU per UDP query: %.2f (target <= 0.90)\n", v / k }'
+fi
+if [ -n "${UDP_CPU[vane]:-}" ] && [ -n "${UDP_CPU[gdnsd]:-}" ]; then
+  awk -v v="${UDP_CPU[vane]}" -v k="${UDP_CPU[gdnsd]}" 'BEGIN { printf "vane/gdnsd CPU per UDP query: %.2f (target <= 0.95)\n", v / k }'
 fi
 for s in vane gdnsd; do
   if [ -n "${ST_STATIC[$s]:-}" ] && [ -n "${ST_STEERED[$s]:-}" ]; then
@@ -368,6 +460,13 @@ if [ -n "${HS_DNS[off]:-}" ] && [ -n "${HS_DNS[on]:-}" ]; then
     printf "health checks: %s endpoints every 10s: checker thread %s%% of a core; DNS threads %.2f -> %.2f µs/query (%.3f, target <= 1.03)\n", n, h, a, b, b / a }'
   echo "  (endpoints that went down during the run: ${HS_DOWN:-?}; 0 means every probe connected)"
 fi
-if [ -n "${READY[vane]:-}" ] && [ -n "${READY[knot]:-}" ]; then
-  awk -v v="${READY[vane]}" -v k="${READY[knot]}" 'BEGIN { printf "vane/Knot time to ready:     %.2f (target <= 0.80)\n", v / k }'
-fi
+for records in $BIG_RECORDS; do
+  if [ -n "${READY[vane:$records]:-}" ] && [ -n "${READY[knot:$records]:-}" ]; then
+    awk -v n="$records" -v v="${READY[vane:$records]}" -v k="${READY[knot:$records]}" -v p="${PSS[vane:$records]:-0}" \
+        -v g="${PSS[gdnsd:$records]:-0}" 'BEGIN {
+      printf "%d records: vane/Knot time to ready %.2f (target <= %s); vane/gdnsd PSS %s\n", n, v / k,
+             (n >= 5000000 ? "1.00" : "0.80"), (g > 0 ? sprintf("%.2f", p / g) : "-") }'
+  fi
+done
+[ -n "${RELOAD_LINE:-}" ] && echo "$RELOAD_LINE"
+exit 0

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -56,25 +57,20 @@ class ZoneBuilder {
 
   std::span<const uint8_t> origin() const { return origin_; }
 
-  // Adds one record; `owner` is lowercase wire. Returns an error text or "".
-  std::string add(std::span<const uint8_t> owner, uint16_t type, uint32_t ttl, std::span<const uint8_t> rdata,
-                  uint16_t file_idx, int line) {
-    if (!dns::is_subdomain(owner, origin_))
-      return "record for " + dns::to_text(owner) + " is outside the zone " + z_->origin_text_;
+  // Checks one record and lowercases the names in its rdata that the encoder
+  // compresses, so they can match earlier names byte for byte (DNS names
+  // compare case-insensitively). Reads nothing but `origin`: any thread may
+  // call it. Returns an error text or "".
+  static std::string check(std::span<const uint8_t> origin, std::span<const uint8_t> owner, uint16_t type,
+                           std::span<uint8_t> rdata) {
+    if (!dns::is_subdomain(owner, origin))
+      return "record for " + dns::to_text(owner) + " is outside the zone " + dns::to_text(origin);
     if (type == dns::kTypeOPT || (type >= dns::kTypeIXFR && type <= dns::kTypeANY))
       return "meta type " + std::to_string(type) + " cannot appear in a zone";
     if (rdata.size() > 65535) return "rdata too long";
-    uint32_t node = intern(owner, dns::hash_name(owner));
-    recs_.push_back(Pending{node, type, static_cast<uint16_t>(rdata.size()), ttl,
-                            static_cast<uint32_t>(tmp_rdata_.size()), static_cast<uint32_t>(line), file_idx, false});
-    size_t at = tmp_rdata_.size();
-    tmp_rdata_.insert(tmp_rdata_.end(), rdata.begin(), rdata.end());
-    // Names the encoder compresses are stored lowercase so they can match
-    // earlier names byte for byte (DNS names compare case-insensitively).
     auto lower_name = [&](size_t off) {
-      std::span<uint8_t> rd(tmp_rdata_.data() + at, rdata.size());
-      size_t n = off < rd.size() ? dns::wire_name_len(rd.subspan(off)) : 0;
-      for (size_t i = 0; i < n; ++i) rd[off + i] = dns::ascii_lower(rd[off + i]);
+      size_t n = off < rdata.size() ? dns::wire_name_len(rdata.subspan(off)) : 0;
+      for (size_t i = 0; i < n; ++i) rdata[off + i] = dns::ascii_lower(rdata[off + i]);
       return off + n;
     };
     switch (rdata_names_of(type)) {
@@ -92,6 +88,17 @@ class ZoneBuilder {
     }
     return {};
   }
+
+  // Adds one checked record; `owner` is lowercase wire, `hash` its hash_name.
+  void add(std::span<const uint8_t> owner, uint64_t hash, uint16_t type, uint32_t ttl,
+           std::span<const uint8_t> rdata, uint16_t file_idx, int line) {
+    uint32_t node = intern(owner, hash);
+    recs_.push_back(Pending{node, type, static_cast<uint16_t>(rdata.size()), ttl,
+                            static_cast<uint32_t>(tmp_rdata_.size()), static_cast<uint32_t>(line), file_idx, false});
+    tmp_rdata_.insert(tmp_rdata_.end(), rdata.begin(), rdata.end());
+  }
+
+  void reserve(size_t records) { recs_.reserve(recs_.size() + records); }
 
   // Adds a steered RRset. Conflicts with static data are found in finish().
   std::string add_steered(const SteeredInput& in, uint16_t file_idx) {
@@ -209,9 +216,12 @@ void ZoneBuilder::add_empty_non_terminals() {
 }
 
 std::optional<Error> ZoneBuilder::build_rrsets() {
-  std::stable_sort(recs_.begin(), recs_.end(), [](const Pending& a, const Pending& b) {
+  auto by_node_type = [](const Pending& a, const Pending& b) {
     return a.node != b.node ? a.node < b.node : a.type < b.type;
-  });
+  };
+  // Zone files are mostly in owner order already: then there is nothing to sort.
+  if (!std::is_sorted(recs_.begin(), recs_.end(), by_node_type))
+    std::stable_sort(recs_.begin(), recs_.end(), by_node_type);
   z_->rrsets_.reserve(recs_.size());
   z_->rdata_.reserve(tmp_rdata_.size() + recs_.size() * 2);
   size_t i = 0;
@@ -423,7 +433,11 @@ class MappedFile {
 // and hand each record to ldns_rr_new_frm_str.
 class RecordCutter {
  public:
-  explicit RecordCutter(std::string_view text) : text_(text) {}
+  explicit RecordCutter(std::string_view text, size_t pos = 0, int line = 1) : text_(text), pos_(pos), line_(line) {}
+
+  // Where the next call starts: cutting again from here gives the same records.
+  size_t pos() const { return pos_; }
+  int line() const { return line_; }
 
   // Fills `out` with the next record and `line` with the line it starts on.
   // Returns false at end of input; `error` is set if the input is malformed.
@@ -524,58 +538,77 @@ struct BufferFree {
 
 constexpr int kMaxIncludeDepth = 8;
 
-// Reading is two passes. The first cuts every file into records and follows
-// the directives ($ORIGIN, $TTL, $INCLUDE) in order, keeping each record's
-// text with the origin and default TTL in force and the last record that
-// named its owner (for records that start with a blank). The second hands
-// the records to ldns in chunks, on every core the process may run on, and
-// the results go to the builder in file order: the first error by position
-// is the one reported, as if read one record at a time.
+// Reading is a pipeline. This thread cuts every file into records and
+// follows the directives ($ORIGIN, $TTL, $INCLUDE) in order, closing a chunk
+// every few thousand records and at every directive: a chunk is where its
+// records start in a file, with the origin and default TTL in force and the
+// last record before it that named its owner (for a first record that
+// starts with a blank). Helpers, one per core the process may run on, cut
+// the chunk again and hand its records to ldns; this thread merges finished
+// chunks into the builder in file order as they come, so only a window of
+// chunks is ever held in wire form and the first error by position is the
+// one reported, as if read one record at a time.
 class MasterReader {
  public:
-  MasterReader(ZoneBuilder& b, size_t chunk) : b_(b), chunk_(chunk) {}
+  MasterReader(ZoneBuilder& b, size_t chunk) : b_(b), chunk_(chunk), origin_(b.origin()) {}
+  ~MasterReader() { stop(); }
 
   std::optional<Error> read(std::string_view text, const std::string& name, RdfPtr origin);
 
  private:
-  static constexpr uint32_t kNoOwner = UINT32_MAX;
-  struct Item {
-    uint32_t text;       // offset of the NUL-terminated record in texts_
-    uint32_t line;
-    uint32_t ttl;        // $TTL in force
-    uint32_t owner_ref;  // last record with an owner of its own, for a blank one
-    uint16_t file;
-    uint16_t origin;     // index into origins_
+  struct Where {  // a record's start, to cut it again
+    std::string_view text;
+    size_t pos = 0;
+    int line = 0;
+    const ldns_rdf* origin = nullptr;
+    uint32_t ttl = 0;
   };
-  struct Parsed {  // one record in wire form, in its chunk's bytes
+  struct Parsed {  // one checked record in wire form, in its chunk's bytes
+    uint64_t hash;   // of the owner
     uint32_t off;
+    uint32_t line;
     uint16_t olen, rdlen, type;
     uint32_t ttl;
   };
   struct Chunk {
-    size_t begin = 0, end = 0;
+    Where start;                  // the first record
+    std::optional<Where> owner;   // the record that last named an owner before it
+    const std::string* file = nullptr;
+    uint16_t file_idx = 0;
+    size_t count = 0;
     std::vector<uint8_t> bytes;
     std::vector<Parsed> recs;
-    std::optional<Error> error;  // at item `end` when set
-    bool done = false;           // parsed (guarded by parse_all's mutex)
+    std::optional<Error> error;   // after recs, when set
+    bool done = false;            // parsed (guarded by mu_)
   };
 
-  std::optional<Error> collect(std::string_view text, const std::string& name, uint16_t origin, int depth);
-  std::optional<Error> directive(const char* line, const std::string& name, int line_nr, uint16_t& origin,
+  std::optional<Error> collect(std::string_view text, const std::string& name, const ldns_rdf* origin, int depth);
+  std::optional<Error> directive(const char* line, const std::string& name, int line_nr, const ldns_rdf*& origin,
                                  int depth);
-  uint16_t add_origin(RdfPtr o);
+  const ldns_rdf* add_origin(RdfPtr o);
+  void close_chunk();
+  std::optional<Error> merge(bool wait);
   void parse(Chunk& c) const;
-  std::optional<Error> parse_all();
+  void helper();
+  void stop();
 
   ZoneBuilder& b_;
-  size_t chunk_;  // records per chunk; 0: chosen from the count and the cores
+  size_t chunk_;                      // records per chunk; 0: by file size and cores
+  std::span<const uint8_t> origin_;  // the zone's, lowercase wire
   uint32_t default_ttl_ = 3600;
-  uint32_t last_owner_ = kNoOwner;
   std::string rec_;
-  std::string texts_;
-  std::vector<Item> items_;
   std::vector<RdfPtr> origins_;
-  std::vector<std::string> files_;  // by the builder's file index
+  std::deque<std::string> names_;      // file names (stable addresses)
+  std::vector<std::unique_ptr<MappedFile>> included_;
+  std::optional<Where> last_owner_;
+  std::unique_ptr<Chunk> open_;        // being collected
+  // Shared with the helpers.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  size_t next_ = 0, merged_ = 0, window_ = 0;
+  bool collected_ = false, abort_ = false;
+  std::vector<std::thread> helpers_;
 };
 
 std::string trim(const char* s) {
@@ -597,20 +630,18 @@ RdfPtr absolute_name(const std::string& text, const ldns_rdf* origin) {
   return name;
 }
 
-uint16_t MasterReader::add_origin(RdfPtr o) {
+const ldns_rdf* MasterReader::add_origin(RdfPtr o) {
   origins_.push_back(std::move(o));
-  return static_cast<uint16_t>(origins_.size() - 1);
+  return origins_.back().get();
 }
 
 std::optional<Error> MasterReader::directive(const char* line, const std::string& name, int line_nr,
-                                             uint16_t& origin, int depth) {
+                                             const ldns_rdf*& origin, int depth) {
   // The directive's word, then the rest (never past the end of a short line).
   size_t word = std::strcspn(line, " \t");
   std::string directive_name(line, word), rest = trim(line + word);
-  if (origins_.size() >= UINT16_MAX && (directive_name == "$ORIGIN" || directive_name == "$INCLUDE"))
-    return Error{name, line_nr, "too many $ORIGIN and $INCLUDE directives"};
   if (directive_name == "$ORIGIN") {
-    RdfPtr o = absolute_name(rest, origins_[origin].get());
+    RdfPtr o = absolute_name(rest, origin);
     if (!o) return Error{name, line_nr, "bad $ORIGIN name '" + rest + "'"};
     origin = add_origin(std::move(o));
     return std::nullopt;
@@ -632,78 +663,91 @@ std::optional<Error> MasterReader::directive(const char* line, const std::string
     if (depth >= kMaxIncludeDepth) return Error{name, line_nr, "$INCLUDE nested too deeply (loop?)"};
     std::filesystem::path p(file);
     if (p.is_relative()) p = std::filesystem::path(name).parent_path() / p;
-    MappedFile inc(p.string());
-    if (!inc.ok()) return Error{name, line_nr, "cannot open $INCLUDE file " + p.string() + ": " + strerror(errno)};
-    uint16_t inc_origin = origin;
+    auto inc = std::make_unique<MappedFile>(p.string());
+    if (!inc->ok()) return Error{name, line_nr, "cannot open $INCLUDE file " + p.string() + ": " + strerror(errno)};
+    const ldns_rdf* inc_origin = origin;
     if (!new_origin.empty()) {
-      RdfPtr o = absolute_name(new_origin, origins_[origin].get());
+      RdfPtr o = absolute_name(new_origin, origin);
       if (!o) return Error{name, line_nr, "bad $INCLUDE origin '" + new_origin + "'"};
       inc_origin = add_origin(std::move(o));
     }
-    return collect(inc.text(), p.string(), inc_origin, depth + 1);
+    std::string_view text = inc->text();
+    included_.push_back(std::move(inc));  // its records are cut again by the helpers
+    return collect(text, p.string(), inc_origin, depth + 1);
   }
   return Error{name, line_nr, "unknown directive " + directive_name.substr(0, 64)};
 }
 
-std::optional<Error> MasterReader::collect(std::string_view text, const std::string& name, uint16_t origin,
+std::optional<Error> MasterReader::collect(std::string_view text, const std::string& name, const ldns_rdf* origin,
                                            int depth) {
   uint16_t file_idx = b_.add_file(name);
-  if (files_.size() <= file_idx) files_.resize(file_idx + 1);
-  files_[file_idx] = name;
+  names_.push_back(name);
+  const std::string* file = &names_.back();
   RecordCutter cutter(text);
   int rec_line = 0;
   std::string cut_error;
   while (true) {
+    Where at{text, cutter.pos(), cutter.line(), origin, default_ttl_};
     if (!cutter.next(rec_, rec_line, cut_error)) {
+      close_chunk();
       if (cut_error.empty()) return std::nullopt;
       return Error{name, rec_line, cut_error};
     }
     if (rec_[0] == '$') {
+      close_chunk();  // a chunk never spans a directive
       if (auto err = directive(rec_.c_str(), name, rec_line, origin, depth)) return err;
       continue;
     }
-    if (texts_.size() + rec_.size() + 1 > UINT32_MAX) return Error{name, rec_line, "zone text too large"};
-    bool blank = rec_[0] == ' ' || rec_[0] == '\t';
-    uint32_t at = static_cast<uint32_t>(items_.size());
-    items_.push_back(Item{static_cast<uint32_t>(texts_.size()), static_cast<uint32_t>(rec_line), default_ttl_,
-                          blank ? last_owner_ : kNoOwner, file_idx, origin});
-    if (!blank) last_owner_ = at;
-    texts_.append(rec_.c_str(), rec_.size() + 1);
+    if (!open_) {
+      open_ = std::make_unique<Chunk>();
+      open_->start = at;
+      if (rec_[0] == ' ' || rec_[0] == '\t') open_->owner = last_owner_;
+      open_->file = file;
+      open_->file_idx = file_idx;
+    }
+    if (rec_[0] != ' ' && rec_[0] != '\t') last_owner_ = at;
+    if (++open_->count == chunk_) {
+      close_chunk();
+      if (auto err = merge(false)) return err;
+    }
   }
 }
 
-// ldns on one chunk of records, into wire form. Runs on any thread: it only
-// reads the items, texts and origins.
+void MasterReader::close_chunk() {
+  if (!open_) return;
+  std::lock_guard lock(mu_);
+  chunks_.push_back(std::move(open_));
+  cv_.notify_all();
+}
+
+// ldns on one chunk, into checked wire form. Runs on any thread: it reads
+// only the chunk, the mapped files and the origins, none of which move.
 void MasterReader::parse(Chunk& c) const {
-  c.recs.reserve(c.end - c.begin);
-  c.bytes.reserve((c.end < items_.size() ? items_[c.end].text : texts_.size()) - items_[c.begin].text + 64);
+  c.recs.reserve(c.count);
+  c.bytes.reserve(c.count * 24);
   std::unique_ptr<ldns_buffer, BufferFree> buf(ldns_buffer_new(LDNS_MAX_PACKETLEN));
+  std::string text, cut_error;
+  int line = 0;
   RdfPtr prev;
-  auto ldns_parse = [&](const Item& it, RrPtr& rr) {
+  auto ldns_parse = [&](const Where& w, RrPtr& rr) {
     ldns_rr* raw = nullptr;
     ldns_rdf* p = prev.release();
-    ldns_status st = ldns_rr_new_frm_str(&raw, texts_.data() + it.text, it.ttl, origins_[it.origin].get(), &p);
+    ldns_status st = ldns_rr_new_frm_str(&raw, text.c_str(), w.ttl, w.origin, &p);
     prev.reset(p);
     rr.reset(raw);
     return st;
   };
-  // A chunk that starts with a blank owner takes it from the record that
-  // last named one, wherever that is.
-  if (c.begin < c.end && items_[c.begin].owner_ref != kNoOwner) {
+  if (c.owner) {  // the owner a blank first record takes
+    RecordCutter again(c.owner->text, c.owner->pos, c.owner->line);
     RrPtr ignored;
-    ldns_parse(items_[items_[c.begin].owner_ref], ignored);
+    if (again.next(text, line, cut_error)) ldns_parse(*c.owner, ignored);
   }
-  for (size_t i = c.begin; i < c.end; ++i) {
-    const Item& it = items_[i];
-    const std::string& name = files_[it.file];
-    int line = static_cast<int>(it.line);
-    auto fail = [&](std::string msg) {
-      c.error = Error{name, line, std::move(msg)};
-      c.end = i;
-    };
+  RecordCutter cutter(c.start.text, c.start.pos, c.start.line);
+  for (size_t i = 0; i < c.count && cutter.next(text, line, cut_error); ++i) {
+    auto fail = [&](std::string msg) { c.error = Error{*c.file, line, std::move(msg)}; };
     RrPtr rr;
-    if (ldns_status st = ldns_parse(it, rr); st != LDNS_STATUS_OK)
-      return fail(std::string(ldns_get_errorstr_by_id(st)) + " in '" + trim(texts_.data() + it.text) + "'");
+    if (ldns_status st = ldns_parse(c.start, rr); st != LDNS_STATUS_OK)
+      return fail(std::string(ldns_get_errorstr_by_id(st)) + " in '" + trim(text.c_str()) + "'");
     if (ldns_rr_get_class(rr.get()) != LDNS_RR_CLASS_IN) return fail("only class IN is served");
     const ldns_rdf* owner = ldns_rr_owner(rr.get());
     size_t olen = ldns_rdf_size(owner);
@@ -712,104 +756,96 @@ void MasterReader::parse(Chunk& c) const {
     if (ldns_rr_rdata2buffer_wire(buf.get(), rr.get()) != LDNS_STATUS_OK) return fail("cannot encode rdata");
     size_t rdlen = ldns_buffer_position(buf.get());
     if (rdlen > 65535) return fail("rdata too long");
-    Parsed p{static_cast<uint32_t>(c.bytes.size()), static_cast<uint16_t>(olen),
+    Parsed p{0, static_cast<uint32_t>(c.bytes.size()), static_cast<uint32_t>(line), static_cast<uint16_t>(olen),
              static_cast<uint16_t>(rdlen), static_cast<uint16_t>(ldns_rr_get_type(rr.get())), ldns_rr_ttl(rr.get())};
     for (size_t k = 0; k < olen; ++k) c.bytes.push_back(dns::ascii_lower(ldns_rdf_data(owner)[k]));
     c.bytes.insert(c.bytes.end(), ldns_buffer_begin(buf.get()), ldns_buffer_begin(buf.get()) + rdlen);
+    std::span<const uint8_t> lower(c.bytes.data() + p.off, olen);
+    std::string err = ZoneBuilder::check(origin_, lower, p.type, {c.bytes.data() + p.off + olen, rdlen});
+    if (!err.empty()) return fail(std::move(err));
+    p.hash = dns::hash_name(lower);
     c.recs.push_back(p);
   }
 }
 
-std::optional<Error> MasterReader::parse_all() {
-  const size_t n = items_.size();
-  cpu_set_t cpus;
-  size_t cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? size_t(CPU_COUNT(&cpus)) : 1;
-  cores = std::max<size_t>(1, std::min<size_t>(cores, 64));
-  // Small zones stay on this thread. Large ones are parsed by a helper per
-  // core while this thread merges finished chunks in file order and frees
-  // them, so only a window of chunks is ever held in wire form.
-  size_t per = chunk_ ? chunk_ : (n < 32768 || cores == 1 ? std::max<size_t>(n, 1) : 16384);
-  std::vector<Chunk> chunks((n + per - 1) / per);
-  for (size_t k = 0; k < chunks.size(); ++k) {
-    chunks[k].begin = k * per;
-    chunks[k].end = std::min(n, (k + 1) * per);
-  }
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t next = 0, merged = 0;
-  bool abort = false;
-  const size_t window = 4 * cores;
-  auto work = [&] {
-    while (true) {
-      size_t k;
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return abort || next >= chunks.size() || next < merged + window; });
-        if (abort || next >= chunks.size()) return;
-        k = next++;
-      }
-      parse(chunks[k]);
-      {
-        std::lock_guard lock(mu);
-        chunks[k].done = true;
-      }
-      cv.notify_all();
-    }
-  };
-  std::vector<std::thread> helpers;
-  if (chunks.size() > 1)
-    for (size_t t = 0; t < cores; ++t) helpers.emplace_back(work);
-  auto stop = [&] {
+void MasterReader::helper() {
+  while (true) {
+    Chunk* c;
     {
-      std::lock_guard lock(mu);
-      abort = true;
+      std::unique_lock lock(mu_);
+      // At most a window of chunks ahead of the merge: that bounds memory.
+      auto ready = [&] { return next_ < chunks_.size() && next_ < merged_ + window_; };
+      auto finished = [&] { return collected_ && next_ >= chunks_.size(); };
+      cv_.wait(lock, [&] { return abort_ || ready() || finished(); });
+      if (abort_ || !ready()) return;
+      c = chunks_[next_++].get();
     }
-    cv.notify_all();
-    for (auto& t : helpers) t.join();
-  };
-  // In file order: the first error by position wins.
-  for (size_t k = 0; k < chunks.size(); ++k) {
-    Chunk& c = chunks[k];
-    if (helpers.empty()) {
-      parse(c);
-    } else {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return c.done; });
+    parse(*c);
+    {
+      std::lock_guard lock(mu_);
+      c->done = true;
     }
-    for (size_t i = 0; i < c.recs.size(); ++i) {
-      const Parsed& p = c.recs[i];
-      const Item& it = items_[c.begin + i];
-      const uint8_t* at = c.bytes.data() + p.off;
-      std::string err = b_.add({at, p.olen}, p.type, p.ttl, {at + p.olen, p.rdlen}, it.file, int(it.line));
-      if (!err.empty()) {
-        stop();
-        return Error{files_[it.file], int(it.line), err};
+    cv_.notify_all();
+  }
+}
+
+void MasterReader::stop() {
+  {
+    std::lock_guard lock(mu_);
+    abort_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : helpers_) t.join();
+  helpers_.clear();
+}
+
+// Merges finished chunks into the builder in file order; with `wait`, every
+// chunk, waiting for the helpers. Without helpers, parses them here.
+std::optional<Error> MasterReader::merge(bool wait) {
+  while (true) {
+    Chunk* c;
+    {
+      std::unique_lock lock(mu_);
+      if (merged_ >= chunks_.size()) return std::nullopt;
+      c = chunks_[merged_].get();
+      if (!helpers_.empty()) {
+        if (!wait && !c->done) return std::nullopt;
+        cv_.wait(lock, [&] { return c->done; });
       }
     }
-    if (c.error) {
-      stop();
-      return c.error;
+    if (helpers_.empty()) parse(*c);
+    for (const Parsed& p : c->recs) {
+      const uint8_t* at = c->bytes.data() + p.off;
+      b_.add({at, p.olen}, p.hash, p.type, p.ttl, {at + p.olen, p.rdlen}, c->file_idx, int(p.line));
     }
-    std::vector<uint8_t>().swap(c.bytes);
-    std::vector<Parsed>().swap(c.recs);
+    if (c->error) return c->error;
     {
-      std::lock_guard lock(mu);
-      merged = k + 1;
+      std::lock_guard lock(mu_);
+      chunks_[merged_++].reset();
     }
-    cv.notify_all();
+    cv_.notify_all();
   }
-  stop();
-  return std::nullopt;
 }
 
 std::optional<Error> MasterReader::read(std::string_view text, const std::string& name, RdfPtr origin) {
-  // Sized from the file so that a large zone's record texts and items are not
-  // grown by doubling (each record's text is at most its lines plus a NUL).
-  texts_.reserve(text.size() + text.size() / 16 + 1);
-  items_.reserve(text.size() / 24 + 1);
+  cpu_set_t cpus;
+  size_t cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? size_t(CPU_COUNT(&cpus)) : 1;
+  cores = std::max<size_t>(1, std::min<size_t>(cores, 64));
+  // Small zones stay on this thread; large ones get a helper per core.
+  bool parallel = chunk_ ? true : (cores > 1 && text.size() > (1u << 20));
+  if (!chunk_) chunk_ = parallel ? 16384 : SIZE_MAX;
+  if (parallel) {
+    window_ = 4 * cores;
+    for (size_t t = 0; t < cores; ++t) helpers_.emplace_back([this] { helper(); });
+  }
   auto collected = collect(text, name, add_origin(std::move(origin)), 0);
+  {
+    std::lock_guard lock(mu_);
+    collected_ = true;
+  }
+  cv_.notify_all();
   // Records before a directive's or cutter's error come first.
-  if (auto err = parse_all()) return err;
+  if (auto err = merge(true)) return err;
   return collected;
 }
 
