@@ -69,8 +69,11 @@ void Control::start(uv_loop_t* loop) {
   uv_timer_init(loop, &timer_);
   timer_.data = this;
   timer_live_ = true;
+  // Every 100 ms: an override's end, a drill's start or end and a ramp's
+  // step take effect within that of their time (a client behind a resolver
+  // sees them within the lowered TTL plus the resolver's whole-second clock).
   uv_timer_start(
-      &timer_, [](uv_timer_t* t) { static_cast<Control*>(t->data)->expire(); }, 250, 250);
+      &timer_, [](uv_timer_t* t) { static_cast<Control*>(t->data)->expire(); }, 100, 100);
   uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
 }
 
