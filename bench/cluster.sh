@@ -21,7 +21,7 @@ ensure_packages "${BUILD_PACKAGES[@]}" dnsperf etcd-server
 FLIPS=${FLIPS:-500}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
-PORT=${PORT:-53540}
+PORT=${PORT:-15363}  # below the ephemeral range, as in bench/run.sh
 HZ=$(getconf CLK_TCK)
 taskset -cp 1 $$ >/dev/null
 

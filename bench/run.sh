@@ -27,7 +27,10 @@ WORKERS=${WORKERS:-1}
 SERVER_CPUS=${SERVER_CPUS:-0}
 BIG_ROUNDS=${BIG_ROUNDS:-3}
 if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0; fi
-PORT=${PORT:-53530}
+# Below the ephemeral range (32768-60999): a connect probe to a port in it
+# that nothing listens on yet can pick that very port as its source and
+# connect to itself (TCP simultaneous open), and the server then cannot bind.
+PORT=${PORT:-15353}
 HZ=$(getconf CLK_TCK)
 # This script, dnsperf and every poll run on core 1; servers are started on core 0.
 taskset -cp 1 $$ >/dev/null
