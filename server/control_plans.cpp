@@ -8,6 +8,13 @@
 // Both are stored plans — durable, shared by a cluster — and their effect is
 // computed from the clock on every node each tick; the node that writes
 // health verdicts also writes their steps, each journaled.
+//
+// A drill is exact as clients see it: its start and end are committed
+// kDrillLead ahead (a tick plus a synced write), and in the seconds before
+// either, the lowered TTL counts down so that an answer handed out then
+// expires by it — even in a resolver whose clock counts whole seconds
+// (Unbound keeps "TTL 3 at 12.9 s" until 16 s): TTL 1, then 0 in the last
+// second (nothing cached for that one name for a second).
 #include <algorithm>
 #include <cmath>
 #include <ctime>
@@ -23,6 +30,7 @@ using zones::Override;
 namespace {
 
 constexpr uint64_t kDrillMargin = 5000;      // ms before (start − TTL) that the TTL is lowered
+constexpr uint64_t kDrillLead = 200;         // ms ahead of its time that a drill's start and end are written
 constexpr uint64_t kUnsteadyAfterFlip = 60000;  // ms after a verdict change or a wavering probe that a record stays unsteady
 constexpr uint64_t kMaxPlan = 7ULL * 86400 * 1000;
 constexpr size_t kMaxDrills = 256;  // scheduled at once
@@ -114,10 +122,10 @@ void Control::run_plans(uint64_t now) {
       j["action"] = "drill-end";
       if (phase != "running") j["missed"] = "vaned was not running (or not deciding) during the drill's window";
       commit_plan(id, {done}, j, std::nullopt);
-    } else if (now >= start && phase != "running") {
+    } else if (now + kDrillLead >= start && phase != "running") {
       Json next = p;
       next["phase"] = "running";
-      admin::Override o{"down", end, "drill " + std::to_string(get_u64(p, "id")) + ": " + get_str(p, "reason"), uint32_t(get_u64(p, "uid")), now};
+      admin::Override o{"down", end - std::min(end - start, kDrillLead), "drill " + std::to_string(get_u64(p, "id")) + ": " + get_str(p, "reason"), uint32_t(get_u64(p, "uid")), now};
       admin::StateStore::Change force{key, std::nullopt, std::optional<admin::Override>{o}, std::nullopt};
       admin::StateStore::Change step{id, std::nullopt, std::nullopt, std::nullopt};
       step.plan = std::optional<Json>{next};
@@ -196,7 +204,11 @@ void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& t
     auto t = ttl_of.find(get_str(p, "record"));
     if (t == ttl_of.end()) continue;
     uint64_t start = get_u64(p, "start_ms"), end = get_u64(p, "end_ms");
-    if (now + t->second * 1000ULL + kDrillMargin >= start && now < end) lower(t->first, uint32_t(get_u64(p, "lower_ttl")));
+    if (now + t->second * 1000ULL + kDrillMargin >= start && now < end) {
+      uint64_t next = now < start ? start : end;  // the next change clients must see
+      uint64_t left_s = (next - now) / 1000;
+      lower(t->first, uint32_t(std::min<uint64_t>(get_u64(p, "lower_ttl"), left_s ? left_s - 1 : 0)));
+    }
   }
   auto snap = srv_.snapshot();
   for (const auto& z : snap->zones())
@@ -217,7 +229,7 @@ void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& t
         }
       }
       auto it = caps.find(id);
-      uint32_t cap = it == caps.end() ? 0 : it->second;
+      uint32_t cap = it == caps.end() ? 0 : it->second + 1;  // stored + 1: 0 is "no cap"
       auto& cell = srv_.states().at(r.state).ttl_cap;
       if (cell.load(std::memory_order_relaxed) != cap) cell.store(cap, std::memory_order_relaxed);
     }

@@ -58,7 +58,8 @@ struct EndpointState {
   std::atomic<uint8_t> override_state{static_cast<uint8_t>(Override::kAuto)};
   std::atomic<int16_t> admin_weight{-1};               // 0..255, or -1: the config's weight
   std::atomic<uint32_t> rtt_us[kMaxRttVantages] = {};  // median probe RTT per vantage slot, 0 = unknown
-  // In a record's own slot: a lower TTL for its answers (drills, ttl_unsteady), 0 = none.
+  // In a record's own slot: a lower TTL for its answers (drills, ttl_unsteady)
+  // plus one; 0 = none (a drill's countdown goes down to TTL 0).
   std::atomic<uint32_t> ttl_cap{0};
 };
 
@@ -247,7 +248,7 @@ uint8_t effective_weight(const EndpointState& s, const SteeredEndpoint& ep);
 
 inline uint32_t answer_ttl(const SteeredRecord& rec, const StateTable& states) {
   uint32_t cap = states.at(rec.state).ttl_cap.load(std::memory_order_relaxed);
-  return cap && cap < rec.ttl ? cap : rec.ttl;
+  return cap && cap - 1 < rec.ttl ? cap - 1 : rec.ttl;
 }
 
 inline uint64_t next_random(uint64_t& s) {  // xorshift64*

@@ -6,6 +6,8 @@
 // be listed and cancelled; a weight ramp follows its plan, resumes after
 // kill -9 and ends at any other change.
 #include <gtest/gtest.h>
+
+#include <cstdio>
 #include <signal.h>
 
 #include <chrono>
@@ -127,6 +129,12 @@ TEST_F(ClientFailover, Drill_LowersTheTtlAhead_ClientsBehindUnboundMoveWithinIt)
   uint64_t back = seen_at(resolver.port(), kPrimary, end + 15000);
   ASSERT_NE(back, 0u) << "clients never got the primary back";
   EXPECT_LE(back, end + 3000 + 1000) << "lowered TTL (3 s) + 1 s after the drill's end";
+  // With the countdown, about at the start and at the end (polled every 100 ms).
+  std::printf("clients moved %+lld ms from the drill's start, back %+lld ms from its end\n",
+              static_cast<long long>(moved) - static_cast<long long>(start),
+              static_cast<long long>(back) - static_cast<long long>(end));
+  RecordProperty("moved_after_start_ms", std::to_string(static_cast<long long>(moved) - static_cast<long long>(start)));
+  RecordProperty("back_after_end_ms", std::to_string(static_cast<long long>(back) - static_cast<long long>(end)));
   // After the end the TTL is the record's again; every step is journaled.
   ASSERT_TRUE(eventually([&] { return ask(v_->port()).second == 30; }, 3000));
   for (const char* step : {"drill", "drill-lower-ttl", "drill-start", "drill-end"})

@@ -501,12 +501,12 @@ TEST_F(Cluster, DrillAndRamp_RunOnEveryNode) {
   for (Node* n : {&a1, &b}) {
     EXPECT_TRUE(eventually([&] { return call(*n, {{"cmd", "drill"}, {"action", "list"}})["drills"].size() == 1; }, 2000))
         << n->name;
-    EXPECT_TRUE(eventually([&] { return ttl(*n) == 5; }, 2000)) << n->name;
+    EXPECT_TRUE(eventually([&] { return ttl(*n) >= 0 && ttl(*n) <= 5; }, 2000)) << n->name;  // counting down to the start
   }
   for (Node* n : {&a1, &b})
     EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "198.51.100.20"; }, 5000)) << n->name;
   for (Node* n : {&a1, &b})
-    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20" && ttl(*n) != 5; }, 6000)) << n->name;
+    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20" && ttl(*n) > 5; }, 6000)) << n->name;
   ASSERT_TRUE(call(a1, {{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", "use2"}, {"weight", 200},
                         {"over", "1h"}})["ok"].get<bool>());
   EXPECT_TRUE(eventually([&] {
