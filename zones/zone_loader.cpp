@@ -67,7 +67,6 @@ class ZoneBuilder {
       return "record for " + dns::to_text(owner) + " is outside the zone " + dns::to_text(origin);
     if (type == dns::kTypeOPT || (type >= dns::kTypeIXFR && type <= dns::kTypeANY))
       return "meta type " + std::to_string(type) + " cannot appear in a zone";
-    if (rdata.size() > 65535) return "rdata too long";
     auto lower_name = [&](size_t off) {
       size_t n = off < rdata.size() ? dns::wire_name_len(rdata.subspan(off)) : 0;
       for (size_t i = 0; i < n; ++i) rdata[off + i] = dns::ascii_lower(rdata[off + i]);
@@ -97,8 +96,6 @@ class ZoneBuilder {
                             static_cast<uint32_t>(tmp_rdata_.size()), static_cast<uint32_t>(line), file_idx, false});
     tmp_rdata_.insert(tmp_rdata_.end(), rdata.begin(), rdata.end());
   }
-
-  void reserve(size_t records) { recs_.reserve(recs_.size() + records); }
 
   // Adds a steered RRset. Conflicts with static data are found in finish().
   std::string add_steered(const SteeredInput& in, uint16_t file_idx) {
