@@ -5,9 +5,12 @@
 #include "answer.h"
 
 #include <netinet/in.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstring>
+
+#include "signing.h"
 
 namespace vane::server {
 
@@ -112,8 +115,35 @@ bool put_rrset(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& 
   return true;
 }
 
+// The TTL an RRSIG names as original: the configured one (a steered
+// record's TTL may be lowered while a drill nears or an endpoint wavers).
+uint32_t original_ttl(const Zone& z, const RRset& rs, uint32_t ttl) {
+  return std::max(rs.steered ? z.steered(rs).ttl : rs.ttl, ttl);
+}
+
+const uint8_t* owner_name(Owner owner, const QueryContext& ctx) {
+  return owner.name ? owner.name : ctx.query.qname.data;
+}
+
+// An RRset and, for a DO query in a signed zone, its RRSIG (RFC 4035
+// §3.1.1). `signed_name` is the owner it is signed under when that is not
+// the owner written: a wildcard's "*.<encloser>".
+bool put_signed(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& rs, Owner owner, uint32_t ttl,
+                uint16_t& count, QueryContext& ctx, const uint8_t* signed_name = nullptr) {
+  size_t at = w.size();
+  uint16_t before = count;
+  if (!put_rrset(w, zs, z, rs, owner, ttl, count, ctx)) return false;
+  if (!ctx.dnssec || !z.keys() || count == before) return true;
+  const uint8_t* name = owner_name(owner, ctx);
+  uint16_t ptr = owner.pointer ? owner.pointer : at < 0x4000 ? static_cast<uint16_t>(at) : 0;
+  Signed s{rs.type, original_ttl(z, rs, ttl), signed_name ? signed_name : name, &rs};
+  return put_rrsig(w, z, s, ptr, name, ttl, count, ctx);
+}
+
 // A/AAAA of in-zone targets of NS/MX/SRV (RFC 1035 §3.3, glue for referrals).
 // Returns false when something did not fit (the caller decides about TC).
+// Authoritative addresses carry their RRSIGs when there is room for them;
+// glue never does (RFC 4035 §3.1.1: dropping them does not set TC).
 bool put_additional(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& rs, Counts& c, QueryContext& ctx) {
   for (uint32_t id : z.extra(rs)) {
     for (uint16_t type : {dns::kTypeA, dns::kTypeAAAA}) {
@@ -121,18 +151,37 @@ bool put_additional(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RR
       if (!addr) continue;
       auto m = w.mark();
       uint16_t n = 0;
-      if (!put_rrset(w, zs, z, *addr, {0, z.name_of(id).data()}, addr->ttl, n, ctx)) {
+      const uint8_t* name = z.name_of(id).data();
+      if (!put_rrset(w, zs, z, *addr, {0, name}, addr->ttl, n, ctx)) {
         w.reset(m);
         return false;
       }
       c.ar += n;
+      if (n && ctx.dnssec && z.keys() && z.node(id).cut == kNone) {
+        auto after = w.mark();
+        uint16_t ptr = m.size < 0x4000 ? static_cast<uint16_t>(m.size) : 0;
+        uint32_t ttl = addr->steered ? zones::answer_ttl(z.steered(*addr), *zs.states) : addr->ttl;
+        if (!put_rrsig(w, z, Signed{type, original_ttl(z, *addr, ttl), name, addr}, ptr, name, ttl, c.ar, ctx))
+          w.reset(after);
+      }
     }
   }
   return true;
 }
 
 bool put_soa(Writer& w, const zones::ZoneSet& zs, const Zone& z, Counts& c, QueryContext& ctx) {
-  return put_rrset(w, zs, z, *z.soa(), {0, z.origin().data()}, z.negative_ttl(), c.ns, ctx);
+  return put_signed(w, zs, z, *z.soa(), {0, z.origin().data()}, z.negative_ttl(), c.ns, ctx);
+}
+
+// A negative answer's authority: the SOA, and for a DO query in a signed
+// zone one NSEC at `owner` (RFC 9824 compact denial): `node`'s types minus
+// the one asked for, or none but NXNAME when the name does not exist.
+bool put_negative(Writer& w, const zones::ZoneSet& zs, const Zone& z, Owner owner, uint32_t node, Counts& c,
+                  QueryContext& ctx) {
+  if (!put_soa(w, zs, z, c, ctx)) return false;
+  if (!ctx.dnssec || !z.keys()) return true;
+  return put_compact_nsec(w, z, owner_name(owner, ctx), owner.pointer, node, ctx.query.qtype, node == kNone, c.ns,
+                          ctx);
 }
 
 enum class Synthesis { kWritten, kTooLong, kTruncated };
@@ -143,7 +192,7 @@ enum class Synthesis { kWritten, kTooLong, kTruncated };
 Synthesis synthesize(const zones::ZoneSet& zones, const Zone& z, uint32_t dname, const dns::NameBuf& name, Owner owner,
                      bool with_dname, Writer& w, Counts& c, QueryContext& ctx) {
   const RRset* dn = z.find_rrset(dname, dns::kTypeDNAME);
-  if (with_dname && !put_rrset(w, zones, z, *dn, {0, z.name_of(dname).data()}, dn->ttl, c.an, ctx))
+  if (with_dname && !put_signed(w, zones, z, *dn, {0, z.name_of(dname).data()}, dn->ttl, c.an, ctx))
     return Synthesis::kTruncated;
   const uint8_t* rd = z.rdata(*dn);
   const uint8_t* target = rd + 2;
@@ -174,6 +223,19 @@ struct Resolution {
   uint8_t rcode = dns::kRcodeNoError;
   bool aa = true;
   bool truncated = false;
+  // Additional-section work, done after the authority section is complete
+  // (wildcard proofs go there last): the RRsets whose targets get addresses.
+  struct Extra {
+    const Zone* zone;
+    const RRset* rrset;
+    bool required;  // a referral's glue: not fitting makes the answer TC
+  };
+  static constexpr int kMaxExtra = 16;
+  Extra extra[kMaxExtra];
+  int extra_count = 0;
+  void add_extra(const Zone* z, const RRset* rs, bool required) {
+    if (extra_count < kMaxExtra && rs->extra_count) extra[extra_count++] = {z, rs, required};
+  }
 };
 
 // Follows the name through zones and CNAMEs, writing answer/authority/additional.
@@ -222,43 +284,57 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
     if (found.cut != kNone && !(found.node == found.cut && q.qtype == dns::kTypeDS)) {
       if (hop == 0) r.aa = false;
       const RRset* ns = z->find_rrset(found.cut, dns::kTypeNS);
-      if (!put_rrset(w, zones, *z, *ns, {0, z->name_of(found.cut).data()}, ns->ttl, c.ns, ctx)) r.truncated = true;
-      // Glue that does not fit means the referral is unusable (RFC 9471).
-      else if (!put_additional(w, zones, *z, *ns, c, ctx))
+      const uint8_t* cut_name = z->name_of(found.cut).data();
+      if (!put_rrset(w, zones, *z, *ns, {0, cut_name}, ns->ttl, c.ns, ctx)) {
         r.truncated = true;
+        return r;
+      }
+      if (ctx.dnssec && z->keys()) {  // RFC 4035 §3.1.4: the DS, or proof that there is none
+        const RRset* ds = z->find_rrset(found.cut, dns::kTypeDS);
+        bool ok = ds ? put_signed(w, zones, *z, *ds, {0, cut_name}, ds->ttl, c.ns, ctx)
+                     : put_compact_nsec(w, *z, cut_name, 0, found.cut, 0, false, c.ns, ctx);
+        if (!ok) r.truncated = true;
+      }
+      r.add_extra(z, ns, true);  // glue that does not fit makes the referral unusable (RFC 9471)
       return r;
     }
     uint32_t node = found.node;
+    const uint8_t* wildcard = nullptr;  // the wildcard's own name, when the answer is synthesized from it
     if (node == kNone) {
       node = z->wildcard_of(found.encloser);  // RFC 4592 §3.3.1: synthesize from *.<closest encloser>
       if (node == kNone) {
-        r.rcode = dns::kRcodeNxDomain;
-        if (!put_soa(w, zones, *z, c, ctx)) r.truncated = true;
+        // RFC 9824 §3.1: signed, a nonexistent name is NODATA with NXNAME in
+        // the NSEC; the NXDOMAIN code only for a resolver that says CO.
+        r.rcode = ctx.dnssec && z->keys() && !q.edns_co ? dns::kRcodeNoError : dns::kRcodeNxDomain;
+        if (!put_negative(w, zones, *z, owner, kNone, c, ctx)) r.truncated = true;
         return r;
       }
+      wildcard = z->name_of(node).data();
     }
     auto rrsets = z->rrsets(node);
     if (q.qtype == dns::kTypeANY && !rrsets.empty()) {
       // RFC 8482 §4.2: over UDP one RRset is enough; TCP gets them all.
       size_t n = transport == Transport::kUdp ? 1 : rrsets.size();
       for (size_t i = 0; i < n && !r.truncated; ++i)
-        if (!put_rrset(w, zones, *z, rrsets[i], owner, rrsets[i].ttl, c.an, ctx)) r.truncated = true;
-      for (size_t i = 0; i < n && !r.truncated; ++i) put_additional(w, zones, *z, rrsets[i], c, ctx);
+        if (!put_signed(w, zones, *z, rrsets[i], owner, rrsets[i].ttl, c.an, ctx, wildcard)) r.truncated = true;
+      for (size_t i = 0; i < n && !r.truncated; ++i) r.add_extra(z, &rrsets[i], false);
+      if (wildcard && ctx.dnssec && z->keys()) note_wildcard(*z, *name, found.encloser, ctx);
       return r;
     }
     if (const RRset* rs = z->find_rrset(node, q.qtype)) {
       uint16_t before = c.an;
-      if (!put_rrset(w, zones, *z, *rs, owner, rs->ttl, c.an, ctx))
+      if (!put_signed(w, zones, *z, *rs, owner, rs->ttl, c.an, ctx, wildcard))
         r.truncated = true;
-      else if (c.an == before && !put_soa(w, zones, *z, c, ctx))
+      else if (c.an == before && !put_negative(w, zones, *z, owner, node, c, ctx))
         r.truncated = true;  // steered, fail_closed: NODATA
-      else
-        put_additional(w, zones, *z, *rs, c, ctx);  // optional data: omitted, not truncated, when full
+      else if (c.an != before)
+        r.add_extra(z, rs, false);  // optional data: omitted, not truncated, when full
+      if (wildcard && c.an != before && ctx.dnssec && z->keys()) note_wildcard(*z, *name, found.encloser, ctx);
       return r;
     }
     const RRset* cname = z->find_rrset(node, dns::kTypeCNAME);
     if (!cname) {
-      if (!put_soa(w, zones, *z, c, ctx)) r.truncated = true;  // NODATA (RFC 2308 §2.2)
+      if (!put_negative(w, zones, *z, owner, node, c, ctx)) r.truncated = true;  // NODATA (RFC 2308 §2.2)
       return r;
     }
     // A chain that comes back to a name already answered is a loop: stop there.
@@ -266,14 +342,15 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
       if (visited[i].zone == z && visited[i].node == node) return r;
     visited[hop] = {z, node};
     uint16_t before = c.an;
-    if (!put_rrset(w, zones, *z, *cname, owner, cname->ttl, c.an, ctx)) {
+    if (!put_signed(w, zones, *z, *cname, owner, cname->ttl, c.an, ctx, wildcard)) {
       r.truncated = true;
       return r;
     }
     if (c.an == before) {  // steered CNAME with nothing up and fail_closed: NODATA
-      if (!put_soa(w, zones, *z, c, ctx)) r.truncated = true;
+      if (!put_negative(w, zones, *z, owner, node, c, ctx)) r.truncated = true;
       return r;
     }
+    if (wildcard && ctx.dnssec && z->keys()) note_wildcard(*z, *name, found.encloser, ctx);
     // RFC 1034 §4.3.2 3a / RFC 6604: restart at the target if we serve it.
     const uint8_t* target = cname->steered ? ctx.cname_target : z->rdata(*cname) + 2;
     size_t len = dns::wire_name_len({target, dns::kMaxNameLen});
@@ -425,6 +502,12 @@ static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> r
     return finish(w, q, flags, dns::kRcodeRefused, c, opts, 0);
   if (q.qtype == dns::kTypeMAILA || q.qtype == dns::kTypeMAILB || q.qtype == dns::kTypeOPT)
     return finish(w, q, flags, dns::kRcodeNotImp, c, opts, 0);
+  if (q.qtype == dns::kTypeNXNAME)  // RFC 9824 §3.5
+    return finish(w, q, flags, dns::kRcodeFormErr, c, opts, 0);
+  ctx.dnssec = q.edns_do;
+  ctx.wildcard_proof_count = 0;
+  uint32_t batch_wall = ctx.wall;
+  if (ctx.dnssec && !batch_wall) ctx.wall = static_cast<uint32_t>(time(nullptr));  // a caller without a batch clock
 
   const Zone* z = zones.find_zone(q.qname);
   ctx.zone = z;
@@ -436,6 +519,11 @@ static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> r
 
   auto after_question = w.mark();
   Resolution r = resolve(zones, z, ctx, w, transport, c);
+  if (!r.truncated && !put_wildcard_proofs(w, c.ns, ctx)) r.truncated = true;
+  for (int i = 0; i < r.extra_count && !r.truncated; ++i)
+    if (!put_additional(w, zones, *r.extra[i].zone, *r.extra[i].rrset, c, ctx) && r.extra[i].required)
+      r.truncated = true;
+  ctx.wall = batch_wall;
   if (r.aa) flags |= dns::kFlagAA;
   if (r.truncated) {
     // RFC 2181 §9: a partial RRset is worse than none; the client retries over TCP.

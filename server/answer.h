@@ -27,6 +27,9 @@ struct QueryCounters {
   std::atomic<uint64_t> answers[2][kQtypes][17] = {};  // [udp, tcp][qtype bucket][rcode, 16 = BADVERS]
   std::atomic<uint64_t> truncated[2] = {};
   std::atomic<uint64_t> rrl_dropped{0}, rrl_slipped{0};  // UDP answers rate limiting held back
+  // DNSSEC: RRSIGs served from the cache, made on a miss (and the ns spent
+  // making them), and signings that failed (the RRset went out unsigned).
+  std::atomic<uint64_t> sig_hits{0}, sig_misses{0}, sig_ns{0}, sig_failures{0};
   zones::EndpointHits steered;  // steered answers per endpoint slot
 
   static void bump(std::atomic<uint64_t>& c) {
@@ -48,6 +51,20 @@ struct QueryContext {
   const zones::Zone* zone = nullptr;      // the zone that answered (rate limiting classes NXDOMAIN by it)
   uint64_t rng = 0x9E3779B97F4A7C15ULL;   // xorshift state; seed per worker
   QueryCounters* counters = nullptr;      // the worker's; none in unit tests
+  // DNSSEC: the thread's signature cache and the wall clock (unix seconds,
+  // set per batch: RRSIG validity). `dnssec` is per query: DO was set.
+  zones::SigCache sigs;
+  uint32_t wall = 0;
+  bool dnssec = false;
+  // Wildcard expansions answered so far: each needs an NSEC, in authority,
+  // proving the next closer name does not exist (RFC 4035 §3.1.3.3).
+  struct WildcardProof {
+    const zones::Zone* zone;
+    uint8_t next_closer[dns::kMaxNameLen + 1];
+  };
+  static constexpr int kMaxWildcardProofs = 4;
+  WildcardProof wildcard_proofs[kMaxWildcardProofs];
+  int wildcard_proof_count = 0;
 };
 
 // Fills ctx.source from a socket address (v4, v6, v4-mapped v6).

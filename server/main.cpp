@@ -42,7 +42,7 @@ int check_config(const std::string& path) {
     return 1;
   }
   zones::StateTable states;
-  auto zs = server::build_zone_set(*cfg, states, true);
+  auto zs = server::build_zone_set(*cfg, states, true, false);
   if (!zs) {
     fprintf(stderr, "%s\n", zs.error().to_string().c_str());
     return 1;

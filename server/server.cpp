@@ -77,12 +77,22 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
 
 }  // namespace
 
-Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states, bool quiet) {
+Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states, bool quiet,
+                                                       bool create_keys) {
   std::vector<zones::ZoneSource> sources = cfg.zones;
   zones::RegionMap regions;
   if (auto err = compile_records(cfg, states, regions, sources)) return *err;
   std::vector<std::unique_ptr<zones::Zone>> loaded;
-  for (const auto& src : sources) {
+  for (auto& src : sources) {
+    if (src.dnssec.online) {
+      std::string made;
+      auto keys = zones::load_keys(src.origin, src.dnssec, create_keys, &made);
+      if (!keys) return keys.error();
+      if (!made.empty())
+        VANE_INFO("zone %s had no DNSSEC key: made a %s CSK %s (publish its DS: vanectl dnssec ds %s)",
+                  src.origin.c_str(), zones::algorithm_name(src.dnssec.algorithm), made.c_str(), src.origin.c_str());
+      if ((*keys)->has_active()) src.keys = keys.take();
+    }
     auto t0 = std::chrono::steady_clock::now();
     auto z = zones::load_zone(src);
     if (!z) return z.error();

@@ -19,9 +19,10 @@
 namespace vane::server {
 
 // Loads every zone of `cfg`; logs one line per zone. Any error names file:line.
-// Steered records get their endpoint state slots from `states`.
+// Steered records get their endpoint state slots from `states`. A signed
+// zone without keys gets a CSK made when `create_keys` (not for `vaned check`).
 Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states,
-                                                       bool quiet = false);
+                                                       bool quiet = false, bool create_keys = true);
 
 struct ReloadOutcome {
   bool ok = false;

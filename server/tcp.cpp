@@ -124,6 +124,9 @@ class TcpConn {
     w_.stats_.tcp_queries.fetch_add(1, std::memory_order_relaxed);
     if (!w_.zones_) return 0;
     set_source(w_.ctx_, peer_);
+    timespec wall;
+    clock_gettime(CLOCK_REALTIME_COARSE, &wall);
+    w_.ctx_.wall = uint32_t(wall.tv_sec);
     return answer(*w_.zones_, query, {w_.tcp_scratch_.get(), 65535}, Transport::kTcp, w_.answer_opts_, w_.ctx_);
   }
 

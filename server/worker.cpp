@@ -191,6 +191,10 @@ void Worker::answer_batch(UdpSocket& s, int n) {
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     now_s = uint32_t(ts.tv_sec);
   }
+  // DNSSEC's clock (RRSIG validity): wall seconds, also once per batch.
+  timespec wall;
+  clock_gettime(CLOCK_REALTIME_COARSE, &wall);
+  s.ctx.wall = uint32_t(wall.tv_sec);
   for (int i = 0; i < n; ++i) {
     const msghdr& h = s.rx[i].msg_hdr;
     if (h.msg_flags & MSG_TRUNC) {  // larger than any sane query: not worth an answer

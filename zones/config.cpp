@@ -91,11 +91,13 @@ std::optional<Error> parse_tcp(const Ctx& c, const YAML::Node& n, TcpOptions& t)
   return std::nullopt;
 }
 
+std::string scalar(const YAML::Node& n);
+
 std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "zones must be a list of { name, file }");
   std::set<std::string> seen;
   for (const auto& z : n) {
-    if (auto e = check_keys(c, z, {"name", "file"}, "a zone")) return e;
+    if (auto e = check_keys(c, z, {"name", "file", "dnssec"}, "a zone")) return e;
     if (!z["name"] || !z["file"]) return err(c, z, "a zone needs both name and file");
     zones::ZoneSource src;
     src.origin = z["name"].as<std::string>();
@@ -104,6 +106,19 @@ std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg)
     std::string key = dns::to_text(nb.wire());
     if (!seen.insert(key).second) return err(c, z["name"], "zone " + key + " is listed twice");
     src.file = resolve_path(c, z["file"].as<std::string>());
+    if (const YAML::Node& d = z["dnssec"]) {
+      if (!d.IsMap()) return err(c, d, "dnssec must be a map: { signing: online, algorithm, key_dir }");
+      if (auto e = check_keys(c, d, {"signing", "algorithm", "key_dir"}, "dnssec")) return e;
+      std::string signing = d["signing"] ? scalar(d["signing"]) : "online";
+      if (signing != "online" && signing != "off")
+        return err(c, d["signing"], "dnssec.signing must be online or off, not '" + signing + "'");
+      src.dnssec.online = signing == "online";
+      if (d["algorithm"] && !zones::algorithm_from_name(scalar(d["algorithm"]), src.dnssec.algorithm))
+        return err(c, d["algorithm"],
+                   "dnssec.algorithm must be ecdsap256sha256 or ed25519, not '" + scalar(d["algorithm"]) + "'");
+      std::string zone_dir = key.size() > 1 ? key.substr(0, key.size() - 1) : "root";
+      src.dnssec.key_dir = d["key_dir"] ? resolve_path(c, scalar(d["key_dir"])) : cfg.state_dir + "/keys/" + zone_dir;
+    }
     cfg.zones.push_back(std::move(src));
   }
   return std::nullopt;
@@ -751,6 +766,20 @@ std::string serving_digest(const Config& cfg) {
   Fnv f;
   for (const auto& z : cfg.zones) {
     f.add(z.origin);
+    if (z.dnssec.online) {  // every node must sign with the same keys: their public halves count
+      f.add(uint64_t(z.dnssec.algorithm));
+      std::vector<std::filesystem::path> keys;
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(z.dnssec.key_dir, ec))
+        if (e.path().extension() == ".key" || e.path().extension() == ".state") keys.push_back(e.path());
+      std::sort(keys.begin(), keys.end());
+      for (const auto& k : keys) {
+        std::ifstream in(k, std::ios::binary);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        f.add(k.filename().string()), f.add(ss.str());
+      }
+    }
     if (!z.text.empty()) {
       f.add(z.text);
     } else {

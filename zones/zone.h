@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dns/name.h"
+#include "dnssec.h"
 #include "steering.h"
 
 namespace vane::zones {
@@ -64,6 +65,10 @@ class Zone {
   // The master file it was loaded from (for status; not used to answer).
   const std::string& file() const { return file_; }
   void set_file(std::string f) { file_ = std::move(f); }
+  // Online signing: the zone's keys, or nullptr when it is not signed.
+  const KeySet* keys() const { return keys_.get(); }
+  const std::shared_ptr<const KeySet>& key_set() const { return keys_; }
+  void set_keys(std::shared_ptr<const KeySet> k) { keys_ = std::move(k); }
   uint32_t serial() const { return serial_; }
   uint32_t apex() const { return apex_; }
   const RRset* soa() const { return find_rrset(apex_, dns::kTypeSOA); }
@@ -130,6 +135,7 @@ class Zone {
   uint8_t origin_labels_ = 0;
   std::string origin_text_;
   std::string file_;
+  std::shared_ptr<const KeySet> keys_;
 };
 
 // Every served zone, immutable once published. Workers hold a reference and

@@ -870,7 +870,16 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
       std::string err = builder.add_steered(in, builder.add_file(in.file));
       if (!err.empty()) return Error{in.file, in.line, err};
     }
-    return builder.finish();
+    if (src.keys) {  // the apex DNSKEY RRset: every key not retired
+      uint16_t file_idx = builder.add_file(src.dnssec.key_dir);
+      for (const DnssecKey& k : src.keys->keys)
+        if (k.state != KeyState::kRetired)
+          builder.add(origin.wire(), dns::hash_name(origin.wire()), dns::kTypeDNSKEY, src.keys->dnskey_ttl, k.dnskey,
+                      file_idx, 0);
+    }
+    auto built = builder.finish();
+    if (built) (*built)->set_keys(src.keys);
+    return built;
   }();
   // A large zone's reading buffers, freed on several threads' malloc arenas
   // and below the compiled zone, go back to the system rather than stay in

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "dnssec.h"
 #include "error.h"
 #include "zone.h"
 
@@ -27,6 +28,8 @@ struct ZoneSource {
   std::string text;    // when non-empty, the zone's contents (embedded demo); file is then a label
   std::vector<SteeredInput> steered;
   size_t parse_chunk = 0;  // records per parallel parse chunk; 0: by size and cores (tests set it small)
+  DnssecConfig dnssec;
+  std::shared_ptr<const KeySet> keys;  // when signing: its published keys go into the apex DNSKEY RRset
 };
 
 // Loads and checks one zone. Errors name file:line: syntax, out-of-zone

@@ -51,6 +51,7 @@ ParseStatus parse_query(std::span<const uint8_t> pkt, Query& q) {
   q.edns = false;
   q.edns_version = 0;
   q.edns_do = false;
+  q.edns_co = false;
   q.edns_udp_size = 0;
   q.ecs = false;
   uint16_t qd = get16(&pkt[4]), an = get16(&pkt[6]), ns = get16(&pkt[8]), ar = get16(&pkt[10]);
@@ -88,6 +89,7 @@ ParseStatus parse_query(std::span<const uint8_t> pkt, Query& q) {
     q.edns_udp_size = get16(&pkt[rdata_at - 8]);
     q.edns_version = pkt[rdata_at - 5];
     q.edns_do = (pkt[rdata_at - 4] & 0x80) != 0;
+    q.edns_co = (pkt[rdata_at - 4] & 0x40) != 0;  // RFC 9824 §4: Compact Answers OK
     // Options must tile the rdata exactly.
     size_t opt = rdata_at, end = rdata_at + rdlen;
     while (opt < end) {

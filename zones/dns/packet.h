@@ -24,6 +24,7 @@ struct Query {
   bool edns = false;
   uint8_t edns_version = 0;
   bool edns_do = false;
+  bool edns_co = false;
   uint16_t edns_udp_size = 0;
   // EDNS Client Subnet (RFC 7871), when the query carried one.
   bool ecs = false;
