@@ -136,6 +136,19 @@ void print_explain(const json& r) {
          r["scope"].get<int>() ? (" (ECS scope /" + str(r["scope"]) + ")").c_str() : "");
 }
 
+std::string age(uint64_t s) {  // "3d 4h", "2h 5m", "40s"
+  char b[64];
+  if (s >= 86400)
+    snprintf(b, sizeof b, "%llud %lluh", (unsigned long long)(s / 86400), (unsigned long long)(s % 86400 / 3600));
+  else if (s >= 3600)
+    snprintf(b, sizeof b, "%lluh %llum", (unsigned long long)(s / 3600), (unsigned long long)(s % 3600 / 60));
+  else if (s >= 60)
+    snprintf(b, sizeof b, "%llum", (unsigned long long)(s / 60));
+  else
+    snprintf(b, sizeof b, "%llus", (unsigned long long)s);
+  return b;
+}
+
 void print_history(const json& r) {
   // In a cluster every entry names the node that made the change.
   bool nodes = false;
@@ -243,7 +256,21 @@ int main(int argc, char** argv) {
       app.add_subcommand("reload", "re-read the config and zones; a bad one is refused, the old keeps serving");
   auto* history = app.add_subcommand("history", "journal of admin changes and override expiries, newest last");
   history->add_option("--limit", limit, "how many entries (default 20)")->check(CLI::Range(1, 10000));
-  for (auto* sub : {status, w, drain, undrain, force, fb, drill, drill_list, drill_cancel, explain, reload, history})
+  std::string zone, role, algorithm;
+  unsigned tag = 0;
+  auto* dnssec = app.add_subcommand("dnssec", "keys of a signed zone: DS for the parent, list, make, roll over");
+  dnssec->require_subcommand(1);
+  auto* ds = dnssec->add_subcommand("ds", "the DS records (SHA-256) to give the parent, one per KSK/CSK");
+  auto* keys = dnssec->add_subcommand("keys", "every key: tag, algorithm, role, state, age");
+  auto* keygen = dnssec->add_subcommand("keygen", "make a key (published only while another has its duty)");
+  auto* activate = dnssec->add_subcommand("activate", "rollover switch: this key signs, the old one stays published");
+  auto* retire = dnssec->add_subcommand("retire", "take a published key out of the DNSKEY RRset");
+  for (auto* sub : {ds, keys, keygen, activate, retire}) sub->add_option("ZONE", zone, "the zone")->required();
+  for (auto* sub : {activate, retire}) sub->add_option("TAG", tag, "the key's tag (dnssec keys)")->required();
+  keygen->add_option("--role", role, "csk (default), ksk or zsk")->check(CLI::IsMember({"csk", "ksk", "zsk"}));
+  keygen->add_option("--algorithm", algorithm, "ecdsap256sha256 or ed25519 (default: the zone's)");
+  for (auto* sub : {status, w, drain, undrain, force, fb, drill, drill_list, drill_cancel, explain, reload, history, ds,
+                    keys, keygen, activate, retire})
     sub->add_flag("--json", as_json, "print the raw JSON answer");
   CLI11_PARSE(app, argc, argv);
   if (socket_path.empty()) socket_path = default_socket();
@@ -292,6 +319,15 @@ int main(int argc, char** argv) {
     if (!client.empty()) req["client"] = client;
   }
   if (history->parsed()) req = {{"cmd", "history"}, {"limit", limit}};
+  if (dnssec->parsed()) {
+    const char* action = ds->parsed() ? "ds" : keys->parsed() ? "keys" : keygen->parsed() ? "keygen"
+                         : activate->parsed()                  ? "activate"
+                                                               : "retire";
+    req = {{"cmd", "dnssec"}, {"action", action}, {"zone", zone}};
+    if (activate->parsed() || retire->parsed()) req["tag"] = tag;
+    if (!role.empty()) req["role"] = role;
+    if (!algorithm.empty()) req["algorithm"] = algorithm;
+  }
 
   auto r = vane::admin::call(socket_path, req);
   if (!r) {
@@ -334,5 +370,23 @@ int main(int argc, char** argv) {
   }
   if (explain->parsed()) print_explain(answer);
   if (history->parsed()) print_history(answer);
+  if (ds->parsed())
+    for (const auto& k : answer["ds"]) printf("%s\n", str(k["ds"]).c_str());
+  if (keys->parsed()) {
+    printf("%-6s %-16s %-4s %-10s %-21s %s\n", "TAG", "ALGORITHM", "ROLE", "STATE", "CREATED", "AGE");
+    for (const auto& k : answer["keys"])
+      printf("%-6s %-16s %-4s %-10s %-21s %s\n", str(k["tag"]).c_str(), str(k["algorithm"]).c_str(),
+             str(k["role"]).c_str(), str(k["state"]).c_str(), str(k["created"]).c_str(),
+             age(k["age_s"].get<uint64_t>()).c_str());
+  }
+  if (keygen->parsed()) {
+    const json& k = answer["key"];
+    printf("%s: made %s %s key %s (%s)%s\n", str(answer["zone"]).c_str(), str(k["algorithm"]).c_str(),
+           str(k["role"]).c_str(), str(k["tag"]).c_str(), str(k["state"]).c_str(),
+           str(k["state"]) == "published" ? " — it signs once you run: vanectl dnssec activate ZONE TAG" : "");
+  }
+  if (activate->parsed() || retire->parsed())
+    for (const auto& c : answer["changed"])
+      printf("%s: key %s is now %s\n", str(answer["zone"]).c_str(), str(c["tag"]).c_str(), str(c["state"]).c_str());
   return 0;
 }

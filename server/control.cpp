@@ -1,9 +1,11 @@
 // The admin verbs (status is in control_view.cpp): each request is checked
 // field by field (nothing in it names a path), resolved against the serving
 // snapshot, written through the StateWriter and applied once durable.
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <set>
 
 #include "control.h"
@@ -244,8 +246,146 @@ Json Control::history(const Json& req) {
   return {{"ok", true}, {"entries", store_.history(limit)}};
 }
 
+// dnssec ds|keys|keygen|activate|retire: the keys of a signed zone. Key
+// files live in the zone's key_dir (from the config, never the request);
+// a change is written (fsynced) and then published by a reload.
+void Control::dnssec(const Json& req, const admin::Peer& peer, admin::Reply reply) {
+  std::string action, zone_name, role_text, alg_text;
+  if (auto bad = check_fields(req, {"action", "zone", "role", "algorithm", "tag"})) return reply(admin::error_reply(*bad));
+  if (auto bad = get_string(req, "action", action)) return reply(admin::error_reply(*bad));
+  if (auto bad = get_string(req, "zone", zone_name)) return reply(admin::error_reply(*bad));
+  dns::NameBuf nb;
+  if (!dns::from_text(zone_name, nb)) return reply(admin::error_reply("bad zone name '" + zone_name + "'"));
+  std::string origin = dns::to_text(nb.wire());
+  const zones::ZoneSource* src = nullptr;
+  std::string signed_zones;
+  for (const auto& z : srv_.config().zones) {
+    dns::NameBuf zb;
+    dns::from_text(z.origin, zb);
+    if (z.dnssec.online) signed_zones += (signed_zones.empty() ? "" : ", ") + dns::to_text(zb.wire());
+    if (dns::to_text(zb.wire()) == origin) src = &z;
+  }
+  if (!src) return reply(admin::error_reply("no zone " + origin + " in the config; signed zones: " +
+                                            (signed_zones.empty() ? "none" : signed_zones)));
+  if (!src->dnssec.online)
+    return reply(admin::error_reply("zone " + origin + " is not signed (set dnssec: { signing: online } on it)"));
+  auto keys = zones::load_keys(origin, src->dnssec, false);
+  if (!keys) return reply(admin::error_reply(keys.error().to_string()));
+  auto key_json = [&](const zones::DnssecKey& k) {
+    int64_t now = int64_t(time(nullptr));
+    return Json{{"tag", k.tag},
+                {"algorithm", zones::algorithm_name(k.algorithm)},
+                {"flags", k.flags},
+                {"role", zones::role_name(k.role)},
+                {"state", zones::state_name(k.state)},
+                {"created", admin::format_time(uint64_t(k.created) * 1000)},
+                {"age_s", std::max<int64_t>(0, now - k.created)},
+                {"file", k.base.substr(k.base.rfind('/') + 1)}};
+  };
+  if (action == "keys" || action == "ds") {
+    Json list = Json::array();
+    for (const auto& k : (*keys)->keys) {
+      if (action == "ds" && (!(k.flags & 1) || k.state == zones::KeyState::kRetired)) continue;
+      Json j = key_json(k);
+      if (action == "ds") j["ds"] = zones::ds_text(origin, k, (*keys)->dnskey_ttl);
+      list.push_back(j);
+    }
+    return reply({{"ok", true}, {"zone", origin}, {"key_dir", src->dnssec.key_dir}, {action, list}});
+  }
+  auto find_tag = [&](const zones::DnssecKey*& out) -> std::optional<std::string> {
+    auto it = req.find("tag");
+    if (it == req.end() || !it->is_number_integer()) return "\"tag\" must be a key tag (vanectl dnssec keys ZONE)";
+    std::string tags;
+    for (const auto& k : (*keys)->keys) {
+      if (k.tag == it->get<int64_t>()) out = &k;
+      tags += (tags.empty() ? "" : ", ") + std::to_string(k.tag);
+    }
+    if (!out) return "zone " + origin + " has no key " + it->dump() + "; keys: " + (tags.empty() ? "none" : tags);
+    return std::nullopt;
+  };
+  std::vector<zones::DnssecKey> changed;  // copies with their new state (pkey not owned)
+  std::string message;
+  if (action == "keygen") {
+    zones::KeyRole role = zones::KeyRole::kCsk;
+    if (auto bad = get_string(req, "role", role_text, false)) return reply(admin::error_reply(*bad));
+    if (!role_text.empty()) {
+      if (role_text != "csk" && role_text != "ksk" && role_text != "zsk")
+        return reply(admin::error_reply("\"role\" must be csk, ksk or zsk"));
+      role = role_text == "ksk" ? zones::KeyRole::kKsk : role_text == "zsk" ? zones::KeyRole::kZsk : zones::KeyRole::kCsk;
+    }
+    uint8_t alg = src->dnssec.algorithm;
+    if (auto bad = get_string(req, "algorithm", alg_text, false)) return reply(admin::error_reply(*bad));
+    if (!alg_text.empty() && !zones::algorithm_from_name(alg_text, alg))
+      return reply(admin::error_reply("\"algorithm\" must be ecdsap256sha256 or ed25519"));
+    // The first key of a duty signs at once; a later one is published only,
+    // until `activate` switches to it (a rollover's first step).
+    bool duty_taken = false;
+    for (const auto& k : (*keys)->keys)
+      if (k.state == zones::KeyState::kActive &&
+          (k.role == role || k.role == zones::KeyRole::kCsk || role == zones::KeyRole::kCsk))
+        duty_taken = true;
+    auto made = zones::generate_key(origin, src->dnssec.key_dir, alg, role,
+                                    duty_taken ? zones::KeyState::kPublished : zones::KeyState::kActive);
+    if (!made) return reply(admin::error_reply(made.error().to_string()));
+    Json j = key_json(*made);
+    EVP_PKEY_free(made->pkey);
+    VANE_INFO("admin: dnssec keygen %s: %s key %u (%s) by uid %u pid %d", origin.c_str(), zones::role_name(role),
+              unsigned(j["tag"].get<int>()), j["state"].get<std::string>().c_str(), unsigned(peer.uid),
+              int(peer.pid));
+    return srv_.reload_async([reply, j, origin](const ReloadOutcome& o) {
+      if (!o.ok) return reply(admin::error_reply("key written, but the reload failed: " + o.message));
+      reply({{"ok", true}, {"zone", origin}, {"key", j}});
+    });
+  }
+  if (action != "activate" && action != "retire")
+    return reply(admin::error_reply("unknown dnssec action '" + action + "'; known: ds, keys, keygen, activate, retire"));
+  const zones::DnssecKey* key = nullptr;
+  if (auto bad = find_tag(key)) return reply(admin::error_reply(*bad));
+  if (action == "activate") {
+    if (key->state == zones::KeyState::kActive) return reply(admin::error_reply("key " + std::to_string(key->tag) + " is already active"));
+    // The switch: this key signs; the active key of the same duty stays
+    // published (validators holding its signatures still find it) until retired.
+    // A CSK takes over every duty; a KSK or ZSK takes its own, and a CSK's
+    // once the other half of the split is active too.
+    auto active = [&](zones::KeyRole r) {
+      return std::any_of((*keys)->keys.begin(), (*keys)->keys.end(),
+                         [&](const zones::DnssecKey& k) { return k.role == r && k.state == zones::KeyState::kActive; });
+    };
+    zones::KeyRole other = key->role == zones::KeyRole::kKsk ? zones::KeyRole::kZsk : zones::KeyRole::kKsk;
+    for (const auto& k : (*keys)->keys) {
+      bool same_duty = k.role == key->role || key->role == zones::KeyRole::kCsk ||
+                       (k.role == zones::KeyRole::kCsk && active(other));
+      if (&k != key && k.state == zones::KeyState::kActive && same_duty) {
+        changed.push_back(k);
+        changed.back().state = zones::KeyState::kPublished;
+      }
+    }
+    changed.push_back(*key);
+    changed.back().state = zones::KeyState::kActive;
+  } else {
+    if (key->state == zones::KeyState::kActive)
+      return reply(admin::error_reply("key " + std::to_string(key->tag) +
+                                      " is active: switch to another first (vanectl dnssec activate " + origin +
+                                      " TAG), wait for its signatures to expire from caches, then retire it"));
+    if (key->state == zones::KeyState::kRetired)
+      return reply(admin::error_reply("key " + std::to_string(key->tag) + " is already retired"));
+    changed.push_back(*key);
+    changed.back().state = zones::KeyState::kRetired;
+  }
+  for (const auto& k : changed)
+    if (auto e = zones::write_key_state(k)) return reply(admin::error_reply(e->to_string()));
+  VANE_INFO("admin: dnssec %s %s key %u by uid %u pid %d", action.c_str(), origin.c_str(), unsigned(key->tag),
+            unsigned(peer.uid), int(peer.pid));
+  Json done = Json::array();
+  for (const auto& k : changed) done.push_back({{"tag", k.tag}, {"state", zones::state_name(k.state)}});
+  srv_.reload_async([reply, done, origin](const ReloadOutcome& o) {
+    if (!o.ok) return reply(admin::error_reply("key state written, but the reload failed: " + o.message));
+    reply({{"ok", true}, {"zone", origin}, {"changed", done}});
+  });
+}
+
 void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply reply) {
-  static const char* kKnown = "status, weight, drain, undrain, force, failback, drill, explain, reload, history";
+  static const char* kKnown = "status, weight, drain, undrain, force, failback, drill, explain, reload, history, dnssec";
   auto cmd = request.find("cmd");
   if (cmd == request.end() || !cmd->is_string())
     return reply(admin::error_reply(std::string("request has no \"cmd\" string; known: ") + kKnown));
@@ -259,6 +399,7 @@ void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply 
   if (name == "drill") return drill(request, peer, reply);
   if (name == "explain") return reply(explain(request));
   if (name == "history") return reply(history(request));
+  if (name == "dnssec") return dnssec(request, peer, reply);
   if (name == "reload") {
     if (auto bad = check_fields(request, {})) return reply(admin::error_reply(*bad));
     VANE_INFO("admin: reload requested by uid %u pid %d", unsigned(peer.uid), int(peer.pid));

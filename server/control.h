@@ -89,6 +89,7 @@ class Control {
   void change(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
   admin::Json explain(const admin::Json& req);
   admin::Json history(const admin::Json& req);
+  void dnssec(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
   void expire();
   void apply_verdicts();
   void apply_override(uint32_t slot, const std::string& state);

@@ -203,6 +203,24 @@ std::string Control::metrics() {
         n += (slipped ? c->rrl_slipped : c->rrl_dropped).load(std::memory_order_relaxed);
     sample(rrl, {{"action", slipped ? "slipped" : "dropped"}}, double(n));
   }
+  auto& sigs = family("vane_dnssec_signatures_total",
+                      "RRSIGs for DO answers: served from the signature cache (hit), made on a miss, or failed "
+                      "(the RRset went out unsigned).",
+                      MetricType::Counter);
+  uint64_t hit = 0, miss = 0, fail = 0, sign_ns = 0;
+  for (const Worker* w : workers)
+    for (const QueryCounters* c : w->counters()) {
+      hit += c->sig_hits.load(std::memory_order_relaxed);
+      miss += c->sig_misses.load(std::memory_order_relaxed);
+      fail += c->sig_failures.load(std::memory_order_relaxed);
+      sign_ns += c->sig_ns.load(std::memory_order_relaxed);
+    }
+  sample(sigs, {{"result", "hit"}}, double(hit));
+  sample(sigs, {{"result", "miss"}}, double(miss));
+  sample(sigs, {{"result", "failure"}}, double(fail));
+  sample(family("vane_dnssec_sign_seconds_total", "CPU time spent making RRSIGs on cache misses.",
+                MetricType::Counter),
+         {}, double(sign_ns) / 1e9);
   auto& flips = family("vane_health_flips_total", "Endpoint verdict changes, by new verdict.", MetricType::Counter);
   for (const char* to : {"up", "down"}) sample(flips, {{"to", to}}, double(flips_[to]));
   auto& reloads = family("vane_reloads_total", "Reloads by result.", MetricType::Counter);

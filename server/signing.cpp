@@ -242,8 +242,21 @@ bool put_wildcard_proofs(dns::Writer& w, uint16_t& count, QueryContext& ctx) {
     if (out_label == 0) continue;  // "\0" has no predecessor label
     owner[0] = out_label;
     std::memcpy(owner + 1 + out_label, nc + 1 + label, rest);
+    // Next: the first label with \0 appended, just after the next closer
+    // name and everything below it. ("\0.<it>" would be below it, and a
+    // validator takes the longest name shared with either end for the
+    // closest encloser: it must be the wildcard's parent.)
     uint8_t next[dns::kMaxNameLen + 1];
-    size_t next_len = successor(nc, len, next);
+    size_t next_len = 0;
+    if (label < 63 && len < dns::kMaxNameLen) {
+      next[0] = static_cast<uint8_t>(label + 1);
+      std::memcpy(next + 1, nc + 1, label);
+      next[1 + label] = 0;
+      std::memcpy(next + 2 + label, nc + 1 + label, rest);
+      next_len = len + 1;
+    } else {
+      next_len = successor(nc, len, next);
+    }
     if (!next_len) continue;
     if (!put_nsec(w, *p.zone, owner, 0, next, next_len, kTypes, 2, count, ctx)) return false;
   }

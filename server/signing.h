@@ -39,8 +39,8 @@ bool put_compact_nsec(dns::Writer& w, const zones::Zone& z, const uint8_t* name,
 void note_wildcard(const zones::Zone& z, const dns::NameBuf& qname, uint32_t encloser, QueryContext& ctx);
 
 // The NSECs proving, for each wildcard answer, that the next closer name
-// does not exist: owner just before it, next "\0.<it>" (RFC 4470's
-// minimally covering NSEC). In authority.
+// does not exist: owner just before it, next just after it and its
+// descendants (RFC 4470's minimally covering NSEC). In authority.
 bool put_wildcard_proofs(dns::Writer& w, uint16_t& count, QueryContext& ctx);
 
 }  // namespace vane::server

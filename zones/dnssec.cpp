@@ -200,13 +200,15 @@ KeySet::~KeySet() {
 
 const DnssecKey* KeySet::signer_for(uint16_t type) const {
   bool sep_type = type == dns::kTypeDNSKEY || type == 59 /*CDS*/ || type == 60 /*CDNSKEY*/;
-  const DnssecKey* any = nullptr;
+  // The split key for the duty, else a CSK, else whatever is active.
+  const DnssecKey* best = nullptr;
+  int best_rank = 3;
   for (const auto& k : keys) {
     if (k.state != KeyState::kActive) continue;
-    if (sep_type ? k.role != KeyRole::kZsk : k.role != KeyRole::kKsk) return &k;
-    if (!any) any = &k;
+    int rank = k.role == (sep_type ? KeyRole::kKsk : KeyRole::kZsk) ? 0 : k.role == KeyRole::kCsk ? 1 : 2;
+    if (rank < best_rank) best = &k, best_rank = rank;
   }
-  return any;
+  return best;
 }
 
 bool KeySet::has_active() const {
@@ -270,7 +272,7 @@ Result<std::shared_ptr<const KeySet>> load_keys(const std::string& origin_text, 
   dns::NameBuf nb;
   dns::from_text(origin, nb);
   set->signer.assign(nb.data, nb.data + nb.len);
-  std::string prefix = "K" + origin + "+";
+  std::string prefix = "k" + origin + "+";  // compared with the lowercased file name
   std::vector<std::string> bases;
   if (DIR* d = opendir(cfg.key_dir.c_str())) {
     while (dirent* e = readdir(d)) {
@@ -420,6 +422,7 @@ bool sign_rrset(const DnssecKey& key, std::span<const uint8_t> signer, const Sig
     s.data.insert(s.data.end(), s.rdatas.data() + s.order[i].first,
                   s.rdatas.data() + s.order[i].first + s.order[i].second);
   }
+  EVP_MD_CTX_reset(s.md);  // a context used for the other algorithm does not re-initialise cleanly
   if (key.algorithm == kAlgEd25519) {
     size_t len = kSigLen;
     return EVP_DigestSignInit(s.md, nullptr, nullptr, nullptr, key.pkey) == 1 &&

@@ -1,10 +1,13 @@
 // libFuzzer: the query parser and the whole answer path (EDNS, ECS, every
 // section) on a zone with every answer shape: static data, CNAME chains,
-// DNAME, wildcards, a delegation, steered records with ECS regions. Every
-// response must fit its buffer and carry the query's id.
+// DNAME, wildcards, a delegation, steered records with ECS regions, signed
+// online (queries with DO get RRSIGs, compact denial and wildcard proofs;
+// the key is made in a temporary directory). Every response must fit its
+// buffer and carry the query's id.
 #include <cstdint>
 #include <cstring>
 #include <cstdlib>
+#include <filesystem>
 
 #include "answer.h"
 #include "config.h"
@@ -31,6 +34,10 @@ dloop IN DNAME x.dloop
 *.wild IN A 192.0.2.99
 deleg IN NS ns1.deleg
 ns1.deleg IN A 192.0.2.200
+deleg IN DS 12345 13 2 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF
+nods IN NS ns1.deleg
+*.a IN TXT "wild"
+x.y.z.a IN A 192.0.2.98
 big IN TXT "0123456789012345678901234567890123456789012345678901234567890123456789"
 big IN TXT "1123456789012345678901234567890123456789012345678901234567890123456789"
 )";
@@ -64,14 +71,20 @@ records:
 struct Fixture {
   vane::zones::StateTable states;
   std::shared_ptr<vane::zones::ZoneSet> zones;
+  std::string key_dir;
   Fixture() {
     auto cfg = vane::parse_config(kConfig, "fuzz.yaml", "");
     if (!cfg) abort();
     cfg->zones[0].text = kZone;
+    char tmpl[] = "/tmp/vane-fuzz-query-XXXXXX";
+    if (!mkdtemp(tmpl)) abort();
+    key_dir = tmpl;
+    cfg->zones[0].dnssec = {true, vane::zones::kAlgEcdsaP256, key_dir};
     auto zs = vane::server::build_zone_set(*cfg, states, true);
     if (!zs) abort();
     zones = zs.take();
   }
+  ~Fixture() { std::filesystem::remove_all(key_dir); }
 };
 
 }  // namespace
@@ -88,6 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   v4->sin_family = AF_INET;
   v4->sin_addr.s_addr = htonl(0x0A010000u | data[0]);
   vane::server::set_source(ctx, peer);
+  ctx.wall = 1795700000;
   size_t cap = tcp ? sizeof out : 4096;
   size_t n = vane::server::answer(*f.zones, {data + 1, size - 1}, {out, cap},
                                   tcp ? vane::server::Transport::kTcp : vane::server::Transport::kUdp, {}, ctx);

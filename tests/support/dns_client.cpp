@@ -178,6 +178,7 @@ std::optional<Response> parse_response(const std::vector<uint8_t>& wire) {
   r.tc = ldns_pkt_tc(pkt);
   r.rd = ldns_pkt_rd(pkt);
   r.ra = ldns_pkt_ra(pkt);
+  r.ad = ldns_pkt_ad(pkt);
   r.question = section(ldns_pkt_question(pkt));
   r.answer = section(ldns_pkt_answer(pkt));
   r.authority = section(ldns_pkt_authority(pkt));

@@ -26,7 +26,7 @@ struct QueryOpts {
 struct Response {
   uint16_t id = 0;
   std::string rcode;            // "NOERROR", "NXDOMAIN", ..., extended ones included ("BADVERS")
-  bool qr = false, aa = false, tc = false, rd = false, ra = false;
+  bool qr = false, aa = false, tc = false, rd = false, ra = false, ad = false;
   std::vector<std::string> question;
   std::vector<std::string> answer, authority, additional;  // "owner ttl IN TYPE rdata", OPT excluded
   bool edns = false;

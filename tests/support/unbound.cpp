@@ -7,7 +7,10 @@
 
 namespace vane::test {
 
-Unbound::Unbound(const std::vector<std::string>& zones, uint16_t stub_port) : port_(free_port()) {
+Unbound::Unbound(const std::vector<std::string>& zones, uint16_t stub_port,
+                 const std::vector<std::string>& trust_anchors)
+    : port_(free_port()) {
+  bool validating = !trust_anchors.empty();
   std::string conf = "server:\n"
                      "  interface: 127.0.0.1\n"
                      "  port: " + std::to_string(port_) + "\n"
@@ -23,12 +26,17 @@ Unbound::Unbound(const std::vector<std::string>& zones, uint16_t stub_port) : po
                      "  num-threads: 1\n"
                      "  access-control: 127.0.0.0/8 allow\n"
                      "  do-not-query-localhost: no\n"
-                     "  module-config: \"iterator\"\n"
                      "  qname-minimisation: no\n"
                      "  prefetch: no\n"
                      "  serve-expired: no\n"
                      "  cache-min-ttl: 0\n";
-  for (const auto& z : zones) conf += "  domain-insecure: \"" + z + "\"\n";
+  if (validating) {
+    conf += "  module-config: \"validator iterator\"\n  val-log-level: 2\n";
+    for (const auto& ta : trust_anchors) conf += "  trust-anchor: \"" + ta + "\"\n";
+  } else {
+    conf += "  module-config: \"iterator\"\n";
+    for (const auto& z : zones) conf += "  domain-insecure: \"" + z + "\"\n";
+  }
   conf += "remote-control:\n  control-enable: no\n";
   for (const auto& z : zones)
     conf += "stub-zone:\n  name: \"" + z + "\"\n  stub-addr: 127.0.0.1@" + std::to_string(stub_port) + "\n";

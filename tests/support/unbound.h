@@ -13,8 +13,11 @@ namespace vane::test {
 
 class Unbound {
  public:
-  // `zones` are served by 127.0.0.1@stub_port; no DNSSEC validation.
-  Unbound(const std::vector<std::string>& zones, uint16_t stub_port);
+  // `zones` are served by 127.0.0.1@stub_port. Without trust anchors no
+  // DNSSEC validation; with them (DS or DNSKEY records in presentation
+  // form), Unbound validates everything below them.
+  Unbound(const std::vector<std::string>& zones, uint16_t stub_port,
+          const std::vector<std::string>& trust_anchors = {});
   ~Unbound();
   uint16_t port() const { return port_; }
   std::string output() const { return proc_ ? proc_->output() : ""; }
