@@ -25,8 +25,9 @@ BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev liby
 # etcd (the cluster tests start a real 3-member etcd; etcdctl sets up auth).
 # clang and its runtime: the libFuzzer harnesses. prometheus: promtool checks
 # the shipped alert rules, and a real server scrapes vaned and fires them.
-# unbound: a real caching resolver in front of vane (failover as clients see it).
+# unbound: a real caching (and validating) resolver in front of vane.
+# python3-dnspython: validates every signed answer (tests/dnssec/validate.py).
 TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client clang libclang-rt-14-dev
-  prometheus unbound)
+  prometheus unbound python3-dnspython)
 # What bench/run.sh needs on top.
 BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)
