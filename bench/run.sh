@@ -11,6 +11,7 @@
 #   DURATION=5 BIG=0 bench/run.sh  # quick: short runs, skip the 1M-record zone
 #   WORKERS=2 SERVER_CPUS=0,1 BIG=0 bench/run.sh    # two workers per server
 #   BIG_RECORDS="1000000 5000000" BIG_ONLY=1 bench/run.sh  # zone loading only
+#   SERVERS="vane knot" STATIC=0 STEER=0 METRICS=0 HEALTH=0 BIG=0 bench/run.sh  # DNSSEC only
 #
 # Only 127.0.0.1 is used. Every server started here is stopped by PID.
 set -euo pipefail
@@ -26,7 +27,7 @@ SERVERS=${SERVERS:-"vane knot nsd gdnsd"}
 WORKERS=${WORKERS:-1}
 SERVER_CPUS=${SERVER_CPUS:-0}
 BIG_ROUNDS=${BIG_ROUNDS:-3}
-if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0; fi
+if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0; fi
 # Below the ephemeral range (32768-60999): a connect probe to a port in it
 # that nothing listens on yet can pick that very port as its source and
 # connect to itself (TCP simultaneous open), and the server then cannot bind.
@@ -82,7 +83,7 @@ start_vane() {  # optional $3: more YAML (records:)
 listen: ["127.0.0.1:$PORT"]
 threads: $WORKERS
 state_dir: $WORK/vane-state
-zones: [{ name: $2, file: $1 }]
+zones: [{ name: $2, file: $1${VANE_ZONE_OPTS:-} }]
 ${3:-}
 EOC
   taskset -c "$SERVER_CPUS" "$VANED" --config "$WORK/vane.yaml" 2>"$WORK/vane.log" &
@@ -111,6 +112,7 @@ template:
 zone:
   - domain: $2
     file: "$1"
+${KNOT_ZONE_OPTS:-}
 EOC
   taskset -c "$SERVER_CPUS" knotd -c "$WORK/knot/knot.conf" 2>"$WORK/knot.log" &
   SERVER_PID=$!
@@ -297,6 +299,50 @@ if [ "${METRICS:-1}" = 1 ] && [[ " $SERVERS " == *" vane "* ]]; then
   done
 fi
 
+# ---------------------------------------------------------------- dnssec
+# One signed vaned (online, ECDSA P-256), queries without and with DO in the
+# same run: static names, a steered name (weighted over 4 endpoints), and
+# names that never repeat (nonexistent: each answer needs a fresh NSEC
+# signature, so every query is a signature-cache miss). Knot with
+# mod-onlinesign on the same zone, the same way.
+declare -A SG
+if [ "${DNSSEC:-1}" = 1 ]; then
+  echo "== DNSSEC online signing: DO vs no DO, same server, ${DURATION}s per run"
+  [ -f "$WORK/static.txt" ] ||
+    awk 'BEGIN { srand(11); for (i = 0; i < 100000; i++) printf "h%d.bench.test A\n", int(rand() * 10000) }' \
+      > "$WORK/static.txt"
+  awk 'BEGIN { for (i = 0; i < 100000; i++) print "w4.bench.test A" }' > "$WORK/w4.txt"
+  awk 'BEGIN { for (i = 0; i < 2000000; i++) printf "nx%d.bench.test A\n", i }' > "$WORK/cold.txt"
+  W4_YAML='records:
+  - name: w4.bench.test
+    type: A
+    policy: weighted
+    endpoints:
+      - { name: a, address: 10.0.0.1, weight: 10 }
+      - { name: b, address: 10.0.0.2, weight: 10 }
+      - { name: c, address: 10.0.0.3, weight: 10 }
+      - { name: d, address: 10.0.0.4, weight: 10 }'
+  for s in vane knot; do
+    case " $SERVERS " in *" $s "*) ;; *) continue ;; esac
+    if [ "$s" = vane ]; then
+      VANE_ZONE_OPTS=", dnssec: { signing: online }" start_vane "$WORK/zones/bench.test" bench.test "$W4_YAML"
+    else
+      rm -rf "$WORK/knot"
+      KNOT_ZONE_OPTS="    module: mod-onlinesign" start_knot "$WORK/zones/bench.test" bench.test
+    fi
+    PIDS+=("$SERVER_PID")
+    wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }
+    read -r q c n < <(run_load "$SERVER_PID" udp "$WORK/static.txt"); SG[$s:static]=$c
+    read -r q c n < <(run_load "$SERVER_PID" udp "$WORK/static.txt" -D); SG[$s:static_do]=$c
+    if [ "$s" = vane ]; then
+      read -r q c n < <(run_load "$SERVER_PID" udp "$WORK/w4.txt"); SG[$s:steered]=$c
+      read -r q c n < <(run_load "$SERVER_PID" udp "$WORK/w4.txt" -D); SG[$s:steered_do]=$c
+    fi
+    read -r q c n < <(run_load "$SERVER_PID" udp "$WORK/cold.txt" -D); SG[$s:cold]=$c SG[$s:cold_n]=$n
+    stop_server "$SERVER_PID"
+  done
+fi
+
 # ---------------------------------------------------------------- health scale
 # 10 000 endpoints, TCP checks every 10 s on the checker thread, against a
 # second vaned on core 1 as the probed listener. DNS CPU per query counts the
@@ -463,6 +509,15 @@ if [ -n "${HS_DNS[off]:-}" ] && [ -n "${HS_DNS[on]:-}" ]; then
     printf "health checks: %s endpoints every 10s: checker thread %s%% of a core; DNS threads %.2f -> %.2f µs/query (%.3f, target <= 1.03)\n", n, h, a, b, b / a }'
   echo "  (endpoints that went down during the run: ${HS_DOWN:-?}; 0 means every probe connected)"
 fi
+for s in vane knot; do
+  [ -n "${SG[$s:static]:-}" ] || continue
+  awk -v s="$s" -v a="${SG[$s:static]}" -v b="${SG[$s:static_do]}" -v c="${SG[$s:steered]:-}" \
+      -v d="${SG[$s:steered_do]:-}" -v cold="${SG[$s:cold]}" -v n="${SG[$s:cold_n]}" 'BEGIN {
+    printf "dnssec %-5s static %.2f -> %.2f µs/query with DO (%.2fx, target <= 1.3)", s, a, b, b / a
+    if (c != "") printf "; steered (4 endpoints) %.2f -> %.2f (%.2fx)", c, d, d / c
+    printf "; every answer a cache miss: %.1f µs/query = %.0f signed answers/s per core (%d answers)\n",
+           cold, 1e6 / cold, n }'
+done
 for records in $BIG_RECORDS; do
   if [ -n "${READY[vane:$records]:-}" ] && [ -n "${READY[knot:$records]:-}" ]; then
     awk -v n="$records" -v v="${READY[vane:$records]}" -v k="${READY[knot:$records]}" -v p="${PSS[vane:$records]:-0}" \

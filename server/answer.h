@@ -18,6 +18,7 @@ enum class Transport : uint8_t { kUdp, kTcp };
 
 struct AnswerOptions {
   uint16_t edns_udp_size = 1232;  // our advertised and enforced UDP payload limit (DNS flag day 2020)
+  uint32_t sig_cache_entries = 65536;  // per thread, allocated on its first signed answer
 };
 
 // Per-worker query counters: one writer (the worker), plain load+store;

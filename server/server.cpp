@@ -135,6 +135,7 @@ std::optional<Error> Server::start(uv_loop_t* main_loop) {
   admission_ = std::make_unique<TcpAdmission>(cfg_.tcp);
   AnswerOptions aopts;
   aopts.edns_udp_size = cfg_.edns_udp_size;
+  aopts.sig_cache_entries = cfg_.dnssec_cache;
   for (unsigned i = 0; i < cfg_.threads; ++i)
     workers_.push_back(std::make_unique<Worker>(i, std::move((*socks)[i]), publisher_, *admission_, aopts, cfg_.tcp));
   for (auto& w : workers_) w->start();

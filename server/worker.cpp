@@ -54,6 +54,7 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
   // Bench A/B only (bench/run.sh): the same binary without query counters.
   bool count = !getenv("VANE_BENCH_NO_COUNTERS");
   ctx_.counters = count ? &counters_ : nullptr;
+  ctx_.sigs.set_capacity(answer_opts.sig_cache_entries);
   if (zones_ && zones_->states) counters_.steered.ensure(zones_->states->size());
   std::random_device rd;
   ctx_.rng = (ctx_.rng ^ (rd() * 0x100000001B3ULL + id)) | 1;  // per-thread pick streams
@@ -66,6 +67,7 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
     s->wildcard = sockets_.udp_wildcard[i];
     s->zones = zones_;
     s->ctx.counters = count ? &s->counters : nullptr;
+    s->ctx.sigs.set_capacity(answer_opts.sig_cache_entries);
     s->ctx.rng = (s->ctx.rng ^ (rd() * 0x100000001B3ULL + id * 64 + i + 1)) | 1;
     if (s->zones && s->zones->states) s->counters.steered.ensure(s->zones->states->size());
     // Blocking receives (sends stay MSG_DONTWAIT) with a short timeout: the

@@ -548,7 +548,7 @@ std::optional<Error> parse_cluster(const Ctx& c, const YAML::Node& n, ClusterSpe
 
 std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cfg) {
   if (auto e = check_keys(c, root,
-                          {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size",
+                          {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size", "dnssec_cache",
                            "tcp", "records", "regions", "checks", "cluster", "rrl"},
                           "the top level"))
     return e;
@@ -571,6 +571,8 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
     if (auto e = get_uint(c, root["threads"], cfg.threads, 1, 256, "threads")) return e;
   if (root["edns_udp_size"])
     if (auto e = get_uint(c, root["edns_udp_size"], cfg.edns_udp_size, 512, 4096, "edns_udp_size")) return e;
+  if (root["dnssec_cache"])
+    if (auto e = get_uint(c, root["dnssec_cache"], cfg.dnssec_cache, 1024, 1u << 24, "dnssec_cache")) return e;
   // Relative to the config file's directory, like every other path in it.
   cfg.state_dir = resolve_path(c, root["state_dir"] ? root["state_dir"].as<std::string>() : "state");
   if (const auto& a = root["admin"]) {

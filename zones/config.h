@@ -126,6 +126,7 @@ struct Config {
   ClusterSpec cluster;
   zones::RrlParams rrl;  // rate 0: off
   uint16_t edns_udp_size = 1232;
+  uint32_t dnssec_cache = 65536;  // signatures cached per DNS thread (88 bytes each)
   TcpOptions tcp;
   std::vector<zones::ZoneSource> zones;
   std::vector<RecordSpec> records;

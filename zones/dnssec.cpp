@@ -460,7 +460,7 @@ uint64_t hash_bytes(uint64_t h, const uint8_t* p, size_t n) {
 
 const SigCache::Entry* SigCache::find(uint64_t key, uint32_t now) {
   if (!slots_) return nullptr;
-  Entry* b = &slots_[(key >> 20) & (kSlots - 2)];
+  Entry* b = &slots_[(key >> 20) & (slots_n_ - 2)];
   for (int i = 0; i < 2; ++i)
     if (b[i].key == key && now < b[i].inception + kBackdate + kRefresh) {
       b[i].used = now;
@@ -470,8 +470,8 @@ const SigCache::Entry* SigCache::find(uint64_t key, uint32_t now) {
 }
 
 SigCache::Entry& SigCache::insert(uint64_t key, uint32_t now) {
-  if (!slots_) slots_.reset(new Entry[kSlots]());  // once per thread, on its first signed answer
-  Entry* b = &slots_[(key >> 20) & (kSlots - 2)];
+  if (!slots_) slots_.reset(new Entry[slots_n_]());  // once per thread, on its first signed answer
+  Entry* b = &slots_[(key >> 20) & (slots_n_ - 2)];
   Entry* e = b[0].key == key || b[0].key == 0 ? &b[0] : b[1].key == key || b[1].key == 0 ? &b[1]
              : b[0].used <= b[1].used                                                   ? &b[0]
                                                                                         : &b[1];

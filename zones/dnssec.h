@@ -131,7 +131,13 @@ class SigCache {
     uint8_t algorithm;
     uint8_t sig[kSigLen];
   };
-  static constexpr size_t kSlots = 1 << 14;
+  static constexpr size_t kDefaultSlots = 1 << 16;
+  // Slots (rounded up to a power of two); before the first insert only.
+  void set_capacity(size_t n) {
+    slots_n_ = 2;
+    while (slots_n_ < n) slots_n_ <<= 1;
+  }
+  size_t capacity() const { return slots_n_; }
   // Signatures are valid from an hour before they are made until 14 days
   // after, and are made anew once 7 days old.
   static constexpr uint32_t kBackdate = 3600, kValidity = 14 * 86400, kRefresh = 7 * 86400;
@@ -149,6 +155,7 @@ class SigCache {
 
  private:
   std::unique_ptr<Entry[]> slots_;
+  size_t slots_n_ = kDefaultSlots;
   size_t live_ = 0;
 };
 

@@ -189,7 +189,12 @@ TEST(DnssecCache, BoundedAndRefreshedByAge) {
   EXPECT_NE(c.find(5, 1000 + SigCache::kRefresh - 1), nullptr);
   EXPECT_EQ(c.find(5, 1000 + SigCache::kRefresh), nullptr) << "made anew once a week old";
   for (uint64_t k = 1; k < 200000; ++k) c.insert(k * 0x9E3779B97F4A7C15ULL | 1, 1000);
-  EXPECT_LE(c.size(), SigCache::kSlots);
+  EXPECT_LE(c.size(), SigCache::kDefaultSlots);
+  SigCache small;
+  small.set_capacity(1000);
+  EXPECT_EQ(small.capacity(), 1024u);
+  for (uint64_t k = 1; k < 5000; ++k) small.insert(k * 0x9E3779B97F4A7C15ULL | 1, 1000);
+  EXPECT_LE(small.size(), 1024u);
 }
 
 }  // namespace
