@@ -10,10 +10,13 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "client.h"
@@ -43,9 +46,11 @@ class Cluster : public ::testing::Test {
  protected:
   std::string prefix_ = "/vane/test";
   std::string records_ = kRecords;
+  std::string zone_opts_;  // more keys on the zone (dnssec)
 
   std::string config(const Node& n, bool clustered = true) const {
-    std::string c = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones: [{ name: example.com, file: example.com.zone }]\n";
+    std::string c = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones: [{ name: example.com, file: example.com.zone" +
+                    zone_opts_ + " }]\n";
     if (clustered)
       c += "cluster: { etcd: " + etcd_.yaml_urls() + ", prefix: " + prefix_ + ", node: " + n.name + " }\n";
     return c + n.extra + records_;
@@ -538,6 +543,52 @@ TEST_F(Cluster, ANodeWithAnotherConfigDigest_IsFlagged) {
   auto out = Process({VANECTL_PATH, "-s", a1.sock(), "status"});
   out.wait(5000);
   EXPECT_NE(out.output().find("DIFFERS from the other nodes"), std::string::npos) << out.output();
+}
+
+// Signed zones: keys are files deployed to every node (never etcd). Nodes
+// with the same key files serve the same DNSKEY RRset and sign with it; a
+// node that made a key of its own is flagged like any config difference.
+TEST_F(Cluster, SignedZone_NodesWithTheSameKeyFilesAgree_ANodeWithItsOwnKeyIsFlagged) {
+  zone_opts_ = ", dnssec: { signing: online, key_dir: keys }";
+  Node& n1 = add_node("ns1");
+  ASSERT_TRUE(n1.vaned->process().wait_for_output("had no DNSSEC key: made", 2000));
+  auto n2 = std::make_unique<Node>();  // deployed with ns1's key files
+  n2->name = "ns2";
+  n2->dir.write("example.com.zone", kExampleZone);
+  for (const auto& f : std::filesystem::directory_iterator(n1.dir.path() + "/keys")) {
+    std::ifstream in(f.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    n2->dir.write("keys/" + f.path().filename().string(), ss.str());
+  }
+  nodes_.push_back(std::move(n2));
+  start(*nodes_.back());
+  Node& ns2 = *nodes_.back();
+  EXPECT_FALSE(ns2.vaned->process().wait_for_output("had no DNSSEC key", 500));
+  add_node("ns3");  // nobody gave it the keys: it made its own
+  auto dnskey = [&](const Node& n) {
+    auto r = query("127.0.0.1", n.port(), "example.com", "DNSKEY", {.tcp = true, .edns = true, .do_bit = true});
+    std::string k;
+    for (const auto& rr : r ? r->answer : std::vector<std::string>{})
+      if (rr.find(" IN DNSKEY ") != std::string::npos) k += rr;
+    return k;
+  };
+  EXPECT_FALSE(dnskey(n1).empty());
+  EXPECT_EQ(dnskey(n1), dnskey(ns2));
+  EXPECT_NE(dnskey(n1), dnskey(*nodes_.back()));
+  ASSERT_TRUE(eventually([&] { return cluster_status(n1)["nodes"].size() == 3; }, 10000));
+  json cs = cluster_status(n1);
+  EXPECT_TRUE(cs["digest_mismatch"].get<bool>());
+  for (const auto& n : cs["nodes"]) EXPECT_EQ(n["digest_mismatch"].get<bool>(), n["node"] == "ns3") << n.dump();
+  // Nothing of the keys is in etcd.
+  std::string endpoints;
+  for (const auto& u : etcd_.urls()) endpoints += (endpoints.empty() ? "" : ",") + u;
+  Process get({"etcdctl", "--endpoints", endpoints, "get", "--prefix", prefix_ + "/"});
+  ASSERT_EQ(get.wait(10000), 0) << get.output();
+  std::string all = get.output();
+  EXPECT_NE(all.find(prefix_ + "/nodes/ns1"), std::string::npos) << "the dump is of the cluster's prefix";
+  EXPECT_EQ(all.find("PrivateKey"), std::string::npos);
+  EXPECT_EQ(all.find("DNSKEY"), std::string::npos);
 }
 
 TEST_F(Cluster, FirstNodeSeedsAnEmptyPrefix_AJoiningNodeAdoptsTheClusterState) {
