@@ -26,8 +26,9 @@ BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev liby
 # clang and its runtime: the libFuzzer harnesses. prometheus: promtool checks
 # the shipped alert rules, and a real server scrapes vaned and fires them.
 # unbound: a real caching (and validating) resolver in front of vane.
-# python3-dnspython: validates every signed answer (tests/dnssec/validate.py).
+# python3-dnspython: validates every signed answer (tests/dnssec/validate.py);
+# ldnsutils: ldns-keygen, whose keys vane must load.
 TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client clang libclang-rt-14-dev
-  prometheus unbound python3-dnspython)
+  prometheus unbound python3-dnspython ldnsutils)
 # What bench/run.sh needs on top.
 BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)

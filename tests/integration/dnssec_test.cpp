@@ -131,7 +131,7 @@ TEST_F(Dnssec, EveryCorpusAnswerAndEverySteeredAnswerValidates_EcdsaP256) {
   EXPECT_GE(c.value("rrsets_validated", 0), 1500) << c.dump();
   EXPECT_GE(c.value("negative_proofs", 0), 400) << c.dump();
   EXPECT_GE(c.value("additional_validated", 0), 10) << c.dump();
-  // The cache did its work: many more hits than signatures made.
+  // The shape of a signed answer: the RRset, then its RRSIG with the original TTL.
   auto http = query("127.0.0.1", vaned_->port(), "www.example.com", "A", {.edns = true, .do_bit = true});
   ASSERT_TRUE(http);
   ASSERT_EQ(http->answer.size(), 3u) << http->to_string();
@@ -236,6 +236,26 @@ TEST_F(Dnssec, KeysSurviveRestartAndKill9_AnswersStillValidate) {
   EXPECT_FALSE(vaned_->process().wait_for_output("had no DNSSEC key", 300));
   json c = validate(steered_queries(2));
   EXPECT_EQ(c.value("failures", -1), 0) << c.dump();
+}
+
+// Keys made by ldns-keygen (BIND's format, no .state) are used as they are.
+TEST_F(Dnssec, LdnsKeygenKeysAreServed) {
+  std::string keys = dir_.path() + "/state/keys/example.com";
+  Process mk({"/bin/sh", "-c", "mkdir -p " + keys + " && cd " + keys + " && ldns-keygen -a ECDSAP256SHA256 -k example.com"});
+  ASSERT_EQ(mk.wait(10000), 0) << mk.output();
+  std::string base = keys + "/" + mk.output().substr(0, mk.output().find('\n'));
+  std::string key_file = slurp(base + ".key");
+  std::string pub = key_file.substr(key_file.find("257 3 13 ") + 9);
+  pub = pub.substr(0, pub.find_first_of(" ;\n"));
+  start();
+  EXPECT_FALSE(vaned_->process().wait_for_output("zone example.com had no DNSSEC key", 300));
+  EXPECT_NE(dnskeys().find(pub), std::string::npos) << "ldns-keygen's key:\n" << key_file << "served:\n" << dnskeys();
+  json c = validate(steered_queries(2));
+  EXPECT_EQ(c.value("failures", -1), 0) << c.dump();
+  json k = call({{"cmd", "dnssec"}, {"action", "keys"}, {"zone", "example.com"}});
+  ASSERT_EQ(k["keys"].size(), 1u);
+  EXPECT_EQ(k["keys"][0]["role"], "csk");
+  EXPECT_EQ(k["keys"][0]["state"], "active");
 }
 
 // A CSK rollover with the verbs, as README describes it: keygen (published),
