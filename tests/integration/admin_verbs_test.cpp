@@ -191,13 +191,8 @@ TEST_F(AdminVerbs, StateForARemovedEndpoint_IsReportedAndKept) {
 }
 
 TEST_F(AdminVerbs, Vanectl_VerbsTablesAndExitCodes) {
-  auto run = [&](std::vector<std::string> args, std::string& out) {
-    std::vector<std::string> argv{VANECTL_PATH, "-s", sock()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    Process p(argv);
-    int rc = p.wait(20000);
-    out = p.output();
-    return rc;
+  auto run = [&](const std::vector<std::string>& args, std::string& out) {
+    return run_ctl(VANECTL_PATH, sock(), args, out);
   };
   std::string out;
   ASSERT_EQ(run({"weight", "www.example.com", "use1", "0"}, out), 0) << out;

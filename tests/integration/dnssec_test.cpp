@@ -262,13 +262,8 @@ TEST_F(Dnssec, LdnsKeygenKeysAreServed) {
 // activate (the switch), retire the old one. Answers validate at each step.
 TEST_F(Dnssec, VanectlVerbs_RolloverAndClearErrors) {
   start();
-  auto run = [&](std::vector<std::string> args, std::string& out) {
-    std::vector<std::string> argv{VANECTL_PATH, "-s", sock()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    Process p(argv);
-    int rc = p.wait(10000);
-    out = p.output();
-    return rc;
+  auto run = [&](const std::vector<std::string>& args, std::string& out) {
+    return run_ctl(VANECTL_PATH, sock(), args, out);
   };
   std::string out;
   ASSERT_EQ(run({"dnssec", "ds", "example.com"}, out), 0) << out;

@@ -130,6 +130,16 @@ Vaned::Vaned(const TempDir& dir, const std::string& config_yaml, const std::vect
   port_ = static_cast<uint16_t>(std::stoi(m[1]));
 }
 
+int run_ctl(const std::string& tool, const std::string& socket, const std::vector<std::string>& args,
+            std::string& out, int timeout_ms) {
+  std::vector<std::string> argv{tool, "-s", socket};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Process p(argv);
+  int rc = p.wait(timeout_ms);
+  out = p.output();
+  return rc;
+}
+
 uint16_t free_port() {
   // Bind UDP and TCP together so the port is free for both.
   for (int attempt = 0; attempt < 50; ++attempt) {

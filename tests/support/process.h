@@ -67,6 +67,11 @@ class Vaned {
   uint16_t port_ = 0;
 };
 
+// Runs `tool -s socket args...` (vanectl) to its end: its exit code, with
+// stdout+stderr in `out` (-1 on timeout).
+int run_ctl(const std::string& tool, const std::string& socket, const std::vector<std::string>& args,
+            std::string& out, int timeout_ms = 20000);
+
 // An unused port on 127.0.0.1 (for servers other than vaned, e.g. knotd).
 uint16_t free_port();
 // One below the kernel's ephemeral range, for a server the test restarts
