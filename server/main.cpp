@@ -1,4 +1,5 @@
 // vaned: command line, start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop).
+#include <malloc.h>
 #include <sys/resource.h>
 #include <uv.h>
 
@@ -56,6 +57,14 @@ int check_config(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Large blocks (zones, their builders) get pages of their own: freed, they
+  // leave at once, and a new zone never lands on pages an old one dirtied
+  // (glibc would otherwise raise this threshold as blocks are freed).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  // Fixing it also fixes the trim threshold at its 128 KiB default: a zone
+  // load's chunk buffers, freed at the top of the heap, would then move the
+  // break up and down for every record. Loads end with a malloc_trim.
+  mallopt(M_TRIM_THRESHOLD, 16 << 20);
   CLI::App app{"vaned — authoritative DNS with weighted, latency and failover steering"};
   Options o;
   app.add_option("-c,--config", o.config, "config file (default: ./vane.yaml, else the embedded demo)");

@@ -19,8 +19,9 @@ size_t index_capacity(size_t n) {
 }  // namespace
 
 size_t Zone::memory_bytes() const {
-  return names_.capacity() + nodes_.capacity() * sizeof(Node) + rrsets_.capacity() * sizeof(RRset) +
-         rdata_.capacity() + extra_.capacity() * 4 + index_.capacity() * 4 + index_hash_.capacity() * 4;
+  // What is in use: capacity past it was never written, so it is not resident.
+  return names_.size() + nodes_.size() * sizeof(Node) + rrsets_.size() * sizeof(RRset) + rdata_.size() +
+         extra_.size() * 4 + index_.size() * 4 + index_hash_.size() * 4;
 }
 
 const RRset* Zone::find_rrset(uint32_t id, uint16_t type) const {

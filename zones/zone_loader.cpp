@@ -45,6 +45,19 @@ static RdataNames rdata_names_of(uint16_t type) {
   }
 }
 
+// Gives back the whole pages of [base, base + done) not given back yet
+// (`released` bytes of it): memory that will not be read again.
+void release_pages(const void* base, size_t done, size_t& released) {
+  const uintptr_t page = 4096;
+  uintptr_t start = (reinterpret_cast<uintptr_t>(base) + page - 1) & ~(page - 1);
+  uintptr_t end = (reinterpret_cast<uintptr_t>(base) + done) & ~(page - 1);
+  uintptr_t from = std::max(start, reinterpret_cast<uintptr_t>(base) + released);
+  from = (from + page - 1) & ~(page - 1);
+  if (end <= from) return;
+  madvise(reinterpret_cast<void*>(from), end - from, MADV_DONTNEED);
+  released = end - reinterpret_cast<uintptr_t>(base);
+}
+
 class ZoneBuilder {
  public:
   ZoneBuilder(const dns::NameBuf& origin, std::string origin_text) : z_(std::make_unique<Zone>()) {
@@ -117,6 +130,16 @@ class ZoneBuilder {
                             static_cast<uint32_t>(in.line), file_idx, true});
     z_->steered_.push_back(rec);
     return {};
+  }
+
+  // Sizes the builder for about `lines` records in `bytes` of text, so its
+  // vectors never grow by copying (a copy holds both halves at once). Room
+  // reserved and not used is never written, so it costs address space only.
+  void expect(size_t lines, size_t bytes) {
+    recs_.reserve(lines);
+    tmp_rdata_.reserve(std::min(bytes, lines * 16));
+    z_->nodes_.reserve(lines + 16);
+    z_->names_.reserve(std::min(bytes, lines * 32) + 256);
   }
 
   uint16_t add_file(const std::string& name) {
@@ -216,13 +239,41 @@ std::optional<Error> ZoneBuilder::build_rrsets() {
   auto by_node_type = [](const Pending& a, const Pending& b) {
     return a.node != b.node ? a.node < b.node : a.type < b.type;
   };
-  // Zone files are mostly in owner order already: then there is nothing to sort.
-  if (!std::is_sorted(recs_.begin(), recs_.end(), by_node_type))
+  // Zone files mostly come in owner order (each owner's records together,
+  // owners in the order first seen): then only each owner's few records
+  // are sorted by type, in place, not the whole list into a copy.
+  auto by_node = [](const Pending& a, const Pending& b) { return a.node < b.node; };
+  bool in_file_order = std::is_sorted(recs_.begin(), recs_.end(), by_node);
+  if (in_file_order) {
+    for (size_t b = 0, e; b < recs_.size(); b = e) {
+      for (e = b + 1; e < recs_.size() && recs_[e].node == recs_[b].node;) ++e;
+      if (e - b > 1 && !std::is_sorted(recs_.begin() + long(b), recs_.begin() + long(e), by_node_type))
+        std::stable_sort(recs_.begin() + long(b), recs_.begin() + long(e), by_node_type);
+    }
+  } else {
     std::stable_sort(recs_.begin(), recs_.end(), by_node_type);
+  }
+  // In file order, the records and their rdata are read front to back once:
+  // the pages behind are given back as we go, so the pending list and the
+  // RRsets built from it are never resident in full at the same time.
+  size_t released_recs = 0, released_rdata = 0, next_release = 65536;
+  auto release_behind = [&](size_t i) {  // i: a node's first record
+    if (!in_file_order || i == recs_.size()) return;
+    release_pages(recs_.data(), i * sizeof(Pending), released_recs);
+    uint32_t first_rdata = recs_[i].rdata_off;  // this node's records are in type order, not file order
+    for (size_t k = i; k < recs_.size() && recs_[k].node == recs_[i].node; ++k)
+      if (!recs_[k].steered) first_rdata = std::min(first_rdata, recs_[k].rdata_off);
+    if (!recs_[i].steered || first_rdata != recs_[i].rdata_off)
+      release_pages(tmp_rdata_.data(), first_rdata, released_rdata);
+  };
   z_->rrsets_.reserve(recs_.size());
   z_->rdata_.reserve(tmp_rdata_.size() + recs_.size() * 2);
   size_t i = 0;
   while (i < recs_.size()) {
+    if (i >= next_release) {  // every 64k records or so, at a node's first
+      release_behind(i);
+      next_release = i + 65536;
+    }
     uint32_t node = recs_[i].node;
     Node& n = z_->nodes_[node];
     n.rrset_begin = static_cast<uint32_t>(z_->rrsets_.size());
@@ -293,7 +344,6 @@ std::optional<Error> ZoneBuilder::build_rrsets() {
     if (cname && types > 1) return error_at(*cname, "CNAME and other data at " + dns::to_text(z_->name_of(node)));
     n.rrset_count = static_cast<uint16_t>(z_->rrsets_.size() - n.rrset_begin);
   }
-  z_->rrsets_.shrink_to_fit();
   std::vector<Pending>().swap(recs_);
   std::vector<uint8_t>().swap(tmp_rdata_);
   return std::nullopt;
@@ -372,10 +422,8 @@ Result<std::unique_ptr<Zone>> ZoneBuilder::finish() {
   z_->negative_ttl_ = std::min(soa->ttl, dns::get32(rd + 2 + len - 4));  // RFC 2308 §5
   mark_cuts();
   link_additional();
-  z_->names_.shrink_to_fit();
-  z_->nodes_.shrink_to_fit();
-  z_->rdata_.shrink_to_fit();
-  z_->extra_.shrink_to_fit();
+  // No shrink_to_fit: the capacity past the end was never written (not
+  // resident), and shrinking copies, holding both at once.
   return std::move(z_);
 }
 
@@ -550,7 +598,8 @@ class MasterReader {
   MasterReader(ZoneBuilder& b, size_t chunk) : b_(b), chunk_(chunk), origin_(b.origin()) {}
   ~MasterReader() { stop(); }
 
-  std::optional<Error> read(std::string_view text, const std::string& name, RdfPtr origin);
+  // `mapped`: `text` is a file mapping whose pages may be dropped once read.
+  std::optional<Error> read(std::string_view text, const std::string& name, RdfPtr origin, bool mapped);
 
  private:
   struct Where {  // a record's start, to cut it again
@@ -606,6 +655,8 @@ class MasterReader {
   size_t next_ = 0, merged_ = 0, window_ = 0;
   bool collected_ = false, abort_ = false;
   std::vector<std::thread> helpers_;
+  std::string_view main_text_;  // the zone's file mapping, when it is one
+  size_t released_ = 0;         // bytes of it given back
 };
 
 std::string trim(const char* s) {
@@ -816,6 +867,15 @@ std::optional<Error> MasterReader::merge(bool wait) {
       b_.add({at, p.olen}, p.hash, p.type, p.ttl, {at + p.olen, p.rdlen}, c->file_idx, int(p.line));
     }
     if (c->error) return c->error;
+    // The mapped text before a merged chunk is read: its pages leave our RSS
+    // (a later re-read, a blank owner's record, faults them in again).
+    if (!main_text_.empty() && c->start.text.data() == main_text_.data()) {
+      size_t upto = c->start.pos & ~size_t(4095);
+      if (upto > released_) {
+        madvise(const_cast<char*>(main_text_.data()) + released_, upto - released_, MADV_DONTNEED);
+        released_ = upto;
+      }
+    }
     {
       std::lock_guard lock(mu_);
       chunks_[merged_++].reset();
@@ -824,13 +884,17 @@ std::optional<Error> MasterReader::merge(bool wait) {
   }
 }
 
-std::optional<Error> MasterReader::read(std::string_view text, const std::string& name, RdfPtr origin) {
+std::optional<Error> MasterReader::read(std::string_view text, const std::string& name, RdfPtr origin,
+                                        bool mapped) {
   cpu_set_t cpus;
   size_t cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? size_t(CPU_COUNT(&cpus)) : 1;
   cores = std::max<size_t>(1, std::min<size_t>(cores, 64));
   // Small zones stay on this thread; large ones get a helper per core.
   bool parallel = chunk_ ? true : (cores > 1 && text.size() > (1u << 20));
-  if (!chunk_) chunk_ = parallel ? 16384 : SIZE_MAX;
+  // On one core too, a chunk at a time: a zone is never held whole in
+  // parsed form beside the builder (the reload peak of a pinned vaned).
+  if (!chunk_) chunk_ = 16384;
+  if (mapped) main_text_ = text;
   if (parallel) {
     window_ = 4 * cores;
     for (size_t t = 0; t < cores; ++t) helpers_.emplace_back([this] { helper(); });
@@ -861,10 +925,17 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
   std::string_view text = file ? file->text() : std::string_view(src.text);
   Result<std::unique_ptr<Zone>> zone = [&]() -> Result<std::unique_ptr<Zone>> {
     ZoneBuilder builder(origin, origin_text);
+    if (text.size() > (1u << 20)) {
+      size_t lines = 1;
+      for (const char* p = text.data(); (p = static_cast<const char*>(memchr(p, '\n', text.data() + text.size() - p)));
+           ++p)
+        ++lines;
+      builder.expect(lines, text.size());
+    }
     {
       MasterReader reader(builder, src.parse_chunk);
       RdfPtr ldns_origin(ldns_dname_new_frm_str(origin_text.c_str()));
-      if (auto err = reader.read(text, src.file, std::move(ldns_origin))) return *err;
+      if (auto err = reader.read(text, src.file, std::move(ldns_origin), file.has_value())) return *err;
     }
     for (const SteeredInput& in : src.steered) {
       std::string err = builder.add_steered(in, builder.add_file(in.file));
