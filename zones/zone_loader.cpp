@@ -633,6 +633,7 @@ class MasterReader {
                                  int depth);
   const ldns_rdf* add_origin(RdfPtr o);
   void close_chunk();
+  void start_helpers();
   std::optional<Error> merge(bool wait);
   void parse(Chunk& c) const;
   void helper();
@@ -652,7 +653,7 @@ class MasterReader {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Chunk>> chunks_;
-  size_t next_ = 0, merged_ = 0, window_ = 0;
+  size_t next_ = 0, merged_ = 0, window_ = 0, cores_ = 1;
   bool collected_ = false, abort_ = false;
   std::vector<std::thread> helpers_;
   std::string_view main_text_;  // the zone's file mapping, when it is one
@@ -756,9 +757,21 @@ std::optional<Error> MasterReader::collect(std::string_view text, const std::str
     if (rec_[0] != ' ' && rec_[0] != '\t') last_owner_ = at;
     if (++open_->count == chunk_) {
       close_chunk();
+      if (helpers_.empty() && cores_ > 1) start_helpers();
       if (auto err = merge(false)) return err;
     }
   }
+}
+
+// Helpers take the chunks not merged yet (this thread merged every earlier
+// one itself).
+void MasterReader::start_helpers() {
+  {
+    std::lock_guard lock(mu_);
+    next_ = merged_;
+    window_ = 4 * cores_;
+  }
+  for (size_t t = 0; t < cores_; ++t) helpers_.emplace_back([this] { helper(); });
 }
 
 void MasterReader::close_chunk() {
@@ -889,16 +902,15 @@ std::optional<Error> MasterReader::read(std::string_view text, const std::string
   cpu_set_t cpus;
   size_t cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? size_t(CPU_COUNT(&cpus)) : 1;
   cores = std::max<size_t>(1, std::min<size_t>(cores, 64));
-  // Small zones stay on this thread; large ones get a helper per core.
-  bool parallel = chunk_ ? true : (cores > 1 && text.size() > (1u << 20));
-  // On one core too, a chunk at a time: a zone is never held whole in
-  // parsed form beside the builder (the reload peak of a pinned vaned).
+  cores_ = cores;
+  // Small zones stay on this thread; large ones get a helper per core: at
+  // once for a large file, else when the first chunk fills (a small file
+  // that $INCLUDEs a large one). On one core too, a chunk at a time: a zone
+  // is never held whole in parsed form beside the builder.
+  bool forced = chunk_ != 0;  // tests: small chunks, always on helpers
   if (!chunk_) chunk_ = 16384;
   if (mapped) main_text_ = text;
-  if (parallel) {
-    window_ = 4 * cores;
-    for (size_t t = 0; t < cores; ++t) helpers_.emplace_back([this] { helper(); });
-  }
+  if (forced || (cores > 1 && text.size() > (1u << 20))) start_helpers();
   auto collected = collect(text, name, add_origin(std::move(origin)), 0);
   {
     std::lock_guard lock(mu_);

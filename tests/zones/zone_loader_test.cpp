@@ -332,6 +332,27 @@ TEST(ZoneLoader, ChunkedParse_ReportsTheFirstErrorByPosition) {
   EXPECT_EQ(z.error().line, 2);
 }
 
+// A small zone file that $INCLUDEs a large one: the helpers start when the
+// first chunk fills, and the records after the include still count.
+TEST(ZoneLoader, SmallFileIncludingALargeOne_IsParsedWhole) {
+  test::TempDir d;
+  std::string big;
+  for (int i = 0; i < 40000; ++i) big += "h" + std::to_string(i) + " IN A 10.0." + std::to_string(i / 256 % 256) + "." +
+                                         std::to_string(i % 256) + "\n";
+  d.write("big.inc", big);
+  std::string main = d.write("main.zone", std::string(kSoa) + "@ IN NS ns\nns IN A 192.0.2.1\n$INCLUDE big.inc\n"
+                                                              "after IN A 192.0.2.2\nbad IN A\n");
+  auto z = load_zone(ZoneSource{"example.com", main, "", {}});
+  ASSERT_FALSE(z);  // the first error by position, after 40 000 included records
+  EXPECT_EQ(z.error().line, 6) << z.error().to_string();
+  d.write("main.zone", std::string(kSoa) + "@ IN NS ns\nns IN A 192.0.2.1\n$INCLUDE big.inc\nafter IN A 192.0.2.2\n");
+  z = load_zone(ZoneSource{"example.com", main, "", {}});
+  ASSERT_TRUE(z) << z.error().to_string();
+  EXPECT_EQ((*z)->record_count(), 40004u);
+  EXPECT_NE(find(**z, "h39999.example.com"), kNone);
+  EXPECT_NE(find(**z, "after.example.com"), kNone);
+}
+
 // A large zone in owner order, each owner's types out of order (TXT before
 // A): the builder sorts each owner's records in place and gives back the
 // pages of the pending list and rdata behind it (every 64k records) — no
