@@ -182,14 +182,16 @@ std::string Control::metrics() {
                         "changed a verdict; agents: every reported view).",
                         MetricType::Counter);
   for (const auto& [k, n] : checks_) sample(checks, {{"vantage", k.first}, {"view", k.second}}, double(n));
-  auto& rtt = family("vane_check_rtt_milliseconds", "Probe round-trip times (median of recent probes) by vantage.",
+  // In seconds, Prometheus's base unit (promtool's lint insists); buckets
+  // are kept in ms inside.
+  auto& rtt = family("vane_check_rtt_seconds", "Probe round-trip times (median of recent probes) by vantage.",
                      MetricType::Histogram);
   for (const auto& [vantage, h] : rtt_hist_) {
     ClientMetric m;
     m.label = {{"vantage", vantage}};
-    for (size_t i = 0; i < kNumRttBuckets; ++i) m.histogram.bucket.push_back({h[i], kRttBuckets[i]});
+    for (size_t i = 0; i < kNumRttBuckets; ++i) m.histogram.bucket.push_back({h[i], kRttBuckets[i] / 1000.0});
     m.histogram.bucket.push_back({h[kNumRttBuckets + 1], std::numeric_limits<double>::infinity()});
-    m.histogram.sample_sum = double(h[kNumRttBuckets]) / 1000.0;
+    m.histogram.sample_sum = double(h[kNumRttBuckets]) / 1e6;  // kept in µs
     m.histogram.sample_count = h[kNumRttBuckets + 1];
     rtt.metric.push_back(std::move(m));
   }
