@@ -21,6 +21,7 @@
 
 #include "dns/name.h"
 #include "dns/wire.h"
+#include "ldns_ptr.h"
 
 namespace vane::zones {
 
@@ -32,14 +33,6 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-struct RrFree {
-  void operator()(ldns_rr* r) const { ldns_rr_free(r); }
-};
-using RrPtr = std::unique_ptr<ldns_rr, RrFree>;
-struct KeyFree {
-  void operator()(ldns_key* k) const { ldns_key_deep_free(k); }
-};
-using LdnsKeyPtr = std::unique_ptr<ldns_key, KeyFree>;
 struct FileClose {
   void operator()(FILE* f) const { fclose(f); }
 };

@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "ldns_ptr.h"
+
 namespace vane::zones {
 
 // ---------------------------------------------------------------------------
@@ -569,18 +571,6 @@ class RecordCutter {
   int line_ = 1;
 };
 
-struct RdfFree {
-  void operator()(ldns_rdf* r) const { ldns_rdf_deep_free(r); }
-};
-using RdfPtr = std::unique_ptr<ldns_rdf, RdfFree>;
-struct RrFree {
-  void operator()(ldns_rr* r) const { ldns_rr_free(r); }
-};
-using RrPtr = std::unique_ptr<ldns_rr, RrFree>;
-struct BufferFree {
-  void operator()(ldns_buffer* b) const { ldns_buffer_free(b); }
-};
-
 constexpr int kMaxIncludeDepth = 8;
 
 // Reading is a pipeline. This thread cuts every file into records and
@@ -786,7 +776,7 @@ void MasterReader::close_chunk() {
 void MasterReader::parse(Chunk& c) const {
   c.recs.reserve(c.count);
   c.bytes.reserve(c.count * 24);
-  std::unique_ptr<ldns_buffer, BufferFree> buf(ldns_buffer_new(LDNS_MAX_PACKETLEN));
+  BufferPtr buf(ldns_buffer_new(LDNS_MAX_PACKETLEN));
   std::string text, cut_error;
   int line = 0;
   RdfPtr prev;
