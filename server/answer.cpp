@@ -321,6 +321,11 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
       if (wildcard && ctx.dnssec && z->keys()) note_wildcard(*z, *name, found.encloser, ctx);
       return r;
     }
+    if (q.qtype == dns::kTypeNSEC && ctx.dnssec && z->keys()) {  // the NSEC asked for: the one made for the name
+      if (!put_compact_nsec(w, *z, owner_name(owner, ctx), owner.pointer, node, 0, false, c.an, ctx))
+        r.truncated = true;
+      return r;
+    }
     if (const RRset* rs = z->find_rrset(node, q.qtype)) {
       uint16_t before = c.an;
       if (!put_signed(w, zones, *z, *rs, owner, rs->ttl, c.an, ctx, wildcard))

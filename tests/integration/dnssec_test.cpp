@@ -207,6 +207,12 @@ TEST_F(Dnssec, ShapesOfSignedAnswers) {
   EXPECT_NE(auth.find(" IN DS "), std::string::npos) << auth;
   EXPECT_NE(auth.find(" IN RRSIG DS "), std::string::npos) << auth;
   EXPECT_EQ(auth.find(" IN RRSIG NS "), std::string::npos) << auth;
+  // The NSEC type asked for at a name that exists: the NSEC made for it.
+  auto nsec = query("127.0.0.1", vaned_->port(), "www.example.com", "NSEC", d);
+  ASSERT_TRUE(nsec);
+  ASSERT_EQ(nsec->answer.size(), 2u) << nsec->to_string();
+  EXPECT_NE(nsec->answer[0].find("IN NSEC \\000.www.example.com. A AAAA SSHFP RRSIG NSEC"), std::string::npos)
+      << nsec->to_string();
   // An NXNAME query is a format error (RFC 9824 §3.5).
   auto meta = query("127.0.0.1", vaned_->port(), "www.example.com", "TYPE128", d);
   ASSERT_TRUE(meta);
