@@ -5,7 +5,6 @@
 #include "answer.h"
 
 #include <netinet/in.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cstring>
@@ -133,7 +132,7 @@ bool put_signed(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset&
   size_t at = w.size();
   uint16_t before = count;
   if (!put_rrset(w, zs, z, rs, owner, ttl, count, ctx)) return false;
-  if (!ctx.dnssec || !z.keys() || count == before) return true;
+  if (!signs(ctx, z) || count == before) return true;
   const uint8_t* name = owner_name(owner, ctx);
   uint16_t ptr = owner.pointer ? owner.pointer : at < 0x4000 ? static_cast<uint16_t>(at) : 0;
   Signed s{rs.type, original_ttl(z, rs, ttl), signed_name ? signed_name : name, &rs};
@@ -157,7 +156,7 @@ bool put_additional(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RR
         return false;
       }
       c.ar += n;
-      if (n && ctx.dnssec && z.keys() && z.node(id).cut == kNone) {
+      if (n && signs(ctx, z) && z.node(id).cut == kNone) {
         auto after = w.mark();
         uint16_t ptr = m.size < 0x4000 ? static_cast<uint16_t>(m.size) : 0;
         uint32_t ttl = addr->steered ? zones::answer_ttl(z.steered(*addr), *zs.states) : addr->ttl;
@@ -179,7 +178,7 @@ bool put_soa(Writer& w, const zones::ZoneSet& zs, const Zone& z, Counts& c, Quer
 bool put_negative(Writer& w, const zones::ZoneSet& zs, const Zone& z, Owner owner, uint32_t node, Counts& c,
                   QueryContext& ctx) {
   if (!put_soa(w, zs, z, c, ctx)) return false;
-  if (!ctx.dnssec || !z.keys()) return true;
+  if (!signs(ctx, z)) return true;
   return put_compact_nsec(w, z, owner_name(owner, ctx), owner.pointer, node, ctx.query.qtype, node == kNone, c.ns,
                           ctx);
 }
@@ -289,7 +288,7 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
         r.truncated = true;
         return r;
       }
-      if (ctx.dnssec && z->keys()) {  // RFC 4035 §3.1.4: the DS, or proof that there is none
+      if (signs(ctx, *z)) {  // RFC 4035 §3.1.4: the DS, or proof that there is none
         const RRset* ds = z->find_rrset(found.cut, dns::kTypeDS);
         bool ok = ds ? put_signed(w, zones, *z, *ds, {0, cut_name}, ds->ttl, c.ns, ctx)
                      : put_compact_nsec(w, *z, cut_name, 0, found.cut, 0, false, c.ns, ctx);
@@ -305,7 +304,7 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
       if (node == kNone) {
         // RFC 9824 §3.1: signed, a nonexistent name is NODATA with NXNAME in
         // the NSEC; the NXDOMAIN code only for a resolver that says CO.
-        r.rcode = ctx.dnssec && z->keys() && !q.edns_co ? dns::kRcodeNoError : dns::kRcodeNxDomain;
+        r.rcode = signs(ctx, *z) && !q.edns_co ? dns::kRcodeNoError : dns::kRcodeNxDomain;
         if (!put_negative(w, zones, *z, owner, kNone, c, ctx)) r.truncated = true;
         return r;
       }
@@ -318,10 +317,10 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
       for (size_t i = 0; i < n && !r.truncated; ++i)
         if (!put_signed(w, zones, *z, rrsets[i], owner, rrsets[i].ttl, c.an, ctx, wildcard)) r.truncated = true;
       for (size_t i = 0; i < n && !r.truncated; ++i) r.add_extra(z, &rrsets[i], false);
-      if (wildcard && ctx.dnssec && z->keys()) note_wildcard(*z, *name, found.encloser, ctx);
+      if (wildcard) note_wildcard(*z, *name, found.encloser, ctx);
       return r;
     }
-    if (q.qtype == dns::kTypeNSEC && ctx.dnssec && z->keys()) {  // the NSEC asked for: the one made for the name
+    if (q.qtype == dns::kTypeNSEC && signs(ctx, *z)) {  // the NSEC asked for: the one made for the name
       if (!put_compact_nsec(w, *z, owner_name(owner, ctx), owner.pointer, node, 0, false, c.an, ctx))
         r.truncated = true;
       return r;
@@ -334,7 +333,7 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
         r.truncated = true;  // steered, fail_closed: NODATA
       else if (c.an != before)
         r.add_extra(z, rs, false);  // optional data: omitted, not truncated, when full
-      if (wildcard && c.an != before && ctx.dnssec && z->keys()) note_wildcard(*z, *name, found.encloser, ctx);
+      if (wildcard && c.an != before) note_wildcard(*z, *name, found.encloser, ctx);
       return r;
     }
     const RRset* cname = z->find_rrset(node, dns::kTypeCNAME);
@@ -355,7 +354,7 @@ Resolution resolve(const zones::ZoneSet& zones, const Zone* z, QueryContext& ctx
       if (!put_negative(w, zones, *z, owner, node, c, ctx)) r.truncated = true;
       return r;
     }
-    if (wildcard && ctx.dnssec && z->keys()) note_wildcard(*z, *name, found.encloser, ctx);
+    if (wildcard) note_wildcard(*z, *name, found.encloser, ctx);
     // RFC 1034 §4.3.2 3a / RFC 6604: restart at the target if we serve it.
     const uint8_t* target = cname->steered ? ctx.cname_target : z->rdata(*cname) + 2;
     size_t len = dns::wire_name_len({target, dns::kMaxNameLen});
@@ -511,8 +510,6 @@ static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> r
     return finish(w, q, flags, dns::kRcodeFormErr, c, opts, 0);
   ctx.dnssec = q.edns_do;
   ctx.wildcard_proof_count = 0;
-  uint32_t batch_wall = ctx.wall;
-  if (ctx.dnssec && !batch_wall) ctx.wall = static_cast<uint32_t>(time(nullptr));  // a caller without a batch clock
 
   const Zone* z = zones.find_zone(q.qname);
   ctx.zone = z;
@@ -528,7 +525,6 @@ static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> r
   for (int i = 0; i < r.extra_count && !r.truncated; ++i)
     if (!put_additional(w, zones, *r.extra[i].zone, *r.extra[i].rrset, c, ctx) && r.extra[i].required)
       r.truncated = true;
-  ctx.wall = batch_wall;
   if (r.aa) flags |= dns::kFlagAA;
   if (r.truncated) {
     // RFC 2181 §9: a partial RRset is worse than none; the client retries over TCP.

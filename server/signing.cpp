@@ -13,6 +13,8 @@ namespace {
 
 using zones::SigCache;
 
+constexpr int kMaxNsecTypes = 64;  // a compact NSEC lists at most this many types
+
 uint8_t rrsig_labels(const uint8_t* name) {
   size_t n = dns::label_count(name);
   if (n > 0 && name[0] == 1 && name[1] == '*') --n;  // RFC 4034 §3.1.3: the wildcard label is not counted
@@ -46,8 +48,8 @@ uint64_t content_key(const zones::Zone& z, const Signed& s, QueryContext& ctx) {
 }
 
 // A cache miss: sign now, on this thread.
-bool make_signature(const zones::Zone& z, const Signed& s, const zones::DnssecKey& key, SigCache::Entry& e,
-                    QueryContext& ctx) {
+bool make_signature(const zones::Zone& z, const Signed& s, const zones::DnssecKey& key, uint32_t now,
+                    SigCache::Entry& e, QueryContext& ctx) {
   thread_local std::vector<zones::RdataRef> rdatas;
   rdatas.clear();
   if (s.rdata) {
@@ -70,8 +72,8 @@ bool make_signature(const zones::Zone& z, const Signed& s, const zones::DnssecKe
                      key.algorithm,
                      rrsig_labels(s.name),
                      s.original_ttl,
-                     ctx.wall + SigCache::kValidity,
-                     ctx.wall - SigCache::kBackdate,
+                     now + SigCache::kValidity,
+                     now - SigCache::kBackdate,
                      key.tag};
   timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -97,14 +99,16 @@ bool put_rrsig(dns::Writer& w, const zones::Zone& z, const Signed& s, uint16_t o
                uint32_t ttl, uint16_t& count, QueryContext& ctx) {
   const zones::KeySet* keys = z.keys();
   uint64_t key = content_key(z, s, ctx);
-  const SigCache::Entry* e = ctx.sigs.find(key, ctx.wall);
+  // The worker's per-batch clock; a caller without one (tests) reads it here.
+  uint32_t now = ctx.wall ? ctx.wall : static_cast<uint32_t>(time(nullptr));
+  const SigCache::Entry* e = ctx.sigs.find(key, now);
   if (e) {
     if (ctx.counters) QueryCounters::bump(ctx.counters->sig_hits);
   } else {
     const zones::DnssecKey* k = keys->signer_for(s.type);
     if (!k) return true;
-    SigCache::Entry& slot = ctx.sigs.insert(key, ctx.wall);
-    if (!make_signature(z, s, *k, slot, ctx)) {
+    SigCache::Entry& slot = ctx.sigs.insert(key, now);
+    if (!make_signature(z, s, *k, now, slot, ctx)) {
       ctx.sigs.drop(slot);
       return true;
     }
@@ -167,7 +171,7 @@ size_t successor(const uint8_t* name, size_t len, uint8_t* out) {
 
 bool put_nsec(dns::Writer& w, const zones::Zone& z, const uint8_t* owner, uint16_t owner_ptr, const uint8_t* next,
               size_t next_len, const uint16_t* types, int ntypes, uint16_t& count, QueryContext& ctx) {
-  uint8_t rdata[dns::kMaxNameLen + 1 + 3 * 34];
+  uint8_t rdata[dns::kMaxNameLen + 1 + kMaxNsecTypes * 34];  // at worst a window (2 + 32 bytes) per type
   size_t rdlen = nsec_rdata(rdata, next, next_len, types, ntypes);
   // RFC 9824 §3 / RFC 4034 §4: the TTL of negative answers, min(SOA TTL, MINIMUM).
   uint32_t ttl = z.negative_ttl();
@@ -189,11 +193,12 @@ bool put_nsec(dns::Writer& w, const zones::Zone& z, const uint8_t* owner, uint16
 
 bool put_compact_nsec(dns::Writer& w, const zones::Zone& z, const uint8_t* name, uint16_t name_ptr, uint32_t node,
                       uint16_t qtype, bool nxname, uint16_t& count, QueryContext& ctx) {
-  uint16_t types[64];
+  uint16_t types[kMaxNsecTypes];
   int n = 0;
   if (node != zones::kNone)
     for (const zones::RRset& rs : z.rrsets(node))
-      if (rs.type != qtype && rs.type != dns::kTypeRRSIG && rs.type != dns::kTypeNSEC && n < 60) types[n++] = rs.type;
+      if (rs.type != qtype && rs.type != dns::kTypeRRSIG && rs.type != dns::kTypeNSEC && n < kMaxNsecTypes - 3)
+        types[n++] = rs.type;
   types[n++] = dns::kTypeRRSIG;
   types[n++] = dns::kTypeNSEC;
   if (nxname) types[n++] = dns::kTypeNXNAME;
@@ -206,7 +211,7 @@ bool put_compact_nsec(dns::Writer& w, const zones::Zone& z, const uint8_t* name,
 }
 
 void note_wildcard(const zones::Zone& z, const dns::NameBuf& qname, uint32_t encloser, QueryContext& ctx) {
-  if (ctx.wildcard_proof_count >= QueryContext::kMaxWildcardProofs) return;
+  if (!signs(ctx, z) || ctx.wildcard_proof_count >= QueryContext::kMaxWildcardProofs) return;
   // The next closer name: the closest encloser plus one label of qname.
   size_t ce_labels = dns::label_count(z.name_of(encloser).data());
   auto nc = qname.suffix(qname.labels - ce_labels - 1);

@@ -12,6 +12,11 @@
 
 namespace vane::server {
 
+// Whether this answer from `z` is signed: DO set and the zone signs.
+inline bool signs(const QueryContext& ctx, const zones::Zone& z) {
+  return ctx.dnssec && z.keys();
+}
+
 // What an RRSIG covers: one of a static RRset, the endpoints just picked
 // for a steered one (ctx.pick), or one explicit rdata (an NSEC).
 struct Signed {
@@ -35,7 +40,8 @@ bool put_rrsig(dns::Writer& w, const zones::Zone& z, const Signed& s, uint16_t o
 bool put_compact_nsec(dns::Writer& w, const zones::Zone& z, const uint8_t* name, uint16_t name_ptr, uint32_t node,
                       uint16_t qtype, bool nxname, uint16_t& count, QueryContext& ctx);
 
-// Remembers that `qname` was answered from the wildcard under `encloser`.
+// Remembers that `qname` was answered from the wildcard under `encloser`
+// (nothing when the answer is not signed).
 void note_wildcard(const zones::Zone& z, const dns::NameBuf& qname, uint32_t encloser, QueryContext& ctx);
 
 // The NSECs proving, for each wildcard answer, that the next closer name

@@ -246,7 +246,7 @@ Result<DnssecKey> generate_key(const std::string& origin_text, const std::string
   if (auto e = write_file(base + ".key", key_text, 0644, true)) return *e;
   if (auto e = write_key_state(k)) return *e;
   sync_dir(dir);
-  return read_key(base, origin).take();
+  return read_key(base, origin);
 }
 
 std::optional<Error> write_key_state(const DnssecKey& k) {

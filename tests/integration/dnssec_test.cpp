@@ -64,6 +64,14 @@ std::string config(const std::string& algorithm = "", bool sign = true) {
          " }\n  - { name: sub.example.com, file: sub.example.com.zone" + dnssec + " }\n" + kRecords;
 }
 
+// Twelve types, each at the top of its own bitmap window (k × 256 + 255):
+// the NSEC for this owner carries 12 full windows of 34 bytes.
+std::string windows_records() {
+  std::string r;
+  for (int k = 1; k <= 12; ++k) r += "windows IN TYPE" + std::to_string(k * 256 + 255) + " \\# 0\n";
+  return r;
+}
+
 class Dnssec : public ::testing::Test {
  protected:
   void SetUp() override { write_zones(dir_); }
@@ -71,7 +79,8 @@ class Dnssec : public ::testing::Test {
     for (const char* f : {"included.zone", "sub.example.com.zone"})
       d.write(f, slurp(std::string(VANE_TEST_DATA) + "/" + f));
     d.write("example.com.zone", slurp(std::string(VANE_TEST_DATA) + "/example.com.zone") +
-                                    "shop IN CNAME app4\napp4 IN TXT \"beside a steered A\"\n");
+                                    "shop IN CNAME app4\napp4 IN TXT \"beside a steered A\"\n"
+                                    + windows_records());
   }
   void start(const std::string& algorithm = "") { vaned_ = std::make_unique<Vaned>(dir_, config(algorithm)); }
   std::string sock() const { return dir_.path() + "/state/admin.sock"; }
@@ -107,6 +116,7 @@ class Dnssec : public ::testing::Test {
     q.emplace_back("app4.example.com", "AAAA");  // NODATA beside a steered A
     q.emplace_back("app4.example.com", "TXT");
     q.emplace_back("fo.example.com", "TXT");
+    q.emplace_back("windows.example.com", "A");  // NODATA whose NSEC bitmap spans thirteen windows
     return q;
   }
   std::string dnskeys() {
@@ -207,6 +217,13 @@ TEST_F(Dnssec, ShapesOfSignedAnswers) {
   EXPECT_NE(auth.find(" IN DS "), std::string::npos) << auth;
   EXPECT_NE(auth.find(" IN RRSIG DS "), std::string::npos) << auth;
   EXPECT_EQ(auth.find(" IN RRSIG NS "), std::string::npos) << auth;
+  // Types in thirteen bitmap windows: window 0 (RRSIG, NSEC) and twelve full ones.
+  auto windows = query("127.0.0.1", vaned_->port(), "windows.example.com", "A", {.tcp = true, .edns = true, .do_bit = true});
+  ASSERT_TRUE(windows);
+  ASSERT_EQ(windows->authority.size(), 4u) << windows->to_string();
+  std::string listed = "RRSIG NSEC";
+  for (int k = 1; k <= 12; ++k) listed += " TYPE" + std::to_string(k * 256 + 255);
+  EXPECT_NE(windows->authority[2].find(listed), std::string::npos) << windows->to_string();
   // The NSEC type asked for at a name that exists: the NSEC made for it.
   auto nsec = query("127.0.0.1", vaned_->port(), "www.example.com", "NSEC", d);
   ASSERT_TRUE(nsec);
