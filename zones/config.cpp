@@ -766,6 +766,12 @@ struct Fnv {
 
 std::string serving_digest(const Config& cfg) {
   Fnv f;
+  auto contents = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
   for (const auto& z : cfg.zones) {
     f.add(z.origin);
     if (z.dnssec.online) {  // every node must sign with the same keys: their public halves count
@@ -775,21 +781,9 @@ std::string serving_digest(const Config& cfg) {
       for (const auto& e : std::filesystem::directory_iterator(z.dnssec.key_dir, ec))
         if (e.path().extension() == ".key" || e.path().extension() == ".state") keys.push_back(e.path());
       std::sort(keys.begin(), keys.end());
-      for (const auto& k : keys) {
-        std::ifstream in(k, std::ios::binary);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        f.add(k.filename().string()), f.add(ss.str());
-      }
+      for (const auto& k : keys) f.add(k.filename().string()), f.add(contents(k));
     }
-    if (!z.text.empty()) {
-      f.add(z.text);
-    } else {
-      std::ifstream in(z.file, std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      f.add(ss.str());
-    }
+    f.add(z.text.empty() ? contents(z.file) : z.text);
   }
   for (const auto& r : cfg.records) {
     f.add(r.name), f.add(r.type), f.add(r.ttl), f.add(uint64_t(r.policy)), f.add(r.fail_closed), f.add(r.sticky);

@@ -262,11 +262,12 @@ std::optional<Error> ZoneBuilder::build_rrsets() {
   auto release_behind = [&](size_t i) {  // i: a node's first record
     if (!in_file_order || i == recs_.size()) return;
     release_pages(recs_.data(), i * sizeof(Pending), released_recs);
-    uint32_t first_rdata = recs_[i].rdata_off;  // this node's records are in type order, not file order
+    // This node's records are in type order, not file order: its lowest
+    // staging offset (steered records have none there).
+    uint32_t first_rdata = UINT32_MAX;
     for (size_t k = i; k < recs_.size() && recs_[k].node == recs_[i].node; ++k)
       if (!recs_[k].steered) first_rdata = std::min(first_rdata, recs_[k].rdata_off);
-    if (!recs_[i].steered || first_rdata != recs_[i].rdata_off)
-      release_pages(tmp_rdata_.data(), first_rdata, released_rdata);
+    if (first_rdata != UINT32_MAX) release_pages(tmp_rdata_.data(), first_rdata, released_rdata);
   };
   z_->rrsets_.reserve(recs_.size());
   z_->rdata_.reserve(tmp_rdata_.size() + recs_.size() * 2);
@@ -872,13 +873,8 @@ std::optional<Error> MasterReader::merge(bool wait) {
     if (c->error) return c->error;
     // The mapped text before a merged chunk is read: its pages leave our RSS
     // (a later re-read, a blank owner's record, faults them in again).
-    if (!main_text_.empty() && c->start.text.data() == main_text_.data()) {
-      size_t upto = c->start.pos & ~size_t(4095);
-      if (upto > released_) {
-        madvise(const_cast<char*>(main_text_.data()) + released_, upto - released_, MADV_DONTNEED);
-        released_ = upto;
-      }
-    }
+    if (!main_text_.empty() && c->start.text.data() == main_text_.data())
+      release_pages(main_text_.data(), c->start.pos, released_);
     {
       std::lock_guard lock(mu_);
       chunks_[merged_++].reset();
