@@ -10,6 +10,7 @@
 #   bench/run.sh                 # everything (about 5 minutes)
 #   DURATION=5 BIG=0 bench/run.sh  # quick: short runs, skip the 1M-record zone
 #   WORKERS=2 SERVER_CPUS=0,1 BIG=0 bench/run.sh    # two workers per server
+#   DNSPERF_LOAD="-c 8 -q 200" BIG=0 bench/run.sh   # fewer clients and queries in flight
 #   BIG_RECORDS="1000000 5000000" BIG_ONLY=1 bench/run.sh  # zone loading only
 #   SERVERS="vane knot" STATIC=0 STEER=0 METRICS=0 HEALTH=0 BIG=0 bench/run.sh  # DNSSEC only
 #
@@ -26,6 +27,7 @@ BIG_RECORDS=${BIG_RECORDS:-1000000}
 SERVERS=${SERVERS:-"vane knot nsd gdnsd"}
 WORKERS=${WORKERS:-1}
 SERVER_CPUS=${SERVER_CPUS:-0}
+DNSPERF_LOAD=${DNSPERF_LOAD:-"-c 16 -q 512"}  # clients and queries in flight
 BIG_ROUNDS=${BIG_ROUNDS:-3}
 if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0; fi
 # Below the ephemeral range (32768-60999): a connect probe to a port in it
@@ -216,8 +218,9 @@ run_load() {
   shift 2; [ $# -gt 0 ] && shift
   local c0 c1 out completed qps
   c0=$(cpu_ticks "$pid")
+  # shellcheck disable=SC2086 # DNSPERF_LOAD is a list of options
   out=$(taskset -c 1 dnsperf -m "$mode" -s 127.0.0.1 -p "$PORT" -d "$file" -l "$DURATION" \
-        -c 16 -q 512 -T 1 "$@" 2>&1)
+        $DNSPERF_LOAD -T 1 "$@" 2>&1)
   c1=$(cpu_ticks "$pid")
   completed=$(echo "$out" | awk '/Queries completed:/ {print $3}')
   qps=$(echo "$out" | awk '/Queries per second:/ {printf "%d", $4}')

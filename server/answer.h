@@ -31,6 +31,8 @@ struct QueryCounters {
   // DNSSEC: RRSIGs served from the cache, made on a miss (and the ns spent
   // making them), and signings that failed (the RRset went out unsigned).
   std::atomic<uint64_t> sig_hits{0}, sig_misses{0}, sig_ns{0}, sig_failures{0};
+  // UDP receive loop: recvmmsg batches with a query in them, and coalescing waits.
+  std::atomic<uint64_t> udp_batches{0}, udp_waits{0};
   zones::EndpointHits steered;  // steered answers per endpoint slot
 
   static void bump(std::atomic<uint64_t>& c) {

@@ -96,6 +96,20 @@ std::string Control::metrics() {
                 "Datagrams dropped without an answer (not a query, oversized, send failed).", MetricType::Counter),
          {}, double(dropped));
 
+  uint64_t batches = 0, waits = 0;
+  for (const Worker* w : workers)
+    for (const QueryCounters* c : w->counters()) {
+      batches += c->udp_batches.load(std::memory_order_relaxed);
+      waits += c->udp_waits.load(std::memory_order_relaxed);
+    }
+  sample(family("vane_udp_batches_total",
+                "UDP receives that returned queries (vane_queries_total{protocol=\"udp\"} / this = queries per batch).",
+                MetricType::Counter),
+         {}, double(batches));
+  sample(family("vane_udp_coalesce_waits_total", "Waits of udp.coalesce before a receive, taken under load.",
+                MetricType::Counter),
+         {}, double(waits));
+
   auto snap = srv_.snapshot();
   auto& serial = family("vane_zone_serial", "SOA serial of each served zone.", MetricType::Gauge);
   auto& records = family("vane_zone_records", "Records in each served zone.", MetricType::Gauge);

@@ -137,7 +137,7 @@ std::optional<Error> Server::start(uv_loop_t* main_loop) {
   aopts.edns_udp_size = cfg_.edns_udp_size;
   aopts.sig_cache_entries = cfg_.dnssec_cache;
   for (unsigned i = 0; i < cfg_.threads; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, std::move((*socks)[i]), publisher_, *admission_, aopts, cfg_.tcp));
+    workers_.push_back(std::make_unique<Worker>(i, std::move((*socks)[i]), publisher_, *admission_, aopts, cfg_.tcp, cfg_.udp));
   for (auto& w : workers_) w->start();
   listen_.clear();
   for (const auto& la : cfg_.listen) {
@@ -191,8 +191,8 @@ ReloadOutcome Server::reload() {
   std::vector<std::string> old_listen, new_listen;
   for (auto& l : cfg_.listen) old_listen.push_back(l.text);
   for (auto& l : next.listen) new_listen.push_back(l.text);
-  if (old_listen != new_listen || next.threads != cfg_.threads)
-    VANE_WARN("reload: listen/threads changes take effect only after a restart");
+  if (old_listen != new_listen || next.threads != cfg_.threads || !(next.tcp == cfg_.tcp) || !(next.udp == cfg_.udp))
+    VANE_WARN("reload: listen, threads, tcp and udp changes take effect only after a restart");
   size_t records = 0;
   for (const auto& z : (*zs)->zones()) records += z->record_count();
   (*zs)->generation = ++generation_;
@@ -200,6 +200,7 @@ ReloadOutcome Server::reload() {
   next.listen = cfg_.listen;
   next.threads = cfg_.threads;
   next.tcp = cfg_.tcp;
+  next.udp = cfg_.udp;
   cfg_ = std::move(next);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   char msg[160];

@@ -72,7 +72,7 @@ class TcpConn;
 class Worker {
  public:
   Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher, TcpAdmission& admission,
-         const AnswerOptions& answer_opts, const TcpOptions& tcp_opts);
+         const AnswerOptions& answer_opts, const TcpOptions& tcp_opts, const UdpOptions& udp_opts);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -131,6 +131,7 @@ class Worker {
   TcpAdmission& admission_;
   AnswerOptions answer_opts_;
   TcpOptions tcp_opts_;
+  UdpOptions udp_opts_;
   std::shared_ptr<const zones::ZoneSet> zones_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;

@@ -91,6 +91,17 @@ std::optional<Error> parse_tcp(const Ctx& c, const YAML::Node& n, TcpOptions& t)
   return std::nullopt;
 }
 
+std::optional<Error> parse_udp(const Ctx& c, const YAML::Node& n, UdpOptions& u) {
+  if (auto e = check_keys(c, n, {"coalesce"}, "udp")) return e;
+  if (const auto& v = n["coalesce"]) {
+    uint64_t us;
+    if (!v.IsScalar() || !parse_duration_us(v.Scalar(), us) || us > 1000)
+      return err(c, v, "udp.coalesce must be a duration from 0 to 1ms, like 100us (0: off)");
+    u.coalesce_us = static_cast<uint32_t>(us);
+  }
+  return std::nullopt;
+}
+
 std::string scalar(const YAML::Node& n);
 
 std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg) {
@@ -549,7 +560,7 @@ std::optional<Error> parse_cluster(const Ctx& c, const YAML::Node& n, ClusterSpe
 std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cfg) {
   if (auto e = check_keys(c, root,
                           {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size", "dnssec_cache",
-                           "tcp", "records", "regions", "checks", "cluster", "rrl"},
+                           "tcp", "udp", "records", "regions", "checks", "cluster", "rrl"},
                           "the top level"))
     return e;
   if (const auto& l = root["listen"]) {
@@ -595,6 +606,8 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
   if (cfg.cluster.enabled() && !cfg.vantage_set) cfg.vantage = cfg.cluster.node;
   if (root["tcp"])
     if (auto e = parse_tcp(c, root["tcp"], cfg.tcp)) return e;
+  if (root["udp"])
+    if (auto e = parse_udp(c, root["udp"], cfg.udp)) return e;
   if (root["zones"])
     if (auto e = parse_zones(c, root["zones"], cfg)) return e;
   if (cfg.zones.empty()) return Error{c.path, 0, "no zones configured (add zones: [{ name: ..., file: ... }])"};
@@ -613,28 +626,37 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
 
 }  // namespace
 
-bool parse_duration_ms(const std::string& text, uint64_t& ms) {
-  if (text.empty()) return false;
+namespace {
+
+// "<digits><unit>" in microseconds; `us_ok` admits the "us" unit.
+bool parse_duration(const std::string& text, bool us_ok, uint64_t& us) {
   size_t i = 0;
   uint64_t v = 0;
   while (i < text.size() && isdigit(static_cast<unsigned char>(text[i]))) {
     v = v * 10 + static_cast<uint64_t>(text[i++] - '0');
-    if (v > (1ULL << 40)) return false;
+    if (v > (1ULL << 32)) return false;  // × 3.6e9 (hours in µs) stays within 64 bits
   }
   if (i == 0) return false;
-  std::string unit = text.substr(i);
-  if (unit.empty() || unit == "s")
-    ms = v * 1000;
-  else if (unit == "ms")
-    ms = v;
-  else if (unit == "m")
-    ms = v * 60000;
-  else if (unit == "h")
-    ms = v * 3600000;
-  else
-    return false;
+  static const std::pair<const char*, uint64_t> kUnits[] = {
+      {"", 1000000}, {"s", 1000000}, {"ms", 1000}, {"m", 60000000}, {"h", 3600000000}, {"us", 1}};
+  for (const auto& [unit, scale] : kUnits)
+    if (text.compare(i, std::string::npos, unit) == 0 && (us_ok || scale != 1)) {
+      us = v * scale;
+      return true;
+    }
+  return false;
+}
+
+}  // namespace
+
+bool parse_duration_ms(const std::string& text, uint64_t& ms) {
+  uint64_t us;
+  if (!parse_duration(text, false, us)) return false;
+  ms = us / 1000;
   return true;
 }
+
+bool parse_duration_us(const std::string& text, uint64_t& us) { return parse_duration(text, true, us); }
 
 bool parse_listen(const std::string& text, ListenAddr& out) {
   std::string host, port;

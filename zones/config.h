@@ -25,6 +25,17 @@ struct TcpOptions {
   uint32_t max_connections = 1024;    // whole server
   uint32_t max_per_client = 64;       // one client address
   uint32_t max_pipelined_bytes = 262144;  // queued answers before we stop reading a connection
+  bool operator==(const TcpOptions&) const = default;
+};
+
+// UDP receive loop. Under load the thread waits up to `coalesce_us` before
+// the next receive, so that one recvmmsg/sendmmsg pair serves more queries:
+// interrupt moderation, in user space (server/worker.cpp). 0 turns it off.
+struct UdpOptions {
+  static constexpr double kCoalesceMin = 8;      // worth a wait: the cap gathers this many
+  static constexpr double kCoalesceTarget = 48;  // a wait lasts until about this many arrived
+  uint32_t coalesce_us = 200;
+  bool operator==(const UdpOptions&) const = default;
 };
 
 // A health check (DESIGN.md "Health checks"), referenced by endpoints.
@@ -128,6 +139,7 @@ struct Config {
   uint16_t edns_udp_size = 1232;
   uint32_t dnssec_cache = 65536;  // signatures cached per DNS thread (88 bytes each)
   TcpOptions tcp;
+  UdpOptions udp;
   std::vector<zones::ZoneSource> zones;
   std::vector<RecordSpec> records;
   std::vector<RegionSpec> regions;
@@ -163,6 +175,8 @@ std::string serving_digest(const Config& cfg);
 
 // "10s", "500ms", "15m", "1h" or a bare number of seconds.
 bool parse_duration_ms(const std::string& text, uint64_t& ms);
+// The same, in microseconds, and also taking "us" (e.g. 100us, 1ms).
+bool parse_duration_us(const std::string& text, uint64_t& us);
 bool parse_listen(const std::string& text, ListenAddr& out);
 
 }  // namespace vane

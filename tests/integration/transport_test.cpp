@@ -1,6 +1,7 @@
 // Transport behaviour of the real vaned: TCP framing and pipelining (RFC
 // 7766), idle timeout, connection caps, partial reads, and hostile UDP input
-// answered with FORMERR/NOTIMP or dropped — never a crash.
+// answered with FORMERR/NOTIMP or dropped — never a crash; UDP bursts
+// answered in full with the receive loop's coalescing on and off.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -8,10 +9,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <httplib.h>
+
 #include <chrono>
+#include <regex>
 #include <thread>
 
 #include "dns_client.h"
+#include "fixtures.h"
 #include "process.h"
 
 namespace vane::test {
@@ -231,6 +236,104 @@ TEST_F(Transport, Udp_RandomGarbageNeverKillsTheServer) {
   close(fd);
   expect_alive();
   EXPECT_TRUE(vaned_->process().running());
+}
+
+// A counter from /metrics (a family without labels), or -1.
+double metric(uint16_t http, const std::string& name) {
+  httplib::Client c("127.0.0.1", http);
+  auto r = c.Get("/metrics");
+  std::smatch m;
+  if (!r || !std::regex_search(r->body, m, std::regex("\n" + name + " ([0-9.e+]+)\n"))) return -1;
+  return std::stod(m[1]);
+}
+
+// Sends `count` queries at once (one sendmmsg) from `fd`, ids from `first_id`
+// (even ids for www.t.test A, odd ones for a name that does not exist), and
+// checks that every one is answered, whole, within 2 s.
+void burst(int fd, uint16_t port, uint16_t first_id, int count) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<std::vector<uint8_t>> pkts;
+  std::vector<iovec> iov(count);
+  std::vector<mmsghdr> msgs(count);
+  for (int i = 0; i < count; ++i) {
+    uint16_t id = uint16_t(first_id + i);
+    pkts.push_back(make_query(id % 2 ? "nx" + std::to_string(id) + ".t.test" : "www.t.test", "A", {}, id));
+    iov[i] = {pkts.back().data(), pkts.back().size()};
+    msgs[i] = {};
+    msgs[i].msg_hdr.msg_name = &a;
+    msgs[i].msg_hdr.msg_namelen = sizeof a;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  ASSERT_EQ(sendmmsg(fd, msgs.data(), unsigned(count), 0), count);
+  std::vector<bool> seen(count);
+  for (int got = 0; got < count;) {
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_GT(poll(&p, 1, 2000), 0) << "answered " << got << " of " << count;
+    uint8_t buf[1500];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    auto r = parse_response({buf, buf + n});
+    ASSERT_TRUE(r);
+    int i = uint16_t(r->id - first_id);
+    ASSERT_LT(i, count);
+    ASSERT_FALSE(seen[i]) << "id " << r->id << " answered twice";
+    seen[i] = true;
+    ++got;
+    if (r->id % 2) {
+      EXPECT_EQ(r->rcode, "NXDOMAIN");
+      EXPECT_EQ(r->question, std::vector<std::string>{"nx" + std::to_string(r->id) + ".t.test. IN A"});
+      EXPECT_TRUE(r->answer.empty());
+      EXPECT_EQ(r->authority, std::vector<std::string>{"t.test. 60 IN SOA ns.t.test. hostmaster.t.test. 1 3600 600 86400 60"});
+    } else {
+      EXPECT_EQ(r->rcode, "NOERROR");
+      EXPECT_TRUE(r->aa);
+      EXPECT_EQ(r->answer, std::vector<std::string>{"www.t.test. 300 IN A 192.0.2.2"});
+      EXPECT_TRUE(r->authority.empty());
+    }
+    EXPECT_TRUE(r->additional.empty());
+  }
+}
+
+// udp.coalesce (default 200us): a server answering one query at a time never
+// waits; bursts make it wait before receiving again, and every query of every
+// burst is answered, whole. With coalesce: 0 it never waits.
+TEST(UdpCoalescing, BurstsAreAnsweredInFull_QuietServersNeverWait) {
+  for (std::string coalesce : {"", "udp: { coalesce: 0 }\n"}) {
+    SCOPED_TRACE(coalesce.empty() ? "default" : coalesce);
+    TempDir dir;
+    dir.write("t.test.zone", kZone);
+    Vaned v(dir, "listen: [\"127.0.0.1:0\"]\nthreads: 1\nhttp: { listen: \"127.0.0.1:0\" }\n" + coalesce +
+                     "zones: [{ name: t.test, file: t.test.zone }]\n");
+    uint16_t http = http_port(v.process());
+    ASSERT_NE(http, 0);
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(query("127.0.0.1", v.port(), "www.t.test", "A"));
+    EXPECT_GE(metric(http, "vane_udp_batches_total"), 50);
+    EXPECT_EQ(metric(http, "vane_udp_coalesce_waits_total"), 0) << "one query at a time: nothing to wait for";
+
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int big = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    // A burst of 48 is queued faster than the server wakes up, so some
+    // receive takes 8 or more (the threshold); bounded, not timed.
+    int bursts = 0;
+    for (; bursts < 200; ++bursts) {
+      burst(fd, v.port(), uint16_t(bursts * 64), 48);
+      if (::testing::Test::HasFatalFailure()) break;
+      if (bursts >= 20 && (!coalesce.empty() || metric(http, "vane_udp_coalesce_waits_total") > 0)) break;
+    }
+    close(fd);
+    double waits = metric(http, "vane_udp_coalesce_waits_total");
+    if (coalesce.empty())
+      EXPECT_GT(waits, 0) << "no receive in " << bursts << " bursts took 8 or more";
+    else
+      EXPECT_EQ(waits, 0);
+    EXPECT_EQ(metric(http, "vane_queries_dropped_total"), 0);
+    EXPECT_TRUE(v.process().running());
+  }
 }
 
 }  // namespace

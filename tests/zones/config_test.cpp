@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 namespace vane {
 namespace {
 
@@ -213,17 +215,40 @@ TEST(Config, BrokenYaml_IsAnErrorWithLine) {
 }
 
 TEST(Durations, Units) {
-  uint64_t ms;
-  ASSERT_TRUE(parse_duration_ms("10s", ms));
-  EXPECT_EQ(ms, 10000u);
-  ASSERT_TRUE(parse_duration_ms("15m", ms));
-  EXPECT_EQ(ms, 900000u);
-  ASSERT_TRUE(parse_duration_ms("250ms", ms));
-  EXPECT_EQ(ms, 250u);
-  ASSERT_TRUE(parse_duration_ms("3", ms));
-  EXPECT_EQ(ms, 3000u);
-  EXPECT_FALSE(parse_duration_ms("ten", ms));
-  EXPECT_FALSE(parse_duration_ms("5d", ms));
+  // text, ms (or nullopt: refused), µs (the same for parse_duration_us)
+  const struct {
+    const char* text;
+    std::optional<uint64_t> ms, us;
+  } cases[] = {
+      {"10s", 10000, 10000000}, {"15m", 900000, 900000000}, {"250ms", 250, 250000}, {"3", 3000, 3000000},
+      {"0", 0, 0},              {"ten", {}, {}},            {"5d", {}, {}},         {"us", {}, {}},
+      {"5usec", {}, {}},        {"99999999999999h", {}, {}},  // would overflow
+      {"100us", {}, 100},  // µs only where a key says so
+  };
+  for (const auto& c : cases) {
+    uint64_t v = 0;
+    EXPECT_EQ(parse_duration_ms(c.text, v) ? std::optional(v) : std::nullopt, c.ms) << c.text;
+    EXPECT_EQ(parse_duration_us(c.text, v) ? std::optional(v) : std::nullopt, c.us) << c.text;
+  }
+}
+
+TEST(Config, UdpCoalesce_DefaultSetOffAndOutOfRange) {
+  const std::string zones = "zones: [{ name: example.com, file: example.com.zone }]\n";
+  auto c = parse_config(zones, "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->udp.coalesce_us, 200u);
+  c = parse_config(zones + "udp: { coalesce: 250us }\n", "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->udp.coalesce_us, 250u);
+  c = parse_config(zones + "udp: { coalesce: 0 }\n", "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->udp.coalesce_us, 0u);
+  for (const char* bad : {"udp: { coalesce: 2ms }\n", "udp: { coalesce: soon }\n", "udp: { batch: 64 }\n"}) {
+    c = parse_config(zones + bad, "vane.yaml", "");
+    ASSERT_FALSE(c) << bad;
+    EXPECT_EQ(c.error().line, 2) << bad;
+    EXPECT_NE(c.error().to_string().find("udp"), std::string::npos) << c.error().to_string();
+  }
 }
 
 TEST(Listen, V4AndV6) {
