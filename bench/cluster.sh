@@ -114,9 +114,9 @@ for round in $(seq "$ROUNDS"); do
     PIDS+=($pid)
     wait_answer "$PORT"
     sleep 1
-    d0=$(thread_ticks $pid vane-dns); a0=$(proc_ticks $pid)
+    d0=$(thread_ticks $pid "vane-dns\|vane-udp"); a0=$(proc_ticks $pid)
     out=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$WORK/q.txt" -l "$DURATION" -c 16 -q 512 -T 1 2>&1)
-    d1=$(thread_ticks $pid vane-dns); a1=$(proc_ticks $pid)
+    d1=$(thread_ticks $pid "vane-dns\|vane-udp"); a1=$(proc_ticks $pid)
     n=$(echo "$out" | awk '/Queries completed:/ {print $3}')
     DNS[$mode]="${DNS[$mode]:-} $(awk -v c=$((d1 - d0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.3f", c / hz * 1e6 / n }')"
     ALL[$mode]="${ALL[$mode]:-} $(awk -v c=$((a1 - a0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.3f", c / hz * 1e6 / n }')"

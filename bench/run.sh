@@ -349,7 +349,7 @@ fi
 # ---------------------------------------------------------------- health scale
 # 10 000 endpoints, TCP checks every 10 s on the checker thread, against a
 # second vaned on core 1 as the probed listener. DNS CPU per query counts the
-# vane-dns-* threads only; the checker thread's CPU is reported on its own.
+# vane-dns-* and vane-udp-* threads only; the checker thread's CPU is reported on its own.
 declare -A HS_DNS
 HS_CHECKER=""
 if [ "${HEALTH:-1}" = 1 ] && [[ " $SERVERS " == *" vane "* ]]; then
@@ -383,9 +383,9 @@ EOC
     PIDS+=("$SERVER_PID")
     wait_answer h9999.bench.test 60 || { echo "vane did not start"; continue; }
     [ "$mode" = on ] && sleep 11  # one full round of probes, spread over the interval
-    d0=$(thread_ticks "$SERVER_PID" vane-dns); h0=$(thread_ticks "$SERVER_PID" vane-health); t0=$(date +%s%N)
+    d0=$(thread_ticks "$SERVER_PID" "vane-dns\|vane-udp"); h0=$(thread_ticks "$SERVER_PID" vane-health); t0=$(date +%s%N)
     out=$(taskset -c 1 dnsperf -m udp -s 127.0.0.1 -p "$PORT" -d "$WORK/static.txt" -l "$DURATION" -c 16 -q 512 -T 1 2>&1)
-    d1=$(thread_ticks "$SERVER_PID" vane-dns); h1=$(thread_ticks "$SERVER_PID" vane-health); t1=$(date +%s%N)
+    d1=$(thread_ticks "$SERVER_PID" "vane-dns\|vane-udp"); h1=$(thread_ticks "$SERVER_PID" vane-health); t1=$(date +%s%N)
     n=$(echo "$out" | awk '/Queries completed:/ {print $3}')
     HS_DNS[$mode]=$(awk -v c="$((d1 - d0))" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.2f", c / hz * 1e6 / n }')
     if [ "$mode" = on ]; then
