@@ -103,6 +103,7 @@ std::optional<Error> parse_udp(const Ctx& c, const YAML::Node& n, UdpOptions& u)
 }
 
 std::string scalar(const YAML::Node& n);
+bool parse_bool(const YAML::Node& n, bool& out);
 
 std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "zones must be a list of { name, file }");
@@ -119,7 +120,7 @@ std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg)
     src.file = resolve_path(c, z["file"].as<std::string>());
     if (const YAML::Node& d = z["dnssec"]) {
       if (!d.IsMap()) return err(c, d, "dnssec must be a map: { signing: online, algorithm, key_dir }");
-      if (auto e = check_keys(c, d, {"signing", "algorithm", "key_dir"}, "dnssec")) return e;
+      if (auto e = check_keys(c, d, {"signing", "algorithm", "key_dir", "cds"}, "dnssec")) return e;
       std::string signing = d["signing"] ? scalar(d["signing"]) : "online";
       if (signing != "online" && signing != "off")
         return err(c, d["signing"], "dnssec.signing must be online or off, not '" + signing + "'");
@@ -129,6 +130,8 @@ std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg)
                    "dnssec.algorithm must be ecdsap256sha256 or ed25519, not '" + scalar(d["algorithm"]) + "'");
       std::string zone_dir = key.size() > 1 ? key.substr(0, key.size() - 1) : "root";
       src.dnssec.key_dir = d["key_dir"] ? resolve_path(c, scalar(d["key_dir"])) : cfg.state_dir + "/keys/" + zone_dir;
+      if (d["cds"] && !parse_bool(d["cds"], src.dnssec.cds))
+        return err(c, d["cds"], "dnssec.cds must be true or false");
     }
     cfg.zones.push_back(std::move(src));
   }
@@ -798,6 +801,7 @@ std::string serving_digest(const Config& cfg) {
     f.add(z.origin);
     if (z.dnssec.online) {  // every node must sign with the same keys: their public halves count
       f.add(uint64_t(z.dnssec.algorithm));
+      f.add(uint64_t(z.dnssec.cds));
       std::vector<std::filesystem::path> keys;
       std::error_code ec;
       for (const auto& e : std::filesystem::directory_iterator(z.dnssec.key_dir, ec))

@@ -192,7 +192,7 @@ KeySet::~KeySet() {
 }
 
 const DnssecKey* KeySet::signer_for(uint16_t type) const {
-  bool sep_type = type == dns::kTypeDNSKEY || type == 59 /*CDS*/ || type == 60 /*CDNSKEY*/;
+  bool sep_type = type == dns::kTypeDNSKEY || type == dns::kTypeCDS || type == dns::kTypeCDNSKEY;
   // The split key for the duty, else a CSK, else whatever is active.
   const DnssecKey* best = nullptr;
   int best_rank = 3;
@@ -325,6 +325,21 @@ std::string ds_text(const std::string& origin_text, const DnssecKey& k, uint32_t
   for (char& c : s)
     if (c == '\t') c = ' ';
   return s;
+}
+
+std::vector<uint8_t> ds_rdata(std::span<const uint8_t> owner, const DnssecKey& k) {
+  // RFC 4034 §5.1.4: digest = SHA-256(owner | DNSKEY rdata).
+  std::vector<uint8_t> rd{uint8_t(k.tag >> 8), uint8_t(k.tag), k.algorithm, 2};
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), nullptr) == 1 &&
+            EVP_DigestUpdate(md, owner.data(), owner.size()) == 1 &&
+            EVP_DigestUpdate(md, k.dnskey.data(), k.dnskey.size()) == 1 && EVP_DigestFinal_ex(md, digest, &len) == 1;
+  EVP_MD_CTX_free(md);
+  if (!ok) return {};
+  rd.insert(rd.end(), digest, digest + len);
+  return rd;
 }
 
 // ---- signing -------------------------------------------------------------

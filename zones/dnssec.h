@@ -28,6 +28,7 @@ struct DnssecConfig {
   bool online = false;
   uint8_t algorithm = kAlgEcdsaP256;
   std::string key_dir;  // resolved at config time (default <state_dir>/keys/<zone>)
+  bool cds = true;      // publish CDS and CDNSKEY for the keys the parent's DS should name (RFC 7344)
 };
 
 // csk: flags 257, signs everything. ksk: 257, signs the DNSKEY RRset.
@@ -91,6 +92,12 @@ std::optional<Error> write_key_state(const DnssecKey& k);
 
 // DS (SHA-256, RFC 4509) of a key, in presentation format.
 std::string ds_text(const std::string& origin_text, const DnssecKey& k, uint32_t ttl);
+// The same DS's rdata (key tag, algorithm, digest type 2, digest); `owner`
+// is the zone's lowercase wire name. Empty if the digest fails.
+std::vector<uint8_t> ds_rdata(std::span<const uint8_t> owner, const DnssecKey& k);
+// A key the parent's DS set should name: KSK or CSK, not retired — during a
+// rollover the published new one as well as the active old one.
+inline bool names_in_ds(const DnssecKey& k) { return k.role != KeyRole::kZsk && k.state != KeyState::kRetired; }
 std::string dnskey_text(const std::string& origin_text, const DnssecKey& k, uint32_t ttl);
 
 // One RR's rdata, as stored (uncompressed wire).

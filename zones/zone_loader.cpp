@@ -939,12 +939,19 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
       std::string err = builder.add_steered(in, builder.add_file(in.file));
       if (!err.empty()) return Error{in.file, in.line, err};
     }
-    if (src.keys) {  // the apex DNSKEY RRset: every key not retired
+    if (src.keys) {  // the apex DNSKEY RRset: every key not retired; CDS/CDNSKEY: those the DS should name
       uint16_t file_idx = builder.add_file(src.dnssec.key_dir);
-      for (const DnssecKey& k : src.keys->keys)
-        if (k.state != KeyState::kRetired)
-          builder.add(origin.wire(), dns::hash_name(origin.wire()), dns::kTypeDNSKEY, src.keys->dnskey_ttl, k.dnskey,
-                      file_idx, 0);
+      auto apex = origin.wire();
+      uint64_t hash = dns::hash_name(apex);
+      uint32_t ttl = src.keys->dnskey_ttl;
+      for (const DnssecKey& k : src.keys->keys) {
+        if (k.state != KeyState::kRetired) builder.add(apex, hash, dns::kTypeDNSKEY, ttl, k.dnskey, file_idx, 0);
+        if (!src.dnssec.cds || !names_in_ds(k)) continue;
+        std::vector<uint8_t> ds = ds_rdata(apex, k);
+        if (ds.empty()) return Error{src.dnssec.key_dir, 0, "cannot compute the CDS of key " + std::to_string(k.tag)};
+        builder.add(apex, hash, dns::kTypeCDS, ttl, ds, file_idx, 0);
+        builder.add(apex, hash, dns::kTypeCDNSKEY, ttl, k.dnskey, file_idx, 0);
+      }
     }
     auto built = builder.finish();
     if (built) (*built)->set_keys(src.keys);

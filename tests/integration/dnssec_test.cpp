@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -117,7 +118,35 @@ class Dnssec : public ::testing::Test {
     q.emplace_back("app4.example.com", "TXT");
     q.emplace_back("fo.example.com", "TXT");
     q.emplace_back("windows.example.com", "A");  // NODATA whose NSEC bitmap spans thirteen windows
+    q.emplace_back("example.com", "CDS");
+    q.emplace_back("example.com", "CDNSKEY");
     return q;
+  }
+  // The apex RRset of `type` (CDS, CDNSKEY, DNSKEY) as lowercase rdata lines, sorted.
+  std::vector<std::string> apex_set(const std::string& type) {
+    auto r = query("127.0.0.1", vaned_->port(), "example.com", type, {.tcp = true, .edns = true, .do_bit = true});
+    std::vector<std::string> out;
+    for (const auto& rr : r ? r->answer : std::vector<std::string>{}) {
+      size_t at = rr.find(" IN " + type + " ");
+      if (at == std::string::npos) continue;
+      std::string rdata = rr.substr(at + 5 + type.size());
+      rdata = rdata.substr(0, rdata.find(" ;"));  // ldns's DNSKEY comment
+      for (char& c : rdata) c = char(tolower(static_cast<unsigned char>(c)));
+      out.push_back(rdata);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  // What `vanectl dnssec ds` prints, as the same lowercase rdata lines.
+  std::vector<std::string> ds_for_parent() {
+    std::string out;
+    EXPECT_EQ(run_ctl(VANECTL_PATH, sock(), {"dnssec", "ds", "example.com"}, out), 0) << out;
+    std::vector<std::string> ds;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);)
+      if (size_t at = line.find(" IN DS "); at != std::string::npos) ds.push_back(line.substr(at + 7));
+    std::sort(ds.begin(), ds.end());
+    return ds;
   }
   std::string dnskeys() {
     auto r = query("127.0.0.1", vaned_->port(), "example.com", "DNSKEY", {.tcp = true, .edns = true, .do_bit = true});
@@ -159,8 +188,8 @@ TEST_F(Dnssec, Ed25519ZoneValidates) {
 }
 
 // Signing changes nothing for a query without DO: the same zones served
-// unsigned answer byte for byte alike (but the DNSKEY RRset, which only the
-// signed zone has).
+// unsigned answer byte for byte alike (but the DNSKEY, CDS and CDNSKEY
+// RRsets, which only the signed zone has).
 TEST_F(Dnssec, WithoutDo_AnswersAreThoseOfTheUnsignedZone) {
   start();
   TempDir plain_dir;
@@ -307,6 +336,11 @@ TEST_F(Dnssec, VanectlVerbs_RolloverAndClearErrors) {
   ASSERT_EQ(run({"dnssec", "ds", "example.com"}, out), 0);
   EXPECT_NE(out.find(std::to_string(new_tag) + " 13 2"), std::string::npos) << "the new DS, for the parent: " << out;
 
+  // CDS names both keys while the DS at the parent should (double-DS).
+  EXPECT_EQ(apex_set("CDS"), ds_for_parent());
+  EXPECT_EQ(apex_set("CDS").size(), 2u);
+  EXPECT_EQ(apex_set("CDNSKEY"), apex_set("DNSKEY"));
+
   ASSERT_EQ(run({"dnssec", "retire", "example.com", std::to_string(old_tag)}, out), 1);
   EXPECT_NE(out.find("is active: switch to another first"), std::string::npos) << out;
   ASSERT_EQ(run({"dnssec", "activate", "example.com", std::to_string(new_tag)}, out), 0) << out;
@@ -318,6 +352,8 @@ TEST_F(Dnssec, VanectlVerbs_RolloverAndClearErrors) {
   EXPECT_EQ(validate(steered_queries(1)).value("failures", -1), 0);
   ASSERT_EQ(run({"dnssec", "retire", "example.com", std::to_string(old_tag)}, out), 0) << out;
   EXPECT_EQ(dnskeys().find("257 3 13"), dnskeys().rfind("257 3 13")) << "one key left: " << dnskeys();
+  ASSERT_EQ(apex_set("CDS").size(), 1u) << "the old DS can go";
+  EXPECT_EQ(apex_set("CDS")[0].substr(0, std::to_string(new_tag).size() + 1), std::to_string(new_tag) + " ");
   EXPECT_EQ(validate(steered_queries(1)).value("failures", -1), 0);
   ASSERT_EQ(run({"dnssec", "keys", "example.com"}, out), 0);
   EXPECT_NE(out.find("retired"), std::string::npos) << out;
@@ -333,6 +369,49 @@ TEST_F(Dnssec, VanectlVerbs_RolloverAndClearErrors) {
   EXPECT_NE(bad["error"].get<std::string>().find("unknown field 'key_dir'"), std::string::npos) << bad.dump();
   bad = call({{"cmd", "dnssec"}, {"action", "sign"}, {"zone", "example.com"}});
   EXPECT_NE(bad["error"].get<std::string>().find("known: ds, keys, keygen, activate, retire"), std::string::npos);
+}
+
+// CDS and CDNSKEY (RFC 7344) at the apex name the keys the parent's DS set
+// should: KSK or CSK, active or published — never a ZSK, never a retired
+// key; each signed by the KSK; with `cds: false`, none.
+TEST_F(Dnssec, CdsAndCdnskey_NameTheKeysTheDsShould_OffWhenAsked) {
+  start();
+  std::vector<std::string> ds = ds_for_parent();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(apex_set("CDS"), ds);
+  EXPECT_EQ(apex_set("CDNSKEY"), apex_set("DNSKEY"));
+  std::string out;
+  ASSERT_EQ(run_ctl(VANECTL_PATH, sock(), {"dnssec", "keygen", "example.com", "--role", "zsk"}, out), 0) << out;
+  EXPECT_EQ(apex_set("DNSKEY").size(), 2u);
+  EXPECT_EQ(apex_set("CDS"), ds) << "a ZSK is not the parent's business";
+  EXPECT_EQ(apex_set("CDNSKEY").size(), 1u);
+  auto r = query("127.0.0.1", vaned_->port(), "example.com", "CDS", {.edns = true, .do_bit = true});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->answer.size(), 2u) << r->to_string();
+  EXPECT_NE(r->answer[1].find(" IN RRSIG CDS 13 2 3600 "), std::string::npos) << r->to_string();
+  json c = validate({{"example.com", "CDS"}, {"example.com", "CDNSKEY"}, {"example.com", "DNSKEY"}});
+  EXPECT_EQ(c.value("failures", -1), 0) << c.dump();
+  EXPECT_GE(c.value("rrsets_validated", 0), 3) << c.dump();
+  // The apex NSEC lists them (a NODATA proof at the apex).
+  r = query("127.0.0.1", vaned_->port(), "example.com", "SSHFP", {.edns = true, .do_bit = true});
+  ASSERT_TRUE(r);
+  bool listed = false;
+  for (const auto& rr : r->authority)
+    if (rr.find(" IN NSEC ") != std::string::npos)
+      listed = rr.find(" CDS ") != std::string::npos && rr.find(" CDNSKEY") != std::string::npos;
+  EXPECT_TRUE(listed) << r->to_string();
+
+  vaned_.reset();
+  std::string cfg = config();
+  cfg.replace(cfg.find("signing: online }"), 17, "signing: online, cds: false }");
+  vaned_ = std::make_unique<Vaned>(dir_, cfg);
+  EXPECT_EQ(apex_set("DNSKEY").size(), 2u);
+  EXPECT_TRUE(apex_set("CDS").empty());
+  EXPECT_TRUE(apex_set("CDNSKEY").empty());
+  r = query("127.0.0.1", vaned_->port(), "example.com", "CDS", {.edns = true, .do_bit = true});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rcode, "NOERROR");
+  EXPECT_TRUE(r->answer.empty()) << r->to_string();
 }
 
 // A real validating resolver: Unbound with vane's DS as its trust anchor.

@@ -232,6 +232,22 @@ TEST(Durations, Units) {
   }
 }
 
+TEST(Config, DnssecCds_OnByDefault_OffWhenAsked_ElseAnErrorWithLine) {
+  auto zone = [](const std::string& dnssec) {
+    return "zones:\n  - { name: example.com, file: example.com.zone, dnssec: { signing: online" + dnssec + " } }\n";
+  };
+  auto c = parse_config(zone(""), "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_TRUE(c->zones[0].dnssec.cds);
+  c = parse_config(zone(", cds: false"), "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_FALSE(c->zones[0].dnssec.cds);
+  c = parse_config(zone(", cds: maybe"), "vane.yaml", "");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().line, 2);
+  EXPECT_NE(c.error().to_string().find("dnssec.cds must be true or false"), std::string::npos) << c.error().to_string();
+}
+
 TEST(Config, UdpCoalesce_DefaultSetOffAndOutOfRange) {
   const std::string zones = "zones: [{ name: example.com, file: example.com.zone }]\n";
   auto c = parse_config(zones, "vane.yaml", "");

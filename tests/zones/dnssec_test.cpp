@@ -179,6 +179,14 @@ TEST(DnssecKeys, DsIsSha256OfTheDnskey) {
   std::string ds = ds_text("example.com", (*keys)->keys[0], 3600);
   EXPECT_EQ(ds.rfind("example.com. 3600 IN DS " + std::to_string((*keys)->keys[0].tag) + " 13 2 ", 0), 0u) << ds;
   EXPECT_EQ(ds.size() - ds.rfind(' ') - 1, 64u) << ds;
+  // The CDS's rdata, made with OpenSSL, says the same as ldns's DS.
+  const uint8_t owner[] = {7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0};
+  std::vector<uint8_t> rd = ds_rdata(owner, (*keys)->keys[0]);
+  ASSERT_EQ(rd.size(), 36u);
+  char text[128];
+  int n = snprintf(text, sizeof text, "%u %u %u ", unsigned(rd[0] << 8 | rd[1]), rd[2], rd[3]);
+  for (size_t i = 4; i < rd.size(); ++i) n += snprintf(text + n, sizeof text - size_t(n), "%02x", rd[i]);
+  EXPECT_EQ(ds.substr(ds.find(" IN DS ") + 7), text);
 }
 
 TEST(DnssecCache, BoundedAndRefreshedByAge) {
