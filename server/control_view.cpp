@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "control.h"
@@ -24,6 +25,17 @@ constexpr size_t kNumRttBuckets = sizeof kRttBuckets / sizeof kRttBuckets[0];
 const char* rcode_name(int r) {
   static const char* const kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN"};
   return r < 7 ? kNames[r] : r == 16 ? "BADVERS" : nullptr;
+}
+
+// One query counter summed over every thread's QueryCounters (each written
+// by its one thread). `field` names the counter: a member pointer, or a
+// function returning a reference to it.
+template <typename Field>
+uint64_t total(const std::vector<const Worker*>& workers, Field field) {
+  uint64_t n = 0;
+  for (const Worker* w : workers)
+    for (const QueryCounters* c : w->counters()) n += std::invoke(field, *c).load(std::memory_order_relaxed);
+  return n;
 }
 }  // namespace
 
@@ -72,9 +84,7 @@ std::string Control::metrics() {
   for (int t = 0; t < 2; ++t)
     for (int q = 0; q < QueryCounters::kQtypes; ++q)
       for (int r = 0; r < 17; ++r) {
-        uint64_t n = 0;
-        for (const Worker* w : workers)
-          for (const QueryCounters* c : w->counters()) n += c->answers[t][q][r].load(std::memory_order_relaxed);
+        uint64_t n = total(workers, [&](const QueryCounters& c) -> auto& { return c.answers[t][q][r]; });
         if (!n) continue;
         const char* rn = rcode_name(r);
         sample(queries,
@@ -84,31 +94,22 @@ std::string Control::metrics() {
                double(n));
       }
   auto& truncated = family("vane_responses_truncated_total", "Responses sent with TC=1.", MetricType::Counter);
-  for (int t = 0; t < 2; ++t) {
-    uint64_t n = 0;
-    for (const Worker* w : workers)
-      for (const QueryCounters* c : w->counters()) n += c->truncated[t].load(std::memory_order_relaxed);
-    sample(truncated, {{"protocol", t ? "tcp" : "udp"}}, double(n));
-  }
+  for (int t = 0; t < 2; ++t)
+    sample(truncated, {{"protocol", t ? "tcp" : "udp"}},
+           double(total(workers, [&](const QueryCounters& c) -> auto& { return c.truncated[t]; })));
   uint64_t dropped = 0;
   for (const Worker* w : workers) dropped += w->stats().dropped.load(std::memory_order_relaxed);
   sample(family("vane_queries_dropped_total",
                 "Datagrams dropped without an answer (not a query, oversized, send failed).", MetricType::Counter),
          {}, double(dropped));
 
-  uint64_t batches = 0, waits = 0;
-  for (const Worker* w : workers)
-    for (const QueryCounters* c : w->counters()) {
-      batches += c->udp_batches.load(std::memory_order_relaxed);
-      waits += c->udp_waits.load(std::memory_order_relaxed);
-    }
   sample(family("vane_udp_batches_total",
                 "UDP receives that returned queries (vane_queries_total{protocol=\"udp\"} / this = queries per batch).",
                 MetricType::Counter),
-         {}, double(batches));
+         {}, double(total(workers, &QueryCounters::udp_batches)));
   sample(family("vane_udp_coalesce_waits_total", "Waits of udp.coalesce before a receive, taken under load.",
                 MetricType::Counter),
-         {}, double(waits));
+         {}, double(total(workers, &QueryCounters::udp_waits)));
 
   auto snap = srv_.snapshot();
   auto& serial = family("vane_zone_serial", "SOA serial of each served zone.", MetricType::Gauge);
@@ -212,31 +213,18 @@ std::string Control::metrics() {
   auto& rrl = family("vane_rrl_responses_total",
                      "UDP answers held back by response rate limiting: dropped, or sent truncated (slipped).",
                      MetricType::Counter);
-  for (int slipped = 0; slipped < 2; ++slipped) {
-    uint64_t n = 0;
-    for (const Worker* w : workers)
-      for (const QueryCounters* c : w->counters())
-        n += (slipped ? c->rrl_slipped : c->rrl_dropped).load(std::memory_order_relaxed);
-    sample(rrl, {{"action", slipped ? "slipped" : "dropped"}}, double(n));
-  }
+  sample(rrl, {{"action", "dropped"}}, double(total(workers, &QueryCounters::rrl_dropped)));
+  sample(rrl, {{"action", "slipped"}}, double(total(workers, &QueryCounters::rrl_slipped)));
   auto& sigs = family("vane_dnssec_signatures_total",
                       "RRSIGs for DO answers: served from the signature cache (hit), made on a miss, or failed "
                       "(the RRset went out unsigned).",
                       MetricType::Counter);
-  uint64_t hit = 0, miss = 0, fail = 0, sign_ns = 0;
-  for (const Worker* w : workers)
-    for (const QueryCounters* c : w->counters()) {
-      hit += c->sig_hits.load(std::memory_order_relaxed);
-      miss += c->sig_misses.load(std::memory_order_relaxed);
-      fail += c->sig_failures.load(std::memory_order_relaxed);
-      sign_ns += c->sig_ns.load(std::memory_order_relaxed);
-    }
-  sample(sigs, {{"result", "hit"}}, double(hit));
-  sample(sigs, {{"result", "miss"}}, double(miss));
-  sample(sigs, {{"result", "failure"}}, double(fail));
+  sample(sigs, {{"result", "hit"}}, double(total(workers, &QueryCounters::sig_hits)));
+  sample(sigs, {{"result", "miss"}}, double(total(workers, &QueryCounters::sig_misses)));
+  sample(sigs, {{"result", "failure"}}, double(total(workers, &QueryCounters::sig_failures)));
   sample(family("vane_dnssec_sign_seconds_total", "CPU time spent making RRSIGs on cache misses.",
                 MetricType::Counter),
-         {}, double(sign_ns) / 1e9);
+         {}, double(total(workers, &QueryCounters::sig_ns)) / 1e9);
   auto& flips = family("vane_health_flips_total", "Endpoint verdict changes, by new verdict.", MetricType::Counter);
   for (const char* to : {"up", "down"}) sample(flips, {{"to", to}}, double(flips_[to]));
   auto& reloads = family("vane_reloads_total", "Reloads by result.", MetricType::Counter);
