@@ -311,22 +311,6 @@ std::string dnskey_text(const std::string& origin_text, const DnssecKey& k, uint
          std::to_string(k.algorithm) + " " + b64;
 }
 
-std::string ds_text(const std::string& origin_text, const DnssecKey& k, uint32_t ttl) {
-  ldns_rr* raw = nullptr;
-  if (ldns_rr_new_frm_str(&raw, dnskey_text(origin_text, k, ttl).c_str(), 0, nullptr, nullptr) != LDNS_STATUS_OK)
-    return {};
-  RrPtr rr(raw);
-  RrPtr ds(ldns_key_rr2ds(rr.get(), LDNS_SHA256));
-  if (!ds) return {};
-  char* t = ldns_rr2str(ds.get());
-  std::string s = t ? t : "";
-  free(t);
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  for (char& c : s)
-    if (c == '\t') c = ' ';
-  return s;
-}
-
 std::vector<uint8_t> ds_rdata(std::span<const uint8_t> owner, const DnssecKey& k) {
   // RFC 4034 §5.1.4: digest = SHA-256(owner | DNSKEY rdata).
   std::vector<uint8_t> rd{uint8_t(k.tag >> 8), uint8_t(k.tag), k.algorithm, 2};
@@ -340,6 +324,18 @@ std::vector<uint8_t> ds_rdata(std::span<const uint8_t> owner, const DnssecKey& k
   if (!ok) return {};
   rd.insert(rd.end(), digest, digest + len);
   return rd;
+}
+
+std::string ds_text(const std::string& origin_text, const DnssecKey& k, uint32_t ttl) {
+  dns::NameBuf owner;
+  if (!dns::from_text(fqdn(origin_text), owner)) return {};
+  std::vector<uint8_t> rd = ds_rdata(owner.wire(), k);
+  if (rd.size() < 4) return {};
+  std::string s = fqdn(origin_text) + " " + std::to_string(ttl) + " IN DS " + std::to_string(rd[0] << 8 | rd[1]) +
+                  " " + std::to_string(rd[2]) + " " + std::to_string(rd[3]) + " ";
+  static const char kHex[] = "0123456789abcdef";
+  for (size_t i = 4; i < rd.size(); ++i) s += {kHex[rd[i] >> 4], kHex[rd[i] & 15]};
+  return s;
 }
 
 // ---- signing -------------------------------------------------------------

@@ -90,11 +90,11 @@ Result<DnssecKey> generate_key(const std::string& origin_text, const std::string
 // Rewrites a key's .state file (the rollover verbs).
 std::optional<Error> write_key_state(const DnssecKey& k);
 
-// DS (SHA-256, RFC 4509) of a key, in presentation format.
-std::string ds_text(const std::string& origin_text, const DnssecKey& k, uint32_t ttl);
-// The same DS's rdata (key tag, algorithm, digest type 2, digest); `owner`
-// is the zone's lowercase wire name. Empty if the digest fails.
+// DS (SHA-256, RFC 4509) of a key as rdata (key tag, algorithm, digest type
+// 2, digest) — the CDS — and in presentation format (`vanectl dnssec ds`).
+// `owner` is the zone's lowercase wire name. Empty if the digest fails.
 std::vector<uint8_t> ds_rdata(std::span<const uint8_t> owner, const DnssecKey& k);
+std::string ds_text(const std::string& origin_text, const DnssecKey& k, uint32_t ttl);
 // A key the parent's DS set should name: KSK or CSK, not retired — during a
 // rollover the published new one as well as the active old one.
 inline bool names_in_ds(const DnssecKey& k) { return k.role != KeyRole::kZsk && k.state != KeyState::kRetired; }

@@ -6,10 +6,12 @@
 #include <ldns/ldns.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "dns/name.h"
 #include "dns/wire.h"
+#include "ldns_ptr.h"
 #include "process.h"
 
 namespace vane::zones {
@@ -179,14 +181,30 @@ TEST(DnssecKeys, DsIsSha256OfTheDnskey) {
   std::string ds = ds_text("example.com", (*keys)->keys[0], 3600);
   EXPECT_EQ(ds.rfind("example.com. 3600 IN DS " + std::to_string((*keys)->keys[0].tag) + " 13 2 ", 0), 0u) << ds;
   EXPECT_EQ(ds.size() - ds.rfind(' ') - 1, 64u) << ds;
-  // The CDS's rdata, made with OpenSSL, says the same as ldns's DS.
+  // The same DS as ldns makes it (the CDS's rdata and this text are ours, with OpenSSL).
+  RrPtr dnskey;
+  {
+    ldns_rr* raw = nullptr;
+    ASSERT_EQ(ldns_rr_new_frm_str(&raw, dnskey_text("example.com", (*keys)->keys[0], 3600).c_str(), 0, nullptr,
+                                  nullptr),
+              LDNS_STATUS_OK);
+    dnskey.reset(raw);
+  }
+  RrPtr reference(ldns_key_rr2ds(dnskey.get(), LDNS_SHA256));
+  ASSERT_TRUE(reference);
+  char* t = ldns_rr2str(reference.get());
+  std::string text = t;
+  free(t);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  std::replace(text.begin(), text.end(), '\t', ' ');
+  EXPECT_EQ(ds, text);
   const uint8_t owner[] = {7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0};
   std::vector<uint8_t> rd = ds_rdata(owner, (*keys)->keys[0]);
   ASSERT_EQ(rd.size(), 36u);
-  char text[128];
-  int n = snprintf(text, sizeof text, "%u %u %u ", unsigned(rd[0] << 8 | rd[1]), rd[2], rd[3]);
-  for (size_t i = 4; i < rd.size(); ++i) n += snprintf(text + n, sizeof text - size_t(n), "%02x", rd[i]);
-  EXPECT_EQ(ds.substr(ds.find(" IN DS ") + 7), text);
+  BufferPtr wire(ldns_buffer_new(64));
+  ASSERT_EQ(ldns_rr_rdata2buffer_wire(wire.get(), reference.get()), LDNS_STATUS_OK);
+  std::vector<uint8_t> ref_rd(ldns_buffer_begin(wire.get()), ldns_buffer_begin(wire.get()) + ldns_buffer_position(wire.get()));
+  EXPECT_EQ(rd, ref_rd);
 }
 
 TEST(DnssecCache, BoundedAndRefreshedByAge) {
