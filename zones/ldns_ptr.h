@@ -8,21 +8,15 @@
 
 namespace vane::zones {
 
-struct RdfFree {
-  void operator()(ldns_rdf* r) const { ldns_rdf_deep_free(r); }
+// Frees with `Free` (ldns_rr_free, ldns_rdf_deep_free, ...).
+template <auto Free>
+struct LdnsFree {
+  template <typename T>
+  void operator()(T* p) const { Free(p); }
 };
-using RdfPtr = std::unique_ptr<ldns_rdf, RdfFree>;
-struct RrFree {
-  void operator()(ldns_rr* r) const { ldns_rr_free(r); }
-};
-using RrPtr = std::unique_ptr<ldns_rr, RrFree>;
-struct BufferFree {
-  void operator()(ldns_buffer* b) const { ldns_buffer_free(b); }
-};
-using BufferPtr = std::unique_ptr<ldns_buffer, BufferFree>;
-struct KeyFree {
-  void operator()(ldns_key* k) const { ldns_key_deep_free(k); }
-};
-using LdnsKeyPtr = std::unique_ptr<ldns_key, KeyFree>;
+using RdfPtr = std::unique_ptr<ldns_rdf, LdnsFree<ldns_rdf_deep_free>>;
+using RrPtr = std::unique_ptr<ldns_rr, LdnsFree<ldns_rr_free>>;
+using BufferPtr = std::unique_ptr<ldns_buffer, LdnsFree<ldns_buffer_free>>;
+using LdnsKeyPtr = std::unique_ptr<ldns_key, LdnsFree<ldns_key_deep_free>>;
 
 }  // namespace vane::zones
