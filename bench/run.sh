@@ -13,6 +13,7 @@
 #   DNSPERF_LOAD="-c 8 -q 200" BIG=0 bench/run.sh   # fewer clients and queries in flight
 #   BIG_RECORDS="1000000 5000000" BIG_ONLY=1 bench/run.sh  # zone loading only
 #   SERVERS="vane knot" STATIC=0 STEER=0 METRICS=0 HEALTH=0 BIG=0 bench/run.sh  # DNSSEC only
+#   LATENCY_ONLY=1 RATES="10000 40000 80000" bench/run.sh  # open-loop latency and CPU at fixed rates
 #
 # Only 127.0.0.1 is used. Every server started here is stopped by PID.
 set -euo pipefail
@@ -29,7 +30,10 @@ WORKERS=${WORKERS:-1}
 SERVER_CPUS=${SERVER_CPUS:-0}
 DNSPERF_LOAD=${DNSPERF_LOAD:-"-c 16 -q 512"}  # clients and queries in flight
 BIG_ROUNDS=${BIG_ROUNDS:-3}
-if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0; fi
+if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0; fi
+if [ "${LATENCY_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=1; fi
+RATES=${RATES:-"10000 40000 80000 120000"}
+LAT_ROUNDS=${LAT_ROUNDS:-1}
 # Below the ephemeral range (32768-60999): a connect probe to a port in it
 # that nothing listens on yet can pick that very port as its source and
 # connect to itself (TCP simultaneous open), and the server then cannot bind.
@@ -39,9 +43,10 @@ HZ=$(getconf CLK_TCK)
 taskset -cp 1 $$ >/dev/null
 
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF >/dev/null
-cmake --build build-bench -j"$(nproc --all)" --target vaned vane-echo >/dev/null
+cmake --build build-bench -j"$(nproc --all)" --target vaned vane-echo vane-latency >/dev/null
 VANED=$PWD/build-bench/server/vaned
 ECHO=$PWD/build-bench/bench/vane-echo
+LATENCY_CLIENT=$PWD/build-bench/bench/vane-latency
 
 WORK=$(mktemp -d /tmp/vane-bench-XXXXXX)
 PIDS=()
@@ -243,6 +248,51 @@ for s in echo $SERVERS; do
   fi
   stop_server "$SERVER_PID"
 done
+fi
+
+# ---------------------------------------------------------------- latency
+# Open loop: vane-latency sends at a fixed rate whatever the answers do and
+# times each query; the server's CPU over the same seconds gives µs/query.
+# Every server with its defaults, LAT_ROUNDS rounds alternating servers.
+declare -A LAT
+if [ "${LATENCY:-1}" = 1 ]; then
+  echo "== open-loop latency at fixed rates (${RATES}), ${DURATION}s per point, $WORKERS worker(s) on core(s) $SERVER_CPUS"
+  printf '%-6s %8s %10s %8s %8s %8s %8s %8s\n' server rate cpu_us/q avg_us p50_us p99_us p999_us lost
+  for round in $(seq "$LAT_ROUNDS"); do
+    for s in $SERVERS; do
+      "start_$s" "$WORK/zones/bench.test" bench.test
+      PIDS+=("$SERVER_PID")
+      wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }
+      for rate in $RATES; do
+        c0=$(cpu_ticks "$SERVER_PID")
+        out=$(taskset -c 1 "$LATENCY_CLIENT" "$PORT" "$rate" "$DURATION" "$WORK/queries.txt")
+        c1=$(cpu_ticks "$SERVER_PID")
+        read -r _ sent _ answered _ lost _ avg _ p50 _ p99 _ p999 _ _ <<<"$out"
+        cpu=$(awk -v c="$((c1 - c0))" -v hz="$HZ" -v n="$answered" 'BEGIN { printf "%.2f", (n > 0 ? c / hz * 1e6 / n : 0) }')
+        printf '%-6s %8s %10s %8s %8s %8s %8s %8s\n' "$s" "$rate" "$cpu" "$avg" "$p50" "$p99" "$p999" "$lost"
+        LAT[$s/$rate]="${LAT[$s/$rate]:-} $cpu $avg $p50 $p99 $p999 $lost"
+      done
+      stop_server "$SERVER_PID"
+    done
+  done
+  # Medians over the rounds, and vane's ratio to the best peer at each rate.
+  median_of() {  # median_of FIELD VALUES...: the FIELD-th of each group of 6
+    local f=$1; shift
+    local vals=() i=0
+    for v in "$@"; do [ $((i % 6)) -eq $((f - 1)) ] && vals+=("$v"); i=$((i + 1)); done
+    printf '%s\n' "${vals[@]}" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'
+  }
+  echo "== latency medians over $LAT_ROUNDS round(s)"
+  printf '%-6s %8s %10s %8s %8s %8s %8s %8s\n' server rate cpu_us/q avg_us p50_us p99_us p999_us lost
+  for rate in $RATES; do
+    for s in $SERVERS; do
+      # shellcheck disable=SC2086 # a list of numbers
+      set -- ${LAT[$s/$rate]:-}
+      [ $# -gt 0 ] || continue
+      printf '%-6s %8s %10s %8s %8s %8s %8s %8s\n' "$s" "$rate" "$(median_of 1 "$@")" "$(median_of 2 "$@")" \
+        "$(median_of 3 "$@")" "$(median_of 4 "$@")" "$(median_of 5 "$@")" "$(median_of 6 "$@")"
+    done
+  done
 fi
 
 # ---------------------------------------------------------------- steering

@@ -299,15 +299,14 @@ void burst(int fd, uint16_t port, uint16_t first_id, int count) {
 }
 
 // udp.coalesce: a server answering one query at a time never waits;
-// bursts make it wait before receiving again, and every query of every burst
-// is answered, whole. The default (200us) is checked for both of those but
-// the wait: whether bursts of 48 reach its rate threshold (8 per 200 µs
-// between two receives) depends on how fast this machine answers them; a 1ms
-// cap (8 per ms) reaches it on any machine. With coalesce: 0 it never waits.
+// with a cap set, bursts make it wait before receiving again (a 1ms cap,
+// 8 per ms between two receives, is reached on any machine), and every
+// query of every burst is answered, whole. The default never waits, bursts
+// or not: a wait is latency (issue: 3x the peers' average at 40k q/s).
 TEST(UdpCoalescing, BurstsAreAnsweredInFull_QuietServersNeverWait) {
-  enum Waits { kAny, kSome, kNone };
+  enum Waits { kSome, kNone };
   const std::pair<std::string, Waits> cases[] = {
-      {"", kAny}, {"udp: { coalesce: 1ms }\n", kSome}, {"udp: { coalesce: 0 }\n", kNone}};
+      {"", kNone}, {"udp: { coalesce: 1ms }\n", kSome}, {"udp: { coalesce: 0 }\n", kNone}};
   for (const auto& [coalesce, expect] : cases) {
     SCOPED_TRACE(coalesce.empty() ? "default" : coalesce);
     TempDir dir;
@@ -335,7 +334,7 @@ TEST(UdpCoalescing, BurstsAreAnsweredInFull_QuietServersNeverWait) {
     double waits = metric(http, "vane_udp_coalesce_waits_total");
     if (expect == kSome) {
       EXPECT_GT(waits, 0) << "no wait in " << bursts << " bursts";
-    } else if (expect == kNone) {
+    } else {
       EXPECT_EQ(waits, 0);
     }
     EXPECT_EQ(metric(http, "vane_queries_dropped_total"), 0);
