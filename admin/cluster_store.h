@@ -61,6 +61,8 @@ class ClusterStore final : public StateWriter {
                        uint32_t ttl_s);
 
   bool connected() const { return connected_.load(); }
+  // The etcd revision this node's state is at (0: none applied yet).
+  int64_t applied_revision() const { return applied_rev_.load(); }
   // The node that writes health verdicts for the cluster: the live member
   // (by membership lease) whose name sorts first. Main loop.
   bool writes_health() const;

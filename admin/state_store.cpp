@@ -247,6 +247,18 @@ uint64_t StateStore::cluster_revision() const {
   return db_->Get(rocksdb::ReadOptions(), "meta/revision", &v).ok() ? std::stoull(v) : 0;
 }
 
+std::optional<std::string> StateStore::zone_version(const std::string& zone) const {
+  std::string v;
+  if (!db_->Get(rocksdb::ReadOptions(), "x/" + zone, &v).ok()) return std::nullopt;
+  return v;
+}
+
+std::optional<Error> StateStore::put_zone_version(const std::string& zone, const std::string& value) {
+  rocksdb::WriteBatch batch;
+  batch.Put("x/" + zone, value);
+  return write_synced(batch);
+}
+
 std::string StateStore::cluster_id() const {
   std::string v;
   return db_->Get(rocksdb::ReadOptions(), "meta/cluster", &v).ok() ? v : "";

@@ -15,6 +15,10 @@
 //                        revision that wrote it)
 //   meta/cluster         in a cluster: "<etcd cluster id> <prefix>" whose
 //   meta/revision        state this cache holds, and the last applied revision
+//   x/<zone>             zone transfers: "<revision> <digest>", the zone's state
+//                        revision (its served serial is the file's + this) and
+//                        a digest of what transfers carried at it (node-local,
+//                        kept by a cluster resync)
 #pragma once
 
 #include <cstdint>
@@ -89,6 +93,10 @@ class StateStore {
                                        const std::string& cluster);
   uint64_t cluster_revision() const;
   std::string cluster_id() const;
+
+  // Zone transfers: the zone's state revision and transfer digest (x/<zone>).
+  std::optional<std::string> zone_version(const std::string& zone) const;
+  std::optional<Error> put_zone_version(const std::string& zone, const std::string& value);  // synced
 
   // Newest `limit` journal entries, oldest first.
   std::vector<nlohmann::json> history(size_t limit) const;

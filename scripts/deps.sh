@@ -28,7 +28,8 @@ BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev liby
 # unbound: a real caching (and validating) resolver in front of vane.
 # python3-dnspython: validates every signed answer (tests/dnssec/validate.py);
 # ldnsutils: ldns-keygen, whose keys vane must load.
+# nsd: a real secondary of vane (zone transfers), beside Knot.
 TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client clang libclang-rt-14-dev
-  prometheus unbound python3-dnspython ldnsutils)
+  prometheus unbound python3-dnspython ldnsutils nsd)
 # What bench/run.sh needs on top.
 BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)

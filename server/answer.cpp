@@ -73,6 +73,27 @@ bool put_steered(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset
   return true;
 }
 
+}  // namespace
+
+bool put_rdata(Writer& w, zones::RdataNames names, const uint8_t* data, uint16_t len) {
+  switch (names) {
+    case zones::RdataNames::kNone:
+      return w.put_bytes(data, len);
+    case zones::RdataNames::kOne:
+      return w.put_name(data);
+    case zones::RdataNames::kMx:
+      return w.put_bytes(data, 2) && w.put_name(data + 2);
+    case zones::RdataNames::kSoa: {
+      const uint8_t* rname = data + dns::wire_name_len({data, len});
+      const uint8_t* tail = rname + dns::wire_name_len({rname, size_t(data + len - rname)});
+      return w.put_name(data) && w.put_name(rname) && w.put_bytes(tail, 20);
+    }
+  }
+  return false;
+}
+
+namespace {
+
 bool put_rrset(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& rs, Owner owner, uint32_t ttl,
                uint16_t& count, QueryContext& ctx) {
   if (rs.steered) return put_steered(w, zs, z, rs, owner, count, ctx);
@@ -87,26 +108,11 @@ bool put_rrset(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset& 
     if (!w.put_bytes(fixed, 10)) return false;
     size_t rdlen_at = w.size() - 2;
     uint16_t len = dns::get16(rd);
-    const uint8_t* data = rd + 2;
-    bool ok = true;
-    switch (rs.names) {
-      case zones::RdataNames::kNone:
-        ok = w.put_bytes(data, len);
-        break;
-      case zones::RdataNames::kOne:
-        ok = w.put_name(data);
-        break;
-      case zones::RdataNames::kMx:
-        ok = w.put_bytes(data, 2) && w.put_name(data + 2);
-        break;
-      case zones::RdataNames::kSoa: {
-        const uint8_t* rname = data + dns::wire_name_len({data, len});
-        const uint8_t* tail = rname + dns::wire_name_len({rname, size_t(data + len - rname)});
-        ok = w.put_name(data) && w.put_name(rname) && w.put_bytes(tail, 20);
-        break;
-      }
-    }
-    if (!ok) return false;
+    if (!put_rdata(w, rs.names, rd + 2, len)) return false;
+    // A transferred zone's serial rises with its steered state (zones/
+    // transfer.h); a signed answer keeps the file's, which its RRSIG covers.
+    if (rs.names == zones::RdataNames::kSoa && z.served_serial() && !signs(ctx, z))
+      dns::put32(w.data() + w.size() - 20, z.served_serial()->load(std::memory_order_relaxed));
     dns::put16(w.data() + rdlen_at, static_cast<uint16_t>(w.size() - rdlen_at - 2));
     rd += 2 + len;
     ++count;
@@ -502,7 +508,19 @@ static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> r
   if (st == dns::ParseStatus::kNotImp) return finish(w, q, flags, dns::kRcodeNotImp, c, opts, 0);
   if (q.edns && q.edns_version > 0) return finish(w, q, flags, dns::kRcodeBadVers, c, opts, 0);  // RFC 6891 §6.1.3
   if (q.qclass != dns::kClassIN) return finish(w, q, flags, dns::kRcodeRefused, c, opts, 0);
-  if (q.qtype == dns::kTypeAXFR || q.qtype == dns::kTypeIXFR)  // no zone transfers from this server
+  if (q.qtype == dns::kTypeIXFR) {
+    // Over UDP (a TCP transfer request never comes here: server/xfr_out.h).
+    // RFC 1995 §2: the current SOA alone tells a secondary whether to ask
+    // over TCP. Only for the apex of a zone that is transferred.
+    const Zone* z = zones.find_zone(q.qname);
+    ctx.dnssec = false;
+    if (!z || !z->served_serial() || q.qname.len != z->origin().size())
+      return finish(w, q, flags, dns::kRcodeRefused, c, opts, 0);
+    if (!put_rrset(w, zones, *z, *z->soa(), {dns::kHeaderSize, nullptr}, z->soa()->ttl, c.an, ctx))
+      flags |= dns::kFlagTC;
+    return finish(w, q, flags | dns::kFlagAA, dns::kRcodeNoError, c, opts, 0);
+  }
+  if (q.qtype == dns::kTypeAXFR)  // over TCP only (RFC 5936 §4.2)
     return finish(w, q, flags, dns::kRcodeRefused, c, opts, 0);
   if (q.qtype == dns::kTypeMAILA || q.qtype == dns::kTypeMAILB || q.qtype == dns::kTypeOPT)
     return finish(w, q, flags, dns::kRcodeNotImp, c, opts, 0);
@@ -535,8 +553,8 @@ static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> r
   return finish(w, q, flags, r.rcode, c, opts, ctx.ecs_scope);
 }
 
-void set_source(QueryContext& ctx, const sockaddr_storage& peer) {
-  zones::Client& s = ctx.source;
+zones::Client client_of(const sockaddr_storage& peer) {
+  zones::Client s;
   if (peer.ss_family == AF_INET) {
     s.family = 4;
     s.prefix = 32;
@@ -553,11 +571,10 @@ void set_source(QueryContext& ctx, const sockaddr_storage& peer) {
       s.prefix = 128;
       std::memcpy(s.addr, a, 16);
     }
-  } else {
-    s.family = 0;
-    s.prefix = 0;
   }
-  s.ecs = false;
+  return s;
 }
+
+void set_source(QueryContext& ctx, const sockaddr_storage& peer) { ctx.source = client_of(peer); }
 
 }  // namespace vane::server

@@ -70,7 +70,13 @@ struct QueryContext {
   int wildcard_proof_count = 0;
 };
 
-// Fills ctx.source from a socket address (v4, v6, v4-mapped v6).
+// One RR's rdata from a zone (uncompressed, lowercase names), with the
+// names RFC 1035 lets us compress compressed.
+bool put_rdata(dns::Writer& w, zones::RdataNames names, const uint8_t* data, uint16_t len);
+
+// A socket address as steering sees a client (v4, v6, v4-mapped v6 as v4).
+zones::Client client_of(const sockaddr_storage& peer);
+// Fills ctx.source from a socket address.
 void set_source(QueryContext& ctx, const sockaddr_storage& peer);
 
 // Writes the response to `req` into `out` (at most `cap` bytes) and returns

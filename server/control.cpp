@@ -81,7 +81,10 @@ Result<Control::Target> resolve(const zones::ZoneSet& zs, const zones::StateTabl
 Control::Control(Server& srv, admin::StateStore& store, admin::StateWriter& writer, admin::ClusterStore* cluster)
     : srv_(srv), store_(store), writer_(writer), cluster_(cluster) {}
 
-Control::~Control() = default;
+Control::~Control() {
+  if (notify_fd4_ >= 0) close(notify_fd4_);
+  if (notify_fd6_ >= 0) close(notify_fd6_);
+}
 
 
 void Control::change(const Json& req, const admin::Peer& peer, admin::Reply reply) {

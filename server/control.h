@@ -59,6 +59,12 @@ class Control {
   // when the probes to run do (main loop).
   std::string targets_document() const { return targets_doc_; }
 
+  // Zone transfers out (control_transfer.cpp): recomputes what each
+  // transferred zone carries; on a change the serial rises, IXFR keeps the
+  // difference, the view is republished and NOTIFYs go out. Every tick and
+  // after every reload.
+  void review_transfers();
+
   // Changes other nodes made (and the whole state on a (re)connect).
   void on_cluster(const std::vector<admin::ClusterEvent>& events, bool full);
 
@@ -133,6 +139,43 @@ class Control {
   std::set<std::string> wavering_;                          // endpoints whose probes disagree with their verdict
   std::map<std::string, uint64_t> last_flip_ms_;            // endpoint -> its last verdict change or wavering probe
   std::vector<std::pair<std::string, bool>> wavers_;        // from the checker thread, under verdict_mu_
+
+  // Zone transfers out (control_transfer.cpp).
+  struct XfrZone {
+    const zones::Zone* zone = nullptr;  // in xfr_snapshot_
+    zones::TransferSpec spec;
+    bool skip_dnssec = false;
+    uint64_t static_digest = 0, digest = 0;
+    uint64_t revision = 0;  // the zone's state revision: served serial = file serial + this
+    uint32_t serial = 0;
+    std::vector<std::vector<uint16_t>> steered;
+    std::vector<zones::IxfrStep> history;
+    bool notify_due = false;
+    struct Notify {
+      sockaddr_storage addr{};
+      socklen_t len = 0;
+      uint32_t serial = 0;
+      uint16_t id = 0;
+      uint32_t attempts = 0;
+      uint64_t next_ms = 0;
+      bool answered = false;
+    };
+    std::vector<Notify> notifies;
+  };
+  std::map<std::string, XfrZone> xfr_;  // origin text -> its transfer state
+  std::shared_ptr<const zones::ZoneSet> xfr_snapshot_;  // the snapshot the published view holds
+  uint64_t xfr_store_errors_ = 0;
+  uint64_t cluster_revision() const;
+  void start_notify(XfrZone& x, uint64_t now);
+  void send_notifies(uint64_t now);
+  bool open_notify_socket(int family);
+  void on_notify_answer(uv_poll_t* h);
+  void stop_transfers();
+  admin::Json transfer_status(const zones::Zone& z) const;
+  int notify_fd4_ = -1, notify_fd6_ = -1;
+  uv_poll_t notify_poll4_{}, notify_poll6_{};
+  std::map<std::string, uint64_t> notify_counts_;  // "sent", "answered", "error"
+  uv_loop_t* loop_ = nullptr;
 
   void share_view(const std::string& vantage, const std::string& key, const healthcheck::VantageView& v, bool own);
   void end_override(const std::string& key, const admin::Override& o);

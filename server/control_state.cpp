@@ -66,6 +66,8 @@ void Control::start(uv_loop_t* loop) {
   verdict_async_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&verdict_async_));
   run_plans(admin::now_ms());  // ramps' weights and drills' TTLs before the first tick
+  loop_ = loop;
+  review_transfers();  // serials and the first transfer view
   uv_timer_init(loop, &timer_);
   timer_.data = this;
   timer_live_ = true;
@@ -83,6 +85,7 @@ void Control::stop() {
     uv_close(reinterpret_cast<uv_handle_t*>(&verdict_async_), nullptr);
   }
   timer_live_ = false;
+  stop_transfers();
 }
 
 void Control::post_verdict(const healthcheck::Verdict& v) {
@@ -230,6 +233,7 @@ void Control::expire() {
   for (const auto& [key, o] : due) end_override(key, o);
   review_failback(now);
   run_plans(now);
+  review_transfers();
   sample_shares(now);
 }
 

@@ -115,9 +115,24 @@ std::string Control::metrics() {
   auto& serial = family("vane_zone_serial", "SOA serial of each served zone.", MetricType::Gauge);
   auto& records = family("vane_zone_records", "Records in each served zone.", MetricType::Gauge);
   for (const auto& z : snap->zones()) {
-    sample(serial, {{"zone", z->origin_text()}}, z->serial());
+    sample(serial, {{"zone", z->origin_text()}},
+           z->served_serial() ? z->served_serial()->load(std::memory_order_relaxed) : z->serial());
     sample(records, {{"zone", z->origin_text()}}, double(z->record_count()));
   }
+  auto& xfr = family("vane_transfers_out_total", "Zone transfer requests by kind and outcome.", MetricType::Counter);
+  const auto& xc = srv_.transfers().counters;
+  for (int k = 0; k < zones::TransferCounters::kKinds; ++k)
+    for (int o = 0; o < zones::TransferCounters::kOutcomes; ++o)
+      sample(xfr, {{"kind", k == zones::TransferCounters::kAxfr ? "axfr" : "ixfr"},
+                   {"result", o == zones::TransferCounters::kOk ? "ok" : o == zones::TransferCounters::kRefused ? "refused" : "notauth"}},
+             double(xc.out[k][o].load(std::memory_order_relaxed)));
+  auto& notifies = family("vane_notify_total", "NOTIFY messages to secondaries: sent, answered, or a send error.",
+                          MetricType::Counter);
+  for (const char* r : {"sent", "answered", "error"})
+    sample(notifies, {{"result", r}}, double(notify_counts_.count(r) ? notify_counts_.at(r) : 0));
+  sample(family("vane_transfer_store_errors_total",
+                "Zone serial changes that could not be stored (and so were not served).", MetricType::Counter),
+         {}, double(xfr_store_errors_));
 
   auto& answers = family("vane_steered_answers_total", "Steered answers per record and endpoint.", MetricType::Counter);
   auto& up =
@@ -350,11 +365,16 @@ Json Control::status() {
   Json zones = Json::array(), records = Json::array();
   auto overrides = store_.overrides();
   for (const auto& z : snap->zones()) {
-    zones.push_back({{"name", z->origin_text()},
-                     {"serial", z->serial()},
-                     {"records", z->record_count()},
-                     {"names", z->node_count()},
-                     {"file", z->file()}});
+    Json zone{{"name", z->origin_text()},
+              {"serial", z->serial()},
+              {"records", z->record_count()},
+              {"names", z->node_count()},
+              {"file", z->file()}};
+    if (Json t = transfer_status(*z); !t.is_null()) {
+      zone["serial"] = t["serial"];  // what answers and transfers carry
+      zone["transfer"] = std::move(t);
+    }
+    zones.push_back(std::move(zone));
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
       auto eps = z->endpoints(r);

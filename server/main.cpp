@@ -163,6 +163,7 @@ int main(int argc, char** argv) {
   checker.start();
   srv.set_on_reloaded([&] {
     checker.set_targets(control.health_targets(srv.config()));
+    control.review_transfers();
     if (cluster) cluster->set_digest(serving_digest(srv.config()));
   });
   if (cluster) cluster->start(serving_digest(srv.config()));

@@ -102,6 +102,7 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
                 (*z)->origin_text().c_str(), src.file.c_str(), (*z)->record_count(), src.steered.size(),
                 (*z)->node_count(), (*z)->serial(), ms, double((*z)->memory_bytes()) / (1 << 20));
     (*z)->set_file(src.file);
+    if (src.transfer.enabled()) (*z)->set_served_serial(states.zone_serial((*z)->origin_text(), (*z)->serial()));
     loaded.push_back(z.take());
   }
   auto set = std::make_shared<zones::ZoneSet>(std::move(loaded));
@@ -137,7 +138,7 @@ std::optional<Error> Server::start(uv_loop_t* main_loop) {
   aopts.edns_udp_size = cfg_.edns_udp_size;
   aopts.sig_cache_entries = cfg_.dnssec_cache;
   for (unsigned i = 0; i < cfg_.threads; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, std::move((*socks)[i]), publisher_, *admission_, aopts, cfg_.tcp, cfg_.udp));
+    workers_.push_back(std::make_unique<Worker>(i, std::move((*socks)[i]), publisher_, transfers_, *admission_, aopts, cfg_.tcp, cfg_.udp));
   for (auto& w : workers_) w->start();
   listen_.clear();
   for (const auto& la : cfg_.listen) {

@@ -54,6 +54,8 @@ class Server {
   std::shared_ptr<const zones::ZoneSet> snapshot() const { return publisher_.current(); }
   // Live endpoint state (health, overrides, admin weights); outlives snapshots.
   zones::StateTable& states() { return *states_; }
+  // What zone transfers are served from (the control plane publishes, TCP workers read).
+  zones::TransferPublisher& transfers() { return transfers_; }
   const std::string& config_path() const { return config_path_; }
   const std::vector<std::string>& listen() const { return listen_; }  // bound addresses
   unsigned threads() const { return threads_; }
@@ -76,6 +78,7 @@ class Server {
   uv_loop_t* loop_ = nullptr;
   std::unique_ptr<zones::StateTable> states_ = std::make_unique<zones::StateTable>();
   SnapshotPublisher publisher_;
+  zones::TransferPublisher transfers_;
   std::unique_ptr<TcpAdmission> admission_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::mutex reload_mu_;

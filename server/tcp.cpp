@@ -1,11 +1,15 @@
 // DNS over TCP (RFC 7766): 2-byte framing, pipelined queries answered in
 // order, idle timeout, connection caps, back-pressure when a client does not
 // read. Buffers belong to the connection and are reused; one uv_write carries
-// every answer produced by one read.
+// every answer produced by one read. A zone transfer request makes the
+// connection a transfer stream (xfr_out.h) until its last message is out;
+// queries pipelined behind it wait their turn.
 #include <cstring>
+#include <ctime>
 
 #include "log.h"
 #include "worker.h"
+#include "xfr_out.h"
 
 namespace vane::server {
 
@@ -88,15 +92,31 @@ class TcpConn {
     }
     if (n == 0) return;
     in_len_ += static_cast<size_t>(n);
+    process();
+  }
+
+  // Answers the complete messages read so far (up to a transfer request,
+  // whose stream then comes first).
+  void process() {
     size_t pos = 0;
-    while (in_len_ - pos >= 2) {
+    while (!xfr_ && in_len_ - pos >= 2) {
       size_t len = dns::get16(in_.data() + pos);
       if (len == 0) {  // a zero-length message is nonsense: give up on the stream
         close();
         return;
       }
       if (in_len_ - pos - 2 < len) break;
-      size_t resp = answer_one({in_.data() + pos + 2, len});
+      std::span<const uint8_t> msg{in_.data() + pos + 2, len};
+      if (is_transfer_request(msg)) {
+        w_.stats_.tcp_queries.fetch_add(1, std::memory_order_relaxed);
+        timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        xfr_ = std::make_unique<XfrOut>(msg, peer_, w_.transfers_, uint64_t(wall.tv_sec));
+        if (!xfr_->next(pending_, kXfrChunk)) xfr_.reset();
+        pos += 2 + len;
+        break;
+      }
+      size_t resp = answer_one(msg);
       if (resp) {
         uint8_t prefix[2];
         dns::put16(prefix, static_cast<uint16_t>(resp));
@@ -113,8 +133,9 @@ class TcpConn {
       arm_timer();
     }
     flush();
-    // Back-pressure: a client that pipelines but does not read stops being read.
-    if (pending_.size() > w_.tcp_opts_.max_pipelined_bytes && reading_) {
+    // Back-pressure: a client that pipelines but does not read stops being
+    // read, and so does one whose transfer is being sent.
+    if ((xfr_ || pending_.size() > w_.tcp_opts_.max_pipelined_bytes) && reading_) {
       uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
       reading_ = false;
     }
@@ -145,13 +166,20 @@ class TcpConn {
         c->close();
         return;
       }
+      if (c->xfr_ && c->pending_.empty() && !c->close_after_write_) {
+        // The transfer's next messages; after its last, what was pipelined behind it.
+        c->arm_timer();
+        if (!c->xfr_->next(c->pending_, kXfrChunk)) c->xfr_.reset();
+        if (!c->xfr_) c->process();
+      }
       if (!c->pending_.empty()) {
         c->flush();
       } else if (c->close_after_write_) {
         c->close();
         return;
       }
-      if (!c->reading_ && !c->close_after_write_ && c->pending_.size() <= c->w_.tcp_opts_.max_pipelined_bytes)
+      if (!c->reading_ && !c->xfr_ && !c->close_after_write_ &&
+          c->pending_.size() <= c->w_.tcp_opts_.max_pipelined_bytes)
         c->start_reading();
     });
     if (rc < 0) {
@@ -160,7 +188,10 @@ class TcpConn {
     }
   }
 
+  static constexpr size_t kXfrChunk = 256 * 1024;  // transfer bytes produced per write
+
   Worker& w_;
+  std::unique_ptr<XfrOut> xfr_;  // the transfer being sent, if any
   std::string client_;
   sockaddr_storage peer_{};
   uv_tcp_t tcp_;

@@ -43,11 +43,13 @@ void TcpAdmission::release(const std::string& client) {
   total_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher, TcpAdmission& admission,
-               const AnswerOptions& answer_opts, const TcpOptions& tcp_opts, const UdpOptions& udp_opts)
+Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher, zones::TransferPublisher& transfers,
+               TcpAdmission& admission, const AnswerOptions& answer_opts, const TcpOptions& tcp_opts,
+               const UdpOptions& udp_opts)
     : id_(id),
       sockets_(std::move(sockets)),
       publisher_(publisher),
+      transfers_(transfers),
       admission_(admission),
       answer_opts_(answer_opts),
       tcp_opts_(tcp_opts),

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "rrl.h"
 #include "sockets.h"
+#include "transfer.h"
 #include "zone.h"
 
 namespace vane::server {
@@ -71,7 +72,8 @@ class TcpConn;
 
 class Worker {
  public:
-  Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher, TcpAdmission& admission,
+  Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher, zones::TransferPublisher& transfers,
+         TcpAdmission& admission,
          const AnswerOptions& answer_opts, const TcpOptions& tcp_opts, const UdpOptions& udp_opts);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -128,6 +130,7 @@ class Worker {
   unsigned id_;
   WorkerSockets sockets_;
   SnapshotPublisher& publisher_;
+  zones::TransferPublisher& transfers_;
   TcpAdmission& admission_;
   AnswerOptions answer_opts_;
   TcpOptions tcp_opts_;

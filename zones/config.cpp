@@ -104,12 +104,75 @@ std::optional<Error> parse_udp(const Ctx& c, const YAML::Node& n, UdpOptions& u)
 
 std::string scalar(const YAML::Node& n);
 bool parse_bool(const YAML::Node& n, bool& out);
+std::optional<Error> parse_cidr(const Ctx& c, const YAML::Node& n, uint8_t& family, uint8_t& prefix, uint8_t addr[16]);
+
+// tsig: { NAME: { algorithm, secret_file } }: the secret (base64, the first
+// line of the file) is read here, at start and on every reload.
+std::optional<Error> parse_tsig(const Ctx& c, const YAML::Node& n, zones::TsigKeys& keys) {
+  if (!n.IsMap()) return err(c, n, "tsig must be a map of key names to { algorithm, secret_file }");
+  for (const auto& kv : n) {
+    zones::TsigKey k;
+    k.name = kv.first.as<std::string>();
+    std::transform(k.name.begin(), k.name.end(), k.name.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (!k.name.empty() && k.name.back() == '.') k.name.pop_back();
+    dns::NameBuf nb;
+    if (k.name.empty() || !dns::from_text(k.name, nb)) return err(c, kv.first, "bad tsig key name '" + k.name + "'");
+    const YAML::Node& v = kv.second;
+    if (auto e = check_keys(c, v, {"algorithm", "secret_file"}, "tsig." + k.name)) return e;
+    k.algorithm = v["algorithm"] ? scalar(v["algorithm"]) : "hmac-sha256";
+    if (!zones::tsig_algorithm_known(k.algorithm))
+      return err(c, v["algorithm"], "tsig." + k.name + ".algorithm must be hmac-sha256, hmac-sha384 or hmac-sha512, not '" +
+                                        k.algorithm + "'");
+    if (!v["secret_file"]) return err(c, v, "tsig." + k.name + " needs secret_file (a file holding the base64 secret)");
+    auto secret = read_token_file(resolve_path(c, scalar(v["secret_file"])));
+    if (!secret) return err(c, v["secret_file"], "tsig." + k.name + ": " + secret.error().to_string());
+    if (!zones::tsig_secret_valid(*secret))
+      return err(c, v["secret_file"], "tsig." + k.name + ": the secret file must hold base64 of at least 16 bytes");
+    k.secret = *secret;
+    k.line = c.path.empty() ? 0 : kv.first.Mark().line + 1;
+    keys[k.name] = std::move(k);
+  }
+  return std::nullopt;
+}
+
+// transfer: { allow: [{ cidr, key }], notify: ["IP:PORT"], unsigned }
+std::optional<Error> parse_transfer(const Ctx& c, const YAML::Node& n, const zones::TsigKeys& keys,
+                                    zones::TransferSpec& t) {
+  if (auto e = check_keys(c, n, {"allow", "notify", "unsigned"}, "transfer")) return e;
+  t.line = n.Mark().line + 1;
+  if (const auto& a = n["allow"]) {
+    if (!a.IsSequence()) return err(c, a, "transfer.allow must be a list of { cidr, key }");
+    for (const auto& e : a) {
+      if (auto x = check_keys(c, e, {"cidr", "key"}, "a transfer.allow entry")) return x;
+      if (!e["cidr"] && !e["key"]) return err(c, e, "a transfer.allow entry needs a cidr, a key, or both");
+      zones::TransferAllow al;
+      if (e["cidr"])
+        if (auto x = parse_cidr(c, e["cidr"], al.family, al.prefix, al.addr)) return x;
+      if (e["key"]) {
+        al.key = scalar(e["key"]);
+        if (!keys.count(al.key)) return err(c, e["key"], "transfer.allow names key '" + al.key + "', which tsig: does not define");
+      }
+      t.allow.push_back(al);
+    }
+  }
+  if (const auto& no = n["notify"]) {
+    if (!no.IsSequence()) return err(c, no, "transfer.notify must be a list like [\"192.0.2.53:53\"]");
+    for (const auto& a : no) {
+      ListenAddr la;
+      if (!a.IsScalar() || !parse_listen(a.Scalar(), la))
+        return err(c, a, "bad transfer.notify address '" + scalar(a) + "' (want IP:PORT or [IPv6]:PORT)");
+      t.notify.push_back(a.Scalar());
+    }
+  }
+  if (n["unsigned"] && !parse_bool(n["unsigned"], t.unsigned_ok)) return err(c, n["unsigned"], "transfer.unsigned must be true or false");
+  return std::nullopt;
+}
 
 std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "zones must be a list of { name, file }");
   std::set<std::string> seen;
   for (const auto& z : n) {
-    if (auto e = check_keys(c, z, {"name", "file", "dnssec"}, "a zone")) return e;
+    if (auto e = check_keys(c, z, {"name", "file", "dnssec", "transfer"}, "a zone")) return e;
     if (!z["name"] || !z["file"]) return err(c, z, "a zone needs both name and file");
     zones::ZoneSource src;
     src.origin = z["name"].as<std::string>();
@@ -132,6 +195,16 @@ std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg)
       src.dnssec.key_dir = d["key_dir"] ? resolve_path(c, scalar(d["key_dir"])) : cfg.state_dir + "/keys/" + zone_dir;
       if (d["cds"] && !parse_bool(d["cds"], src.dnssec.cds))
         return err(c, d["cds"], "dnssec.cds must be true or false");
+    }
+    if (const YAML::Node& t = z["transfer"]) {
+      if (auto e = parse_transfer(c, t, cfg.tsig, src.transfer)) return e;
+      // Online signatures are made per answer and never stored: a secondary
+      // could only serve the zone unsigned, which a validating resolver
+      // that holds the DS treats as bogus. Only on the operator's word.
+      if (src.dnssec.online && src.transfer.enabled() && !src.transfer.unsigned_ok)
+        return err(c, t, "zone " + key + " is signed online and its signatures cannot be transferred: "
+                         "secondaries would serve it unsigned. Set transfer: { unsigned: true } to transfer it so, "
+                         "or leave transfer out");
     }
     cfg.zones.push_back(std::move(src));
   }
@@ -563,7 +636,7 @@ std::optional<Error> parse_cluster(const Ctx& c, const YAML::Node& n, ClusterSpe
 std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cfg) {
   if (auto e = check_keys(c, root,
                           {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size", "dnssec_cache",
-                           "tcp", "udp", "records", "regions", "checks", "cluster", "rrl"},
+                           "tcp", "udp", "records", "regions", "checks", "cluster", "rrl", "tsig"},
                           "the top level"))
     return e;
   if (const auto& l = root["listen"]) {
@@ -611,6 +684,8 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
     if (auto e = parse_tcp(c, root["tcp"], cfg.tcp)) return e;
   if (root["udp"])
     if (auto e = parse_udp(c, root["udp"], cfg.udp)) return e;
+  if (root["tsig"])
+    if (auto e = parse_tsig(c, root["tsig"], cfg.tsig)) return e;
   if (root["zones"])
     if (auto e = parse_zones(c, root["zones"], cfg)) return e;
   if (cfg.zones.empty()) return Error{c.path, 0, "no zones configured (add zones: [{ name: ..., file: ... }])"};

@@ -142,6 +142,7 @@ struct Config {
   uint32_t dnssec_cache = 65536;  // signatures cached per DNS thread (88 bytes each)
   TcpOptions tcp;
   UdpOptions udp;
+  zones::TsigKeys tsig;  // tsig: (zone transfers)
   std::vector<zones::ZoneSource> zones;
   std::vector<RecordSpec> records;
   std::vector<RegionSpec> regions;

@@ -81,6 +81,13 @@ uint32_t StateTable::slot(const std::string& key) {
   return id;
 }
 
+std::atomic<uint32_t>* StateTable::zone_serial(const std::string& origin, uint32_t initial) {
+  std::lock_guard lock(mu_);
+  auto& p = serials_[origin];
+  if (!p) p = std::make_unique<std::atomic<uint32_t>>(initial);
+  return p.get();
+}
+
 uint8_t StateTable::vantage_slot(const std::string& vantage) {
   std::lock_guard lock(mu_);
   for (size_t i = 0; i < vantages_.size(); ++i)
@@ -370,6 +377,62 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
                            " among " + ws + (positive == 0 ? " (all zero: equal)" : "") + ": " +
                            (info ? info->endpoints[cand[pick]] : std::to_string(cand[pick])));
   }
+}
+
+void transfer_set(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, const StateTable& states,
+                  const RegionMap& regions, Pick& out) {
+  out.count = 0;
+  out.scope = 0;
+  uint16_t cand[kMaxEndpoints];
+  size_t n = 0;
+  for (uint16_t i = 0; i < rec.ep_count; ++i)
+    if (endpoint_up(states.at(eps[i].state))) cand[n++] = i;
+  if (n == 0) {
+    if (rec.fail_closed) return;
+    for (uint16_t i = 0; i < rec.ep_count; ++i) cand[n++] = i;
+  }
+  auto keep = [&](auto pred) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (pred(eps[cand[i]])) cand[k++] = cand[i];
+    if (k) n = k;
+  };
+  switch (rec.policy) {
+    case Policy::kFailover: {  // the tier answers would come from (held tiers only when nothing else is up)
+      uint32_t tier = UINT32_MAX, held = UINT32_MAX;
+      for (size_t i = 0; i < n; ++i) {
+        auto ov = static_cast<Override>(states.at(eps[cand[i]].state).override_state.load(std::memory_order_relaxed));
+        uint32_t& t = ov == Override::kHeld ? held : tier;
+        t = std::min(t, eps[cand[i]].priority);
+      }
+      if (tier == UINT32_MAX) tier = held;
+      keep([&](const SteeredEndpoint& ep) { return ep.priority == tier; });
+      break;
+    }
+    case Policy::kLatency: {
+      static const uint8_t kAnywhere[16] = {};
+      const RegionMap::Rule* rule = regions.match(4, kAnywhere);
+      if (!rule || rule->prefix != 0) break;  // no default order: every candidate stays
+      for (uint16_t region : regions.order(*rule)) {
+        bool any = false;
+        for (size_t i = 0; i < n && !any; ++i) any = eps[cand[i]].region == region;
+        if (!any) continue;
+        keep([&](const SteeredEndpoint& ep) { return ep.region == region; });
+        break;
+      }
+      break;
+    }
+    case Policy::kMultivalue:
+      for (size_t i = 0; i < n && out.count < rec.max_answers; ++i) out.index[out.count++] = cand[i];
+      return;
+    case Policy::kWeighted:
+      break;
+  }
+  bool positive = false;
+  for (size_t i = 0; i < n && !positive; ++i) positive = effective_weight(states.at(eps[cand[i]].state), eps[cand[i]]);
+  for (size_t i = 0; i < n; ++i)
+    if (!positive || effective_weight(states.at(eps[cand[i]].state), eps[cand[i]]))
+      out.index[out.count++] = cand[i];
 }
 
 }  // namespace vane::zones

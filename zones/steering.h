@@ -88,6 +88,10 @@ class StateTable {
     std::lock_guard lock(mu_);
     return next_;
   }
+  // The SOA serial answers carry for a zone that is transferred: it rises
+  // with the state that transfers carry (control plane writes, DNS reads).
+  // Stable for the process's life, like slots; `initial` when new.
+  std::atomic<uint32_t>* zone_serial(const std::string& origin, uint32_t initial);
   EndpointState& at(uint32_t slot) const {
     return chunks_[slot / kChunk].load(std::memory_order_acquire)[slot % kChunk];
   }
@@ -95,6 +99,7 @@ class StateTable {
  private:
   mutable std::mutex mu_;
   std::unordered_map<std::string, uint32_t> slots_;
+  std::unordered_map<std::string, std::unique_ptr<std::atomic<uint32_t>>> serials_;
   std::vector<std::string> vantages_;
   std::unique_ptr<std::atomic<EndpointState*>[]> chunks_;
   uint32_t next_ = 0;
@@ -241,6 +246,17 @@ struct Trace {
 void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, const StateTable& states,
             const RegionMap& regions, const Client& client, uint64_t& rng, Pick& out, Trace* trace = nullptr,
             const SteeredInfo* info = nullptr);
+
+// What a zone transfer carries for a steered record (DESIGN.md "Zone
+// transfers"): what a client with no location could be answered now — the
+// up endpoints (every one when all are down and the record fails open) of
+// the best failover tier, for latency the first region of the default
+// (0.0.0.0/0) rule's order with one, then every one of positive weight (all
+// when every weight is 0); multivalue: the first max_answers up. Endpoint
+// indices in record order into `out`; none when every endpoint is down and
+// fail_closed is set. Control plane (reads the same atomics as select()).
+void transfer_set(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, const StateTable& states,
+                  const RegionMap& regions, Pick& out);
 
 // Effective state of one endpoint (admin override, else health verdict).
 bool endpoint_up(const EndpointState& s);

@@ -3,6 +3,7 @@
 // Built once by zone_loader; read concurrently by every DNS worker, lock-free.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -69,7 +70,11 @@ class Zone {
   const KeySet* keys() const { return keys_.get(); }
   const std::shared_ptr<const KeySet>& key_set() const { return keys_; }
   void set_keys(std::shared_ptr<const KeySet> k) { keys_ = std::move(k); }
-  uint32_t serial() const { return serial_; }
+  uint32_t serial() const { return serial_; }  // the file's
+  // The serial answers carry when the zone is transferred (nullptr: the
+  // file's): see StateTable::zone_serial.
+  const std::atomic<uint32_t>* served_serial() const { return served_serial_; }
+  void set_served_serial(const std::atomic<uint32_t>* s) { served_serial_ = s; }
   uint32_t apex() const { return apex_; }
   const RRset* soa() const { return find_rrset(apex_, dns::kTypeSOA); }
   uint32_t negative_ttl() const { return negative_ttl_; }
@@ -136,6 +141,7 @@ class Zone {
   std::string origin_text_;
   std::string file_;
   std::shared_ptr<const KeySet> keys_;
+  const std::atomic<uint32_t>* served_serial_ = nullptr;
 };
 
 // Every served zone, immutable once published. Workers hold a reference and

@@ -7,6 +7,7 @@
 
 #include "dnssec.h"
 #include "error.h"
+#include "transfer.h"
 #include "zone.h"
 
 namespace vane::zones {
@@ -30,6 +31,7 @@ struct ZoneSource {
   size_t parse_chunk = 0;  // records per parallel parse chunk; 0: by size and cores (tests set it small)
   DnssecConfig dnssec;
   std::shared_ptr<const KeySet> keys;  // when signing: its published keys go into the apex DNSKEY RRset
+  TransferSpec transfer;               // transfer: (not used to load; the control plane's)
 };
 
 // Loads and checks one zone. Errors name file:line: syntax, out-of-zone

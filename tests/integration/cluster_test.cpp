@@ -529,6 +529,46 @@ TEST_F(Cluster, DrillAndRamp_RunOnEveryNode) {
   }
 }
 
+// Zone transfers in a cluster: the served serial is the file's + the etcd
+// revision at which what transfers carry last changed, so two nodes that
+// follow the same changes give the same serial for the same state, and it
+// only ever rises — a secondary may follow either.
+TEST_F(Cluster, TransferSerial_IsTheSameOnEveryNode_AndOnlyRises) {
+  zone_opts_ = ", transfer: { allow: [{ cidr: 127.0.0.0/8 }] }";
+  Node& n1 = add_node("ns1");
+  Node& n2 = add_node("ns2");
+  for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000)) << n->name;
+  auto serial = [&](const Node& n) -> int64_t {
+    auto r = query("127.0.0.1", n.port(), "example.com", "SOA", {.timeout_ms = 500});
+    if (!r || r->answer.size() != 1) return -1;
+    std::istringstream in(r->answer[0]);
+    std::string f;
+    for (int i = 0; i < 7; ++i) in >> f;
+    return std::stoll(f);
+  };
+  ASSERT_TRUE(eventually([&] { return serial(n1) == serial(n2) && serial(n1) > 0; }, 5000))
+      << serial(n1) << " " << serial(n2);
+  int64_t last = serial(n1);
+  // Changes through either node, each visible in a transfer.
+  const std::vector<std::pair<Node*, json>> changes = {
+      {&n1, {{"cmd", "drain"}, {"record", "app.example.com"}, {"endpoint", "primary"}}},
+      {&n2, {{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", "use2"}, {"weight", 255}}},
+      {&n2, {{"cmd", "undrain"}, {"record", "app.example.com"}, {"endpoint", "primary"}}},
+      {&n1, {{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", "use1"}, {"weight", 0}}}};
+  for (const auto& [node, req] : changes) {
+    ASSERT_TRUE(call(*node, req)["ok"].get<bool>()) << req.dump();
+    ASSERT_TRUE(eventually([&] { return serial(n1) > last && serial(n1) == serial(n2); }, 5000))
+        << req.dump() << ": " << last << " -> " << serial(n1) << " / " << serial(n2);
+    last = serial(n1);
+  }
+  // A restart keeps it: same state, same serial.
+  kill(n2, SIGTERM);
+  start(n2);
+  ASSERT_TRUE(eventually([&] { return connected(n2); }, 10000));
+  EXPECT_EQ(serial(n2), last);
+  EXPECT_EQ(serial(n1), last);
+}
+
 TEST_F(Cluster, ANodeWithAnotherConfigDigest_IsFlagged) {
   Node& a1 = add_node("ns1");
   add_node("ns2");

@@ -63,6 +63,62 @@ Client v4(const char* addr, uint8_t prefix = 32, bool ecs = false) {
   return c;
 }
 
+// What a zone transfer carries: what a client with no location could be
+// answered now, as a set (DESIGN.md "Zone transfers").
+std::vector<uint16_t> transferred(Fixture& f) {
+  Pick p;
+  transfer_set(f.rec, f.eps, f.states, f.regions, p);
+  return {p.index, p.index + p.count};
+}
+
+TEST(TransferSet, Weighted_PositiveWeightsOnly_AllWhenAllZero_AdminWeightCounts) {
+  Fixture f(Policy::kWeighted, {{255, 1}, {0, 1}, {10, 1}});
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{0, 2}));
+  f.state(0).admin_weight = 0;
+  f.state(2).admin_weight = 0;
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{0, 1, 2}));  // all zero: equal, all of them
+  f.state(1).admin_weight = 255;
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{1}));
+}
+
+TEST(TransferSet, Failover_TheServingTier_DrainsAndHoldsCount_AllDownFailsOpenOrClosed) {
+  Fixture f(Policy::kFailover, {{1, 1}, {1, 1}, {1, 2}});
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{0, 1}));
+  f.state(0).override_state = static_cast<uint8_t>(Override::kDrain);
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{1}));
+  f.state(1).health = static_cast<uint8_t>(Health::kDown);
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{2}));
+  f.state(0).override_state = static_cast<uint8_t>(Override::kHeld);  // held back: tier 2 keeps answering
+  f.state(0).health = static_cast<uint8_t>(Health::kUp);
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{2}));
+  f.state(2).health = static_cast<uint8_t>(Health::kDown);  // only the held one is up: it answers
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{0}));
+  f.state(0).health = static_cast<uint8_t>(Health::kDown);  // all down: fail open, the best tier
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{0, 1}));
+  f.rec.fail_closed = true;
+  EXPECT_TRUE(transferred(f).empty());
+}
+
+TEST(TransferSet, Latency_TheDefaultOrdersFirstRegionWithAnUpEndpoint) {
+  Fixture f(Policy::kLatency, {{1, 1}, {1, 1}, {1, 1}}, {0, 1, 1});
+  uint16_t east = f.regions.intern("east"), west = f.regions.intern("west");
+  uint8_t net10[16] = {10, 1}, any[16] = {};
+  f.regions.add_rule(4, 16, net10, {east, west});
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{0, 1, 2}));  // no default rule: every candidate
+  f.regions.add_rule(4, 0, any, {west, east});
+  f.regions.finish();
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{1, 2}));
+  f.state(1).health = f.state(2).health = static_cast<uint8_t>(Health::kDown);
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{0}));
+}
+
+TEST(TransferSet, Multivalue_FirstMaxAnswersUp) {
+  Fixture f(Policy::kMultivalue, {{1, 1}, {1, 1}, {1, 1}});  // max_answers 2
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{0, 1}));
+  f.state(0).override_state = static_cast<uint8_t>(Override::kDown);
+  EXPECT_EQ(transferred(f), (std::vector<uint16_t>{1, 2}));
+}
+
 TEST(Steering, Weighted_80_20_LandsWithinOnePercent) {
   Fixture f(Policy::kWeighted, {{80, 1}, {20, 1}});
   auto s = f.shares(100000);

@@ -103,6 +103,23 @@ ParseStatus parse_query(std::span<const uint8_t> pkt, Query& q) {
   return ParseStatus::kOk;
 }
 
+bool read_ixfr_serial(std::span<const uint8_t> pkt, const Query& q, uint32_t& serial) {
+  if (!q.has_question || pkt.size() < kHeaderSize) return false;
+  uint16_t an = get16(&pkt[6]), ns = get16(&pkt[8]);
+  if (ns == 0) return false;
+  NameBuf scratch;
+  uint16_t type, rdlen;
+  size_t rdata_at, pos = q.question_end;
+  for (uint16_t i = 0; i < an && pos; ++i) pos = skip_rr(pkt, pos, scratch, &type, &rdata_at, &rdlen);
+  if (pos) pos = skip_rr(pkt, pos, scratch, &type, &rdata_at, &rdlen);
+  if (!pos || type != kTypeSOA) return false;
+  size_t p = read_name(pkt, rdata_at, scratch);  // MNAME, then RNAME (either may be compressed)
+  if (p) p = read_name(pkt, p, scratch);
+  if (!p || p + 4 > rdata_at + rdlen) return false;
+  serial = get32(&pkt[p]);
+  return true;
+}
+
 bool Writer::put_question(const uint8_t* wire, size_t len) {
   size_t start = size_;
   if (!put_bytes(wire, len)) return false;

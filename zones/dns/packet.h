@@ -44,6 +44,10 @@ enum class ParseStatus : uint8_t {
 
 ParseStatus parse_query(std::span<const uint8_t> pkt, Query& q);
 
+// An IXFR request's serial: the SOA that opens its authority section
+// (RFC 1995 §3). False when there is none or it is malformed.
+bool read_ixfr_serial(std::span<const uint8_t> pkt, const Query& q, uint32_t& serial);
+
 // Writes a response into a caller buffer. Every put_* returns false and
 // writes nothing once the buffer is full; callers roll back with mark/reset.
 class Writer {
