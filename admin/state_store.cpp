@@ -247,15 +247,15 @@ uint64_t StateStore::cluster_revision() const {
   return db_->Get(rocksdb::ReadOptions(), "meta/revision", &v).ok() ? std::stoull(v) : 0;
 }
 
-std::optional<std::string> StateStore::zone_version(const std::string& zone) const {
+std::optional<std::string> StateStore::zone_meta(char kind, const std::string& zone) const {
   std::string v;
-  if (!db_->Get(rocksdb::ReadOptions(), "x/" + zone, &v).ok()) return std::nullopt;
+  if (!db_->Get(rocksdb::ReadOptions(), std::string(1, kind) + "/" + zone, &v).ok()) return std::nullopt;
   return v;
 }
 
-std::optional<Error> StateStore::put_zone_version(const std::string& zone, const std::string& value) {
+std::optional<Error> StateStore::put_zone_meta(char kind, const std::string& zone, const std::string& value) {
   rocksdb::WriteBatch batch;
-  batch.Put("x/" + zone, value);
+  batch.Put(std::string(1, kind) + "/" + zone, value);
   return write_synced(batch);
 }
 

@@ -19,6 +19,8 @@
 //                        revision (its served serial is the file's + this) and
 //                        a digest of what transfers carried at it (node-local,
 //                        kept by a cluster resync)
+//   s/<zone>             a secondary zone: JSON {serial, last_ok_ms, refresh,
+//                        retry, expire} of its last good refresh
 #pragma once
 
 #include <cstdint>
@@ -94,9 +96,10 @@ class StateStore {
   uint64_t cluster_revision() const;
   std::string cluster_id() const;
 
-  // Zone transfers: the zone's state revision and transfer digest (x/<zone>).
-  std::optional<std::string> zone_version(const std::string& zone) const;
-  std::optional<Error> put_zone_version(const std::string& zone, const std::string& value);  // synced
+  // Zone transfers, per zone: 'x' (out: the state revision and transfer
+  // digest), 's' (in: a secondary's serial, last refresh and SOA timers).
+  std::optional<std::string> zone_meta(char kind, const std::string& zone) const;
+  std::optional<Error> put_zone_meta(char kind, const std::string& zone, const std::string& value);  // synced
 
   // Newest `limit` journal entries, oldest first.
   std::vector<nlohmann::json> history(size_t limit) const;

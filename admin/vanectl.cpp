@@ -68,10 +68,30 @@ void print_status(const json& r) {
          str(r["pid"]).c_str(), str(r["uptime_s"]).c_str(), str(r["workers"]).c_str(), str(r["generation"]).c_str(),
          listen.c_str());
   printf("config %s\n\n", str(r["config"]).c_str());
-  std::vector<std::vector<std::string>> rows{{"ZONE", "SERIAL", "RECORDS", "FILE"}};
-  for (const auto& z : r.value("zones", json::array()))
-    rows.push_back({str(z["name"]), str(z["serial"]), str(z["records"]), str(z["file"])});
+  std::vector<std::vector<std::string>> rows{{"ZONE", "SERIAL", "RECORDS", "ROLE", "FILE"}};
+  std::vector<std::string> notes;
+  for (const auto& z : r.value("zones", json::array())) {
+    std::string role = "primary";
+    if (z.contains("secondary")) {
+      const json& s = z["secondary"];
+      role = s["expired"].get<bool>() ? "secondary, EXPIRED (SERVFAIL)"
+             : s.contains("expires_in_s") ? "secondary, expires in " + str(s["expires_in_s"]) + "s"
+                                          : "secondary";
+      if (s.contains("last_refresh")) notes.push_back(str(z["name"]) + ": last refresh " + str(s["last_refresh"]) +
+                                                      (s.contains("last_transfer") ? " (" + str(s["last_transfer"]) + ")" : ""));
+      if (s.contains("last_error")) notes.push_back(str(z["name"]) + ": LAST ERROR at " + str(s["last_error_at"]) + ": " +
+                                                    str(s["last_error"]));
+    } else if (z.contains("transfer")) {
+      role = "primary, transferred";
+      for (const auto& n : z["transfer"]["notify"])
+        if (!n["answered"].get<bool>())
+          notes.push_back(str(z["name"]) + ": NOTIFY of serial " + str(n["serial"]) + " to " + str(n["to"]) +
+                          " not answered after " + str(n["attempts"]) + " attempts");
+    }
+    rows.push_back({str(z["name"]), str(z["serial"]), str(z["records"]), role, str(z["file"])});
+  }
   print_table(rows);
+  for (const auto& n : notes) printf("  %s\n", n.c_str());
   for (const auto& rec : r.value("records", json::array())) {
     printf("\n%s %s  policy %s, ttl %s", str(rec["name"]).c_str(), str(rec["type"]).c_str(),
            str(rec["policy"]).c_str(), str(rec["ttl"]).c_str());
@@ -269,8 +289,13 @@ int main(int argc, char** argv) {
   for (auto* sub : {activate, retire}) sub->add_option("TAG", tag, "the key's tag (dnssec keys)")->required();
   keygen->add_option("--role", role, "csk (default), ksk or zsk")->check(CLI::IsMember({"csk", "ksk", "zsk"}));
   keygen->add_option("--algorithm", algorithm, "ecdsap256sha256 or ed25519 (default: the zone's)");
+  auto* zone_cmd = app.add_subcommand("zone", "secondary zones: refresh (check the primary now) or retransfer (AXFR)");
+  zone_cmd->require_subcommand(1);
+  auto* zone_refresh = zone_cmd->add_subcommand("refresh", "ask the primary for its SOA now; transfer when newer");
+  auto* zone_retransfer = zone_cmd->add_subcommand("retransfer", "transfer the whole zone again (AXFR)");
+  for (auto* sub : {zone_refresh, zone_retransfer}) sub->add_option("ZONE", zone, "the zone")->required();
   for (auto* sub : {status, w, drain, undrain, force, fb, drill, drill_list, drill_cancel, explain, reload, history, ds,
-                    keys, keygen, activate, retire})
+                    keys, keygen, activate, retire, zone_refresh, zone_retransfer})
     sub->add_flag("--json", as_json, "print the raw JSON answer");
   CLI11_PARSE(app, argc, argv);
   if (socket_path.empty()) socket_path = default_socket();
@@ -329,7 +354,10 @@ int main(int argc, char** argv) {
     if (!algorithm.empty()) req["algorithm"] = algorithm;
   }
 
-  auto r = vane::admin::call(socket_path, req);
+  if (zone_cmd->parsed())
+    req = {{"cmd", "zone"}, {"action", zone_refresh->parsed() ? "refresh" : "retransfer"}, {"zone", zone}};
+
+  auto r = vane::admin::call(socket_path, req, 120000);
   if (!r) {
     fprintf(stderr, "vanectl: %s\n", r.error().to_string().c_str());
     return 2;
@@ -369,6 +397,9 @@ int main(int argc, char** argv) {
     printf("%s: released %s — journal #%s\n", str(answer["record"]).c_str(), eps.c_str(), str(answer["seq"]).c_str());
   }
   if (explain->parsed()) print_explain(answer);
+  if (zone_cmd->parsed())
+    printf("%s: %s, serial %s from %s\n", str(answer["zone"]).c_str(), str(answer["result"]).c_str(),
+           str(answer["serial"]).c_str(), str(answer["primary"]).c_str());
   if (history->parsed()) print_history(answer);
   if (ds->parsed())
     for (const auto& k : answer["ds"]) printf("%s\n", str(k["ds"]).c_str());

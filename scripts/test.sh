@@ -25,7 +25,7 @@ if [ "${VANE_SKIP_FUZZ:-0}" != 1 ]; then
   secs=${FUZZ_SECONDS:-15}
   echo "== fuzz (libFuzzer, ${secs}s per harness)"
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVANE_FUZZ=ON -DVANE_TESTS=OFF >/dev/null
-  harnesses="query zone config report admin xfr"
+  harnesses="query zone config report admin xfr xfr_in"
   cmake --build build-fuzz -j"$jobs" --target $(for h in $harnesses; do printf 'fuzz_%s ' "$h"; done)
   root=$PWD
   work=$(mktemp -d)

@@ -460,6 +460,19 @@ const char* qtype_bucket_name(int b) {
   return kNames[b];
 }
 
+// NOTIFY (RFC 1996 §3.7) for a secondary zone from one of its primaries:
+// acknowledged, and left in ctx.notified for the worker to pass on.
+static uint8_t notify(const zones::ZoneSet& zones, const dns::Query& q, QueryContext& ctx) {
+  const Zone* z = zones.find_zone(q.qname);
+  if (!z || !z->secondary() || q.qname.len != z->origin().size() || q.qclass != dns::kClassIN) return 9;  // NOTAUTH
+  for (const zones::Client& from : z->notify_from())
+    if (from.family == ctx.source.family && std::memcmp(from.addr, ctx.source.addr, from.family == 4 ? 4 : 16) == 0) {
+      ctx.notified = z;
+      return dns::kRcodeNoError;
+    }
+  return dns::kRcodeRefused;
+}
+
 static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> req, std::span<uint8_t> out,
                          Transport transport, const AnswerOptions& opts, QueryContext& ctx);
 
@@ -504,7 +517,10 @@ static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> r
   uint16_t flags = static_cast<uint16_t>(dns::kFlagQR | (q.flags & (0x7800 | dns::kFlagRD | dns::kFlagCD)));
   Counts c;
 
+  ctx.notified = nullptr;
   if (st == dns::ParseStatus::kFormErr) return finish(w, q, flags, dns::kRcodeFormErr, c, opts, 0);
+  if (st == dns::ParseStatus::kNotImp && q.opcode == kOpcodeNotify && q.has_question)
+    return finish(w, q, flags | dns::kFlagAA, notify(zones, q, ctx), c, opts, 0);
   if (st == dns::ParseStatus::kNotImp) return finish(w, q, flags, dns::kRcodeNotImp, c, opts, 0);
   if (q.edns && q.edns_version > 0) return finish(w, q, flags, dns::kRcodeBadVers, c, opts, 0);  // RFC 6891 §6.1.3
   if (q.qclass != dns::kClassIN) return finish(w, q, flags, dns::kRcodeRefused, c, opts, 0);
@@ -532,6 +548,7 @@ static size_t answer_one(const zones::ZoneSet& zones, std::span<const uint8_t> r
   const Zone* z = zones.find_zone(q.qname);
   ctx.zone = z;
   if (!z) return finish(w, q, flags, dns::kRcodeRefused, c, opts, 0);
+  if (z->expired()) return finish(w, q, flags, dns::kRcodeServFail, c, opts, 0);  // a secondary with no current copy
   // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1): at a child's
   // apex, answer from the parent zone when we serve it too.
   if (q.qtype == dns::kTypeDS && q.qname.len == z->origin().size())

@@ -15,6 +15,7 @@
 namespace vane::server {
 
 enum class Transport : uint8_t { kUdp, kTcp };
+inline constexpr uint8_t kOpcodeNotify = 4;
 
 struct AnswerOptions {
   uint16_t edns_udp_size = 1232;  // our advertised and enforced UDP payload limit (DNS flag day 2020)
@@ -59,6 +60,8 @@ struct QueryContext {
   zones::SigCache sigs;
   uint32_t wall = 0;
   bool dnssec = false;
+  // A NOTIFY from a secondary zone's primary was accepted (the worker tells the control plane).
+  const zones::Zone* notified = nullptr;
   // Wildcard expansions answered so far: each needs an NSEC, in authority,
   // proving the next closer name does not exist (RFC 4035 §3.1.3.3).
   struct WildcardProof {

@@ -388,7 +388,8 @@ void Control::dnssec(const Json& req, const admin::Peer& peer, admin::Reply repl
 }
 
 void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply reply) {
-  static const char* kKnown = "status, weight, drain, undrain, force, failback, drill, explain, reload, history, dnssec";
+  static const char* kKnown =
+      "status, weight, drain, undrain, force, failback, drill, explain, reload, history, dnssec, zone";
   auto cmd = request.find("cmd");
   if (cmd == request.end() || !cmd->is_string())
     return reply(admin::error_reply(std::string("request has no \"cmd\" string; known: ") + kKnown));
@@ -403,6 +404,10 @@ void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply 
   if (name == "explain") return reply(explain(request));
   if (name == "history") return reply(history(request));
   if (name == "dnssec") return dnssec(request, peer, reply);
+  if (name == "zone") {
+    if (auto bad = check_fields(request, {"action", "zone"})) return reply(admin::error_reply(*bad));
+    return zone_verb(request, reply);
+  }
   if (name == "reload") {
     if (auto bad = check_fields(request, {})) return reply(admin::error_reply(*bad));
     VANE_INFO("admin: reload requested by uid %u pid %d", unsigned(peer.uid), int(peer.pid));

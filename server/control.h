@@ -20,6 +20,7 @@
 #include "server.h"
 #include "state_store.h"
 #include "state_writer.h"
+#include "xfr_in.h"
 
 namespace vane::server {
 
@@ -176,6 +177,29 @@ class Control {
   uv_poll_t notify_poll4_{}, notify_poll6_{};
   std::map<std::string, uint64_t> notify_counts_;  // "sent", "answered", "error"
   uv_loop_t* loop_ = nullptr;
+
+  // Secondary zones (control_secondary.cpp).
+  struct SecZone {
+    zones::SecondarySpec spec;
+    std::string file;
+    std::optional<uint32_t> serial;  // the copy's
+    std::shared_ptr<const ZoneCopy> copy;
+    uint32_t refresh = 3600, retry = 600, expire = 604800;  // the copy's SOA timers
+    uint64_t last_ok_ms = 0, next_check_ms = 0, last_error_ms = 0;
+    std::string last_error, last_kind, last_server;
+    bool in_flight = false, force_axfr = false, again = false, expired = false;
+    std::vector<admin::Reply> waiting;  // vanectl zone refresh|retransfer, answered when the refresh ends
+  };
+  std::map<std::string, SecZone> sec_;  // origin text -> its state
+  std::map<std::string, uint64_t> xfr_in_counts_;  // "updated", "current", "failed", "notify"
+  uv_async_t notify_async_{};
+  void review_secondaries();
+  void start_refresh(const std::string& name, SecZone& s);
+  void finish_refresh(const std::string& name, XfrInResult res);
+  void on_notifies();
+  void zone_verb(const admin::Json& req, admin::Reply reply);
+  admin::Json secondary_status(const zones::Zone& z) const;
+  std::vector<std::pair<std::string, double>> secondary_expiries() const;
 
   void share_view(const std::string& vantage, const std::string& key, const healthcheck::VantageView& v, bool own);
   void end_override(const std::string& key, const admin::Override& o);

@@ -68,6 +68,11 @@ void Control::start(uv_loop_t* loop) {
   run_plans(admin::now_ms());  // ramps' weights and drills' TTLs before the first tick
   loop_ = loop;
   review_transfers();  // serials and the first transfer view
+  uv_async_init(loop, &notify_async_, [](uv_async_t* a) { static_cast<Control*>(a->data)->on_notifies(); });
+  notify_async_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&notify_async_));
+  srv_.notifies().set_wake(&notify_async_);
+  review_secondaries();
   uv_timer_init(loop, &timer_);
   timer_.data = this;
   timer_live_ = true;
@@ -83,6 +88,8 @@ void Control::stop() {
   if (timer_live_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&verdict_async_), nullptr);
+    srv_.notifies().set_wake(nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&notify_async_), nullptr);
   }
   timer_live_ = false;
   stop_transfers();
@@ -234,6 +241,7 @@ void Control::expire() {
   review_failback(now);
   run_plans(now);
   review_transfers();
+  review_secondaries();
   sample_shares(now);
 }
 

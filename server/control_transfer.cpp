@@ -23,7 +23,6 @@ namespace {
 constexpr size_t kHistorySteps = 100;          // IXFR steps kept per zone; older serials get the whole zone
 constexpr uint64_t kNotifyFirstRetryMs = 1000;  // then doubling...
 constexpr uint64_t kNotifyMaxRetryMs = 60000;   // ...up to once a minute, until answered
-constexpr uint8_t kOpcodeNotify = 4;
 
 // What a zone carries apart from its steered RRsets: every name, type, TTL
 // and rdata, the SOA (and so the file's serial) among them.
@@ -108,7 +107,7 @@ void Control::review_transfers() {
       // so its serial); other content is a new revision. A zone never
       // transferred before starts at the cluster's revision (0 alone).
       unsigned long rev = 0, stored = 0;
-      auto v = store_.zone_version(z->origin_text());
+      auto v = store_.zone_meta('x', z->origin_text());
       if (v && sscanf(v->c_str(), "%lu %lx", &rev, &stored) == 2) {
         x.revision = rev;
         changed = stored != digest;
@@ -119,10 +118,10 @@ void Control::review_transfers() {
     }
     if (changed) {
       uint64_t rev = std::max(x.revision + 1, cluster_revision());
-      if (first && !store_.zone_version(z->origin_text())) rev = x.revision + (cluster_revision() > 0);
+      if (first && !store_.zone_meta('x', z->origin_text())) rev = x.revision + (cluster_revision() > 0);
       char value[64];
       snprintf(value, sizeof value, "%lu %016lx", static_cast<unsigned long>(rev), static_cast<unsigned long>(digest));
-      if (auto err = store_.put_zone_version(z->origin_text(), value)) {
+      if (auto err = store_.put_zone_meta('x', z->origin_text(), value)) {
         // Not durable, not served: a serial that could go backwards after
         // a crash would make secondaries ignore us. The next tick tries again.
         VANE_ERROR("zone %s: cannot store its transfer revision: %s", z->origin_text().c_str(),

@@ -130,6 +130,16 @@ std::string Control::metrics() {
                           MetricType::Counter);
   for (const char* r : {"sent", "answered", "error"})
     sample(notifies, {{"result", r}}, double(notify_counts_.count(r) ? notify_counts_.at(r) : 0));
+  auto& xin = family("vane_transfers_in_total",
+                     "Refreshes of secondary zones: updated (a transfer), current (nothing newer), failed; and NOTIFYs "
+                     "received.",
+                     MetricType::Counter);
+  for (const char* r : {"updated", "current", "failed", "notify"})
+    sample(xin, {{"result", r}}, double(xfr_in_counts_.count(r) ? xfr_in_counts_.at(r) : 0));
+  auto& expires = family("vane_zone_expires_seconds",
+                         "Seconds until a secondary zone's copy expires (0: expired or none: answered SERVFAIL).",
+                         MetricType::Gauge);
+  for (const auto& [zone, secs] : secondary_expiries()) sample(expires, {{"zone", zone}}, secs);
   sample(family("vane_transfer_store_errors_total",
                 "Zone serial changes that could not be stored (and so were not served).", MetricType::Counter),
          {}, double(xfr_store_errors_));
@@ -373,6 +383,10 @@ Json Control::status() {
     if (Json t = transfer_status(*z); !t.is_null()) {
       zone["serial"] = t["serial"];  // what answers and transfers carry
       zone["transfer"] = std::move(t);
+    }
+    if (Json s = secondary_status(*z); !s.is_null()) {
+      zone["serial"] = s["serial"];
+      zone["secondary"] = std::move(s);
     }
     zones.push_back(std::move(zone));
     for (const auto& r : z->steered_records()) {

@@ -1,6 +1,8 @@
 // Daemon lifecycle and reload. Nothing here runs per query.
 #include "server.h"
 
+#include <unistd.h>
+
 #include <arpa/inet.h>
 
 #include <chrono>
@@ -93,6 +95,11 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
                   src.origin.c_str(), zones::algorithm_name(src.dnssec.algorithm), made.c_str(), src.origin.c_str());
       if ((*keys)->has_active()) src.keys = keys.take();
     }
+    // A secondary zone without a copy yet is served SERVFAIL until its first
+    // transfer (an SOA-only stand-in keeps its place in the zone set).
+    bool no_copy = src.secondary.enabled() && access(src.file.c_str(), R_OK) != 0;
+    if (no_copy) src.text = "$ORIGIN " + src.origin + (src.origin.ends_with('.') ? "" : ".") +
+                            "\n@ 0 IN SOA invalid. invalid. 0 0 0 0 0\n";
     auto t0 = std::chrono::steady_clock::now();
     auto z = zones::load_zone(src);
     if (!z) return z.error();
@@ -103,6 +110,16 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
                 (*z)->node_count(), (*z)->serial(), ms, double((*z)->memory_bytes()) / (1 << 20));
     (*z)->set_file(src.file);
     if (src.transfer.enabled()) (*z)->set_served_serial(states.zone_serial((*z)->origin_text(), (*z)->serial()));
+    if (src.secondary.enabled()) {
+      std::vector<zones::Client> from;
+      for (const auto& s : src.secondary.servers) {
+        ListenAddr a;
+        if (parse_listen(s, a)) from.push_back(client_of(a.addr));
+      }
+      auto* expired = states.zone_expired((*z)->origin_text(), no_copy);
+      if (no_copy) expired->store(true, std::memory_order_relaxed);
+      (*z)->set_secondary(expired, std::move(from));
+    }
     loaded.push_back(z.take());
   }
   auto set = std::make_shared<zones::ZoneSet>(std::move(loaded));
@@ -138,7 +155,8 @@ std::optional<Error> Server::start(uv_loop_t* main_loop) {
   aopts.edns_udp_size = cfg_.edns_udp_size;
   aopts.sig_cache_entries = cfg_.dnssec_cache;
   for (unsigned i = 0; i < cfg_.threads; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, std::move((*socks)[i]), publisher_, transfers_, *admission_, aopts, cfg_.tcp, cfg_.udp));
+    workers_.push_back(std::make_unique<Worker>(i, std::move((*socks)[i]), publisher_, transfers_, notifies_, *admission_, aopts,
+                                                cfg_.tcp, cfg_.udp));
   for (auto& w : workers_) w->start();
   listen_.clear();
   for (const auto& la : cfg_.listen) {

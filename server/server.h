@@ -56,6 +56,8 @@ class Server {
   zones::StateTable& states() { return *states_; }
   // What zone transfers are served from (the control plane publishes, TCP workers read).
   zones::TransferPublisher& transfers() { return transfers_; }
+  // NOTIFYs the workers accepted for secondary zones (the control plane takes them).
+  NotifyInbox& notifies() { return notifies_; }
   const std::string& config_path() const { return config_path_; }
   const std::vector<std::string>& listen() const { return listen_; }  // bound addresses
   unsigned threads() const { return threads_; }
@@ -79,6 +81,7 @@ class Server {
   std::unique_ptr<zones::StateTable> states_ = std::make_unique<zones::StateTable>();
   SnapshotPublisher publisher_;
   zones::TransferPublisher transfers_;
+  NotifyInbox notifies_;
   std::unique_ptr<TcpAdmission> admission_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::mutex reload_mu_;

@@ -148,7 +148,9 @@ class TcpConn {
     timespec wall;
     clock_gettime(CLOCK_REALTIME_COARSE, &wall);
     w_.ctx_.wall = uint32_t(wall.tv_sec);
-    return answer(*w_.zones_, query, {w_.tcp_scratch_.get(), 65535}, Transport::kTcp, w_.answer_opts_, w_.ctx_);
+    size_t n = answer(*w_.zones_, query, {w_.tcp_scratch_.get(), 65535}, Transport::kTcp, w_.answer_opts_, w_.ctx_);
+    if (w_.ctx_.notified) w_.notifies_.post(w_.ctx_.notified->origin_text());
+    return n;
   }
 
   void flush() {

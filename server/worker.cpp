@@ -44,12 +44,13 @@ void TcpAdmission::release(const std::string& client) {
 }
 
 Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher, zones::TransferPublisher& transfers,
-               TcpAdmission& admission, const AnswerOptions& answer_opts, const TcpOptions& tcp_opts,
+               NotifyInbox& notifies, TcpAdmission& admission, const AnswerOptions& answer_opts, const TcpOptions& tcp_opts,
                const UdpOptions& udp_opts)
     : id_(id),
       sockets_(std::move(sockets)),
       publisher_(publisher),
       transfers_(transfers),
+      notifies_(notifies),
       admission_(admission),
       answer_opts_(answer_opts),
       tcp_opts_(tcp_opts),
@@ -251,6 +252,8 @@ void Worker::answer_batch(UdpSocket& s, int n) {
       stats_.dropped.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
+    if (s.ctx.notified) [[unlikely]]
+      notifies_.post(s.ctx.notified->origin_text());
     if (rrl) {
       Rrl::Verdict v = s.rrl.check(zones->rrl, s.ctx, resp, len, now_s);
       if (v == Rrl::Verdict::kDrop) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "answer.h"
@@ -62,6 +63,30 @@ class TcpAdmission {
   std::map<std::string, uint32_t> per_client_;
 };
 
+// NOTIFYs for secondary zones, from the workers to the control plane
+// (rare: a lock per NOTIFY, nothing per query).
+class NotifyInbox {
+ public:
+  void set_wake(uv_async_t* wake) {
+    std::lock_guard lock(mu_);
+    wake_ = wake;
+  }
+  void post(const std::string& zone) {
+    std::lock_guard lock(mu_);
+    zones_.push_back(zone);
+    if (wake_) uv_async_send(wake_);
+  }
+  std::vector<std::string> take() {
+    std::lock_guard lock(mu_);
+    return std::exchange(zones_, {});
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> zones_;
+  uv_async_t* wake_ = nullptr;
+};
+
 struct WorkerStats {  // written by one worker, read by anyone (relaxed)
   std::atomic<uint64_t> udp_queries{0};
   std::atomic<uint64_t> tcp_queries{0};
@@ -73,7 +98,7 @@ class TcpConn;
 class Worker {
  public:
   Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher, zones::TransferPublisher& transfers,
-         TcpAdmission& admission,
+         NotifyInbox& notifies, TcpAdmission& admission,
          const AnswerOptions& answer_opts, const TcpOptions& tcp_opts, const UdpOptions& udp_opts);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -131,6 +156,7 @@ class Worker {
   WorkerSockets sockets_;
   SnapshotPublisher& publisher_;
   zones::TransferPublisher& transfers_;
+  NotifyInbox& notifies_;
   TcpAdmission& admission_;
   AnswerOptions answer_opts_;
   TcpOptions tcp_opts_;

@@ -72,6 +72,10 @@ XfrOut::XfrOut(std::span<const uint8_t> request, const sockaddr_storage& peer, z
     refuse(dns::kRcodeRefused, "not a zone transferred here");
     return;
   }
+  if (zt_->zone->expired()) {
+    refuse(dns::kRcodeServFail, "a secondary zone with no current copy");
+    return;
+  }
   zones::Client c = client_of(peer);
   if (!zones::transfer_allowed(zt_->spec, c.family, c.addr, tsig_.key ? tsig_.key->name : std::string())) {
     refuse(dns::kRcodeRefused, tsig_.key ? "not allowed with this key from this address"

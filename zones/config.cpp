@@ -168,19 +168,52 @@ std::optional<Error> parse_transfer(const Ctx& c, const YAML::Node& n, const zon
   return std::nullopt;
 }
 
+// primary: { servers: ["IP:PORT"], key, max_zone_size }
+std::optional<Error> parse_primary(const Ctx& c, const YAML::Node& n, const zones::TsigKeys& keys,
+                                   zones::SecondarySpec& s) {
+  if (auto e = check_keys(c, n, {"servers", "key", "max_zone_size"}, "primary")) return e;
+  s.line = n.Mark().line + 1;
+  const auto& sv = n["servers"];
+  if (!sv || !sv.IsSequence() || sv.size() == 0)
+    return err(c, sv ? sv : n, "primary.servers must be a non-empty list like [\"192.0.2.5:53\"]");
+  for (const auto& a : sv) {
+    ListenAddr la;
+    if (!a.IsScalar() || !parse_listen(a.Scalar(), la))
+      return err(c, a, "bad primary server '" + scalar(a) + "' (want IP:PORT or [IPv6]:PORT)");
+    s.servers.push_back(a.Scalar());
+  }
+  if (n["key"]) {
+    s.key = scalar(n["key"]);
+    if (!keys.count(s.key)) return err(c, n["key"], "primary.key names '" + s.key + "', which tsig: does not define");
+  }
+  if (n["max_zone_size"])
+    if (auto e = get_uint(c, n["max_zone_size"], s.max_records, 1, 100000000, "primary.max_zone_size (records)"))
+      return e;
+  return std::nullopt;
+}
+
 std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "zones must be a list of { name, file }");
   std::set<std::string> seen;
   for (const auto& z : n) {
-    if (auto e = check_keys(c, z, {"name", "file", "dnssec", "transfer"}, "a zone")) return e;
-    if (!z["name"] || !z["file"]) return err(c, z, "a zone needs both name and file");
+    if (auto e = check_keys(c, z, {"name", "file", "dnssec", "transfer", "primary"}, "a zone")) return e;
+    if (!z["name"] || (!z["file"] && !z["primary"]))
+      return err(c, z, "a zone needs a name and either file (vane is its primary) or primary (vane is a secondary)");
+    if (z["file"] && z["primary"])
+      return err(c, z["primary"], "a zone has either file (vane is its primary) or primary (vane is a secondary), not both");
     zones::ZoneSource src;
     src.origin = z["name"].as<std::string>();
     dns::NameBuf nb;
     if (!dns::from_text(src.origin, nb)) return err(c, z["name"], "bad zone name '" + src.origin + "'");
     std::string key = dns::to_text(nb.wire());
     if (!seen.insert(key).second) return err(c, z["name"], "zone " + key + " is listed twice");
-    src.file = resolve_path(c, z["file"].as<std::string>());
+    if (z["file"]) {
+      src.file = resolve_path(c, z["file"].as<std::string>());
+    } else {
+      if (auto e = parse_primary(c, z["primary"], cfg.tsig, src.secondary)) return e;
+      // The copy from the last transfer: served at start, before the primary answers.
+      src.file = cfg.state_dir + "/secondary/" + (key.size() > 1 ? key.substr(0, key.size() - 1) : "root") + ".zone";
+    }
     if (const YAML::Node& d = z["dnssec"]) {
       if (!d.IsMap()) return err(c, d, "dnssec must be a map: { signing: online, algorithm, key_dir }");
       if (auto e = check_keys(c, d, {"signing", "algorithm", "key_dir", "cds"}, "dnssec")) return e;

@@ -88,6 +88,13 @@ std::atomic<uint32_t>* StateTable::zone_serial(const std::string& origin, uint32
   return p.get();
 }
 
+std::atomic<bool>* StateTable::zone_expired(const std::string& origin, bool initial) {
+  std::lock_guard lock(mu_);
+  auto& p = expired_[origin];
+  if (!p) p = std::make_unique<std::atomic<bool>>(initial);
+  return p.get();
+}
+
 uint8_t StateTable::vantage_slot(const std::string& vantage) {
   std::lock_guard lock(mu_);
   for (size_t i = 0; i < vantages_.size(); ++i)

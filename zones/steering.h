@@ -92,6 +92,9 @@ class StateTable {
   // with the state that transfers carry (control plane writes, DNS reads).
   // Stable for the process's life, like slots; `initial` when new.
   std::atomic<uint32_t>* zone_serial(const std::string& origin, uint32_t initial);
+  // A secondary zone with no current copy (none yet, or past its SOA
+  // expire): answered SERVFAIL. Stable like zone_serial.
+  std::atomic<bool>* zone_expired(const std::string& origin, bool initial);
   EndpointState& at(uint32_t slot) const {
     return chunks_[slot / kChunk].load(std::memory_order_acquire)[slot % kChunk];
   }
@@ -100,6 +103,7 @@ class StateTable {
   mutable std::mutex mu_;
   std::unordered_map<std::string, uint32_t> slots_;
   std::unordered_map<std::string, std::unique_ptr<std::atomic<uint32_t>>> serials_;
+  std::unordered_map<std::string, std::unique_ptr<std::atomic<bool>>> expired_;
   std::vector<std::string> vantages_;
   std::unique_ptr<std::atomic<EndpointState*>[]> chunks_;
   uint32_t next_ = 0;

@@ -35,6 +35,16 @@ struct TransferSpec {
   bool enabled() const { return !allow.empty() || !notify.empty(); }
 };
 
+// primary: (DESIGN.md "Zone transfers", In): vane as a secondary of an
+// existing primary. The zone's copy lives in <state_dir>/secondary/.
+struct SecondarySpec {
+  std::vector<std::string> servers;  // "10.0.0.5:53", tried in order
+  std::string key;                   // tsig: key name; empty: unsigned
+  uint64_t max_records = 5000000;    // a transfer larger than this is refused whole
+  int line = 0;
+  bool enabled() const { return !servers.empty(); }
+};
+
 // Does a request from `family`/`addr`, verified with `key` (empty: not
 // signed), pass one of the zone's allow entries?
 bool transfer_allowed(const TransferSpec& spec, uint8_t family, const uint8_t* addr, const std::string& key);

@@ -114,17 +114,23 @@ TsigCheck tsig_check(std::span<const uint8_t> wire, const TsigKeys& keys, uint64
   return c;
 }
 
-bool TsigSigner::sign(std::vector<uint8_t>& msg) {
+namespace {
+
+// Signs `msg` in place (ldns_pkt_tsig_sign_next: `prior` is the previous
+// MAC, empty for a request; `timers_only` for the later messages of a
+// stream) and leaves the new MAC, as ldns holds it, in `mac_out`.
+bool sign_message(std::vector<uint8_t>& msg, const TsigKey& key, const std::vector<uint8_t>& prior, bool timers_only,
+                  std::vector<uint8_t>& mac_out) {
   ldns_pkt* raw = nullptr;
   if (ldns_wire2pkt(&raw, msg.data(), msg.size()) != LDNS_STATUS_OK) return false;
   PktPtr pkt(raw);
-  // The previous MAC as ldns holds it: an rdf whose data starts with the 2-byte length.
-  ldns_rdf* mac_rdf = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16_DATA, prev_mac_.size(), prev_mac_.data());
-  std::string key_name = key_.name + ".";
-  std::string algorithm = key_.algorithm + ".";
-  ldns_status st = ldns_pkt_tsig_sign_next(pkt.get(), key_name.c_str(), key_.secret.c_str(), kFudge,
-                                           algorithm.c_str(), mac_rdf, first_ ? 0 : 1);
-  ldns_rdf_deep_free(mac_rdf);
+  // A previous MAC as ldns takes it: an rdf whose data starts with its 2-byte length.
+  ldns_rdf* prior_rdf =
+      prior.empty() ? nullptr : ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16_DATA, prior.size(), prior.data());
+  std::string key_name = key.name + ".", algorithm = key.algorithm + ".";
+  ldns_status st = ldns_pkt_tsig_sign_next(pkt.get(), key_name.c_str(), key.secret.c_str(), kFudge, algorithm.c_str(),
+                                           prior_rdf, timers_only ? 1 : 0);
+  if (prior_rdf) ldns_rdf_deep_free(prior_rdf);
   if (st != LDNS_STATUS_OK) return false;
   uint8_t* out = nullptr;
   size_t size = 0;
@@ -134,6 +140,37 @@ bool TsigSigner::sign(std::vector<uint8_t>& msg) {
   const ldns_rr* t = ldns_pkt_tsig(pkt.get());
   const ldns_rdf* mac = t ? ldns_rr_rdf(t, 3) : nullptr;
   if (!mac || ldns_rdf_size(mac) < 2) return false;
+  mac_out.assign(ldns_rdf_data(mac), ldns_rdf_data(mac) + ldns_rdf_size(mac));
+  return true;
+}
+
+}  // namespace
+
+bool TsigSigner::sign(std::vector<uint8_t>& msg) {
+  if (!sign_message(msg, key_, prev_mac_, !first_, prev_mac_)) return false;
+  first_ = false;
+  return true;
+}
+
+bool TsigClient::sign_request(std::vector<uint8_t>& wire) {
+  if (!sign_message(wire, key_, {}, false, prev_mac_)) return false;
+  first_ = true;
+  return true;
+}
+
+bool TsigClient::verify(std::span<const uint8_t> msg) {
+  ldns_pkt* raw = nullptr;
+  if (ldns_wire2pkt(&raw, msg.data(), msg.size()) != LDNS_STATUS_OK) return false;
+  PktPtr pkt(raw);
+  const ldns_rr* t = ldns_pkt_tsig(pkt.get());
+  if (!t || without_dot(rdf_text(ldns_rr_owner(t))) != key_.name) return false;
+  ldns_rdf* prior = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16_DATA, prev_mac_.size(), prev_mac_.data());
+  std::string key_name = key_.name + ".";
+  bool ok = ldns_pkt_tsig_verify_next(pkt.get(), msg.data(), msg.size(), key_name.c_str(), key_.secret.c_str(), prior,
+                                      first_ ? 0 : 1);
+  ldns_rdf_deep_free(prior);
+  if (!ok) return false;
+  const ldns_rdf* mac = ldns_rr_rdf(t, 3);
   prev_mac_.assign(ldns_rdf_data(mac), ldns_rdf_data(mac) + ldns_rdf_size(mac));
   first_ = false;
   return true;

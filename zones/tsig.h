@@ -66,6 +66,22 @@ class TsigSigner {
   bool first_ = true;
 };
 
+// The client's side of a transfer: signs the request and verifies every
+// message of the answer stream against it (each must be signed: vane does
+// not accept the unsigned messages §5.3.1 allows between signed ones).
+class TsigClient {
+ public:
+  explicit TsigClient(const TsigKey& key) : key_(key) {}
+  bool sign_request(std::vector<uint8_t>& wire);
+  // Verifies one message of the answer; false: unsigned or a bad MAC.
+  bool verify(std::span<const uint8_t> msg);
+
+ private:
+  const TsigKey& key_;
+  std::vector<uint8_t> prev_mac_;  // the request's MAC, then each answer's (rdf data: length first)
+  bool first_ = true;
+};
+
 // Appends the unsigned TSIG RR that a NOTAUTH carries (§5.3.2): the
 // request's key and algorithm names, its time, an empty MAC, `error`; bumps
 // ARCOUNT. `msg` is the whole answer so far.

@@ -75,6 +75,15 @@ class Zone {
   // file's): see StateTable::zone_serial.
   const std::atomic<uint32_t>* served_serial() const { return served_serial_; }
   void set_served_serial(const std::atomic<uint32_t>* s) { served_serial_ = s; }
+  // A secondary zone (primary: in the config): who may NOTIFY it, and
+  // whether its copy is current (StateTable::zone_expired).
+  bool secondary() const { return expired_ != nullptr; }
+  bool expired() const { return expired_ && expired_->load(std::memory_order_relaxed); }
+  void set_secondary(const std::atomic<bool>* expired, std::vector<Client> notify_from) {
+    expired_ = expired;
+    notify_from_ = std::move(notify_from);
+  }
+  std::span<const Client> notify_from() const { return notify_from_; }
   uint32_t apex() const { return apex_; }
   const RRset* soa() const { return find_rrset(apex_, dns::kTypeSOA); }
   uint32_t negative_ttl() const { return negative_ttl_; }
@@ -142,6 +151,8 @@ class Zone {
   std::string file_;
   std::shared_ptr<const KeySet> keys_;
   const std::atomic<uint32_t>* served_serial_ = nullptr;
+  const std::atomic<bool>* expired_ = nullptr;
+  std::vector<Client> notify_from_;
 };
 
 // Every served zone, immutable once published. Workers hold a reference and

@@ -32,6 +32,7 @@ struct ZoneSource {
   DnssecConfig dnssec;
   std::shared_ptr<const KeySet> keys;  // when signing: its published keys go into the apex DNSKEY RRset
   TransferSpec transfer;               // transfer: (not used to load; the control plane's)
+  SecondarySpec secondary;             // primary: (then `file` is the stored copy, which may not exist yet)
 };
 
 // Loads and checks one zone. Errors name file:line: syntax, out-of-zone

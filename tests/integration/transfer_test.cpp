@@ -280,16 +280,20 @@ TEST_F(Transfer, Status_ShowsRoleSerialAndNotifyTargets) {
   EXPECT_TRUE(eventually([&] { return metric(http_, "vane_notify_total{result=\"sent\"}") >= 2; }, 5000));
 }
 
+// `vaned --check-config` on a config with tsig: and one zone: its exit code and words.
+std::pair<int, std::string> check_config(const TempDir& dir, const std::string& zone) {
+  dir.write("vane.yaml", "state_dir: state\ntsig: { xfr: { secret_file: k.secret } }\nzones:\n  - " + zone + "\n");
+  Process p({vaned_path(), "--check-config", dir.path() + "/vane.yaml"});
+  int rc = p.wait(20000);
+  return {rc, p.output()};
+}
+
 TEST(TransferConfig, SignedZoneNeedsUnsigned_KeysMustExist) {
   TempDir dir;
   dir.write("example.com.zone", kExampleZone);
   dir.write("k.secret", secret() + "\n");
   auto check = [&](const std::string& zone_opts) {
-    dir.write("vane.yaml", "state_dir: state\ntsig: { xfr: { secret_file: k.secret } }\nzones:\n"
-                           "  - { name: example.com, file: example.com.zone, " + zone_opts + " }\n");
-    Process p({vaned_path(), "--check-config", dir.path() + "/vane.yaml"});
-    int rc = p.wait(20000);
-    return std::make_pair(rc, p.output());
+    return check_config(dir, "{ name: example.com, file: example.com.zone, " + zone_opts + " }");
   };
   auto [rc, out] = check("dnssec: { signing: online }, transfer: { allow: [{ key: xfr }] }");
   EXPECT_NE(rc, 0);
@@ -414,6 +418,185 @@ TEST_F(Transfer, KnotAndNsdSecondaries_FollowADrainByIxfr_WrongKeyGetsNothing) {
   auto r = ask(bad_port, "example.com", "SOA");
   ASSERT_TRUE(r);
   EXPECT_NE(r->rcode, "NOERROR");
+}
+
+}  // namespace
+}  // namespace vane::test
+
+namespace vane::test {
+namespace {
+
+// vane as a secondary of a real Knot: the first copy by AXFR, a change on
+// Knot served within its NOTIFY by IXFR, steering on a name of the zone,
+// the copy served after a restart without the primary, SERVFAIL after the
+// SOA expire, a transfer over max_zone_size refused whole.
+class Secondary : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access(kKnotd, X_OK) != 0) GTEST_FAIL() << "knotd not installed (apt-get install knot)";
+    knot_port_ = free_port();
+    vane_port_ = free_port();
+    d_ = dir_.path();
+    mkdir((d_ + "/knot").c_str(), 0700);
+    // refresh 2 s, retry 1 s, expire 6 s: the timers run within the test.
+    dir_.write("knot/example.org.zone",
+               "$ORIGIN example.org.\n$TTL 300\n@ IN SOA ns1 hostmaster 100 2 1 6 60\n@ IN NS ns1\n"
+               "ns1 IN A 192.0.2.1\nwww IN A 192.0.2.80\n");
+    dir_.write("knot/knot.conf", "server:\n  rundir: \"" + d_ + "/knot\"\n  listen: 127.0.0.1@" +
+                                     std::to_string(knot_port_) + "\nlog:\n  - target: stderr\n    any: info\n"
+                                     "control:\n  listen: \"" + d_ + "/knot/knot.sock\"\n"
+                                     "database:\n  storage: \"" + d_ + "/knot\"\n"
+                                     "key:\n  - id: xfr\n    algorithm: hmac-sha256\n    secret: " + key_ +
+                                     "\nremote:\n  - id: vane\n    address: 127.0.0.1@" + std::to_string(vane_port_) +
+                                     "\nacl:\n  - id: xfr\n    address: 127.0.0.1\n    key: xfr\n    action: transfer\n"
+                                     "template:\n  - id: default\n    storage: \"" + d_ +
+                                     "/knot\"\n    zonefile-sync: -1\n"
+                                     "zone:\n  - domain: example.org\n    file: example.org.zone\n    notify: vane\n"
+                                     "    acl: xfr\n");
+    dir_.write("k.secret", key_ + "\n");
+    start_knot();
+  }
+  void start_knot() {
+    knot_ = std::make_unique<Process>(std::vector<std::string>{kKnotd, "-c", d_ + "/knot/knot.conf"});
+    ASSERT_TRUE(eventually([&] {
+      auto r = ask(knot_port_, "example.org", "SOA");
+      return r && r->rcode == "NOERROR";
+    }, 10000)) << knot_->output();
+  }
+  void start_vane(const std::string& primary_extra = "") {
+    vaned_ = std::make_unique<Vaned>(
+        dir_, "listen: [\"127.0.0.1:" + std::to_string(vane_port_) + "\"]\nthreads: 1\nhttp: { listen: \"127.0.0.1:0\" }\n"
+              "tsig: { xfr: { secret_file: k.secret } }\nzones:\n"
+              "  - { name: example.org, primary: { servers: [\"127.0.0.1:" + std::to_string(knot_port_) +
+              "\"], key: xfr" + primary_extra + " } }\n"
+              "records:\n  - name: app.example.org\n    type: A\n    policy: failover\n    endpoints:\n"
+              "      - { name: a, address: 198.51.100.1, priority: 1 }\n"
+              "      - { name: b, address: 198.51.100.2, priority: 2 }\n");
+  }
+  void knotc(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"/usr/sbin/knotc", "-c", d_ + "/knot/knot.conf"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p(argv);
+    ASSERT_EQ(p.wait(10000), 0) << p.output();
+  }
+  std::string rcode(const std::string& name) {
+    auto r = ask(vane_port_, name, "A");
+    return r ? r->rcode : "<timeout>";
+  }
+  std::vector<std::string> answer(const std::string& name) {
+    auto r = ask(vane_port_, name, "A");
+    return r ? r->answer : std::vector<std::string>{"<timeout>"};
+  }
+  nlohmann::json zone_status() {
+    std::string out;
+    run_ctl(VANECTL_PATH, d_ + "/state/admin.sock", {"status", "--json"}, out);
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    return j.is_object() ? j["zones"][0] : nlohmann::json();
+  }
+
+  TempDir dir_;
+  std::string d_, key_ = secret();
+  uint16_t knot_port_ = 0, vane_port_ = 0;
+  std::unique_ptr<Process> knot_;
+  std::unique_ptr<Vaned> vaned_;
+};
+
+TEST_F(Secondary, PullsFromKnot_FollowsItsNotifyByIxfr_SurvivesItsAbsence_ExpiresToServfail) {
+  start_vane();
+  ASSERT_TRUE(eventually([&] { return rcode("www.example.org") == "NOERROR"; }, 10000)) << vaned_->process().output();
+  auto r = ask(vane_port_, "www.example.org", "A");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->aa);
+  EXPECT_EQ(r->answer, std::vector<std::string>{"www.example.org. 300 IN A 192.0.2.80"});
+  EXPECT_TRUE(r->authority.empty());
+  EXPECT_TRUE(r->additional.empty());
+  EXPECT_EQ(answer("app.example.org"), std::vector<std::string>{"app.example.org. 60 IN A 198.51.100.1"});
+  EXPECT_TRUE(vaned_->process().wait_for_output("AXFR from 127.0.0.1:" + std::to_string(knot_port_) + ": serial 100", 2000));
+
+  // A change on the primary: its NOTIFY brings it here, by IXFR.
+  knotc({"zone-begin", "example.org"});
+  knotc({"zone-set", "example.org", "new", "300", "A", "192.0.2.77"});
+  knotc({"zone-commit", "example.org"});
+  ASSERT_TRUE(eventually([&] { return answer("new.example.org") == std::vector<std::string>{"new.example.org. 300 IN A 192.0.2.77"}; },
+                         3000))
+      << vaned_->process().output();
+  EXPECT_NE(vaned_->process().output().find("NOTIFY from its primary"), std::string::npos);
+  EXPECT_NE(vaned_->process().output().find("IXFR from 127.0.0.1:" + std::to_string(knot_port_) + ": serial 101"),
+            std::string::npos)
+      << vaned_->process().output();
+  auto z = zone_status();
+  EXPECT_EQ(z["serial"], 101);
+  EXPECT_EQ(z["secondary"]["role"], "secondary");
+  EXPECT_EQ(z["secondary"]["expired"], false);
+  EXPECT_GE(z["secondary"]["expires_in_s"].get<int>(), 4);
+  // Steering still answers, and the operator verbs work.
+  std::string out;
+  EXPECT_EQ(run_ctl(VANECTL_PATH, d_ + "/state/admin.sock", {"drain", "app.example.org", "a"}, out), 0) << out;
+  EXPECT_EQ(answer("app.example.org"), std::vector<std::string>{"app.example.org. 60 IN A 198.51.100.2"});
+  EXPECT_EQ(run_ctl(VANECTL_PATH, d_ + "/state/admin.sock", {"zone", "refresh", "example.org"}, out), 0) << out;
+  EXPECT_NE(out.find("example.org.: up to date, serial 101"), std::string::npos) << out;
+  EXPECT_EQ(run_ctl(VANECTL_PATH, d_ + "/state/admin.sock", {"zone", "retransfer", "example.org"}, out), 0) << out;
+  EXPECT_NE(out.find("example.org.: AXFR, serial 101"), std::string::npos) << out;
+  EXPECT_EQ(run_ctl(VANECTL_PATH, d_ + "/state/admin.sock", {"zone", "refresh", "example.com"}, out), 1);
+  EXPECT_NE(out.find("not a secondary zone here"), std::string::npos) << out;
+
+  // The primary goes away and vaned restarts: the stored copy answers at once.
+  knot_->signal(SIGTERM);
+  knot_->wait(10000);
+  vaned_->process().signal(SIGTERM);
+  ASSERT_EQ(vaned_->process().wait(10000), 0);
+  start_vane();
+  EXPECT_EQ(answer("new.example.org"), std::vector<std::string>{"new.example.org. 300 IN A 192.0.2.77"});
+  // No good refresh for the SOA expire (6 s): SERVFAIL, and status says why.
+  ASSERT_TRUE(eventually([&] { return rcode("www.example.org") == "SERVFAIL"; }, 10000));
+  z = zone_status();
+  EXPECT_EQ(z["secondary"]["expired"], true);
+  EXPECT_NE(z["secondary"]["last_error"].get<std::string>().find("Connection refused"), std::string::npos);
+  // The primary back: a refresh (retry 1 s) makes the zone current again.
+  start_knot();
+  EXPECT_TRUE(eventually([&] { return rcode("www.example.org") == "NOERROR"; }, 5000)) << vaned_->process().output();
+}
+
+TEST_F(Secondary, WrongKey_NothingServed_OversizedTransferRefusedWhole) {
+  dir_.write("k.secret", secret() + "\n");  // not Knot's
+  start_vane();
+  ASSERT_TRUE(eventually([&] { return zone_status()["secondary"].contains("last_error"); }, 5000));
+  EXPECT_EQ(rcode("www.example.org"), "SERVFAIL");  // no copy yet
+  std::string err = zone_status()["secondary"]["last_error"];
+  EXPECT_NE(err.find("NOTAUTH"), std::string::npos) << err;
+  // The right key: a copy.
+  vaned_->process().signal(SIGTERM);
+  vaned_->process().wait(10000);
+  dir_.write("k.secret", key_ + "\n");
+  start_vane();
+  ASSERT_TRUE(eventually([&] { return rcode("www.example.org") == "NOERROR"; }, 5000));
+  // Then a limit below the zone's size (4 records): the transfer is refused
+  // whole and the copy it would have replaced keeps answering.
+  vaned_->process().signal(SIGTERM);
+  vaned_->process().wait(10000);
+  start_vane(", max_zone_size: 3");
+  std::string out;
+  EXPECT_EQ(run_ctl(VANECTL_PATH, d_ + "/state/admin.sock", {"zone", "retransfer", "example.org"}, out), 1) << out;
+  EXPECT_NE(out.find("more than max_zone_size (3) records"), std::string::npos) << out;
+  EXPECT_EQ(answer("www.example.org"), std::vector<std::string>{"www.example.org. 300 IN A 192.0.2.80"});
+  EXPECT_NE(zone_status()["secondary"]["last_error"].get<std::string>().find("max_zone_size"), std::string::npos);
+}
+
+TEST(SecondaryConfig, FileAndPrimaryExclusive_ServersAndKeysChecked) {
+  TempDir dir;
+  dir.write("k.secret", secret() + "\n");
+  auto check = [&](const std::string& zone) { return check_config(dir, zone); };
+  auto [rc, out] = check("{ name: example.org, file: x.zone, primary: { servers: [\"127.0.0.1:53\"] } }");
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("not both"), std::string::npos) << out;
+  std::tie(rc, out) = check("{ name: example.org, primary: { servers: [] } }");
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("primary.servers"), std::string::npos) << out;
+  std::tie(rc, out) = check("{ name: example.org, primary: { servers: [\"127.0.0.1:53\"], key: nokey } }");
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("nokey"), std::string::npos) << out;
+  std::tie(rc, out) = check("{ name: example.org, primary: { servers: [\"127.0.0.1:53\"] } }");
+  EXPECT_EQ(rc, 0) << out;  // no copy yet: fine, SERVFAIL until the first transfer
 }
 
 }  // namespace

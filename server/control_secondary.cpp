@@ -1,0 +1,248 @@
+// Secondary zones, the control plane's half (DESIGN.md "Zone transfers",
+// In): per zone, the SOA timers — refresh when due, retry after a failure,
+// expire (then SERVFAIL) — a NOTIFY from a listed primary makes a refresh
+// due now, and `vanectl zone refresh|retransfer`. Refreshes run on libuv's
+// work queue (server/xfr_in.h), one per zone at a time; a new copy on disk
+// is served by a reload of the zone set, the old one until then. The
+// timers' state is kept in the state directory (s/<zone>), so a restart
+// serves the last copy at once and keeps counting towards its expiry.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "control.h"
+#include "log.h"
+
+namespace vane::server {
+
+namespace {
+
+constexpr uint32_t kRetryWithoutCopyS = 10;  // before the first copy: the SOA's retry is not known yet
+
+struct RefreshJob {
+  uv_work_t work{};
+  Control* control = nullptr;
+  std::string zone;
+  XfrInRequest req;
+  XfrInResult res;
+};
+
+}  // namespace
+
+void Control::review_secondaries() {
+  auto snap = srv_.snapshot();
+  if (!snap) return;
+  uint64_t now = admin::now_ms();
+  std::set<std::string> configured;
+  for (const zones::ZoneSource& src : srv_.config().zones) {
+    if (!src.secondary.enabled()) continue;
+    std::string name = src.origin + (src.origin.ends_with('.') ? "" : ".");
+    configured.insert(name);
+    auto [it, fresh] = sec_.try_emplace(name);
+    SecZone& s = it->second;
+    s.spec = src.secondary;
+    s.file = src.file;
+    if (fresh) {
+      // Where the last run left off: the copy on disk and when it was last good.
+      auto copy = std::make_shared<ZoneCopy>();
+      uint32_t serial = 0;
+      if (read_copy(s.file, *copy, serial, s.refresh, s.retry, s.expire)) {
+        s.serial = serial;
+        s.copy = std::move(copy);
+      }
+      if (auto v = store_.zone_meta('s', name)) {
+        auto j = admin::Json::parse(*v, nullptr, false);
+        if (j.is_object()) s.last_ok_ms = j.value("last_ok_ms", uint64_t(0));
+      }
+      struct stat st;
+      if (s.copy && !s.last_ok_ms && stat(s.file.c_str(), &st) == 0)  // no record of it: as old as the file
+        s.last_ok_ms = uint64_t(st.st_mtime) * 1000;
+      s.expired = !s.copy || (s.last_ok_ms && now >= s.last_ok_ms + uint64_t(s.expire) * 1000);
+      if (s.copy)
+        VANE_INFO("zone %s: secondary, serving the copy of serial %u%s; checking the primary", name.c_str(), *s.serial,
+                  s.expired ? " — EXPIRED, answered SERVFAIL until a refresh succeeds" : "");
+      else
+        VANE_INFO("zone %s: secondary with no copy yet (SERVFAIL until the first transfer)", name.c_str());
+      s.next_check_ms = now;
+      srv_.states().zone_expired(name, true)->store(s.expired, std::memory_order_relaxed);
+    }
+    if (s.copy && !s.expired && s.last_ok_ms && now >= s.last_ok_ms + uint64_t(s.expire) * 1000) {
+      s.expired = true;
+      srv_.states().zone_expired(name, true)->store(true, std::memory_order_relaxed);
+      VANE_ERROR("zone %s: EXPIRED — no good refresh for %us (its SOA expire); answered SERVFAIL until one succeeds",
+                 name.c_str(), s.expire);
+    }
+    if (!s.in_flight && now >= s.next_check_ms) start_refresh(name, s);
+  }
+  for (auto it = sec_.begin(); it != sec_.end();)
+    it = configured.count(it->first) || it->second.in_flight ? std::next(it) : sec_.erase(it);
+}
+
+void Control::start_refresh(const std::string& name, SecZone& s) {
+  auto* job = new RefreshJob;
+  job->control = this;
+  job->zone = name;
+  job->req.zone = name;
+  job->req.spec = s.spec;
+  job->req.file = s.file;
+  job->req.have_serial = s.serial;
+  job->req.have = s.copy;
+  job->req.force_axfr = s.force_axfr;
+  if (!s.spec.key.empty())
+    if (auto k = srv_.config().tsig.find(s.spec.key); k != srv_.config().tsig.end()) job->req.key = k->second;
+  s.in_flight = true;
+  s.force_axfr = false;
+  s.again = false;
+  job->work.data = job;
+  uv_queue_work(
+      loop_, &job->work, [](uv_work_t* w) { auto* j = static_cast<RefreshJob*>(w->data); j->res = refresh_zone(j->req); },
+      [](uv_work_t* w, int) {
+        std::unique_ptr<RefreshJob> j(static_cast<RefreshJob*>(w->data));
+        j->control->finish_refresh(j->zone, std::move(j->res));
+      });
+}
+
+void Control::finish_refresh(const std::string& name, XfrInResult res) {
+  auto it = sec_.find(name);
+  if (it == sec_.end()) return;
+  SecZone& s = it->second;
+  s.in_flight = false;
+  uint64_t now = admin::now_ms();
+  // Whoever asked (vanectl zone ...) hears the outcome; kept by value, as a
+  // new copy is answered only after the reload that serves it.
+  auto answer = [waiting = std::exchange(s.waiting, {}), name, serial = res.serial, kind = res.kind,
+                 server = res.server](bool ok, const std::string& error) {
+    admin::Json r = ok ? admin::Json{{"ok", true}, {"zone", name}, {"serial", serial}, {"result", kind},
+                                     {"primary", server}}
+                       : admin::error_reply("zone " + name + ": " + error);
+    for (const auto& reply : waiting) reply(r);
+  };
+  if (!res.ok) {
+    ++xfr_in_counts_["failed"];
+    s.last_error = res.error;
+    s.last_error_ms = now;
+    s.next_check_ms = now + uint64_t(s.copy ? s.retry : kRetryWithoutCopyS) * 1000;
+    if (s.again) s.next_check_ms = now;
+    VANE_WARN("zone %s: refresh failed: %s; next try in %us", name.c_str(), res.error.c_str(),
+              unsigned((s.next_check_ms - now) / 1000));
+    return answer(false, res.error);
+  }
+  ++xfr_in_counts_[res.updated ? "updated" : "current"];
+  s.last_error.clear();
+  s.last_ok_ms = now;
+  s.last_kind = res.kind;
+  s.last_server = res.server;
+  s.refresh = res.refresh;
+  s.retry = res.retry;
+  s.expire = res.expire;
+  s.next_check_ms = s.again ? now : now + uint64_t(res.refresh) * 1000;
+  admin::Json state{{"serial", res.serial}, {"last_ok_ms", now}, {"refresh", res.refresh}, {"retry", res.retry},
+                    {"expire", res.expire}};
+  if (auto err = store_.put_zone_meta('s', name, state.dump()))
+    VANE_ERROR("zone %s: cannot store its refresh time: %s", name.c_str(), err->to_string().c_str());
+  if (!res.updated) {
+    if (s.expired) VANE_INFO("zone %s: refreshed from %s, serial %u: no longer expired", name.c_str(), res.server.c_str(), res.serial);
+    s.expired = false;
+    srv_.states().zone_expired(name, true)->store(false, std::memory_order_relaxed);
+    return answer(true, "");
+  }
+  VANE_INFO("zone %s: %s from %s: serial %u, %zu records in %zu messages", name.c_str(), res.kind.c_str(),
+            res.server.c_str(), res.serial, res.records, res.messages);
+  s.serial = res.serial;
+  s.copy = res.copy;
+  // The new copy is served once the zone set is rebuilt from it; until
+  // then the old copy (or SERVFAIL, with none) answers.
+  srv_.reload_async([this, name, answer, serial = res.serial](const ReloadOutcome& o) {
+    auto it = sec_.find(name);
+    if (!o.ok) {
+      VANE_ERROR("zone %s: serial %u transferred but the reload failed: %s", name.c_str(), serial, o.message.c_str());
+      if (it != sec_.end()) it->second.last_error = "reload: " + o.message;
+      return answer(false, "transferred, but the reload failed: " + o.message);
+    }
+    if (it != sec_.end() && it->second.serial == serial) {
+      it->second.expired = false;
+      srv_.states().zone_expired(name, true)->store(false, std::memory_order_relaxed);
+    }
+    answer(true, "");
+  });
+}
+
+void Control::on_notifies() {
+  uint64_t now = admin::now_ms();
+  for (const std::string& zone : srv_.notifies().take()) {
+    auto it = sec_.find(zone);
+    if (it == sec_.end()) continue;
+    VANE_INFO("zone %s: NOTIFY from its primary: refreshing", zone.c_str());
+    ++xfr_in_counts_["notify"];
+    if (it->second.in_flight)
+      it->second.again = true;  // another look once this one ends
+    else
+      it->second.next_check_ms = now;
+  }
+  review_secondaries();
+}
+
+// vanectl zone refresh|retransfer ZONE: answered when the refresh ends.
+void Control::zone_verb(const admin::Json& req, admin::Reply reply) {
+  if (!req.value("action", admin::Json()).is_string() || !req.value("zone", admin::Json()).is_string())
+    return reply(admin::error_reply("zone: needs \"action\" (refresh or retransfer) and \"zone\" strings"));
+  std::string action = req.value("action", ""), zone = req.value("zone", "");
+  if (action != "refresh" && action != "retransfer")
+    return reply(admin::error_reply("zone: action must be refresh or retransfer"));
+  if (!zone.empty() && zone.back() != '.') zone += '.';
+  std::transform(zone.begin(), zone.end(), zone.begin(), [](unsigned char c) { return std::tolower(c); });
+  auto it = sec_.find(zone);
+  if (it == sec_.end()) {
+    std::string known;
+    for (const auto& [n, s] : sec_) known += (known.empty() ? "" : ", ") + n;
+    return reply(admin::error_reply("zone '" + zone + "' is not a secondary zone here (secondary zones: " +
+                                    (known.empty() ? "none" : known) + ")"));
+  }
+  SecZone& s = it->second;
+  s.waiting.push_back(std::move(reply));
+  if (action == "retransfer") s.force_axfr = true;
+  if (s.in_flight) {
+    s.again = true;
+    return;
+  }
+  s.next_check_ms = 0;
+  start_refresh(zone, s);
+}
+
+admin::Json Control::secondary_status(const zones::Zone& z) const {
+  auto it = sec_.find(z.origin_text());
+  if (it == sec_.end()) return nullptr;
+  const SecZone& s = it->second;
+  uint64_t now = admin::now_ms();
+  admin::Json j{{"role", "secondary"},
+                {"primaries", s.spec.servers},
+                {"serial", s.serial ? admin::Json(*s.serial) : admin::Json()},
+                {"expired", s.expired},
+                {"refreshing", s.in_flight}};
+  if (s.last_ok_ms) {
+    j["last_refresh"] = admin::format_time(s.last_ok_ms);
+    uint64_t end = s.last_ok_ms + uint64_t(s.expire) * 1000;
+    j["expires_in_s"] = end > now ? int64_t((end - now) / 1000) : 0;
+    if (!s.last_kind.empty()) j["last_transfer"] = s.last_kind + " from " + s.last_server;
+  }
+  j["next_check_in_s"] = s.next_check_ms > now ? int64_t((s.next_check_ms - now) / 1000) : 0;
+  if (!s.last_error.empty()) {
+    j["last_error"] = s.last_error;
+    j["last_error_at"] = admin::format_time(s.last_error_ms);
+  }
+  return j;
+}
+
+// Seconds until a secondary zone's copy expires (0: expired or none), for /metrics.
+std::vector<std::pair<std::string, double>> Control::secondary_expiries() const {
+  std::vector<std::pair<std::string, double>> out;
+  uint64_t now = admin::now_ms();
+  for (const auto& [name, s] : sec_) {
+    uint64_t end = s.last_ok_ms + uint64_t(s.expire) * 1000;
+    out.emplace_back(name, s.copy && !s.expired && s.last_ok_ms && end > now ? double(end - now) / 1000 : 0);
+  }
+  return out;
+}
+
+}  // namespace vane::server

@@ -1,0 +1,107 @@
+// Zone transfers in: vane as a secondary of an existing primary (DESIGN.md
+// "Zone transfers", In). One refresh asks the primaries for their SOA and,
+// when theirs is newer, pulls the zone by IXFR (RFC 1995) from the copy's
+// serial, or by AXFR (RFC 5936) when there is no copy, the primary has no
+// history for it, or the operator asked. The new copy is checked whole —
+// every record inside the zone, at most max_zone_size records, TSIG on
+// every message, and it must load as a zone — before it replaces the old
+// one on disk; anything wrong leaves the old copy as it was. Blocking: runs
+// on a thread of its own (the control plane's work queue), never a worker.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "transfer.h"
+#include "tsig.h"
+
+struct ldns_struct_rdf;
+struct ldns_struct_rr;
+typedef struct ldns_struct_rdf ldns_rdf;
+typedef struct ldns_struct_rr ldns_rr;
+
+namespace vane::server {
+
+// A copy of a zone: its records as master-file lines ("owner ttl IN type
+// rdata"), keyed by the line without its TTL (what IXFR deletes by).
+using ZoneCopy = std::map<std::string, std::string>;
+
+struct XfrInRequest {
+  std::string zone;  // "corp.example.org."
+  zones::SecondarySpec spec;
+  std::optional<zones::TsigKey> key;
+  std::optional<uint32_t> have_serial;  // the copy's serial; none: no copy
+  std::shared_ptr<const ZoneCopy> have;
+  bool force_axfr = false;  // vanectl zone retransfer
+  std::string file;         // where the copy is kept
+  int timeout_ms = 10000;   // per server and step
+};
+
+struct XfrInResult {
+  bool ok = false;       // a primary answered and the copy is current
+  bool updated = false;  // a new copy was written to the file
+  std::string server;    // the primary that answered
+  std::string kind;      // "AXFR", "IXFR", "IXFR as AXFR", "up to date"
+  std::string error;     // what went wrong, per primary tried
+  uint32_t serial = 0;
+  uint32_t refresh = 0, retry = 0, expire = 0;  // seconds, from the primary's SOA
+  std::shared_ptr<const ZoneCopy> copy;         // the new copy (when updated)
+  size_t messages = 0, records = 0;
+};
+
+XfrInResult refresh_zone(const XfrInRequest& req);
+
+struct Soa {
+  uint32_t serial = 0, refresh = 0, retry = 0, expire = 0;
+};
+
+// The answer stream of one AXFR or IXFR request, fed message by message as
+// it arrives (also by the fuzzer): every message checked (id, rcode, TSIG),
+// every record inside the zone, the records applied to a copy — the whole
+// zone for AXFR, the steps over `have` for IXFR.
+class XfrInParser {
+ public:
+  enum Status { kMore, kDone, kError };
+  // `have_serial`/`have` set: an IXFR from that copy; unset: an AXFR.
+  XfrInParser(const std::string& zone, std::optional<uint32_t> have_serial, std::shared_ptr<const ZoneCopy> have,
+              uint64_t max_records, zones::TsigClient* tsig, uint16_t id);
+  ~XfrInParser();
+  Status feed(std::span<const uint8_t> msg);
+  Status status() const { return status_; }
+  const std::string& error() const { return error_; }
+  const std::string& kind() const { return kind_; }  // AXFR, IXFR, IXFR as AXFR, up to date
+  const Soa& soa() const { return first_; }         // the new copy's
+  size_t messages() const { return messages_; }
+  std::shared_ptr<ZoneCopy> take_copy() { return std::move(copy_); }
+
+ private:
+  Status take(const ldns_rr* rr);
+  int add(const std::string& line);
+  void finish();
+
+  std::unique_ptr<ldns_rdf, void (*)(ldns_rdf*)> apex_;
+  std::optional<uint32_t> have_serial_;
+  bool ixfr_;
+  uint64_t max_records_;
+  zones::TsigClient* tsig_;
+  uint16_t id_;
+  std::shared_ptr<ZoneCopy> copy_;
+  enum State { kStart, kSecond, kFull, kDeleting, kAdding } state_ = kStart;
+  Status status_ = kMore;
+  Soa first_;
+  std::string first_line_, kind_, error_;
+  uint32_t step_to_ = 0;
+  size_t messages_ = 0;
+};
+
+// Reads a copy written by refresh_zone back (at start): its records and its
+// SOA's serial and timers. False when the file is missing or unreadable.
+bool read_copy(const std::string& file, ZoneCopy& copy, uint32_t& serial, uint32_t& refresh, uint32_t& retry,
+               uint32_t& expire);
+
+}  // namespace vane::server
