@@ -177,6 +177,9 @@ class Control {
   uv_poll_t notify_poll4_{}, notify_poll6_{};
   std::map<std::string, uint64_t> notify_counts_;  // "sent", "answered", "error"
   uv_loop_t* loop_ = nullptr;
+  uv_check_t xfr_check_{};
+  uv_timer_t xfr_soon_{};
+  uint64_t xfr_checked_ms_ = 0;
 
   // Secondary zones (control_secondary.cpp).
   struct SecZone {

@@ -73,7 +73,7 @@ void Control::review_secondaries() {
       VANE_ERROR("zone %s: EXPIRED — no good refresh for %us (its SOA expire); answered SERVFAIL until one succeeds",
                  name.c_str(), s.expire);
     }
-    if (!s.in_flight && now >= s.next_check_ms) start_refresh(name, s);
+    if (!s.in_flight && now >= s.next_check_ms && loop_) start_refresh(name, s);
   }
   for (auto it = sec_.begin(); it != sec_.end();)
     it = configured.count(it->first) || it->second.in_flight ? std::next(it) : sec_.erase(it);
@@ -105,7 +105,7 @@ void Control::start_refresh(const std::string& name, SecZone& s) {
 
 void Control::finish_refresh(const std::string& name, XfrInResult res) {
   auto it = sec_.find(name);
-  if (it == sec_.end()) return;
+  if (it == sec_.end() || !loop_) return;  // gone from the config, or vaned is stopping
   SecZone& s = it->second;
   s.in_flight = false;
   uint64_t now = admin::now_ms();
@@ -199,6 +199,7 @@ void Control::zone_verb(const admin::Json& req, admin::Reply reply) {
     return reply(admin::error_reply("zone '" + zone + "' is not a secondary zone here (secondary zones: " +
                                     (known.empty() ? "none" : known) + ")"));
   }
+  if (!loop_) return reply(admin::error_reply("vaned is stopping"));
   SecZone& s = it->second;
   s.waiting.push_back(std::move(reply));
   if (action == "retransfer") s.force_axfr = true;

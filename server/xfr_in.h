@@ -39,7 +39,7 @@ struct XfrInRequest {
   std::shared_ptr<const ZoneCopy> have;
   bool force_axfr = false;  // vanectl zone retransfer
   std::string file;         // where the copy is kept
-  int timeout_ms = 10000;   // per server and step
+  int timeout_ms = 5000;    // per server and step (connect, each message)
 };
 
 struct XfrInResult {
