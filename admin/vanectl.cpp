@@ -274,6 +274,8 @@ int main(int argc, char** argv) {
   explain->add_option("--client", client, "client address or ECS subnet, e.g. 10.1.2.3 or 10.1.2.0/24");
   auto* reload =
       app.add_subcommand("reload", "re-read the config and zones; a bad one is refused, the old keeps serving");
+  std::string reload_zone;
+  reload->add_option("ZONE", reload_zone, "only this zone: its files read again, every other zone kept as it is");
   auto* history = app.add_subcommand("history", "journal of admin changes and override expiries, newest last");
   history->add_option("--limit", limit, "how many entries (default 20)")->check(CLI::Range(1, 10000));
   std::string zone, role, algorithm;
@@ -303,6 +305,7 @@ int main(int argc, char** argv) {
   json req;
   if (status->parsed()) req = {{"cmd", "status"}};
   if (reload->parsed()) req = {{"cmd", "reload"}};
+  if (reload->parsed() && !reload_zone.empty()) req["zone"] = reload_zone;
   if (w->parsed()) {
     req = {{"cmd", "weight"}, {"record", record}, {"endpoint", endpoint}};
     if (weight == "config")

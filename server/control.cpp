@@ -408,6 +408,16 @@ void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply 
     if (auto bad = check_fields(request, {"action", "zone"})) return reply(admin::error_reply(*bad));
     return zone_verb(request, reply);
   }
+  if (name == "reload" && request.contains("zone")) {
+    if (auto bad = check_fields(request, {"zone"})) return reply(admin::error_reply(*bad));
+    if (!request["zone"].is_string()) return reply(admin::error_reply("reload: \"zone\" must be a string"));
+    std::string zone = request["zone"].get<std::string>();
+    VANE_INFO("admin: reload of zone %s requested by uid %u pid %d", zone.c_str(), unsigned(peer.uid), int(peer.pid));
+    srv_.reload_zone_async(zone, [reply](const ReloadOutcome& o) {
+      reply(o.ok ? Json{{"ok", true}, {"message", o.message}} : admin::error_reply(o.message));
+    });
+    return;
+  }
   if (name == "reload") {
     if (auto bad = check_fields(request, {})) return reply(admin::error_reply(*bad));
     VANE_INFO("admin: reload requested by uid %u pid %d", unsigned(peer.uid), int(peer.pid));

@@ -3,7 +3,7 @@
 // expire (then SERVFAIL) — a NOTIFY from a listed primary makes a refresh
 // due now, and `vanectl zone refresh|retransfer`. Refreshes run on libuv's
 // work queue (server/xfr_in.h), one per zone at a time; a new copy on disk
-// is served by a reload of the zone set, the old one until then. The
+// is served by a reload of that zone alone, the old one until then. The
 // timers' state is kept in the state directory (s/<zone>), so a restart
 // serves the last copy at once and keeps counting towards its expiry.
 #include <sys/stat.h>
@@ -153,7 +153,7 @@ void Control::finish_refresh(const std::string& name, XfrInResult res) {
   s.copy = res.copy;
   // The new copy is served once the zone set is rebuilt from it; until
   // then the old copy (or SERVFAIL, with none) answers.
-  srv_.reload_async([this, name, answer, serial = res.serial](const ReloadOutcome& o) {
+  srv_.reload_zone_async(name, [this, name, answer, serial = res.serial](const ReloadOutcome& o) {
     auto it = sec_.find(name);
     if (!o.ok) {
       VANE_ERROR("zone %s: serial %u transferred but the reload failed: %s", name.c_str(), serial, o.message.c_str());

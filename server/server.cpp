@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 
 #include <chrono>
@@ -79,47 +81,55 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
 
 }  // namespace
 
+// One zone of the set, from its source (records compiled into it).
+static Result<std::shared_ptr<const zones::Zone>> load_one(zones::ZoneSource src, zones::StateTable& states, bool quiet,
+                                                    bool create_keys) {
+  if (src.dnssec.online) {
+    std::string made;
+    auto keys = zones::load_keys(src.origin, src.dnssec, create_keys, &made);
+    if (!keys) return keys.error();
+    if (!made.empty())
+      VANE_INFO("zone %s had no DNSSEC key: made a %s CSK %s (publish its DS: vanectl dnssec ds %s)",
+                src.origin.c_str(), zones::algorithm_name(src.dnssec.algorithm), made.c_str(), src.origin.c_str());
+    if ((*keys)->has_active()) src.keys = keys.take();
+  }
+  // A secondary zone without a copy yet is served SERVFAIL until its first
+  // transfer (an SOA-only stand-in keeps its place in the zone set).
+  bool no_copy = src.secondary.enabled() && access(src.file.c_str(), R_OK) != 0;
+  if (no_copy) src.text = "$ORIGIN " + src.origin + (src.origin.ends_with('.') ? "" : ".") +
+                          "\n@ 0 IN SOA invalid. invalid. 0 0 0 0 0\n";
+  auto t0 = std::chrono::steady_clock::now();
+  auto z = zones::load_zone(src);
+  if (!z) return z.error();
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (!quiet)
+    VANE_INFO("zone %s loaded from %s: %zu records (%zu steered), %zu names, serial %u, %.1f ms, %.1f MiB",
+              (*z)->origin_text().c_str(), src.file.c_str(), (*z)->record_count(), src.steered.size(),
+              (*z)->node_count(), (*z)->serial(), ms, double((*z)->memory_bytes()) / (1 << 20));
+  (*z)->set_file(src.file);
+  if (src.transfer.enabled()) (*z)->set_served_serial(states.zone_serial((*z)->origin_text(), (*z)->serial()));
+  if (src.secondary.enabled()) {
+    std::vector<zones::Client> from;
+    for (const auto& s : src.secondary.servers) {
+      ListenAddr a;
+      if (parse_listen(s, a)) from.push_back(client_of(a.addr));
+    }
+    auto* expired = states.zone_expired((*z)->origin_text(), no_copy);
+    if (no_copy) expired->store(true, std::memory_order_relaxed);
+    (*z)->set_secondary(expired, std::move(from));
+  }
+  return std::shared_ptr<const zones::Zone>(z.take());
+}
+
 Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states, bool quiet,
                                                        bool create_keys) {
   std::vector<zones::ZoneSource> sources = cfg.zones;
   zones::RegionMap regions;
   if (auto err = compile_records(cfg, states, regions, sources)) return *err;
-  std::vector<std::unique_ptr<zones::Zone>> loaded;
+  std::vector<std::shared_ptr<const zones::Zone>> loaded;
   for (auto& src : sources) {
-    if (src.dnssec.online) {
-      std::string made;
-      auto keys = zones::load_keys(src.origin, src.dnssec, create_keys, &made);
-      if (!keys) return keys.error();
-      if (!made.empty())
-        VANE_INFO("zone %s had no DNSSEC key: made a %s CSK %s (publish its DS: vanectl dnssec ds %s)",
-                  src.origin.c_str(), zones::algorithm_name(src.dnssec.algorithm), made.c_str(), src.origin.c_str());
-      if ((*keys)->has_active()) src.keys = keys.take();
-    }
-    // A secondary zone without a copy yet is served SERVFAIL until its first
-    // transfer (an SOA-only stand-in keeps its place in the zone set).
-    bool no_copy = src.secondary.enabled() && access(src.file.c_str(), R_OK) != 0;
-    if (no_copy) src.text = "$ORIGIN " + src.origin + (src.origin.ends_with('.') ? "" : ".") +
-                            "\n@ 0 IN SOA invalid. invalid. 0 0 0 0 0\n";
-    auto t0 = std::chrono::steady_clock::now();
-    auto z = zones::load_zone(src);
+    auto z = load_one(std::move(src), states, quiet, create_keys);
     if (!z) return z.error();
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (!quiet)
-      VANE_INFO("zone %s loaded from %s: %zu records (%zu steered), %zu names, serial %u, %.1f ms, %.1f MiB",
-                (*z)->origin_text().c_str(), src.file.c_str(), (*z)->record_count(), src.steered.size(),
-                (*z)->node_count(), (*z)->serial(), ms, double((*z)->memory_bytes()) / (1 << 20));
-    (*z)->set_file(src.file);
-    if (src.transfer.enabled()) (*z)->set_served_serial(states.zone_serial((*z)->origin_text(), (*z)->serial()));
-    if (src.secondary.enabled()) {
-      std::vector<zones::Client> from;
-      for (const auto& s : src.secondary.servers) {
-        ListenAddr a;
-        if (parse_listen(s, a)) from.push_back(client_of(a.addr));
-      }
-      auto* expired = states.zone_expired((*z)->origin_text(), no_copy);
-      if (no_copy) expired->store(true, std::memory_order_relaxed);
-      (*z)->set_secondary(expired, std::move(from));
-    }
     loaded.push_back(z.take());
   }
   auto set = std::make_shared<zones::ZoneSet>(std::move(loaded));
@@ -228,6 +238,76 @@ ReloadOutcome Server::reload() {
   VANE_INFO("%s", msg);
   ++reloads_ok_;
   return {true, msg};
+}
+
+ReloadOutcome Server::reload_zone(const std::string& zone) {
+  std::lock_guard lock(reload_mu_);
+  auto t0 = std::chrono::steady_clock::now();
+  dns::NameBuf want;
+  if (!dns::from_text(zone, want)) return {false, "bad zone name '" + zone + "'"};
+  auto cur = publisher_.current();
+  size_t idx = cfg_.zones.size();
+  std::string known;
+  for (size_t i = 0; i < cfg_.zones.size(); ++i) {
+    dns::NameBuf o;
+    if (dns::from_text(cfg_.zones[i].origin, o) && std::ranges::equal(o.wire(), want.wire())) idx = i;
+    if (i < 10) known += (known.empty() ? "" : ", ") + cfg_.zones[i].origin;
+  }
+  if (idx == cfg_.zones.size() || !cur)
+    return {false, "zone " + dns::to_text(want.wire()) + " is not served here (zones: " + known +
+                       (cfg_.zones.size() > 10 ? ", ..." : "") + ")"};
+  // The records are compiled against the whole config (their region ids
+  // must match the other zones'); only this zone's file is read again.
+  std::vector<zones::ZoneSource> sources = cfg_.zones;
+  zones::RegionMap regions;
+  if (auto err = compile_records(cfg_, *states_, regions, sources)) return {false, err->to_string()};
+  auto z = load_one(std::move(sources[idx]), *states_, false, true);
+  if (!z) {
+    VANE_ERROR("reload of zone %s refused, still serving the previous copy: %s", zone.c_str(),
+               z.error().to_string().c_str());
+    ++reloads_failed_;
+    return {false, z.error().to_string()};
+  }
+  std::vector<std::shared_ptr<const zones::Zone>> zs(cur->zones().begin(), cur->zones().end());
+  auto it = std::find_if(zs.begin(), zs.end(), [&](const auto& p) { return std::ranges::equal(p->origin(), want.wire()); });
+  if (it == zs.end()) return {false, "zone " + zone + " is in the config but not in the served set: reload the config"};
+  size_t records = (*z)->record_count();
+  *it = z.take();
+  auto set = std::make_shared<zones::ZoneSet>(std::move(zs));
+  set->states = states_.get();
+  set->regions = std::move(regions);
+  set->rrl = cur->rrl;
+  set->generation = ++generation_;
+  publish(std::move(set));
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  char msg[200];
+  snprintf(msg, sizeof msg, "reloaded zone %s: %zu records in %.1f ms, the other %zu zones untouched (generation %llu)",
+           dns::to_text(want.wire()).c_str(), records, ms, cfg_.zones.size() - 1,
+           static_cast<unsigned long long>(generation_));
+  VANE_INFO("%s", msg);
+  ++reloads_ok_;
+  return {true, msg};
+}
+
+void Server::reload_zone_async(const std::string& zone, ReloadDone done) {
+  struct Job {
+    uv_work_t work{};
+    Server* server;
+    std::string zone;
+    ReloadDone done;
+    ReloadOutcome outcome;
+  };
+  auto* job = new Job{{}, this, zone, std::move(done), {}};
+  job->work.data = job;
+  uv_queue_work(
+      loop_, &job->work, [](uv_work_t* w) {
+        auto* j = static_cast<Job*>(w->data);
+        j->outcome = j->server->reload_zone(j->zone);
+      },
+      [](uv_work_t* w, int) {
+        std::unique_ptr<Job> j(static_cast<Job*>(w->data));
+        if (j->done) j->done(j->outcome);
+      });
 }
 
 void Server::reload_async(ReloadDone done) {

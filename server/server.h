@@ -44,6 +44,12 @@ class Server {
   // serialised. `done` runs on the main loop with the outcome.
   using ReloadDone = std::function<void(const ReloadOutcome&)>;
   void reload_async(ReloadDone done = {});
+  // One zone only (vanectl reload ZONE, a secondary's new copy): its files
+  // are read again with the current config; every other zone of the
+  // snapshot is kept as it is (shared, not copied). Same rules: a bad file
+  // is refused with file:line and the old copy keeps serving.
+  ReloadOutcome reload_zone(const std::string& zone);
+  void reload_zone_async(const std::string& zone, ReloadDone done);
   // Runs on the main loop after every successful reload (SIGHUP or admin).
   void set_on_reloaded(std::function<void()> f) { on_reloaded_ = std::move(f); }
   void stop();

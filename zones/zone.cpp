@@ -77,7 +77,11 @@ uint32_t Zone::wildcard_of(uint32_t encloser) const {
   return find({buf, parent.size() + 2});
 }
 
-ZoneSet::ZoneSet(std::vector<std::unique_ptr<Zone>> zones) : zones_(std::move(zones)) {
+ZoneSet::ZoneSet(std::vector<std::unique_ptr<Zone>> zones)
+    : ZoneSet(std::vector<std::shared_ptr<const Zone>>(std::make_move_iterator(zones.begin()),
+                                                       std::make_move_iterator(zones.end()))) {}
+
+ZoneSet::ZoneSet(std::vector<std::shared_ptr<const Zone>> zones) : zones_(std::move(zones)) {
   size_t cap = index_capacity(zones_.size());
   index_.assign(cap, kNone);
   index_hash_.assign(cap, 0);

@@ -159,11 +159,14 @@ class Zone {
 // swap it only between batches; a reload builds a new one off the hot path.
 class ZoneSet {
  public:
+  // Zones are shared between snapshots: a reload of one zone builds a new
+  // set around the others, untouched.
+  explicit ZoneSet(std::vector<std::shared_ptr<const Zone>> zones);
   explicit ZoneSet(std::vector<std::unique_ptr<Zone>> zones);
   // Most specific zone containing `qname` minus its first `skip` labels, or
   // nullptr (→ REFUSED).
   const Zone* find_zone(const dns::NameBuf& qname, size_t skip = 0) const;
-  std::span<const std::unique_ptr<Zone>> zones() const { return zones_; }
+  std::span<const std::shared_ptr<const Zone>> zones() const { return zones_; }
   uint64_t generation = 0;
   // Steering context shared by every zone: live endpoint state (owned by
   // the server, outlives snapshots) and the client-network -> region map.
@@ -172,7 +175,7 @@ class ZoneSet {
   RrlParams rrl;
 
  private:
-  std::vector<std::unique_ptr<Zone>> zones_;
+  std::vector<std::shared_ptr<const Zone>> zones_;
   std::vector<uint32_t> index_;   // open addressing over origins
   std::vector<uint64_t> index_hash_;
   uint32_t index_mask_ = 0;
