@@ -194,7 +194,9 @@ class Control {
     std::vector<admin::Reply> waiting;  // vanectl zone refresh|retransfer, answered when the refresh ends
   };
   std::map<std::string, SecZone> sec_;  // origin text -> its state
-  std::map<std::string, uint64_t> xfr_in_counts_;  // "updated", "current", "failed", "notify"
+  // Refreshes by kind (soa: the check alone, axfr, ixfr) and result (updated, current, failed).
+  std::map<std::pair<std::string, std::string>, uint64_t> xfr_in_counts_;
+  uint64_t notify_in_ = 0;  // NOTIFYs from primaries acted on
   uv_async_t notify_async_{};
   void review_secondaries();
   void start_refresh(const std::string& name, SecZone& s);

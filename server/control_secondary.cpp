@@ -119,7 +119,10 @@ void Control::finish_refresh(const std::string& name, XfrInResult res) {
     for (const auto& reply : waiting) reply(r);
   };
   if (!res.ok) {
-    ++xfr_in_counts_["failed"];
+    ++xfr_in_counts_[{res.error.find("AXFR: ") != std::string::npos   ? "axfr"
+                      : res.error.find("IXFR: ") != std::string::npos ? "ixfr"
+                                                                      : "soa",
+                      "failed"}];
     s.last_error = res.error;
     s.last_error_ms = now;
     s.next_check_ms = now + uint64_t(s.copy ? s.retry : kRetryWithoutCopyS) * 1000;
@@ -128,7 +131,7 @@ void Control::finish_refresh(const std::string& name, XfrInResult res) {
               unsigned((s.next_check_ms - now) / 1000));
     return answer(false, res.error);
   }
-  ++xfr_in_counts_[res.updated ? "updated" : "current"];
+  ++xfr_in_counts_[{!res.updated ? "soa" : res.kind == "IXFR" ? "ixfr" : "axfr", res.updated ? "updated" : "current"}];
   s.last_error.clear();
   s.last_ok_ms = now;
   s.last_kind = res.kind;
@@ -174,7 +177,7 @@ void Control::on_notifies() {
     auto it = sec_.find(zone);
     if (it == sec_.end()) continue;
     VANE_INFO("zone %s: NOTIFY from its primary: refreshing", zone.c_str());
-    ++xfr_in_counts_["notify"];
+    ++notify_in_;
     if (it->second.in_flight)
       it->second.again = true;  // another look once this one ends
     else

@@ -131,11 +131,18 @@ std::string Control::metrics() {
   for (const char* r : {"sent", "answered", "error"})
     sample(notifies, {{"result", r}}, double(notify_counts_.count(r) ? notify_counts_.at(r) : 0));
   auto& xin = family("vane_transfers_in_total",
-                     "Refreshes of secondary zones: updated (a transfer), current (nothing newer), failed; and NOTIFYs "
-                     "received.",
+                     "Refreshes of secondary zones by kind (soa: the check found nothing newer or failed there; axfr, "
+                     "ixfr) and result (updated, current, failed).",
                      MetricType::Counter);
-  for (const char* r : {"updated", "current", "failed", "notify"})
-    sample(xin, {{"result", r}}, double(xfr_in_counts_.count(r) ? xfr_in_counts_.at(r) : 0));
+  for (const char* k : {"soa", "axfr", "ixfr"})
+    for (const char* r : {"updated", "current", "failed"})
+      if (std::string(k) != "soa" || std::string(r) != "updated") {  // a check alone updates nothing
+        auto it = xfr_in_counts_.find({k, r});
+        sample(xin, {{"kind", k}, {"result", r}}, double(it == xfr_in_counts_.end() ? 0 : it->second));
+      }
+  sample(family("vane_notify_received_total", "NOTIFYs from a secondary zone's primaries, acted on.",
+                MetricType::Counter),
+         {}, double(notify_in_));
   auto& expires = family("vane_zone_expires_seconds",
                          "Seconds until a secondary zone's copy expires (0: expired or none: answered SERVFAIL).",
                          MetricType::Gauge);

@@ -529,6 +529,11 @@ TEST_F(Secondary, PullsFromKnot_FollowsItsNotifyByIxfr_SurvivesItsAbsence_Expire
   EXPECT_EQ(z["secondary"]["role"], "secondary");
   EXPECT_EQ(z["secondary"]["expired"], false);
   EXPECT_GE(z["secondary"]["expires_in_s"].get<int>(), 4);
+  uint16_t http = http_port(vaned_->process());
+  EXPECT_EQ(metric(http, "vane_transfers_in_total{kind=\"axfr\",result=\"updated\"}"), 1);
+  EXPECT_EQ(metric(http, "vane_transfers_in_total{kind=\"ixfr\",result=\"updated\"}"), 1);
+  EXPECT_GE(metric(http, "vane_notify_received_total"), 1);
+  EXPECT_GE(metric(http, "vane_zone_expires_seconds{zone=\"example.org.\"}"), 4);
   // Steering still answers, and the operator verbs work.
   std::string out;
   EXPECT_EQ(run_ctl(VANECTL_PATH, d_ + "/state/admin.sock", {"drain", "app.example.org", "a"}, out), 0) << out;
