@@ -1,9 +1,12 @@
 // Daemon lifecycle and reload. Nothing here runs per query.
 #include "server.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
+#include <fstream>
 
 #include <arpa/inet.h>
 
@@ -121,15 +124,106 @@ static Result<std::shared_ptr<const zones::Zone>> load_one(zones::ZoneSource src
   return std::shared_ptr<const zones::Zone>(z.take());
 }
 
+namespace {
+
+// What a zone is built from: each file it read, by inode, size and
+// modification time (the master file even when missing: a secondary's
+// first copy), and its part of the config — its records as compiled (state
+// slots, region ids, rdata, names), transfer and secondary settings.
+uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string>& files) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  auto mix = [&](const void* p, size_t n) { h = zones::hash_bytes(h, static_cast<const uint8_t*>(p), n); };
+  auto str = [&](const std::string& s) {
+    uint64_t n = s.size();
+    mix(&n, sizeof n);
+    mix(s.data(), s.size());
+  };
+  str(src.origin);
+  str(src.file);
+  str(src.text);
+  for (const std::string& f : files) {
+    str(f);
+    struct stat st {};
+    uint64_t v[5] = {~0ULL, 0, 0, 0, 0};
+    if (stat(f.c_str(), &st) == 0)
+      v[0] = st.st_dev, v[1] = st.st_ino, v[2] = uint64_t(st.st_size), v[3] = uint64_t(st.st_mtim.tv_sec),
+      v[4] = uint64_t(st.st_mtim.tv_nsec);
+    mix(v, sizeof v);
+    // Two writes of the same size within one tick of the file system's
+    // clock look alike: a file changed in the last 2 s counts by content
+    // too (git's "racily clean" files).
+    if (v[0] != ~0ULL && time(nullptr) - st.st_mtim.tv_sec < 2) {
+      std::ifstream in(f, std::ios::binary);
+      char buf[65536];
+      while (in.read(buf, sizeof buf) || in.gcount() > 0) mix(buf, size_t(in.gcount()));
+    }
+  }
+  for (const zones::SteeredInput& in : src.steered) {
+    mix(in.owner.data(), in.owner.size());
+    const zones::SteeredRecord& r = in.record;
+    uint64_t rv[] = {r.type, uint64_t(r.policy), r.fail_closed, r.sticky, r.measured, r.max_answers, r.ttl, r.state};
+    mix(rv, sizeof rv);
+    for (const zones::SteeredEndpoint& e : in.endpoints) {
+      uint64_t ev[] = {e.state, e.priority, e.key, e.rdata_off, e.region, e.rdlen, e.weight};
+      mix(ev, sizeof ev);
+    }
+    mix(in.rdata.data(), in.rdata.size());
+    str(in.info.name);
+    for (const auto& list : {&in.info.endpoints, &in.info.addresses, &in.info.checks})
+      for (const std::string& s : *list) str(s);
+    int64_t iv[] = {in.info.failback, int64_t(in.info.ttl_unsteady)};
+    mix(iv, sizeof iv);
+    for (const auto& d : in.info.damping) {
+      uint64_t dv[] = {d.flips, d.window_ms, d.hold_ms};
+      mix(dv, sizeof dv);
+    }
+  }
+  uint64_t flags[] = {src.transfer.enabled(), src.secondary.enabled()};
+  mix(flags, sizeof flags);
+  for (const std::string& s : src.secondary.servers) str(s);
+  return h;
+}
+
+// The files a zone was read from, with its master file first.
+std::vector<std::string> files_of(const zones::ZoneSource& src, const zones::Zone* z) {
+  std::vector<std::string> f{src.file};
+  if (z)
+    for (const std::string& s : z->sources())
+      if (s != src.file) f.push_back(s);
+  return f;
+}
+
+}  // namespace
+
 Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states, bool quiet,
-                                                       bool create_keys) {
+                                                       bool create_keys, const ZoneCache* previous, ZoneCache* next,
+                                                       size_t* reread) {
   std::vector<zones::ZoneSource> sources = cfg.zones;
   zones::RegionMap regions;
   if (auto err = compile_records(cfg, states, regions, sources)) return *err;
   std::vector<std::shared_ptr<const zones::Zone>> loaded;
   for (auto& src : sources) {
+    std::string name = src.origin + (src.origin.ends_with('.') ? "" : ".");
+    const CachedZone* was = nullptr;
+    if (previous)
+      if (auto it = previous->find(name); it != previous->end()) was = &it->second;
+    // A zone signed online is always read again: its keys may have changed.
+    std::vector<std::string> files = files_of(src, was ? was->zone.get() : nullptr);
+    uint64_t fp = fingerprint(src, files);
+    if (was && was->fingerprint == fp && !src.dnssec.online) {
+      loaded.push_back(was->zone);
+      if (next) (*next)[name] = *was;
+      continue;
+    }
+    if (reread) ++*reread;
+    zones::ZoneSource original = src;
     auto z = load_one(std::move(src), states, quiet, create_keys);
     if (!z) return z.error();
+    // Files it turned out to $INCLUDE count from now on (taken after the read:
+    // one changed in between is read again at the next reload but one).
+    std::vector<std::string> now = files_of(original, z->get());
+    if (now != files) fp = fingerprint(original, now);
+    if (next) (*next)[name] = CachedZone{fp, *z};
     loaded.push_back(z.take());
   }
   auto set = std::make_shared<zones::ZoneSet>(std::move(loaded));
@@ -154,7 +248,7 @@ Server::~Server() {
 
 std::optional<Error> Server::start(uv_loop_t* main_loop) {
   loop_ = main_loop;
-  auto zs = build_zone_set(cfg_, *states_);
+  auto zs = build_zone_set(cfg_, *states_, false, true, nullptr, &zone_cache_);
   if (!zs) return zs.error();
   (*zs)->generation = ++generation_;
   publisher_.publish(zs.take());
@@ -210,7 +304,9 @@ ReloadOutcome Server::reload() {
     }
     next = c.take();
   }
-  auto zs = build_zone_set(next, *states_);
+  ZoneCache cache;
+  size_t reread = 0;
+  auto zs = build_zone_set(next, *states_, false, true, &zone_cache_, &cache, &reread);
   if (!zs) {
     VANE_ERROR("reload refused, still serving the previous zones: %s", zs.error().to_string().c_str());
     ++reloads_failed_;
@@ -226,15 +322,16 @@ ReloadOutcome Server::reload() {
   for (const auto& z : (*zs)->zones()) records += z->record_count();
   (*zs)->generation = ++generation_;
   publish(zs.take());
+  zone_cache_ = std::move(cache);
   next.listen = cfg_.listen;
   next.threads = cfg_.threads;
   next.tcp = cfg_.tcp;
   next.udp = cfg_.udp;
   cfg_ = std::move(next);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  char msg[160];
-  snprintf(msg, sizeof msg, "reloaded %zu zones, %zu records in %.1f ms (generation %llu)", cfg_.zones.size(), records,
-           ms, static_cast<unsigned long long>(generation_));
+  char msg[220];
+  snprintf(msg, sizeof msg, "reloaded %zu zones (%zu read again, the others unchanged), %zu records in %.1f ms (generation %llu)",
+           cfg_.zones.size(), reread, records, ms, static_cast<unsigned long long>(generation_));
   VANE_INFO("%s", msg);
   ++reloads_ok_;
   return {true, msg};
@@ -261,6 +358,7 @@ ReloadOutcome Server::reload_zone(const std::string& zone) {
   std::vector<zones::ZoneSource> sources = cfg_.zones;
   zones::RegionMap regions;
   if (auto err = compile_records(cfg_, *states_, regions, sources)) return {false, err->to_string()};
+  zones::ZoneSource original = sources[idx];
   auto z = load_one(std::move(sources[idx]), *states_, false, true);
   if (!z) {
     VANE_ERROR("reload of zone %s refused, still serving the previous copy: %s", zone.c_str(),
@@ -272,6 +370,8 @@ ReloadOutcome Server::reload_zone(const std::string& zone) {
   auto it = std::find_if(zs.begin(), zs.end(), [&](const auto& p) { return std::ranges::equal(p->origin(), want.wire()); });
   if (it == zs.end()) return {false, "zone " + zone + " is in the config but not in the served set: reload the config"};
   size_t records = (*z)->record_count();
+  std::string name = (*z)->origin_text();
+  zone_cache_[name] = CachedZone{fingerprint(original, files_of(original, z->get())), *z};
   *it = z.take();
   auto set = std::make_shared<zones::ZoneSet>(std::move(zs));
   set->states = states_.get();

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,8 +22,18 @@ namespace vane::server {
 // Loads every zone of `cfg`; logs one line per zone. Any error names file:line.
 // Steered records get their endpoint state slots from `states`. A signed
 // zone without keys gets a CSK made when `create_keys` (not for `vaned check`).
+// With `previous` (the last build's), a zone whose files and config are
+// unchanged is taken from it instead of read again; `next` gets this
+// build's (see ZoneCache).
+struct CachedZone {
+  uint64_t fingerprint = 0;  // its files (inode, size, mtime) and its part of the config
+  std::shared_ptr<const zones::Zone> zone;
+};
+using ZoneCache = std::map<std::string, CachedZone>;  // origin text -> what it was built from
 Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states,
-                                                       bool quiet = false, bool create_keys = true);
+                                                       bool quiet = false, bool create_keys = true,
+                                                       const ZoneCache* previous = nullptr, ZoneCache* next = nullptr,
+                                                       size_t* reread = nullptr);
 
 struct ReloadOutcome {
   bool ok = false;
@@ -91,6 +102,7 @@ class Server {
   std::unique_ptr<TcpAdmission> admission_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::mutex reload_mu_;
+  ZoneCache zone_cache_;  // what the served zones were built from (under reload_mu_)
   std::mutex retired_mu_;
   std::vector<std::shared_ptr<const zones::ZoneSet>> retired_;
   uv_timer_t retire_timer_;

@@ -66,6 +66,10 @@ class Zone {
   // The master file it was loaded from (for status; not used to answer).
   const std::string& file() const { return file_; }
   void set_file(std::string f) { file_ = std::move(f); }
+  // Every file it was read from: the master file and what it $INCLUDEs
+  // (a reload reads a zone again when one of them changed).
+  const std::vector<std::string>& sources() const { return sources_; }
+  void set_sources(std::vector<std::string> s) { sources_ = std::move(s); }
   // Online signing: the zone's keys, or nullptr when it is not signed.
   const KeySet* keys() const { return keys_.get(); }
   const std::shared_ptr<const KeySet>& key_set() const { return keys_; }
@@ -149,6 +153,7 @@ class Zone {
   uint8_t origin_labels_ = 0;
   std::string origin_text_;
   std::string file_;
+  std::vector<std::string> sources_;
   std::shared_ptr<const KeySet> keys_;
   const std::atomic<uint32_t>* served_serial_ = nullptr;
   const std::atomic<bool>* expired_ = nullptr;

@@ -591,6 +591,8 @@ class MasterReader {
 
   // `mapped`: `text` is a file mapping whose pages may be dropped once read.
   std::optional<Error> read(std::string_view text, const std::string& name, RdfPtr origin, bool mapped);
+  // The files $INCLUDE brought in, in the order they were read.
+  const std::vector<std::string>& included() const { return included_paths_; }
 
  private:
   struct Where {  // a record's start, to cut it again
@@ -638,6 +640,7 @@ class MasterReader {
   std::vector<RdfPtr> origins_;
   std::deque<std::string> names_;      // file names (stable addresses)
   std::vector<std::unique_ptr<MappedFile>> included_;
+  std::vector<std::string> included_paths_;
   std::optional<Where> last_owner_;
   std::unique_ptr<Chunk> open_;        // being collected
   // Shared with the helpers.
@@ -713,6 +716,7 @@ std::optional<Error> MasterReader::directive(const char* line, const std::string
     }
     std::string_view text = inc->text();
     included_.push_back(std::move(inc));  // its records are cut again by the helpers
+    included_paths_.push_back(p.string());
     return collect(text, p.string(), inc_origin, depth + 1);
   }
   return Error{name, line_nr, "unknown directive " + directive_name.substr(0, 64)};
@@ -921,6 +925,8 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
     if (!file->ok()) return Error{src.file, 0, std::string("cannot open zone file: ") + strerror(errno)};
   }
   std::string_view text = file ? file->text() : std::string_view(src.text);
+  std::vector<std::string> files;  // every file the zone was read from
+  if (file) files.push_back(src.file);
   Result<std::unique_ptr<Zone>> zone = [&]() -> Result<std::unique_ptr<Zone>> {
     ZoneBuilder builder(origin, origin_text);
     if (text.size() > (1u << 20)) {
@@ -934,6 +940,7 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
       MasterReader reader(builder, src.parse_chunk);
       RdfPtr ldns_origin(ldns_dname_new_frm_str(origin_text.c_str()));
       if (auto err = reader.read(text, src.file, std::move(ldns_origin), file.has_value())) return *err;
+      files.insert(files.end(), reader.included().begin(), reader.included().end());
     }
     for (const SteeredInput& in : src.steered) {
       std::string err = builder.add_steered(in, builder.add_file(in.file));
@@ -955,6 +962,7 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
     }
     auto built = builder.finish();
     if (built) (*built)->set_keys(src.keys);
+    if (built) (*built)->set_sources(std::move(files));
     return built;
   }();
   // A large zone's reading buffers, freed on several threads' malloc arenas
