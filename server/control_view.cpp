@@ -103,6 +103,14 @@ std::string Control::metrics() {
                 "Datagrams dropped without an answer (not a query, oversized, send failed).", MetricType::Counter),
          {}, double(dropped));
 
+  uint64_t evicted = 0;
+  for (const Worker* w : workers) evicted += w->stats().tcp_evicted.load(std::memory_order_relaxed);
+  sample(family("vane_tcp_evicted_total",
+                "TCP connections closed at tcp.max_connections to admit a new client (the idlest of the address "
+                "holding most).",
+                MetricType::Counter),
+         {}, double(evicted));
+
   sample(family("vane_udp_batches_total",
                 "UDP receives that returned queries (vane_queries_total{protocol=\"udp\"} / this = queries per batch).",
                 MetricType::Counter),

@@ -16,7 +16,7 @@ threads: 2
 state_dir: ./vane-demo-state   # = kDemoStateDir
 http: { listen: "127.0.0.1:8053" }   # status page at /, /metrics, /healthz
 zones:
-  - { name: example.com, file: example.com.zone }
+  - { name: example.com, file: example.com.zone, transfer: { allow: [{ cidr: 127.0.0.0/8 }] } }
 
 # Client networks -> regions, nearest first (longest prefix wins).
 # Health checks against the two local endpoints the demo itself starts

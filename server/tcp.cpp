@@ -25,18 +25,28 @@ class TcpConn {
   uv_tcp_t* tcp() { return &tcp_; }
 
   // Applies the server-wide and per-client caps to this accepted connection.
-  bool admit() {
-    sockaddr_storage peer{};
-    int len = sizeof peer;
-    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
-    peer_ = peer;
-    const char* a = peer.ss_family == AF_INET
-                        ? reinterpret_cast<const char*>(&reinterpret_cast<sockaddr_in*>(&peer)->sin_addr)
-                        : reinterpret_cast<const char*>(&reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr);
-    client_.assign(a, peer.ss_family == AF_INET ? 4 : 16);
-    admitted_ = w_.admission_.admit(client_);
-    return admitted_;
+  TcpAdmission::Verdict admit() {
+    if (client_.empty()) {
+      sockaddr_storage peer{};
+      int len = sizeof peer;
+      if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) != 0)
+        return TcpAdmission::Verdict::kClientFull;
+      peer_ = peer;
+      const char* a = peer.ss_family == AF_INET
+                          ? reinterpret_cast<const char*>(&reinterpret_cast<sockaddr_in*>(&peer)->sin_addr)
+                          : reinterpret_cast<const char*>(&reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr);
+      client_.assign(a, peer.ss_family == AF_INET ? 4 : 16);
+    }
+    auto v = w_.admission_.admit(client_);
+    admitted_ = v == TcpAdmission::Verdict::kAdmitted;
+    return v;
   }
+
+  // May this connection be closed to make room (RFC 7766 §6.2.3)? Not while
+  // an answer or a transfer is being written to it.
+  bool evictable() const { return admitted_ && !closing_ && !writing_ && pending_.empty() && !xfr_; }
+  uint64_t last_active_ms() const { return last_active_ms_; }
+  const std::string& client() const { return client_; }
 
   void start() {
     arm_timer();
@@ -58,6 +68,7 @@ class TcpConn {
 
  private:
   void arm_timer() {
+    last_active_ms_ = uv_now(&w_.loop_);
     uv_timer_start(
         &timer_, [](uv_timer_t* t) { static_cast<TcpConn*>(t->data)->close(); }, w_.tcp_opts_.idle_timeout_ms, 0);
   }
@@ -208,10 +219,34 @@ class TcpConn {
   bool closing_ = false;
   bool close_after_write_ = false;
   bool admitted_ = false;
+  uint64_t last_active_ms_ = 0;  // the last complete query (or the accept)
   int open_handles_ = 2;
 };
 
 void Worker::close_conn(TcpConn* c) { c->close(); }
+
+// At the server-wide cap a new client gets a slot by closing one of this
+// worker's connections: of the address that holds the most, the one idle
+// the longest (RFC 7766 §6.2.3 lets a server close idle connections to
+// admit others). A flood of idle connections then costs its senders their
+// own slots first; see README *TCP* for what an attacker can still hold.
+bool Worker::evict_one(const TcpConn* newcomer) {
+  TcpConn* victim = nullptr;
+  std::pair<uint32_t, uint64_t> worst{0, 0};  // (connections its address holds, ms idle)
+  uint64_t now = uv_now(&loop_);
+  std::map<std::string, uint32_t> held;
+  for (TcpConn* c : conns_) {
+    if (c == newcomer || !c->evictable()) continue;
+    auto [it, fresh] = held.try_emplace(c->client(), 0);
+    if (fresh) it->second = admission_.held(c->client());
+    std::pair<uint32_t, uint64_t> score{it->second, now - c->last_active_ms()};
+    if (!victim || score > worst) victim = c, worst = score;
+  }
+  if (!victim) return false;
+  victim->close();
+  stats_.tcp_evicted.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
 
 void Worker::on_accept(TcpListener& l) {
   // Accept even when over the cap (then close at once), so the kernel's
@@ -219,8 +254,13 @@ void Worker::on_accept(TcpListener& l) {
   auto* c = new TcpConn(*this);
   uv_tcp_init(&loop_, c->tcp());
   conns_.insert(c);
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(&l.tcp), reinterpret_cast<uv_stream_t*>(c->tcp())) != 0 ||
-      !c->admit()) {
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&l.tcp), reinterpret_cast<uv_stream_t*>(c->tcp())) != 0) {
+    c->close();
+    return;
+  }
+  auto v = c->admit();
+  if (v == TcpAdmission::Verdict::kServerFull && evict_one(c)) v = c->admit();
+  if (v != TcpAdmission::Verdict::kAdmitted) {
     c->close();
     return;
   }

@@ -26,14 +26,20 @@
 
 namespace vane::server {
 
-bool TcpAdmission::admit(const std::string& client) {
+TcpAdmission::Verdict TcpAdmission::admit(const std::string& client) {
   std::lock_guard lock(mu_);
-  if (total_.load(std::memory_order_relaxed) >= opts_.max_connections) return false;
-  uint32_t& n = per_client_[client];
-  if (n >= opts_.max_per_client) return false;
-  ++n;
+  auto it = per_client_.find(client);
+  if (it != per_client_.end() && it->second >= opts_.max_per_client) return Verdict::kClientFull;
+  if (total_.load(std::memory_order_relaxed) >= opts_.max_connections) return Verdict::kServerFull;
+  ++per_client_[client];
   total_.fetch_add(1, std::memory_order_relaxed);
-  return true;
+  return Verdict::kAdmitted;
+}
+
+uint32_t TcpAdmission::held(const std::string& client) {
+  std::lock_guard lock(mu_);
+  auto it = per_client_.find(client);
+  return it == per_client_.end() ? 0 : it->second;
 }
 
 void TcpAdmission::release(const std::string& client) {

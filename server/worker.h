@@ -52,8 +52,10 @@ class SnapshotPublisher {
 class TcpAdmission {
  public:
   explicit TcpAdmission(const TcpOptions& o) : opts_(o) {}
-  bool admit(const std::string& client);
+  enum class Verdict { kAdmitted, kServerFull, kClientFull };
+  Verdict admit(const std::string& client);
   void release(const std::string& client);
+  uint32_t held(const std::string& client);  // connections `client` holds now
   uint32_t open() const { return total_.load(std::memory_order_relaxed); }
 
  private:
@@ -91,6 +93,7 @@ struct WorkerStats {  // written by one worker, read by anyone (relaxed)
   std::atomic<uint64_t> udp_queries{0};
   std::atomic<uint64_t> tcp_queries{0};
   std::atomic<uint64_t> dropped{0};
+  std::atomic<uint64_t> tcp_evicted{0};  // closed at the server-wide cap to let a new client in
 };
 
 class TcpConn;
@@ -151,6 +154,7 @@ class Worker {
   void on_wake();
   void on_accept(TcpListener& l);
   void close_conn(TcpConn* c);
+  bool evict_one(const TcpConn* newcomer);
 
   unsigned id_;
   WorkerSockets sockets_;

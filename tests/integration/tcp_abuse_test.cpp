@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -146,6 +147,57 @@ records:
   for (int fd : idle) close(fd);
   for (int fd : slow) close(fd);
   for (int fd : deaf) close(fd);
+}
+
+// Gray failure (issue: TCP exhaustion): with the default limits, 2 000 idle
+// connections from 50 addresses (40 each, under the per-client cap) fill
+// the server-wide cap. A fresh client from another address must still be
+// answered, within a second, every time: at the cap the idlest connection
+// of the address holding most is closed to let it in (RFC 7766 §6.2.3).
+TEST(TcpAbuse, IdleFloodAtTheCap_AFreshClientIsAnsweredEveryTime) {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  ASSERT_GE(rl.rlim_cur, 3000u) << "this test needs 3000 descriptors";
+  TempDir dir;
+  dir.write("example.com.zone", kExampleZone);
+  Vaned v(dir, "listen: [\"127.0.0.1:0\"]\nthreads: 2\nhttp: { listen: \"127.0.0.1:0\" }\n"
+               "zones: [{ name: example.com, file: example.com.zone }]\nrecords:\n" + www_weighted(false));
+  std::vector<int> idle;
+  for (int i = 0; i < 50; ++i)
+    for (int j = 0; j < 40; ++j) {
+      int fd = connect_from("127.0.4." + std::to_string(i + 1), v.port());
+      if (fd >= 0) idle.push_back(fd);
+    }
+  ASSERT_EQ(idle.size(), 2000u);  // accepted by the kernel; vaned holds at most max_connections (1024) of them
+  int answered = 0;
+  for (int i = 0; i < 24; ++i) {
+    auto s = std::chrono::steady_clock::now();
+    int fd = connect_from("127.0.5.1", v.port());
+    ASSERT_GE(fd, 0);
+    auto q = framed("www.example.com", uint16_t(100 + i));
+    send(fd, q.data(), q.size(), MSG_NOSIGNAL);
+    pollfd p{fd, POLLIN, 0};
+    uint8_t buf[1024];
+    ssize_t n = poll(&p, 1, 1000) > 0 ? recv(fd, buf, sizeof buf, 0) : -1;
+    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - s).count();
+    if (n > 14) {
+      auto r = parse_response(std::vector<uint8_t>(buf + 2, buf + n));
+      if (r && r->id == 100 + i && r->answer == std::vector<std::string>{"www.example.com. 60 IN A 192.0.2.10"} &&
+          took < 1.0)
+        ++answered;
+    }
+    close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // 24 tries over 12 s
+  }
+  EXPECT_EQ(answered, 24);
+  httplib::Client c("127.0.0.1", http_port(v.process()));
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("\nvane_tcp_evicted_total "), std::string::npos);
+  EXPECT_EQ(m->body.find("\nvane_tcp_evicted_total 0\n"), std::string::npos) << "no connection was evicted";
+  for (int fd : idle) close(fd);
 }
 
 }  // namespace
