@@ -50,6 +50,15 @@ std::vector<uint8_t> framed(const std::string& name, uint16_t id) {
   return f;
 }
 
+// This process's descriptor limit raised to the hard limit; returns it.
+rlim_t raise_fd_limit() {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  return rl.rlim_cur;
+}
+
 // Closed by the server: a read returns 0 (or an error) within `ms`.
 bool closed_within(int fd, int ms) {
   pollfd p{fd, POLLIN, 0};
@@ -63,11 +72,7 @@ bool closed_within(int fd, int ms) {
 }
 
 TEST(TcpAbuse, IdleSlowAndNonReadingClients_StarveNeitherUdpNorNewTcpClients) {
-  rlimit rl{};
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
-  ASSERT_GE(rl.rlim_cur, 6000u) << "this test needs 6000 descriptors";
+  ASSERT_GE(raise_fd_limit(), 6000u) << "this test needs 6000 descriptors";
   TempDir dir;
   dir.write("example.com.zone", kExampleZone);
   Vaned v(dir, R"(
@@ -155,11 +160,7 @@ records:
 // answered, within a second, every time: at the cap the idlest connection
 // of the address holding most is closed to let it in (RFC 7766 §6.2.3).
 TEST(TcpAbuse, IdleFloodAtTheCap_AFreshClientIsAnsweredEveryTime) {
-  rlimit rl{};
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
-  ASSERT_GE(rl.rlim_cur, 3000u) << "this test needs 3000 descriptors";
+  ASSERT_GE(raise_fd_limit(), 3000u) << "this test needs 3000 descriptors";
   TempDir dir;
   dir.write("example.com.zone", kExampleZone);
   Vaned v(dir, "listen: [\"127.0.0.1:0\"]\nthreads: 2\nhttp: { listen: \"127.0.0.1:0\" }\n"
