@@ -233,6 +233,8 @@ int main(int argc, char** argv) {
   app.add_option("-s,--socket", socket_path, "admin socket (default: admin.socket of ./vane.yaml, else the demo's)");
   app.add_flag("--json", as_json, "print the raw JSON answer");
   auto* status = app.add_subcommand("status", "zones, records, endpoints, state and weights");
+  std::string status_filter;
+  status->add_option("ZONE|RECORD", status_filter, "only this zone (and its records) or this record");
   auto* w = app.add_subcommand("weight", "set an endpoint's weight (persisted), e.g. the 255/0 flip");
   w->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
   w->add_option("ENDPOINT", endpoint, "endpoint name")->required();
@@ -304,6 +306,7 @@ int main(int argc, char** argv) {
 
   json req;
   if (status->parsed()) req = {{"cmd", "status"}};
+  if (status->parsed() && !status_filter.empty()) req["filter"] = status_filter;
   if (reload->parsed()) req = {{"cmd", "reload"}};
   if (reload->parsed() && !reload_zone.empty()) req["zone"] = reload_zone;
   if (w->parsed()) {

@@ -395,8 +395,14 @@ void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply 
     return reply(admin::error_reply(std::string("request has no \"cmd\" string; known: ") + kKnown));
   const std::string& name = cmd->get_ref<const std::string&>();
   if (name == "status") {
-    if (auto bad = check_fields(request, {})) return reply(admin::error_reply(*bad));
-    return reply(status());
+    if (auto bad = check_fields(request, {"filter"})) return reply(admin::error_reply(*bad));
+    std::string filter;
+    if (auto f = request.find("filter"); f != request.end()) {
+      if (!f->is_string() || f->get_ref<const std::string&>().size() > 255)
+        return reply(admin::error_reply("status: \"filter\" must be a zone or record name"));
+      filter = f->get<std::string>();
+    }
+    return reply(status(filter));
   }
   if (name == "weight" || name == "drain" || name == "undrain" || name == "force") return change(request, peer, reply);
   if (name == "failback") return failback(request, peer, reply);

@@ -92,7 +92,7 @@ class Control {
   };
 
  private:
-  admin::Json status();
+  admin::Json status(const std::string& filter = "");  // a zone or a record, or everything
   void change(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
   admin::Json explain(const admin::Json& req);
   admin::Json history(const admin::Json& req);

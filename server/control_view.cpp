@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -384,12 +385,21 @@ Json Control::page_status() {
 }
 
 
-Json Control::status() {
+Json Control::status(const std::string& filter) {
   auto snap = srv_.snapshot();
   uint64_t now = admin::now_ms();
   Json zones = Json::array(), records = Json::array();
   auto overrides = store_.overrides();
+  // A filter names a zone (it and its records) or a record (that alone),
+  // with or without the final dot; none: everything.
+  std::string want = filter;
+  std::transform(want.begin(), want.end(), want.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (!want.empty() && want.back() != '.') want += '.';
+  bool zone_filter = false;
+  for (const auto& z : snap->zones()) zone_filter |= z->origin_text() == want;
   for (const auto& z : snap->zones()) {
+    bool zone_wanted = want.empty() || (zone_filter && z->origin_text() == want);
+    if (zone_filter && !zone_wanted) continue;
     Json zone{{"name", z->origin_text()},
               {"serial", z->serial()},
               {"records", z->record_count()},
@@ -403,9 +413,10 @@ Json Control::status() {
       zone["serial"] = s["serial"];
       zone["secondary"] = std::move(s);
     }
-    zones.push_back(std::move(zone));
+    if (zone_wanted) zones.push_back(std::move(zone));
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
+      if (!zone_wanted && info.name != want) continue;
       auto eps = z->endpoints(r);
       Json endpoints = Json::array();
       for (size_t i = 0; i < eps.size(); ++i) {
@@ -454,6 +465,8 @@ Json Control::status() {
       records.push_back(std::move(rec));
     }
   }
+  if (!want.empty() && zones.empty() && records.empty())
+    return admin::error_reply("status: no zone or steered record named '" + filter + "'");
   Json out{{"ok", true},
            {"version", VANE_VERSION},
            {"pid", getpid()},

@@ -218,6 +218,31 @@ TEST_F(AdminVerbs, Vanectl_VerbsTablesAndExitCodes) {
   EXPECT_NE(out.find("RECORD"), std::string::npos);
 }
 
+// vanectl status ZONE|RECORD: a GSLB with thousands of steered names needs
+// to look at one; the zone (with its records) or the record alone.
+TEST_F(AdminVerbs, Status_FilteredByZoneOrRecord) {
+  json all = call({{"cmd", "status"}});
+  ASSERT_EQ(all["records"].size(), 2u);
+  json one = call({{"cmd", "status"}, {"filter", "APP.example.com"}});
+  ASSERT_TRUE(one["ok"].get<bool>()) << one.dump();
+  ASSERT_EQ(one["records"].size(), 1u);
+  EXPECT_EQ(one["records"][0]["name"], "app.example.com.");
+  EXPECT_TRUE(one["zones"].empty());
+  json zone = call({{"cmd", "status"}, {"filter", "example.com."}});
+  EXPECT_EQ(zone["zones"].size(), 1u);
+  EXPECT_EQ(zone["records"].size(), 2u);
+  json none = call({{"cmd", "status"}, {"filter", "nope.example.com"}});
+  EXPECT_FALSE(none["ok"].get<bool>());
+  EXPECT_NE(none["error"].get<std::string>().find("no zone or steered record named 'nope.example.com'"),
+            std::string::npos);
+  json bad = call({{"cmd", "status"}, {"filter", 7}});
+  EXPECT_FALSE(bad["ok"].get<bool>());
+  std::string out;
+  ASSERT_EQ(run_ctl(VANECTL_PATH, sock(), {"status", "www.example.com"}, out), 0) << out;
+  EXPECT_NE(out.find("www.example.com. A"), std::string::npos) << out;
+  EXPECT_EQ(out.find("app.example.com."), std::string::npos) << out;
+}
+
 // A few hundred random weight changes while vaned is SIGKILLed at random
 // moments: after each restart, every acknowledged change is there, and an
 // unacknowledged one is either wholly there or not at all.
