@@ -291,16 +291,29 @@ void Server::collect_retired() {
   std::erase_if(retired_, [](const auto& z) { return z.use_count() == 1; });
 }
 
-ReloadOutcome Server::reload() {
-  std::lock_guard lock(reload_mu_);
+// A reload is built on a pool thread, which only reads cfg_ and
+// zone_cache_, and committed on the main loop, the one thread that writes
+// them: the control plane reads the config there at any time. One job runs
+// at a time, so a build never sees a half-committed predecessor.
+struct Server::Staged {
+  ReloadOutcome outcome;  // a failure, or the summary without the generation
+  std::shared_ptr<zones::ZoneSet> set;
+  std::optional<Config> cfg;         // a full reload's config
+  std::optional<ZoneCache> cache;    // a full reload's zone cache
+  std::string zone;                  // a zone reload's origin ...
+  CachedZone cached;                 // ... and its cache entry
+};
+
+std::unique_ptr<Server::Staged> Server::stage_reload() const {
+  auto out = std::make_unique<Staged>();
   auto t0 = std::chrono::steady_clock::now();
   Config next = cfg_;
   if (reload_source_) {
     auto c = reload_source_();
     if (!c) {
       VANE_ERROR("reload refused, still serving the previous config: %s", c.error().to_string().c_str());
-      ++reloads_failed_;
-      return {false, c.error().to_string()};
+      out->outcome = {false, c.error().to_string()};
+      return out;
     }
     next = c.take();
   }
@@ -309,8 +322,8 @@ ReloadOutcome Server::reload() {
   auto zs = build_zone_set(next, *states_, false, true, &zone_cache_, &cache, &reread);
   if (!zs) {
     VANE_ERROR("reload refused, still serving the previous zones: %s", zs.error().to_string().c_str());
-    ++reloads_failed_;
-    return {false, zs.error().to_string()};
+    out->outcome = {false, zs.error().to_string()};
+    return out;
   }
   // Sockets, threads and TCP limits are fixed at start: say so instead of pretending.
   std::vector<std::string> old_listen, new_listen;
@@ -320,28 +333,30 @@ ReloadOutcome Server::reload() {
     VANE_WARN("reload: listen, threads, tcp and udp changes take effect only after a restart");
   size_t records = 0;
   for (const auto& z : (*zs)->zones()) records += z->record_count();
-  (*zs)->generation = ++generation_;
-  publish(zs.take());
-  zone_cache_ = std::move(cache);
   next.listen = cfg_.listen;
   next.threads = cfg_.threads;
   next.tcp = cfg_.tcp;
   next.udp = cfg_.udp;
-  cfg_ = std::move(next);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   char msg[220];
-  snprintf(msg, sizeof msg, "reloaded %zu zones (%zu read again, the others unchanged), %zu records in %.1f ms (generation %llu)",
-           cfg_.zones.size(), reread, records, ms, static_cast<unsigned long long>(generation_));
-  VANE_INFO("%s", msg);
-  ++reloads_ok_;
-  return {true, msg};
+  snprintf(msg, sizeof msg, "reloaded %zu zones (%zu read again, the others unchanged), %zu records in %.1f ms",
+           next.zones.size(), reread, records, ms);
+  out->outcome = {true, msg};
+  out->set = zs.take();
+  out->cfg = std::move(next);
+  out->cache = std::move(cache);
+  return out;
 }
 
-ReloadOutcome Server::reload_zone(const std::string& zone) {
-  std::lock_guard lock(reload_mu_);
+std::unique_ptr<Server::Staged> Server::stage_zone_reload(const std::string& zone) const {
+  auto out = std::make_unique<Staged>();
+  auto fail = [&](std::string why) {
+    out->outcome = {false, std::move(why)};
+    return std::move(out);
+  };
   auto t0 = std::chrono::steady_clock::now();
   dns::NameBuf want;
-  if (!dns::from_text(zone, want)) return {false, "bad zone name '" + zone + "'"};
+  if (!dns::from_text(zone, want)) return fail("bad zone name '" + zone + "'");
   auto cur = publisher_.current();
   size_t idx = cfg_.zones.size();
   std::string known;
@@ -351,93 +366,93 @@ ReloadOutcome Server::reload_zone(const std::string& zone) {
     if (i < 10) known += (known.empty() ? "" : ", ") + cfg_.zones[i].origin;
   }
   if (idx == cfg_.zones.size() || !cur)
-    return {false, "zone " + dns::to_text(want.wire()) + " is not served here (zones: " + known +
-                       (cfg_.zones.size() > 10 ? ", ..." : "") + ")"};
+    return fail("zone " + dns::to_text(want.wire()) + " is not served here (zones: " + known +
+                (cfg_.zones.size() > 10 ? ", ..." : "") + ")");
   // The records are compiled against the whole config (their region ids
   // must match the other zones'); only this zone's file is read again.
   std::vector<zones::ZoneSource> sources = cfg_.zones;
   zones::RegionMap regions;
-  if (auto err = compile_records(cfg_, *states_, regions, sources)) return {false, err->to_string()};
+  if (auto err = compile_records(cfg_, *states_, regions, sources)) return fail(err->to_string());
   zones::ZoneSource original = sources[idx];
   auto z = load_one(std::move(sources[idx]), *states_, false, true);
   if (!z) {
     VANE_ERROR("reload of zone %s refused, still serving the previous copy: %s", zone.c_str(),
                z.error().to_string().c_str());
-    ++reloads_failed_;
-    return {false, z.error().to_string()};
+    return fail(z.error().to_string());
   }
   std::vector<std::shared_ptr<const zones::Zone>> zs(cur->zones().begin(), cur->zones().end());
   auto it = std::find_if(zs.begin(), zs.end(), [&](const auto& p) { return std::ranges::equal(p->origin(), want.wire()); });
-  if (it == zs.end()) return {false, "zone " + zone + " is in the config but not in the served set: reload the config"};
+  if (it == zs.end()) return fail("zone " + zone + " is in the config but not in the served set: reload the config");
   size_t records = (*z)->record_count();
-  std::string name = (*z)->origin_text();
-  zone_cache_[name] = CachedZone{fingerprint(original, files_of(original, z->get())), *z};
+  out->zone = (*z)->origin_text();
+  out->cached = CachedZone{fingerprint(original, files_of(original, z->get())), *z};
   *it = z.take();
-  auto set = std::make_shared<zones::ZoneSet>(std::move(zs));
-  set->states = states_.get();
-  set->regions = std::move(regions);
-  set->rrl = cur->rrl;
-  set->generation = ++generation_;
-  publish(std::move(set));
+  out->set = std::make_shared<zones::ZoneSet>(std::move(zs));
+  out->set->states = states_.get();
+  out->set->regions = std::move(regions);
+  out->set->rrl = cur->rrl;
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   char msg[200];
-  snprintf(msg, sizeof msg, "reloaded zone %s: %zu records in %.1f ms, the other %zu zones untouched (generation %llu)",
-           dns::to_text(want.wire()).c_str(), records, ms, cfg_.zones.size() - 1,
-           static_cast<unsigned long long>(generation_));
-  VANE_INFO("%s", msg);
+  snprintf(msg, sizeof msg, "reloaded zone %s: %zu records in %.1f ms, the other %zu zones untouched",
+           dns::to_text(want.wire()).c_str(), records, ms, cfg_.zones.size() - 1);
+  out->outcome = {true, msg};
+  return out;
+}
+
+ReloadOutcome Server::commit(Staged& st) {
+  if (!st.outcome.ok) {
+    ++reloads_failed_;
+    return st.outcome;
+  }
+  st.set->generation = ++generation_;
+  publish(std::move(st.set));
+  if (st.cfg) cfg_ = std::move(*st.cfg);
+  if (st.cache) zone_cache_ = std::move(*st.cache);
+  if (!st.zone.empty()) zone_cache_[st.zone] = std::move(st.cached);
+  std::string msg = st.outcome.message + " (generation " + std::to_string(generation_) + ")";
+  VANE_INFO("%s", msg.c_str());
   ++reloads_ok_;
   return {true, msg};
 }
 
 void Server::reload_zone_async(const std::string& zone, ReloadDone done) {
-  struct Job {
-    uv_work_t work{};
-    Server* server;
-    std::string zone;
-    ReloadDone done;
-    ReloadOutcome outcome;
-  };
-  auto* job = new Job{{}, this, zone, std::move(done), {}};
-  job->work.data = job;
-  uv_queue_work(
-      loop_, &job->work, [](uv_work_t* w) {
-        auto* j = static_cast<Job*>(w->data);
-        j->outcome = j->server->reload_zone(j->zone);
-      },
-      [](uv_work_t* w, int) {
-        std::unique_ptr<Job> j(static_cast<Job*>(w->data));
-        if (j->done) j->done(j->outcome);
-      });
+  std::vector<ReloadDone> d;
+  if (done) d.push_back(std::move(done));
+  reload_queue_.push_back({zone, std::move(d)});
+  run_next_reload();
 }
 
 void Server::reload_async(ReloadDone done) {
   // Callers that arrive while a reload runs wait for the next one, so each
-  // sees a reload that started after it asked.
-  if (done) waiting_.push_back(std::move(done));
-  if (reload_running_) {
-    reload_again_ = true;
-    return;
-  }
+  // sees a reload that started after it asked; callers that arrive while
+  // one is queued share it.
+  auto queued = std::find_if(reload_queue_.begin(), reload_queue_.end(), [](const auto& r) { return r.zone.empty(); });
+  if (queued == reload_queue_.end()) queued = reload_queue_.insert(reload_queue_.end(), ReloadRequest{});
+  if (done) queued->done.push_back(std::move(done));
+  run_next_reload();
+}
+
+void Server::run_next_reload() {
+  if (reload_running_ || reload_queue_.empty()) return;
   reload_running_ = true;
-  running_.swap(waiting_);
+  reload_current_ = std::move(reload_queue_.front());
+  reload_queue_.pop_front();
   reload_work_.data = this;
   uv_queue_work(
       loop_, &reload_work_,
       [](uv_work_t* w) {
         auto* s = static_cast<Server*>(w->data);
-        s->last_outcome_ = s->reload();
+        s->staged_ = s->reload_current_.zone.empty() ? s->stage_reload() : s->stage_zone_reload(s->reload_current_.zone);
       },
       [](uv_work_t* w, int) {
         auto* s = static_cast<Server*>(w->data);
+        ReloadOutcome outcome = s->commit(*s->staged_);
+        s->staged_.reset();
+        ReloadRequest req = std::move(s->reload_current_);
         s->reload_running_ = false;
-        auto done = std::move(s->running_);
-        s->running_.clear();
-        if (s->last_outcome_.ok && s->on_reloaded_) s->on_reloaded_();
-        for (auto& d : done) d(s->last_outcome_);
-        if (s->reload_again_) {
-          s->reload_again_ = false;
-          s->reload_async();
-        }
+        if (outcome.ok && req.zone.empty() && s->on_reloaded_) s->on_reloaded_();
+        for (auto& d : req.done) d(outcome);
+        s->run_next_reload();
       });
 }
 

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,22 +50,20 @@ class Server {
 
   // Binds, loads zones, starts workers. Returns an error if any of it fails.
   std::optional<Error> start(uv_loop_t* main_loop);
-  // Synchronous reload (call from a thread that may block, not a DNS worker).
-  ReloadOutcome reload();
-  // Asynchronous reload from the main loop (SIGHUP, admin socket);
-  // serialised. `done` runs on the main loop with the outcome.
+  // Reload from the main loop (SIGHUP, admin socket): built on a pool
+  // thread, committed on the main loop; serialised with zone reloads.
+  // `done` runs on the main loop with the outcome.
   using ReloadDone = std::function<void(const ReloadOutcome&)>;
   void reload_async(ReloadDone done = {});
   // One zone only (vanectl reload ZONE, a secondary's new copy): its files
   // are read again with the current config; every other zone of the
   // snapshot is kept as it is (shared, not copied). Same rules: a bad file
   // is refused with file:line and the old copy keeps serving.
-  ReloadOutcome reload_zone(const std::string& zone);
   void reload_zone_async(const std::string& zone, ReloadDone done);
   // Runs on the main loop after every successful reload (SIGHUP or admin).
   void set_on_reloaded(std::function<void()> f) { on_reloaded_ = std::move(f); }
   void stop();
-  // Only before start() or on the main loop while no reload runs.
+  // Before start() or on the main loop (reloads commit there).
   const Config& config() const { return cfg_; }
 
   // Safe from the main loop at any time (reload does not touch these).
@@ -89,6 +88,15 @@ class Server {
   double uptime_s() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(); }
 
  private:
+  struct Staged;
+  struct ReloadRequest {
+    std::string zone;  // empty: the whole config
+    std::vector<ReloadDone> done;
+  };
+  std::unique_ptr<Staged> stage_reload() const;                         // pool thread
+  std::unique_ptr<Staged> stage_zone_reload(const std::string& zone) const;  // pool thread
+  ReloadOutcome commit(Staged& st);                                     // main loop
+  void run_next_reload();
   void publish(std::shared_ptr<zones::ZoneSet> z);
   void collect_retired();
 
@@ -101,18 +109,17 @@ class Server {
   NotifyInbox notifies_;
   std::unique_ptr<TcpAdmission> admission_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::mutex reload_mu_;
-  ZoneCache zone_cache_;  // what the served zones were built from (under reload_mu_)
+  ZoneCache zone_cache_;  // what the served zones were built from (written on the main loop)
   std::mutex retired_mu_;
   std::vector<std::shared_ptr<const zones::ZoneSet>> retired_;
   uv_timer_t retire_timer_;
   bool retire_timer_live_ = false;
   uv_work_t reload_work_;
   bool reload_running_ = false;
-  bool reload_again_ = false;
+  std::deque<ReloadRequest> reload_queue_;
+  ReloadRequest reload_current_;
+  std::unique_ptr<Staged> staged_;
   uint64_t generation_ = 0;
-  std::vector<ReloadDone> waiting_, running_;
-  ReloadOutcome last_outcome_;
   std::function<void()> on_reloaded_;
   std::atomic<uint64_t> reloads_ok_{0}, reloads_failed_{0};
   const std::string config_path_;

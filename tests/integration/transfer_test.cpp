@@ -102,7 +102,7 @@ class Transfer : public ::testing::Test {
   }
   std::string ctl(const std::vector<std::string>& args) {
     std::string out;
-    EXPECT_EQ(run_ctl(VANECTL_PATH, dir_.path() + "/state/admin.sock", args, out), 0) << out;
+    EXPECT_EQ(run_ctl(VANECTL_PATH, dir_.path() + "/state/admin.sock", args, out), 0) << out << "\nvaned said:\n" << vaned_->process().output();
     return out;
   }
   uint32_t served_serial() {
