@@ -45,6 +45,8 @@ std::string suffix_of(const ClusterEvent& e) {
       return "obs/" + e.vantage + "/" + e.key;
     case K::kNode:
       return "nodes/" + e.key;
+    case K::kAnswer:
+      return "a/" + e.key;
     case K::kOther:
       break;
   }
@@ -60,6 +62,16 @@ std::map<std::string, std::string> desired(const std::vector<StateStore::Change>
     if (c.health) out["h/" + c.endpoint] = *c.health;
     if (c.plan) out["p/" + c.endpoint] = *c.plan ? (*c.plan)->dump() : "";
   }
+  return out;
+}
+
+// The records whose answers `changes` can move ("www.example.com./A" of
+// "www.example.com./A/use1"; plans act through the overrides they write).
+std::set<std::string> answer_records(const std::vector<StateStore::Change>& changes) {
+  std::set<std::string> out;
+  for (const auto& c : changes)
+    if ((c.weight || c.override_state || c.health) && c.endpoint.rfind('/') != std::string::npos)
+      out.insert(c.endpoint.substr(0, c.endpoint.rfind('/')));
   return out;
 }
 
@@ -175,6 +187,9 @@ void ClusterStore::run_commit(EtcdClient& etcd, Write& w) {
   auto want = desired(w.changes);
   for (const auto& [suffix, value] : want)
     success.push_back(value.empty() ? delete_op(full(suffix)) : put_op(full(suffix), value));
+  // Marks each record's last change to what its answers depend on: a node
+  // that joins later reads it even when that change was a delete.
+  for (const auto& record : answer_records(w.changes)) success.push_back(put_op(full("a/" + record), spec_.node));
   uint64_t at = now_ms();
   w.journal["node"] = spec_.node;
   w.journal["at_ms"] = at;
@@ -390,7 +405,7 @@ ClusterEvent ClusterStore::translate(const KeyValue& kv, bool deleted) const {
     return true;
   };
   if (take("w/", K::kWeight) || take("o/", K::kOverride) || take("h/", K::kHealth) || take("p/", K::kPlan) || take("j/", K::kJournal) ||
-      take("nodes/", K::kNode))
+      take("nodes/", K::kNode) || take("a/", K::kAnswer))
     return e;
   if (take("obs/", K::kObservation)) {
     size_t slash = e.key.find('/');
@@ -543,6 +558,8 @@ void ClusterStore::drain() {
         p.events.push_back(translate(kv, value.empty()));
       }
       p.events.push_back(translate(KeyValue{full("j/" + w.journal_id), w.journal.dump(), w.revision, 0, 0}, false));
+      for (const auto& record : answer_records(w.changes))
+        p.events.push_back(translate(KeyValue{full("a/" + record), spec_.node, w.revision, 0, 0}, false));
     }
     // Only what is newer than what this node already applied, per key.
     std::vector<ClusterEvent> fresh;

@@ -30,7 +30,10 @@ namespace vane::admin {
 
 // One key's change under the prefix, as the main loop applies it.
 struct ClusterEvent {
-  enum class Kind { kWeight, kOverride, kHealth, kPlan, kObservation, kNode, kJournal, kOther };
+  // kAnswer: a record's answer state changed ("a/<record>", written with
+  // every weight, override or verdict change; its revision is what the
+  // record's zone serial follows).
+  enum class Kind { kWeight, kOverride, kHealth, kPlan, kObservation, kNode, kJournal, kAnswer, kOther };
   Kind kind = Kind::kOther;
   std::string key;      // endpoint key ("www.example.com./A/use1"), node name, journal id
   std::string vantage;  // kObservation

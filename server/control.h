@@ -148,6 +148,7 @@ class Control {
     bool skip_dnssec = false;
     uint64_t static_digest = 0, digest = 0;
     uint64_t revision = 0;  // the zone's state revision: served serial = file serial + this
+    uint64_t answer_rev = 0, answer_seen = 0;  // the cluster's, and record_rev_changes_ when computed
     uint32_t serial = 0;
     std::vector<std::vector<uint16_t>> steered;
     std::vector<zones::IxfrStep> history;
@@ -166,7 +167,11 @@ class Control {
   std::map<std::string, XfrZone> xfr_;  // origin text -> its transfer state
   std::shared_ptr<const zones::ZoneSet> xfr_snapshot_;  // the snapshot the published view holds
   uint64_t xfr_store_errors_ = 0;
-  uint64_t cluster_revision() const;
+  // In a cluster: the etcd revision of each record's last answer-state
+  // change, as applied here (record key -> revision), and a count of moves.
+  std::map<std::string, uint64_t> record_rev_;
+  uint64_t record_rev_changes_ = 0;
+  uint64_t answer_revision(XfrZone& x, const zones::Zone& z);
   void start_notify(XfrZone& x, uint64_t now);
   void send_notifies(uint64_t now);
   bool open_notify_socket(int family);

@@ -323,6 +323,10 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
   std::set<std::string> weights, overrides;
   std::set<std::pair<std::string, std::string>> views;
   for (const auto& e : events) {
+    if (e.kind == K::kWeight || e.kind == K::kOverride || e.kind == K::kHealth || e.kind == K::kAnswer) {
+      auto& rev = record_rev_[e.kind == K::kAnswer ? e.key : e.key.substr(0, e.key.rfind('/'))];
+      if (uint64_t(e.revision) > rev) rev = uint64_t(e.revision), ++record_rev_changes_;
+    }
     uint32_t slot = states.find(e.key);
     switch (e.kind) {
       case K::kWeight:

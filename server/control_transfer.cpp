@@ -101,7 +101,12 @@ void Control::review_transfers() {
         digest = zones::hash_bytes(digest, z->steered_rdata(ep), ep.rdlen);
       }
     }
-    bool changed = !first && digest != x.digest;
+    // In a cluster the serial follows the revision of the last change to
+    // answer state, so every node that applied the same history serves the
+    // same serial; a change seen here first (a clock-driven ramp step, a
+    // local verdict) moves it by one until that revision catches up.
+    const uint64_t answer_rev = answer_revision(x, *z);
+    bool changed = !first && (digest != x.digest || answer_rev > x.revision);
     if (first) {
       // Where this node left off: the same content keeps its revision (and
       // so its serial); other content is a new revision. A zone never
@@ -110,15 +115,15 @@ void Control::review_transfers() {
       auto v = store_.zone_meta('x', z->origin_text());
       if (v && sscanf(v->c_str(), "%lu %lx", &rev, &stored) == 2) {
         x.revision = rev;
-        changed = stored != digest;
+        changed = stored != digest || answer_rev > rev;
       } else {
-        x.revision = cluster_revision() > 0 ? cluster_revision() - 1 : 0;
+        x.revision = answer_rev > 0 ? answer_rev - 1 : 0;
         changed = true;
       }
     }
     if (changed) {
-      uint64_t rev = std::max(x.revision + 1, cluster_revision());
-      if (first && !store_.zone_meta('x', z->origin_text())) rev = x.revision + (cluster_revision() > 0);
+      uint64_t rev = std::max(x.revision + 1, answer_rev);
+      if (first && !store_.zone_meta('x', z->origin_text())) rev = x.revision + (answer_rev > 0);
       char value[64];
       snprintf(value, sizeof value, "%lu %016lx", static_cast<unsigned long>(rev), static_cast<unsigned long>(digest));
       if (auto err = store_.put_zone_meta('x', z->origin_text(), value)) {
@@ -193,9 +198,18 @@ void Control::review_transfers() {
   send_notifies(now);
 }
 
-uint64_t Control::cluster_revision() const {
+// The revision of the last change to the zone's answer state anywhere in
+// the cluster: the same on every node that applied the same history,
+// whatever heartbeats or other zones' changes came between. 0 alone.
+uint64_t Control::answer_revision(XfrZone& x, const zones::Zone& z) {
   if (!cluster_) return 0;
-  return std::max<uint64_t>(uint64_t(std::max<int64_t>(cluster_->applied_revision(), 0)), store_.cluster_revision());
+  if (x.zone == &z && x.answer_seen == record_rev_changes_) return x.answer_rev;
+  uint64_t rev = 0;
+  for (const zones::SteeredRecord& rec : z.steered_records())
+    if (auto it = record_rev_.find(zones::record_key(z.info(rec).name, rec.type)); it != record_rev_.end())
+      rev = std::max(rev, it->second);
+  x.answer_seen = record_rev_changes_;
+  return x.answer_rev = rev;
 }
 
 // NOTIFY (RFC 1996) to every transfer.notify target of the zone, for its
