@@ -19,7 +19,8 @@ ensure_packages() {
 }
 
 # What building vaned needs.
-BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev librocksdb-dev libcurl4-openssl-dev libcpp-httplib-dev prometheus-cpp-dev)
+BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev librocksdb-dev libcurl4-openssl-dev libcpp-httplib-dev prometheus-cpp-dev
+  libmaxminddb-dev)
 # What the test suite needs on top: Knot (differential test), kdig, openssl (a test
 # certificate), chromium (the status page), iproute2 (network namespaces),
 # etcd (the cluster tests start a real 3-member etcd; etcdctl sets up auth).
@@ -29,7 +30,9 @@ BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev liby
 # python3-dnspython: validates every signed answer (tests/dnssec/validate.py);
 # ldnsutils: ldns-keygen, whose keys vane must load.
 # nsd: a real secondary of vane (zone transfers), beside Knot.
+# gdnsd: the geo reference (its geoip plugin); libmaxmind-db-writer-perl
+# writes the test's MaxMind databases; dnsperf loads vaned while one is swapped.
 TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client clang libclang-rt-14-dev
-  prometheus unbound python3-dnspython ldnsutils nsd)
+  prometheus unbound python3-dnspython ldnsutils nsd gdnsd libmaxmind-db-writer-perl dnsperf)
 # What bench/run.sh needs on top.
 BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)

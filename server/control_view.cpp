@@ -271,6 +271,21 @@ std::string Control::metrics() {
   auto& reloads = family("vane_reloads_total", "Reloads by result.", MetricType::Counter);
   sample(reloads, {{"result", "ok"}}, double(srv_.reloads_ok()));
   sample(reloads, {{"result", "failed"}}, double(srv_.reloads_failed()));
+  if (auto snap = srv_.snapshot(); snap && snap->regions.geo) {
+    const auto& g = *snap->regions.geo;
+    sample(family("vane_geo_database_age_seconds",
+                  "Seconds since the served geo database was built (its build_epoch): how stale locations are.",
+                  MetricType::Gauge),
+           {}, double(admin::now_ms() / 1000) - double(g.db->build_epoch()));
+    auto& nets = family("vane_geo_networks", "Merged networks in the geo decision tables, by table.", MetricType::Gauge);
+    sample(nets, {{"table", "geo"}}, double(g.geo.size()));
+    sample(nets, {{"table", "proximity"}}, double(g.proximity.size()));
+  }
+  if (!srv_.config().geo_database.empty())
+    sample(family("vane_geo_database_errors_total",
+                  "Geo database files that could not be used (missing, unreadable, corrupt): the previous one kept serving.",
+                  MetricType::Counter),
+           {}, double(srv_.geo_errors()));
   auto& changes = family("vane_admin_changes_total", "Acknowledged admin changes by action.", MetricType::Counter);
   for (const char* a : {"weight", "drain", "undrain", "force", "failback"})
     sample(changes, {{"action", a}}, double(admin_changes_[a]));
@@ -480,6 +495,20 @@ Json Control::status(const std::string& filter) {
            {"drills", drills_view(now)},
            {"orphans", orphans()}};
   if (cluster_) out["cluster"] = cluster_->status();
+  if (const auto& g = snap->regions.geo) {
+    out["geo"] = Json{{"database", g->db->path()},
+                      {"type", g->db->type()},
+                      {"build_epoch", g->db->build_epoch()},
+                      {"built", admin::format_time(g->db->build_epoch() * 1000)},
+                      {"age_s", int64_t(now / 1000) - int64_t(g->db->build_epoch())},
+                      {"ip_version", g->db->ip_version()},
+                      {"nodes", g->db->node_count()},
+                      {"networks", {{"geo", g->geo.size()}, {"proximity", g->proximity.size()}}},
+                      {"table_bytes", g->geo.bytes() + g->proximity.bytes()},
+                      {"build_ms", std::lround(g->build_ms)},
+                      {"errors", srv_.geo_errors()}};
+    if (!srv_.geo_last_error().empty()) out["geo"]["last_error"] = srv_.geo_last_error();
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <ctime>
 #include <fstream>
+#include <mutex>
 
 #include <arpa/inet.h>
 
@@ -26,15 +27,103 @@ uint64_t stable_hash(const std::string& s) {  // FNV-1a: the same across runs an
 
 // Compiles vane.yaml's records: into per-zone steered inputs, with endpoint
 // state slots that stay put across reloads.
+// A file's inode, size and mtime ("" when it cannot be stat'ed): what
+// tells a replaced file (geoipupdate renames a new one in place).
+std::string file_identity(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
+}
+
+std::string utc_date(uint64_t epoch) {
+  time_t t = time_t(epoch);
+  tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+// The geo database and the tables built from it, kept while the file and
+// the plan stay the same (a zone reload, or a reload that changes only
+// zones, must not walk a million networks again).
+struct GeoCache {
+  std::mutex mu;
+  std::string key;
+  std::shared_ptr<const zones::GeoState> state;
+} g_geo_cache;
+
+std::string geo_key(const std::string& path, const zones::GeoPlan& plan) {
+  std::string id = file_identity(path);
+  if (id.empty()) return "";
+  std::string k = path + "|" + id + "|" + std::to_string(plan.geo) + std::to_string(plan.proximity);
+  for (const auto& r : plan.rules) {
+    k += "|" + r.text + ":";
+    for (uint16_t o : r.order) k += std::to_string(o) + ",";
+  }
+  for (const auto& c : plan.coords)
+    k += "|" + std::to_string(c.region) + "@" + std::to_string(c.lat) + "," + std::to_string(c.lon) + "," +
+         std::to_string(c.bias_km);
+  return k;
+}
+
+std::optional<Error> compile_geo(const Config& cfg, zones::RegionMap& regions) {
+  if (cfg.geo_database.empty()) return std::nullopt;
+  zones::GeoPlan plan;
+  for (const auto& r : cfg.regions) {
+    if (r.geo.empty()) continue;
+    zones::GeoPlan::Rule rule;
+    rule.text = r.geo;
+    rule.line = r.line;
+    if (r.geo != "default") {
+      std::string g = r.geo;
+      size_t a = g.find('/');
+      rule.continent = g.substr(0, a);
+      if (a != std::string::npos) {
+        size_t b = g.find('/', a + 1);
+        rule.country = g.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+        if (b != std::string::npos) rule.subdivision = g.substr(b + 1);
+      }
+    }
+    for (const auto& name : r.order) rule.order.push_back(regions.intern(name));
+    plan.rules.push_back(std::move(rule));
+  }
+  for (const auto& rc : cfg.region_coords) plan.coords.push_back({regions.intern(rc.region), rc.lat, rc.lon, rc.bias_km});
+  for (const auto& rec : cfg.records) {
+    plan.geo |= rec.policy == zones::Policy::kGeo;
+    plan.proximity |= rec.policy == zones::Policy::kProximity;
+  }
+  std::lock_guard lock(g_geo_cache.mu);
+  std::string key = geo_key(cfg.geo_database, plan);
+  if (!key.empty() && key == g_geo_cache.key) {
+    regions.geo = g_geo_cache.state;
+    return std::nullopt;
+  }
+  auto db = zones::GeoDb::open(cfg.geo_database);
+  if (!db) return Error{cfg.path, cfg.geo_line, "geo: database " + cfg.geo_database + ": " + db.error().message};
+  auto state = zones::build_geo(db.take(), std::move(plan));
+  VANE_INFO("geo database %s (%s, built %s, %u nodes): %zu networks for geo, %zu for proximity, %.1f MiB, %.0f ms",
+            cfg.geo_database.c_str(), state->db->type().c_str(), utc_date(state->db->build_epoch()).c_str(),
+            state->db->node_count(), state->geo.size(), state->proximity.size(),
+            double(state->geo.bytes() + state->proximity.bytes()) / (1 << 20), state->build_ms);
+  g_geo_cache.key = key;
+  g_geo_cache.state = state;
+  regions.geo = std::move(state);
+  return std::nullopt;
+}
+
 std::optional<Error> compile_records(const Config& cfg, zones::StateTable& states, zones::RegionMap& regions,
                                      std::vector<zones::ZoneSource>& sources) {
   for (const auto& r : cfg.regions) {
+    if (!r.geo.empty()) continue;
     std::vector<uint16_t> order;
     for (const auto& name : r.order) order.push_back(regions.intern(name));
     regions.add_rule(r.family, r.prefix, r.addr, order,
                      r.vantage.empty() ? zones::kNoVantage : states.vantage_slot(r.vantage));
   }
   regions.finish();
+  if (auto err = compile_geo(cfg, regions)) return err;
   for (const RecordSpec& rec : cfg.records) {
     zones::SteeredInput in;
     dns::NameBuf nb;
@@ -42,6 +131,7 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
     in.owner.assign(nb.data, nb.data + nb.len);
     in.record = zones::SteeredRecord{rec.type, rec.policy, rec.fail_closed, rec.sticky, rec.measured, rec.max_answers,
                                      rec.ttl,  0,          0,               0,          0};
+    in.record.pick_all = rec.pick_all;
     in.record.state = states.slot(zones::record_key(rec.name, rec.type));
     if (in.record.state == UINT32_MAX) return Error{cfg.path, rec.line, "too many endpoints in all (limit 1048576)"};
     in.info.ttl_unsteady = rec.ttl_unsteady;
@@ -267,13 +357,42 @@ std::optional<Error> Server::start(uv_loop_t* main_loop) {
     listen_.push_back(format_addr(la.addr));
     VANE_INFO("listening on %s (udp+tcp)", listen_.back().c_str());
   }
-  uv_timer_init(loop_, &retire_timer_);
-  retire_timer_live_ = true;
-  retire_timer_.data = this;
-  uv_timer_start(
-      &retire_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->collect_retired(); }, 1000, 1000);
-  uv_unref(reinterpret_cast<uv_handle_t*>(&retire_timer_));
+  every_second(retire_timer_, retire_timer_live_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->collect_retired(); });
+  if (!cfg_.geo_database.empty()) {
+    geo_seen_ = file_identity(cfg_.geo_database);
+    every_second(geo_timer_, geo_timer_live_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->check_geo_file(); });
+  }
   return std::nullopt;
+}
+
+void Server::every_second(uv_timer_t& t, bool& live, uv_timer_cb cb) {
+  uv_timer_init(loop_, &t);
+  live = true;
+  t.data = this;
+  uv_timer_start(&t, cb, 1000, 1000);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&t));  // never what keeps the loop alive
+}
+
+void Server::check_geo_file() {
+  if (cfg_.geo_database.empty()) return;
+  std::string now = file_identity(cfg_.geo_database);
+  if (now == geo_seen_) return;
+  geo_seen_ = now;
+  if (now.empty()) {
+    ++geo_errors_;
+    geo_last_error_ = cfg_.geo_database + ": the file is gone; still serving the database loaded before";
+    VANE_ERROR("geo: %s", geo_last_error_.c_str());
+    return;
+  }
+  VANE_INFO("geo: %s changed: building its tables (the old ones serve until then)", cfg_.geo_database.c_str());
+  reload_async([this](const ReloadOutcome& o) {
+    if (o.ok) {
+      geo_last_error_.clear();
+      return;
+    }
+    ++geo_errors_;
+    geo_last_error_ = o.message;
+  });
 }
 
 void Server::publish(std::shared_ptr<zones::ZoneSet> z) {
@@ -459,9 +578,11 @@ void Server::run_next_reload() {
 void Server::stop() {
   for (auto& w : workers_) w->stop();
   workers_.clear();  // joins
-  if (retire_timer_live_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&retire_timer_)))
-    uv_close(reinterpret_cast<uv_handle_t*>(&retire_timer_), nullptr);
-  retire_timer_live_ = false;
+  for (auto [timer, live] : {std::pair{&retire_timer_, &retire_timer_live_}, std::pair{&geo_timer_, &geo_timer_live_}}) {
+    if (*live && !uv_is_closing(reinterpret_cast<uv_handle_t*>(timer)))
+      uv_close(reinterpret_cast<uv_handle_t*>(timer), nullptr);
+    *live = false;
+  }
 }
 
 }  // namespace vane::server

@@ -83,6 +83,11 @@ class Server {
     for (const auto& w : workers_) out.push_back(w.get());
     return out;
   }
+  // The geo database file (geo: database): watched once a second; a new
+  // file (inode, size or mtime) triggers a reload, and a file that cannot
+  // be used is logged and counted while the old tables keep serving.
+  uint64_t geo_errors() const { return geo_errors_; }
+  const std::string& geo_last_error() const { return geo_last_error_; }
   uint64_t reloads_ok() const { return reloads_ok_.load(); }
   uint64_t reloads_failed() const { return reloads_failed_.load(); }
   double uptime_s() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(); }
@@ -97,6 +102,8 @@ class Server {
   std::unique_ptr<Staged> stage_zone_reload(const std::string& zone) const;  // pool thread
   ReloadOutcome commit(Staged& st);                                     // main loop
   void run_next_reload();
+  void check_geo_file();
+  void every_second(uv_timer_t& t, bool& live, uv_timer_cb cb);
   void publish(std::shared_ptr<zones::ZoneSet> z);
   void collect_retired();
 
@@ -112,7 +119,11 @@ class Server {
   ZoneCache zone_cache_;  // what the served zones were built from (written on the main loop)
   std::mutex retired_mu_;
   std::vector<std::shared_ptr<const zones::ZoneSet>> retired_;
-  uv_timer_t retire_timer_;
+  uv_timer_t retire_timer_, geo_timer_;
+  bool geo_timer_live_ = false;
+  std::string geo_seen_;  // the file's identity last looked at
+  uint64_t geo_errors_ = 0;
+  std::string geo_last_error_;
   bool retire_timer_live_ = false;
   uv_work_t reload_work_;
   bool reload_running_ = false;

@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -305,15 +306,46 @@ std::optional<Error> parse_rrl(const Ctx& c, const YAML::Node& n, zones::RrlPara
   return std::nullopt;
 }
 
+// "EU", "EU/DE", "EU/DE/BY": a MaxMind continent code, an ISO 3166-1
+// country, an ISO 3166-2 subdivision code (without the country part).
+bool valid_geo(const std::string& g) {
+  static const std::set<std::string> kContinents = {"AF", "AN", "AS", "EU", "NA", "OC", "SA"};
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t slash; (slash = g.find('/', start)) != std::string::npos; start = slash + 1)
+    parts.push_back(g.substr(start, slash - start));
+  parts.push_back(g.substr(start));
+  if (parts.size() > 3 || !kContinents.count(parts[0])) return false;
+  if (parts.size() >= 2 && (parts[1].size() != 2 || !isupper(uint8_t(parts[1][0])) || !isupper(uint8_t(parts[1][1]))))
+    return false;
+  if (parts.size() == 3 && (parts[2].empty() || parts[2].size() > 3 ||
+                            !std::all_of(parts[2].begin(), parts[2].end(), [](char ch) { return isalnum(uint8_t(ch)); })))
+    return false;
+  return true;
+}
+
 std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cfg) {
-  if (!n.IsSequence()) return err(c, n, "regions must be a list of { cidr, order }");
+  if (!n.IsSequence()) return err(c, n, "regions must be a list of { cidr | geo, order }");
   for (const auto& r : n) {
-    if (auto e = check_keys(c, r, {"cidr", "order", "vantage"}, "a region rule")) return e;
-    if (!r["cidr"] || !r["order"]) return err(c, r, "a region rule needs cidr and order");
+    if (auto e = check_keys(c, r, {"cidr", "geo", "order", "vantage"}, "a region rule")) return e;
+    if ((!r["cidr"] && !r["geo"]) || !r["order"]) return err(c, r, "a region rule needs cidr (or geo) and order");
+    if (r["cidr"] && r["geo"]) return err(c, r["geo"], "a region rule matches a cidr or a geo, not both");
     RegionSpec spec;
     spec.line = r.Mark().line + 1;
-    spec.cidr = scalar(r["cidr"]);
-    if (auto e = parse_cidr(c, r["cidr"], spec.family, spec.prefix, spec.addr)) return e;
+    if (r["geo"]) {
+      spec.geo = scalar(r["geo"]);
+      if (spec.geo != "default" && !valid_geo(spec.geo))
+        return err(c, r["geo"],
+                   "geo must be CONTINENT[/COUNTRY[/SUBDIVISION]] (e.g. EU, EU/DE, NA/US/CA; continents AF AN AS EU NA "
+                   "OC SA) or default, not '" + spec.geo + "'");
+      if (r["vantage"]) return err(c, r["vantage"], "vantage: is for cidr rules (latency_source: measured)");
+      for (const auto& prev : cfg.regions)
+        if (prev.geo == spec.geo)
+          return err(c, r["geo"], "geo " + spec.geo + " is listed twice (first at line " + std::to_string(prev.line) + ")");
+    } else {
+      spec.cidr = scalar(r["cidr"]);
+      if (auto e = parse_cidr(c, r["cidr"], spec.family, spec.prefix, spec.addr)) return e;
+    }
     if (!r["order"].IsSequence() || r["order"].size() == 0)
       return err(c, r["order"], "order must be a non-empty list of region names");
     for (const auto& o : r["order"]) {
@@ -321,12 +353,49 @@ std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cf
       spec.order.push_back(o.Scalar());
     }
     if (r["vantage"]) spec.vantage = scalar(r["vantage"]);
-    for (const auto& prev : cfg.regions)
-      if (prev.family == spec.family && prev.prefix == spec.prefix &&
-          std::memcmp(prev.addr, spec.addr, sizeof spec.addr) == 0)
-        return err(c, r["cidr"],
-                   "cidr " + spec.cidr + " is listed twice (first at line " + std::to_string(prev.line) + ")");
+    if (spec.geo.empty())
+      for (const auto& prev : cfg.regions)
+        if (prev.geo.empty() && prev.family == spec.family && prev.prefix == spec.prefix &&
+            std::memcmp(prev.addr, spec.addr, sizeof spec.addr) == 0)
+          return err(c, r["cidr"],
+                     "cidr " + spec.cidr + " is listed twice (first at line " + std::to_string(prev.line) + ")");
     cfg.regions.push_back(std::move(spec));
+  }
+  return std::nullopt;
+}
+
+// region_coords: { NAME: [lat, lon] } or { NAME: { coords: [lat, lon], bias: KM } }
+std::optional<Error> parse_region_coords(const Ctx& c, const YAML::Node& n, Config& cfg) {
+  if (!n.IsMap()) return err(c, n, "region_coords must be a map of region -> [lat, lon]");
+  for (const auto& kv : n) {
+    Config::RegionCoord rc;
+    rc.region = scalar(kv.first);
+    rc.line = kv.first.Mark().line + 1;
+    YAML::Node v = kv.second, coords = v;
+    if (v.IsMap()) {
+      if (auto e = check_keys(c, v, {"coords", "bias"}, "a region's coordinates")) return e;
+      coords = v["coords"];
+      if (v["bias"]) {
+        try {
+          rc.bias_km = v["bias"].as<double>();
+        } catch (const YAML::Exception&) {
+          return err(c, v["bias"], "bias must be a number of km (positive: the region draws clients from further)");
+        }
+        if (std::abs(rc.bias_km) > 20000) return err(c, v["bias"], "bias must be within ±20000 km");
+      }
+    }
+    bool ok = coords && coords.IsSequence() && coords.size() == 2;
+    if (ok) {
+      try {
+        rc.lat = coords[0].as<double>();
+        rc.lon = coords[1].as<double>();
+      } catch (const YAML::Exception&) {
+        ok = false;
+      }
+    }
+    if (!ok || std::abs(rc.lat) > 90 || std::abs(rc.lon) > 180)
+      return err(c, v, "region " + rc.region + ": coordinates must be [latitude, longitude] in degrees");
+    cfg.region_coords.push_back(rc);
   }
   return std::nullopt;
 }
@@ -395,7 +464,7 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
   for (const auto& r : n) {
     if (auto e = check_keys(
             c, r,
-            {"name", "type", "ttl", "policy", "fail_closed", "sticky", "max_answers", "endpoints", "latency_source",
+            {"name", "type", "ttl", "policy", "fail_closed", "sticky", "max_answers", "pick", "endpoints", "latency_source",
              "failback", "ttl_unsteady"},
             "a record"))
       return e;
@@ -427,8 +496,12 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
       rec.policy = zones::Policy::kLatency;
     else if (policy == "multivalue")
       rec.policy = zones::Policy::kMultivalue;
+    else if (policy == "geo")
+      rec.policy = zones::Policy::kGeo;
+    else if (policy == "proximity")
+      rec.policy = zones::Policy::kProximity;
     else
-      return err(c, r["policy"], "policy must be weighted, failover, latency or multivalue");
+      return err(c, r["policy"], "policy must be weighted, failover, latency, geo, proximity or multivalue");
     if (r["fail_closed"] && !parse_bool(r["fail_closed"], rec.fail_closed))
       return err(c, r["fail_closed"], "fail_closed must be true or false");
     if (r["sticky"] && !parse_bool(r["sticky"], rec.sticky)) return err(c, r["sticky"], "sticky must be true or false");
@@ -440,8 +513,17 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
         return err(c, r["latency_source"], "latency_source is for latency records");
       rec.measured = src == "measured";
     }
+    if (r["pick"]) {
+      std::string pick = scalar(r["pick"]);
+      if (pick != "one" && pick != "all") return err(c, r["pick"], "pick must be one (a weighted pick) or all");
+      if (rec.policy != zones::Policy::kLatency && rec.policy != zones::Policy::kGeo &&
+          rec.policy != zones::Policy::kProximity)
+        return err(c, r["pick"], "pick is for latency, geo and proximity records");
+      rec.pick_all = pick == "all";
+    }
     if (r["max_answers"]) {
-      if (rec.policy != zones::Policy::kMultivalue) return err(c, r["max_answers"], "max_answers is for multivalue");
+      if (rec.policy != zones::Policy::kMultivalue && !rec.pick_all)
+        return err(c, r["max_answers"], "max_answers is for multivalue and pick: all");
       if (auto e = get_uint(c, r["max_answers"], rec.max_answers, 1, 64, "max_answers")) return e;
     }
     if (r["failback"]) {
@@ -473,8 +555,12 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
       EndpointSpec ep;
       if (auto x = parse_endpoint(c, e, rec, ep)) return x;
       if (!names.insert(ep.name).second) return err(c, e, "endpoint " + ep.name + " is listed twice in " + rec.name);
-      if (rec.policy == zones::Policy::kLatency && ep.region.empty())
-        return err(c, e, "endpoint " + ep.name + " of latency record " + rec.name + " needs a region");
+      if ((rec.policy == zones::Policy::kLatency || rec.policy == zones::Policy::kGeo ||
+           rec.policy == zones::Policy::kProximity) &&
+          ep.region.empty())
+        return err(c, e,
+                   "endpoint " + ep.name + " of " + zones::policy_name(rec.policy) + " record " + rec.name +
+                       " needs a region");
       rec.endpoints.push_back(std::move(ep));
     }
     // The most specific served zone holds it.
@@ -603,7 +689,16 @@ std::optional<Error> parse_checks(const Ctx& c, const YAML::Node& n, Config& cfg
 std::optional<Error> check_regions(const Ctx& c, const Config& cfg) {
   std::set<std::string> known;
   for (const auto& r : cfg.regions) known.insert(r.order.begin(), r.order.end());
+  for (const auto& rc : cfg.region_coords) known.insert(rc.region);
+  bool geo_rules = std::any_of(cfg.regions.begin(), cfg.regions.end(), [](const auto& r) { return !r.geo.empty(); });
+  if (geo_rules && cfg.geo_database.empty())
+    return Error{c.path, cfg.regions.front().line, "geo: rules in regions: need geo: { database: FILE }"};
   for (const auto& rec : cfg.records) {
+    if (rec.policy == zones::Policy::kGeo && cfg.regions.empty())
+      return Error{c.path, rec.line, "geo record " + rec.name + " needs regions: rules (geo: or cidr:)"};
+    if (rec.policy == zones::Policy::kProximity && (cfg.region_coords.empty() || cfg.geo_database.empty()))
+      return Error{c.path, rec.line,
+                   "proximity record " + rec.name + " needs geo: { database: FILE } and region_coords: { REGION: [lat, lon] }"};
     if (rec.policy == zones::Policy::kLatency && cfg.regions.empty())
       return Error{c.path, rec.line, "latency record " + rec.name + " needs regions: (client networks -> regions)"};
     if (rec.measured &&
@@ -669,7 +764,8 @@ std::optional<Error> parse_cluster(const Ctx& c, const YAML::Node& n, ClusterSpe
 std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cfg) {
   if (auto e = check_keys(c, root,
                           {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size", "dnssec_cache",
-                           "tcp", "udp", "records", "regions", "checks", "cluster", "rrl", "tsig"},
+                           "tcp", "udp", "records", "regions", "checks", "cluster", "rrl", "tsig", "geo",
+                           "region_coords"},
                           "the top level"))
     return e;
   if (const auto& l = root["listen"]) {
@@ -722,8 +818,17 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
   if (root["zones"])
     if (auto e = parse_zones(c, root["zones"], cfg)) return e;
   if (cfg.zones.empty()) return Error{c.path, 0, "no zones configured (add zones: [{ name: ..., file: ... }])"};
+  if (const auto& g = root["geo"]) {
+    if (auto e = check_keys(c, g, {"database"}, "geo")) return e;
+    if (!g["database"] || scalar(g["database"]).empty())
+      return err(c, g, "geo needs database: a MaxMind DB format file (GeoIP2/GeoLite2 City or Country)");
+    cfg.geo_database = resolve_path(c, scalar(g["database"]));
+    cfg.geo_line = g.Mark().line + 1;
+  }
   if (root["regions"])
     if (auto e = parse_regions(c, root["regions"], cfg)) return e;
+  if (root["region_coords"])
+    if (auto e = parse_region_coords(c, root["region_coords"], cfg)) return e;
   if (root["checks"])
     if (auto e = parse_checks(c, root["checks"], cfg)) return e;
   Ctx with_checks{c.path, c.base_dir, &cfg.checks};
@@ -921,13 +1026,16 @@ std::string serving_digest(const Config& cfg) {
   }
   for (const auto& r : cfg.records) {
     f.add(r.name), f.add(r.type), f.add(r.ttl), f.add(uint64_t(r.policy)), f.add(r.fail_closed), f.add(r.sticky);
-    f.add(uint64_t(r.failback)), f.add(r.ttl_unsteady);
+    f.add(uint64_t(r.failback)), f.add(r.ttl_unsteady), f.add(r.pick_all), f.add(r.max_answers);
     for (const auto& e : r.endpoints)
       f.add(e.name), f.add(e.address), f.add(e.cname), f.add(e.weight), f.add(e.priority), f.add(e.region),
           f.add(e.check);
   }
+  f.add(cfg.geo_database);
+  for (const auto& rc : cfg.region_coords)
+    f.add(rc.region), f.add(std::to_string(rc.lat)), f.add(std::to_string(rc.lon)), f.add(std::to_string(rc.bias_km));
   for (const auto& g : cfg.regions) {
-    f.add(g.cidr), f.add(g.vantage);
+    f.add(g.geo), f.add(g.cidr), f.add(g.vantage);
     for (const auto& o : g.order) f.add(o);
   }
   for (const auto& ch : cfg.checks)

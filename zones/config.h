@@ -90,6 +90,7 @@ struct RecordSpec {
   bool fail_closed = false;
   bool sticky = false;
   bool measured = false;  // latency_source: measured
+  bool pick_all = false;  // pick: all (latency, geo, proximity)
   uint8_t max_answers = 8;
   // failover records: zones::kFailbackAuto, kFailbackManual, or the ms the
   // preferred tier must stay healthy before traffic returns to it.
@@ -101,6 +102,7 @@ struct RecordSpec {
 };
 
 struct RegionSpec {
+  std::string geo;  // "EU", "EU/DE", "EU/DE/BY" or "default" (then cidr is empty)
   std::string cidr;
   uint8_t family = 4;
   uint8_t prefix = 0;
@@ -147,6 +149,15 @@ struct Config {
   std::vector<RecordSpec> records;
   std::vector<RegionSpec> regions;
   std::vector<CheckSpec> checks;
+  // geo: { database } (DESIGN.md "Geography") and region_coords (proximity).
+  std::string geo_database;
+  int geo_line = 0;
+  struct RegionCoord {
+    std::string region;
+    double lat = 0, lon = 0, bias_km = 0;
+    int line = 0;
+  };
+  std::vector<RegionCoord> region_coords;
 };
 
 // `vaned agent --config agent.yaml`: a remote vantage. It probes the

@@ -45,6 +45,10 @@ const char* policy_name(Policy p) {
       return "latency";
     case Policy::kMultivalue:
       return "multivalue";
+    case Policy::kGeo:
+      return "geo";
+    case Policy::kProximity:
+      return "proximity";
   }
   return "?";
 }
@@ -199,6 +203,54 @@ uint8_t RegionMap::scope(const Rule& matched, const uint8_t* addr, uint8_t limit
   return std::min(len, limit);
 }
 
+uint8_t RegionMap::scope_within(uint8_t family, const uint8_t* addr, uint8_t prefix, uint8_t limit) const {
+  uint8_t len = prefix;
+  for (const Rule& r : rules_) {
+    if (r.family != family || r.prefix <= prefix) continue;
+    if (common_bits(r.addr, addr, prefix) < prefix) continue;  // not inside
+    len = std::max<uint8_t>(len, static_cast<uint8_t>(common_bits(addr, r.addr, r.prefix) + 1));
+  }
+  return std::min(len, limit);
+}
+
+std::span<const uint16_t> RegionMap::geo_order(bool proximity, uint8_t family, const uint8_t* addr, uint8_t limit,
+                                               uint8_t& scope) const {
+  scope = 0;
+  if (!family) return {};
+  // An IPv4 address written as IPv6 (::ffff:a.b.c.d, ::a.b.c.d) is that
+  // IPv4 client, for network rules and the database alike (as gdnsd).
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (family == 6 && (std::memcmp(addr, kMapped, 12) == 0 || std::memcmp(addr, kMapped, 10) == 0) &&
+      (addr[10] == addr[11]) && (addr[12] | addr[13] | addr[14] | addr[15]) && (limit == 0 || limit >= 96)) {
+    uint8_t s4 = 0;
+    auto order = geo_order(proximity, 4, addr + 12, limit ? uint8_t(limit - 96) : 0, s4);
+    if (limit) scope = s4 ? uint8_t(96 + s4) : 96;
+    return order;
+  }
+  const Rule* rule = match(family, addr);
+  if (rule && rule->prefix > 0) {
+    if (limit) scope = this->scope(*rule, addr, limit);
+    return order(*rule);
+  }
+  if (geo) {
+    GeoTable::Hit hit = (proximity ? geo->proximity : geo->geo).find(family, addr);
+    if (limit) scope = scope_within(family, addr, hit.prefix, limit);
+    if (hit.result < geo->orders.size()) return geo->orders[hit.result];
+    return rule ? order(*rule) : std::span<const uint16_t>{};
+  }
+  if (rule && limit) scope = this->scope(*rule, addr, limit);
+  return rule ? order(*rule) : std::span<const uint16_t>{};
+}
+
+std::span<const uint16_t> RegionMap::default_order() const {
+  if (geo)
+    for (const auto& r : geo->plan.rules)
+      if (r.continent.empty()) return r.order;
+  static const uint8_t kAnywhere[16] = {};
+  const Rule* rule = match(4, kAnywhere);
+  return rule && rule->prefix == 0 ? order(*rule) : std::span<const uint16_t>{};
+}
+
 // ---------------------------------------------------------------------------
 // Selection
 
@@ -239,6 +291,67 @@ std::string names(const uint16_t* cand, size_t n, const SteeredInfo* info) {
   return s.empty() ? "(none)" : s;
 }
 
+// vanectl explain: what the database says of the client and why.
+void explain_geo(const RegionMap& regions, bool proximity, const Client& client, std::span<const uint16_t> order,
+                 uint8_t scope, Trace& trace) {
+  auto list = [&](std::span<const uint16_t> o) {
+    std::string s;
+    for (uint16_t r : o) s += (s.empty() ? "" : ", ") + regions.name(r);
+    return "[" + s + "]";
+  };
+  if (!client.family) {
+    trace.steps.push_back("no client address: no geo rule applies");
+    return;
+  }
+  const RegionMap::Rule* rule = regions.match(client.family, client.addr);
+  if (rule && rule->prefix > 0) {
+    if (!client.ecs) regions.geo_order(proximity, client.family, client.addr, client.prefix, scope);
+    trace.steps.push_back("a regions: network rule matches the client (it wins over the database): order " +
+                          list(order) + ", ECS scope /" + std::to_string(scope));
+    return;
+  }
+  if (!regions.geo) {
+    trace.steps.push_back("no geo database: the default rule's order " + list(order));
+    return;
+  }
+  std::string network;
+  GeoLocation loc;
+  bool found = regions.geo->db->lookup(client.family, client.addr, network, loc);
+  std::string where = "database network " + network + ": ";
+  if (!found) {
+    where += "no location";
+  } else {
+    where += loc.continent + "/" + loc.country;
+    for (const auto& sd : loc.subdivisions) where += "/" + sd;
+    if (loc.has_coords) {
+      char c[64];
+      snprintf(c, sizeof c, " at %.4f, %.4f", loc.lat, loc.lon);
+      where += c;
+    }
+  }
+  trace.steps.push_back(where);
+  const GeoPlan& plan = regions.geo->plan;
+  if (proximity && found && loc.has_coords && !plan.coords.empty()) {
+    std::string d;
+    for (const auto& c : plan.coords) {
+      char km[96];
+      snprintf(km, sizeof km, "%s%s %.0f km%s", d.empty() ? "" : ", ", regions.name(c.region).c_str(),
+               distance_km(loc.lat, loc.lon, c.lat, c.lon), c.bias_km ? " (bias applied)" : "");
+      d += km;
+    }
+    trace.steps.push_back("distances: " + d + " -> order " + list(order));
+  } else {
+    int r = match_geo_rule(plan, found ? &loc : nullptr);
+    trace.steps.push_back(r < 0 ? std::string("no geo rule matches") + (rule ? ": the /0 rule's order " + list(order) : "")
+                                : "rule geo: " + plan.rules[size_t(r)].text + " (line " +
+                                      std::to_string(plan.rules[size_t(r)].line) + ") -> order " + list(order));
+  }
+  // The scope an ECS query from this client would carry, asked or not.
+  if (!client.ecs) regions.geo_order(proximity, client.family, client.addr, client.prefix, scope);
+  trace.steps.push_back("ECS scope /" + std::to_string(scope) +
+                        ": the largest network around the client that gets this same order");
+}
+
 }  // namespace
 
 void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, const StateTable& states,
@@ -261,6 +374,21 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
     for (uint16_t i = 0; i < rec.ep_count; ++i) cand[n++] = i;
     if (trace) trace->steps.push_back("every endpoint is down: failing open, all are candidates");
   }
+
+  // Narrows the candidates to the first region of `order` that has one.
+  auto first_region = [&](std::span<const uint16_t> order) {
+    for (uint16_t region : order) {
+      size_t k = 0;
+      for (size_t i = 0; i < n; ++i)
+        if (eps[cand[i]].region == region) cand[k++] = cand[i];
+      if (k == 0) continue;
+      n = k;
+      if (trace)
+        trace->steps.push_back("nearest region with a candidate: " + regions.name(region) + ": " + names(cand, n, info));
+      return;
+    }
+    if (trace) trace->steps.push_back("no candidate in the client's regions: all candidates stay");
+  };
 
   switch (rec.policy) {
     case Policy::kFailover: {
@@ -311,20 +439,21 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
         }
         if (trace) trace->steps.push_back("no RTT measured yet from the client network's vantage: region order");
       }
-      bool found = false;
-      for (uint16_t region : regions.order(*rule)) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; ++i)
-          if (eps[cand[i]].region == region) cand[k++] = cand[i];
-        if (k == 0) continue;
-        n = k;
-        found = true;
-        if (trace)
-          trace->steps.push_back("nearest region with a candidate: " + regions.name(region) + ": " +
-                                 names(cand, n, info));
+      first_region(regions.order(*rule));
+      break;
+    }
+    case Policy::kGeo:
+    case Policy::kProximity: {
+      uint8_t scope = 0;
+      auto order = regions.geo_order(rec.policy == Policy::kProximity, client.family, client.addr,
+                                     client.ecs ? client.prefix : 0, scope);
+      out.scope = scope;
+      if (trace) explain_geo(regions, rec.policy == Policy::kProximity, client, order, scope, *trace);
+      if (order.empty()) {
+        if (trace) trace->steps.push_back("no rule for the client: all candidates stay");
         break;
       }
-      if (!found && trace) trace->steps.push_back("no candidate in the client's regions: all candidates stay");
+      first_region(order);
       break;
     }
     case Policy::kMultivalue: {
@@ -341,6 +470,11 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
     }
     case Policy::kWeighted:
       break;
+  }
+  if (rec.pick_all) {  // pick: all (gdnsd's geoip + multifo): the region's up endpoints
+    for (size_t i = 0; i < n && out.count < rec.max_answers; ++i) out.index[out.count++] = cand[i];
+    if (trace) trace->steps.push_back("pick: all, up to " + std::to_string(rec.max_answers) + ": " + names(out.index, out.count, info));
+    return;
   }
 
   // weighted(1): weight 0 gets nothing while any positive weight exists;
@@ -416,11 +550,11 @@ void transfer_set(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps
       keep([&](const SteeredEndpoint& ep) { return ep.priority == tier; });
       break;
     }
-    case Policy::kLatency: {
-      static const uint8_t kAnywhere[16] = {};
-      const RegionMap::Rule* rule = regions.match(4, kAnywhere);
-      if (!rule || rule->prefix != 0) break;  // no default order: every candidate stays
-      for (uint16_t region : regions.order(*rule)) {
+    case Policy::kLatency:
+    case Policy::kGeo:
+    case Policy::kProximity: {
+      // No default order: every candidate stays.
+      for (uint16_t region : regions.default_order()) {
         bool any = false;
         for (size_t i = 0; i < n && !any; ++i) any = eps[cand[i]].region == region;
         if (!any) continue;

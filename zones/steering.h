@@ -5,6 +5,8 @@
 //   weighted    up -> weighted(1)
 //   failover    up -> lowest healthy priority tier -> weighted(1)
 //   latency     up -> nearest region for the client -> weighted(1)
+//   geo         up -> first region of the client's geo rule -> weighted(1)
+//   proximity   up -> nearest region by distance -> weighted(1)
 //   multivalue  up -> shuffle -> first N
 //
 // select() runs on the DNS hot path: fixed-size scratch, no allocation, no
@@ -22,9 +24,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "geo.h"
+
 namespace vane::zones {
 
-enum class Policy : uint8_t { kWeighted, kFailover, kLatency, kMultivalue };
+enum class Policy : uint8_t { kWeighted, kFailover, kLatency, kMultivalue, kGeo, kProximity };
 const char* policy_name(Policy p);
 
 // "A", "AAAA" or "CNAME": the types a steered record can have.
@@ -158,6 +162,18 @@ class RegionMap {
   // enough that no more specific rule inside it shares the client's
   // network, at most `limit` (the client's source prefix).
   uint8_t scope(const Rule& matched, const uint8_t* addr, uint8_t limit) const;
+  // The same for an answer decided by the network `addr`/`prefix` (a geo
+  // table's): no network rule inside it may share the scope.
+  uint8_t scope_within(uint8_t family, const uint8_t* addr, uint8_t prefix, uint8_t limit) const;
+  // The region order a geo or proximity record answers `addr` from, and
+  // the ECS scope (when `limit` > 0): a network rule (cidr, not /0) wins,
+  // then the database's tables, then a /0 rule. Empty: no rule.
+  std::span<const uint16_t> geo_order(bool proximity, uint8_t family, const uint8_t* addr, uint8_t limit,
+                                      uint8_t& scope) const;
+  // The order a client with no location gets (geo: default, else a /0 rule).
+  std::span<const uint16_t> default_order() const;
+  // The database and its tables (geo: configured); shared by snapshots.
+  std::shared_ptr<const GeoState> geo;
   std::span<const uint16_t> order(const Rule& r) const { return {orders_.data() + r.order_begin, r.order_count}; }
   const std::string& name(uint16_t id) const { return names_[id]; }
   size_t size() const { return names_.size(); }
@@ -191,6 +207,7 @@ struct SteeredRecord {
   uint16_t ep_count;
   uint32_t info;  // index of its SteeredInfo (names, for explain and status)
   uint32_t state;  // StateTable slot of the record itself ("name/TYPE"): its ttl_cap
+  bool pick_all = false;  // latency/geo/proximity `pick: all`: every up endpoint of the region, up to max_answers
 };
 
 // The TTL steered answers carry: the record's, or lower while a drill or an

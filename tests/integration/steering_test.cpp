@@ -243,7 +243,7 @@ TEST(SteeringConfig, ErrorsNameFileAndLine) {
        "x IN A 192.0.2.9\n", "CNAME and other data at x.example.com."},
       {"records:\n  - name: x.example.com\n    type: A\n    policy: nearest\n    endpoints: [{ name: a, address: "
        "192.0.2.1 }]\n",
-       "", "vane.yaml:5: policy must be weighted, failover, latency or multivalue"},
+       "", "vane.yaml:5: policy must be weighted, failover, latency, geo, proximity or multivalue"},
       {"regions: [{ cidr: 10.0.0.1/8, order: [east] }]\n", "", "vane.yaml:2: cidr '10.0.0.1/8' has host bits set"},
   };
   for (const auto& c : cases) {

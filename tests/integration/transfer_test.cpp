@@ -50,15 +50,6 @@ std::string soa(uint32_t serial) {
          " 3600 600 86400 60";
 }
 
-// A counter from /metrics with its labels written out, or -1.
-double metric(uint16_t http, const std::string& series) {
-  httplib::Client c("127.0.0.1", http);
-  auto r = c.Get("/metrics");
-  if (!r) return -1;
-  size_t at = r->body.find("\n" + series + " ");
-  return at == std::string::npos ? -1 : std::stod(r->body.substr(at + series.size() + 2));
-}
-
 std::string secret() {  // 32 random bytes, base64
   Process p({"openssl", "rand", "-base64", "32"});
   p.wait(5000);

@@ -238,15 +238,6 @@ TEST_F(Transport, Udp_RandomGarbageNeverKillsTheServer) {
   EXPECT_TRUE(vaned_->process().running());
 }
 
-// A counter from /metrics (a family without labels), or -1.
-double metric(uint16_t http, const std::string& name) {
-  httplib::Client c("127.0.0.1", http);
-  auto r = c.Get("/metrics");
-  std::smatch m;
-  if (!r || !std::regex_search(r->body, m, std::regex("\n" + name + " ([0-9.e+]+)\n"))) return -1;
-  return std::stod(m[1]);
-}
-
 // Sends `count` queries at once (one sendmmsg) from `fd`, ids from `first_id`
 // (even ids for www.t.test A, odd ones for a name that does not exist), and
 // checks that every one is answered, whole, within 2 s.

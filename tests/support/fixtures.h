@@ -1,6 +1,7 @@
 // Small zones shared by the integration tests.
 #pragma once
 
+#include <httplib.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -72,6 +73,16 @@ inline std::string rendered(const std::string& url) {
 }
 
 // Polls `f` every 20 ms until it holds or `timeout_ms` passes.
+// A sample from vaned's /metrics, its labels written out as vaned writes
+// them (`vane_x{kind="a"}`), or -1.
+inline double metric(uint16_t http, const std::string& series) {
+  httplib::Client c("127.0.0.1", http);
+  auto r = c.Get("/metrics");
+  if (!r) return -1;
+  size_t at = r->body.find("\n" + series + " ");
+  return at == std::string::npos ? -1 : std::stod(r->body.substr(at + series.size() + 2));
+}
+
 inline bool eventually(const std::function<bool()>& f, int timeout_ms = 5000) {
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < end) {
