@@ -94,11 +94,11 @@ void print_status(const json& r) {
   for (const auto& n : notes) printf("  %s\n", n.c_str());
   if (r.contains("geo")) {
     const json& g = r["geo"];
-    printf("\ngeo database %s: %s, built %s (%s days old), %s nodes; decision tables: %s networks (geo), %s "
-           "(proximity)\n",
+    printf("\ngeo database %s: %s, built %s (%s days old), %s nodes; decision tables: %s address ranges (geo), "
+           "%s (proximity)\n",
            str(g["database"]).c_str(), str(g["type"]).c_str(), str(g["built"]).c_str(),
            std::to_string(g["age_s"].get<int64_t>() / 86400).c_str(), str(g["nodes"]).c_str(),
-           str(g["networks"]["geo"]).c_str(), str(g["networks"]["proximity"]).c_str());
+           str(g["ranges"]["geo"]).c_str(), str(g["ranges"]["proximity"]).c_str());
     if (g.contains("last_error"))
       printf("  A NEW FILE COULD NOT BE USED (%s errors), still serving the one above: %s\n", str(g["errors"]).c_str(),
              str(g["last_error"]).c_str());

@@ -14,6 +14,7 @@
 #   BIG_RECORDS="1000000 5000000" BIG_ONLY=1 bench/run.sh  # zone loading only
 #   SERVERS="vane knot" STATIC=0 STEER=0 METRICS=0 HEALTH=0 BIG=0 bench/run.sh  # DNSSEC only
 #   LATENCY_ONLY=1 RATES="10000 40000 80000" bench/run.sh  # open-loop latency and CPU at fixed rates
+#   GEO_ONLY=1 GEO_NETS=1000000 bench/run.sh       # geo answers vs static and vs gdnsd; a 1M-network database
 #
 # Only 127.0.0.1 is used. Every server started here is stopped by PID.
 set -euo pipefail
@@ -30,8 +31,9 @@ WORKERS=${WORKERS:-1}
 SERVER_CPUS=${SERVER_CPUS:-0}
 DNSPERF_LOAD=${DNSPERF_LOAD:-"-c 16 -q 512"}  # clients and queries in flight
 BIG_ROUNDS=${BIG_ROUNDS:-3}
-if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0; fi
-if [ "${LATENCY_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=1; fi
+if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0 GEO=0; fi
+if [ "${LATENCY_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=1 GEO=0; fi
+if [ "${GEO_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0 GEO=1; fi
 RATES=${RATES:-"10000 40000 80000 120000"}
 LAT_ROUNDS=${LAT_ROUNDS:-1}
 # Below the ephemeral range (32768-60999): a connect probe to a port in it
@@ -332,6 +334,75 @@ if [ "${STEER:-1}" = 1 ]; then
   done
 fi
 
+# ---------------------------------------------------------------- geo
+# A geo record over a MaxMind database of GEO_NETS networks (random /24s
+# across 8 places, written by tests/geo/write_mmdb.pl) against static names
+# of the same zone, every query with the ECS of a client in the database,
+# same run; gdnsd's geoip plugin on the same database and map. Also the
+# time and memory to load the database, and (vane) a swap under load.
+declare -A GEO_STATIC GEO_ANSWER GEO_READY GEO_PSS
+if [ "${GEO:-1}" = 1 ]; then
+  GEO_NETS=${GEO_NETS:-1000000}
+  echo "== geo: a database of $GEO_NETS networks, ECS on, ${DURATION}s per run"
+  awk -v n="$GEO_NETS" 'BEGIN {
+    split("EU DE BY 48.1 11.6|EU FR - 48.9 2.3|AS JP 13 35.7 139.7|NA US CA 37.4 -122.1|NA US NY 40.7 -74.0|SA BR - -23.5 -46.6|OC AU - -33.9 151.2|AF ZA - -26.2 28.0", P, "|")
+    for (i = 0; i < n; i++) {
+      x = (i * 2654435761) % 16777216  # distinct /24s: an odd multiplier is a bijection mod 2^24
+      split(P[i % 8 + 1], f, " "); if (f[3] == "-") f[3] = ""
+      printf "%d.%d.%d.0/24\t%s\t%s\t%s\t%s\t%s\n", int(x / 65536), int(x / 256) % 256, x % 256, f[1], f[2], f[3], f[4], f[5]
+    } }' > "$WORK/geo.tsv"
+  t0=$(date +%s%N)
+  perl tests/geo/write_mmdb.pl "$WORK/geo.tsv" "$WORK/geo.mmdb"
+  echo "  database written in $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(( $(stat -c %s "$WORK/geo.mmdb") / 1048576 )) MiB"
+  awk 'BEGIN { srand(11); for (i = 0; i < 100000; i++) printf "h%d.bench.test A\n", int(rand() * 10000) }' \
+    > "$WORK/geo-static.txt"
+  awk 'BEGIN { for (i = 0; i < 100000; i++) print "geo.bench.test A" }' > "$WORK/geo-answer.txt"
+  GEO_ECS=(-E 8:000118003779b1)  # 55.121.177.0/24: network 1 of the database (EU/FR)
+  GEO_YAML="geo: { database: $WORK/geo.mmdb }
+regions:
+  - { geo: default, order: [us, eu] }
+  - { geo: EU, order: [eu, us] }
+  - { geo: AS, order: [ap, us] }
+records:
+  - { name: geo.bench.test, type: A, policy: geo, endpoints: [{ name: us1, address: 10.0.0.1, region: us },
+      { name: eu1, address: 10.0.0.2, region: eu }, { name: ap1, address: 10.0.0.3, region: ap }] }"
+  cp "$WORK/zones/bench.test" "$WORK/zones/bench-geo.test"
+  echo "geo 60 DYNA geoip!geo" >> "$WORK/zones/bench-geo.test"
+  GDNSD_GEO="plugins => { geoip => { maps => { m => { geoip2_db => $WORK/geo.mmdb, datacenters => [us, eu, ap],
+    map => { default => [us, eu], EU => [eu, us], AS => [ap, us] } } },
+  resources => { geo => { map => m, dcmap => { us => 10.0.0.1, eu => 10.0.0.2, ap => 10.0.0.3 } } } } }"
+  for s in vane gdnsd; do
+    case " $SERVERS " in *" $s "*) ;; *) continue ;; esac
+    t0=$(date +%s%N)
+    if [ "$s" = vane ]; then start_vane "$WORK/zones/bench.test" bench.test "$GEO_YAML"
+    else start_gdnsd "$WORK/zones/bench-geo.test" bench.test "$GDNSD_GEO"; fi
+    PIDS+=("$SERVER_PID")
+    wait_answer geo.bench.test 120 || { echo "$s did not start"; stop_server "$SERVER_PID"; continue; }
+    GEO_READY[$s]=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+    GEO_PSS[$s]=$(( $(pss_kib "$SERVER_PID") / 1024 ))
+    read -r q c n < <(run_load "$SERVER_PID" udp "$WORK/geo-static.txt" "${GEO_ECS[@]}")
+    GEO_STATIC[$s]=$c
+    read -r q c n < <(run_load "$SERVER_PID" udp "$WORK/geo-answer.txt" "${GEO_ECS[@]}")
+    GEO_ANSWER[$s]=$c
+    echo "  $s: ready ${GEO_READY[$s]} s, PSS ${GEO_PSS[$s]} MiB; static ${GEO_STATIC[$s]} µs/query, geo ${GEO_ANSWER[$s]} µs/query"
+    if [ "$s" = vane ]; then
+      # A new database (a copy: a new inode) renamed in under load.
+      taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$WORK/geo-answer.txt" -l 8 -Q 20000 -c 8 -T 1 "${GEO_ECS[@]}" \
+        >"$WORK/geo-swap.txt" 2>&1 &
+      perf_pid=$!
+      sleep 2
+      cp "$WORK/geo.mmdb" "$WORK/geo.mmdb.new" && mv "$WORK/geo.mmdb.new" "$WORK/geo.mmdb"
+      wait "$perf_pid" || true
+      GEO_SWAP=$(awk -v took="$(grep -o '[0-9]* address ranges for geo.*' "$WORK/vane.log" | tail -1)" \
+        '/Queries sent:/ { s = $3 } /Queries lost:/ { l = $3 } END {
+          printf "swap under load (20 000 q/s): %s sent, %s lost; the new tables: %s", s, l, took }' "$WORK/geo-swap.txt")
+      GEO_SWAP="$GEO_SWAP; $(grep -c 'geo: .* changed' "$WORK/vane.log") swap(s)"
+      echo "  $GEO_SWAP"
+    fi
+    stop_server "$SERVER_PID"
+  done
+fi
+
 # ---------------------------------------------------------------- metrics cost
 # The same vaned with and without its per-worker query counters
 # (VANE_BENCH_NO_COUNTERS), alternating, static UDP load.
@@ -580,4 +651,12 @@ for records in $BIG_RECORDS; do
   fi
 done
 [ -n "${RELOAD_LINE:-}" ] && echo "$RELOAD_LINE"
+for s in vane gdnsd; do
+  [ -n "${GEO_ANSWER[$s]:-}" ] || continue
+  awk -v s="$s" -v a="${GEO_STATIC[$s]}" -v b="${GEO_ANSWER[$s]}" -v r="${GEO_READY[$s]}" -v p="${GEO_PSS[$s]}"       -v n="${GEO_NETS:-}" -v g="${GEO_ANSWER[gdnsd]:-}" 'BEGIN {
+    printf "geo %-6s %d networks: ready %.2f s, PSS %d MiB; static %.2f, geo %.2f µs/query: geo/static %.2f%s%s\n",
+           s, n, r, p, a, b, b / a, (s == "vane" ? " (target <= 1.10)" : ""),
+           (s == "vane" && g != "" ? sprintf("; geo vane/gdnsd %.2f (target <= 1.00)", b / g) : "") }'
+done
+[ -n "${GEO_SWAP:-}" ] && echo "geo $GEO_SWAP"
 exit 0

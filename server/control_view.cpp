@@ -277,7 +277,8 @@ std::string Control::metrics() {
                   "Seconds since the served geo database was built (its build_epoch): how stale locations are.",
                   MetricType::Gauge),
            {}, double(admin::now_ms() / 1000) - double(g.db->build_epoch()));
-    auto& nets = family("vane_geo_networks", "Merged networks in the geo decision tables, by table.", MetricType::Gauge);
+    auto& nets = family("vane_geo_ranges", "Address ranges with one answer in the geo decision tables, by table.",
+                        MetricType::Gauge);
     sample(nets, {{"table", "geo"}}, double(g.geo.size()));
     sample(nets, {{"table", "proximity"}}, double(g.proximity.size()));
   }
@@ -503,7 +504,7 @@ Json Control::status(const std::string& filter) {
                       {"age_s", int64_t(now / 1000) - int64_t(g->db->build_epoch())},
                       {"ip_version", g->db->ip_version()},
                       {"nodes", g->db->node_count()},
-                      {"networks", {{"geo", g->geo.size()}, {"proximity", g->proximity.size()}}},
+                      {"ranges", {{"geo", g->geo.size()}, {"proximity", g->proximity.size()}}},
                       {"table_bytes", g->geo.bytes() + g->proximity.bytes()},
                       {"build_ms", std::lround(g->build_ms)},
                       {"errors", srv_.geo_errors()}};

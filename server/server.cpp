@@ -8,6 +8,7 @@
 #include <ctime>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 
 #include <arpa/inet.h>
 
@@ -57,15 +58,14 @@ struct GeoCache {
 std::string geo_key(const std::string& path, const zones::GeoPlan& plan) {
   std::string id = file_identity(path);
   if (id.empty()) return "";
-  std::string k = path + "|" + id + "|" + std::to_string(plan.geo) + std::to_string(plan.proximity);
+  std::ostringstream k;
+  k << path << '|' << id << '|' << plan.geo << plan.proximity;
   for (const auto& r : plan.rules) {
-    k += "|" + r.text + ":";
-    for (uint16_t o : r.order) k += std::to_string(o) + ",";
+    k << '|' << r.text << ':';
+    for (uint16_t o : r.order) k << o << ',';
   }
-  for (const auto& c : plan.coords)
-    k += "|" + std::to_string(c.region) + "@" + std::to_string(c.lat) + "," + std::to_string(c.lon) + "," +
-         std::to_string(c.bias_km);
-  return k;
+  for (const auto& c : plan.coords) k << '|' << c.region << '@' << c.lat << ',' << c.lon << ',' << c.bias_km;
+  return k.str();
 }
 
 std::optional<Error> compile_geo(const Config& cfg, zones::RegionMap& regions) {
@@ -103,7 +103,7 @@ std::optional<Error> compile_geo(const Config& cfg, zones::RegionMap& regions) {
   auto db = zones::GeoDb::open(cfg.geo_database);
   if (!db) return Error{cfg.path, cfg.geo_line, "geo: database " + cfg.geo_database + ": " + db.error().message};
   auto state = zones::build_geo(db.take(), std::move(plan));
-  VANE_INFO("geo database %s (%s, built %s, %u nodes): %zu networks for geo, %zu for proximity, %.1f MiB, %.0f ms",
+  VANE_INFO("geo database %s (%s, built %s, %u nodes): %zu address ranges for geo, %zu for proximity, %.1f MiB, %.0f ms",
             cfg.geo_database.c_str(), state->db->type().c_str(), utc_date(state->db->build_epoch()).c_str(),
             state->db->node_count(), state->geo.size(), state->proximity.size(),
             double(state->geo.bytes() + state->proximity.bytes()) / (1 << 20), state->build_ms);

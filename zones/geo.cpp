@@ -89,8 +89,8 @@ struct Walker {
   uint32_t record(uint8_t type, uint64_t value, const MMDB_entry_s& entry, int depth, uint64_t hi, uint64_t lo) {
     switch (type) {
       case MMDB_RECORD_TYPE_SEARCH_NODE:
-        if (width == 128 && value == v4_node && (depth == 96 || depth == 16))
-          return depth == 96 ? GeoDb::kV4At96 : GeoDb::kV4At16;
+        if (width == 128 && value == v4_node && (depth == 96 || depth == 32 || depth == 16))
+          return depth == 96 ? GeoDb::kV4At96 : depth == 32 ? GeoDb::kV4At32 : GeoDb::kV4At16;
         if (depth >= width) return leaf(UINT32_MAX, nullptr);
         return node(uint32_t(value), depth, hi, lo);
       case MMDB_RECORD_TYPE_DATA:
@@ -207,28 +207,32 @@ void GeoDb::walk(const Classify& classify, std::vector<Range>& v4, std::vector<R
     v6.push_back({0, 0, 0, classify(nullptr)});
 }
 
-GeoTable::GeoTable(std::vector<GeoDb::Range> v4, std::vector<GeoDb::Range> v6) {
-  v4_.reserve(v4.size());
-  for (const auto& r : v4) {
-    v4_.push_back(uint32_t(r.lo));
-    v4_val_.push_back(uint32_t(r.result) << 8 | r.prefix);
-  }
-  v6_.reserve(v6.size());
-  for (const auto& r : v6) {
-    v6_.push_back({r.hi, r.lo});
-    v6_val_.push_back(uint32_t(r.result) << 8 | r.prefix);
-  }
+GeoTable::GeoTable(const std::vector<GeoDb::Range>& v4, const std::vector<GeoDb::Range>& v6) {
+  for (const auto& r : v4)
+    if (v4_res_.empty() || v4_res_.back() != r.result) v4_.push_back(uint32_t(r.lo)), v4_res_.push_back(r.result);
+  for (const auto& r : v6)
+    if (v6_res_.empty() || v6_res_.back() != r.result) v6_.push_back({r.hi, r.lo}), v6_res_.push_back(r.result);
+  v4_.shrink_to_fit(), v4_res_.shrink_to_fit(), v6_.shrink_to_fit(), v6_res_.shrink_to_fit();
 }
 
-size_t GeoTable::bytes() const {
-  return v4_.capacity() * 8 + v6_.capacity() * 20;
-}
+size_t GeoTable::bytes() const { return v4_.capacity() * 6 + v6_.capacity() * 18; }
+
+namespace {
+
+// The shortest prefix p such that a's /p block lies inside [s, e]: it must
+// differ from s − 1 and from e + 1 within its first p bits.
+int clz128(uint64_t hi, uint64_t lo) { return hi ? __builtin_clzll(hi) : 64 + __builtin_clzll(lo); }
+
+}  // namespace
 
 GeoTable::Hit GeoTable::find4(uint32_t a) const {
   if (v4_.empty()) return {GeoState::kNoOrder, 0};
-  size_t i = size_t(std::upper_bound(v4_.begin(), v4_.end(), a) - v4_.begin());
-  uint32_t v = v4_val_[i ? i - 1 : 0];
-  return {uint16_t(v >> 8), uint8_t(v)};
+  size_t i = size_t(std::upper_bound(v4_.begin(), v4_.end(), a) - v4_.begin()) - 1;
+  uint32_t s = v4_[i];
+  int p = 0;
+  if (s) p = std::max(p, __builtin_clz(a ^ (s - 1)) + 1);
+  if (i + 1 < v4_.size()) p = std::max(p, __builtin_clz(a ^ v4_[i + 1]) + 1);
+  return {v4_res_[i], uint8_t(p)};
 }
 
 GeoTable::Hit GeoTable::find(uint8_t family, const uint8_t* addr) const {
@@ -238,12 +242,18 @@ GeoTable::Hit GeoTable::find(uint8_t family, const uint8_t* addr) const {
   for (int i = 0; i < 8; ++i) hi = hi << 8 | addr[i];
   for (int i = 8; i < 16; ++i) lo = lo << 8 | addr[i];
   std::pair<uint64_t, uint64_t> key{hi, lo};
-  size_t i = size_t(std::upper_bound(v6_.begin(), v6_.end(), key) - v6_.begin());
-  uint32_t v = v6_val_[i ? i - 1 : 0];
-  Hit h{uint16_t(v >> 8), uint8_t(v)};
-  if (h.result == GeoDb::kV4At96 || h.result == GeoDb::kV4At16) {
-    const uint8_t* a = addr + (h.result == GeoDb::kV4At96 ? 12 : 2);
-    uint8_t base = h.result == GeoDb::kV4At96 ? 96 : 16;
+  size_t i = size_t(std::upper_bound(v6_.begin(), v6_.end(), key) - v6_.begin()) - 1;
+  Hit h{v6_res_[i], 0};
+  auto [shi, slo] = v6_[i];
+  if (shi | slo) {  // s − 1
+    uint64_t phi = shi - (slo == 0), plo = slo - 1;
+    h.prefix = uint8_t(std::max<int>(h.prefix, clz128(hi ^ phi, lo ^ plo) + 1));
+  }
+  if (i + 1 < v6_.size())  // e + 1 is the next run's start
+    h.prefix = uint8_t(std::max<int>(h.prefix, clz128(hi ^ v6_[i + 1].first, lo ^ v6_[i + 1].second) + 1));
+  if (GeoDb::v4_alias(h.result)) {
+    uint8_t base = GeoDb::v4_alias_bits(h.result);
+    const uint8_t* a = addr + base / 8;
     Hit in = find4(uint32_t(a[0]) << 24 | uint32_t(a[1]) << 16 | uint32_t(a[2]) << 8 | a[3]);
     return {in.result, uint8_t(base + in.prefix)};
   }
@@ -303,7 +313,7 @@ std::shared_ptr<const GeoState> build_geo(std::shared_ptr<GeoDb> db, GeoPlan pla
   if (st->plan.geo) {
     std::vector<GeoDb::Range> v4, v6;
     st->db->walk(by_rule, v4, v6);
-    st->geo = GeoTable(std::move(v4), std::move(v6));
+    st->geo = GeoTable(v4, v6);
   }
   if (st->plan.proximity) {
     std::vector<GeoDb::Range> v4, v6;
@@ -313,7 +323,7 @@ std::shared_ptr<const GeoState> build_geo(std::shared_ptr<GeoDb> db, GeoPlan pla
           return id_of(proximity_order(st->plan, *loc));
         },
         v4, v6);
-    st->proximity = GeoTable(std::move(v4), std::move(v6));
+    st->proximity = GeoTable(v4, v6);
   }
   st->build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return st;

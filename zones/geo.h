@@ -54,8 +54,12 @@ class GeoDb {
   // with (address bits, prefix, result) for the IPv4 space (32-bit
   // addresses, the ::/96 part of an IPv6 database) and then for IPv6
   // (everything else; IPv4-like spaces the database aliases to the IPv4
-  // tree come out as kV4At96 / kV4At16).
-  static constexpr uint16_t kV4At96 = 0xfffe, kV4At16 = 0xfffd;
+  // tree — ::ffff:0:0/96, 6to4 2002::/16, Teredo 2001::/32 in MaxMind's —
+  // come out as kV4At96 / kV4At16 / kV4At32: the IPv4 address follows
+  // that many bits).
+  static constexpr uint16_t kV4At96 = 0xfffe, kV4At16 = 0xfffd, kV4At32 = 0xfffc;
+  static bool v4_alias(uint16_t r) { return r >= kV4At32 && r <= kV4At96; }
+  static uint8_t v4_alias_bits(uint16_t r) { return r == kV4At96 ? 96 : r == kV4At32 ? 32 : 16; }
   using Classify = std::function<uint16_t(const GeoLocation* loc)>;  // nullptr: no location
   struct Range {
     uint64_t hi, lo;  // address bits (IPv4: in lo's low 32 bits)
@@ -71,6 +75,10 @@ class GeoDb {
 };
 
 // address -> (result, prefix of the merged network), one per family.
+// Stored as runs: the first address of each maximal interval of equal
+// result (IPv4: 6 bytes a run, IPv6: 18). The merged network around an
+// address is the largest aligned block inside its run — the same network
+// a trie merge finds — computed from the run's ends in O(1).
 class GeoTable {
  public:
   struct Hit {
@@ -78,17 +86,17 @@ class GeoTable {
     uint8_t prefix;  // of the merged network, in the client's family's bits
   };
   GeoTable() = default;
-  GeoTable(std::vector<GeoDb::Range> v4, std::vector<GeoDb::Range> v6);
+  GeoTable(const std::vector<GeoDb::Range>& v4, const std::vector<GeoDb::Range>& v6);
   Hit find(uint8_t family, const uint8_t* addr) const;
-  size_t size() const { return v4_.size() + v6_.size(); }
+  size_t size() const { return v4_.size() + v6_.size(); }  // runs
   size_t bytes() const;
 
  private:
   Hit find4(uint32_t a) const;
-  std::vector<uint32_t> v4_;  // range starts, sorted
-  std::vector<uint32_t> v4_val_;  // result << 8 | prefix
+  std::vector<uint32_t> v4_;  // run starts, sorted
+  std::vector<uint16_t> v4_res_;
   std::vector<std::pair<uint64_t, uint64_t>> v6_;
-  std::vector<uint32_t> v6_val_;
+  std::vector<uint16_t> v6_res_;
 };
 
 // Great-circle distance in km.

@@ -4,7 +4,7 @@
 #   write_mmdb.pl SPEC.json OUT.mmdb [DATABASE_TYPE]
 # SPEC.json: [{ "network": "192.0.2.0/24", "continent": "EU", "country": "DE",
 #               "subdivision": "BY", "lat": 48.1, "lon": 11.6 }, ...]
-# (every field but network optional). IPv4 networks are aliased into the
+# (every field but network optional), or SPEC.tsv with those six columns. IPv4 networks are aliased into the
 # IPv4-mapped and 6to4 spaces, as in MaxMind's own databases.
 use strict;
 use warnings;
@@ -15,7 +15,17 @@ my ($spec_file, $out, $type) = @ARGV;
 die "usage: $0 SPEC.json OUT.mmdb [TYPE]\n" unless $spec_file && $out;
 $type ||= 'GeoLite2-City';
 open my $in, '<', $spec_file or die "$spec_file: $!\n";
-my $spec = decode_json(do { local $/; <$in> });
+my $spec;
+if ($spec_file =~ /\.tsv$/) {  # big ones (the bench): NETWORK CONTINENT COUNTRY SUBDIVISION LAT LON per line
+  $spec = [];
+  while (my $line = <$in>) {
+    chomp $line;
+    my ($net, $c, $k, $s, $lat, $lon) = split /\t/, $line;
+    push @$spec, { network => $net, continent => $c, country => $k, subdivision => $s, lat => $lat, lon => $lon };
+  }
+} else {
+  $spec = decode_json(do { local $/; <$in> });
+}
 
 my %types = (
   continent => 'map', country => 'map', location => 'map', subdivisions => ['array', 'map'],
@@ -32,7 +42,7 @@ for my $n (@$spec) {
   $rec{continent} = { code => $n->{continent} } if $n->{continent};
   $rec{country} = { iso_code => $n->{country}, names => { en => $n->{country} } } if $n->{country};
   $rec{subdivisions} = [ { iso_code => $n->{subdivision} } ] if $n->{subdivision};
-  $rec{location} = { latitude => $n->{lat} + 0.0, longitude => $n->{lon} + 0.0 } if defined $n->{lat};
+  $rec{location} = { latitude => $n->{lat} + 0.0, longitude => $n->{lon} + 0.0 } if defined $n->{lat} && $n->{lat} ne '';
   $tree->insert_network($n->{network}, \%rec);
 }
 my $tmp = "$out.tmp$$";
