@@ -1,5 +1,7 @@
 #include "state_store.h"
 
+#include <sys/statvfs.h>
+
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -104,6 +106,15 @@ std::string format_duration(uint64_t ms) {
 
 StateStore::~StateStore() = default;
 
+rocksdb::Options StateStore::db_options() {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.paranoid_checks = true;
+  opts.max_open_files = 64;
+  opts.keep_log_file_num = 4;
+  return opts;
+}
+
 Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir) {
   std::error_code ec;
   if (!std::filesystem::exists(dir, ec)) {
@@ -112,13 +123,8 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir) {
     std::filesystem::permissions(dir, std::filesystem::perms(0750), ec);  // the admin socket lives here too
   }
   std::string path = (std::filesystem::path(dir) / "db").string();
-  rocksdb::Options opts;
-  opts.create_if_missing = true;
-  opts.paranoid_checks = true;
-  opts.max_open_files = 64;
-  opts.keep_log_file_num = 4;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status st = rocksdb::DB::Open(opts, path, &raw);
+  rocksdb::Status st = rocksdb::DB::Open(db_options(), path, &raw);
   const std::string way_out = " — to start over from the config's weights, stop vaned and move " + path +
                               " aside (it is kept for inspection, never reset by vaned)";
   if (!st.ok()) {
@@ -235,10 +241,26 @@ std::optional<Error> StateStore::replace_cluster(const std::map<std::string, int
 }
 
 std::optional<Error> StateStore::write_synced(rocksdb::WriteBatch& batch) {
+  // A write that runs out of space leaves RocksDB refusing every write
+  // until it is reopened (and this build asserts if it is resumed or closed
+  // then): so a change is refused before that, while kMinFreeBytes remain,
+  // and taken again by itself once space returns.
+  struct statvfs fs {};
+  if (statvfs(dir_.c_str(), &fs) == 0 && uint64_t(fs.f_bavail) * fs.f_frsize < kMinFreeBytes) {
+    ++write_errors_;
+    return Error{dir_, 0,
+                 "state store: only " + std::to_string(uint64_t(fs.f_bavail) * fs.f_frsize / 1024) +
+                     " KiB free on its file system (vaned keeps " + std::to_string(kMinFreeBytes >> 20) +
+                     " MiB for RocksDB); change not applied — free space and retry"};
+  }
   rocksdb::WriteOptions wo;
   wo.sync = true;  // on disk before anyone hears "ok"
   rocksdb::Status st = db_->Write(wo, &batch);
-  if (!st.ok()) return Error{dir_, 0, "state store write failed, change not applied: " + st.ToString()};
+  if (!st.ok()) {
+    ++write_errors_;
+    return Error{dir_, 0, "state store write failed, change not applied: " + st.ToString() +
+                              (st.IsIOError() ? " (once the cause is fixed, restart vaned to write again)" : "")};
+  }
   return std::nullopt;
 }
 

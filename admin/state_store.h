@@ -23,6 +23,8 @@
 //                        retry, expire} of its last good refresh
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -36,11 +38,15 @@
 namespace rocksdb {
 class DB;
 class WriteBatch;
+struct Options;
 }
 
 namespace vane::admin {
 
 inline constexpr int kSchemaVersion = 1;
+// Free space below which the state store refuses changes (before RocksDB
+// itself runs out and refuses every write until restarted).
+inline constexpr uint64_t kMinFreeBytes = 16ULL << 20;
 inline constexpr uint64_t kJournalKeep = 10000;  // newest entries kept (up to 1000 more between trims)
 
 struct Override {
@@ -104,13 +110,17 @@ class StateStore {
   // Newest `limit` journal entries, oldest first.
   std::vector<nlohmann::json> history(size_t limit) const;
   uint64_t last_seq() const { return seq_; }
+  // Synced writes that failed (each refused a change whole); vane_state_store_write_errors_total.
+  uint64_t write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
 
  private:
   StateStore() = default;
   std::optional<Error> write_synced(rocksdb::WriteBatch& batch);
+  static rocksdb::Options db_options();
   std::unique_ptr<rocksdb::DB> db_;
   std::string dir_;
   uint64_t seq_ = 0;
+  std::atomic<uint64_t> write_errors_{0};
 };
 
 uint64_t now_ms();                     // wall clock, ms since the epoch

@@ -287,6 +287,11 @@ std::string Control::metrics() {
                   "Geo database files that could not be used (missing, unreadable, corrupt): the previous one kept serving.",
                   MetricType::Counter),
            {}, double(srv_.geo_errors()));
+  sample(family("vane_state_store_write_errors_total",
+                "Synced state-store (RocksDB) writes that failed: each refused an admin change or verdict whole "
+                "(a full or failing disk).",
+                MetricType::Counter),
+         {}, double(store_.write_errors()));
   auto& changes = family("vane_admin_changes_total", "Acknowledged admin changes by action.", MetricType::Counter);
   for (const char* a : {"weight", "drain", "undrain", "force", "failback"})
     sample(changes, {{"action", a}}, double(admin_changes_[a]));

@@ -89,7 +89,7 @@ scrape_configs:
   ASSERT_TRUE(rules.is_object());
   size_t n = 0;
   for (const auto& g : rules["data"]["groups"]) n += g["rules"].size();
-  EXPECT_EQ(n, 11u) << rules.dump();  // every rule of dist/prometheus/vane-rules.yml
+  EXPECT_EQ(n, 12u) << rules.dump();  // every rule of dist/prometheus/vane-rules.yml
   std::this_thread::sleep_for(std::chrono::seconds(2));
   EXPECT_EQ(alert_state(prom_port, "VaneEndpointDown", "primary"), "");
 
