@@ -92,6 +92,12 @@ void print_status(const json& r) {
   }
   print_table(rows);
   for (const auto& n : notes) printf("  %s\n", n.c_str());
+  if (r.contains("dnstap")) {
+    const json& d = r["dnstap"];
+    printf("\ndnstap to %s (identity %s, one query in %s): %s; %s messages queued, %s dropped\n",
+           str(d["sink"]).c_str(), str(d["identity"]).c_str(), str(d["sample"]).c_str(), str(d["state"]).c_str(),
+           str(d["queued"]).c_str(), str(d["dropped"]).c_str());
+  }
   if (r.contains("geo")) {
     const json& g = r["geo"];
     printf("\ngeo database %s: %s, built %s (%s days old), %s nodes; decision tables: %s address ranges (geo), "

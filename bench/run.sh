@@ -15,13 +15,14 @@
 #   SERVERS="vane knot" STATIC=0 STEER=0 METRICS=0 HEALTH=0 BIG=0 bench/run.sh  # DNSSEC only
 #   LATENCY_ONLY=1 RATES="10000 40000 80000" bench/run.sh  # open-loop latency and CPU at fixed rates
 #   GEO_ONLY=1 GEO_NETS=1000000 bench/run.sh       # geo answers vs static and vs gdnsd; a 1M-network database
+#   DNSTAP_ONLY=1 bench/run.sh                       # every answer logged (dnstap) vs not, vane and Knot
 #
 # Only 127.0.0.1 is used. Every server started here is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 . bench/lib.sh
-ensure_packages "${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}" knot-dnsutils
+ensure_packages "${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}" knot-dnsutils fstrm-bin knot-module-dnstap
 
 DURATION=${DURATION:-10}
 BIG=${BIG:-1}
@@ -31,9 +32,10 @@ WORKERS=${WORKERS:-1}
 SERVER_CPUS=${SERVER_CPUS:-0}
 DNSPERF_LOAD=${DNSPERF_LOAD:-"-c 16 -q 512"}  # clients and queries in flight
 BIG_ROUNDS=${BIG_ROUNDS:-3}
-if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0 GEO=0; fi
-if [ "${LATENCY_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=1 GEO=0; fi
-if [ "${GEO_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0 GEO=1; fi
+if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0 GEO=0 DNSTAP=0; fi
+if [ "${LATENCY_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=1 GEO=0 DNSTAP=0; fi
+if [ "${GEO_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0 GEO=1 DNSTAP=0; fi
+if [ "${DNSTAP_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0 GEO=0 DNSTAP=1; fi
 RATES=${RATES:-"10000 40000 80000 120000"}
 LAT_ROUNDS=${LAT_ROUNDS:-1}
 # Below the ephemeral range (32768-60999): a connect probe to a port in it
@@ -112,6 +114,7 @@ log:
     any: warning
 database:
   storage: "$WORK/knot"
+${KNOT_MODULES:-}
 template:
   - id: default
     storage: "$WORK/knot"
@@ -403,6 +406,47 @@ records:
   done
 fi
 
+# ---------------------------------------------------------------- dnstap
+# Static UDP load with every query and response logged (dnstap to an
+# fstrm_capture reader writing /dev/null) against the same server without,
+# alternating, twice each; Knot with mod-dnstap the same way.
+declare -A DT
+if [ "${DNSTAP:-1}" = 1 ]; then
+  echo "== dnstap on/off, ${DURATION}s per run, twice each"
+  for round in 1 2; do
+    for s in vane knot; do
+      case " $SERVERS " in *" $s "*) ;; *) continue ;; esac
+      for mode in off on; do
+        more="" KNOT_ZONE_OPTS="" KNOT_MODULES=""
+        if [ "$mode" = on ]; then
+          rm -f "$WORK/tap.sock"
+          taskset -c 1 fstrm_capture -t protobuf:dnstap.Dnstap -u "$WORK/tap.sock" -w /dev/null 2>/dev/null &
+          cap_pid=$!
+          PIDS+=("$cap_pid")
+          sleep 0.3
+          more="dnstap: { socket: $WORK/tap.sock }"
+          KNOT_ZONE_OPTS="    module: mod-dnstap/tap"
+          KNOT_MODULES="mod-dnstap:
+  - id: tap
+    sink: unix:$WORK/tap.sock
+    log-queries: on
+    log-responses: on"
+        fi
+        if [ "$s" = vane ]; then start_vane "$WORK/zones/bench.test" bench.test "$more"
+        else start_knot "$WORK/zones/bench.test" bench.test; fi
+        PIDS+=("$SERVER_PID")
+        wait_answer h1.bench.test 60 || { echo "$s did not start"; stop_server "$SERVER_PID"; continue; }
+        read -r q c n < <(run_load "$SERVER_PID" udp)
+        DT[$s:$mode]="${DT[$s:$mode]:-} $c"
+        echo "  round $round: $s dnstap $mode: $c µs/query ($q q/s)"
+        KEEP_PID="${cap_pid:-}" stop_server "$SERVER_PID"
+        if [ "$mode" = on ]; then kill -INT "$cap_pid" 2>/dev/null || true; wait "$cap_pid" 2>/dev/null || true; fi
+      done
+    done
+  done
+  KNOT_ZONE_OPTS="" KNOT_MODULES=""
+fi
+
 # ---------------------------------------------------------------- metrics cost
 # The same vaned with and without its per-worker query counters
 # (VANE_BENCH_NO_COUNTERS), alternating, static UDP load.
@@ -651,6 +695,13 @@ for records in $BIG_RECORDS; do
   fi
 done
 [ -n "${RELOAD_LINE:-}" ] && echo "$RELOAD_LINE"
+for s in vane knot; do
+  [ -n "${DT[$s:on]:-}" ] || continue
+  awk -v s="$s" -v a="${DT[$s:off]}" -v b="${DT[$s:on]}" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); sa = 0; sb = 0
+    for (i = 1; i <= n; i++) { sa += x[i]; sb += y[i] }
+    printf "dnstap %-5s off%s / on%s µs/query: on/off %.2f%s\n", s, a, b, sb / sa, (s == "vane" ? " (target <= 1.15)" : "") }'
+done
 for s in vane gdnsd; do
   [ -n "${GEO_ANSWER[$s]:-}" ] || continue
   awk -v s="$s" -v a="${GEO_STATIC[$s]}" -v b="${GEO_ANSWER[$s]}" -v r="${GEO_READY[$s]}" -v p="${GEO_PSS[$s]}"       -v n="${GEO_NETS:-}" -v g="${GEO_ANSWER[gdnsd]:-}" 'BEGIN {

@@ -20,7 +20,7 @@ ensure_packages() {
 
 # What building vaned needs.
 BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev librocksdb-dev libcurl4-openssl-dev libcpp-httplib-dev prometheus-cpp-dev
-  libmaxminddb-dev)
+  libmaxminddb-dev libfstrm-dev libprotobuf-c-dev protobuf-c-compiler)
 # What the test suite needs on top: Knot (differential test), kdig, openssl (a test
 # certificate), chromium (the status page), iproute2 (network namespaces),
 # etcd (the cluster tests start a real 3-member etcd; etcdctl sets up auth).
@@ -32,7 +32,8 @@ BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev liby
 # nsd: a real secondary of vane (zone transfers), beside Knot.
 # gdnsd: the geo reference (its geoip plugin); libmaxmind-db-writer-perl
 # writes the test's MaxMind databases; dnsperf loads vaned while one is swapped.
+# fstrm-bin (fstrm_capture) and dnstap-ldns: a real dnstap reader and decoder.
 TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client clang libclang-rt-14-dev
-  prometheus unbound python3-dnspython ldnsutils nsd gdnsd libmaxmind-db-writer-perl dnsperf)
+  prometheus unbound python3-dnspython ldnsutils nsd gdnsd libmaxmind-db-writer-perl dnsperf fstrm-bin dnstap-ldns)
 # What bench/run.sh needs on top.
 BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)

@@ -48,6 +48,8 @@ bool put_steered(Writer& w, const zones::ZoneSet& zs, const Zone& z, const RRset
   auto eps = z.endpoints(rec);
   zones::select(rec, eps, *zs.states, zs.regions, ctx.client, ctx.rng, ctx.pick);
   ctx.ecs_scope = std::max(ctx.ecs_scope, ctx.pick.scope);
+  if (ctx.keep_decision && !ctx.decision.rec) [[unlikely]]
+    ctx.decision = {&z, &rec, ctx.pick};
   uint16_t owner_ptr = owner.pointer;
   uint32_t ttl = zones::answer_ttl(rec, *zs.states);
   for (uint8_t i = 0; i < ctx.pick.count; ++i) {
@@ -593,5 +595,41 @@ zones::Client client_of(const sockaddr_storage& peer) {
 }
 
 void set_source(QueryContext& ctx, const sockaddr_storage& peer) { ctx.source = client_of(peer); }
+
+size_t format_decision(const QueryContext& ctx, const zones::ZoneSet& zs, char* buf, size_t cap) {
+  const auto& d = ctx.decision;
+  if (!d.rec || cap == 0) return 0;
+  const zones::SteeredInfo& info = d.zone->info(*d.rec);
+  auto eps = d.zone->endpoints(*d.rec);
+  size_t n = 0;
+  auto put = [&](const char* fmt, auto... args) {
+    if (n < cap) {
+      int w = snprintf(buf + n, cap - n, fmt, args...);
+      if (w > 0) n = std::min(cap - 1, n + size_t(w));
+    }
+  };
+  put("record=%s/%s policy=%s answer=", info.name.c_str(), zones::steered_type_name(d.rec->type),
+      zones::policy_name(d.rec->policy));
+  for (uint8_t i = 0; i < d.pick.count; ++i) {
+    const auto& ep = eps[d.pick.index[i]];
+    put("%s%s", i ? "," : "", info.endpoints[d.pick.index[i]].c_str());
+    if (ep.region != zones::kNoRegion) put("@%s", zs.regions.name(ep.region).c_str());
+    if (d.rec->policy == zones::Policy::kFailover) put("(tier %u)", ep.priority);
+  }
+  if (d.pick.count == 0) put("none(all down, fail_closed)");
+  bool any = false;
+  for (size_t i = 0; i < eps.size(); ++i) {
+    const zones::EndpointState& s = zs.states->at(eps[i].state);
+    if (zones::endpoint_up(s)) continue;
+    auto ov = static_cast<zones::Override>(s.override_state.load(std::memory_order_relaxed));
+    put("%s%s:%s", any ? "," : " excluded=", info.endpoints[i].c_str(),
+        ov == zones::Override::kAuto ? "unhealthy" : zones::override_name(ov));
+    any = true;
+  }
+  if (d.rec->policy == zones::Policy::kWeighted || d.rec->policy == zones::Policy::kFailover)
+    put(" pick=%s", d.rec->sticky ? "sticky" : "weighted");
+  if (ctx.client.ecs) put(" scope=/%u", unsigned(d.pick.scope));
+  return n;
+}
 
 }  // namespace vane::server

@@ -34,6 +34,8 @@ struct QueryCounters {
   std::atomic<uint64_t> sig_hits{0}, sig_misses{0}, sig_ns{0}, sig_failures{0};
   // UDP receive loop: recvmmsg batches with a query in them, and coalescing waits.
   std::atomic<uint64_t> udp_batches{0}, udp_waits{0};
+  // dnstap: messages queued for the writer, and dropped (its queue full).
+  std::atomic<uint64_t> dnstap_sent{0}, dnstap_dropped{0};
   zones::EndpointHits steered;  // steered answers per endpoint slot
 
   static void bump(std::atomic<uint64_t>& c) {
@@ -71,7 +73,19 @@ struct QueryContext {
   static constexpr int kMaxWildcardProofs = 4;
   WildcardProof wildcard_proofs[kMaxWildcardProofs];
   int wildcard_proof_count = 0;
+  // dnstap: set by the worker for a query it logs; the answer path then
+  // keeps the (first) steering decision for the message's `extra`.
+  bool keep_decision = false;
+  struct Decision {
+    const zones::Zone* zone = nullptr;
+    const zones::SteeredRecord* rec = nullptr;
+    zones::Pick pick;
+  } decision;
 };
+// The steering decision of `ctx` as dnstap's `extra` ("" when none): the
+// record, policy, endpoints answered (region, tier), the endpoints down or
+// drained, and the ECS scope. Writes at most `cap` bytes into `buf`.
+size_t format_decision(const QueryContext& ctx, const zones::ZoneSet& zs, char* buf, size_t cap);
 
 // One RR's rdata from a zone (uncompressed, lowercase names), with the
 // names RFC 1035 lets us compress compressed.

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "control.h"
+#include "dnstap.h"
 
 namespace vane::server {
 
@@ -282,6 +283,17 @@ std::string Control::metrics() {
     sample(nets, {{"table", "geo"}}, double(g.geo.size()));
     sample(nets, {{"table", "proximity"}}, double(g.proximity.size()));
   }
+  if (auto snap = srv_.snapshot(); snap && snap->dnstap) {
+    auto& dt = family("vane_dnstap_messages_total",
+                      "dnstap messages by result: queued for the writer, or dropped because the thread's queue was "
+                      "full (the reader is slow, gone or not reading); answers never wait for it.",
+                      MetricType::Counter);
+    sample(dt, {{"result", "queued"}}, double(total(workers, &QueryCounters::dnstap_sent)));
+    sample(dt, {{"result", "dropped"}}, double(total(workers, &QueryCounters::dnstap_dropped)));
+    sample(family("vane_dnstap_dropped_total", "dnstap messages dropped (a full queue): the same as result=dropped.",
+                  MetricType::Counter),
+           {}, double(total(workers, &QueryCounters::dnstap_dropped)));
+  }
   if (!srv_.config().geo_database.empty())
     sample(family("vane_geo_database_errors_total",
                   "Geo database files that could not be used (missing, unreadable, corrupt): the previous one kept serving.",
@@ -501,6 +513,20 @@ Json Control::status(const std::string& filter) {
            {"drills", drills_view(now)},
            {"orphans", orphans()}};
   if (cluster_) out["cluster"] = cluster_->status();
+  if (const auto& d = snap->dnstap) {
+    uint64_t queued = 0, dropped = 0;
+    for (const Worker* w : srv_.workers())
+      for (const QueryCounters* c : w->counters()) queued += c->dnstap_sent.load(), dropped += c->dnstap_dropped.load();
+    out["dnstap"] = Json{{"sink", d->spec().sink()},
+                         {"identity", d->spec().identity},
+                         {"sample", d->spec().sample},
+                         {"queries", d->spec().log_queries},
+                         {"responses", d->spec().log_responses},
+                         {"state", dropped && d->dropped_recently() ? "dropping (the reader is slow, gone or not reading)"
+                                                                     : "writing"},
+                         {"queued", queued},
+                         {"dropped", dropped}};
+  }
   if (const auto& g = snap->regions.geo) {
     out["geo"] = Json{{"database", g->db->path()},
                       {"type", g->db->type()},

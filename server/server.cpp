@@ -14,6 +14,7 @@
 
 #include <chrono>
 
+#include "dnstap.h"
 #include "log.h"
 
 namespace vane::server {
@@ -340,6 +341,7 @@ std::optional<Error> Server::start(uv_loop_t* main_loop) {
   loop_ = main_loop;
   auto zs = build_zone_set(cfg_, *states_, false, true, nullptr, &zone_cache_);
   if (!zs) return zs.error();
+  if (auto err = attach_dnstap(cfg_, nullptr, **zs)) return err;
   (*zs)->generation = ++generation_;
   publisher_.publish(zs.take());
   auto socks = open_sockets(cfg_.listen, cfg_.threads);
@@ -362,6 +364,21 @@ std::optional<Error> Server::start(uv_loop_t* main_loop) {
     geo_seen_ = file_identity(cfg_.geo_database);
     every_second(geo_timer_, geo_timer_live_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->check_geo_file(); });
   }
+  return std::nullopt;
+}
+
+std::optional<Error> Server::attach_dnstap(const Config& cfg, const zones::ZoneSet* current, zones::ZoneSet& set) const {
+  if (!cfg.dnstap.enabled()) return std::nullopt;
+  if (current && current->dnstap && current->dnstap->spec() == cfg.dnstap) {  // the same sink goes on
+    set.dnstap = current->dnstap;
+    return std::nullopt;
+  }
+  auto sink = DnstapSink::open(cfg.dnstap, dnstap_queues(threads_, cfg_.listen.size()));
+  if (!sink) return Error{cfg.path, cfg.dnstap.line, sink.error().message};
+  VANE_INFO("dnstap: logging %s%s%s to %s (one in %u)", cfg.dnstap.log_queries ? "queries" : "",
+            cfg.dnstap.log_queries && cfg.dnstap.log_responses ? " and " : "",
+            cfg.dnstap.log_responses ? "responses" : "", cfg.dnstap.sink().c_str(), cfg.dnstap.sample);
+  set.dnstap = sink.take();
   return std::nullopt;
 }
 
@@ -444,6 +461,11 @@ std::unique_ptr<Server::Staged> Server::stage_reload() const {
     out->outcome = {false, zs.error().to_string()};
     return out;
   }
+  if (auto err = attach_dnstap(next, publisher_.current().get(), **zs)) {
+    VANE_ERROR("reload refused, still serving the previous config: %s", err->to_string().c_str());
+    out->outcome = {false, err->to_string()};
+    return out;
+  }
   // Sockets, threads and TCP limits are fixed at start: say so instead of pretending.
   std::vector<std::string> old_listen, new_listen;
   for (auto& l : cfg_.listen) old_listen.push_back(l.text);
@@ -510,6 +532,7 @@ std::unique_ptr<Server::Staged> Server::stage_zone_reload(const std::string& zon
   out->set->states = states_.get();
   out->set->regions = std::move(regions);
   out->set->rrl = cur->rrl;
+  out->set->dnstap = cur->dnstap;
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   char msg[200];
   snprintf(msg, sizeof msg, "reloaded zone %s: %zu records in %.1f ms, the other %zu zones untouched",
@@ -578,6 +601,8 @@ void Server::run_next_reload() {
 void Server::stop() {
   for (auto& w : workers_) w->stop();
   workers_.clear();  // joins
+  // What the query log queued goes out before the process does (bounded).
+  if (auto s = publisher_.current(); s && s->dnstap) s->dnstap->close(std::chrono::milliseconds(1500));
   for (auto [timer, live] : {std::pair{&retire_timer_, &retire_timer_live_}, std::pair{&geo_timer_, &geo_timer_live_}}) {
     if (*live && !uv_is_closing(reinterpret_cast<uv_handle_t*>(timer)))
       uv_close(reinterpret_cast<uv_handle_t*>(timer), nullptr);

@@ -104,6 +104,8 @@ class Server {
   void run_next_reload();
   void check_geo_file();
   void every_second(uv_timer_t& t, bool& live, uv_timer_cb cb);
+  // The query log sink for `cfg` on `set`: the current one when unchanged.
+  std::optional<Error> attach_dnstap(const Config& cfg, const zones::ZoneSet* current, zones::ZoneSet& set) const;
   void publish(std::shared_ptr<zones::ZoneSet> z);
   void collect_retired();
 

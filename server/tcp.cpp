@@ -7,6 +7,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "dnstap.h"
 #include "log.h"
 #include "worker.h"
 #include "xfr_out.h"
@@ -159,7 +160,24 @@ class TcpConn {
     timespec wall;
     clock_gettime(CLOCK_REALTIME_COARSE, &wall);
     w_.ctx_.wall = uint32_t(wall.tv_sec);
-    size_t n = answer(*w_.zones_, query, {w_.tcp_scratch_.get(), 65535}, Transport::kTcp, w_.answer_opts_, w_.ctx_);
+    const zones::ZoneSet& zs = *w_.zones_;
+    const bool logged = zs.dnstap && zs.dnstap->sampled(w_.tcp_dnstap_tick_);
+    timespec received{};
+    if (logged) [[unlikely]] {
+      clock_gettime(CLOCK_REALTIME, &received);
+      w_.ctx_.keep_decision = true;
+      w_.ctx_.decision = {};
+      if (local_.ss_family == 0) {  // once per connection
+        int len = sizeof local_;
+        uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&local_), &len);
+      }
+    }
+    size_t n = answer(zs, query, {w_.tcp_scratch_.get(), 65535}, Transport::kTcp, w_.answer_opts_, w_.ctx_);
+    if (logged) [[unlikely]] {
+      w_.ctx_.keep_decision = false;
+      w_.log_exchange(zs, w_.ctx_, w_.tcp_dnstap_queue_, true, peer_, local_, query, {w_.tcp_scratch_.get(), n},
+                      received, w_.ctx_.counters);
+    }
     if (w_.ctx_.notified) w_.notifies_.post(w_.ctx_.notified->origin_text());
     return n;
   }
@@ -207,6 +225,7 @@ class TcpConn {
   std::unique_ptr<XfrOut> xfr_;  // the transfer being sent, if any
   std::string client_;
   sockaddr_storage peer_{};
+  sockaddr_storage local_{};  // the address it connected to (dnstap), looked up when first needed
   uv_tcp_t tcp_;
   uv_timer_t timer_;
   uv_write_t wreq_;

@@ -22,6 +22,7 @@
 #include <ctime>
 #include <random>
 
+#include "dnstap.h"
 #include "log.h"
 
 namespace vane::server {
@@ -72,6 +73,7 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
   if (zones_ && zones_->states) counters_.steered.ensure(zones_->states->size());
   std::random_device rd;
   ctx_.rng = (ctx_.rng ^ (rd() * 0x100000001B3ULL + id)) | 1;  // per-thread pick streams
+  tcp_dnstap_queue_ = dnstap_queue(id, sockets_.udp.size(), sockets_.udp.size());
   uv_async_init(&loop_, &wake_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_wake(); });
   wake_.data = this;
   for (size_t i = 0; i < sockets_.udp.size(); ++i) {
@@ -79,6 +81,9 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
     s->worker = this;
     s->fd = sockets_.udp[i].get();
     s->wildcard = sockets_.udp_wildcard[i];
+    socklen_t llen = sizeof s->local;
+    getsockname(s->fd, reinterpret_cast<sockaddr*>(&s->local), &llen);
+    s->dnstap_queue = dnstap_queue(id, sockets_.udp.size(), i);
     s->zones = zones_;
     s->ctx.counters = count ? &s->counters : nullptr;
     s->ctx.sigs.set_capacity(answer_opts.sig_cache_entries);
@@ -228,6 +233,28 @@ void Worker::run_udp(UdpSocket& s) {
   s.zones.reset();
 }
 
+void Worker::log_exchange(const zones::ZoneSet& zs, QueryContext& ctx, unsigned queue, bool tcp,
+                          const sockaddr_storage& peer, const sockaddr_storage& local, std::span<const uint8_t> query,
+                          std::span<const uint8_t> response, const timespec& received, QueryCounters* counters) {
+  char extra[512];
+  DnstapEvent e;
+  e.tcp = tcp;
+  e.peer = &peer;
+  e.local = &local;
+  e.query = query;
+  e.response = response;
+  e.query_time = received;
+  clock_gettime(CLOCK_REALTIME, &e.response_time);
+  e.extra = {extra, format_decision(ctx, zs, extra, sizeof extra)};
+  uint64_t dropped = 0;
+  unsigned sent = zs.dnstap->log(queue, e, dropped);
+  if (counters) {
+    counters->dnstap_sent.store(counters->dnstap_sent.load(std::memory_order_relaxed) + sent, std::memory_order_relaxed);
+    counters->dnstap_dropped.store(counters->dnstap_dropped.load(std::memory_order_relaxed) + dropped,
+                                   std::memory_order_relaxed);
+  }
+}
+
 void Worker::answer_batch(UdpSocket& s, int n) {
   const zones::ZoneSet* zones = s.zones.get();
   int out = 0;
@@ -251,9 +278,21 @@ void Worker::answer_batch(UdpSocket& s, int n) {
     }
     uint8_t* resp = s.tx_buf.get() + out * kTxSize;
     set_source(s.ctx, s.peers[i]);
+    const bool logged = zones && zones->dnstap && zones->dnstap->sampled(s.dnstap_tick);
+    timespec received{};
+    if (logged) [[unlikely]] {
+      clock_gettime(CLOCK_REALTIME, &received);  // vDSO
+      s.ctx.keep_decision = true;
+      s.ctx.decision = {};
+    }
     size_t len = zones ? answer(*zones, {s.rx_buf.get() + i * kRxSize, s.rx[i].msg_len}, {resp, kTxSize},
                                 Transport::kUdp, answer_opts_, s.ctx)
                        : 0;
+    if (logged) [[unlikely]] {
+      s.ctx.keep_decision = false;
+      log_exchange(*zones, s.ctx, s.dnstap_queue, false, s.peers[i], s.local,
+                   {s.rx_buf.get() + i * kRxSize, s.rx[i].msg_len}, {resp, len}, received, &s.counters);
+    }
     if (len == 0) {
       stats_.dropped.fetch_add(1, std::memory_order_relaxed);
       continue;

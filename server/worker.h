@@ -98,6 +98,11 @@ struct WorkerStats {  // written by one worker, read by anyone (relaxed)
 
 class TcpConn;
 
+// dnstap's queue of a DNS thread (each has its own: single producer):
+// worker `id`'s UDP socket `i`, or its TCP loop when i == udp_sockets.
+inline unsigned dnstap_queue(unsigned id, size_t udp_sockets, size_t i) { return unsigned(id * (udp_sockets + 1) + i); }
+inline unsigned dnstap_queues(unsigned workers, size_t udp_sockets) { return unsigned(workers * (udp_sockets + 1)); }
+
 class Worker {
  public:
   Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher, zones::TransferPublisher& transfers,
@@ -138,6 +143,9 @@ class Worker {
     std::array<iovec, kBatch> rx_iov{};
     std::array<iovec, kBatch> tx_iov{};
     std::array<sockaddr_storage, kBatch> peers{};
+    sockaddr_storage local{};  // its bound address (dnstap's response address)
+    unsigned dnstap_queue = 0;
+    uint64_t dnstap_tick = 0;
     std::unique_ptr<uint8_t[]> rx_buf{new uint8_t[kBatch * kRxSize]};
     std::unique_ptr<uint8_t[]> tx_buf{new uint8_t[kBatch * kTxSize]};
     std::unique_ptr<uint8_t[]> rx_ctl{new uint8_t[kBatch * kCtlSize]};
@@ -151,6 +159,11 @@ class Worker {
   void run();
   void run_udp(UdpSocket& s);
   void answer_batch(UdpSocket& s, int n);
+  // dnstap: logs one exchange on `queue` when the snapshot has a sink and
+  // the query is sampled (the decision was kept by the answer path).
+  void log_exchange(const zones::ZoneSet& zs, QueryContext& ctx, unsigned queue, bool tcp, const sockaddr_storage& peer,
+                    const sockaddr_storage& local, std::span<const uint8_t> query, std::span<const uint8_t> response,
+                    const timespec& received, QueryCounters* counters);
   void on_wake();
   void on_accept(TcpListener& l);
   void close_conn(TcpConn* c);
@@ -174,6 +187,8 @@ class Worker {
   std::vector<std::unique_ptr<TcpListener>> tcp_;
   std::unordered_set<TcpConn*> conns_;
   QueryContext ctx_;  // TCP's (the loop thread)
+  unsigned tcp_dnstap_queue_ = 0;
+  uint64_t tcp_dnstap_tick_ = 0;
   QueryCounters counters_;
   WorkerStats stats_;
   std::unique_ptr<uint8_t[]> tcp_scratch_;  // one 64 KiB answer buffer for all TCP connections

@@ -765,7 +765,7 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
   if (auto e = check_keys(c, root,
                           {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size", "dnssec_cache",
                            "tcp", "udp", "records", "regions", "checks", "cluster", "rrl", "tsig", "geo",
-                           "region_coords"},
+                           "region_coords", "dnstap"},
                           "the top level"))
     return e;
   if (const auto& l = root["listen"]) {
@@ -818,6 +818,30 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
   if (root["zones"])
     if (auto e = parse_zones(c, root["zones"], cfg)) return e;
   if (cfg.zones.empty()) return Error{c.path, 0, "no zones configured (add zones: [{ name: ..., file: ... }])"};
+  if (const auto& d = root["dnstap"]) {
+    DnstapSpec& t = cfg.dnstap;
+    if (auto e = check_keys(c, d, {"socket", "file", "tcp", "identity", "version", "sample", "log_queries", "log_responses"},
+                            "dnstap"))
+      return e;
+    t.line = d.Mark().line + 1;
+    int sinks = bool(d["socket"]) + bool(d["file"]) + bool(d["tcp"]);
+    if (sinks != 1)
+      return err(c, d, "dnstap needs exactly one of socket: PATH (a Frame Streams reader, e.g. fstrm_capture), file: PATH or tcp: HOST:PORT");
+    if (d["socket"]) t.socket = resolve_path(c, scalar(d["socket"]));
+    if (d["file"]) t.file = resolve_path(c, scalar(d["file"]));
+    if (d["tcp"]) {
+      ListenAddr la;
+      t.tcp = scalar(d["tcp"]);
+      if (!parse_listen(t.tcp, la)) return err(c, d["tcp"], "dnstap tcp must be IP:PORT or [IPv6]:PORT, not '" + t.tcp + "'");
+    }
+    if (d["identity"]) t.identity = scalar(d["identity"]);
+    if (d["version"]) t.version = scalar(d["version"]);
+    if (d["sample"])
+      if (auto e = get_uint(c, d["sample"], t.sample, 1, 1000000, "sample")) return e;
+    for (auto [key, flag] : {std::pair{"log_queries", &t.log_queries}, std::pair{"log_responses", &t.log_responses}})
+      if (d[key] && !parse_bool(d[key], *flag)) return err(c, d[key], std::string(key) + " must be true or false");
+    if (!t.log_queries && !t.log_responses) return err(c, d, "dnstap logs nothing with log_queries and log_responses false");
+  }
   if (const auto& g = root["geo"]) {
     if (auto e = check_keys(c, g, {"database"}, "geo")) return e;
     if (!g["database"] || scalar(g["database"]).empty())

@@ -124,6 +124,23 @@ struct ClusterSpec {
   bool enabled() const { return !etcd.empty(); }
 };
 
+// dnstap: (DESIGN.md "Query log (dnstap)"); server/dnstap.h writes it.
+struct DnstapSpec {
+  int line = 0;
+  std::string socket, file, tcp;  // exactly one: a unix socket path, a file path, or HOST:PORT
+  std::string identity, version;
+  uint32_t sample = 1;  // log one query in N
+  bool log_queries = true, log_responses = true;
+  bool enabled() const { return !socket.empty() || !file.empty() || !tcp.empty(); }
+  std::string sink() const {
+    return !socket.empty() ? "unix:" + socket : !file.empty() ? "file:" + file : !tcp.empty() ? "tcp:" + tcp : "";
+  }
+  bool operator==(const DnstapSpec& o) const {
+    return socket == o.socket && file == o.file && tcp == o.tcp && identity == o.identity && version == o.version &&
+           sample == o.sample && log_queries == o.log_queries && log_responses == o.log_responses;
+  }
+};
+
 // Where the embedded demo (vaned --demo) keeps its state and admin socket;
 // vanectl looks there when no ./vane.yaml names another.
 inline constexpr const char* kDemoStateDir = "./vane-demo-state";
@@ -158,6 +175,7 @@ struct Config {
     int line = 0;
   };
   std::vector<RegionCoord> region_coords;
+  DnstapSpec dnstap;
 };
 
 // `vaned agent --config agent.yaml`: a remote vantage. It probes the

@@ -14,6 +14,10 @@
 #include "dnssec.h"
 #include "steering.h"
 
+namespace vane::server {
+class DnstapSink;
+}
+
 namespace vane::zones {
 
 inline constexpr uint32_t kNone = UINT32_MAX;
@@ -178,6 +182,8 @@ class ZoneSet {
   const StateTable* states = nullptr;
   RegionMap regions;
   RrlParams rrl;
+  // The query log sink (server/dnstap.h), or none: a reload swaps it with the zones.
+  std::shared_ptr<server::DnstapSink> dnstap;
 
  private:
   std::vector<std::shared_ptr<const Zone>> zones_;
