@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cstdarg>
 #include <cstring>
 
 #include "signing.h"
@@ -601,13 +602,18 @@ size_t format_decision(const QueryContext& ctx, const zones::ZoneSet& zs, char* 
   if (!d.rec || cap == 0) return 0;
   const zones::SteeredInfo& info = d.zone->info(*d.rec);
   auto eps = d.zone->endpoints(*d.rec);
-  size_t n = 0;
-  auto put = [&](const char* fmt, auto... args) {
-    if (n < cap) {
-      int w = snprintf(buf + n, cap - n, fmt, args...);
+  struct Out {
+    char* buf;
+    size_t cap, n = 0;
+    __attribute__((format(printf, 2, 3))) void operator()(const char* fmt, ...) {
+      if (n >= cap) return;
+      va_list ap;
+      va_start(ap, fmt);
+      int w = vsnprintf(buf + n, cap - n, fmt, ap);
+      va_end(ap);
       if (w > 0) n = std::min(cap - 1, n + size_t(w));
     }
-  };
+  } put{buf, cap};
   put("record=%s/%s policy=%s answer=", info.name.c_str(), zones::steered_type_name(d.rec->type),
       zones::policy_name(d.rec->policy));
   for (uint8_t i = 0; i < d.pick.count; ++i) {
@@ -629,7 +635,7 @@ size_t format_decision(const QueryContext& ctx, const zones::ZoneSet& zs, char* 
   if (d.rec->policy == zones::Policy::kWeighted || d.rec->policy == zones::Policy::kFailover)
     put(" pick=%s", d.rec->sticky ? "sticky" : "weighted");
   if (ctx.client.ecs) put(" scope=/%u", unsigned(d.pick.scope));
-  return n;
+  return put.n;
 }
 
 }  // namespace vane::server
