@@ -33,7 +33,11 @@ std::vector<Logged> read_frames(const std::string& path) {
   fstrm_file_options_set_file_path(fo, path.c_str());
   fstrm_reader* r = fstrm_file_reader_init(fo, nullptr);
   fstrm_file_options_destroy(&fo);
-  if (!r || fstrm_reader_open(r) != fstrm_res_success) return out;
+  if (!r) return out;
+  if (fstrm_reader_open(r) != fstrm_res_success) {  // not written yet, or not whole
+    fstrm_reader_destroy(&r);
+    return out;
+  }
   const uint8_t* data;
   size_t len;
   while (fstrm_reader_read(r, &data, &len) == fstrm_res_success) {
