@@ -272,7 +272,7 @@ std::string Control::metrics() {
   auto& reloads = family("vane_reloads_total", "Reloads by result.", MetricType::Counter);
   sample(reloads, {{"result", "ok"}}, double(srv_.reloads_ok()));
   sample(reloads, {{"result", "failed"}}, double(srv_.reloads_failed()));
-  if (auto snap = srv_.snapshot(); snap && snap->regions.geo) {
+  if (snap->regions.geo) {
     const auto& g = *snap->regions.geo;
     sample(family("vane_geo_database_age_seconds",
                   "Seconds since the served geo database was built (its build_epoch): how stale locations are.",
@@ -283,7 +283,7 @@ std::string Control::metrics() {
     sample(nets, {{"table", "geo"}}, double(g.geo.size()));
     sample(nets, {{"table", "proximity"}}, double(g.proximity.size()));
   }
-  if (auto snap = srv_.snapshot(); snap && snap->dnstap) {
+  if (snap->dnstap) {
     auto& dt = family("vane_dnstap_messages_total",
                       "dnstap messages by result: queued for the writer, or dropped because the thread's queue was "
                       "full (the reader is slow, gone or not reading); answers never wait for it.",
@@ -514,9 +514,8 @@ Json Control::status(const std::string& filter) {
            {"orphans", orphans()}};
   if (cluster_) out["cluster"] = cluster_->status();
   if (const auto& d = snap->dnstap) {
-    uint64_t queued = 0, dropped = 0;
-    for (const Worker* w : srv_.workers())
-      for (const QueryCounters* c : w->counters()) queued += c->dnstap_sent.load(), dropped += c->dnstap_dropped.load();
+    auto workers = srv_.workers();
+    uint64_t queued = total(workers, &QueryCounters::dnstap_sent), dropped = total(workers, &QueryCounters::dnstap_dropped);
     out["dnstap"] = Json{{"sink", d->spec().sink()},
                          {"identity", d->spec().identity},
                          {"sample", d->spec().sample},
