@@ -47,10 +47,11 @@ HZ=$(getconf CLK_TCK)
 taskset -cp 1 $$ >/dev/null
 
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF >/dev/null
-cmake --build build-bench -j"$(nproc --all)" --target vaned vane-echo vane-latency >/dev/null
+cmake --build build-bench -j"$(nproc --all)" --target vaned vanectl vane-echo vane-latency >/dev/null
 VANED=$PWD/build-bench/server/vaned
 ECHO=$PWD/build-bench/bench/vane-echo
 LATENCY_CLIENT=$PWD/build-bench/bench/vane-latency
+VANECTL=$PWD/build-bench/admin/vanectl
 
 WORK=$(mktemp -d /tmp/vane-bench-XXXXXX)
 PIDS=()
@@ -409,7 +410,10 @@ fi
 # ---------------------------------------------------------------- dnstap
 # Static UDP load with every query and response logged (dnstap to an
 # fstrm_capture reader writing /dev/null) against the same server without,
-# alternating, twice each; Knot with mod-dnstap the same way.
+# alternating, twice each; Knot with mod-dnstap the same way. Open loop at a
+# fixed rate (DNSTAP_RATE q/s) that the reader, sharing the client's core,
+# keeps up with: "every answer logged" means none dropped (vane counts them).
+DNSTAP_RATE=${DNSTAP_RATE:-40000}
 declare -A DT
 if [ "${DNSTAP:-1}" = 1 ]; then
   echo "== dnstap on/off, ${DURATION}s per run, twice each"
@@ -436,9 +440,18 @@ if [ "${DNSTAP:-1}" = 1 ]; then
         else start_knot "$WORK/zones/bench.test" bench.test; fi
         PIDS+=("$SERVER_PID")
         wait_answer h1.bench.test 60 || { echo "$s did not start"; stop_server "$SERVER_PID"; continue; }
-        read -r q c n < <(run_load "$SERVER_PID" udp)
+        # The open-loop client: CPU per answer and each answer's latency in one run.
+        c0=$(cpu_ticks "$SERVER_PID")
+        out=$(taskset -c 1 "$LATENCY_CLIENT" "$PORT" "$DNSTAP_RATE" "$DURATION" "$WORK/queries.txt")
+        c1=$(cpu_ticks "$SERVER_PID")
+        read -r _ sent _ answered _ lost _ avg _ p50 _ p99 _ p999 _ _ <<<"$out"
+        c=$(awk -v c="$((c1 - c0))" -v hz="$HZ" -v n="$answered" 'BEGIN { printf "%.2f", (n > 0 ? c / hz * 1e6 / n : 0) }')
         DT[$s:$mode]="${DT[$s:$mode]:-} $c"
-        echo "  round $round: $s dnstap $mode: $c µs/query ($q q/s)"
+        dropped=""
+        if [ "$s" = vane ] && [ "$mode" = on ]; then
+          dropped=", $("$VANECTL" --socket "$WORK/vane-state/admin.sock" status | grep -o '[0-9]* dropped' || echo '? dropped')"
+        fi
+        echo "  round $round: $s dnstap $mode: $c µs/query at $DNSTAP_RATE q/s, p50 $p50 p99 $p99 µs, $lost lost$dropped"
         KEEP_PID="${cap_pid:-}" stop_server "$SERVER_PID"
         if [ "$mode" = on ]; then kill -INT "$cap_pid" 2>/dev/null || true; wait "$cap_pid" 2>/dev/null || true; fi
       done
