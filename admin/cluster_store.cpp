@@ -660,6 +660,11 @@ void ClusterStore::drain() {
   }
 }
 
+uint64_t ClusterStore::contact_age_ms() const {
+  uint64_t now = steady_ms(), at = contact_ms_.load();
+  return now > at ? now - at : 0;
+}
+
 bool ClusterStore::writes_health() const {
   return connected_ && !nodes_.empty() && nodes_.begin()->first == spec_.node;
 }

@@ -64,6 +64,9 @@ class ClusterStore final : public StateWriter {
                        uint32_t ttl_s);
 
   bool connected() const { return connected_.load(); }
+  // Milliseconds since etcd last answered this node (its keepalives run
+  // every 500 ms): a hung etcd shows here long before connected() drops.
+  uint64_t contact_age_ms() const;
   // The etcd revision this node's state is at (0: none applied yet).
   int64_t applied_revision() const { return applied_rev_.load(); }
   // The node that writes health verdicts for the cluster: the live member

@@ -23,11 +23,15 @@ void Aggregator::retain(const std::vector<std::string>& keys) {
   std::erase_if(endpoints_, [&](const auto& kv) { return !keep.count(kv.first); });
 }
 
+bool Aggregator::counts(const VantageView& v, uint32_t interval_ms, uint64_t now_ms) const {
+  return fresh(v, interval_ms, now_ms) && (!v.relayed || remote_trusted_);
+}
+
 std::optional<Decision> Aggregator::decide(Endpoint& e, uint64_t now_ms) {
   size_t n = 0, down = 0;
   std::string why;
   for (const auto& [vantage, v] : e.views) {
-    bool f = fresh(v, e.params.interval_ms, now_ms);
+    bool f = counts(v, e.params.interval_ms, now_ms);
     why += (why.empty() ? "" : ", ") + vantage + ": " + (v.up ? "up" : "down") + (f ? "" : " (stale)");
     if (!v.detail.empty() && f) why += " '" + v.detail + "'";
     if (!f) continue;
@@ -60,7 +64,9 @@ std::vector<std::pair<std::string, Decision>> Aggregator::tick(uint64_t now_ms) 
 
 void Aggregator::put_view(const std::string& key, const std::string& vantage, const VantageView& view) {
   auto it = endpoints_.find(key);
-  if (it != endpoints_.end()) it->second.views[vantage] = view;
+  if (it == endpoints_.end()) return;
+  VantageView& v = it->second.views[vantage] = view;
+  v.relayed = true;
 }
 
 void Aggregator::forget(const std::string& key, const std::string& vantage) {
@@ -76,10 +82,13 @@ void Aggregator::retain_views(const std::set<std::pair<std::string, std::string>
 }
 
 void Aggregator::refresh_remote(uint64_t now_ms) {
+  remote_trusted_ = true;
   for (auto& [key, e] : endpoints_)
     for (auto& [vantage, v] : e.views)
       if (!v.self) v.at_ms = now_ms;
 }
+
+void Aggregator::distrust_remote() { remote_trusted_ = false; }
 
 void Aggregator::set_verdict(const std::string& key, bool up) {
   auto it = endpoints_.find(key);
@@ -95,7 +104,7 @@ std::map<std::string, std::pair<VantageView, bool>> Aggregator::views(const std:
   std::map<std::string, std::pair<VantageView, bool>> out;
   auto it = endpoints_.find(key);
   if (it == endpoints_.end()) return out;
-  for (const auto& [vantage, v] : it->second.views) out[vantage] = {v, fresh(v, it->second.params.interval_ms, now_ms)};
+  for (const auto& [vantage, v] : it->second.views) out[vantage] = {v, counts(v, it->second.params.interval_ms, now_ms)};
   return out;
 }
 

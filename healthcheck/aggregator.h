@@ -21,7 +21,8 @@ struct VantageView {
   uint64_t at_ms = 0;
   double rtt_ms = 0;
   std::string detail;
-  bool self = false;  // this process: always fresh
+  bool self = false;     // this process: always fresh
+  bool relayed = false;  // read from etcd (put_view), not reported to this process
 };
 
 // One vantage's verdict on one endpoint, as reported.
@@ -67,6 +68,10 @@ class Aggregator {
   // Drops every view of other processes that `keep` does not hold ((key, vantage) pairs).
   void retain_views(const std::set<std::pair<std::string, std::string>>& keep);
   void refresh_remote(uint64_t now_ms);
+  // Cut off from etcd: the views read from it are of unknown age — not
+  // counted until etcd answers again (refresh_remote). Views reported to
+  // this process directly (its own, its agents') still count.
+  void distrust_remote();
   // The verdict the cluster recorded: later decisions start from it.
   void set_verdict(const std::string& key, bool up);
 
@@ -81,7 +86,9 @@ class Aggregator {
     std::map<std::string, VantageView> views;
   };
   std::optional<Decision> decide(Endpoint& e, uint64_t now_ms);
+  bool counts(const VantageView& v, uint32_t interval_ms, uint64_t now_ms) const;
   std::map<std::string, Endpoint> endpoints_;
+  bool remote_trusted_ = true;
 };
 
 }  // namespace vane::healthcheck

@@ -230,6 +230,20 @@ class Control {
   std::vector<healthcheck::Observation> observations_;
   healthcheck::Aggregator agg_;
   void record_decision(const std::string& key, const healthcheck::Decision& d);
+  // Verdicts this node applied that the cluster does not hold yet: decided
+  // here while another node writes verdicts, or while cut off from etcd, or
+  // a write that failed. Failover never waits on etcd: they apply at once,
+  // stand until the cluster's verdict agrees, and give way to a different
+  // one only after a grace (so reconnecting never flaps an answer).
+  struct LocalVerdict {
+    bool up;
+    uint64_t since_ms;     // decided, or last seen cut off
+    bool writing = false;  // this node writes verdicts, and is writing it
+  };
+  std::map<std::string, LocalVerdict> local_verdicts_;
+  std::map<std::string, bool> cluster_health_;  // endpoint key -> the verdict etcd holds
+  void write_verdict(const std::string& key, bool up, const std::string& why, bool was_up);
+  void review_local_verdicts(uint64_t now);
   void store_rtt(const std::string& vantage, const std::string& key, double ms);
   std::vector<std::pair<std::string, double>> rtts_;  // (key, ms) from this process, under verdict_mu_
   std::string vantage_ = "local";

@@ -10,6 +10,10 @@
 
 namespace vane::server {
 
+// How long etcd may leave this node unanswered before other vantages' views
+// stop counting (its keepalives run every 500 ms).
+constexpr uint64_t kTrustViewsMs = 1500;
+
 using admin::Json;
 using zones::override_from;
 using zones::Override;
@@ -204,29 +208,89 @@ void Control::record_decision(const std::string& key, const healthcheck::Decisio
   if (slot == UINT32_MAX) return;
   auto& s = srv_.states().at(slot);
   bool was_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
-  // In a connected cluster one node writes verdicts and every node applies
-  // them from etcd: nodes that saw the same observations a few milliseconds
-  // apart must not flip an endpoint back and forth. Cut off from etcd, a
-  // node decides for itself (its answers must still follow health).
-  if (cluster_ && cluster_->connected() && !cluster_->writes_health()) {
-    agg_.set_verdict(key, was_up);  // ask again next tick, in case leadership moves here
-    return;
-  }
+  uint64_t now = admin::now_ms();
+  // Applied here at once on every node, etcd or not. In a connected cluster
+  // one node writes verdicts (journaled once); the others, which decide the
+  // same from the same shared views, hold theirs until its verdict arrives.
+  bool mine = !cluster_ || cluster_->writes_health();
+  if (mine)
+    write_verdict(key, d.up, d.why, was_up);
+  else
+    local_verdicts_[key] = LocalVerdict{d.up, now};
   const char* to = d.up ? "up" : "down";
-  admin::StateStore::Change c{key, std::nullopt, std::nullopt, std::string(to)};
-  Json j{{"action", "health"}, {"endpoint", key}, {"from", was_up ? "up" : "down"},
-         {"to", to},           {"detail", d.why}, {"by", "vaned"}};
-  // Applied here at once; in a cluster every node decides the same from the
-  // same observations, and the guarded write journals it once.
-  writer_.commit({c}, j, [key](std::optional<Error> err, uint64_t) {
-    if (err) VANE_ERROR("cannot record health verdict for %s: %s (applied anyway)", key.c_str(), err->message.c_str());
-  });
   s.health.store(static_cast<uint8_t>(d.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
   ++flips_[to];
-  last_flip_ms_[key] = admin::now_ms();
-  note_flip(key, slot, admin::now_ms());
-  VANE_WARN("health: %s is %s (%s)%s", key.c_str(), to, d.why.c_str(),
-            zones::endpoint_up(s) == d.up ? "" : " — an admin override decides its answers");
+  last_flip_ms_[key] = now;
+  note_flip(key, slot, now);
+  VANE_WARN("health: %s is %s (%s)%s%s", key.c_str(), to, d.why.c_str(),
+            zones::endpoint_up(s) == d.up ? "" : " — an admin override decides its answers",
+            mine ? "" : cluster_->connected() ? " — this node's verdict, until the cluster's arrives"
+                                              : " — this node's verdict, cut off from etcd");
+}
+
+void Control::write_verdict(const std::string& key, bool up, const std::string& why, bool was_up) {
+  const char* to = up ? "up" : "down";
+  admin::StateStore::Change c{key, std::nullopt, std::nullopt, std::string(to)};
+  Json j{{"action", "health"}, {"endpoint", key}, {"from", was_up ? "up" : "down"},
+         {"to", to},           {"detail", why},  {"by", "vaned"}};
+  // A failed write is kept as this node's own verdict and written again
+  // once etcd answers (review_local_verdicts); the guarded write journals a
+  // verdict etcd already holds no second time.
+  if (cluster_) local_verdicts_[key] = LocalVerdict{up, admin::now_ms(), true};
+  writer_.commit({c}, j, [this, key, up](std::optional<Error> err, uint64_t) {
+    auto it = local_verdicts_.find(key);
+    if (err) {
+      VANE_ERROR("cannot record health verdict for %s: %s (applied here; written again when etcd answers)", key.c_str(),
+                 err->message.c_str());
+      if (it != local_verdicts_.end() && it->second.up == up) it->second.writing = false;
+      return;
+    }
+    if (it != local_verdicts_.end() && it->second.up == up) local_verdicts_.erase(it);
+  });
+}
+
+// Each tick: a verdict of this node's own that the cluster has not taken
+// up. Cut off, it stands (and the grace starts again). Connected, the node
+// that writes verdicts writes it; another node waits for that verdict, and
+// after the grace takes what the cluster holds.
+void Control::review_local_verdicts(uint64_t now) {
+  if (!cluster_) return;
+  for (auto it = local_verdicts_.begin(); it != local_verdicts_.end();) {
+    auto& [key, lv] = *it;
+    uint32_t slot = srv_.states().find(key);
+    if (slot == UINT32_MAX) {
+      it = local_verdicts_.erase(it);
+      continue;
+    }
+    if (!cluster_->connected()) {
+      lv.since_ms = now;
+      ++it;
+      continue;
+    }
+    auto& s = srv_.states().at(slot);
+    bool applied_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
+    if (cluster_->writes_health()) {
+      if (!lv.writing) write_verdict(key, lv.up, "written again: etcd did not answer when it was decided", !lv.up);
+      ++it;
+      continue;
+    }
+    auto iv = intervals_.find(key);
+    uint64_t grace = std::max<uint64_t>(2000, 3ULL * (iv == intervals_.end() ? 1000 : iv->second));
+    if (now - lv.since_ms < grace) {
+      ++it;
+      continue;
+    }
+    auto held = cluster_health_.find(key);
+    if (held != cluster_health_.end() && held->second != applied_up) {
+      VANE_WARN("health: %s is %s: the cluster's verdict (this node's own was %s)", key.c_str(),
+                held->second ? "up" : "down", lv.up ? "up" : "down");
+      s.health.store(static_cast<uint8_t>(held->second ? zones::Health::kUp : zones::Health::kDown),
+                     std::memory_order_relaxed);
+      agg_.set_verdict(key, held->second);
+      last_flip_ms_[key] = now;
+    }
+    it = local_verdicts_.erase(it);
+  }
 }
 
 std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
@@ -260,10 +324,18 @@ std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
 
 void Control::expire() {
   uint64_t now = admin::now_ms();
-  // Views in etcd are current while their vantage's lease lives; cut off
-  // from etcd, they age like any report and go stale after 3 intervals.
-  if (cluster_ && cluster_->connected()) agg_.refresh_remote(now);
+  // Views in etcd are current while their vantage's lease lives — known
+  // while etcd answers. When it has not for 1.5 s (hung, partitioned,
+  // gone), other vantages' views are of unknown age: this node decides on
+  // its own probes alone, at once, rather than waiting them out.
+  if (cluster_) {
+    if (cluster_->connected() && cluster_->contact_age_ms() <= kTrustViewsMs)
+      agg_.refresh_remote(now);
+    else
+      agg_.distrust_remote();
+  }
   for (const auto& [key, d] : agg_.tick(now)) record_decision(key, d);  // vantages going stale
+  review_local_verdicts(now);
   std::vector<std::pair<std::string, admin::Override>> due;  // ending one may erase it (a local write is done at once)
   for (const auto& [key, o] : expiries_)
     if (o.until_ms <= now && !ending_.count(key)) due.emplace_back(key, o);
@@ -355,6 +427,13 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
       case K::kHealth:
         if (slot != UINT32_MAX && !e.deleted) {
           bool up = e.value != "down";
+          cluster_health_[e.key] = up;
+          // This node's own verdict, not yet the cluster's: agreed, or it
+          // stands for the grace (review_local_verdicts).
+          if (auto lv = local_verdicts_.find(e.key); lv != local_verdicts_.end()) {
+            if (lv->second.up == up && !lv->second.writing) local_verdicts_.erase(lv);
+            break;
+          }
           if (up != (states.at(slot).health.load() == uint8_t(zones::Health::kUp))) last_flip_ms_[e.key] = now;
           states.at(slot).health.store(static_cast<uint8_t>(up ? zones::Health::kUp : zones::Health::kDown),
                                        std::memory_order_relaxed);

@@ -40,6 +40,26 @@ TEST(Aggregator, StaleVantagesAreExcluded) {
   EXPECT_NE(changed[0].second.why.find("v1: down (stale)"), std::string::npos);
 }
 
+// Cut off from etcd: other nodes' views no longer count, at once; this
+// node's own probes decide until etcd answers again.
+TEST(Aggregator, DistrustedRemoteViewsDoNotCount_UntilRefreshed) {
+  Aggregator a;
+  a.set_endpoint("e", {1000, 0.5, 1}, true);
+  a.put_view("e", "ns1", VantageView{true, 100, 1.0, "", false});
+  a.put_view("e", "ns3", VantageView{true, 100, 1.0, "", false});
+  EXPECT_FALSE(a.observe("e", "ns2", view(false, true), 200)) << "1 of 3 down";
+  a.distrust_remote();
+  auto changed = a.tick(300);
+  ASSERT_EQ(changed.size(), 1u) << "its own view alone decides";
+  EXPECT_FALSE(changed[0].second.up);
+  EXPECT_NE(changed[0].second.why.find("ns1: up (stale)"), std::string::npos);
+  a.set_verdict("e", false);
+  a.refresh_remote(400);  // etcd answers again: two of three say up
+  changed = a.tick(400);
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_TRUE(changed[0].second.up);
+}
+
 TEST(Aggregator, FewerThanMinVantagesKeepsTheLastVerdict) {
   Aggregator a;
   a.set_endpoint("e", {1000, 0.5, 2}, true);

@@ -3,8 +3,10 @@
 // A flip on one node is answered by all; no acknowledged change is lost
 // while the etcd leader and vaned nodes are killed; etcd away: nodes answer,
 // writes fail fast and clearly, then converge; compaction catch-up without
-// flapping; leased agent views; a timed override ends once; health verdicts
-// agree and are journaled once; digest mismatch; seeding and adopting.
+// flapping; etcd hung (SIGSTOP): failover on each node's own probes at
+// once, no flap when it resumes; leased agent views; a timed override ends
+// once; health verdicts agree and are journaled once; digest mismatch;
+// seeding and adopting.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -12,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -455,6 +458,74 @@ TEST_F(Cluster, HealthVerdicts_AgreeOnEveryNode_AndAreJournaledOnce) {
       if (e["action"] == "health" && e["endpoint"] == "app.example.com./A/primary") flips.push_back(e["to"]);
     EXPECT_EQ(flips, (std::vector<std::string>{"down", "up"})) << n->name;
   }
+}
+
+// Failover never waits on etcd: with every etcd member hung (SIGSTOP: the
+// connections stay open, nothing answers), each node follows its own health
+// checks within the same deadline as with etcd healthy; when etcd comes back the nodes
+// converge on the cluster's verdict without an answer flapping, and each
+// flip is journaled once.
+TEST_F(Cluster, EtcdHung_FailoverIsAsFastAsWithEtcd_AndConvergesWithoutFlapping) {
+  Endpoint web;
+  records_ = "checks:\n  web: { type: http, path: /health, interval: 1s, timeout: 400ms, fall: 2, rise: 2 }\n"
+             "records:\n" + app_failover(web.port());
+  // Three vantages: with etcd, two must see the endpoint down (quorum 0.5);
+  // cut off, a node has only its own probes — and acts on them at once
+  // instead of counting the others' last views until they go stale.
+  Node& a1 = add_node("ns1");  // writes the verdicts (first by name)
+  Node& b = add_node("ns2");
+  Node& c = add_node("ns3");
+  std::vector<Node*> both{&a1, &b, &c};
+  for (Node* n : both) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  for (Node* n : both) ASSERT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000));
+  // The endpoint dies; how long until each node answers the standby.
+  auto failover = [&] {
+    std::map<std::string, double> ms;
+    web.stop();  // (as in the health tests: from when it is down)
+    auto t0 = std::chrono::steady_clock::now();
+    while (ms.size() < both.size() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(8)) {
+      for (Node* n : both)
+        if (!ms.count(n->name) && a(*n, "app.example.com") == "198.51.100.20")
+          ms[n->name] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return ms;
+  };
+  auto healthy = failover();
+  web.start();
+  for (Node* n : both) ASSERT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000));
+  for (int i = 0; i < etcd_.size(); ++i) etcd_.pause(i);
+  auto hung = failover();
+  for (Node* n : both) {
+    ASSERT_TRUE(healthy.count(n->name) && hung.count(n->name)) << n->name << " never failed over";
+    std::cout << n->name << ": failover " << healthy[n->name] << " ms with etcd, " << hung[n->name]
+              << " ms with etcd hung\n";
+    // The health tests' deadline, etcd or not: interval x fall + 0.5 s.
+    EXPECT_LE(healthy[n->name], 2500) << n->name;
+    EXPECT_LE(hung[n->name], 2500) << n->name << n->vaned->process().output();
+  }
+  // etcd back while the endpoint is still down: every answer stays the standby.
+  for (int i = 0; i < etcd_.size(); ++i) etcd_.resume(i);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  int samples = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    for (Node* n : both) EXPECT_EQ(a(*n, "app.example.com"), "198.51.100.20") << n->name << " flapped";
+    ++samples;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GT(samples, 50);
+  for (Node* n : both) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000)) << n->name;
+  web.start();
+  for (Node* n : both)
+    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000)) << n->name;
+  // Each flip journaled once, the same on both nodes.
+  for (Node* n : both)
+    EXPECT_TRUE(eventually([&] {
+      std::vector<std::string> flips;
+      for (const auto& e : history(*n))
+        if (e["action"] == "health" && e["endpoint"] == "app.example.com./A/primary") flips.push_back(e["to"]);
+      return flips == std::vector<std::string>{"down", "up", "down", "up"};
+    }, 5000)) << n->name;
 }
 
 // failback: manual in a cluster: the hold is written once (by the node that

@@ -84,6 +84,14 @@ void EtcdCluster::kill_all() {
   for (int i = 0; i < size(); ++i) kill(i);
 }
 
+void EtcdCluster::pause(int i) {
+  if (Member& m = members_[size_t(i)]; m.proc) m.proc->signal(SIGSTOP);
+}
+
+void EtcdCluster::resume(int i) {
+  if (Member& m = members_[size_t(i)]; m.proc) m.proc->signal(SIGCONT);
+}
+
 bool EtcdCluster::running(int i) const { return members_[size_t(i)].proc != nullptr; }
 
 int EtcdCluster::leader() {

@@ -25,6 +25,9 @@ class EtcdCluster {
   void kill(int i, int sig = 9);  // stops member i (SIGKILL by default)
   void start(int i);              // (re)starts member i on its data dir
   void kill_all();
+  // SIGSTOP / SIGCONT: a member that holds its connections and answers nothing (a hung process).
+  void pause(int i);
+  void resume(int i);
   void start_all();
   bool running(int i) const;
   // Index of the member that leads now, or -1 (no quorum, or none answers).
