@@ -1,7 +1,9 @@
 #include "cluster_store.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "log.h"
@@ -319,6 +321,7 @@ void ClusterStore::keepalive_loop() {
       if (!k) {
         ok = false, why = k.error().message;
       } else {
+        contact_ms_ = steady_ms();  // etcd answers (whatever the rest of this round takes)
         const Json& res = k->contains("result") ? (*k)["result"] : *k;
         cluster_rev_ = std::max(cluster_rev_.load(), json_int(res.value("header", Json::object()), "revision"));
         if (json_int(res, "TTL") <= 0) {
@@ -335,7 +338,8 @@ void ClusterStore::keepalive_loop() {
         std::lock_guard lock(mu_);
         digest = digest_;
       }
-      Json me{{"version", VANE_VERSION}, {"digest", digest}, {"applied", applied_rev_.load()}, {"at_ms", now_ms()}};
+      Json me{{"version", VANE_VERSION}, {"digest", digest},          {"applied", applied_rev_.load()},
+              {"at_ms", now_ms()},     {"clock_ms", host_ms()}};  // clock_ms: for the cluster's clock
       auto p = etcd.call("/v3/kv/put",
                          {{"key", base64_encode(full("nodes/" + spec_.node))},
                           {"value", base64_encode(me.dump())},
@@ -628,16 +632,24 @@ void ClusterStore::drain() {
           }
           break;
         case K::kNode:
-          if (e.deleted)
+          if (e.deleted) {
             nodes_.erase(e.key);
-          else
+            clock_samples_.erase(e.key);
+          } else {
             nodes_[e.key] = Json::parse(e.value, nullptr, false);
+            // A heartbeat just written (not one read back by a full sync,
+            // up to 2 s old): how far the sender's clock is from ours.
+            const Json& n = nodes_[e.key];
+            if (!p.full && e.key != spec_.node && n.is_object() && n.contains("clock_ms"))
+              clock_samples_[e.key] = n.value("clock_ms", int64_t{0}) - int64_t(host_ms());
+          }
           break;
         default:
           break;
       }
       fresh.push_back(e);
     }
+    follow_cluster_clock();
     std::optional<Error> err;
     if (p.full) {
       std::sort(journal.begin(), journal.end(),
@@ -665,6 +677,25 @@ uint64_t ClusterStore::contact_age_ms() const {
   return now > at ? now - at : 0;
 }
 
+// The cluster's clock is the median of its live nodes' clocks (this one's
+// included, at 0): a node whose clock is off follows the others; two nodes
+// meet halfway. Measured from heartbeats as they arrive (every 2 s), so it
+// is right to within the time etcd takes to pass one on.
+void ClusterStore::follow_cluster_clock() {
+  std::vector<int64_t> offsets{0};
+  for (const auto& [node, off] : clock_samples_)
+    if (nodes_.count(node)) offsets.push_back(off);
+  std::sort(offsets.begin(), offsets.end());
+  size_t n = offsets.size();
+  int64_t median = n % 2 ? offsets[n / 2] : (offsets[n / 2 - 1] + offsets[n / 2]) / 2;
+  int64_t was = clock_offset_ms();
+  set_clock_offset_ms(median);
+  if (std::abs(median - was) >= 500 && (std::abs(median) >= 500 || std::abs(was) >= 500))
+    VANE_WARN("cluster: this host's clock is %.1f s %s the cluster's (the median of %zu nodes'): times here follow "
+              "the cluster's",
+              std::abs(double(median)) / 1000.0, median < 0 ? "ahead of" : "behind", n);
+}
+
 bool ClusterStore::writes_health() const {
   return connected_ && !nodes_.empty() && nodes_.begin()->first == spec_.node;
 }
@@ -680,6 +711,7 @@ Json ClusterStore::status() const {
          {"applied_revision", applied},
          {"cluster_revision", top},
          {"lag", top - applied},
+         {"clock_offset_ms", clock_offset_ms()},
          {"state_age_s", up ? 0.0 : double(now - std::max(contact_ms_.load(), uint64_t(1))) / 1000.0}};
   if (!up && contact_ms_ == 0) s["state_age_s"] = nullptr;  // never reached etcd since start
   {

@@ -124,6 +124,8 @@ class ClusterStore final : public StateWriter {
   // Main loop only.
   std::map<std::string, int64_t> key_rev_;  // key suffix -> mod revision applied here
   std::map<std::string, Json> nodes_;       // membership, as last seen
+  std::map<std::string, int64_t> clock_samples_;  // node -> its clock minus ours, at its last heartbeat
+  void follow_cluster_clock();
 };
 
 }  // namespace vane::admin

@@ -82,11 +82,19 @@ uint64_t put_journal(rocksdb::WriteBatch& batch, const std::vector<nlohmann::jso
 
 }  // namespace
 
-uint64_t now_ms() {
+namespace {
+std::atomic<int64_t> g_clock_offset_ms{0};
+}
+
+uint64_t host_ms() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count());
 }
+
+uint64_t now_ms() { return uint64_t(int64_t(host_ms()) + g_clock_offset_ms.load(std::memory_order_relaxed)); }
+void set_clock_offset_ms(int64_t ms) { g_clock_offset_ms.store(ms, std::memory_order_relaxed); }
+int64_t clock_offset_ms() { return g_clock_offset_ms.load(std::memory_order_relaxed); }
 
 std::string format_time(uint64_t ms) {
   time_t t = static_cast<time_t>(ms / 1000);

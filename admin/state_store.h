@@ -123,7 +123,15 @@ class StateStore {
   std::atomic<uint64_t> write_errors_{0};
 };
 
-uint64_t now_ms();                     // wall clock, ms since the epoch
+// The wall clock, ms since the epoch — the cluster's: this host's clock
+// plus the offset a cluster measures to the median of its nodes' clocks
+// (0 alone). Every time the control plane keeps (override ends, drills,
+// ramps, the journal) is on it, so a node with a skewed clock ends them when
+// the others do.
+uint64_t now_ms();
+uint64_t host_ms();                   // this host's clock, as it is
+void set_clock_offset_ms(int64_t ms);  // the cluster (main loop)
+int64_t clock_offset_ms();
 std::string format_time(uint64_t ms);  // "2026-11-25T17:06:32Z"
 std::string format_duration(uint64_t ms);  // "15m", "90s", "1500ms": as a config would say it
 

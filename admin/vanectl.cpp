@@ -2,6 +2,7 @@
 // tables for people, --json for scripts, non-zero exit on any error.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -226,6 +227,9 @@ void print_cluster(const json& c) {
     printf("\n  etcd unreachable%s: answering from the state applied %s s ago%s%s",
            c.contains("error") ? "" : " so far", c["state_age_s"].is_null() ? "?" : str(c["state_age_s"]).c_str(),
            c.contains("error") ? " — " : "", c.contains("error") ? str(c["error"]).c_str() : "");
+  if (int64_t off = c.value("clock_offset_ms", int64_t{0}); std::abs(off) >= 100)
+    printf("\n  this host's clock is %.1f s %s the cluster's: times here follow the cluster's", std::abs(off) / 1000.0,
+           off < 0 ? "ahead of" : "behind");
   printf("\n");
   std::vector<std::vector<std::string>> rows{{"  NODE", "VERSION", "APPLIED", "LAG", "HEARTBEAT", "CONFIG DIGEST"}};
   for (const auto& n : c["nodes"]) {

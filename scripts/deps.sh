@@ -34,6 +34,6 @@ BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev liby
 # writes the test's MaxMind databases; dnsperf loads vaned while one is swapped.
 # fstrm-bin (fstrm_capture) and dnstap-ldns: a real dnstap reader and decoder.
 TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client clang libclang-rt-14-dev
-  prometheus unbound python3-dnspython ldnsutils nsd gdnsd libmaxmind-db-writer-perl dnsperf fstrm-bin dnstap-ldns)
+  prometheus unbound python3-dnspython ldnsutils nsd gdnsd libmaxmind-db-writer-perl dnsperf fstrm-bin dnstap-ldns faketime)
 # What bench/run.sh needs on top.
 BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)

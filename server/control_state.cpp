@@ -240,8 +240,8 @@ void Control::write_verdict(const std::string& key, bool up, const std::string& 
   writer_.commit({c}, j, [this, key, up](std::optional<Error> err, uint64_t) {
     auto it = local_verdicts_.find(key);
     if (err) {
-      VANE_ERROR("cannot record health verdict for %s: %s (applied here; written again when etcd answers)", key.c_str(),
-                 err->message.c_str());
+      VANE_ERROR("cannot record health verdict for %s: %s (applied here%s)", key.c_str(), err->message.c_str(),
+                 cluster_ ? "; written again when etcd answers" : "");
       if (it != local_verdicts_.end() && it->second.up == up) it->second.writing = false;
       return;
     }

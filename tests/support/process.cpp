@@ -116,9 +116,11 @@ int Process::wait(int timeout_ms) {
 
 std::string vaned_path() { return VANED_PATH; }
 
-Vaned::Vaned(const TempDir& dir, const std::string& config_yaml, const std::vector<std::string>& extra_args) {
+Vaned::Vaned(const TempDir& dir, const std::string& config_yaml, const std::vector<std::string>& extra_args,
+             const std::vector<std::string>& prefix) {
   config_path_ = dir.write("vane.yaml", config_yaml);
-  std::vector<std::string> argv{vaned_path(), "--config", config_path_};
+  std::vector<std::string> argv = prefix;
+  argv.insert(argv.end(), {vaned_path(), "--config", config_path_});
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   proc_ = std::make_unique<Process>(argv);
   if (!proc_->wait_for_output("ready:", 20000))

@@ -56,7 +56,9 @@ std::string vaned_path();
 // and zone files live in dir.
 class Vaned {
  public:
-  Vaned(const TempDir& dir, const std::string& config_yaml, const std::vector<std::string>& extra_args = {});
+  // `prefix`: a command that runs vaned (env VAR=... for libfaketime).
+  Vaned(const TempDir& dir, const std::string& config_yaml, const std::vector<std::string>& extra_args = {},
+        const std::vector<std::string>& prefix = {});
   uint16_t port() const { return port_; }
   Process& process() { return *proc_; }
   std::string config_path() const { return config_path_; }
