@@ -16,6 +16,7 @@
 #   LATENCY_ONLY=1 RATES="10000 40000 80000" bench/run.sh  # open-loop latency and CPU at fixed rates
 #   GEO_ONLY=1 GEO_NETS=1000000 bench/run.sh       # geo answers vs static and vs gdnsd; a 1M-network database
 #   DNSTAP_ONLY=1 bench/run.sh                       # every answer logged (dnstap) vs not, vane and Knot
+#   HEALTH_ONLY=1 bench/run.sh                       # 10 000 checked endpoints: honest, then lying
 #
 # Only 127.0.0.1 is used. Every server started here is stopped by PID.
 set -euo pipefail
@@ -36,6 +37,7 @@ if [ "${BIG_ONLY:-0}" = 1 ]; then BIG=1 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSS
 if [ "${LATENCY_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=1 GEO=0 DNSTAP=0; fi
 if [ "${GEO_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0 GEO=1 DNSTAP=0; fi
 if [ "${DNSTAP_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=0 STATIC=0 DNSSEC=0 LATENCY=0 GEO=0 DNSTAP=1; fi
+if [ "${HEALTH_ONLY:-0}" = 1 ]; then BIG=0 STEER=0 METRICS=0 HEALTH=1 STATIC=0 DNSSEC=0 LATENCY=0 GEO=0 DNSTAP=0; fi
 RATES=${RATES:-"10000 40000 80000 120000"}
 LAT_ROUNDS=${LAT_ROUNDS:-1}
 # Below the ephemeral range (32768-60999): a connect probe to a port in it
@@ -555,12 +557,39 @@ EOC
         printf "      - { name: e%d, address: 10.9.%d.%d, host: 127.0.0.1, port: %d, check: t }\n", e, r, e, port
     }
   }')
-  for mode in off on; do
-    if [ "$mode" = on ]; then start_vane "$WORK/zones/bench.test" bench.test "$CHECKS_YAML"
-    else start_vane "$WORK/zones/bench.test" bench.test; fi
+  # The lying kind (issue "Gray failures"): a third of the endpoints answer
+  # 200 only every other time (HTTP, fall 3: never down), a third accept and
+  # never answer (HTTP, 2 s timeout), a third stall the TLS handshake (HTTPS).
+  FLAKY_PORT=$((PORT + 2)) PIT_PORT=$((PORT + 3))
+  taskset -c 1 python3 bench/lying_endpoints.py "$FLAKY_PORT" "$PIT_PORT" &
+  LIAR_PID=$!
+  PIDS+=("$LIAR_PID")
+  LYING_YAML=$(awk -v flaky="$FLAKY_PORT" -v pit="$PIT_PORT" 'BEGIN {
+    print "checks:"
+    print "  hang: { type: http, path: /health, interval: 10s, timeout: 2s, fall: 3, rise: 2 }"
+    print "  tls: { type: https, path: /health, tls_verify: false, interval: 10s, timeout: 2s, fall: 3, rise: 2 }"
+    for (i = 0; i < 10000; i += 3)
+      printf "  f%d: { type: http, path: /f%d, expect_status: [200], interval: 10s, timeout: 2s, fall: 3, rise: 2 }\n", i, i
+    print "records:"
+    for (r = 0; r < 200; r++) {
+      printf "  - name: hs%d.bench.test\n    type: A\n    endpoints:\n", r
+      for (e = 0; e < 50; e++) {
+        i = r * 50 + e
+        if (i % 3 == 0) printf "      - { name: e%d, address: 10.9.%d.%d, host: 127.0.0.1, port: %d, check: f%d }\n", e, r, e, flaky, i
+        else printf "      - { name: e%d, address: 10.9.%d.%d, host: 127.0.0.1, port: %d, check: %s }\n", e, r, e, pit, (i % 3 == 1 ? "hang" : "tls")
+      }
+    }
+  }')
+  for mode in off on lying; do
+    case $mode in
+      on) start_vane "$WORK/zones/bench.test" bench.test "$CHECKS_YAML" ;;
+      lying) start_vane "$WORK/zones/bench.test" bench.test "$LYING_YAML" ;;
+      *) start_vane "$WORK/zones/bench.test" bench.test ;;
+    esac
     PIDS+=("$SERVER_PID")
     wait_answer h9999.bench.test 60 || { echo "vane did not start"; continue; }
     [ "$mode" = on ] && sleep 11  # one full round of probes, spread over the interval
+    [ "$mode" = lying ] && sleep 33  # three rounds: fall 3
     d0=$(thread_ticks "$SERVER_PID" "vane-dns\|vane-udp"); h0=$(thread_ticks "$SERVER_PID" vane-health); t0=$(date +%s%N)
     out=$(taskset -c 1 dnsperf -m udp -s 127.0.0.1 -p "$PORT" -d "$WORK/static.txt" -l "$DURATION" -c 16 -q 512 -T 1 2>&1)
     d1=$(thread_ticks "$SERVER_PID" "vane-dns\|vane-udp"); h1=$(thread_ticks "$SERVER_PID" vane-health); t1=$(date +%s%N)
@@ -570,11 +599,18 @@ EOC
       HS_DOWN=$(grep -c 'health: .* is down' "$WORK/vane.log" || true)
       HS_CHECKER=$(awk -v c="$((h1 - h0))" -v hz="$HZ" -v ns="$((t1 - t0))" 'BEGIN { printf "%.1f", 100 * c / hz / (ns / 1e9) }')
       HS_ENDPOINTS=$(grep -c 'check: t' <<<"$CHECKS_YAML")
+    elif [ "$mode" = lying ]; then
+      HS_LYING_CHECKER=$(awk -v c="$((h1 - h0))" -v hz="$HZ" -v ns="$((t1 - t0))" 'BEGIN { printf "%.1f", 100 * c / hz / (ns / 1e9) }')
+      HS_LYING_DOWN=$(grep -c 'health: .* is down' "$WORK/vane.log" || true)
+      HS_FLAKY_DOWN=$(grep 'health: .* is down' "$WORK/vane.log" | grep -c '503' || true)
+      echo "  lying: checker ${HS_LYING_CHECKER}% of a core; ${HS_LYING_DOWN} endpoints down (6 666 hang or stall), ${HS_FLAKY_DOWN} of them the every-other-time ones (want 0)"
     fi
     stop_server "$SERVER_PID"
   done
   KEEP_PID=""
   stop_server "$TARGET_PID"
+  kill "$LIAR_PID" 2>/dev/null || true
+  wait "$LIAR_PID" 2>/dev/null || true
 fi
 
 # Time to ready: from exec to the first TCP answer for the zone's last
@@ -689,6 +725,11 @@ if [ -n "${HS_DNS[off]:-}" ] && [ -n "${HS_DNS[on]:-}" ]; then
   awk -v a="${HS_DNS[off]}" -v b="${HS_DNS[on]}" -v h="$HS_CHECKER" -v n="${HS_ENDPOINTS:-?}" 'BEGIN {
     printf "health checks: %s endpoints every 10s: checker thread %s%% of a core; DNS threads %.2f -> %.2f µs/query (%.3f, target <= 1.03)\n", n, h, a, b, b / a }'
   echo "  (endpoints that went down during the run: ${HS_DOWN:-?}; 0 means every probe connected)"
+fi
+if [ -n "${HS_DNS[lying]:-}" ]; then
+  awk -v a="${HS_DNS[off]}" -v b="${HS_DNS[lying]}" -v h="$HS_LYING_CHECKER" 'BEGIN {
+    printf "health checks, 10000 lying endpoints: checker thread %s%% of a core (target < 100); DNS threads %.2f -> %.2f µs/query (%.3f)\n", h, a, b, b / a }'
+  echo "  (down: ${HS_LYING_DOWN:-?}, want 6666 — the hanging and stalling ones; up every other time but down: ${HS_FLAKY_DOWN:-?}, want 0)"
 fi
 for s in vane knot; do
   [ -n "${SG[$s:static]:-}" ] || continue

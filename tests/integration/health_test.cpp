@@ -1,7 +1,8 @@
 // The health checker against real endpoints the test starts and stops (HTTP
 // servers on 127.0.0.1, a second vaned for DNS checks): answers follow
 // health within interval×fall, come back after rise, a 200 without the
-// expected body is down, verdicts are journaled and survive a restart.
+// expected body is down, verdicts are journaled and survive a restart;
+// endpoints that hang, stall TLS or answer every other time.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -228,6 +229,90 @@ records:
   EXPECT_NE(detail.find("SSL"), std::string::npos) << detail;
   tls.stop();
   t.join();
+}
+
+// Gray failures: endpoints that are half there and lying. A server that
+// accepts and never answers, and a TLS handshake that stalls, are down
+// within interval x fall + timeout — and while their probes hang, another
+// endpoint's failure is still seen on time (the checker waits on no probe).
+TEST_F(Health, HangingProbesAndStalledTls_AreDown_AndDoNotDelayOtherChecks) {
+  Tarpit pit;
+  Endpoint web;
+  auto record = [](const std::string& name, uint16_t port, const std::string& check) {
+    return "  - name: " + name + "\n    type: A\n    policy: failover\n    endpoints:\n"
+           "      - { name: primary, address: 192.0.2.20, host: 127.0.0.1, port: " + std::to_string(port) +
+           ", priority: 1, check: " + check + " }\n"
+           "      - { name: standby, address: 198.51.100.20, priority: 2 }\n";
+  };
+  Vaned v(dir_, R"(
+listen: ["127.0.0.1:0"]
+threads: 1
+zones: [{ name: example.com, file: example.com.zone }]
+checks:
+  web: { type: http, path: /health, interval: 200ms, timeout: 150ms, fall: 2, rise: 1 }
+  tls: { type: https, host: vane.test, path: /health, tls_verify: false, interval: 200ms, timeout: 150ms, fall: 2, rise: 1 }
+records:
+)" + record("app.example.com", web.port(), "web") + record("hang.example.com", pit.port(), "web") +
+                    record("tls.example.com", pit.port(), "tls"));
+  auto answer = [&](const std::string& name) {
+    auto r = query("127.0.0.1", v.port(), name, "A");
+    return r && r->answer.size() == 1 ? r->answer[0].substr(r->answer[0].rfind(' ') + 1) : "<none>";
+  };
+  for (const char* name : {"hang.example.com", "tls.example.com"})
+    EXPECT_TRUE(eventually([&] { return answer(name) == "198.51.100.20"; }, 2000)) << name;
+  EXPECT_EQ(answer("app.example.com"), "192.0.2.20");
+  for (const char* ep : {"hang.example.com./A/primary", "tls.example.com./A/primary"}) {
+    std::string detail;
+    for (const auto& e : history())
+      if (e["endpoint"] == ep) detail = e["detail"];
+    EXPECT_NE(detail.find("imeout"), std::string::npos) << ep << ": " << detail;  // "Timeout was reached"
+  }
+  // The tarpit still holds every probe to its timeout; the web endpoint dies.
+  uint64_t held_before = pit.accepted();
+  web.stop();
+  int down_ms = ms_until(v, "198.51.100.20", 5000);
+  ASSERT_GE(down_ms, 0) << "never failed over";
+  EXPECT_LE(down_ms, 200 * 2 + 500) << "interval x fall + 0.5 s, hung probes or not";
+  EXPECT_GE(pit.accepted(), held_before + 2) << "the hanging probes went on meanwhile";
+}
+
+// An endpoint that answers 200 only every other time: with fall 2 it is
+// never two failures in a row — never down; once down, with rise 2 it is
+// never two successes in a row — never up. The verdicts follow fall and rise
+// exactly: one flip each way, journaled.
+TEST_F(Health, AnEndpointUpEveryOtherTime_FollowsFallAndRiseExactly) {
+  Endpoint web1, web2;
+  Vaned v(dir_, R"(
+listen: ["127.0.0.1:0"]
+threads: 1
+zones: [{ name: example.com, file: example.com.zone }]
+checks:
+  web: { type: http, path: /health, expect_status: [200], body_contains: ok, interval: 200ms, timeout: 190ms, fall: 2, rise: 2 }
+records:
+)" + app_failover(web1.port(), web2.port()));
+  ASSERT_TRUE(eventually([&] { return a(v) == "192.0.2.20"; }));
+  auto steady = [&](const std::string& want, int probes) {
+    uint64_t until = web1.requests() + uint64_t(probes);
+    while (web1.requests() < until) {
+      if (a(v) != want) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  };
+  web1.alternate(true);
+  EXPECT_TRUE(steady("192.0.2.20", 14)) << "up every other time: never two failures in a row";
+  web1.alternate(false);
+  web1.lie(true);  // down for good: two failures
+  EXPECT_TRUE(eventually([&] { return a(v) == "198.51.100.20"; }, 3000));
+  web1.lie(false);
+  web1.alternate(true);  // a success, then a failure, ...: never two successes in a row
+  EXPECT_TRUE(steady("198.51.100.20", 14)) << "never two successes in a row";
+  web1.alternate(false);
+  EXPECT_TRUE(eventually([&] { return a(v) == "192.0.2.20"; }, 3000));
+  std::vector<std::string> flips;
+  for (const auto& e : history())
+    if (e["action"] == "health" && e["endpoint"] == "app.example.com./A/primary") flips.push_back(e["to"]);
+  EXPECT_EQ(flips, (std::vector<std::string>{"down", "up"}));
 }
 
 TEST(HealthConfig, ErrorsNameFileAndLine) {

@@ -1,12 +1,22 @@
-// A test HTTP endpoint (cpp-httplib) on 127.0.0.1 for health checks.
+// Test endpoints on 127.0.0.1 for health checks: an HTTP server (cpp-httplib)
+// that can stop, lie, answer slowly or every other time, and a tarpit.
 #pragma once
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 namespace vane::test {
 
@@ -19,6 +29,12 @@ class Endpoint {
     server_ = std::make_unique<httplib::Server>();
     server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       if (int d = delay_ms_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(d));
+      ++requests_;
+      if (alternate_.load() && ++flaky_ % 2 == 0) {  // every other answer a 503
+        res.status = 503;
+        res.set_content("flaky\n", "text/plain");
+        return;
+      }
       res.set_content(body_.load() ? "ok\n" : "degraded\n", "text/plain");
     });
     if (port_ == 0)
@@ -35,13 +51,71 @@ class Endpoint {
   }
   void lie(bool l) { body_ = !l; }
   void delay(int ms) { delay_ms_ = ms; }  // answer slowly: a higher measured RTT
+  void alternate(bool a) { flaky_ = 0, alternate_ = a; }  // 200 only every other time (the first is a 200)
+  uint64_t requests() const { return requests_; }
   uint16_t port() const { return port_; }
 
  private:
   uint16_t port_;
   std::atomic<bool> body_{true};
   std::atomic<int> delay_ms_{0};
+  std::atomic<bool> alternate_{false};
+  std::atomic<uint64_t> flaky_{0}, requests_{0};
   std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+// A TCP listener that accepts and then says nothing: an HTTP server that
+// hangs, a TLS handshake that stalls. Connections are held until the peer
+// closes them.
+class Tarpit {
+ public:
+  Tarpit() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd_, 1024) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("tarpit: cannot listen");
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Tarpit() {
+    stop_ = true;
+    thread_.join();
+    for (int c : held_) close(c);
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+  uint64_t accepted() const { return accepted_; }
+
+ private:
+  void run() {
+    while (!stop_) {
+      std::vector<pollfd> fds{{fd_, POLLIN, 0}};
+      for (int c : held_) fds.push_back({c, POLLIN, 0});
+      if (poll(fds.data(), fds.size(), 50) <= 0) continue;
+      if (fds[0].revents & POLLIN) {
+        int c = accept(fd_, nullptr, nullptr);
+        if (c >= 0) held_.push_back(c), ++accepted_;
+      }
+      for (size_t i = 1; i < fds.size(); ++i) {
+        if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char buf[4096];
+        if (read(fds[i].fd, buf, sizeof buf) <= 0) {  // closed by the prober: let it go (what it sent is ignored)
+          close(fds[i].fd);
+          held_.erase(std::find(held_.begin(), held_.end(), fds[i].fd));
+        }
+      }
+    }
+  }
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> accepted_{0};
+  std::vector<int> held_;
   std::thread thread_;
 };
 
