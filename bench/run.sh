@@ -602,7 +602,7 @@ EOC
     elif [ "$mode" = lying ]; then
       HS_LYING_CHECKER=$(awk -v c="$((h1 - h0))" -v hz="$HZ" -v ns="$((t1 - t0))" 'BEGIN { printf "%.1f", 100 * c / hz / (ns / 1e9) }')
       HS_LYING_DOWN=$(grep -c 'health: .* is down' "$WORK/vane.log" || true)
-      HS_FLAKY_DOWN=$(grep 'health: .* is down' "$WORK/vane.log" | grep -c '503' || true)
+      HS_FLAKY_DOWN=$(grep 'health: .* is down' "$WORK/vane.log" | grep -c "'http 503'" || true)
       echo "  lying: checker ${HS_LYING_CHECKER}% of a core; ${HS_LYING_DOWN} endpoints down (6 666 hang or stall), ${HS_FLAKY_DOWN} of them the every-other-time ones (want 0)"
     fi
     stop_server "$SERVER_PID"
