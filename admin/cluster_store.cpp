@@ -14,6 +14,7 @@ namespace {
 
 constexpr int64_t kNodeLeaseTtlS = 5;
 constexpr uint64_t kConnectedWithinMs = 3000;
+constexpr uint64_t kWatchSilentMs = 3000;  // a watch silent that long after this node's heartbeat is stuck
 constexpr size_t kMaxTxnOps = 100;  // etcd's --max-txn-ops defaults to 128
 
 uint64_t steady_ms() {
@@ -303,6 +304,7 @@ void ClusterStore::writer_loop() {
 void ClusterStore::keepalive_loop() {
   EtcdClient etcd(spec_);
   uint64_t last_beat = 0, last_trim = steady_ms();
+  uint64_t unseen_beat_ms = 0;  // a heartbeat written that the watch has not yet heard back
   while (!stop_) {
     uint64_t now = steady_ms();
     bool ok = true;
@@ -345,7 +347,21 @@ void ClusterStore::keepalive_loop() {
                           {"value", base64_encode(me.dump())},
                           {"lease", std::to_string(lease_.load())}},
                          1500);
-      if (p) last_beat = now;
+      if (p) {
+        last_beat = now;
+        if (!unseen_beat_ms) unseen_beat_ms = steady_ms();
+      }
+    }
+    // This node's own heartbeat comes back through the watch within
+    // milliseconds. A watch that has heard nothing for 3 s since one was
+    // written, while etcd answers, hangs on a member that holds its stream
+    // and sends nothing (a stopped process): start it again elsewhere.
+    if (unseen_beat_ms && watch_seen_ms_ >= unseen_beat_ms) unseen_beat_ms = 0;  // heard since
+    if (unseen_beat_ms && watch_live_ && steady_ms() - unseen_beat_ms > kWatchSilentMs) {
+      VANE_WARN("cluster: the watch heard nothing for %llu ms while etcd answered (a hung member?): watching again",
+                static_cast<unsigned long long>(steady_ms() - unseen_beat_ms));
+      watch_abort_ = true;
+      unseen_beat_ms = 0;
     }
     // Agents' leases live while their reports keep arriving here.
     std::vector<int64_t> alive;
@@ -495,6 +511,7 @@ bool ClusterStore::sync_and_watch(EtcdClient& etcd) {
   snap.connects = true;  // "connected" once this state is applied, not before
   deliver(std::move(snap));
   watch_abort_ = false;
+  watch_seen_ms_ = steady_ms();
   if (stop_) return false;
   Json create{{"key", base64_encode(root)},
               {"range_end", base64_encode(prefix_end(root))},
@@ -505,6 +522,7 @@ bool ClusterStore::sync_and_watch(EtcdClient& etcd) {
       [&](const Json& m) {
         if (m.value("canceled", false) || json_int(m, "compact_revision") > 0) return false;  // resync
         contact_ms_ = steady_ms();
+        watch_seen_ms_ = contact_ms_.load();
         int64_t hrev = json_int(m.value("header", Json::object()), "revision");
         cluster_rev_ = std::max(cluster_rev_.load(), hrev);
         if (!m.contains("events")) return true;

@@ -98,6 +98,7 @@ class ClusterStore final : public StateWriter {
   std::atomic<bool> stop_{false};
   std::atomic<bool> watch_abort_{false};
   std::atomic<bool> watch_live_{false};  // the state applied here is the watch's: current
+  std::atomic<uint64_t> watch_seen_ms_{0};  // the watch's last message (steady clock)
   std::atomic<bool> connected_{false};
   std::atomic<int64_t> applied_rev_{0};
   std::atomic<int64_t> cluster_rev_{0};

@@ -123,6 +123,21 @@ bool EtcdCluster::wait_healthy(int timeout_ms) {
   return false;
 }
 
+bool EtcdCluster::make_leader(int i) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    int l = leader();
+    if (l == i) return true;
+    auto me = post(members_[size_t(i)].client, "/v3/maintenance/status", nlohmann::json::object());
+    if (l >= 0 && me) {
+      const auto& id = (*me)["header"]["member_id"];
+      post(members_[size_t(l)].client, "/v3/maintenance/transfer-leadership",
+           {{"targetID", id.is_string() ? id.get<std::string>() : id.dump()}});
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
 nlohmann::json EtcdCluster::call(const std::string& path, const nlohmann::json& body) {
   for (int attempt = 0; attempt < 50; ++attempt) {
     for (int i = 0; i < size(); ++i)

@@ -32,6 +32,8 @@ class EtcdCluster {
   bool running(int i) const;
   // Index of the member that leads now, or -1 (no quorum, or none answers).
   int leader();
+  // Hands leadership to member i (etcd's transfer-leadership); true once it leads.
+  bool make_leader(int i);
   // Waits until a leader is elected and every running member answers.
   bool wait_healthy(int timeout_ms = 20000);
 
