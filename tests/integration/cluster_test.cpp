@@ -604,14 +604,20 @@ TEST_F(Cluster, EtcdLeaderHung_WritesMoveOn_AnswersNeverStall_WatchesReconnect) 
 // should on every node — never early, never twice — and the journal stays
 // in etcd's revision order.
 TEST_F(Cluster, ClockSkew_ANodeFiveSecondsAhead_EndsOverridesAtTheClustersTime) {
+  // libfaketime has no effect on an ASan build (ASan's interceptors bind the
+  // clock calls first; preloading ASan ahead of it hangs at start): the
+  // normal build's run of the suite is where this is checked.
+  {
+    std::ifstream maps("/proc/self/maps");
+    std::stringstream text;
+    text << maps.rdbuf();
+    if (text.str().find("libasan") != std::string::npos) GTEST_SKIP() << "libfaketime cannot be used under ASan";
+  }
   Node& a1 = add_node("ns1");
   Node& b = add_node("ns2");
-  // (Under ASan, its runtime must be told that libfaketime comes first.)
-  const char* asan = getenv("ASAN_OPTIONS");
   Node& c = add_node("ns3", "", kExampleZone, {},
                      {"env", "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1", "FAKETIME=+5s",
-                      "FAKETIME_DONT_FAKE_MONOTONIC=1",
-                      std::string("ASAN_OPTIONS=") + (asan ? asan : "") + ":verify_asan_link_order=0"});
+                      "FAKETIME_DONT_FAKE_MONOTONIC=1"});
   std::vector<Node*> all{&a1, &b, &c};
   for (Node* n : all) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
   auto offset = [&](Node& n) { return cluster_status(n).value("clock_offset_ms", int64_t{0}); };
