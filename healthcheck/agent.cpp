@@ -57,6 +57,47 @@ Result<std::pair<std::string, std::vector<Target>>> fetch_targets(const std::str
   return std::pair<std::string, std::vector<Target>>{doc.value("version", ""), std::move(*targets)};
 }
 
+// Fetched targets from the first node that answers.
+Result<std::pair<std::string, std::vector<Target>>> fetch_from_any(const AgentConfig& agent, const std::string& auth,
+                                                                    uint32_t timeout_ms) {
+  Result<std::pair<std::string, std::vector<Target>>> got = Error{"", 0, "no report_to"};
+  for (const auto& base : agent.report_to)
+    if ((got = fetch_targets(base + "/v1/targets", auth, timeout_ms))) break;
+  return got;
+}
+
+// One POST /v1/observations: true on a 200. Logs changes (failing, or
+// reporting again), not every failed report.
+bool post_report(const std::string& vantage, const std::string& url, const std::string& auth,
+                 const std::string& payload, uint32_t timeout_ms, bool& failing) {
+  CURL* c = curl_easy_init();
+  curl_slist* headers = curl_slist_append(nullptr, auth.c_str());
+  headers = curl_slist_append(headers, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, long(payload.size()));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, long(timeout_ms));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROXY, "");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+  CURLcode rc = curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(c);
+  bool ok = rc == CURLE_OK && status == 200;
+  if (ok == failing) {
+    if (ok)
+      VANE_INFO("agent %s: reporting to %s", vantage.c_str(), url.c_str());
+    else
+      VANE_WARN("agent %s: report to %s failed: %s", vantage.c_str(), url.c_str(),
+                rc != CURLE_OK ? curl_easy_strerror(rc) : ("HTTP " + std::to_string(status)).c_str());
+    failing = !ok;
+  }
+  return ok;
+}
+
 }  // namespace
 
 int run_agent(const AgentConfig& agent) {
@@ -69,9 +110,10 @@ int run_agent(const AgentConfig& agent) {
   signal(SIGTERM, [](int) { g_stop = true; });
   signal(SIGINT, [](int) { g_stop = true; });
   signal(SIGPIPE, SIG_IGN);
+  const uint32_t fetch_timeout_ms = std::max<uint32_t>(agent.report_interval_ms, 2000);
   // What to probe: a copy of the main config, or fetched from the main instance.
   std::vector<Target> targets;
-  std::string version, targets_url = agent.report_to + "/v1/targets";
+  std::string version;
   if (!agent.config.empty()) {
     auto cfg = load_config(agent.config);
     if (!cfg) {
@@ -81,7 +123,7 @@ int run_agent(const AgentConfig& agent) {
     targets = targets_from(*cfg);
   } else {
     for (bool logged = false; !g_stop;) {  // the main instance may start after us
-      auto got = fetch_targets(targets_url, auth, std::max<uint32_t>(agent.report_interval_ms, 2000));
+      auto got = fetch_from_any(agent, auth, fetch_timeout_ms);
       if (got) {
         version = got->first;
         targets = std::move(got->second);
@@ -111,19 +153,42 @@ int run_agent(const AgentConfig& agent) {
       });
   checker.set_targets(targets);
   checker.start();
+  std::string to;
+  for (const auto& u : agent.report_to) to += (to.empty() ? "" : ", ") + u;
   VANE_INFO("agent %s: probing %zu endpoints (%s), reporting to %s every %u ms", agent.vantage.c_str(), targets.size(),
-            agent.config.empty() ? ("fetched, version " + version).c_str() : agent.config.c_str(),
-            agent.report_to.c_str(), agent.report_interval_ms);
-  std::string url = agent.report_to + "/v1/observations";
-  bool failing = false, fetch_failing = false;
-  auto next = std::chrono::steady_clock::now();
-  auto next_fetch = next + std::chrono::milliseconds(agent.targets_refresh_ms);
+            agent.config.empty() ? ("fetched, version " + version).c_str() : agent.config.c_str(), to.c_str(),
+            agent.report_interval_ms);
+  auto report = [&] {
+    nlohmann::json body{{"vantage", agent.vantage}, {"observations", nlohmann::json::array()}};
+    std::lock_guard lock(mu);
+    for (const auto& [key, v] : views)
+      body["observations"].push_back(
+          {{"endpoint", key}, {"up", v.up}, {"rtt_ms", rtt.count(key) ? rtt[key] : 0.0}, {"detail", v.detail}});
+    return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  // Each node on a thread of its own: a node that hangs (a cut path: the
+  // POST waits out its timeout) delays nobody else's reports.
+  std::vector<std::thread> reporters;
+  for (const auto& base : agent.report_to)
+    reporters.emplace_back([&, url = base + "/v1/observations"] {
+      bool failing = false;
+      auto next = std::chrono::steady_clock::now();
+      while (!g_stop) {
+        next += std::chrono::milliseconds(agent.report_interval_ms);
+        post_report(agent.vantage, url, auth, report(), std::max<uint32_t>(agent.report_interval_ms, 1000), failing);
+        auto now = std::chrono::steady_clock::now();
+        if (next < now) next = now;  // after a timeout: the next report now, not a burst of missed ones
+        while (!g_stop && std::chrono::steady_clock::now() < next)
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  bool fetch_failing = false;
+  auto next_fetch = std::chrono::steady_clock::now() + std::chrono::milliseconds(agent.targets_refresh_ms);
   while (!g_stop) {
-    next += std::chrono::milliseconds(agent.report_interval_ms);
     if (agent.config.empty() && std::chrono::steady_clock::now() >= next_fetch) {
       // The main instance's records or checks changed (a reload): probe the new set.
       next_fetch += std::chrono::milliseconds(agent.targets_refresh_ms);
-      auto got = fetch_targets(targets_url, auth, std::max<uint32_t>(agent.report_interval_ms, 2000));
+      auto got = fetch_from_any(agent, auth, fetch_timeout_ms);
       if (!got && !fetch_failing) VANE_WARN("agent: cannot fetch targets: %s (keeping the last ones)", got.error().to_string().c_str());
       fetch_failing = !got;
       if (got && got->first != version) {
@@ -140,42 +205,9 @@ int run_agent(const AgentConfig& agent) {
         checker.set_targets(std::move(got->second));
       }
     }
-    nlohmann::json body{{"vantage", agent.vantage}, {"observations", nlohmann::json::array()}};
-    {
-      std::lock_guard lock(mu);
-      for (const auto& [key, v] : views)
-        body["observations"].push_back(
-            {{"endpoint", key}, {"up", v.up}, {"rtt_ms", rtt.count(key) ? rtt[key] : 0.0}, {"detail", v.detail}});
-    }
-    std::string payload = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    CURL* c = curl_easy_init();
-    curl_slist* headers = curl_slist_append(nullptr, auth.c_str());
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.c_str());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, long(payload.size()));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, long(std::max<uint32_t>(agent.report_interval_ms, 1000)));
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
-    bool ok = rc == CURLE_OK && status == 200;
-    if (ok == failing) {  // log changes, not every failed report
-      if (ok)
-        VANE_INFO("agent %s: reporting to %s", agent.vantage.c_str(), url.c_str());
-      else
-        VANE_WARN("agent %s: report to %s failed: %s", agent.vantage.c_str(), url.c_str(),
-                  rc != CURLE_OK ? curl_easy_strerror(rc) : ("HTTP " + std::to_string(status)).c_str());
-      failing = !ok;
-    }
-    while (!g_stop && std::chrono::steady_clock::now() < next)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  for (auto& t : reporters) t.join();
   checker.stop();
   VANE_INFO("agent %s: stopped", agent.vantage.c_str());
   return 0;

@@ -33,7 +33,10 @@ BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev liby
 # gdnsd: the geo reference (its geoip plugin); libmaxmind-db-writer-perl
 # writes the test's MaxMind databases; dnsperf loads vaned while one is swapped.
 # fstrm-bin (fstrm_capture) and dnstap-ldns: a real dnstap reader and decoder.
+# nftables: the partition tests cut links and drop packets inside their
+# network namespaces (silently, as a real partition does; tc netem is not in
+# every kernel).
 TEST_PACKAGES=(libgtest-dev knot knot-dnsutils openssl chromium iproute2 etcd-server etcd-client clang libclang-rt-14-dev
-  prometheus unbound python3-dnspython ldnsutils nsd gdnsd libmaxmind-db-writer-perl dnsperf fstrm-bin dnstap-ldns faketime)
+  prometheus unbound python3-dnspython ldnsutils nsd gdnsd libmaxmind-db-writer-perl dnsperf fstrm-bin dnstap-ldns faketime nftables)
 # What bench/run.sh needs on top.
 BENCH_PACKAGES=(dnsperf knot nsd gdnsd linux-perf etcd-server)

@@ -979,13 +979,24 @@ Result<AgentConfig> load_agent_config(const std::string& path) {
             check_keys(c, root, {"vantage", "report_to", "token_file", "config", "report_interval", "targets_refresh"},
                        "the top level"))
       return *e;
-    for (const char* k : {"vantage", "report_to", "token_file"})
+    for (const char* k : {"vantage", "token_file"})
       if (!root[k] || scalar(root[k]).empty()) return Error{path, 0, std::string("the agent config needs ") + k + ":"};
+    if (!root["report_to"] || (root["report_to"].IsScalar() && scalar(root["report_to"]).empty()) ||
+        (root["report_to"].IsSequence() && root["report_to"].size() == 0))
+      return Error{path, 0, "the agent config needs report_to:"};
     a.vantage = scalar(root["vantage"]);
-    a.report_to = scalar(root["report_to"]);
-    if (a.report_to.rfind("http://", 0) != 0 && a.report_to.rfind("https://", 0) != 0)
-      return err(c, root["report_to"],
-                 "report_to must be an http:// or https:// URL of the main instance's http.listen");
+    if (root["report_to"].IsSequence()) {
+      for (const auto& u : root["report_to"]) a.report_to.push_back(scalar(u));
+    } else {
+      a.report_to.push_back(scalar(root["report_to"]));
+    }
+    for (const auto& u : a.report_to)
+      if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
+        return err(c, root["report_to"],
+                   "report_to must be an http:// or https:// URL of the main instance's http.listen (or a list of "
+                   "them, one per node)");
+    if (std::set<std::string>(a.report_to.begin(), a.report_to.end()).size() != a.report_to.size())
+      return err(c, root["report_to"], "report_to names a URL twice");
     a.token_file = resolve_path(c, scalar(root["token_file"]));
     if (root["config"]) a.config = resolve_path(c, scalar(root["config"]));
     if (root["targets_refresh"]) {

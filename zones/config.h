@@ -184,7 +184,9 @@ struct Config {
 struct AgentConfig {
   std::string path;
   std::string vantage;
-  std::string report_to;  // "http://10.0.0.1:8053"
+  // "http://10.0.0.1:8053", or several nodes of a cluster: the agent reports
+  // to each of them, so a path cut to one node loses nothing.
+  std::vector<std::string> report_to;
   std::string token_file;
   std::string config;     // a copy of the main instance's vane.yaml; empty: fetch GET /v1/targets
   uint32_t report_interval_ms = 2000;

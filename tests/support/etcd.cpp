@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <stdexcept>
@@ -11,8 +12,9 @@ namespace vane::test {
 
 namespace {
 
-std::optional<nlohmann::json> post(uint16_t port, const std::string& path, const nlohmann::json& body) {
-  httplib::Client c("127.0.0.1", port);
+std::optional<nlohmann::json> post(const std::string& host, uint16_t port, const std::string& path,
+                                   const nlohmann::json& body) {
+  httplib::Client c(host, port);
   c.set_connection_timeout(0, 300000);
   c.set_read_timeout(2, 0);
   auto r = c.Post(path, body.dump(), "application/json");
@@ -34,6 +36,31 @@ EtcdCluster::EtcdCluster(int members) {
     initial_ += (initial_.empty() ? "" : ",") + m.name + "=http://127.0.0.1:" + std::to_string(m.peer);
     members_.push_back(std::move(m));
   }
+  boot();
+}
+
+EtcdCluster::EtcdCluster(const NetLab& lab, const std::vector<std::string>& hosts) : lab_(&lab) {
+  for (const auto& host : hosts) {
+    Member m;
+    m.name = host;
+    m.lab_host = host;
+    m.host = lab.ip(host);
+    m.client = 2379;
+    m.peer = 2380;
+    initial_ += (initial_.empty() ? "" : ",") + m.name + "=http://" + m.host + ":2380";
+    members_.push_back(std::move(m));
+  }
+  boot();
+}
+
+std::optional<nlohmann::json> EtcdCluster::ask(int i, const std::string& path, const nlohmann::json& body) const {
+  const Member& m = members_[size_t(i)];
+  if (!lab_) return post(m.host, m.client, path, body);
+  NetLab::Inside in(*lab_, m.lab_host);
+  return post(m.host, m.client, path, body);
+}
+
+void EtcdCluster::boot() {
   start_all();
   if (!wait_healthy()) {
     throw std::runtime_error("etcd cluster did not become healthy:\n" + logs());
@@ -44,7 +71,7 @@ EtcdCluster::~EtcdCluster() { kill_all(); }
 
 std::vector<std::string> EtcdCluster::urls() const {
   std::vector<std::string> out;
-  for (const auto& m : members_) out.push_back("http://127.0.0.1:" + std::to_string(m.client));
+  for (const auto& m : members_) out.push_back("http://" + m.host + ":" + std::to_string(m.client));
   return out;
 }
 
@@ -57,15 +84,19 @@ std::string EtcdCluster::yaml_urls() const {
 void EtcdCluster::start(int i) {
   Member& m = members_[size_t(i)];
   if (m.proc && m.proc->running()) return;
-  std::string client = "http://127.0.0.1:" + std::to_string(m.client);
-  std::string peer = "http://127.0.0.1:" + std::to_string(m.peer);
+  std::string client = "http://" + m.host + ":" + std::to_string(m.client);
+  std::string peer = "http://" + m.host + ":" + std::to_string(m.peer);
+  std::vector<std::string> argv;
+  if (lab_) argv = lab_->exec(m.lab_host);
   // Short heartbeats: elections in about a second, as on a LAN.
-  m.proc = std::make_unique<Process>(std::vector<std::string>{
+  std::vector<std::string> etcd{
       "etcd", "--name", m.name, "--data-dir", dir_.path() + "/" + m.name, "--listen-client-urls", client,
       "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
       "--initial-cluster", initial_, "--initial-cluster-state", "new", "--initial-cluster-token",
-      "vane-test-" + std::to_string(members_[0].client), "--heartbeat-interval", "50", "--election-timeout", "500",
-      "--log-level", "warn"});
+      "vane-test-" + std::to_string(members_[0].client) + "-" + std::to_string(getpid()), "--heartbeat-interval", "50", "--election-timeout", "500",
+      "--log-level", "warn"};
+  argv.insert(argv.end(), etcd.begin(), etcd.end());
+  m.proc = std::make_unique<Process>(argv);
 }
 
 void EtcdCluster::start_all() {
@@ -97,12 +128,12 @@ bool EtcdCluster::running(int i) const { return members_[size_t(i)].proc != null
 int EtcdCluster::leader() {
   for (int i = 0; i < size(); ++i) {
     if (!running(i)) continue;
-    auto s = post(members_[size_t(i)].client, "/v3/maintenance/status", nlohmann::json::object());
+    auto s = ask(i, "/v3/maintenance/status", nlohmann::json::object());
     if (!s || !s->contains("leader")) continue;
     std::string lead = (*s)["leader"].is_string() ? (*s)["leader"].get<std::string>() : (*s)["leader"].dump();
     for (int j = 0; j < size(); ++j) {
       if (!running(j)) continue;
-      auto t = post(members_[size_t(j)].client, "/v3/maintenance/status", nlohmann::json::object());
+      auto t = ask(j, "/v3/maintenance/status", nlohmann::json::object());
       if (!t) continue;
       const auto& id = (*t)["header"]["member_id"];
       if ((id.is_string() ? id.get<std::string>() : id.dump()) == lead) return j;
@@ -116,7 +147,7 @@ bool EtcdCluster::wait_healthy(int timeout_ms) {
   while (std::chrono::steady_clock::now() < end) {
     bool all = leader() >= 0;
     for (int i = 0; all && i < size(); ++i)
-      if (running(i)) all = post(members_[size_t(i)].client, "/v3/kv/range", {{"key", "AA=="}}).has_value();
+      if (running(i)) all = ask(i, "/v3/kv/range", {{"key", "AA=="}}).has_value();
     if (all) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -127,10 +158,10 @@ bool EtcdCluster::make_leader(int i) {
   for (int attempt = 0; attempt < 50; ++attempt) {
     int l = leader();
     if (l == i) return true;
-    auto me = post(members_[size_t(i)].client, "/v3/maintenance/status", nlohmann::json::object());
+    auto me = ask(i, "/v3/maintenance/status", nlohmann::json::object());
     if (l >= 0 && me) {
       const auto& id = (*me)["header"]["member_id"];
-      post(members_[size_t(l)].client, "/v3/maintenance/transfer-leadership",
+      ask(l, "/v3/maintenance/transfer-leadership",
            {{"targetID", id.is_string() ? id.get<std::string>() : id.dump()}});
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -142,7 +173,7 @@ nlohmann::json EtcdCluster::call(const std::string& path, const nlohmann::json& 
   for (int attempt = 0; attempt < 50; ++attempt) {
     for (int i = 0; i < size(); ++i)
       if (running(i))
-        if (auto r = post(members_[size_t(i)].client, path, body)) return *r;
+        if (auto r = ask(i, path, body)) return *r;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   throw std::runtime_error("no etcd member answered " + path);

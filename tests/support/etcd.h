@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "netlab.h"
 #include "process.h"
 
 namespace vane::test {
@@ -15,6 +16,9 @@ namespace vane::test {
 class EtcdCluster {
  public:
   explicit EtcdCluster(int members = 3);
+  // One member on each of the lab's hosts (named after them), on the
+  // host's address and etcd's usual ports.
+  EtcdCluster(const NetLab& lab, const std::vector<std::string>& hosts);
   ~EtcdCluster();
 
   // "http://127.0.0.1:P1", ... — for a vaned's cluster.etcd.
@@ -43,11 +47,15 @@ class EtcdCluster {
   std::string logs() const;  // every member's output, for a failure message
 
  private:
+  void boot();
+  std::optional<nlohmann::json> ask(int i, const std::string& path, const nlohmann::json& body) const;
+
   struct Member {
-    std::string name;
+    std::string name, host = "127.0.0.1", lab_host;
     uint16_t client = 0, peer = 0;
     std::unique_ptr<Process> proc;
   };
+  const NetLab* lab_ = nullptr;
   TempDir dir_;
   std::vector<Member> members_;
   std::string initial_;

@@ -20,10 +20,13 @@
 
 namespace vane::test {
 
-// An HTTP endpoint on 127.0.0.1 that can be stopped, restarted, or made to lie.
+// An HTTP endpoint on 127.0.0.1 (or `host`, in the namespace of the thread
+// that starts it) that can be stopped, restarted, or made to lie.
 class Endpoint {
  public:
-  explicit Endpoint(uint16_t port = 0) : port_(port) { start(); }
+  explicit Endpoint(uint16_t port = 0, std::string host = "127.0.0.1") : port_(port), host_(std::move(host)) {
+    start();
+  }
   ~Endpoint() { stop(); }
   void start() {
     server_ = std::make_unique<httplib::Server>();
@@ -38,9 +41,9 @@ class Endpoint {
       res.set_content(body_.load() ? "ok\n" : "degraded\n", "text/plain");
     });
     if (port_ == 0)
-      port_ = static_cast<uint16_t>(server_->bind_to_any_port("127.0.0.1"));
+      port_ = static_cast<uint16_t>(server_->bind_to_any_port(host_));
     else
-      server_->bind_to_port("127.0.0.1", port_);
+      server_->bind_to_port(host_, port_);
     thread_ = std::thread([this] { server_->listen_after_bind(); });
   }
   void stop() {
@@ -57,6 +60,7 @@ class Endpoint {
 
  private:
   uint16_t port_;
+  std::string host_;
   std::atomic<bool> body_{true};
   std::atomic<int> delay_ms_{0};
   std::atomic<bool> alternate_{false};

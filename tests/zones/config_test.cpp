@@ -172,7 +172,17 @@ TEST(AgentConfig, FetchesTargetsWithoutAConfig_AndChecksItsKeys) {
   EXPECT_TRUE(a->config.empty());
   EXPECT_EQ(a->targets_refresh_ms, 2000u);
   EXPECT_EQ(a->token_file, dir.path() + "/t");
+  EXPECT_EQ(a->report_to, std::vector<std::string>{"http://10.0.0.1:8053"});
+  // Several nodes of a cluster: a report to each.
+  a = load_agent_config(dir.write("a.yaml", "vantage: eu-1\nreport_to: [\"http://10.0.0.1:8053\", "
+                                            "\"https://10.0.0.2:8053\"]\ntoken_file: t\n"));
+  ASSERT_TRUE(a) << a.error().to_string();
+  EXPECT_EQ(a->report_to, (std::vector<std::string>{"http://10.0.0.1:8053", "https://10.0.0.2:8053"}));
   const std::pair<const char*, const char*> cases[] = {
+      {"vantage: eu-1\ntoken_file: t\n", "needs report_to"},
+      {"vantage: eu-1\nreport_to: []\ntoken_file: t\n", "needs report_to"},
+      {"vantage: eu-1\nreport_to: [\"http://x:1\", \"10.0.0.2:8053\"]\ntoken_file: t\n", "http:// or https://"},
+      {"vantage: eu-1\nreport_to: [\"http://x:1\", \"http://x:1\"]\ntoken_file: t\n", "names a URL twice"},
       {"vantage: eu-1\nreport_to: http://x:1\ntoken_file: t\nconfig: v.yaml\ntargets_refresh: 2s\n",
        "targets_refresh is for fetched targets"},
       {"vantage: eu-1\nreport_to: http://x:1\ntoken_file: t\ntargets_refresh: 100ms\n", "at least 500ms"},

@@ -1,0 +1,403 @@
+// Partitions, not only kills (issue 26): etcd members, vaned nodes, a
+// client, a health endpoint and an agent each in a network namespace of
+// their own (tests/support/netlab.h), links cut or made lossy by nftables
+// rules that drop silently. A node cut off from etcd keeps answering its
+// clients from the state its status names, fails over on its own probes,
+// refuses writes clearly and catches up after healing; etcd split 2+1
+// takes writes on the majority side only; lossy links lose nothing
+// acknowledged; an agent cut off from one node still counts there.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "client.h"
+#include "dns_client.h"
+#include "etcd.h"
+#include "fixtures.h"
+#include "http_endpoint.h"
+#include "netlab.h"
+#include "process.h"
+
+namespace vane::test {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct Node {
+  std::string name;
+  TempDir dir;
+  std::unique_ptr<Vaned> vaned;
+  std::string sock() const { return dir.path() + "/state/admin.sock"; }
+};
+
+class Partition : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(lab_.ok()) << lab_.error();
+    for (const char* h : {"e0", "e1", "e2", "n1", "n2", "n3", "client", "web", "agent"}) lab_.add(h);
+    etcd_ = std::make_unique<EtcdCluster>(lab_, std::vector<std::string>{"e0", "e1", "e2"});
+    NetLab::Inside in(lab_, "web");
+    web_ = std::make_unique<Endpoint>(8080, lab_.ip("web"));
+  }
+
+  // A node on lab host `name`, clustered on etcd (members in `order`).
+  Node& add_node(const std::string& name, std::vector<int> order = {0, 1, 2}, const std::string& extra = "") {
+    auto n = std::make_unique<Node>();
+    n->name = name;
+    n->dir.write("example.com.zone", kExampleZone);
+    n->dir.write("agent.token", "t0ken\n");
+    std::string etcd;
+    for (int i : order) etcd += (etcd.empty() ? "\"" : ", \"") + etcd_->urls()[size_t(i)] + "\"";
+    std::string web = lab_.ip("web");
+    std::string cfg = "listen: [\"" + lab_.ip(name) + ":0\"]\nthreads: 1\nvantage: " + name +
+                      "\nzones: [{ name: example.com, file: example.com.zone }]\n"
+                      "cluster: { etcd: [" + etcd + "], prefix: /vane/part, node: " + name + " }\n" + extra +
+                      "checks:\n  web: { type: http, path: /health, interval: 1s, timeout: 400ms, fall: 2, rise: 2" +
+                      check_opts_ + " }\n"
+                      "records:\n" + www_weighted(true) +
+                      "  - name: app.example.com\n    type: A\n    policy: failover\n    endpoints:\n"
+                      "      - { name: primary, address: 192.0.2.20, priority: 1, host: " + web +
+                      ", port: 8080, check: web }\n"
+                      "      - { name: standby, address: 198.51.100.20, priority: 2 }\n";
+    n->vaned = std::make_unique<Vaned>(n->dir, cfg, std::vector<std::string>{}, lab_.exec(name));
+    nodes_.push_back(std::move(n));
+    return *nodes_.back();
+  }
+
+  // An answer as the client host gets it over the lab network (500 ms timeout).
+  std::string a(const Node& n, const std::string& name = "www.example.com") {
+    NetLab::Inside in(lab_, "client");
+    auto r = query(lab_.ip(n.name), n.vaned->port(), name, "A", {.timeout_ms = 500});
+    if (!r) return "<timeout>";
+    std::string out;
+    for (const auto& rr : r->answer) out += (out.empty() ? "" : ",") + rr.substr(rr.rfind(' ') + 1);
+    return out.empty() ? "<none>" : out;
+  }
+  json call(const Node& n, const json& req, int timeout_ms = 15000) {
+    auto r = admin::call(n.sock(), req, timeout_ms);
+    return r ? *r : json{{"ok", false}, {"error", "transport: " + r.error().to_string()}};
+  }
+  json weight(const Node& n, const std::string& ep, int w) {
+    return call(n, {{"cmd", "weight"}, {"record", "www.example.com"}, {"endpoint", ep}, {"weight", w}});
+  }
+  json cluster(const Node& n) { return call(n, {{"cmd", "status"}})["cluster"]; }
+  bool connected(const Node& n) {
+    json c = cluster(n);
+    return c.is_object() && c["connected"].get<bool>();
+  }
+  int weight_of(const Node& n, const std::string& ep) {
+    json s = call(n, {{"cmd", "status"}});
+    for (const auto& r : s["records"])
+      if (r["name"] == "www.example.com.")
+        for (const auto& e : r["endpoints"])
+          if (e["name"] == ep) return e["weight"].get<int>();
+    return -1;
+  }
+  std::set<int64_t> journaled(const Node& n) {
+    std::set<int64_t> out;
+    json h = call(n, {{"cmd", "history"}, {"limit", 1000}})["entries"];
+    for (const auto& e : h)
+      if (e["action"] == "weight") out.insert(e["seq"].get<int64_t>());
+    return out;
+  }
+  std::vector<std::string> health_flips(const Node& n) {
+    std::vector<std::string> out;
+    json h = call(n, {{"cmd", "history"}, {"limit", 1000}})["entries"];
+    for (const auto& e : h)
+      if (e["action"] == "health" && e["endpoint"] == "app.example.com./A/primary") out.push_back(e["to"]);
+    return out;
+  }
+  void start_web() {
+    NetLab::Inside in(lab_, "web");
+    web_->start();
+  }
+
+  // Queries every node from the client host every 10 ms while it lives.
+  class Prober {
+   public:
+    explicit Prober(Partition& t) : t_(t), thread_([this] { run(); }) {}
+    ~Prober() { stop(); }
+    void stop() {
+      done_ = true;
+      if (thread_.joinable()) thread_.join();
+    }
+    int answered() const { return answered_; }
+    int stalled() const { return stalled_; }
+
+   private:
+    void run() {
+      while (!done_) {
+        for (auto& n : t_.nodes_) (t_.a(*n) == "<timeout>" ? stalled_ : answered_)++;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    Partition& t_;
+    std::atomic<bool> done_{false};
+    std::atomic<int> answered_{0}, stalled_{0};
+    std::thread thread_;
+  };
+
+  json primary(const Node& n) {
+    json s = call(n, {{"cmd", "status"}});
+    for (const auto& r : s["records"])
+      if (r["name"] == "app.example.com.") return r["endpoints"][0];
+    return json();
+  }
+
+  std::string check_opts_;
+  NetLab lab_;  // first in, last out: everything below lives in its namespaces
+  std::unique_ptr<EtcdCluster> etcd_;
+  std::unique_ptr<Endpoint> web_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+};
+
+// A node cut off from every etcd member, not from its clients: it keeps
+// answering from the state `vanectl status` names (the revision, how old),
+// fails over on its own probes as fast as a connected node, refuses writes
+// with a clear error, and after healing takes every change it missed.
+TEST_F(Partition, NodeCutOffFromEtcd_AnswersFromTheStateItNames_AndCatchesUp) {
+  Node& n1 = add_node("n1");
+  Node& n2 = add_node("n2");
+  for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
+  for (Node* n : {&n1, &n2})
+    ASSERT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000)) << n->name;
+  Prober prober(*this);
+
+  auto t0 = Clock::now();
+  for (const char* e : {"e0", "e1", "e2"}) lab_.cut("n2", e);
+  ASSERT_TRUE(eventually([&] { return !connected(n2); }, 10000)) << n2.vaned->process().output();
+  std::cout << "n2 says it is cut off after " << seconds_since(t0) << " s\n";
+  int64_t held = cluster(n2)["applied_revision"].get<int64_t>();
+
+  // A change through the connected node: n2 does not have it, and says so.
+  json r = weight(n1, "use2", 7);
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  int64_t seq = r["seq"].get<int64_t>();
+  EXPECT_EQ(a(n1), "192.0.2.10");
+  EXPECT_EQ(weight_of(n2, "use2"), 0);
+  json cs = cluster(n2);
+  EXPECT_FALSE(cs["connected"].get<bool>());
+  EXPECT_EQ(cs["applied_revision"].get<int64_t>(), held) << cs.dump();
+  EXPECT_LT(held, seq);
+  EXPECT_GT(cs["state_age_s"].get<double>(), 0.0) << cs.dump();
+  EXPECT_FALSE(cs.value("error", "").empty()) << cs.dump();
+  std::string out;
+  EXPECT_EQ(run_ctl(VANECTL_PATH, n2.sock(), {"status"}, out), 0);
+  EXPECT_NE(out.find("DISCONNECTED"), std::string::npos) << out;
+
+  // A write on the cut-off node: refused, clearly, in bounded time; not applied.
+  t0 = Clock::now();
+  EXPECT_NE(run_ctl(VANECTL_PATH, n2.sock(), {"weight", "www.example.com", "use3", "9"}, out), 0) << out;
+  EXPECT_LT(seconds_since(t0), 6.0);
+  EXPECT_NE(out.find("etcd"), std::string::npos) << out;
+  EXPECT_EQ(weight_of(n2, "use3"), 0);
+
+  // The endpoint dies: each node fails over on its own probes, n2 as fast as n1.
+  web_->stop();
+  t0 = Clock::now();
+  std::map<std::string, double> took;
+  while (took.size() < 2 && seconds_since(t0) < 8)
+    for (Node* n : {&n1, &n2})
+      if (!took.count(n->name) && a(*n, "app.example.com") == "198.51.100.20") took[n->name] = seconds_since(t0);
+  for (Node* n : {&n1, &n2}) {
+    ASSERT_TRUE(took.count(n->name)) << n->name << " never failed over";
+    std::cout << n->name << ": failover " << took[n->name] << " s\n";
+    EXPECT_LE(took[n->name], 2.5) << n->name;  // interval x fall + 0.5 s, as in the health tests
+  }
+
+  // Healed: n2 takes what it missed, journal included, and agrees on health.
+  t0 = Clock::now();
+  lab_.heal();
+  ASSERT_TRUE(eventually([&] { return connected(n2); }, 15000)) << n2.vaned->process().output();
+  EXPECT_TRUE(eventually([&] { return a(n2) == "192.0.2.10" && weight_of(n2, "use2") == 7; }, 5000));
+  std::cout << "n2 caught up " << seconds_since(t0) << " s after healing\n";
+  EXPECT_TRUE(journaled(n2).count(seq));
+  EXPECT_GE(cluster(n2)["applied_revision"].get<int64_t>(), seq);
+  EXPECT_EQ(a(n2, "app.example.com"), "198.51.100.20");
+  start_web();
+  for (Node* n : {&n1, &n2})
+    EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000)) << n->name;
+  for (Node* n : {&n1, &n2})
+    EXPECT_TRUE(eventually([&] { return health_flips(*n) == std::vector<std::string>{"down", "up"}; }, 5000))
+        << n->name << ": " << json(health_flips(*n)).dump();
+  prober.stop();
+  std::cout << prober.answered() << " answers during the test, " << prober.stalled() << " timed out\n";
+  EXPECT_EQ(prober.stalled(), 0);
+}
+
+// etcd split 2+1, the leader on the minority side. A node that used the
+// minority member moves its writes to the majority; a node that reaches only
+// the minority refuses them; every write is answered in bounded time,
+// answers never stall, and after healing every node has every acknowledged
+// change.
+TEST_F(Partition, EtcdSplitTwoPlusOne_WritesGoToTheMajority_NothingAcknowledgedIsLost) {
+  Node& n1 = add_node("n1", {2, 0, 1});  // asks e2 first
+  Node& n2 = add_node("n2");
+  Node& n3 = add_node("n3", {2, 0, 1});
+  for (auto& n : nodes_) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
+  ASSERT_TRUE(etcd_->make_leader(2));
+  Prober prober(*this);
+
+  auto split = Clock::now();
+  double n1_first_ack = -1;
+  lab_.cut("e2", "e0");
+  lab_.cut("e2", "e1");
+  lab_.cut("n3", "e0");  // n3 reaches only the minority
+  lab_.cut("n3", "e1");
+  std::map<int64_t, int> acked;  // seq -> value
+  std::map<std::string, std::pair<int, int>> tally;  // node -> acked, refused
+  int last = 0;
+  for (int i = 0; i < 15; ++i) {
+    Node& n = *nodes_[size_t(i) % 3];
+    auto t0 = Clock::now();
+    json r = weight(n, "use3", 20 + i);
+    EXPECT_LT(seconds_since(t0), 6.0) << n.name << ": " << r.dump();
+    if (r["ok"].get<bool>()) {
+      acked[r["seq"].get<int64_t>()] = 20 + i;
+      last = 20 + i;
+      ++tally[n.name].first;
+      if (n.name == "n1" && n1_first_ack < 0) n1_first_ack = seconds_since(split);
+    } else {
+      ++tally[n.name].second;
+      // Cut off: "etcd ... not acknowledged"; on the majority side with a
+      // watch still on the minority member: "changed concurrently" (its
+      // state was behind; nothing applied).
+      std::string err = r["error"].get<std::string>();
+      EXPECT_TRUE(err.find("etcd") != std::string::npos || err.find("changed concurrently") != std::string::npos)
+          << n.name << ": " << r.dump();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  for (const auto& [name, t] : tally) std::cout << name << ": " << t.first << " acknowledged, " << t.second << " refused\n";
+  EXPECT_EQ(tally["n3"].first, 0) << "the minority side has no quorum";
+  EXPECT_GE(tally["n1"].first, 3) << "n1 moved to the majority";
+  EXPECT_EQ(tally["n2"].first, 5);
+  EXPECT_FALSE(connected(n3));
+  for (Node* n : {&n1, &n2}) EXPECT_TRUE(eventually([&] { return weight_of(*n, "use3") == last; }, 5000)) << n->name;
+  EXPECT_EQ(weight_of(n3, "use3"), 0) << "n3 answers from the state before the split, as its status says";
+  std::cout << "n1's first write acknowledged by the majority " << n1_first_ack << " s after the split\n";
+
+  auto healed = Clock::now();
+  lab_.heal();
+  for (auto& n : nodes_) {
+    ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
+    EXPECT_TRUE(eventually([&] { return weight_of(*n, "use3") == last; }, 5000)) << n->name;
+    std::set<int64_t> j = journaled(*n);
+    for (const auto& [seq, v] : acked) EXPECT_TRUE(j.count(seq)) << n->name << " lacks acknowledged #" << seq;
+  }
+  std::cout << "every node connected with every change " << seconds_since(healed) << " s after healing\n";
+  prober.stop();
+  std::cout << prober.answered() << " answers during the test, " << prober.stalled() << " timed out\n";
+  EXPECT_EQ(prober.stalled(), 0);
+}
+
+// Asymmetric loss: 30 % of what n1 sends to etcd is lost (what etcd sends
+// back arrives). Writes through n1 are acknowledged or refused, never
+// applied half; every acknowledged one reaches n2; n1 keeps answering.
+TEST_F(Partition, LossyLinkToEtcd_LosesNothingAcknowledged) {
+  Node& n1 = add_node("n1");
+  Node& n2 = add_node("n2");
+  for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
+  Prober prober(*this);
+  for (const char* e : {"e0", "e1", "e2"}) lab_.lose("n1", e, 30);
+  std::map<int64_t, int> acked;
+  int refused = 0, last = 0;
+  double slowest = 0;
+  for (int i = 0; i < 12; ++i) {
+    auto t0 = Clock::now();
+    json r = weight(n1, "use3", 40 + i);
+    slowest = std::max(slowest, seconds_since(t0));
+    EXPECT_LT(seconds_since(t0), 8.0) << r.dump();
+    if (r["ok"].get<bool>()) {
+      acked[r["seq"].get<int64_t>()] = 40 + i;
+      last = 40 + i;
+      EXPECT_EQ(weight_of(n1, "use3"), 40 + i);  // acknowledged means applied where it was acknowledged
+    } else {
+      ++refused;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::cout << acked.size() << " acknowledged, " << refused << " refused through a 30 % lossy link, slowest "
+            << slowest << " s\n";
+  EXPECT_GE(acked.size(), 6u);
+  EXPECT_TRUE(eventually([&] { return weight_of(n2, "use3") == last; }, 10000));
+  lab_.heal();
+  for (Node* n : {&n1, &n2}) {
+    std::set<int64_t> j;
+    EXPECT_TRUE(eventually([&] {
+      j = journaled(*n);
+      for (const auto& [seq, v] : acked)
+        if (!j.count(seq)) return false;
+      return true;
+    }, 10000)) << n->name;
+  }
+  prober.stop();
+  EXPECT_EQ(prober.stalled(), 0);
+}
+
+// An agent that reports to both nodes, cut off from one of them: its views
+// still count there (the other node stores them in etcd), so both nodes
+// reach the same verdict — one that needs the agent's view.
+TEST_F(Partition, AgentCutOffFromOneNode_StillCountsThere) {
+  check_opts_ = ", quorum: 0.6";  // 2 of 3 vantages; 1 of 2 is not enough
+  auto http = [&](const std::string& host) {
+    return "http: { listen: \"" + lab_.ip(host) + ":8053\", token_file: agent.token }\n";
+  };
+  Node& n1 = add_node("n1", {0, 1, 2}, http("n1"));
+  Node& n2 = add_node("n2", {0, 1, 2}, http("n2"));
+  for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
+  TempDir dir;
+  dir.write("agent.token", "t0ken\n");
+  std::string cfg = dir.write("agent.yaml", "vantage: agent\nreport_to: [\"http://" + lab_.ip("n1") +
+                                                ":8053\", \"http://" + lab_.ip("n2") +
+                                                ":8053\"]\ntoken_file: agent.token\nreport_interval: 300ms\n");
+  std::vector<std::string> argv = lab_.exec("agent");
+  for (const std::string& s : {vaned_path(), std::string("agent"), std::string("--config"), cfg}) argv.push_back(s);
+  Process agent(argv);
+  auto counted = [&](const Node& n, bool up) {
+    json v = primary(n)["vantages"]["agent"];
+    return v.is_object() && v["fresh"].get<bool>() && v["up"].get<bool>() == up;
+  };
+  for (Node* n : {&n1, &n2})
+    ASSERT_TRUE(eventually([&] { return counted(*n, true) && primary(*n)["health"] == "up"; }, 10000))
+        << n->name << ": " << primary(*n).dump() << "\n" << agent.output();
+
+  // Cut off from n2, and (so that its view matters) from the endpoint; n1
+  // loses the endpoint too: 2 of 3 vantages see it down, n2 itself up.
+  lab_.cut("agent", "n2");
+  lab_.cut("agent", "web");
+  lab_.cut("n1", "web");
+  for (Node* n : {&n1, &n2})
+    EXPECT_TRUE(eventually([&] { return primary(*n)["health"] == "down"; }, 8000)) << n->name << ": " << primary(*n).dump();
+  // Past the agent's lease (5 s): still fresh on n2, by way of n1 and etcd.
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  for (Node* n : {&n1, &n2}) {
+    EXPECT_TRUE(counted(*n, false)) << n->name << ": " << primary(*n).dump();
+    EXPECT_EQ(primary(*n)["health"], "down") << n->name;
+    EXPECT_EQ(a(*n, "app.example.com"), "198.51.100.20") << n->name;
+  }
+  EXPECT_NE(agent.output().find("report to http://" + lab_.ip("n2") + ":8053/v1/observations failed"), std::string::npos)
+      << agent.output();
+
+  lab_.heal();
+  for (Node* n : {&n1, &n2})
+    EXPECT_TRUE(eventually([&] { return counted(*n, true) && primary(*n)["health"] == "up"; }, 10000))
+        << n->name << ": " << primary(*n).dump();
+  EXPECT_TRUE(eventually([&] { return health_flips(n1) == std::vector<std::string>{"down", "up"}; }, 5000))
+      << json(health_flips(n1)).dump();
+  EXPECT_EQ(health_flips(n2), health_flips(n1));
+}
+
+}  // namespace
+}  // namespace vane::test
