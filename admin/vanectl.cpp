@@ -110,6 +110,7 @@ void print_status(const json& r) {
       printf("  A NEW FILE COULD NOT BE USED (%s errors), still serving the one above: %s\n", str(g["errors"]).c_str(),
              str(g["last_error"]).c_str());
   }
+  bool local_verdicts = false;
   for (const auto& rec : r.value("records", json::array())) {
     printf("\n%s %s  policy %s, ttl %s", str(rec["name"]).c_str(), str(rec["type"]).c_str(),
            str(rec["policy"]).c_str(), str(rec["ttl"]).c_str());
@@ -141,11 +142,16 @@ void print_status(const json& r) {
           str(e["weight"]) + (e["admin_weight"].is_null() ? "" : " (admin; config " + str(e["config_weight"]) + ")");
       if (e.contains("ramp"))
         w += " ramping to " + str(e["ramp"]["to"]) + " until " + str(e["ramp"]["until"]);
-      eps.push_back({"  " + str(e["name"]), str(e["address"]), e["up"].get<bool>() ? "up" : "DOWN", str(e["health"]),
+      std::string health = str(e["health"]) + (e.value("health_local", false) ? "*" : "");
+      local_verdicts |= e.value("health_local", false);
+      eps.push_back({"  " + str(e["name"]), str(e["address"]), e["up"].get<bool>() ? "up" : "DOWN", health,
                      ov, w, str(e["priority"]), e.contains("region") ? str(e["region"]) : "-"});
     }
     print_table(eps);
   }
+  if (local_verdicts)
+    printf("\n* this node's own health verdict, not yet the cluster's (cut off from etcd, or waiting for the node that "
+           "writes verdicts)\n");
   if (!r.value("drills", json::array()).empty()) {
     printf("\n");
     print_drills(r["drills"]);

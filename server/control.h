@@ -239,6 +239,8 @@ class Control {
     bool up;
     uint64_t since_ms;     // decided, or last seen cut off
     bool writing = false;  // this node writes verdicts, and is writing it
+    uint32_t failures = 0;  // writes of it refused so far: the next waits 0.2 s, 0.4 s, ... 5 s
+    uint64_t retry_ms = 0;  // not written again before
   };
   std::map<std::string, LocalVerdict> local_verdicts_;
   std::map<std::string, bool> cluster_health_;  // endpoint key -> the verdict etcd holds

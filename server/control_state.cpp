@@ -236,13 +236,24 @@ void Control::write_verdict(const std::string& key, bool up, const std::string& 
   // A failed write is kept as this node's own verdict and written again
   // once etcd answers (review_local_verdicts); the guarded write journals a
   // verdict etcd already holds no second time.
-  if (cluster_) local_verdicts_[key] = LocalVerdict{up, admin::now_ms(), true};
+  if (cluster_) {
+    LocalVerdict& lv = local_verdicts_[key];
+    if (lv.up != up || !lv.failures) lv = LocalVerdict{up, admin::now_ms()};  // a retry keeps its back-off
+    lv.writing = true;
+  }
   writer_.commit({c}, j, [this, key, up](std::optional<Error> err, uint64_t) {
     auto it = local_verdicts_.find(key);
     if (err) {
-      VANE_ERROR("cannot record health verdict for %s: %s (applied here%s)", key.c_str(), err->message.c_str(),
-                 cluster_ ? "; written again when etcd answers" : "");
-      if (it != local_verdicts_.end() && it->second.up == up) it->second.writing = false;
+      bool same = it != local_verdicts_.end() && it->second.up == up;
+      uint32_t failures = same ? ++it->second.failures : 1;
+      if (failures == 1 || (failures & (failures - 1)) == 0)  // the 1st, 2nd, 4th, 8th ... refusal
+        VANE_ERROR("cannot record health verdict for %s: %s (applied here%s; refused %u time%s)", key.c_str(),
+                   err->message.c_str(), cluster_ ? "; written again when etcd answers" : "", failures,
+                   failures == 1 ? "" : "s");
+      if (same) {
+        it->second.writing = false;
+        it->second.retry_ms = admin::now_ms() + std::min<uint64_t>(5000, 100ULL << std::min<uint32_t>(failures, 6));
+      }
       return;
     }
     if (it != local_verdicts_.end() && it->second.up == up) local_verdicts_.erase(it);
@@ -270,7 +281,8 @@ void Control::review_local_verdicts(uint64_t now) {
     auto& s = srv_.states().at(slot);
     bool applied_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
     if (cluster_->writes_health()) {
-      if (!lv.writing) write_verdict(key, lv.up, "written again: etcd did not answer when it was decided", !lv.up);
+      if (!lv.writing && now >= lv.retry_ms)
+        write_verdict(key, lv.up, "written again: etcd did not answer when it was decided", !lv.up);
       ++it;
       continue;
     }

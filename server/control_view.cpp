@@ -467,6 +467,8 @@ Json Control::status(const std::string& filter) {
                {"priority", eps[i].priority}};
         if (eps[i].region != zones::kNoRegion) e["region"] = snap->regions.name(eps[i].region);
         std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
+        // A verdict this node applied on its own, which etcd does not hold yet.
+        if (auto lv = local_verdicts_.find(key); lv != local_verdicts_.end()) e["health_local"] = true;
         for (const auto& [vantage, vf] : agg_.views(key, now))
           e["vantages"][vantage] = {{"up", vf.first.up},
                                     {"fresh", vf.second},

@@ -101,17 +101,17 @@ size_t DnstapEncoder::message_size(int type, const DnstapEvent& e) const {
   return n + uint_size(uint64_t(e.response_time.tv_sec)) + 5 + bytes_size(e.response.size());
 }
 
-size_t DnstapEncoder::size(int type, const DnstapEvent& e) const {
-  size_t n = head_.size() + tail_.size() + bytes_size(message_size(type, e));
-  return e.extra.empty() ? n : n + bytes_size(e.extra.size());
+DnstapEncoder::Size DnstapEncoder::size(int type, const DnstapEvent& e) const {
+  size_t m = message_size(type, e), n = head_.size() + tail_.size() + bytes_size(m);
+  return {e.extra.empty() ? n : n + bytes_size(e.extra.size()), m};
 }
 
-void DnstapEncoder::write(int type, const DnstapEvent& e, uint8_t* p) const {
+void DnstapEncoder::write(int type, const DnstapEvent& e, const Size& size, uint8_t* p) const {
   std::memcpy(p, head_.data(), head_.size());
   p += head_.size();
   if (!e.extra.empty()) p = put_bytes(p, 3, e.extra.data(), e.extra.size());
   *p++ = tag(14, kLength);
-  p = put_varint(p, message_size(type, e));
+  p = put_varint(p, size.message);
   Addr peer = addr_of(e.peer), local = addr_of(e.local);
   p = put_uint(p, 1, uint64_t(type));
   p = put_uint(p, 2, (local.len ? local.v6 : peer.v6) ? DNSTAP__SOCKET_FAMILY__INET6 : DNSTAP__SOCKET_FAMILY__INET);
@@ -238,12 +238,13 @@ void DnstapSink::close(std::chrono::milliseconds wait) {
 }
 
 bool DnstapSink::submit(unsigned q, int type, const DnstapEvent& e) {
-  size_t len = encoder_->size(type, e);
+  DnstapEncoder::Size size = encoder_->size(type, e);
+  size_t len = size.bytes;
   // fstrm takes its buffers whole and hands them back once written.
   DnstapRing* ring = rings_[q].get();
   uint8_t* buf = ring->take(len);
   if (!buf) return false;
-  encoder_->write(type, e, buf);
+  encoder_->write(type, e, size, buf);
   if (fstrm_iothr_submit(iothr_, queues_[q], buf, len, DnstapRing::give_back, ring) != fstrm_res_success) {
     ring->untake();
     return false;

@@ -47,10 +47,14 @@ struct DnstapEvent {
 class DnstapEncoder {
  public:
   explicit DnstapEncoder(const DnstapSpec& spec);
+  // A message's length, and its inner Message's (which write() needs first).
+  struct Size {
+    size_t bytes, message;
+  };
   // `type`: AUTH_QUERY (1) or AUTH_RESPONSE (2).
-  size_t size(int type, const DnstapEvent& e) const;
-  // Writes size(type, e) bytes at `out`.
-  void write(int type, const DnstapEvent& e, uint8_t* out) const;
+  Size size(int type, const DnstapEvent& e) const;
+  // Writes the size(type, e).bytes bytes of the message at `out`.
+  void write(int type, const DnstapEvent& e, const Size& size, uint8_t* out) const;
 
  private:
   size_t message_size(int type, const DnstapEvent& e) const;

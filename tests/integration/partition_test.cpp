@@ -215,6 +215,11 @@ TEST_F(Partition, NodeCutOffFromEtcd_AnswersFromTheStateItNames_AndCatchesUp) {
     std::cout << n->name << ": failover " << took[n->name] << " s\n";
     EXPECT_LE(took[n->name], 2.5) << n->name;  // interval x fall + 0.5 s, as in the health tests
   }
+  // n2's verdict is its own until the cluster has it, and its status says so.
+  EXPECT_TRUE(primary(n2).value("health_local", false)) << primary(n2).dump();
+  EXPECT_EQ(run_ctl(VANECTL_PATH, n2.sock(), {"status"}, out), 0);
+  EXPECT_NE(out.find("down*"), std::string::npos) << out;
+  EXPECT_NE(out.find("this node's own health verdict, not yet the cluster's"), std::string::npos) << out;
 
   // Healed: n2 takes what it missed, journal included, and agrees on health.
   t0 = Clock::now();
@@ -223,6 +228,7 @@ TEST_F(Partition, NodeCutOffFromEtcd_AnswersFromTheStateItNames_AndCatchesUp) {
   EXPECT_TRUE(eventually([&] { return a(n2) == "192.0.2.10" && weight_of(n2, "use2") == 7; }, 5000));
   std::cout << "n2 caught up " << seconds_since(t0) << " s after healing\n";
   EXPECT_TRUE(journaled(n2).count(seq));
+  EXPECT_TRUE(eventually([&] { return !primary(n2).value("health_local", false); }, 5000)) << primary(n2).dump();
   EXPECT_GE(cluster(n2)["applied_revision"].get<int64_t>(), seq);
   EXPECT_EQ(a(n2, "app.example.com"), "198.51.100.20");
   start_web();

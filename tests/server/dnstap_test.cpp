@@ -105,9 +105,10 @@ TEST(DnstapEncoder, SameBytesAsProtobufC) {
       e.response_time = {e.query_time.tv_sec + 1, long(rng() % 1'000'000'000)};
       e.extra = extra;
       for (int type : {1, 2}) {
-        std::vector<uint8_t> want = reference(spec, type, e), got(enc.size(type, e));
+        DnstapEncoder::Size size = enc.size(type, e);
+        std::vector<uint8_t> want = reference(spec, type, e), got(size.bytes);
         ASSERT_EQ(got.size(), want.size()) << "message " << i << " type " << type;
-        enc.write(type, e, got.data());
+        enc.write(type, e, size, got.data());
         ASSERT_EQ(got, want) << "message " << i << " type " << type;
         Dnstap__Dnstap* d = dnstap__dnstap__unpack(nullptr, got.size(), got.data());
         ASSERT_NE(d, nullptr);
