@@ -202,6 +202,9 @@ void ClusterStore::run_commit(EtcdClient& etcd, Write& w) {
            unsigned(counter++ & 0xffffff));
   w.journal_id = id;
   success.push_back(put_op(full("j/" + w.journal_id), w.journal.dump()));
+  // Read back on failure: this write's own journal entry, there when an
+  // earlier try of this same txn landed and its answer was lost.
+  failure.push_back({{"request_range", {{"key", base64_encode(full("j/" + w.journal_id))}}}});
   auto r = etcd.call("/v3/kv/txn", {{"compare", compare}, {"success", success}, {"failure", failure}});
   if (!r) {
     w.error = Error{"", 0, r.error().message + " — not acknowledged"};
@@ -212,9 +215,16 @@ void ClusterStore::run_commit(EtcdClient& etcd, Write& w) {
     w.revision = json_int((*r)["header"], "revision");
     return;
   }
+  // A try of ours landed (etcd committed it, the answer was lost on the
+  // way, the client tried again): acknowledged, at the revision it landed.
+  if (const Json& mine = (*r)["responses"][w.guard.size()]["response_range"];
+      mine.contains("kvs") && !mine["kvs"].empty()) {
+    w.revision = json_int(mine["kvs"][0], "mod_revision");
+    return;
+  }
   // Someone else changed a key since this node applied it. Already what we
-  // asked for (another node recorded the same verdict or expiry, or a retry
-  // of ours landed): nothing to do. Otherwise refuse: never silently win.
+  // asked for (another node recorded the same verdict or expiry): nothing
+  // to do. Otherwise refuse: never silently win.
   size_t i = 0;
   std::string clash;
   for (const auto& [suffix, rev] : w.guard) {

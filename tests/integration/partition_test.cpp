@@ -320,12 +320,15 @@ TEST_F(Partition, LossyLinkToEtcd_LosesNothingAcknowledged) {
   std::map<int64_t, int> acked;
   int refused = 0, last = 0;
   double slowest = 0;
-  for (int i = 0; i < 12; ++i) {
+  for (int i = 0; i < 20; ++i) {
     auto t0 = Clock::now();
     json r = weight(n1, "use3", 40 + i);
     slowest = std::max(slowest, seconds_since(t0));
     EXPECT_LT(seconds_since(t0), 8.0) << r.dump();
     if (r["ok"].get<bool>()) {
+      // A try that landed but whose answer was lost is acknowledged at the
+      // revision it landed (found once: seq 0, in no journal).
+      EXPECT_GT(r["seq"].get<int64_t>(), 0) << r.dump();
       acked[r["seq"].get<int64_t>()] = 40 + i;
       last = 40 + i;
       EXPECT_EQ(weight_of(n1, "use3"), 40 + i);  // acknowledged means applied where it was acknowledged
@@ -336,7 +339,7 @@ TEST_F(Partition, LossyLinkToEtcd_LosesNothingAcknowledged) {
   }
   std::cout << acked.size() << " acknowledged, " << refused << " refused through a 30 % lossy link, slowest "
             << slowest << " s\n";
-  EXPECT_GE(acked.size(), 6u);
+  EXPECT_GE(acked.size(), 10u);
   EXPECT_TRUE(eventually([&] { return weight_of(n2, "use3") == last; }, 10000));
   lab_.heal();
   for (Node* n : {&n1, &n2}) {
