@@ -28,20 +28,24 @@ bool Aggregator::counts(const VantageView& v, uint32_t interval_ms, uint64_t now
 }
 
 std::optional<Decision> Aggregator::decide(Endpoint& e, uint64_t now_ms) {
+  // Every endpoint, every tick: count first, and put the reason in words
+  // only for a verdict that changes.
   size_t n = 0, down = 0;
+  for (const auto& [vantage, v] : e.views)
+    if (counts(v, e.params.interval_ms, now_ms)) {
+      ++n;
+      down += !v.up;
+    }
+  if (n < e.params.min_vantages) return std::nullopt;  // too few fresh vantages: keep the last verdict
+  bool up = !(down > 0 && double(down) >= e.params.quorum * double(n));
+  if (up == e.up) return std::nullopt;
+  e.up = up;
   std::string why;
   for (const auto& [vantage, v] : e.views) {
     bool f = counts(v, e.params.interval_ms, now_ms);
     why += (why.empty() ? "" : ", ") + vantage + ": " + (v.up ? "up" : "down") + (f ? "" : " (stale)");
     if (!v.detail.empty() && f) why += " '" + v.detail + "'";
-    if (!f) continue;
-    ++n;
-    down += !v.up;
   }
-  if (n < e.params.min_vantages) return std::nullopt;  // too few fresh vantages: keep the last verdict
-  bool up = !(down > 0 && double(down) >= e.params.quorum * double(n));
-  if (up == e.up) return std::nullopt;
-  e.up = up;
   return Decision{up, why};
 }
 

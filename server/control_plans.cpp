@@ -86,7 +86,10 @@ static std::map<std::string, uint32_t> record_ttls(const zones::ZoneSet& zs) {
 }
 
 void Control::run_plans(uint64_t now) {
-  auto ttl_of = record_ttls(*srv_.snapshot());
+  // Every tick: nothing here may cost per record unless a plan needs it
+  // (100 000 steered records would keep a core busy).
+  bool drills = std::any_of(plans_.begin(), plans_.end(), [](const auto& p) { return p.first.rfind("drill/", 0) == 0; });
+  auto ttl_of = drills ? record_ttls(*srv_.snapshot()) : std::map<std::string, uint32_t>{};
   bool write = decides();
   for (const auto& [id, p] : std::map<std::string, Json>(plans_)) {
     if (plan_writing_.count(id)) continue;
@@ -214,6 +217,11 @@ void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& t
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
+      auto& cell = srv_.states().at(r.state).ttl_cap;
+      if (caps.empty() && !info.ttl_unsteady) {  // the common case: no cap, and no string built
+        if (cell.load(std::memory_order_relaxed) != 0) cell.store(0, std::memory_order_relaxed);
+        continue;
+      }
       std::string id = zones::record_key(info.name, r.type);
       if (info.ttl_unsteady) {
         for (const auto& name : info.endpoints) {
@@ -230,7 +238,6 @@ void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& t
       }
       auto it = caps.find(id);
       uint32_t cap = it == caps.end() ? 0 : it->second + 1;  // stored + 1: 0 is "no cap"
-      auto& cell = srv_.states().at(r.state).ttl_cap;
       if (cell.load(std::memory_order_relaxed) != cap) cell.store(cap, std::memory_order_relaxed);
     }
 }

@@ -62,7 +62,7 @@ std::string Control::metrics() {
   using prometheus::MetricFamily;
   using prometheus::MetricType;
   std::vector<MetricFamily> fams;
-  fams.reserve(64);  // family() hands out references: no reallocation
+  fams.reserve(96);  // family() hands out references: no reallocation
   auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily& {
     fams.push_back(MetricFamily{name, help, type, {}});
     return fams.back();
@@ -193,47 +193,87 @@ std::string Control::metrics() {
   auto& fresh =
       family("vane_vantage_fresh", "1 when the vantage reported within 3 check intervals.", MetricType::Gauge);
   uint64_t now = admin::now_ms();
-  for (const auto& z : snap->zones())  // the snapshot, not the config: a reload may be rewriting that
+  // Every endpoint's series, or (many endpoints) only those out of the
+  // ordinary, with totals: a scrape of 100 000 endpoints stays small, and the
+  // shipped alerts (which fire on the unusual) still see what they need.
+  size_t endpoint_count = 0;
+  for (const auto& z : snap->zones())
+    for (const auto& r : z->steered_records()) endpoint_count += z->endpoints(r).size();
+  auto mode = srv_.config().endpoint_metrics;
+  bool every = mode == Config::EndpointMetrics::kAll ||
+               (mode == Config::EndpointMetrics::kAuto && endpoint_count <= Config::kEndpointMetricsAuto);
+  sample(family("vane_endpoint_metrics_limited",
+                "1 when per-endpoint and per-record series are exported only for endpoints and records out of the "
+                "ordinary (http.endpoint_metrics).",
+                MetricType::Gauge),
+         {}, !every);
+  auto& zone_answers =
+      family("vane_zone_steered_answers_total", "Steered answers per zone (all its records).", MetricType::Counter);
+  auto& counts = family("vane_endpoints", "Steered endpoints by health verdict.", MetricType::Gauge);
+  auto& in_answers = family("vane_endpoints_in_answers", "Steered endpoints in answers (override, else health).",
+                            MetricType::Gauge);
+  size_t healthy_n = 0, up_n = 0;
+  for (const auto& z : snap->zones()) {  // the snapshot, not the config: a reload may be rewriting that
+    double zone_hits = 0;
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
       auto eps = z->endpoints(r);
       std::vector<ClientMetric::Label> rl{{"record", info.name}, {"type", zones::steered_type_name(r.type)}};
       FailbackView v = failback_view(*z, r);
-      sample(up_count, rl, v.tiers.up);
-      sample(fail_open, rl, v.tiers.up == 0 && !r.fail_closed);
-      if (r.policy == zones::Policy::kFailover) {
-        auto seconds_since = [&](uint64_t t) { return t ? double(now - t) / 1000.0 : 0.0; };
-        sample(failed_over, rl, v.failed_over);
-        sample(held, rl, v.tiers.held);
-        sample(held_s, rl, seconds_since(v.held_since_ms));
-        sample(healthy_s, rl, seconds_since(v.healthy_since_ms));
+      if (every || v.tiers.up < eps.size() || v.failed_over || v.tiers.held) {
+        sample(up_count, rl, v.tiers.up);
+        sample(fail_open, rl, v.tiers.up == 0 && !r.fail_closed);
+        if (r.policy == zones::Policy::kFailover) {
+          auto seconds_since = [&](uint64_t t) { return t ? double(now - t) / 1000.0 : 0.0; };
+          sample(failed_over, rl, v.failed_over);
+          sample(held, rl, v.tiers.held);
+          sample(held_s, rl, seconds_since(v.held_since_ms));
+          sample(healthy_s, rl, seconds_since(v.healthy_since_ms));
+        }
       }
       for (size_t i = 0; i < eps.size(); ++i) {
         const auto& s = snap->states->at(eps[i].state);
+        double n = double(hits(eps[i].state));
+        zone_hits += n;
+        bool is_up = zones::endpoint_up(s), is_healthy = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
+        healthy_n += is_healthy;
+        up_n += is_up;
+        auto ov = static_cast<Override>(s.override_state.load());
+        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
+        auto stored = stored_overrides.find(key);
+        bool timed = stored != stored_overrides.end() && stored->second.until_ms > now;
+        auto vs = agg_.views(key, now);
+        bool stale = std::any_of(vs.begin(), vs.end(), [](const auto& vf) { return !vf.second.second; });
+        if (!every && is_up && is_healthy && ov == Override::kAuto && !timed && !stale &&
+            s.admin_weight.load(std::memory_order_relaxed) < 0)
+          continue;
         std::vector<ClientMetric::Label> l{
             {"record", info.name}, {"type", zones::steered_type_name(r.type)}, {"endpoint", info.endpoints[i]}};
-        sample(answers, l, double(hits(eps[i].state)));
-        sample(up, l, zones::endpoint_up(s));
-        sample(healthy, l, s.health.load() == static_cast<uint8_t>(zones::Health::kUp));
+        if (every) sample(answers, l, n);  // a counter comes and goes with nothing
+        sample(up, l, is_up);
+        sample(healthy, l, is_healthy);
         sample(weight, l, zones::effective_weight(s, eps[i]));
-        auto ov = static_cast<Override>(s.override_state.load());
         if (ov != Override::kAuto) {
           auto lo = l;
           lo.push_back({"state", override_name(ov)});
           sample(overrides, lo, 1);
         }
-        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
-        if (auto it = stored_overrides.find(key); it != stored_overrides.end() && it->second.until_ms > now) {
+        if (timed) {
           auto lo = l;
-          lo.push_back({"state", it->second.state});
-          sample(remaining, lo, double(it->second.until_ms - now) / 1000.0);
+          lo.push_back({"state", stored->second.state});
+          sample(remaining, lo, double(stored->second.until_ms - now) / 1000.0);
         }
-        for (const auto& [vantage, vf] : agg_.views(key, now)) {
+        for (const auto& [vantage, vf] : vs) {
           sample(views, {{"vantage", vantage}, {"endpoint", key}}, vf.first.up);
           sample(fresh, {{"vantage", vantage}, {"endpoint", key}}, vf.second);
         }
       }
     }
+    if (!z->steered_records().empty()) sample(zone_answers, {{"zone", z->origin_text()}}, zone_hits);
+  }
+  sample(counts, {{"health", "up"}}, double(healthy_n));
+  sample(counts, {{"health", "down"}}, double(endpoint_count - healthy_n));
+  sample(in_answers, {}, double(up_n));
   auto& checks = family("vane_check_observations_total",
                         "Health observations by vantage and view (this process: successful probes and failures that "
                         "changed a verdict; agents: every reported view).",

@@ -282,6 +282,9 @@ int main(int argc, char** argv) {
   uv_signal_start(&term, on_stop, SIGTERM);
   uv_signal_start(&intr, on_stop, SIGINT);
   const auto& first = srv.config().listen.front();
+  // Parsing a big config (yaml-cpp's node tree is ~40x the file) leaves
+  // freed heap behind the long-lived data: give it back to the system.
+  malloc_trim(0);
   VANE_INFO("ready: %u workers, config %s", srv.config().threads, srv.config().path.c_str());
   if (demo) {
     std::string a = server::format_addr(first.addr);

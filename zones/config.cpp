@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 
 namespace vane {
 
@@ -461,6 +462,17 @@ std::optional<Error> parse_endpoint(const Ctx& c, const YAML::Node& n, const Rec
 
 std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "records must be a list");
+  // Indexes, so that 100 000 records among 20 000 zones load in linear time:
+  // zones by origin (lowercased wire), records by name.
+  std::unordered_map<std::string, size_t> zone_of;
+  for (size_t z = 0; z < cfg.zones.size(); ++z) {
+    dns::NameBuf origin;
+    std::string o = cfg.zones[z].origin;
+    if (!o.empty() && o.back() != '.') o += '.';
+    if (dns::from_text(o, origin)) zone_of.emplace(std::string(origin.wire().begin(), origin.wire().end()), z);
+  }
+  std::unordered_map<std::string, std::vector<size_t>> by_name;
+  for (size_t i = 0; i < cfg.records.size(); ++i) by_name[cfg.records[i].name].push_back(i);
   for (const auto& r : n) {
     if (auto e = check_keys(
             c, r,
@@ -563,19 +575,17 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
                        " needs a region");
       rec.endpoints.push_back(std::move(ep));
     }
-    // The most specific served zone holds it.
-    size_t best = SIZE_MAX, best_len = 0;
-    for (size_t z = 0; z < cfg.zones.size(); ++z) {
-      dns::NameBuf origin;
-      std::string o = cfg.zones[z].origin;
-      if (!o.empty() && o.back() != '.') o += '.';
-      dns::from_text(o, origin);
-      if (dns::is_subdomain(nb.wire(), origin.wire()) && origin.len >= best_len) best = z, best_len = origin.len;
+    // The most specific served zone holds it: the longest suffix that is an origin.
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i <= nb.labels && best == SIZE_MAX; ++i) {
+      auto sfx = nb.suffix(i);
+      if (auto z = zone_of.find(std::string(sfx.begin(), sfx.end())); z != zone_of.end()) best = z->second;
     }
     if (best == SIZE_MAX) return err(c, r["name"], "record " + rec.name + " is outside every zone in zones:");
     rec.zone = best;
-    for (const auto& prev : cfg.records) {
-      if (prev.name != rec.name) continue;
+    auto& same_name = by_name[rec.name];
+    for (size_t at : same_name) {
+      const auto& prev = cfg.records[at];
       if (prev.type == rec.type)
         return err(
             c, r,
@@ -585,6 +595,7 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
                    "record " + rec.name + ": a CNAME cannot share its name with other types (line " +
                        std::to_string(prev.line) + ")");
     }
+    same_name.push_back(cfg.records.size());
     cfg.records.push_back(std::move(rec));
   }
   return std::nullopt;
@@ -796,9 +807,20 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
     if (a["socket"]) cfg.admin_socket = resolve_path(c, a["socket"].as<std::string>());
   }
   if (const auto& h = root["http"]) {
-    if (auto e = check_keys(c, h, {"listen", "token_file"}, "http")) return e;
+    if (auto e = check_keys(c, h, {"listen", "token_file", "endpoint_metrics"}, "http")) return e;
     if (h["listen"]) cfg.http_listen = h["listen"].as<std::string>();
     if (h["token_file"]) cfg.http_token_file = resolve_path(c, h["token_file"].as<std::string>());
+    if (const auto& m = h["endpoint_metrics"]) {
+      std::string v = scalar(m);
+      if (v == "all")
+        cfg.endpoint_metrics = Config::EndpointMetrics::kAll;
+      else if (v == "problems")
+        cfg.endpoint_metrics = Config::EndpointMetrics::kProblems;
+      else if (v == "auto")
+        cfg.endpoint_metrics = Config::EndpointMetrics::kAuto;
+      else
+        return err(c, m, "http.endpoint_metrics must be all, problems or auto (all up to 1000 endpoints)");
+    }
   }
   if (root["vantage"]) {
     cfg.vantage = root["vantage"].as<std::string>();

@@ -153,6 +153,13 @@ struct Config {
   std::string admin_socket;
   std::string http_listen;
   std::string http_token_file;
+  // Per-endpoint series on /metrics (http.endpoint_metrics): every endpoint
+  // (all), only those out of the ordinary — down, out of answers, overridden,
+  // an admin weight, a stale vantage — (problems), or all up to
+  // kEndpointMetricsAuto endpoints and problems above (auto, the default).
+  enum class EndpointMetrics { kAuto, kAll, kProblems };
+  static constexpr size_t kEndpointMetricsAuto = 1000;
+  EndpointMetrics endpoint_metrics = EndpointMetrics::kAuto;
   std::string vantage = "local";
   bool vantage_set = false;  // vantage: written in the config (else, in a cluster, the node name)
   ClusterSpec cluster;

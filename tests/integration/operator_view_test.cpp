@@ -13,6 +13,7 @@
 
 #include "dns_client.h"
 #include "fixtures.h"
+#include "http_endpoint.h"
 #include "process.h"
 
 namespace vane::test {
@@ -92,6 +93,56 @@ TEST(OperatorView, MetricsMoveWithQueriesReloadsAndAdminChanges) {
   EXPECT_EQ(last[R"(vane_reloads_total{result="failed"})"], 1);
   EXPECT_EQ(last[R"(vane_endpoint_weight{record="www.example.com.",type="A",endpoint="use1"})"], 0);
   EXPECT_EQ(c.Get("/healthz")->body, "ok\n");
+}
+
+// Many endpoints (here forced with http.endpoint_metrics: problems): series
+// only for endpoints and records out of the ordinary, which is what the
+// shipped alerts fire on, and totals for the rest.
+TEST(OperatorView, EndpointMetricsProblems_ExportOnlyTheUnusualAndTotals) {
+  TempDir dir;
+  dir.write("example.com.zone", kExampleZone);
+  Endpoint web;
+  std::string cfg = "listen: [\"127.0.0.1:0\"]\nthreads: 1\n"
+                    "http: { listen: \"127.0.0.1:0\", endpoint_metrics: problems }\n"
+                    "zones: [{ name: example.com, file: example.com.zone }]\n"
+                    "checks:\n  web: { type: http, path: /health, interval: 300ms, timeout: 200ms, fall: 1, rise: 1 }\n"
+                    "records:\n" + www_weighted(true) + app_failover(web.port());
+  Vaned v(dir, cfg);
+  httplib::Client c("127.0.0.1", http_port(v.process()));
+  auto scrape = [&] {
+    auto r = c.Get("/metrics");
+    return parse_metrics(r ? r->body : "");
+  };
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(query("127.0.0.1", v.port(), "www.example.com", "A"));
+  auto m = scrape();
+  EXPECT_EQ(m["vane_endpoint_metrics_limited"], 1);
+  EXPECT_EQ(m[R"(vane_zone_steered_answers_total{zone="example.com."})"], 50);
+  EXPECT_EQ(m[R"(vane_endpoints{health="up"})"], 5);
+  EXPECT_EQ(m[R"(vane_endpoints{health="down"})"], 0);
+  EXPECT_EQ(m["vane_endpoints_in_answers"], 5);
+  for (const auto& [k, val] : m) {
+    EXPECT_EQ(k.find("endpoint=\""), std::string::npos) << "an ordinary endpoint's series: " << k;
+    EXPECT_EQ(k.find("vane_record_"), std::string::npos) << "an ordinary record's series: " << k;
+  }
+
+  // The primary dies, use2 gets an admin weight, use3 is drained: each now
+  // has its series (and app its record series); use1 still none.
+  web.stop();
+  std::string sock = dir.path() + "/state/admin.sock";
+  ASSERT_EQ(Process({VANECTL_PATH, "-s", sock, "weight", "www.example.com", "use2", "3"}).wait(10000), 0);
+  ASSERT_EQ(Process({VANECTL_PATH, "-s", sock, "drain", "www.example.com", "use3"}).wait(10000), 0);
+  ASSERT_TRUE(eventually([&] { return scrape()[R"(vane_endpoints{health="down"})"] == 1; }, 5000));
+  m = scrape();
+  EXPECT_EQ(m[R"(vane_endpoint_healthy{record="app.example.com.",type="A",endpoint="primary"})"], 0);
+  EXPECT_EQ(m[R"(vane_record_failed_over{record="app.example.com.",type="A"})"], 1);
+  EXPECT_EQ(m[R"(vane_endpoint_weight{record="www.example.com.",type="A",endpoint="use2"})"], 3);
+  EXPECT_EQ(m[R"(vane_endpoint_override{record="www.example.com.",type="A",endpoint="use3",state="drain"})"], 1);
+  EXPECT_EQ(m["vane_endpoints_in_answers"], 3);
+  for (const auto& [k, val] : m) {
+    EXPECT_EQ(k.find("endpoint=\"use1\""), std::string::npos) << k;
+    EXPECT_EQ(k.find("endpoint=\"standby\""), std::string::npos) << k;
+    EXPECT_EQ(k.find("vane_steered_answers_total"), std::string::npos) << k;
+  }
 }
 
 TEST(OperatorView, StatusPageInChromiumShowsAWeightFlip) {

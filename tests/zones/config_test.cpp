@@ -277,6 +277,23 @@ TEST(Config, UdpCoalesce_DefaultSetOffAndOutOfRange) {
   }
 }
 
+TEST(Config, EndpointMetrics_AutoByDefault_AllProblemsOrAnError) {
+  const std::string zones = "zones: [{ name: example.com, file: example.com.zone }]\n";
+  auto c = parse_config(zones, "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->endpoint_metrics, Config::EndpointMetrics::kAuto);
+  c = parse_config(zones + "http: { listen: \"127.0.0.1:0\", endpoint_metrics: all }\n", "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->endpoint_metrics, Config::EndpointMetrics::kAll);
+  c = parse_config(zones + "http: { listen: \"127.0.0.1:0\", endpoint_metrics: problems }\n", "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->endpoint_metrics, Config::EndpointMetrics::kProblems);
+  c = parse_config(zones + "http: { listen: \"127.0.0.1:0\",\n  endpoint_metrics: some }\n", "vane.yaml", "");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().line, 3);
+  EXPECT_NE(c.error().message.find("all, problems or auto"), std::string::npos) << c.error().to_string();
+}
+
 TEST(Listen, V4AndV6) {
   ListenAddr a;
   EXPECT_TRUE(parse_listen("0.0.0.0:53", a));

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Many steered records (issue: performance, item 5): one zone with N records
+# of 2 endpoints each, without and with health checks (TCP every 10 s).
+# For each N: seconds until "ready:", RSS once ready, bytes per endpoint
+# beyond a vaned with no records, /metrics size and scrape time, and the
+# CPU vaned uses while idle (nothing queried) over 5 s.
+#
+#   bench/many_records.sh                 # N = 20000 and 100000
+#   COUNTS="1000 20000" bench/many_records.sh
+#
+# Only 127.0.0.1 is used (the checks probe 127.0.0.1:9, closed); every
+# vaned started here is stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+ensure_packages "${BUILD_PACKAGES[@]}" curl bc
+
+COUNTS=${COUNTS:-"20000 100000"}
+HZ=$(getconf CLK_TCK)
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF >/dev/null
+cmake --build build-bench -j"$(nproc --all)" --target vaned >/dev/null
+VANED=$PWD/build-bench/server/vaned
+
+WORK=$(mktemp -d /tmp/vane-many-XXXXXX)
+PID=
+cleanup() {
+  [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+printf '$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.1\n' \
+  >"$WORK/example.com.zone"
+
+config() {  # N CHECKED
+  local n=$1 checked=$2 chk=""
+  printf 'listen: ["127.0.0.1:0"]\nthreads: 1\nhttp: { listen: "127.0.0.1:0" }\n'
+  printf 'zones: [{ name: example.com, file: example.com.zone }]\n'
+  if [ "$checked" = 1 ]; then
+    printf 'checks:\n  web: { type: tcp, interval: 10s, timeout: 1s, fall: 2, rise: 2 }\n'
+    chk=", host: 127.0.0.1, port: 9, check: web"
+  fi
+  [ "$n" -gt 0 ] && echo "records:"
+  awk -v n="$n" -v chk="$chk" 'BEGIN { for (i = 0; i < n; i++)
+    printf "  - { name: r%d.example.com, type: A, policy: weighted, endpoints: [{ name: a, address: 192.0.2.%d, weight: 1%s }, { name: b, address: 198.51.100.%d, weight: 1%s }] }\n", i, i % 250 + 1, chk, i % 250 + 1, chk }'
+}
+
+measure() {  # N CHECKED -> "ready_s rss_kb metrics_bytes scrape_s idle_cpu_pct"
+  config "$1" "$2" >"$WORK/vane.yaml"
+  rm -rf "$WORK/state"
+  local t0 t1 port
+  t0=$(date +%s.%N)
+  "$VANED" --config "$WORK/vane.yaml" >"$WORK/vaned.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 1200); do grep -q "ready:" "$WORK/vaned.log" && break; sleep 0.05; done
+  t1=$(date +%s.%N)
+  sleep 3
+  port=$(grep -o 'http on [^ ]*' "$WORK/vaned.log" | grep -o '[0-9]*$')
+  local s0 s1 bytes c0 c1 rss
+  s0=$(date +%s.%N)
+  bytes=$(curl -s "127.0.0.1:$port/metrics" | wc -c)
+  s1=$(date +%s.%N)
+  c0=$(awk '{print $14 + $15}' "/proc/$PID/stat")
+  sleep 5
+  c1=$(awk '{print $14 + $15}' "/proc/$PID/stat")
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
+  kill "$PID"
+  wait "$PID" 2>/dev/null || true
+  PID=
+  echo "$(echo "$t1 - $t0" | bc) $rss $bytes $(echo "$s1 - $s0" | bc) $(echo "scale=1; ($c1 - $c0) * 100 / $HZ / 5" | bc)"
+}
+
+read -r _ base_rss _ _ _ < <(measure 0 0)
+echo "vaned with no records: RSS $base_rss kB"
+echo
+echo "| records (2 endpoints each) | checks | ready | RSS | per endpoint beyond no records | /metrics | scrape | idle CPU |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+for n in $COUNTS; do
+  for checked in 0 1; do
+    read -r ready rss bytes scrape idle < <(measure "$n" "$checked")
+    per=$(( (rss - base_rss) * 1024 / (2 * n) ))
+    printf '| %d | %s | %.2f s | %d MB | %d B | %d KB | %.3f s | %s %% |\n' "$n" "$([ "$checked" = 1 ] && echo "TCP, 10 s" || echo none)" \
+      "$ready" $((rss / 1024)) "$per" $((bytes / 1024)) "$scrape" "$idle"
+  done
+done
