@@ -1,6 +1,7 @@
 // Daemon lifecycle and reload. Nothing here runs per query.
 #include "server.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -585,6 +586,7 @@ void Server::run_next_reload() {
       [](uv_work_t* w) {
         auto* s = static_cast<Server*>(w->data);
         s->staged_ = s->reload_current_.zone.empty() ? s->stage_reload() : s->stage_zone_reload(s->reload_current_.zone);
+        malloc_trim(0);  // what parsing the config freed goes back to the system (see main.cpp)
       },
       [](uv_work_t* w, int) {
         auto* s = static_cast<Server*>(w->data);
