@@ -3,20 +3,20 @@
 // test creates: one cut off from the endpoint → no flip; two of three → flip;
 // a killed agent goes stale and is excluded; with too few fresh vantages the
 // last verdict is kept.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <thread>
 
 #include "client.h"
 #include "fixtures.h"
 #include "http_endpoint.h"
+#include "netlab.h"
 #include "process.h"
 
 namespace vane::test {
@@ -130,12 +130,13 @@ class NsEndpoint {
  public:
   NsEndpoint(const std::string& ns, uint16_t port) {
     thread_ = std::thread([this, ns, port] {
-      int fd = open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+      std::optional<NetLab::Inside> in;
+      try {
+        in.emplace(ns);
+      } catch (const std::exception&) {
         ready_ = -1;
         return;
       }
-      close(fd);
       server_.Get("/health",
                   [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
       ready_ = server_.bind_to_port("10.77.100.1", port) ? 1 : -1;

@@ -93,8 +93,8 @@ void EtcdCluster::start(int i) {
       "etcd", "--name", m.name, "--data-dir", dir_.path() + "/" + m.name, "--listen-client-urls", client,
       "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
       "--initial-cluster", initial_, "--initial-cluster-state", "new", "--initial-cluster-token",
-      "vane-test-" + std::to_string(members_[0].client) + "-" + std::to_string(getpid()), "--heartbeat-interval", "50", "--election-timeout", "500",
-      "--log-level", "warn"};
+      "vane-test-" + std::to_string(members_[0].client) + "-" + std::to_string(getpid()), "--heartbeat-interval",
+      "50", "--election-timeout", "500", "--log-level", "warn"};
   argv.insert(argv.end(), etcd.begin(), etcd.end());
   m.proc = std::make_unique<Process>(argv);
 }

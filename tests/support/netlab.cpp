@@ -93,12 +93,13 @@ void NetLab::heal() {
   }
 }
 
-NetLab::Inside::Inside(const NetLab& lab, const std::string& host) {
+NetLab::Inside::Inside(const std::string& netns) {
   home_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  int fd = open(("/var/run/netns/" + lab.ns(host)).c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = open(("/var/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
   if (home_ < 0 || fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
     if (fd >= 0) close(fd);
-    throw std::runtime_error("netlab: cannot enter " + lab.ns(host));
+    if (home_ >= 0) close(home_);
+    throw std::runtime_error("netlab: cannot enter " + netns);
   }
   close(fd);
 }

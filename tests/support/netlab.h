@@ -40,7 +40,8 @@ class NetLab {
   // scope: sockets it opens (and threads it starts) live there.
   class Inside {
    public:
-    Inside(const NetLab& lab, const std::string& host);
+    Inside(const NetLab& lab, const std::string& host) : Inside(lab.ns(host)) {}
+    explicit Inside(const std::string& netns);  // any named namespace (`ip netns add`); throws if it cannot
     ~Inside();
     Inside(const Inside&) = delete;
     Inside& operator=(const Inside&) = delete;
