@@ -20,10 +20,25 @@ namespace vane::admin {
 
 using Json = nlohmann::json;
 
-// Who is asking, from SO_PEERCRED; recorded in the journal.
+// Who is asking: from SO_PEERCRED on the admin socket, or the token's name
+// on the HTTP API (then uid and pid are unset); recorded in the journal.
 struct Peer {
   uid_t uid = static_cast<uid_t>(-1);
   pid_t pid = 0;
+  std::string token;  // the API token's name
+  // Journal fields: {"uid", "pid"} or {"by": token, "via": "api"}.
+  void stamp(Json& j) const {
+    if (token.empty()) {
+      j["uid"] = uid;
+      j["pid"] = pid;
+    } else {
+      j["by"] = token;
+      j["via"] = "api";
+    }
+  }
+  std::string describe() const {
+    return token.empty() ? "uid " + std::to_string(uid) + " pid " + std::to_string(pid) : "API token " + token;
+  }
 };
 
 using Reply = std::function<void(Json)>;
@@ -34,6 +49,12 @@ inline constexpr size_t kMaxRequestLine = 64 * 1024;
 
 inline Json error_reply(const std::string& message) {
   return Json{{"ok", false}, {"error", message}};
+}
+// The same, with a "code" the HTTP API maps to a status: "not_found" (404,
+// an unknown zone, record or endpoint), "unavailable" (503, the state store
+// or the cluster could not take the change; nothing was applied).
+inline Json error_reply(const std::string& message, const char* code) {
+  return Json{{"ok", false}, {"error", message}, {"code", code}};
 }
 
 class AdminSocket {

@@ -55,6 +55,7 @@ struct Override {
   std::string reason;
   uint32_t uid = 0;
   uint64_t at_ms = 0;
+  std::string by;  // the API token's name, when set through the API
 };
 
 nlohmann::json to_json(const Override& o);

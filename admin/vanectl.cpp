@@ -258,6 +258,13 @@ int main(int argc, char** argv) {
   bool as_json = false;
   int limit = 20;
   app.add_option("-s,--socket", socket_path, "admin socket (default: admin.socket of ./vane.yaml, else the demo's)");
+  vane::admin::ApiTarget api;
+  std::string token_file;
+  auto* url = app.add_option("--url", api.url, "use the HTTP API at this URL instead of the socket (with --token-file)");
+  app.add_option("--token-file", token_file, "the API token's file (its first line)")->needs(url);
+  app.add_option("--cacert", api.ca_file, "https: the CA that signed vaned's certificate")->needs(url);
+  app.add_option("--cert", api.cert_file, "https: a client certificate (when api.tls.client_ca asks for one)")->needs(url);
+  app.add_option("--key", api.key_file, "https: the client certificate's key")->needs(url);
   app.add_flag("--json", as_json, "print the raw JSON answer");
   auto* status = app.add_subcommand("status", "zones, records, endpoints, state and weights");
   std::string status_filter;
@@ -390,7 +397,22 @@ int main(int argc, char** argv) {
   if (zone_cmd->parsed())
     req = {{"cmd", "zone"}, {"action", zone_refresh->parsed() ? "refresh" : "retransfer"}, {"zone", zone}};
 
-  auto r = vane::admin::call(socket_path, req, 120000);
+  vane::Result<json> r = json();
+  if (!api.url.empty()) {
+    if (token_file.empty()) {
+      fprintf(stderr, "vanectl: --url needs --token-file (a file with the API token)\n");
+      return 2;
+    }
+    auto token = vane::read_token_file(token_file);
+    if (!token) {
+      fprintf(stderr, "vanectl: %s\n", token.error().to_string().c_str());
+      return 2;
+    }
+    api.token = *token;
+    r = vane::admin::call_api(api, req, 120000);
+  } else {
+    r = vane::admin::call(socket_path, req, 120000);
+  }
   if (!r) {
     fprintf(stderr, "vanectl: %s\n", r.error().to_string().c_str());
     return 2;

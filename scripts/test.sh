@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+# An OpenAPI validator, which Debian lacks, from the npm registry (tests/api).
+command -v npm >/dev/null || ensure_packages nodejs npm
+[ -d tests/api/node_modules/@apidevtools/swagger-parser ] || npm ci --prefix tests/api --no-audit --no-fund
 jobs=$(nproc)
 
 echo "== build + test (RelWithDebInfo)"
@@ -25,7 +28,7 @@ if [ "${VANE_SKIP_FUZZ:-0}" != 1 ]; then
   secs=${FUZZ_SECONDS:-15}
   echo "== fuzz (libFuzzer, ${secs}s per harness)"
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVANE_FUZZ=ON -DVANE_TESTS=OFF >/dev/null
-  harnesses="query zone config report admin xfr xfr_in"
+  harnesses="query zone config report admin xfr xfr_in api"
   cmake --build build-fuzz -j"$jobs" --target $(for h in $harnesses; do printf 'fuzz_%s ' "$h"; done)
   root=$PWD
   work=$(mktemp -d)

@@ -11,6 +11,7 @@
 
 #include "admin_socket.h"
 #include "agent.h"
+#include "api.h"
 #include "control.h"
 #include "demo.h"
 #include "http_server.h"
@@ -161,10 +162,12 @@ int main(int argc, char** argv) {
                                [&control](const std::string& key, bool w) { control.post_waver(key, w); });
   checker.set_targets(control.health_targets(srv.config()));
   checker.start();
+  std::unique_ptr<server::Api> api;  // api.listen, started below
   srv.set_on_reloaded([&] {
     checker.set_targets(control.health_targets(srv.config()));
     control.review_transfers();
     if (cluster) cluster->set_digest(serving_digest(srv.config()));
+    if (api) api->set_tokens(srv.config().api.tokens);
   });
   if (cluster) cluster->start(serving_digest(srv.config()));
   // Work the HTTP thread asks of the main loop (metrics, the status page's JSON).
@@ -215,8 +218,8 @@ int main(int argc, char** argv) {
     http->set_pages([&](const std::string& path) -> std::optional<std::pair<std::string, std::string>> {
       if (path == "/") return std::pair<std::string, std::string>{"text/html; charset=utf-8", server::kStatusPage};
       // Everything else is computed on the main loop, where the state lives.
-      auto body = on_main([&control, path] {
-        return path == "/metrics"      ? control.metrics()
+      auto body = on_main([&control, &api, path] {
+        return path == "/metrics"      ? control.metrics() + (api ? api->metrics() : std::string())
                : path == "/v1/targets" ? control.targets_document()
                                        : control.page_status().dump(-1, ' ', false, admin::Json::error_handler_t::replace);
       });
@@ -230,6 +233,39 @@ int main(int argc, char** argv) {
     }
     VANE_INFO("http on %s:%u (/v1/observations, /v1/targets, /healthz)",
               srv.config().http_listen.substr(0, srv.config().http_listen.rfind(':')).c_str(), unsigned(http->port()));
+  }
+  // The HTTP API (api.listen): each admitted request runs here on the main
+  // loop, as the admin socket's do, as its token.
+  if (srv.config().api.enabled()) {
+    api = std::make_unique<server::Api>(srv.config().api, [&](const server::ApiRoute& route,
+                                                               std::function<void(server::ApiAnswer)> done) {
+      std::lock_guard lock(calls_mu);
+      calls.push_back([&control, route, done] {
+        if (route.zone_limited) {
+          auto zone = control.zone_of(route.request);
+          if (zone && std::find(route.zones.begin(), route.zones.end(), *zone) == route.zones.end()) {
+            std::string grants;
+            for (const auto& z : route.zones) grants += (grants.empty() ? "" : ", ") + z;
+            return done(server::ApiRouter::error(403, "token '" + route.token + "' may write in " + grants +
+                                                          " only; this changes zone " + *zone));
+          }
+        }
+        admin::Peer peer;
+        peer.token = route.token;
+        control.handle(route.request, peer, [done](admin::Json reply) {
+          int status = server::ApiRouter::status_of(reply);
+          done(server::ApiAnswer{status, std::move(reply), 0, "", false});
+        });
+      });
+      uv_async_send(&calls_async);
+    });
+    if (auto err = api->start()) {
+      VANE_ERROR("cannot start: %s", err->to_string().c_str());
+      return 1;
+    }
+    const auto& a = srv.config().api;
+    VANE_INFO("api on %s:%u (%s, %zu tokens%s)", a.listen.substr(0, a.listen.rfind(':')).c_str(), unsigned(api->port()),
+              a.tls() ? "https" : "http", a.tokens.size(), a.client_ca.empty() ? "" : ", client certificates required");
   }
   admin::AdminSocket admin_socket(loop,
                                   [&control](const admin::Json& req, const admin::Peer& peer, admin::Reply reply) {
@@ -248,8 +284,9 @@ int main(int argc, char** argv) {
     server::Control* control;
     healthcheck::Checker* checker;
     admin::HttpServer* http;
+    server::Api* api;
     admin::ClusterStore* cluster;
-  } daemon{&srv, &admin_socket, &control, &checker, http.get(), cluster.get()};
+  } daemon{&srv, &admin_socket, &control, &checker, http.get(), api.get(), cluster.get()};
   // Signals are wired before "ready" is logged: a SIGHUP right after it must reload.
   uv_signal_t hup, term, intr;
   uv_signal_init(loop, &hup);
@@ -268,6 +305,7 @@ int main(int argc, char** argv) {
     auto* d = static_cast<Daemon*>(s->data);
     d->admin->close();
     if (d->http) d->http->stop();
+    if (d->api) d->api->stop();
     d->checker->stop();
     if (d->cluster) d->cluster->stop();
     d->control->stop();

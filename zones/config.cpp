@@ -772,11 +772,109 @@ std::optional<Error> parse_cluster(const Ctx& c, const YAML::Node& n, ClusterSpe
   return std::nullopt;
 }
 
+bool loopback_host(std::string host) {
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host == "localhost" || host == "::1") return true;
+  in_addr a{};
+  return inet_pton(AF_INET, host.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+// api: { listen, tls: { cert, key, client_ca }, max_body, tokens: [{ name, token_file, scope, rate }] }
+std::optional<Error> parse_api(const Ctx& c, const YAML::Node& n, Config& cfg) {
+  ApiSpec& api = cfg.api;
+  if (auto e = check_keys(c, n, {"listen", "tls", "tokens", "max_body"}, "api")) return e;
+  api.line = n.Mark().line + 1;
+  if (!n["listen"] || scalar(n["listen"]).empty()) return err(c, n, "api needs listen: HOST:PORT, like \"127.0.0.1:8443\"");
+  api.listen = scalar(n["listen"]);
+  size_t colon = api.listen.rfind(':');
+  int port = colon == std::string::npos ? -1 : std::atoi(api.listen.c_str() + colon + 1);
+  if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535 ||
+      api.listen.find_first_not_of("0123456789", colon + 1) != std::string::npos)
+    return err(c, n["listen"], "api.listen must be HOST:PORT, like \"127.0.0.1:8443\" (port 0: any)");
+  if (const auto& t = n["tls"]) {
+    if (auto e = check_keys(c, t, {"cert", "key", "client_ca"}, "api.tls")) return e;
+    if (!t["cert"] || !t["key"]) return err(c, t, "api.tls needs cert: and key: (PEM files)");
+    api.cert = resolve_path(c, scalar(t["cert"]));
+    api.key = resolve_path(c, scalar(t["key"]));
+    if (t["client_ca"]) api.client_ca = resolve_path(c, scalar(t["client_ca"]));
+    for (auto [key, path] : {std::pair{"cert", &api.cert}, std::pair{"key", &api.key}, std::pair{"client_ca", &api.client_ca}})
+      if (!path->empty() && access(path->c_str(), R_OK) != 0)
+        return err(c, t[key], std::string("api.tls.") + key + ": cannot read " + *path + ": " + strerror(errno));
+  } else if (!loopback_host(api.listen.substr(0, colon))) {
+    return err(c, n["listen"], "api.listen " + api.listen +
+                                   " is not a loopback address: without tls: { cert, key } the API (bearer tokens in "
+                                   "clear) may only listen on 127.0.0.1 or [::1]");
+  }
+  if (n["max_body"])
+    if (auto e = get_uint(c, n["max_body"], api.max_body, 1024, 16u << 20, "api.max_body")) return e;
+  const auto& toks = n["tokens"];
+  if (!toks || !toks.IsSequence() || toks.size() == 0)
+    return err(c, toks ? toks : n, "api needs tokens: [{ name, token_file, scope }] (every request needs one)");
+  std::set<std::string> names, secrets;
+  for (const auto& t : toks) {
+    if (auto e = check_keys(c, t, {"name", "token_file", "scope", "rate"}, "api.tokens")) return e;
+    ApiToken tok;
+    tok.line = t.Mark().line + 1;
+    tok.name = t["name"] ? scalar(t["name"]) : "";
+    bool good = !tok.name.empty() && tok.name.size() <= 64;
+    for (char ch : tok.name) good &= isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
+    if (!good) return err(c, t["name"] ? t["name"] : t, "api token name must be 1-64 letters, digits, '-', '_' or '.'");
+    if (!names.insert(tok.name).second) return err(c, t["name"], "api token '" + tok.name + "' is named twice");
+    if (!t["token_file"]) return err(c, t, "api token '" + tok.name + "' needs token_file: (the secret's file)");
+    auto secret = read_token_file(resolve_path(c, scalar(t["token_file"])));
+    if (!secret) return err(c, t["token_file"], "api token '" + tok.name + "': " + secret.error().to_string());
+    if (secret->size() < 16)
+      return err(c, t["token_file"], "api token '" + tok.name + "': the token must be at least 16 characters (e.g. openssl rand -hex 32)");
+    if (!secrets.insert(*secret).second)
+      return err(c, t["token_file"], "api token '" + tok.name + "' has the same secret as another token");
+    tok.secret = *secret;
+    const auto& sc = t["scope"];
+    if (!sc) return err(c, t, "api token '" + tok.name + "' needs scope: [read, write, \"write:ZONE\", admin]");
+    std::vector<YAML::Node> items;
+    if (sc.IsSequence())
+      for (const auto& s : sc) items.push_back(s);
+    else
+      items.push_back(sc);
+    for (const auto& s : items) {
+      std::string v = s.IsScalar() ? s.Scalar() : "";
+      if (v == "read") {
+        tok.read = true;
+      } else if (v == "write") {
+        tok.write = true;
+      } else if (v == "admin") {
+        tok.admin = true;
+      } else if (v.rfind("write:", 0) == 0 && v.size() > 6) {
+        std::string zone = v.substr(6);
+        std::transform(zone.begin(), zone.end(), zone.begin(), [](unsigned char ch) { return std::tolower(ch); });
+        if (zone.back() != '.') zone += '.';
+        bool known = false;
+        for (const auto& z : cfg.zones) {
+          std::string o = z.origin;
+          std::transform(o.begin(), o.end(), o.begin(), [](unsigned char ch) { return std::tolower(ch); });
+          if (o.empty() || o.back() != '.') o += '.';
+          known |= o == zone;
+        }
+        if (!known) return err(c, s, "api token '" + tok.name + "': scope " + v + " names no zone of this config");
+        tok.write_zones.push_back(zone);
+      } else {
+        return err(c, s, "api token '" + tok.name + "': unknown scope '" + v + "' (read, write, write:ZONE or admin)");
+      }
+    }
+    if (const auto& r = t["rate"]) {
+      uint32_t rate = 0;
+      if (auto e = get_uint(c, r, rate, 1, 100000, "api token rate (requests per second)")) return e;
+      tok.rate = rate;
+    }
+    api.tokens.push_back(std::move(tok));
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cfg) {
   if (auto e = check_keys(c, root,
                           {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size", "dnssec_cache",
                            "tcp", "udp", "records", "regions", "checks", "cluster", "rrl", "tsig", "geo",
-                           "region_coords", "dnstap"},
+                           "region_coords", "dnstap", "api"},
                           "the top level"))
     return e;
   if (const auto& l = root["listen"]) {
@@ -881,6 +979,8 @@ std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cf
   if (root["records"])
     if (auto e = parse_records(with_checks, root["records"], cfg)) return e;
   if (auto e = check_regions(c, cfg)) return e;
+  if (root["api"])
+    if (auto e = parse_api(c, root["api"], cfg)) return e;
   if (cfg.admin_socket.empty()) cfg.admin_socket = cfg.state_dir + "/admin.sock";
   if (cfg.threads == 0) cfg.threads = std::max(1u, std::thread::hardware_concurrency());
   return std::nullopt;

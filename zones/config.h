@@ -141,6 +141,27 @@ struct DnstapSpec {
   }
 };
 
+// api: the HTTP API (DESIGN.md "HTTP API"). A token's secret is read from
+// its token_file when the config is loaded (and on every reload); it is
+// never logged, journaled or shown.
+struct ApiToken {
+  std::string name;    // the actor in the journal
+  std::string secret;  // the token file's first line
+  bool read = false, write = false, admin = false;  // admin grants read and write too
+  std::vector<std::string> write_zones;  // write:ZONE, canonical ("example.com.")
+  double rate = 10;                      // requests per second (burst: 2 s worth, at least 10)
+  int line = 0;
+};
+struct ApiSpec {
+  std::string listen;  // HOST:PORT; without tls a loopback address only
+  std::string cert, key, client_ca;  // tls: (client_ca: client certificates required)
+  std::vector<ApiToken> tokens;
+  size_t max_body = 64 * 1024;  // larger request bodies: 413
+  int line = 0;
+  bool enabled() const { return !listen.empty(); }
+  bool tls() const { return !cert.empty(); }
+};
+
 // Where the embedded demo (vaned --demo) keeps its state and admin socket;
 // vanectl looks there when no ./vane.yaml names another.
 inline constexpr const char* kDemoStateDir = "./vane-demo-state";
@@ -153,6 +174,7 @@ struct Config {
   std::string admin_socket;
   std::string http_listen;
   std::string http_token_file;
+  ApiSpec api;
   // Per-endpoint series on /metrics (http.endpoint_metrics): every endpoint
   // (all), only those out of the ordinary — down, out of answers, overridden,
   // an admin weight, a stale vantage — (problems), or all up to

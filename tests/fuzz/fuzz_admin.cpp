@@ -60,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // run would make every later run slower. Its limits are checked anyway.
     if (auto limit = req.find("limit"); limit != req.end() && limit->is_number_integer() && *limit > 100) *limit = 100;
     bool replied = false;
-    f.control->handle(req, vane::admin::Peer{0, 1}, [&](const nlohmann::json& r) {
+    f.control->handle(req, vane::admin::Peer{0, 1, req.size() % 2 ? "ci" : ""}, [&](const nlohmann::json& r) {
       replied = true;
       auto ok = r.find("ok");
       if (ok == r.end() || !ok->is_boolean()) abort();

@@ -9,6 +9,8 @@
 // are journaled once; digest mismatch; seeding and adopting.
 #include <gtest/gtest.h>
 #include <httplib.h>
+
+#include <regex>
 #include <signal.h>
 
 #include <atomic>
@@ -162,6 +164,57 @@ TEST_F(Cluster, FlipOnOneNode_IsAnsweredByEveryNode) {
   out.wait(5000);
   EXPECT_NE(out.output().find("cluster " + prefix_ + " (node ns1): connected"), std::string::npos) << out.output();
   EXPECT_NE(out.output().find("ns3"), std::string::npos);
+}
+
+// The HTTP API on a second node: the remote vanectl flips through ns2's
+// API, the write is acknowledged after quorum like one on its socket, every
+// node answers it, and every node's journal names the token.
+TEST_F(Cluster, RemoteVanectl_ThroughASecondNodesApi_IsAnsweredByEveryNode) {
+  Node& n1 = add_node("ns1");
+  const std::string api = "api:\n  listen: \"127.0.0.1:0\"\n  tokens: [{ name: runbook, token_file: runbook.token, scope: write },\n"
+                          "           { name: viewer, token_file: viewer.token, scope: read }]\n";
+  Node& n2 = add_node("ns2", api, kExampleZone,
+                      {{"runbook.token", "runbook-0123456789abcdef\n"}, {"viewer.token", "viewer-0123456789abcdef\n"}});
+  Node& n3 = add_node("ns3");
+  for (Node* n : {&n1, &n2, &n3}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000)) << n->name;
+  std::smatch m;
+  std::string log = n2.vaned->process().output();
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(api on [^ ]*:(\d+) )"))) << log;
+  const std::string url = "http://127.0.0.1:" + m[1].str();
+  auto ctl = [&](const std::string& token, std::vector<std::string> args, std::string& out) {
+    std::vector<std::string> argv{VANECTL_PATH, "--url", url, "--token-file", n2.dir.path() + "/" + token + ".token"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p(argv);
+    int rc = p.wait(30000);
+    out = p.output();
+    return rc;
+  };
+  std::string out;
+  ASSERT_EQ(ctl("runbook", {"weight", "www.example.com", "use2", "255", "--reason", "region drill"}, out), 0) << out;
+  ASSERT_EQ(ctl("runbook", {"weight", "www.example.com", "use1", "0", "--json"}, out), 0) << out;
+  json ack = json::parse(out);
+  EXPECT_EQ(a(n2), "198.51.100.10");  // acknowledged = applied on the node that took it
+  for (Node* n : {&n1, &n3}) EXPECT_TRUE(eventually([&] { return a(*n) == "198.51.100.10"; }, 1000)) << n->name;
+  for (Node* n : {&n1, &n2, &n3}) {
+    json h = history(*n);
+    ASSERT_GE(h.size(), 2u) << n->name;
+    EXPECT_EQ(h.back()["seq"], ack["seq"]) << n->name;
+    EXPECT_EQ(h.back()["by"], "runbook") << n->name;
+    EXPECT_EQ(h.back()["via"], "api") << n->name;
+    EXPECT_EQ(h.back()["node"], "ns2") << n->name;
+    EXPECT_EQ(h[h.size() - 2]["reason"], "region drill") << n->name;
+  }
+  // The read token sees the cluster, may not write.
+  ASSERT_EQ(ctl("viewer", {"status"}, out), 0) << out;
+  EXPECT_NE(out.find("(node ns2): connected"), std::string::npos) << out;
+  EXPECT_EQ(ctl("viewer", {"drain", "www.example.com", "use2"}, out), 1);
+  EXPECT_NE(out.find("token 'viewer' (scope: read) may not drain"), std::string::npos) << out;
+  // With etcd gone, a write through the API is refused (503), not applied.
+  etcd_.kill_all();
+  EXPECT_TRUE(eventually([&] { return !connected(n2); }, 10000));
+  ASSERT_EQ(ctl("runbook", {"weight", "www.example.com", "use1", "255", "--json"}, out), 1) << out;
+  EXPECT_EQ(json::parse(out)["code"], "unavailable") << out;
+  EXPECT_EQ(a(n2), "198.51.100.10");
 }
 
 // Two operators changing one endpoint through two nodes at the same moment:

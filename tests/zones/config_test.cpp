@@ -294,6 +294,74 @@ TEST(Config, EndpointMetrics_AutoByDefault_AllProblemsOrAnError) {
   EXPECT_NE(c.error().message.find("all, problems or auto"), std::string::npos) << c.error().to_string();
 }
 
+TEST(Config, Api_TokensScopesAndMistakesWithLine) {
+  test::TempDir dir;
+  dir.write("ci.token", "  0123456789abcdef-ci  \n");
+  dir.write("short.token", "abc\n");
+  dir.write("same.token", "0123456789abcdef-ci\n");
+  dir.write("empty.token", "\n");
+  const std::string zones = "zones: [{ name: example.com, file: example.com.zone }, { name: Other.Test, file: o }]\n";
+  auto c = parse_config(zones + "api:\n  listen: \"127.0.0.1:8443\"\n  tokens:\n"
+                                "    - { name: ci, token_file: ci.token, scope: [read, \"write:EXAMPLE.com\", \"write:other.test.\"], rate: 5 }\n",
+                        dir.path() + "/vane.yaml", dir.path());
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_TRUE(c->api.enabled());
+  EXPECT_FALSE(c->api.tls());
+  EXPECT_EQ(c->api.max_body, 65536u);
+  ASSERT_EQ(c->api.tokens.size(), 1u);
+  const ApiToken& t = c->api.tokens[0];
+  EXPECT_EQ(t.name, "ci");
+  EXPECT_EQ(t.secret, "0123456789abcdef-ci");  // trimmed
+  EXPECT_TRUE(t.read);
+  EXPECT_FALSE(t.write);
+  EXPECT_FALSE(t.admin);
+  EXPECT_EQ(t.write_zones, (std::vector<std::string>{"example.com.", "other.test."}));
+  EXPECT_EQ(t.rate, 5);
+  EXPECT_EQ(t.line, 5);
+  // [::1] and localhost are loopback too.
+  for (const char* listen : {"[::1]:0", "localhost:8443", "127.0.0.2:1"}) {
+    auto l = parse_config(zones + "api: { listen: \"" + listen + "\", tokens: [{ name: a, token_file: ci.token, scope: read }] }\n",
+                          dir.path() + "/vane.yaml", dir.path());
+    EXPECT_TRUE(l) << listen << ": " << l.error().to_string();
+  }
+  // Mistakes: file:line and what to do.
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"api: { tokens: [{ name: a, token_file: ci.token, scope: read }] }", "api needs listen"},
+      {"api: { listen: \"0.0.0.0:8443\", tokens: [{ name: a, token_file: ci.token, scope: read }] }",
+       "is not a loopback address: without tls"},
+      {"api: { listen: \"10.0.0.1:8443\", tls: { cert: nope.pem, key: nope.key }, tokens: [] }", "api.tls.cert: cannot read"},
+      {"api: { listen: \"127.0.0.1:8443\" }", "api needs tokens"},
+      {"api: { listen: \"127.0.0.1\", tokens: [{ name: a, token_file: ci.token, scope: read }] }", "HOST:PORT"},
+      {"api: { listen: \"127.0.0.1:1\",\n  tokens: [{ name: a, token_file: short.token, scope: read }] }", "at least 16 characters"},
+      {"api: { listen: \"127.0.0.1:1\",\n  tokens: [{ name: a, token_file: empty.token, scope: read }] }", "token file is empty"},
+      {"api: { listen: \"127.0.0.1:1\",\n  tokens: [{ name: a, token_file: missing.token, scope: read }] }", "cannot read token file"},
+      {"api: { listen: \"127.0.0.1:1\",\n  tokens: [{ name: a, token_file: ci.token, scope: [read, writ] }] }", "unknown scope 'writ'"},
+      {"api: { listen: \"127.0.0.1:1\",\n  tokens: [{ name: a, token_file: ci.token, scope: \"write:nowhere.test\" }] }",
+       "scope write:nowhere.test names no zone"},
+      {"api: { listen: \"127.0.0.1:1\",\n  tokens: [{ name: a, token_file: ci.token }] }", "needs scope"},
+      {"api: { listen: \"127.0.0.1:1\",\n  tokens: [{ name: \"a b\", token_file: ci.token, scope: read }] }", "token name must be"},
+      {"api: { listen: \"127.0.0.1:1\", tokens: [{ name: a, token_file: ci.token, scope: read },\n  { name: a, token_file: short.token, scope: read }] }",
+       "named twice"},
+      {"api: { listen: \"127.0.0.1:1\", tokens: [{ name: a, token_file: ci.token, scope: read },\n  { name: b, token_file: same.token, scope: read }] }",
+       "same secret as another"},
+      {"api: { listen: \"127.0.0.1:1\",\n  tokens: [{ name: a, token_file: ci.token, scope: read, rate: 0 }] }", "between 1 and"},
+      {"api: { listen: \"127.0.0.1:1\",\n  colour: red, tokens: [] }", "unknown key 'colour' in api"},
+  };
+  for (const auto& [yaml, want] : bad) {
+    auto e = parse_config(zones + yaml + "\n", dir.path() + "/vane.yaml", dir.path());
+    ASSERT_FALSE(e) << yaml;
+    EXPECT_NE(e.error().message.find(want), std::string::npos) << yaml << "\n" << e.error().to_string();
+    EXPECT_EQ(e.error().file, dir.path() + "/vane.yaml") << yaml;
+    int want_line = yaml.find('\n') == std::string::npos ? 2 : 3;
+    EXPECT_EQ(e.error().line, want_line) << yaml << "\n" << e.error().to_string();
+  }
+  // The secret is never in an error message.
+  auto e = parse_config(zones + "api: { listen: \"127.0.0.1:1\", tokens: [{ name: a, token_file: ci.token, scope: wrong }] }\n",
+                        dir.path() + "/vane.yaml", dir.path());
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().to_string().find("0123456789abcdef"), std::string::npos);
+}
+
 TEST(Listen, V4AndV6) {
   ListenAddr a;
   EXPECT_TRUE(parse_listen("0.0.0.0:53", a));

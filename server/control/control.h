@@ -40,6 +40,11 @@ class Control {
   void stop();
 
   void handle(const admin::Json& request, const admin::Peer& peer, admin::Reply reply);
+  // The zone a write request changes ("example.com."), as served now: the
+  // zone of its record, of the drill it cancels, or the zone it names; none
+  // when it names nothing that exists (the verb then answers why). The HTTP
+  // API checks write:ZONE scopes with it.
+  std::optional<std::string> zone_of(const admin::Json& request) const;
 
   // Operator view (main loop): Prometheus text, and the status page's JSON.
   std::string metrics();

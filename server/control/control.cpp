@@ -103,10 +103,11 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
   if (bad) return reply(admin::error_reply(*bad));
   auto snap = srv_.snapshot();
   auto t = resolve(*snap, srv_.states(), record, endpoint);
-  if (!t) return reply(admin::error_reply(t.error().message));
+  if (!t) return reply(admin::error_reply(t.error().message, "not_found"));
   auto& s = srv_.states().at(t->slot);
   const auto& ep = t->zone->endpoints(*t->rec)[t->ep];
-  Json journal{{"action", cmd}, {"endpoint", t->key}, {"uid", peer.uid}, {"pid", peer.pid}};
+  Json journal{{"action", cmd}, {"endpoint", t->key}};
+  peer.stamp(journal);
   if (!reason.empty()) journal["reason"] = reason;
   admin::StateStore::Change c{t->key, std::nullopt, std::nullopt, std::nullopt};
   std::optional<int16_t> new_weight;
@@ -163,7 +164,7 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
       c.override_state = std::optional<admin::Override>{};
     else
       c.override_state =
-          std::optional<admin::Override>{admin::Override{target, until, reason, peer.uid, admin::now_ms()}};
+          std::optional<admin::Override>{admin::Override{target, until, reason, peer.uid, admin::now_ms(), peer.token}};
     new_override = target;
   } else {
     return reply(admin::error_reply("unknown cmd"));
@@ -188,7 +189,7 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
   writer_.commit(changes, journal,
                  [this, reply, cmd, key, record_name, endpoint, slot, ep_copy, new_weight, new_override, stored, until,
                   journal, reason, peer, ends_ramp, ramp_id](std::optional<Error> err, uint64_t seq) {
-                   if (err) return reply(admin::error_reply(err->to_string()));
+                   if (err) return reply(admin::error_reply(err->to_string(), "unavailable"));
                    auto& s = srv_.states().at(slot);
                    if (ends_ramp) plans_.erase(ramp_id);
                    if (new_weight) s.admin_weight.store(*new_weight, std::memory_order_relaxed);
@@ -200,8 +201,8 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
                        expiries_.erase(key);
                    }
                    ++admin_changes_[cmd];
-                   VANE_INFO("admin: %s %s -> %s by uid %u%s%s", cmd.c_str(), key.c_str(),
-                             journal["to"].dump().c_str(), unsigned(peer.uid), reason.empty() ? "" : ": ",
+                   VANE_INFO("admin: %s %s -> %s by %s%s%s", cmd.c_str(), key.c_str(),
+                             journal["to"].dump().c_str(), peer.describe().c_str(), reason.empty() ? "" : ": ",
                              reason.c_str());
                    Json out{{"ok", true},
                             {"record", record_name},
@@ -269,7 +270,7 @@ void Control::dnssec(const Json& req, const admin::Peer& peer, admin::Reply repl
     if (dns::to_text(zb.wire()) == origin) src = &z;
   }
   if (!src) return reply(admin::error_reply("no zone " + origin + " in the config; signed zones: " +
-                                            (signed_zones.empty() ? "none" : signed_zones)));
+                                            (signed_zones.empty() ? "none" : signed_zones), "not_found"));
   if (!src->dnssec.online)
     return reply(admin::error_reply("zone " + origin + " is not signed (set dnssec: { signing: online } on it)"));
   auto keys = zones::load_keys(origin, src->dnssec, false);
@@ -332,9 +333,8 @@ void Control::dnssec(const Json& req, const admin::Peer& peer, admin::Reply repl
     if (!made) return reply(admin::error_reply(made.error().to_string()));
     Json j = key_json(*made);
     EVP_PKEY_free(made->pkey);
-    VANE_INFO("admin: dnssec keygen %s: %s key %u (%s) by uid %u pid %d", origin.c_str(), zones::role_name(role),
-              unsigned(j["tag"].get<int>()), j["state"].get<std::string>().c_str(), unsigned(peer.uid),
-              int(peer.pid));
+    VANE_INFO("admin: dnssec keygen %s: %s key %u (%s) by %s", origin.c_str(), zones::role_name(role),
+              unsigned(j["tag"].get<int>()), j["state"].get<std::string>().c_str(), peer.describe().c_str());
     return srv_.reload_async([reply, j, origin](const ReloadOutcome& o) {
       if (!o.ok) return reply(admin::error_reply("key written, but the reload failed: " + o.message));
       reply({{"ok", true}, {"zone", origin}, {"key", j}});
@@ -377,14 +377,39 @@ void Control::dnssec(const Json& req, const admin::Peer& peer, admin::Reply repl
   }
   for (const auto& k : changed)
     if (auto e = zones::write_key_state(k)) return reply(admin::error_reply(e->to_string()));
-  VANE_INFO("admin: dnssec %s %s key %u by uid %u pid %d", action.c_str(), origin.c_str(), unsigned(key->tag),
-            unsigned(peer.uid), int(peer.pid));
+  VANE_INFO("admin: dnssec %s %s key %u by %s", action.c_str(), origin.c_str(), unsigned(key->tag),
+            peer.describe().c_str());
   Json done = Json::array();
   for (const auto& k : changed) done.push_back({{"tag", k.tag}, {"state", zones::state_name(k.state)}});
   srv_.reload_async([reply, done, origin](const ReloadOutcome& o) {
     if (!o.ok) return reply(admin::error_reply("key state written, but the reload failed: " + o.message));
     reply({{"ok", true}, {"zone", origin}, {"changed", done}});
   });
+}
+
+std::optional<std::string> Control::zone_of(const Json& req) const {
+  auto text = [](const Json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto canonical = [](std::string name) {
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (name.empty() || name.back() != '.') name += '.';
+    return name;
+  };
+  std::string cmd = text(req, "cmd"), record = text(req, "record");
+  if (cmd == "zone") return text(req, "zone").empty() ? std::nullopt : std::optional(canonical(text(req, "zone")));
+  if (cmd == "drill" && text(req, "action") == "cancel") {
+    auto id = req.find("id");
+    if (id == req.end() || !id->is_number_unsigned()) return std::nullopt;
+    auto p = plans_.find("drill/" + std::to_string(id->get<uint64_t>()));
+    if (p == plans_.end()) return std::nullopt;
+    record = text(p->second, "record");
+  }
+  if (record.empty()) return std::nullopt;
+  auto found = find_record(*srv_.snapshot(), record);
+  if (!found) return std::nullopt;
+  return canonical(found->first->origin_text());
 }
 
 void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply reply) {
@@ -418,7 +443,7 @@ void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply 
     if (auto bad = check_fields(request, {"zone"})) return reply(admin::error_reply(*bad));
     if (!request["zone"].is_string()) return reply(admin::error_reply("reload: \"zone\" must be a string"));
     std::string zone = request["zone"].get<std::string>();
-    VANE_INFO("admin: reload of zone %s requested by uid %u pid %d", zone.c_str(), unsigned(peer.uid), int(peer.pid));
+    VANE_INFO("admin: reload of zone %s requested by %s", zone.c_str(), peer.describe().c_str());
     srv_.reload_zone_async(zone, [reply](const ReloadOutcome& o) {
       reply(o.ok ? Json{{"ok", true}, {"message", o.message}} : admin::error_reply(o.message));
     });
@@ -426,7 +451,7 @@ void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply 
   }
   if (name == "reload") {
     if (auto bad = check_fields(request, {})) return reply(admin::error_reply(*bad));
-    VANE_INFO("admin: reload requested by uid %u pid %d", unsigned(peer.uid), int(peer.pid));
+    VANE_INFO("admin: reload requested by %s", peer.describe().c_str());
     srv_.reload_async([this, reply](const ReloadOutcome& o) {
       if (o.ok)
         for (const auto& k : orphans())

@@ -128,7 +128,7 @@ void Control::run_plans(uint64_t now) {
     } else if (now + kDrillLead >= start && phase != "running") {
       Json next = p;
       next["phase"] = "running";
-      admin::Override o{"down", end - std::min(end - start, kDrillLead), "drill " + std::to_string(get_u64(p, "id")) + ": " + get_str(p, "reason"), uint32_t(get_u64(p, "uid")), now};
+      admin::Override o{"down", end - std::min(end - start, kDrillLead), "drill " + std::to_string(get_u64(p, "id")) + ": " + get_str(p, "reason"), uint32_t(get_u64(p, "uid")), now, get_str(p, "by")};
       admin::StateStore::Change force{key, std::nullopt, std::optional<admin::Override>{o}, std::nullopt};
       admin::StateStore::Change step{id, std::nullopt, std::nullopt, std::nullopt};
       step.plan = std::optional<Json>{next};
@@ -159,7 +159,7 @@ void Control::commit_plan(const std::string& id, std::vector<admin::StateStore::
     plan_writing_.erase(id);
     if (err) {
       VANE_ERROR("%s: cannot record %s: %s", id.c_str(), journal.value("action", "").c_str(), err->message.c_str());
-      if (reply) reply(admin::error_reply(err->to_string()));
+      if (reply) reply(admin::error_reply(err->to_string(), "unavailable"));
       return;
     }
     apply_plan_changes(changes);
@@ -267,7 +267,7 @@ void Control::drill(const Json& req, const admin::Peer& peer, admin::Reply reply
     if (it == req.end() || !it->is_number_unsigned()) return reply(admin::error_reply("missing \"id\" (a drill number)"));
     std::string id = "drill/" + std::to_string(it->get<uint64_t>());
     auto p = plans_.find(id);
-    if (p == plans_.end()) return reply(admin::error_reply("no drill " + std::to_string(it->get<uint64_t>()) + " (vanectl drill list)"));
+    if (p == plans_.end()) return reply(admin::error_reply("no drill " + std::to_string(it->get<uint64_t>()) + " (vanectl drill list)", "not_found"));
     if (plan_writing_.count(id)) return reply(admin::error_reply(id + " is changing right now; retry"));
     std::string key = get_str(p->second, "endpoint");
     admin::StateStore::Change gone{id, std::nullopt, std::nullopt, std::nullopt};
@@ -276,8 +276,9 @@ void Control::drill(const Json& req, const admin::Peer& peer, admin::Reply reply
     auto stored = store_.overrides();
     if (auto o = stored.find(key); o != stored.end() && o->second.reason.rfind("drill " + std::to_string(get_u64(p->second, "id")) + ":", 0) == 0)
       changes.push_back({key, std::nullopt, std::optional<admin::Override>{}, std::nullopt});  // it was running: back to auto
-    Json j{{"action", "drill-cancel"}, {"drill", get_u64(p->second, "id")}, {"endpoint", key}, {"uid", peer.uid}, {"pid", peer.pid},
+    Json j{{"action", "drill-cancel"}, {"drill", get_u64(p->second, "id")}, {"endpoint", key},
            {"was", (get_str(p->second, "phase").empty() ? std::string("scheduled") : get_str(p->second, "phase"))}};
+    peer.stamp(j);
     if (req.contains("reason") && req["reason"].is_string()) j["reason"] = req["reason"];
     return commit_plan(id, changes, j, std::nullopt, reply);
   }
@@ -290,12 +291,12 @@ void Control::drill(const Json& req, const admin::Peer& peer, admin::Reply reply
   if (reason.size() > 500) return reply(admin::error_reply("\"reason\" is longer than 500 bytes"));
   auto snap = srv_.snapshot();
   auto found = find_record(*snap, req["record"].get<std::string>());
-  if (!found) return reply(admin::error_reply(found.error().message));
+  if (!found) return reply(admin::error_reply(found.error().message, "not_found"));
   auto [z, r] = *found;
   const auto& info = z->info(*r);
   std::string record = zones::record_key(info.name, r->type), endpoint = req["endpoint"];
   if (std::find(info.endpoints.begin(), info.endpoints.end(), endpoint) == info.endpoints.end())
-    return reply(admin::error_reply("no endpoint '" + endpoint + "' in " + record));
+    return reply(admin::error_reply("no endpoint '" + endpoint + "' in " + record, "not_found"));
   uint64_t start = 0, len = 0;
   if (!parse_at(req["at"], now, start) || start + 1000 < now || start > now + kMaxPlan)
     return reply(admin::error_reply("\"at\" must be +DURATION or a UTC time like 2026-11-26T10:00:00Z, within 7 days"));
@@ -323,13 +324,14 @@ void Control::drill(const Json& req, const admin::Peer& peer, admin::Reply reply
   Json plan{{"id", n},          {"record", record}, {"endpoint", key},       {"start_ms", start},
             {"end_ms", start + len}, {"lower_ttl", lower}, {"reason", reason}, {"uid", peer.uid},
             {"phase", "scheduled"}};
+  if (!peer.token.empty()) plan["by"] = peer.token;
   std::string id = "drill/" + std::to_string(n);
   admin::StateStore::Change c{id, std::nullopt, std::nullopt, std::nullopt};
   c.plan = std::optional<Json>{plan};
   Json j{{"action", "drill"},  {"drill", n},        {"endpoint", key},
          {"starts", admin::format_time(start)}, {"until", admin::format_time(start + len)},
-         {"start_ms", start},  {"end_ms", start + len},
-         {"uid", peer.uid},    {"pid", peer.pid}};
+         {"start_ms", start},  {"end_ms", start + len}};
+  peer.stamp(j);
   if (lower) {
     j["lower_ttl"] = lower;
     j["ttl_lowered_from"] = admin::format_time(start - std::min<uint64_t>(start, r->ttl * 1000ULL + kDrillMargin));
@@ -366,11 +368,12 @@ void Control::ramp(const std::string& key, int from, int to, uint64_t over, cons
   if (plan_writing_.count(id)) return reply(admin::error_reply(id + " is changing right now; retry"));
   Json plan{{"endpoint", key}, {"from", from},      {"to", to},       {"start_ms", now},
             {"end_ms", now + over}, {"reason", reason}, {"uid", peer.uid}};
+  if (!peer.token.empty()) plan["by"] = peer.token;
   admin::StateStore::Change c{id, std::nullopt, std::nullopt, std::nullopt};
   c.plan = std::optional<Json>{plan};
   Json j{{"action", "ramp"}, {"endpoint", key}, {"from", from}, {"to", to},
-         {"over", admin::format_duration(over)}, {"until", admin::format_time(now + over)},
-         {"uid", peer.uid}, {"pid", peer.pid}};
+         {"over", admin::format_duration(over)}, {"until", admin::format_time(now + over)}};
+  peer.stamp(j);
   if (!reason.empty()) j["reason"] = reason;
   commit_plan(id, {c}, j, std::nullopt, reply);
 }

@@ -541,7 +541,7 @@ Json Control::status(const std::string& filter) {
     }
   }
   if (!want.empty() && zones.empty() && records.empty())
-    return admin::error_reply("status: no zone or steered record named '" + filter + "'");
+    return admin::error_reply("status: no zone or steered record named '" + filter + "'", "not_found");
   Json out{{"ok", true},
            {"version", VANE_VERSION},
            {"pid", getpid()},

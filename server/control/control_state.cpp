@@ -423,7 +423,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
       case K::kOverride: {
         overrides.insert(e.key);
         auto j = e.deleted ? Json() : Json::parse(e.value, nullptr, false);
-        auto o = j.is_object() ? admin::override_from_json(j) : admin::Override{"auto", 0, "", 0, 0};
+        auto o = j.is_object() ? admin::override_from_json(j) : admin::Override{"auto", 0, "", 0, 0, {}};
         if (o.state == "auto" || (o.until_ms && o.until_ms <= now && !full)) {
           if (slot != UINT32_MAX) apply_override(slot, "auto");
           expiries_.erase(e.key);

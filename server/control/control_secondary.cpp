@@ -200,7 +200,7 @@ void Control::zone_verb(const admin::Json& req, admin::Reply reply) {
     std::string known;
     for (const auto& [n, s] : sec_) known += (known.empty() ? "" : ", ") + n;
     return reply(admin::error_reply("zone '" + zone + "' is not a secondary zone here (secondary zones: " +
-                                    (known.empty() ? "none" : known) + ")"));
+                                    (known.empty() ? "none" : known) + ")", "not_found"));
   }
   if (!loop_) return reply(admin::error_reply("vaned is stopping"));
   SecZone& s = it->second;

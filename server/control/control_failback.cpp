@@ -126,7 +126,7 @@ bool Control::place_hold(const std::string& id, const zones::Zone& z, const zone
   for (size_t i = 0; i < eps.size(); ++i) {
     if (eps[i].priority >= to || override_of(srv_.states().at(eps[i].state)) != Override::kAuto) continue;
     std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
-    changes.push_back({key, std::nullopt, std::optional<admin::Override>{admin::Override{"held", 0, why, 0, now}},
+    changes.push_back({key, std::nullopt, std::optional<admin::Override>{admin::Override{"held", 0, why, 0, now, {}}},
                        std::nullopt});
     slots.push_back(eps[i].state);
     held.push_back(info.endpoints[i]);
@@ -168,8 +168,7 @@ void Control::release(const std::string& id, const zones::Zone& z, const zones::
   uint64_t now = admin::now_ms();
   Json j{{"action", "failback"}, {"record", id}, {"endpoints", released}, {"reason", why}};
   if (peer) {
-    j["uid"] = peer->uid;
-    j["pid"] = peer->pid;
+    peer->stamp(j);
   } else {
     j["by"] = by;
   }
@@ -181,7 +180,7 @@ void Control::release(const std::string& id, const zones::Zone& z, const zones::
     failback_writing_.erase(id);
     if (err) {
       VANE_ERROR("failback: cannot record the release of %s: %s", id.c_str(), err->message.c_str());
-      if (reply) reply(admin::error_reply(err->to_string()));
+      if (reply) reply(admin::error_reply(err->to_string(), "unavailable"));
       return;
     }
     for (uint32_t slot : slots)
@@ -211,7 +210,7 @@ void Control::failback(const Json& req, const admin::Peer& peer, admin::Reply re
   }
   auto snap = srv_.snapshot();
   auto found = find_record(*snap, rec->get<std::string>());
-  if (!found) return reply(admin::error_reply(found.error().message));
+  if (!found) return reply(admin::error_reply(found.error().message, "not_found"));
   auto [z, r] = *found;
   const auto& info = z->info(*r);
   std::string id = zones::record_key(info.name, r->type);
@@ -249,7 +248,7 @@ void Control::note_flip(const std::string& key, uint32_t slot, uint64_t now) {
   if (times.size() <= d->flips || (ov != Override::kAuto && ov != Override::kHeld)) return;
   std::string why = std::to_string(times.size()) + " verdict changes within " + admin::format_duration(d->window_ms) +
                     " (damping: more than " + std::to_string(d->flips) + ")";
-  admin::Override o{"damped", now + d->hold_ms, why, 0, now};
+  admin::Override o{"damped", now + d->hold_ms, why, 0, now, {}};
   Json flips = Json::array();
   for (uint64_t t : times) flips.push_back(admin::format_time(t));
   Json j{{"action", "damp"}, {"endpoint", key},    {"from", zones::override_name(ov)},
@@ -288,7 +287,7 @@ std::optional<admin::Override> Control::after_damping(const std::string& key) {
         Tiers t = tiers(eps, key, info, r.type);
         if (t.held || (t.served != UINT32_MAX && t.served > eps[i].priority))
           return admin::Override{"held", 0, "damping ended; failback: " + failback_text(info.failback), 0,
-                                 admin::now_ms()};
+                                 admin::now_ms(), {}};
         return std::nullopt;
       }
     }
