@@ -80,6 +80,7 @@ Result<nlohmann::json> call_api(const ApiTarget& t, const nlohmann::json& reques
   if (!t.ca_file.empty()) cli.set_ca_cert_path(t.ca_file.c_str());
   cli.enable_server_certificate_verification(true);
   cli.set_connection_timeout(5, 0);
+  cli.set_tcp_nodelay(true);
   cli.set_read_timeout(timeout_ms / 1000, (timeout_ms % 1000) * 1000);
   cli.set_bearer_token_auth(t.token.c_str());
   nlohmann::json body = request;

@@ -8,10 +8,16 @@
 #      in a cluster (one etcd member on core 1; acknowledged after quorum);
 #   2. DNS while the API is hammered: vane-latency at RATE q/s (default
 #      20000) for DURATION s (default 15) on core 1, quiet and then with 4
-#      connections sending GET /v1/status back to back (the hammer on core 0,
-#      beside vaned: the worst place for DNS); CPU µs per answered query of
+#      connections sending GET /v1/status back to back (the hammering client
+#      on core 0 beside vaned, at nice 19: it stands for other machines, the
+#      API's own work is what is measured); CPU µs per answered query of
 #      the DNS threads, and p50/p99 of the answers. ROUNDS (default 3)
-#      alternating quiet/hammered, hammered/quiet, ...
+#      alternating quiet/hammered/limited, limited/hammered/quiet, ... where
+#      "hammered" is a token with rate 100000 (every request served: status
+#      JSON built on the main loop) and "limited" one at the default rate
+#      (10/s: the rest are 429s, answered by the API threads alone); and
+#      "busy", the control: no API traffic, a nice-19 busy loop on core 0
+#      (what sharing the core costs the DNS thread, whoever shares it).
 #
 #   bench/api.sh
 #
@@ -52,6 +58,7 @@ $TTL 300
 ns IN A 192.0.2.1
 EOZ
 echo "bench-token-0123456789abcdef" > "$WORK/bench.token"
+echo "limited-token-0123456789abcdef" > "$WORK/limited.token"
 TOKEN=$(cat "$WORK/bench.token")
 printf 'www.example.com A\nns.example.com A\nexample.com SOA\n' > "$WORK/q.txt"
 config() {  # config [cluster]
@@ -60,7 +67,8 @@ listen: ["127.0.0.1:$PORT"]
 threads: 1
 state_dir: $WORK/state-${1:-alone}
 zones: [{ name: example.com, file: example.com.zone }]
-api: { listen: "127.0.0.1:$APIPORT", tokens: [{ name: bench, token_file: bench.token, scope: admin, rate: 100000 }] }
+api: { listen: "127.0.0.1:$APIPORT", tokens: [{ name: bench, token_file: bench.token, scope: admin, rate: 100000 },
+                                            { name: limited, token_file: limited.token, scope: read }] }
 records:
   - name: www.example.com
     type: A
@@ -99,10 +107,15 @@ stop_vaned
 
 echo "== DNS at $RATE q/s for ${DURATION}s, quiet and with the API hammered (4 connections, GET /v1/status)"
 start_vaned
-measure() {  # measure quiet|hammered
-  local t0 t1 out hammer=""
-  if [ "$1" = hammered ]; then
-    taskset -c 0 /usr/bin/python3 bench/api_client.py hammer $APIPORT "$TOKEN" "$DURATION" 4 > "$WORK/hammer.out" &
+measure() {  # measure quiet|busy|hammered|limited
+  local t0 t1 out hammer="" token=$TOKEN
+  [ "$1" = limited ] && token=$(cat "$WORK/limited.token")
+  if [ "$1" = busy ]; then
+    taskset -c 0 nice -n 19 timeout "$DURATION" sh -c 'while :; do :; done' &
+    HPID=$!
+    PIDS+=($HPID)
+  elif [ "$1" != quiet ]; then
+    taskset -c 0 nice -n 19 /usr/bin/python3 bench/api_client.py hammer $APIPORT "$token" "$DURATION" 4 > "$WORK/hammer.out" &
     HPID=$!
     PIDS+=($HPID)
     sleep 0.3
@@ -110,7 +123,8 @@ measure() {  # measure quiet|hammered
   t0=$(thread_ticks "$VPID" 'vane-udp\|vane-dns')
   out=$(taskset -c 1 "$PROBE" "$PORT" "$RATE" "$DURATION" "$WORK/q.txt")
   t1=$(thread_ticks "$VPID" 'vane-udp\|vane-dns')
-  if [ "$1" = hammered ]; then wait "$HPID"; hammer=$(cat "$WORK/hammer.out"); fi
+  if [ "$1" = busy ]; then wait "$HPID" || true; fi
+  if [ "$1" = hammered ] || [ "$1" = limited ]; then wait "$HPID"; hammer=$(cat "$WORK/hammer.out"); fi
   local answered p50 p99
   answered=$(echo "$out" | awk '{print $4}')
   p50=$(echo "$out" | sed 's/.*p50_us \([0-9.]*\).*/\1/')
@@ -119,6 +133,7 @@ measure() {  # measure quiet|hammered
     'BEGIN { printf "%-9s DNS threads %.2f us/answer, p50 %s us, p99 %s us, answered %d %s\n", m, t * 1e6 / hz / n, p50, p99, n, h }'
 }
 for r in $(seq "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then measure quiet; measure hammered; else measure hammered; measure quiet; fi
+  if [ $((r % 2)) = 1 ]; then measure quiet; measure busy; measure hammered; measure limited
+  else measure limited; measure hammered; measure busy; measure quiet; fi
 done
 stop_vaned

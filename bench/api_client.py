@@ -47,6 +47,7 @@ def latency(port, token, n):
 
 def hammer(port, token, seconds, threads):
     done = [0] * threads
+    served = [0] * threads
     end = time.time() + seconds
 
     def run(k):
@@ -56,14 +57,15 @@ def hammer(port, token, seconds, threads):
             c.request("GET", "/v1/status", headers=h)
             r = c.getresponse()
             r.read()
-            done[k] += r.status == 200
+            done[k] += 1
+            served[k] += r.status == 200
 
     ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    print(f"api_requests {sum(done)} api_rps {sum(done) / seconds:.0f}")
+    print(f"api_requests {sum(done)} api_rps {sum(done) / seconds:.0f} served {sum(served)}")
 
 
 if __name__ == "__main__":

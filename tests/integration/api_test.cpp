@@ -9,7 +9,10 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -294,6 +297,21 @@ TEST_F(ApiTest, BadTokenStorm_LeavesDnsAndGoodClientUnaffected) {
   EXPECT_EQ(good, 10);
   EXPECT_EQ(a("www.example.com"), "192.0.2.10");
   for (const auto& e : history()) EXPECT_NE(e.value("action", ""), "weight");
+  // The API's threads yield to DNS: named vane-api, at nice 10.
+  int api_threads = 0;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(vaned_->process().pid()) + "/task")) {
+    std::ifstream comm(t.path() / "comm"), stat(t.path() / "stat");
+    std::string name, line;
+    std::getline(comm, name);
+    std::getline(stat, line);
+    if (name != "vane-api") continue;
+    ++api_threads;
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    std::vector<std::string> f{std::istream_iterator<std::string>(rest), {}};
+    ASSERT_GE(f.size(), 17u);
+    EXPECT_EQ(f[16], "10") << line;  // field 19, nice
+  }
+  EXPECT_GE(api_threads, 4);
 }
 
 // TLS with client certificates: a CA, a server certificate for 127.0.0.1
