@@ -1,6 +1,7 @@
 // vanectl: the admin CLI. Each verb is one request on the admin socket;
 // tables for people, --json for scripts, non-zero exit on any error.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -252,6 +253,7 @@ void print_cluster(const json& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);  // https: OpenSSL writes to a socket the server may have closed
   CLI::App app{"vanectl — control a running vaned over its admin socket"};
   app.require_subcommand(1);
   std::string socket_path, record, endpoint, reason, state, for_text, qname, qtype, client, weight;

@@ -2,10 +2,14 @@
 #include "server.h"
 
 #include <malloc.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <optional>
+#include <thread>
 #include <ctime>
 #include <fstream>
 #include <mutex>
@@ -177,8 +181,11 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
 }  // namespace
 
 // One zone of the set, from its source (records compiled into it).
-static Result<std::shared_ptr<const zones::Zone>> load_one(zones::ZoneSource src, zones::StateTable& states, bool quiet,
-                                                    bool create_keys) {
+// Reads one zone (its keys, its files). Touches nothing shared: zones load
+// on several threads at once. place_one() then ties it to the state table.
+// `no_copy`: a secondary zone without its file yet (served as expired).
+static Result<std::unique_ptr<zones::Zone>> read_one(zones::ZoneSource src, bool quiet, bool create_keys,
+                                                     bool& no_copy) {
   if (src.dnssec.online) {
     std::string made;
     auto keys = zones::load_keys(src.origin, src.dnssec, create_keys, &made);
@@ -190,7 +197,7 @@ static Result<std::shared_ptr<const zones::Zone>> load_one(zones::ZoneSource src
   }
   // A secondary zone without a copy yet is served SERVFAIL until its first
   // transfer (an SOA-only stand-in keeps its place in the zone set).
-  bool no_copy = src.secondary.enabled() && access(src.file.c_str(), R_OK) != 0;
+  no_copy = src.secondary.enabled() && access(src.file.c_str(), R_OK) != 0;
   if (no_copy) src.text = "$ORIGIN " + src.origin + (src.origin.ends_with('.') ? "" : ".") +
                           "\n@ 0 IN SOA invalid. invalid. 0 0 0 0 0\n";
   auto t0 = std::chrono::steady_clock::now();
@@ -202,18 +209,32 @@ static Result<std::shared_ptr<const zones::Zone>> load_one(zones::ZoneSource src
               (*z)->origin_text().c_str(), src.file.c_str(), (*z)->record_count(), src.steered.size(),
               (*z)->node_count(), (*z)->serial(), ms, double((*z)->memory_bytes()) / (1 << 20));
   (*z)->set_file(src.file);
-  if (src.transfer.enabled()) (*z)->set_served_serial(states.zone_serial((*z)->origin_text(), (*z)->serial()));
+  return z;
+}
+
+static std::shared_ptr<const zones::Zone> place_one(std::unique_ptr<zones::Zone> z, const zones::ZoneSource& src,
+                                                    bool no_copy, zones::StateTable& states) {
+  if (src.transfer.enabled()) z->set_served_serial(states.zone_serial(z->origin_text(), z->serial()));
   if (src.secondary.enabled()) {
     std::vector<zones::Client> from;
     for (const auto& s : src.secondary.servers) {
       ListenAddr a;
       if (parse_listen(s, a)) from.push_back(client_of(a.addr));
     }
-    auto* expired = states.zone_expired((*z)->origin_text(), no_copy);
+    auto* expired = states.zone_expired(z->origin_text(), no_copy);
     if (no_copy) expired->store(true, std::memory_order_relaxed);
-    (*z)->set_secondary(expired, std::move(from));
+    z->set_secondary(expired, std::move(from));
   }
-  return std::shared_ptr<const zones::Zone>(z.take());
+  return std::shared_ptr<const zones::Zone>(std::move(z));
+}
+
+static Result<std::shared_ptr<const zones::Zone>> load_one(zones::ZoneSource src, zones::StateTable& states, bool quiet,
+                                                    bool create_keys) {
+  zones::ZoneSource kept = src;
+  bool no_copy = false;
+  auto z = read_one(std::move(src), quiet, create_keys, no_copy);
+  if (!z) return z.error();
+  return place_one(z.take(), kept, no_copy, states);
 }
 
 namespace {
@@ -293,8 +314,20 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
   std::vector<zones::ZoneSource> sources = cfg.zones;
   zones::RegionMap regions;
   if (auto err = compile_records(cfg, states, regions, sources)) return *err;
-  std::vector<std::shared_ptr<const zones::Zone>> loaded;
-  for (auto& src : sources) {
+  std::vector<std::shared_ptr<const zones::Zone>> loaded(sources.size());
+  // What each zone needs: the previous snapshot's copy when nothing it is
+  // built from changed, else a read.
+  struct Job {
+    size_t index;
+    std::string name;
+    std::vector<std::string> files;
+    uint64_t fp;
+    std::optional<Result<std::unique_ptr<zones::Zone>>> result;
+    bool no_copy = false;
+  };
+  std::vector<Job> jobs;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const zones::ZoneSource& src = sources[i];
     std::string name = src.origin + (src.origin.ends_with('.') ? "" : ".");
     const CachedZone* was = nullptr;
     if (previous)
@@ -303,20 +336,40 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
     std::vector<std::string> files = files_of(src, was ? was->zone.get() : nullptr);
     uint64_t fp = fingerprint(src, files);
     if (was && was->fingerprint == fp && !src.dnssec.online) {
-      loaded.push_back(was->zone);
+      loaded[i] = was->zone;
       if (next) (*next)[name] = *was;
       continue;
     }
-    if (reread) ++*reread;
-    zones::ZoneSource original = src;
-    auto z = load_one(std::move(src), states, quiet, create_keys);
-    if (!z) return z.error();
+    jobs.push_back(Job{i, std::move(name), std::move(files), fp, std::nullopt, false});
+  }
+  if (reread) *reread += jobs.size();
+  // Many zones load on every core the process may use (a big zone also
+  // parses on them, inside its own read). Signed zones read in order on
+  // this thread: making a missing key writes files.
+  auto read = [&](Job& j) { j.result = read_one(sources[j.index], quiet, create_keys, j.no_copy); };
+  std::atomic<size_t> next_job{0};
+  auto work = [&] {
+    for (size_t k; (k = next_job.fetch_add(1, std::memory_order_relaxed)) < jobs.size();)
+      if (!sources[jobs[k].index].dnssec.online) read(jobs[k]);
+  };
+  size_t helpers = 0;
+  if (cpu_set_t cpus; jobs.size() >= 64 && sched_getaffinity(0, sizeof cpus, &cpus) == 0)
+    helpers = std::min<size_t>(size_t(CPU_COUNT(&cpus)), 16) - 1;
+  std::vector<std::thread> threads;
+  for (size_t h = 0; h < helpers; ++h) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  for (Job& j : jobs) {
+    const zones::ZoneSource& src = sources[j.index];
+    if (!j.result) read(j);
+    if (!*j.result) return j.result->error();  // the first bad zone in config order
+    auto z = place_one(j.result->take(), src, j.no_copy, states);
     // Files it turned out to $INCLUDE count from now on (taken after the read:
     // one changed in between is read again at the next reload but one).
-    std::vector<std::string> now = files_of(original, z->get());
-    if (now != files) fp = fingerprint(original, now);
-    if (next) (*next)[name] = CachedZone{fp, *z};
-    loaded.push_back(z.take());
+    std::vector<std::string> now = files_of(src, z.get());
+    if (now != j.files) j.fp = fingerprint(src, now);
+    if (next) (*next)[j.name] = CachedZone{j.fp, z};
+    loaded[j.index] = std::move(z);
   }
   auto set = std::make_shared<zones::ZoneSet>(std::move(loaded));
   set->states = &states;

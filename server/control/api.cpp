@@ -113,8 +113,13 @@ std::optional<Error> Api::start() {
     auto p = std::make_shared<std::promise<ApiAnswer>>();
     auto fut = p->get_future();
     dispatch_(route, [p](ApiAnswer a) { p->set_value(std::move(a)); });
-    ApiAnswer a = fut.wait_for(std::chrono::seconds(kWaitSeconds)) == std::future_status::ready
-                      ? fut.get()
+    // In slices: stop() runs on the main loop, which then answers nothing.
+    bool ready = false;
+    for (int waited = 0; !ready && !stopping_.load() && waited < kWaitSeconds * 10; ++waited)
+      ready = fut.wait_for(std::chrono::milliseconds(100)) == std::future_status::ready;
+    ApiAnswer a = ready ? fut.get()
+                  : stopping_.load()
+                      ? ApiRouter::error(503, "vaned is stopping; the change may still be applied (see GET /v1/history)")
                       : ApiRouter::error(504, "vaned did not answer in time; the change may still be applied "
                                               "(see GET /v1/history)");
     router_.finish(route, call, a);
@@ -146,6 +151,7 @@ std::optional<Error> Api::start() {
 }
 
 void Api::stop() {
+  stopping_ = true;
   if (!impl_ || !impl_->thread.joinable()) return;
   impl_->server->stop();
   impl_->thread.join();

@@ -48,6 +48,7 @@ class Api {
   ApiRouter router_;
   Dispatch dispatch_;
   uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
   static constexpr std::array<int, 12> kCodes{200, 400, 401, 403, 404, 405, 409, 413, 429, 500, 503, 504};
   std::array<std::atomic<uint64_t>, kCodes.size()> counts_{};
   void count(int status);
