@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
+. bench/lib.sh
 ensure_packages "${BUILD_PACKAGES[@]}" knot nsd knot-dnsutils
 
 N=${N:-20000}
@@ -96,7 +97,6 @@ EOC
 start_vane() { rm -rf "$WORK/state"; "$VANED" --config "$WORK/vane.yaml" 2>"$WORK/vane.log" & SERVER_PID=$!; }
 start_knot() { rm -rf "$WORK/knot/"*.mdb "$WORK/knot/journal" "$WORK/knot/timers" "$WORK/knot/catalog"; knotd -c "$WORK/knot/knot.conf" 2>"$WORK/knot.log" & SERVER_PID=$!; }
 start_nsd() { rm -f "$WORK/nsd/xfrd.state" "$WORK/nsd/zone.list"; nsd -d -c "$WORK/nsd/nsd.conf" & SERVER_PID=$!; }
-pid_tree() { echo "$1"; for c in $(pgrep -P "$1" || true); do pid_tree "$c"; done; }
 mem_kib() {  # mem_kib PID Pss|Rss
   local t=0
   for p in $(pid_tree "$1"); do
@@ -105,23 +105,6 @@ mem_kib() {  # mem_kib PID Pss|Rss
   echo "$t"
 }
 LAST="h6.z$((N - 1)).test"
-wait_answer() {
-  local deadline=$(( $(date +%s%N) + 600 * 1000000000 ))
-  while [ "$(date +%s%N)" -lt "$deadline" ]; do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then sleep 0.02; continue; fi
-    if kdig @127.0.0.1 -p "$PORT" "$LAST" A +tcp +short +timeout=1 +retry=0 2>/dev/null | grep -q '^10\.'; then return 0; fi
-    sleep 0.02
-  done
-  return 1
-}
-stop_server() {
-  kill "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-  for p in $(pgrep -f "$WORK" || true); do kill -9 "$p" 2>/dev/null || true; done
-  sleep 0.5
-}
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 
 echo "== $N zones of 21 records: time to ready (exec to the last zone answering) and memory, $ROUNDS rounds"
@@ -133,7 +116,7 @@ for round in $(seq "$ROUNDS"); do
     t0=$(date +%s%N)
     "start_$s"
     PIDS+=("$SERVER_PID")
-    if wait_answer; then
+    if wait_answer "$LAST" 600; then
       RT[$s]+=" $(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')"
       sleep 1
       PS[$s]+=" $(( $(mem_kib "$SERVER_PID" Pss) / 1024 ))"

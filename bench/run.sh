@@ -182,7 +182,6 @@ start_echo() {
   sleep 0.3
 }
 
-pid_tree() { echo "$1"; for c in $(pgrep -P "$1" || true); do pid_tree "$c"; done; }
 cpu_ticks() {  # utime+stime of a server's processes (all their threads)
   local t=0
   for p in $(pid_tree "$1"); do
@@ -198,31 +197,6 @@ pss_kib() {
     t=$((t + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup")))
   done
   echo "$t"
-}
-wait_answer() {  # wait_answer NAME TIMEOUT_S: until NAME has an A answer
-  local deadline=$(( $(date +%s%N) + $2 * 1000000000 ))
-  while [ "$(date +%s%N)" -lt "$deadline" ]; do
-    # Over TCP: a port not yet open is refused at once, whereas a UDP query
-    # to it waits out kdig's whole (1 s) timeout and quantises the result.
-    # Until the port is open, a connect from this shell is the probe: a
-    # kdig process every 20 ms would take a good part of a core from a
-    # server loading on every core.
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then sleep 0.02; continue; fi
-    if kdig @127.0.0.1 -p "$PORT" "$1" A +tcp +short +timeout=1 +retry=0 2>/dev/null | grep -q '^10\.'; then return 0; fi
-    sleep 0.02
-  done
-  return 1
-}
-stop_server() {
-  kill "$1" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-  # NSD's children and anything else left on the port
-  for p in $(pgrep -f "$WORK" || true); do
-    [ "$p" = "${KEEP_PID:-}" ] || kill -9 "$p" 2>/dev/null || true
-  done
-  sleep 0.3
 }
 
 # run_load SERVER MODE [QUERYFILE [DNSPERF ARGS...]] -> "qps cpu_us_per_query completed"
