@@ -42,13 +42,7 @@ cmake --build build-bench -j"$(nproc)" --target vaned vane-latency >/dev/null
 VANED=$PWD/build-bench/server/vaned
 PROBE=$PWD/build-bench/bench/vane-latency
 
-WORK=$(mktemp -d /tmp/vane-api-bench-XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_work api-bench
 
 cat > "$WORK/example.com.zone" <<'EOZ'
 $ORIGIN example.com.

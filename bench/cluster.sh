@@ -30,13 +30,7 @@ cmake --build build-bench -j"$(nproc)" --target vaned vane-propagation >/dev/nul
 VANED=$PWD/build-bench/server/vaned
 PROBE=$PWD/build-bench/bench/vane-propagation
 
-WORK=$(mktemp -d /tmp/vane-cluster-bench-XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_work cluster-bench
 
 # Ports below the ephemeral range, so a restarted member finds its own free.
 EP=(23711 23712 23713) PP=(23721 23722 23723)

@@ -41,3 +41,17 @@ stop_server() {
   done
   sleep 0.3
 }
+
+# bench_work NAME: a scratch directory in $WORK and a list of PIDS to stop;
+# on exit every PID, and anything else started from $WORK, is killed and
+# $WORK removed.
+bench_work() {
+  WORK=$(mktemp -d "/tmp/vane-$1-XXXXXX")
+  PIDS=()
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  for p in $(pgrep -f "$WORK" || true); do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}

@@ -25,14 +25,7 @@ cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF >/dev/null
 cmake --build build-bench -j"$(nproc)" --target vaned >/dev/null
 VANED=$PWD/build-bench/server/vaned
 
-WORK=$(mktemp -d /tmp/vane-zones-bench-XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-  for p in $(pgrep -f "$WORK" || true); do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_work zones-bench
 
 /usr/bin/python3 - "$WORK" "$N" <<'EOP'
 import os, sys

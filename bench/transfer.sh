@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
+. bench/lib.sh
 ensure_packages "${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}" knot-dnsutils
 
 FLIPS=${FLIPS:-200}
@@ -30,13 +31,7 @@ VANED=$PWD/build-bench/server/vaned
 VANECTL=$PWD/build-bench/admin/vanectl
 PROBE=$PWD/build-bench/bench/vane-propagation
 
-WORK=$(mktemp -d /tmp/vane-xfr-bench-XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_work xfr-bench
 VPORT=15360 KPORT=15361
 SECRET=$(head -c 32 /dev/urandom | base64)
 echo "$SECRET" > "$WORK/xfr.secret"
