@@ -844,16 +844,9 @@ std::optional<Error> parse_api(const Ctx& c, const YAML::Node& n, Config& cfg) {
       } else if (v == "admin") {
         tok.admin = true;
       } else if (v.rfind("write:", 0) == 0 && v.size() > 6) {
-        std::string zone = v.substr(6);
-        std::transform(zone.begin(), zone.end(), zone.begin(), [](unsigned char ch) { return std::tolower(ch); });
-        if (zone.back() != '.') zone += '.';
+        std::string zone = dns::canonical_text(v.substr(6));
         bool known = false;
-        for (const auto& z : cfg.zones) {
-          std::string o = z.origin;
-          std::transform(o.begin(), o.end(), o.begin(), [](unsigned char ch) { return std::tolower(ch); });
-          if (o.empty() || o.back() != '.') o += '.';
-          known |= o == zone;
-        }
+        for (const auto& z : cfg.zones) known |= dns::canonical_text(z.origin) == zone;
         if (!known) return err(c, s, "api token '" + tok.name + "': scope " + v + " names no zone of this config");
         tok.write_zones.push_back(zone);
       } else {

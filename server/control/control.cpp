@@ -392,13 +392,8 @@ std::optional<std::string> Control::zone_of(const Json& req) const {
     auto it = j.find(key);
     return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
   };
-  auto canonical = [](std::string name) {
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (name.empty() || name.back() != '.') name += '.';
-    return name;
-  };
   std::string cmd = text(req, "cmd"), record = text(req, "record");
-  if (cmd == "zone") return text(req, "zone").empty() ? std::nullopt : std::optional(canonical(text(req, "zone")));
+  if (cmd == "zone") return text(req, "zone").empty() ? std::nullopt : std::optional(dns::canonical_text(text(req, "zone")));
   if (cmd == "drill" && text(req, "action") == "cancel") {
     auto id = req.find("id");
     if (id == req.end() || !id->is_number_unsigned()) return std::nullopt;
@@ -409,7 +404,7 @@ std::optional<std::string> Control::zone_of(const Json& req) const {
   if (record.empty()) return std::nullopt;
   auto found = find_record(*srv_.snapshot(), record);
   if (!found) return std::nullopt;
-  return canonical(found->first->origin_text());
+  return dns::canonical_text(found->first->origin_text());
 }
 
 void Control::handle(const Json& request, const admin::Peer& peer, admin::Reply reply) {

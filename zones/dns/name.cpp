@@ -100,6 +100,12 @@ bool is_subdomain(std::span<const uint8_t> sub, std::span<const uint8_t> parent)
   return sub.size() - pos == parent.size() && names_equal(sub.data() + pos, parent.data());
 }
 
+std::string canonical_text(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (text.empty() || text.back() != '.') text += '.';
+  return text;
+}
+
 std::string to_text(std::span<const uint8_t> wire) {
   std::string s;
   size_t pos = 0;

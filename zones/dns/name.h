@@ -54,6 +54,11 @@ bool is_subdomain(std::span<const uint8_t> sub, std::span<const uint8_t> parent)
 // Presentation form ("www.example.com.") for logs and errors, never the hot path.
 std::string to_text(std::span<const uint8_t> wire);
 
+// A name as an operator typed it, in the form names are compared in
+// outside the wire: lower case, with the trailing dot ("Example.COM" ->
+// "example.com.", "" -> ".").
+std::string canonical_text(std::string text);
+
 // Parses a presentation-form name (relative names are taken as absolute).
 // Returns false on syntax errors. Escapes (\. and \DDD) are honoured.
 bool from_text(std::string_view text, NameBuf& out);
