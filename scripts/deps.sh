@@ -20,7 +20,7 @@ ensure_packages() {
 
 # What building vaned needs.
 BUILD_PACKAGES=(g++ cmake make pkg-config libldns-dev libssl-dev libuv1-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev librocksdb-dev libcurl4-openssl-dev libcpp-httplib-dev prometheus-cpp-dev
-  libmaxminddb-dev libfstrm-dev libprotobuf-c-dev protobuf-c-compiler)
+  libmaxminddb-dev libfstrm-dev libprotobuf-c-dev protobuf-c-compiler liburing-dev)
 # What the test suite needs on top: Knot (differential test), kdig, openssl (a test
 # certificate), chromium (the status page), iproute2 (network namespaces),
 # etcd (the cluster tests start a real 3-member etcd; etcdctl sets up auth).

@@ -21,6 +21,7 @@
 
 #include "dnstap.h"
 #include "log.h"
+#include "udp_ring.h"
 
 namespace vane::server {
 
@@ -391,6 +392,40 @@ Server::~Server() {
   stop();
 }
 
+// udp.receive resolved. Not in the config: recvmmsg, unless
+// VANE_UDP_RECEIVE (io_uring, recvmmsg or auto) says otherwise — the test
+// suite runs every UDP test on both paths so. `auto`: io_uring when a probe
+// of it works here. io_uring asked for by name and not usable is an error at
+// start, not a silent downgrade.
+Result<UdpOptions> Server::udp_receive(const Config& cfg) {
+  using R = UdpOptions::Receive;
+  UdpOptions u = cfg.udp;
+  const char* how = "udp.receive";
+  if (u.receive == R::kUnset) {
+    u.receive = R::kRecvmmsg;
+    const char* env = getenv("VANE_UDP_RECEIVE");
+    std::string e = env ? env : "";
+    if (e == "io_uring" || e == "recvmmsg" || e == "auto") {
+      u.receive = e == "io_uring" ? R::kIoUring : e == "auto" ? R::kAuto : R::kRecvmmsg;
+      how = "VANE_UDP_RECEIVE";
+    } else if (!e.empty()) {
+      VANE_WARN("VANE_UDP_RECEIVE=%s ignored: it must be io_uring, recvmmsg or auto", e.c_str());
+    }
+  }
+  std::string why = u.receive == R::kRecvmmsg ? "" : UdpRing::probe();
+  if (u.receive == R::kIoUring && !why.empty())
+    return Error{cfg.path, 0, std::string(how) + ": io_uring is not usable on this kernel (" + why + "); use recvmmsg or auto"};
+  bool fell_back = u.receive == R::kAuto && !why.empty();
+  if (u.receive == R::kAuto) u.receive = why.empty() ? R::kIoUring : R::kRecvmmsg;
+  if (u.receive == R::kIoUring)
+    VANE_INFO("UDP receive: io_uring (multishot recvmsg, %u provided buffers per socket)", UdpRing::kBuffers);
+  else if (fell_back)
+    VANE_INFO("UDP receive: recvmmsg (io_uring not usable here: %s)", why.c_str());
+  else
+    VANE_INFO("UDP receive: recvmmsg");
+  return u;
+}
+
 std::optional<Error> Server::start(uv_loop_t* main_loop) {
   loop_ = main_loop;
   auto zs = build_zone_set(cfg_, *states_, false, true, nullptr, &zone_cache_);
@@ -404,9 +439,11 @@ std::optional<Error> Server::start(uv_loop_t* main_loop) {
   AnswerOptions aopts;
   aopts.edns_udp_size = cfg_.edns_udp_size;
   aopts.sig_cache_entries = cfg_.dnssec_cache;
+  auto udp = udp_receive(cfg_);
+  if (!udp) return udp.error();
   for (unsigned i = 0; i < cfg_.threads; ++i)
     workers_.push_back(std::make_unique<Worker>(i, std::move((*socks)[i]), publisher_, transfers_, notifies_, *admission_, aopts,
-                                                cfg_.tcp, cfg_.udp));
+                                                cfg_.tcp, *udp));
   for (auto& w : workers_) w->start();
   listen_.clear();
   for (const auto& la : cfg_.listen) {

@@ -93,6 +93,7 @@ class Server {
   double uptime_s() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(); }
 
  private:
+  static Result<UdpOptions> udp_receive(const Config& cfg);  // udp.receive with `auto` decided
   struct Staged;
   struct ReloadRequest {
     std::string zone;  // empty: the whole config

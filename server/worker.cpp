@@ -1,8 +1,10 @@
-// DNS worker. UDP: a thread per socket blocking in recvmmsg(MSG_WAITFORONE),
-// answering the batch and sending it with sendmmsg — two syscalls per
-// batch, none per query, no readiness wait in between; under load a short
-// wait before the next receive makes the batches larger (`udp.coalesce`).
-// TCP: a libuv loop.
+// DNS worker. UDP: a thread per socket. By default it blocks in
+// recvmmsg(MSG_WAITFORONE) and answers with sendmmsg — two syscalls per
+// batch; with `udp.receive: io_uring` a multishot recvmsg fills
+// kernel-provided buffers and one io_uring_enter per batch both sends the
+// last batch's answers and waits for the next (server/udp_ring.h). Either way none per query and no readiness wait in between; an
+// opt-in wait before the next receive makes batches larger under load
+// (`udp.coalesce`). TCP: a libuv loop.
 // Hot path: no allocation, no locks (a UDP thread swaps its snapshot between
 // batches when `refresh` says so; the loop swaps its own in on_wake()).
 #include "worker.h"
@@ -24,6 +26,7 @@
 
 #include "dnstap.h"
 #include "log.h"
+#include "udp_ring.h"
 
 namespace vane::server {
 
@@ -79,6 +82,7 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
   for (size_t i = 0; i < sockets_.udp.size(); ++i) {
     auto s = std::make_unique<UdpSocket>();
     s->worker = this;
+    s->index = unsigned(i);
     s->fd = sockets_.udp[i].get();
     s->wildcard = sockets_.udp_wildcard[i];
     socklen_t llen = sizeof s->local;
@@ -169,37 +173,123 @@ void Worker::on_wake() {
   if (zones_ && zones_->states) counters_.steered.ensure(zones_->states->size());  // before answers can name new slots
 }
 
+namespace {
+
+// Coalescing (interrupt moderation in user space; `udp.coalesce`, off by
+// default): when datagrams arrive fast enough that the cap would gather
+// kCoalesceMin of them, wait before receiving again — the answers already
+// sent — for about as long as it takes kCoalesceTarget to arrive: one timer
+// sleep and one receive/send per dozens of queries instead of a wake-up per
+// handful. Only datagrams that arrive during a wait are delayed, by at most
+// the cap; a quiet server never waits. The rate is a moving average of
+// datagrams per nanosecond between receives. The timer slack is cut from the
+// default 50 µs, which would more than double a 100 µs wait.
+class Coalescer {
+ public:
+  Coalescer(uint32_t cap_us, int full) : cap_ns_(cap_us * 1000.0), full_(full) {
+    if (cap_ns_ > 0) prctl(PR_SET_TIMERSLACK, 1000UL);
+  }
+  // Before a receive: true if it waited.
+  bool wait() const {
+    if (!(cap_ns_ > 0 && last_ > 1 && last_ < full_ && rate_ * cap_ns_ >= UdpOptions::kCoalesceMin)) return false;
+    double wait = std::min(cap_ns_, UdpOptions::kCoalesceTarget / rate_);
+    timespec ts{0, long(wait)};
+    nanosleep(&ts, nullptr);
+    return true;
+  }
+  // After it: `n` datagrams (0 after a timeout, which starts the estimate afresh).
+  void received(int n) {
+    last_ = n;
+    if (n <= 0) {
+      rate_ = 0;
+      return;
+    }
+    if (!(cap_ns_ > 0)) return;
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);  // vDSO: no syscall
+    uint64_t now_ns = uint64_t(now.tv_sec) * 1000000000 + uint64_t(now.tv_nsec);
+    if (prev_ns_ && now_ns > prev_ns_) rate_ = 0.75 * rate_ + 0.25 * n / double(now_ns - prev_ns_);
+    prev_ns_ = now_ns;
+  }
+
+ private:
+  double cap_ns_;
+  int full_;
+  double rate_ = 0;
+  uint64_t prev_ns_ = 0;
+  int last_ = 0;
+};
+
+constexpr int kIdleMs = 100;  // an idle UDP thread looks at `stopping_` this often
+
+}  // namespace
+
+void Worker::refresh_udp(UdpSocket& s) {
+  if (s.refresh.load(std::memory_order_relaxed) && s.refresh.exchange(false, std::memory_order_acquire)) {
+    s.zones = publisher_.current();
+    if (s.zones && s.zones->states) s.counters.steered.ensure(s.zones->states->size());
+  }
+}
+
 void Worker::run_udp(UdpSocket& s) {
-  // A newer snapshot, taken between batches: after the receive too, so that
-  // a query that arrives after a reload was acknowledged gets the new zones.
-  auto refresh = [&] {
-    if (s.refresh.load(std::memory_order_relaxed) && s.refresh.exchange(false, std::memory_order_acquire)) {
-      s.zones = publisher_.current();
-      if (s.zones && s.zones->states) s.counters.steered.ensure(s.zones->states->size());
+  if (udp_opts_.receive == UdpOptions::Receive::kIoUring) {
+    std::string why;
+    if (run_udp_ring(s, why)) {
+      s.zones.reset();
+      return;
     }
-  };
-  // Coalescing (interrupt moderation in user space): when datagrams arrive
-  // fast enough that the cap would gather kCoalesceMin of them, wait before
-  // receiving again — the answers already sent — for about as long as it
-  // takes kCoalesceTarget to arrive: one timer sleep and one recvmmsg/
-  // sendmmsg pair per dozens of queries instead of a wake-up per handful.
-  // Only datagrams that arrive during a wait are delayed, by at most the cap;
-  // a quiet server never waits. The rate is a moving average of datagrams per
-  // nanosecond between receives. The timer slack is cut from the default
-  // 50 µs, which would more than double a 100 µs wait.
-  const double cap_ns = udp_opts_.coalesce_us * 1000.0;
-  if (cap_ns > 0) prctl(PR_SET_TIMERSLACK, 1000UL);
-  double rate = 0;
-  uint64_t prev_ns = 0;
-  int last = 0;
+    VANE_WARN("UDP socket %u.%u: io_uring stopped working (%s); receiving with recvmmsg from now on", id_, s.index,
+              why.c_str());
+  }
+  run_udp_recvmmsg(s);
+  s.zones.reset();
+}
+
+bool Worker::run_udp_ring(UdpSocket& s, std::string& why) {
+  UdpRing ring;
+  if (!ring.open(s.fd, kRxSize, s.wildcard ? kCtlSize : 0, why)) return false;
+  Coalescer coalesce(udp_opts_.coalesce_us, kBatch);
+  std::array<UdpRing::Datagram, kBatch> got;
+  uint64_t send_errors = 0;
   while (!stopping_.load(std::memory_order_relaxed)) {
-    if (cap_ns > 0 && last > 1 && last < kBatch && rate * cap_ns >= UdpOptions::kCoalesceMin) {
-      double wait = std::min(cap_ns, UdpOptions::kCoalesceTarget / rate);
-      timespec ts{0, long(wait)};
-      nanosleep(&ts, nullptr);
-      if (s.ctx.counters) QueryCounters::bump(s.ctx.counters->udp_waits);
+    if (coalesce.wait() && s.ctx.counters) QueryCounters::bump(s.ctx.counters->udp_waits);
+    refresh_udp(s);  // also when idle: the old snapshot is released within kIdleMs
+    // Sends the previous batch's answers and waits for the next datagrams:
+    // one io_uring_enter.
+    int n = ring.receive(got.data(), kBatch, kIdleMs, why);
+    if (n < 0) return false;
+    if (ring.send_errors() != send_errors) {
+      stats_.dropped.fetch_add(ring.send_errors() - send_errors, std::memory_order_relaxed);
+      send_errors = ring.send_errors();
     }
-    refresh();  // also when idle: the old snapshot is released within the receive timeout
+    coalesce.received(n);
+    if (n == 0) continue;
+    for (int i = 0; i < n; ++i) {
+      const UdpRing::Datagram& d = got[i];
+      msghdr& h = s.rx[i].msg_hdr;
+      std::memcpy(&s.peers[i], d.name, d.namelen);  // the buffer goes back before the answer is sent
+      h.msg_namelen = d.namelen;
+      h.msg_control = d.controllen ? d.control : nullptr;
+      h.msg_controllen = d.controllen;
+      h.msg_flags = d.flags;
+      s.rx_iov[i] = {d.payload, d.len};
+      s.rx[i].msg_len = d.len;
+    }
+    refresh_udp(s);
+    if (s.ctx.counters) QueryCounters::bump(s.ctx.counters->udp_batches);
+    int out = answer_batch(s, n);
+    ring.release(got.data(), n);
+    for (int i = 0; i < out; ++i)
+      if (!ring.send(&s.tx[i].msg_hdr)) stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+void Worker::run_udp_recvmmsg(UdpSocket& s) {
+  Coalescer coalesce(udp_opts_.coalesce_us, kBatch);
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    if (coalesce.wait() && s.ctx.counters) QueryCounters::bump(s.ctx.counters->udp_waits);
+    refresh_udp(s);  // also when idle: the old snapshot is released within the receive timeout
     for (int i = 0; i < kBatch; ++i) {
       s.rx_iov[i] = {s.rx_buf.get() + i * kRxSize, kRxSize};
       msghdr& h = s.rx[i].msg_hdr;
@@ -214,23 +304,23 @@ void Worker::run_udp(UdpSocket& s) {
     // Blocks for the first datagram (at most SO_RCVTIMEO), then takes what
     // else is queued without waiting.
     int n = recvmmsg(s.fd, s.rx.data(), kBatch, MSG_WAITFORONE, nullptr);
-    last = n;
-    if (n <= 0) {  // timeout (EAGAIN), EINTR, or a socket error: look at stopping_, try again
-      rate = 0;     // and after 100 ms of silence, start the estimate afresh
-      continue;
-    }
-    if (cap_ns > 0) {
-      timespec now;
-      clock_gettime(CLOCK_MONOTONIC, &now);  // vDSO: no syscall
-      uint64_t now_ns = uint64_t(now.tv_sec) * 1000000000 + uint64_t(now.tv_nsec);
-      if (prev_ns && now_ns > prev_ns) rate = 0.75 * rate + 0.25 * n / double(now_ns - prev_ns);
-      prev_ns = now_ns;
-    }
-    refresh();
+    coalesce.received(n);
+    if (n <= 0) continue;  // timeout (EAGAIN), EINTR, or a socket error: look at stopping_, try again
+    refresh_udp(s);
     if (s.ctx.counters) QueryCounters::bump(s.ctx.counters->udp_batches);
-    answer_batch(s, n);
+    int out = answer_batch(s, n);
+    for (int sent = 0; sent < out;) {
+      int r = sendmmsg(s.fd, s.tx.data() + sent, static_cast<unsigned>(out - sent), MSG_DONTWAIT);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        // Send buffer full or peer unreachable: skip this datagram, keep the rest.
+        stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+        ++sent;
+        continue;
+      }
+      sent += r;
+    }
   }
-  s.zones.reset();
 }
 
 void Worker::log_exchange(const zones::ZoneSet& zs, QueryContext& ctx, unsigned queue, bool tcp,
@@ -255,7 +345,7 @@ void Worker::log_exchange(const zones::ZoneSet& zs, QueryContext& ctx, unsigned 
   }
 }
 
-void Worker::answer_batch(UdpSocket& s, int n) {
+int Worker::answer_batch(UdpSocket& s, int n) {
   const zones::ZoneSet* zones = s.zones.get();
   int out = 0;
   // Rate limiting's clock: a coarse monotonic read per batch (vDSO, no syscall).
@@ -285,13 +375,13 @@ void Worker::answer_batch(UdpSocket& s, int n) {
       s.ctx.keep_decision = true;
       s.ctx.decision = {};
     }
-    size_t len = zones ? answer(*zones, {s.rx_buf.get() + i * kRxSize, s.rx[i].msg_len}, {resp, kTxSize},
+    size_t len = zones ? answer(*zones, {static_cast<const uint8_t*>(s.rx_iov[i].iov_base), s.rx[i].msg_len}, {resp, kTxSize},
                                 Transport::kUdp, answer_opts_, s.ctx)
                        : 0;
     if (logged) [[unlikely]] {
       s.ctx.keep_decision = false;
       log_exchange(*zones, s.ctx, s.dnstap_queue, false, s.peers[i], s.local,
-                   {s.rx_buf.get() + i * kRxSize, s.rx[i].msg_len}, {resp, len}, received, &s.counters);
+                   {static_cast<const uint8_t*>(s.rx_iov[i].iov_base), s.rx[i].msg_len}, {resp, len}, received, &s.counters);
     }
     if (len == 0) {
       stats_.dropped.fetch_add(1, std::memory_order_relaxed);
@@ -353,17 +443,7 @@ void Worker::answer_batch(UdpSocket& s, int n) {
     ++out;
   }
   stats_.udp_queries.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-  for (int sent = 0; sent < out;) {
-    int r = sendmmsg(s.fd, s.tx.data() + sent, static_cast<unsigned>(out - sent), MSG_DONTWAIT);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      // Send buffer full or peer unreachable: skip this datagram, keep the rest.
-      stats_.dropped.fetch_add(1, std::memory_order_relaxed);
-      ++sent;
-      continue;
-    }
-    sent += r;
-  }
+  return out;
 }
 
 }  // namespace vane::server

@@ -1,7 +1,7 @@
 // A DNS worker: its own SO_REUSEPORT UDP and TCP sockets and buffers. TCP
 // runs on one thread with a libuv loop; each UDP socket has a thread of its
-// own that blocks in recvmmsg (MSG_WAITFORONE) and answers with sendmmsg —
-// no readiness round trip per batch (gdnsd's loop). Shares with other
+// own that waits in io_uring_enter (or blocks in recvmmsg) and answers the
+// batch — no readiness round trip per batch. Shares with other
 // workers only the snapshot publisher (touched on reload, not per query) and
 // the TCP connection caps (touched on accept/close).
 #pragma once
@@ -130,6 +130,7 @@ class Worker {
   // its own: no field is written by another thread but `refresh`.
   struct UdpSocket {
     Worker* worker;
+    unsigned index;  // among the worker's UDP sockets
     int fd;
     bool wildcard;
     std::thread thread;
@@ -158,7 +159,12 @@ class Worker {
 
   void run();
   void run_udp(UdpSocket& s);
-  void answer_batch(UdpSocket& s, int n);
+  // io_uring; false (with why) when it cannot start or stops working.
+  bool run_udp_ring(UdpSocket& s, std::string& why);
+  void run_udp_recvmmsg(UdpSocket& s);
+  void refresh_udp(UdpSocket& s);  // take a newer snapshot, between batches
+  // Answers s.rx[0..n) into s.tx; returns how many answers to send.
+  int answer_batch(UdpSocket& s, int n);
   // dnstap: logs one exchange on `queue` when the snapshot has a sink and
   // the query is sampled (the decision was kept by the answer path).
   void log_exchange(const zones::ZoneSet& zs, QueryContext& ctx, unsigned queue, bool tcp, const sockaddr_storage& peer,

@@ -94,7 +94,14 @@ std::optional<Error> parse_tcp(const Ctx& c, const YAML::Node& n, TcpOptions& t)
 }
 
 std::optional<Error> parse_udp(const Ctx& c, const YAML::Node& n, UdpOptions& u) {
-  if (auto e = check_keys(c, n, {"coalesce"}, "udp")) return e;
+  if (auto e = check_keys(c, n, {"coalesce", "receive"}, "udp")) return e;
+  if (const auto& v = n["receive"]) {
+    std::string r = v.IsScalar() ? v.Scalar() : "";
+    if (r == "auto") u.receive = UdpOptions::Receive::kAuto;
+    else if (r == "io_uring") u.receive = UdpOptions::Receive::kIoUring;
+    else if (r == "recvmmsg") u.receive = UdpOptions::Receive::kRecvmmsg;
+    else return err(c, v, "udp.receive must be auto, io_uring or recvmmsg");
+  }
   if (const auto& v = n["coalesce"]) {
     uint64_t us;
     if (!v.IsScalar() || !parse_duration_us(v.Scalar(), us) || us > 1000)

@@ -33,10 +33,17 @@ struct TcpOptions {
 // serves more queries: interrupt moderation, in user space
 // (server/worker.cpp). Off by default: a wait is latency every query in it
 // pays (3x the peers' average at 40k q/s), and no default may buy CPU so.
+// `receive`: recvmmsg/sendmmsg (the default: measured as cheap as io_uring
+// and steadier at saturation, bench/RESULTS.md), io_uring (multishot
+// recvmsg, provided buffers, the answers sent by the syscall that waits), or
+// auto (io_uring when a probe at start finds it works). kUnset: the config
+// does not say; Server::start decides (recvmmsg, or VANE_UDP_RECEIVE).
 struct UdpOptions {
   static constexpr double kCoalesceMin = 8;      // worth a wait: the cap gathers this many
   static constexpr double kCoalesceTarget = 48;  // a wait lasts until about this many arrived
+  enum class Receive { kUnset, kAuto, kIoUring, kRecvmmsg };
   uint32_t coalesce_us = 0;
+  Receive receive = Receive::kUnset;
   bool operator==(const UdpOptions&) const = default;
 };
 

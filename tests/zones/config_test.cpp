@@ -258,7 +258,7 @@ TEST(Config, DnssecCds_OnByDefault_OffWhenAsked_ElseAnErrorWithLine) {
   EXPECT_NE(c.error().to_string().find("dnssec.cds must be true or false"), std::string::npos) << c.error().to_string();
 }
 
-TEST(Config, UdpCoalesce_DefaultSetOffAndOutOfRange) {
+TEST(Config, UdpCoalesceAndReceive_DefaultSetOffAndOutOfRange) {
   const std::string zones = "zones: [{ name: example.com, file: example.com.zone }]\n";
   auto c = parse_config(zones, "vane.yaml", "");
   ASSERT_TRUE(c) << c.error().to_string();
@@ -269,7 +269,18 @@ TEST(Config, UdpCoalesce_DefaultSetOffAndOutOfRange) {
   c = parse_config(zones + "udp: { coalesce: 0 }\n", "vane.yaml", "");
   ASSERT_TRUE(c) << c.error().to_string();
   EXPECT_EQ(c->udp.coalesce_us, 0u);
-  for (const char* bad : {"udp: { coalesce: 2ms }\n", "udp: { coalesce: soon }\n", "udp: { batch: 64 }\n"}) {
+  EXPECT_EQ(c->udp.receive, UdpOptions::Receive::kUnset) << "recvmmsg, decided at start";
+  c = parse_config(zones + "udp: { receive: auto }\n", "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->udp.receive, UdpOptions::Receive::kAuto);
+  c = parse_config(zones + "udp: { receive: recvmmsg }\n", "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->udp.receive, UdpOptions::Receive::kRecvmmsg);
+  c = parse_config(zones + "udp: { receive: io_uring, coalesce: 100us }\n", "vane.yaml", "");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->udp.receive, UdpOptions::Receive::kIoUring);
+  for (const char* bad : {"udp: { coalesce: 2ms }\n", "udp: { coalesce: soon }\n", "udp: { batch: 64 }\n",
+                          "udp: { receive: epoll }\n", "udp: { receive: [io_uring] }\n"}) {
     c = parse_config(zones + bad, "vane.yaml", "");
     ASSERT_FALSE(c) << bad;
     EXPECT_EQ(c.error().line, 2) << bad;
