@@ -137,11 +137,11 @@ void Probe::result(bool ok, const std::string& detail, double rtt) {
   if (ok) {
     ++ok_run;
     fail_run = 0;
-    if (!up && ok_run >= t.check.rise) up = true;
+    if (!up && ok_run >= t.check->rise) up = true;
   } else {
     ++fail_run;
     ok_run = 0;
-    if (up && fail_run >= t.check.fall) up = false;
+    if (up && fail_run >= t.check->fall) up = false;
   }
   if (up != before) impl->on_verdict(Verdict{t.key, up, detail, rtt});
   bool now_wavering = up ? fail_run > 0 : ok_run > 0;
@@ -181,9 +181,9 @@ void Attempt::close_handles() {
 // Scheduling
 
 void Checker::Impl::schedule(Probe* p, bool first) {
-  uint64_t wait = p->t.check.interval_ms;
-  if (first) wait = rng() % std::max<uint64_t>(1, p->t.check.interval_ms);  // spread the first round
-  if (p->t.check.jitter_ms) wait += rng() % (p->t.check.jitter_ms + 1);
+  uint64_t wait = p->t.check->interval_ms;
+  if (first) wait = rng() % std::max<uint64_t>(1, p->t.check->interval_ms);  // spread the first round
+  if (p->t.check->jitter_ms) wait += rng() % (p->t.check->jitter_ms + 1);
   uv_timer_start(
       &p->timer,
       [](uv_timer_t* t) {
@@ -202,7 +202,7 @@ void Checker::Impl::run_probe(Probe* p) {
   a->probe_alive = p->alive;
   p->in_flight = a;
   attempts.insert(a);
-  const std::string& type = p->t.check.type;
+  const std::string& type = p->t.check->type;
   if (type == "http" || type == "https")
     start_http(a);
   else if (type == "dns")
@@ -222,7 +222,7 @@ void Checker::Impl::apply_targets() {
   for (Target& t : next) {
     keep.insert(t.key);
     auto it = probes.find(t.key);
-    if (it != probes.end() && it->second->t.check.name == t.check.name && it->second->t.address == t.address &&
+    if (it != probes.end() && it->second->t.check->name == t.check->name && it->second->t.address == t.address &&
         it->second->t.port == t.port) {
       it->second->t = std::move(t);  // same probe: counters and verdict carry over
       continue;
@@ -278,14 +278,14 @@ void Checker::Impl::start_tcp(Attempt* a) {
   if (rc < 0) return a->finish(false, std::string("tcp connect: ") + uv_strerror(rc));
   uv_timer_start(
       &a->timeout, [](uv_timer_t* t) { static_cast<Attempt*>(t->data)->finish(false, "tcp connect timed out"); },
-      a->probe->t.check.timeout_ms, 0);
+      a->probe->t.check->timeout_ms, 0);
 }
 
 // ---------------------------------------------------------------------------
 // DNS over UDP
 
 void Checker::Impl::start_dns(Attempt* a) {
-  const CheckSpec& ch = a->probe->t.check;
+  const CheckSpec& ch = *a->probe->t.check;
   sockaddr_storage ss;
   if (!make_addr(a->probe->t.address, a->probe->t.port, ss)) return a->finish(false, "bad address");
   dns::NameBuf qname;
@@ -323,7 +323,7 @@ void Checker::Impl::start_dns(Attempt* a) {
         auto* p = reinterpret_cast<const uint8_t*>(b->base);
         if (dns::get16(p) != at->query_id || !(p[2] & 0x80)) return;
         uint8_t rcode = p[3] & 0xF;
-        uint8_t want = at->probe->t.check.expect_rcode;
+        uint8_t want = at->probe->t.check->expect_rcode;
         at->finish(rcode == want,
                    "dns rcode " + std::to_string(rcode) + (rcode == want ? "" : ", want " + std::to_string(want)));
       });
@@ -403,7 +403,7 @@ int on_curl_timer(CURLM*, long timeout_ms, void* userp) {
 
 void Checker::Impl::start_http(Attempt* a) {
   const Target& t = a->probe->t;
-  const CheckSpec& ch = t.check;
+  const CheckSpec& ch = *t.check;
   bool v6 = t.address.find(':') != std::string::npos;
   const std::string& host = ch.host;  // the Host header / TLS name; we connect to t.address
   std::string scheme = ch.type;
@@ -449,7 +449,7 @@ void Checker::Impl::check_multi_info() {
     }
     long status = 0;
     curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE, &status);
-    const CheckSpec& ch = a->probe->t.check;
+    const CheckSpec& ch = *a->probe->t.check;
     bool status_ok = std::find(ch.expect_status.begin(), ch.expect_status.end(), status) != ch.expect_status.end();
     bool body_ok = ch.body_contains.empty() || a->body.find(ch.body_contains) != std::string::npos;
     std::string detail = "http " + std::to_string(status);
@@ -547,7 +547,7 @@ void Checker::set_targets(std::vector<Target> targets) {
 nlohmann::json targets_to_json(const std::vector<Target>& targets) {
   nlohmann::json out = nlohmann::json::array();
   for (const Target& t : targets) {
-    const CheckSpec& c = t.check;
+    const CheckSpec& c = *t.check;
     out.push_back({{"endpoint", t.key},
                    {"address", t.address},
                    {"port", t.port},
@@ -567,6 +567,8 @@ nlohmann::json targets_to_json(const std::vector<Target>& targets) {
 
 std::optional<std::vector<Target>> targets_from_json(const nlohmann::json& doc, std::string& error) {
   std::vector<Target> out;
+  // Targets with the same check share one copy of its settings.
+  std::map<std::string, std::shared_ptr<const CheckSpec>> checks;
   try {
     for (const auto& j : doc.at("targets")) {
       Target t;
@@ -575,7 +577,7 @@ std::optional<std::vector<Target>> targets_from_json(const nlohmann::json& doc, 
       t.port = j.at("port").get<uint16_t>();
       t.initial_up = j.value("up", true);
       const auto& c = j.at("check");
-      CheckSpec& s = t.check;
+      CheckSpec s;
       s.name = c.at("name").get<std::string>();
       s.type = c.at("type").get<std::string>();
       s.path = c.at("path").get<std::string>();
@@ -595,6 +597,9 @@ std::optional<std::vector<Target>> targets_from_json(const nlohmann::json& doc, 
         error = "target " + t.key + ": unknown check type '" + s.type + "'";
         return std::nullopt;
       }
+      auto& shared = checks[c.dump()];
+      if (!shared) shared = std::make_shared<const CheckSpec>(std::move(s));
+      t.check = shared;
       out.push_back(std::move(t));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -606,16 +611,18 @@ std::optional<std::vector<Target>> targets_from_json(const nlohmann::json& doc, 
 
 std::vector<Target> targets_from(const Config& cfg) {
   std::vector<Target> out;
+  // One copy of each check's settings, shared by its endpoints' targets.
+  std::map<std::string, std::shared_ptr<const CheckSpec>> checks;
+  for (const auto& c : cfg.checks) checks.emplace(c.name, std::make_shared<const CheckSpec>(c));
   for (const RecordSpec& rec : cfg.records) {
     for (const EndpointSpec& ep : rec.endpoints) {
       if (ep.check.empty()) continue;
-      const CheckSpec* ch = nullptr;
-      for (const auto& c : cfg.checks)
-        if (c.name == ep.check) ch = &c;
-      if (!ch) continue;
+      auto it = checks.find(ep.check);
+      if (it == checks.end()) continue;
+      const CheckSpec* ch = it->second.get();
       Target t;
       t.key = zones::endpoint_key(rec.name, rec.type, ep.name);
-      t.check = *ch;
+      t.check = it->second;
       // Probe the endpoint's host: (an IP) if given, else its address.
       t.address = !ep.host.empty() ? ep.host : ep.address;
       t.port = ep.port               ? ep.port

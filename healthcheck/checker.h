@@ -20,10 +20,11 @@
 
 namespace vane::healthcheck {
 
-// One endpoint to probe, with the check it uses.
+// One endpoint to probe, with the check it uses (its settings shared by
+// every target of that check: tens of thousands of endpoints, a few checks).
 struct Target {
   std::string key;  // "www.example.com./A/use1"
-  CheckSpec check;
+  std::shared_ptr<const CheckSpec> check;
   std::string address;  // numeric IP to connect to
   uint16_t port = 0;
   bool initial_up = true;  // the verdict to start from (stored, else up)

@@ -315,10 +315,10 @@ std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
     if (slot != UINT32_MAX)
       t.initial_up = srv_.states().at(slot).health.load() == static_cast<uint8_t>(zones::Health::kUp);
     bool new_endpoint = !agg_.known(t.key);
-    agg_.set_endpoint(t.key, {t.check.interval_ms, t.check.quorum, t.check.min_vantages}, t.initial_up);
+    agg_.set_endpoint(t.key, {t.check->interval_ms, t.check->quorum, t.check->min_vantages}, t.initial_up);
     // This process starts out seeing what was last decided, until its probes say otherwise.
     if (new_endpoint) agg_.observe(t.key, vantage_, {t.initial_up, now, 0, "", true}, now);
-    intervals_[t.key] = t.check.interval_ms;
+    intervals_[t.key] = t.check->interval_ms;
     if (cluster_ && new_endpoint) share_view(vantage_, t.key, {t.initial_up, now, 0, "", true}, true);
     keys.push_back(t.key);
   }
