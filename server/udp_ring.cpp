@@ -66,9 +66,10 @@ bool UdpRing::open(int fd, size_t payload, size_t control, std::string& why) {
   layout_.msg_namelen = kNameSize;
   layout_.msg_controllen = control;
   // Each buffer: the kernel's header, the peer's address, the ancillary
-  // data, the datagram; 16-byte aligned so that the cmsghdrs are.
+  // data, the datagram; each a multiple of 16 bytes from new[]'s 16-byte
+  // aligned start, so that the cmsghdrs are aligned.
   buf_size_ = (sizeof(io_uring_recvmsg_out) + kNameSize + control + payload + 15) & ~size_t(15);
-  bufs_.reset(new (std::align_val_t(64)) uint8_t[kBuffers * buf_size_]);
+  bufs_.reset(new uint8_t[kBuffers * buf_size_]);
   for (unsigned i = 0; i < kBuffers; ++i)
     io_uring_buf_ring_add(br_, bufs_.get() + i * buf_size_, unsigned(buf_size_), uint16_t(i),
                           io_uring_buf_ring_mask(kBuffers), int(i));
