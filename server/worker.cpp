@@ -2,9 +2,10 @@
 // recvmmsg(MSG_WAITFORONE) and answers with sendmmsg — two syscalls per
 // batch; with `udp.receive: io_uring` a multishot recvmsg fills
 // kernel-provided buffers and one io_uring_enter per batch both sends the
-// last batch's answers and waits for the next (server/udp_ring.h). Either way none per query and no readiness wait in between; an
-// opt-in wait before the next receive makes batches larger under load
-// (`udp.coalesce`). TCP: a libuv loop.
+// last batch's answers and waits for the next (server/udp_ring.h). Either
+// way none per query and no readiness wait in between; an opt-in wait
+// before the next receive makes batches larger under load (`udp.coalesce`).
+// TCP: a libuv loop.
 // Hot path: no allocation, no locks (a UDP thread swaps its snapshot between
 // batches when `refresh` says so; the loop swaps its own in on_wake()).
 #include "worker.h"
@@ -29,6 +30,10 @@
 #include "udp_ring.h"
 
 namespace vane::server {
+
+namespace {
+constexpr int kIdleMs = 100;  // an idle UDP thread looks at `stopping_` this often
+}  // namespace
 
 TcpAdmission::Verdict TcpAdmission::admit(const std::string& client) {
   std::lock_guard lock(mu_);
@@ -96,7 +101,7 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
     // Blocking receives (sends stay MSG_DONTWAIT) with a short timeout: the
     // thread looks at `stopping_` that often when idle.
     fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
-    timeval tv{0, 100000};
+    timeval tv{0, kIdleMs * 1000};
     setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     udp_.push_back(std::move(s));
   }
@@ -220,10 +225,10 @@ class Coalescer {
   int last_ = 0;
 };
 
-constexpr int kIdleMs = 100;  // an idle UDP thread looks at `stopping_` this often
-
 }  // namespace
 
+// A newer snapshot, taken between batches: after the receive too, so that a
+// query that arrives after a reload was acknowledged gets the new zones.
 void Worker::refresh_udp(UdpSocket& s) {
   if (s.refresh.load(std::memory_order_relaxed) && s.refresh.exchange(false, std::memory_order_acquire)) {
     s.zones = publisher_.current();
@@ -375,13 +380,12 @@ int Worker::answer_batch(UdpSocket& s, int n) {
       s.ctx.keep_decision = true;
       s.ctx.decision = {};
     }
-    size_t len = zones ? answer(*zones, {static_cast<const uint8_t*>(s.rx_iov[i].iov_base), s.rx[i].msg_len}, {resp, kTxSize},
-                                Transport::kUdp, answer_opts_, s.ctx)
-                       : 0;
+    std::span<const uint8_t> query{static_cast<const uint8_t*>(s.rx_iov[i].iov_base), s.rx[i].msg_len};
+    size_t len = zones ? answer(*zones, query, {resp, kTxSize}, Transport::kUdp, answer_opts_, s.ctx) : 0;
     if (logged) [[unlikely]] {
       s.ctx.keep_decision = false;
       log_exchange(*zones, s.ctx, s.dnstap_queue, false, s.peers[i], s.local,
-                   {static_cast<const uint8_t*>(s.rx_iov[i].iov_base), s.rx[i].msg_len}, {resp, len}, received, &s.counters);
+                   query, {resp, len}, received, &s.counters);
     }
     if (len == 0) {
       stats_.dropped.fetch_add(1, std::memory_order_relaxed);
