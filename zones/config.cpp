@@ -1,6 +1,7 @@
 // vane.yaml parsing with yaml-cpp. Unknown keys are errors (a typo must not
 // silently change behaviour); each message carries file:line.
 #include "config.h"
+#include "yaml_tree.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,11 +33,11 @@ const std::vector<CheckSpec>& cfg_checks(const Ctx& c) {
   return c.checks ? *c.checks : none;
 }
 
-Error err(const Ctx& c, const YAML::Node& n, std::string msg) {
+Error err(const Ctx& c, const yaml::Node& n, std::string msg) {
   return Error{c.path, n.Mark().is_null() ? 0 : n.Mark().line + 1, std::move(msg)};
 }
 
-std::optional<Error> check_keys(const Ctx& c, const YAML::Node& map, const std::set<std::string>& known,
+std::optional<Error> check_keys(const Ctx& c, const yaml::Node& map, const std::set<std::string>& known,
                                 const std::string& where) {
   if (!map.IsMap()) return err(c, map, where + " must be a mapping");
   for (const auto& kv : map) {
@@ -51,7 +52,7 @@ std::optional<Error> check_keys(const Ctx& c, const YAML::Node& map, const std::
 }
 
 template <class T>
-std::optional<Error> get_uint(const Ctx& c, const YAML::Node& n, T& out, uint64_t lo, uint64_t hi, const char* what) {
+std::optional<Error> get_uint(const Ctx& c, const yaml::Node& n, T& out, uint64_t lo, uint64_t hi, const char* what) {
   uint64_t v;
   try {
     v = n.as<uint64_t>();
@@ -64,7 +65,7 @@ std::optional<Error> get_uint(const Ctx& c, const YAML::Node& n, T& out, uint64_
   return std::nullopt;
 }
 
-std::optional<Error> get_duration(const Ctx& c, const YAML::Node& n, uint32_t& out_ms, const char* what) {
+std::optional<Error> get_duration(const Ctx& c, const yaml::Node& n, uint32_t& out_ms, const char* what) {
   uint64_t ms;
   if (!n.IsScalar() || !parse_duration_ms(n.Scalar(), ms) || ms > UINT32_MAX)
     return err(c, n, std::string(what) + " must be a duration like 500ms, 10s or 15m");
@@ -77,7 +78,7 @@ std::string resolve_path(const Ctx& c, const std::string& p) {
   return fp.is_relative() && !c.base_dir.empty() ? (std::filesystem::path(c.base_dir) / fp).string() : p;
 }
 
-std::optional<Error> parse_tcp(const Ctx& c, const YAML::Node& n, TcpOptions& t) {
+std::optional<Error> parse_tcp(const Ctx& c, const yaml::Node& n, TcpOptions& t) {
   if (auto e = check_keys(c, n, {"idle_timeout", "max_connections", "max_per_client", "max_pipelined_bytes"}, "tcp"))
     return e;
   if (n["idle_timeout"])
@@ -93,7 +94,7 @@ std::optional<Error> parse_tcp(const Ctx& c, const YAML::Node& n, TcpOptions& t)
   return std::nullopt;
 }
 
-std::optional<Error> parse_udp(const Ctx& c, const YAML::Node& n, UdpOptions& u) {
+std::optional<Error> parse_udp(const Ctx& c, const yaml::Node& n, UdpOptions& u) {
   if (auto e = check_keys(c, n, {"coalesce", "receive"}, "udp")) return e;
   if (const auto& v = n["receive"]) {
     std::string r = v.IsScalar() ? v.Scalar() : "";
@@ -111,13 +112,13 @@ std::optional<Error> parse_udp(const Ctx& c, const YAML::Node& n, UdpOptions& u)
   return std::nullopt;
 }
 
-std::string scalar(const YAML::Node& n);
-bool parse_bool(const YAML::Node& n, bool& out);
-std::optional<Error> parse_cidr(const Ctx& c, const YAML::Node& n, uint8_t& family, uint8_t& prefix, uint8_t addr[16]);
+std::string scalar(const yaml::Node& n);
+bool parse_bool(const yaml::Node& n, bool& out);
+std::optional<Error> parse_cidr(const Ctx& c, const yaml::Node& n, uint8_t& family, uint8_t& prefix, uint8_t addr[16]);
 
 // tsig: { NAME: { algorithm, secret_file } }: the secret (base64, the first
 // line of the file) is read here, at start and on every reload.
-std::optional<Error> parse_tsig(const Ctx& c, const YAML::Node& n, zones::TsigKeys& keys) {
+std::optional<Error> parse_tsig(const Ctx& c, const yaml::Node& n, zones::TsigKeys& keys) {
   if (!n.IsMap()) return err(c, n, "tsig must be a map of key names to { algorithm, secret_file }");
   for (const auto& kv : n) {
     zones::TsigKey k;
@@ -126,7 +127,7 @@ std::optional<Error> parse_tsig(const Ctx& c, const YAML::Node& n, zones::TsigKe
     if (!k.name.empty() && k.name.back() == '.') k.name.pop_back();
     dns::NameBuf nb;
     if (k.name.empty() || !dns::from_text(k.name, nb)) return err(c, kv.first, "bad tsig key name '" + k.name + "'");
-    const YAML::Node& v = kv.second;
+    const yaml::Node& v = kv.second;
     if (auto e = check_keys(c, v, {"algorithm", "secret_file"}, "tsig." + k.name)) return e;
     k.algorithm = v["algorithm"] ? scalar(v["algorithm"]) : "hmac-sha256";
     if (!zones::tsig_algorithm_known(k.algorithm))
@@ -145,7 +146,7 @@ std::optional<Error> parse_tsig(const Ctx& c, const YAML::Node& n, zones::TsigKe
 }
 
 // transfer: { allow: [{ cidr, key }], notify: ["IP:PORT"], unsigned }
-std::optional<Error> parse_transfer(const Ctx& c, const YAML::Node& n, const zones::TsigKeys& keys,
+std::optional<Error> parse_transfer(const Ctx& c, const yaml::Node& n, const zones::TsigKeys& keys,
                                     zones::TransferSpec& t) {
   if (auto e = check_keys(c, n, {"allow", "notify", "unsigned"}, "transfer")) return e;
   t.line = n.Mark().line + 1;
@@ -178,7 +179,7 @@ std::optional<Error> parse_transfer(const Ctx& c, const YAML::Node& n, const zon
 }
 
 // primary: { servers: ["IP:PORT"], key, max_zone_size }
-std::optional<Error> parse_primary(const Ctx& c, const YAML::Node& n, const zones::TsigKeys& keys,
+std::optional<Error> parse_primary(const Ctx& c, const yaml::Node& n, const zones::TsigKeys& keys,
                                    zones::SecondarySpec& s) {
   if (auto e = check_keys(c, n, {"servers", "key", "max_zone_size"}, "primary")) return e;
   s.line = n.Mark().line + 1;
@@ -201,7 +202,7 @@ std::optional<Error> parse_primary(const Ctx& c, const YAML::Node& n, const zone
   return std::nullopt;
 }
 
-std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg) {
+std::optional<Error> parse_zones(const Ctx& c, const yaml::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "zones must be a list of { name, file }");
   std::set<std::string> seen;
   for (const auto& z : n) {
@@ -223,7 +224,7 @@ std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg)
       // The copy from the last transfer: served at start, before the primary answers.
       src.file = cfg.state_dir + "/secondary/" + (key.size() > 1 ? key.substr(0, key.size() - 1) : "root") + ".zone";
     }
-    if (const YAML::Node& d = z["dnssec"]) {
+    if (const yaml::Node& d = z["dnssec"]) {
       if (!d.IsMap()) return err(c, d, "dnssec must be a map: { signing: online, algorithm, key_dir }");
       if (auto e = check_keys(c, d, {"signing", "algorithm", "key_dir", "cds"}, "dnssec")) return e;
       std::string signing = d["signing"] ? scalar(d["signing"]) : "online";
@@ -238,7 +239,7 @@ std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg)
       if (d["cds"] && !parse_bool(d["cds"], src.dnssec.cds))
         return err(c, d["cds"], "dnssec.cds must be true or false");
     }
-    if (const YAML::Node& t = z["transfer"]) {
+    if (const yaml::Node& t = z["transfer"]) {
       if (auto e = parse_transfer(c, t, cfg.tsig, src.transfer)) return e;
       // Online signatures are made per answer and never stored: a secondary
       // could only serve the zone unsigned, which a validating resolver
@@ -253,7 +254,7 @@ std::optional<Error> parse_zones(const Ctx& c, const YAML::Node& n, Config& cfg)
   return std::nullopt;
 }
 
-bool parse_bool(const YAML::Node& n, bool& out) {
+bool parse_bool(const yaml::Node& n, bool& out) {
   if (!n.IsScalar()) return false;
   if (n.Scalar() == "true")
     out = true;
@@ -264,12 +265,12 @@ bool parse_bool(const YAML::Node& n, bool& out) {
   return true;
 }
 
-std::string scalar(const YAML::Node& n) {
+std::string scalar(const yaml::Node& n) {
   return n.IsScalar() ? n.Scalar() : std::string();
 }
 
 // "10.1.0.0/16" or "2001:db8::/32", no host bits past the prefix.
-std::optional<Error> parse_cidr(const Ctx& c, const YAML::Node& n, uint8_t& family, uint8_t& prefix, uint8_t addr[16]) {
+std::optional<Error> parse_cidr(const Ctx& c, const yaml::Node& n, uint8_t& family, uint8_t& prefix, uint8_t addr[16]) {
   std::string cidr = scalar(n);
   size_t slash = cidr.find('/');
   std::string host = cidr.substr(0, slash);
@@ -292,7 +293,7 @@ std::optional<Error> parse_cidr(const Ctx& c, const YAML::Node& n, uint8_t& fami
 }
 
 // rrl: (DESIGN.md "Response rate limiting").
-std::optional<Error> parse_rrl(const Ctx& c, const YAML::Node& n, zones::RrlParams& r) {
+std::optional<Error> parse_rrl(const Ctx& c, const yaml::Node& n, zones::RrlParams& r) {
   if (auto e = check_keys(c, n, {"responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix", "exempt"}, "rrl"))
     return e;
   if (!n["responses_per_second"]) return err(c, n, "rrl needs responses_per_second (e.g. 20)");
@@ -332,7 +333,7 @@ bool valid_geo(const std::string& g) {
   return true;
 }
 
-std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cfg) {
+std::optional<Error> parse_regions(const Ctx& c, const yaml::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "regions must be a list of { cidr | geo, order }");
   for (const auto& r : n) {
     if (auto e = check_keys(c, r, {"cidr", "geo", "order", "vantage"}, "a region rule")) return e;
@@ -373,13 +374,13 @@ std::optional<Error> parse_regions(const Ctx& c, const YAML::Node& n, Config& cf
 }
 
 // region_coords: { NAME: [lat, lon] } or { NAME: { coords: [lat, lon], bias: KM } }
-std::optional<Error> parse_region_coords(const Ctx& c, const YAML::Node& n, Config& cfg) {
+std::optional<Error> parse_region_coords(const Ctx& c, const yaml::Node& n, Config& cfg) {
   if (!n.IsMap()) return err(c, n, "region_coords must be a map of region -> [lat, lon]");
   for (const auto& kv : n) {
     Config::RegionCoord rc;
     rc.region = scalar(kv.first);
     rc.line = kv.first.Mark().line + 1;
-    YAML::Node v = kv.second, coords = v;
+    yaml::Node v = kv.second, coords = v;
     if (v.IsMap()) {
       if (auto e = check_keys(c, v, {"coords", "bias"}, "a region's coordinates")) return e;
       coords = v["coords"];
@@ -408,7 +409,7 @@ std::optional<Error> parse_region_coords(const Ctx& c, const YAML::Node& n, Conf
   return std::nullopt;
 }
 
-std::optional<Error> parse_endpoint(const Ctx& c, const YAML::Node& n, const RecordSpec& rec, EndpointSpec& ep) {
+std::optional<Error> parse_endpoint(const Ctx& c, const yaml::Node& n, const RecordSpec& rec, EndpointSpec& ep) {
   if (auto e = check_keys(c, n, {"name", "address", "cname", "weight", "priority", "region", "check", "host", "port"},
                           "an endpoint"))
     return e;
@@ -467,7 +468,7 @@ std::optional<Error> parse_endpoint(const Ctx& c, const YAML::Node& n, const Rec
   return std::nullopt;
 }
 
-std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cfg) {
+std::optional<Error> parse_records(const Ctx& c, const yaml::Node& n, Config& cfg) {
   if (!n.IsSequence()) return err(c, n, "records must be a list");
   // Indexes, so that 100 000 records among 20 000 zones load in linear time:
   // zones by origin (lowercased wire), records by name.
@@ -608,12 +609,12 @@ std::optional<Error> parse_records(const Ctx& c, const YAML::Node& n, Config& cf
   return std::nullopt;
 }
 
-std::optional<Error> parse_checks(const Ctx& c, const YAML::Node& n, Config& cfg) {
+std::optional<Error> parse_checks(const Ctx& c, const yaml::Node& n, Config& cfg) {
   if (!n.IsMap()) return err(c, n, "checks must be a mapping of name -> { type, ... }");
   for (const auto& kv : n) {
     CheckSpec ch;
     ch.name = kv.first.as<std::string>();
-    const YAML::Node& v = kv.second;
+    const yaml::Node& v = kv.second;
     ch.line = v.Mark().line + 1;
     if (auto e = check_keys(
             c, v,
@@ -634,7 +635,7 @@ std::optional<Error> parse_checks(const Ctx& c, const YAML::Node& n, Config& cfg
     if (v["host"]) ch.host = scalar(v["host"]);
     if (v["expect_status"]) {
       ch.expect_status.clear();
-      const YAML::Node& es = v["expect_status"];
+      const yaml::Node& es = v["expect_status"];
       if (es.IsScalar()) {
         uint16_t code;
         if (auto e = get_uint(c, es, code, 100, 599, "expect_status")) return e;
@@ -687,7 +688,7 @@ std::optional<Error> parse_checks(const Ctx& c, const YAML::Node& n, Config& cfg
     }
     if (v["min_vantages"])
       if (auto e = get_uint(c, v["min_vantages"], ch.min_vantages, 1, 1000, "min_vantages")) return e;
-    if (const YAML::Node& d = v["damping"]) {
+    if (const yaml::Node& d = v["damping"]) {
       if (auto e = check_keys(c, d, {"flips", "window", "hold"}, "damping of check " + ch.name)) return e;
       if (!d["flips"] || !d["window"] || !d["hold"])
         return err(c, d, "damping needs flips, window and hold, e.g. { flips: 4, window: 10m, hold: 15m }");
@@ -735,7 +736,7 @@ bool valid_key_part(const std::string& s) {
          std::all_of(s.begin(), s.end(), [](char ch) { return isalnum(uint8_t(ch)) || strchr("-_.", ch); });
 }
 
-std::optional<Error> parse_cluster(const Ctx& c, const YAML::Node& n, ClusterSpec& cl) {
+std::optional<Error> parse_cluster(const Ctx& c, const yaml::Node& n, ClusterSpec& cl) {
   if (auto e = check_keys(c, n, {"etcd", "prefix", "node", "tls", "auth"}, "cluster")) return e;
   cl.line = n.Mark().is_null() ? 0 : n.Mark().line + 1;
   const auto& urls = n["etcd"];
@@ -787,7 +788,7 @@ bool loopback_host(std::string host) {
 }
 
 // api: { listen, tls: { cert, key, client_ca }, max_body, tokens: [{ name, token_file, scope, rate }] }
-std::optional<Error> parse_api(const Ctx& c, const YAML::Node& n, Config& cfg) {
+std::optional<Error> parse_api(const Ctx& c, const yaml::Node& n, Config& cfg) {
   ApiSpec& api = cfg.api;
   if (auto e = check_keys(c, n, {"listen", "tls", "tokens", "max_body"}, "api")) return e;
   api.line = n.Mark().line + 1;
@@ -837,7 +838,7 @@ std::optional<Error> parse_api(const Ctx& c, const YAML::Node& n, Config& cfg) {
     tok.secret = *secret;
     const auto& sc = t["scope"];
     if (!sc) return err(c, t, "api token '" + tok.name + "' needs scope: [read, write, \"write:ZONE\", admin]");
-    std::vector<YAML::Node> items;
+    std::vector<yaml::Node> items;
     if (sc.IsSequence())
       for (const auto& s : sc) items.push_back(s);
     else
@@ -870,7 +871,7 @@ std::optional<Error> parse_api(const Ctx& c, const YAML::Node& n, Config& cfg) {
   return std::nullopt;
 }
 
-std::optional<Error> parse_root(const Ctx& c, const YAML::Node& root, Config& cfg) {
+std::optional<Error> parse_root(const Ctx& c, const yaml::Node& root, Config& cfg) {
   if (auto e = check_keys(c, root,
                           {"listen", "threads", "state_dir", "admin", "http", "vantage", "zones", "edns_udp_size", "dnssec_cache",
                            "tcp", "udp", "records", "regions", "checks", "cluster", "rrl", "tsig", "geo",
@@ -1055,16 +1056,24 @@ bool parse_listen(const std::string& text, ListenAddr& out) {
   return false;
 }
 
-Result<Config> parse_config(const std::string& text, const std::string& path, const std::string& base_dir) {
+Result<Config> parse_config(const std::string& text, const std::string& path, const std::string& base_dir,
+                            const ZoneHook* zone_hook) {
   Config cfg;
   cfg.path = path;
   Ctx c{path, base_dir};
-  YAML::Node root;
+  yaml::Doc doc;
+  yaml::Doc::ItemHook hook{"zones", [&](const yaml::Node& z) {
+                             if (!z.IsMap() || z.size() != 2) return;
+                             yaml::Node name = z["name"], file = z["file"];
+                             if (name && file && name.IsScalar() && file.IsScalar())
+                               (*zone_hook)(name.Scalar(), resolve_path(c, file.Scalar()));
+                           }};
   try {
-    root = YAML::Load(text);
+    doc.parse(text, zone_hook ? &hook : nullptr);
   } catch (const YAML::ParserException& e) {
     return Error{path, e.mark.line + 1, e.msg};
   }
+  yaml::Node root = doc.root();
   try {
     if (!root.IsMap()) return Error{path, 1, "the config must be a YAML mapping (listen:, zones:, ...)"};
     if (auto e = parse_root(c, root, cfg)) return *e;
@@ -1095,7 +1104,9 @@ Result<AgentConfig> load_agent_config(const std::string& path) {
   AgentConfig a;
   a.path = path;
   try {
-    YAML::Node root = YAML::Load(ss.str());
+    yaml::Doc doc;
+    doc.parse(ss.str());
+    yaml::Node root = doc.root();
     if (!root.IsMap()) return Error{path, 1, "the agent config must be a YAML mapping"};
     if (auto e =
             check_keys(c, root, {"vantage", "report_to", "token_file", "config", "report_interval", "targets_refresh"},
@@ -1135,13 +1146,13 @@ Result<AgentConfig> load_agent_config(const std::string& path) {
   return a;
 }
 
-Result<Config> load_config(const std::string& path) {
+Result<Config> load_config(const std::string& path, const ZoneHook* zone_hook) {
   std::ifstream in(path);
   if (!in) return Error{path, 0, std::string("cannot read config: ") + strerror(errno)};
   std::stringstream ss;
   ss << in.rdbuf();
   auto dir = std::filesystem::path(path).parent_path().string();
-  return parse_config(ss.str(), path, dir);
+  return parse_config(ss.str(), path, dir, zone_hook);
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -235,8 +236,15 @@ Result<AgentConfig> load_agent_config(const std::string& path);
 Result<std::string> read_token_file(const std::string& path);
 
 // Parses YAML text; relative paths are resolved against `base_dir`.
-Result<Config> parse_config(const std::string& text, const std::string& path, const std::string& base_dir);
-Result<Config> load_config(const std::string& path);
+// `zone_hook`, when given, is called during the parse with each zones:
+// entry that is just `{ name, file }` (the file resolved), as soon as the
+// parse has read it, before the rest of the file is checked: a start-up
+// can begin reading zones (server::ZonePreload). The config may still
+// turn out bad.
+using ZoneHook = std::function<void(const std::string& origin, const std::string& file)>;
+Result<Config> parse_config(const std::string& text, const std::string& path, const std::string& base_dir,
+                            const ZoneHook* zone_hook = nullptr);
+Result<Config> load_config(const std::string& path, const ZoneHook* zone_hook = nullptr);
 
 // A digest of what a node serves (zone file contents, records, regions,
 // checks), hex: nodes of one cluster should agree on it. Node-local settings
