@@ -30,21 +30,25 @@ struct Options {
   unsigned threads = 0;
 };
 
-Result<Config> pick_config(const Options& o) {
+// `preload` reads the zones while the config is parsed.
+Result<Config> pick_config(const Options& o, server::ZonePreload& preload) {
   if (o.demo) return server::demo_config();
-  if (!o.config.empty()) return load_config(o.config);
-  if (std::filesystem::exists("vane.yaml")) return load_config("vane.yaml");
+  auto hook = preload.hook();
+  if (!o.config.empty()) return load_config(o.config, &hook);
+  if (std::filesystem::exists("vane.yaml")) return load_config("vane.yaml", &hook);
   return server::demo_config();
 }
 
 int check_config(const std::string& path) {
-  auto cfg = load_config(path);
+  server::ZonePreload preload;
+  auto hook = preload.hook();
+  auto cfg = load_config(path, &hook);
   if (!cfg) {
     fprintf(stderr, "%s\n", cfg.error().to_string().c_str());
     return 1;
   }
   zones::StateTable states;
-  auto zs = server::build_zone_set(*cfg, states, true, false);
+  auto zs = server::build_zone_set(*cfg, states, true, false, nullptr, nullptr, nullptr, &preload);
   if (!zs) {
     fprintf(stderr, "%s\n", zs.error().to_string().c_str());
     return 1;
@@ -88,7 +92,8 @@ int main(int argc, char** argv) {
 
   if (!o.check.empty()) return check_config(o.check);
 
-  auto cfg = pick_config(o);
+  auto preload = std::make_unique<server::ZonePreload>();
+  auto cfg = pick_config(o, *preload);
   if (!cfg) {
     VANE_ERROR("%s", cfg.error().to_string().c_str());
     return 1;
@@ -152,10 +157,11 @@ int main(int argc, char** argv) {
     VANE_ERROR("cannot start: %s", err->to_string().c_str());
     return 1;
   }
-  if (auto err = srv.start(loop)) {
+  if (auto err = srv.start(loop, preload.get())) {
     VANE_ERROR("cannot start: %s", err->to_string().c_str());
     return 1;
   }
+  preload.reset();
   control.start(loop);
   healthcheck::Checker checker([&control](const healthcheck::Verdict& v) { control.post_verdict(v); },
                                [&control](const std::string& key, double ms) { control.post_rtt(key, ms); },
@@ -320,7 +326,7 @@ int main(int argc, char** argv) {
   uv_signal_start(&term, on_stop, SIGTERM);
   uv_signal_start(&intr, on_stop, SIGINT);
   const auto& first = srv.config().listen.front();
-  // Parsing a big config (yaml-cpp's node tree is ~40x the file) leaves
+  // Parsing a big config and reading its zones on several threads leave
   // freed heap behind the long-lived data: give it back to the system.
   malloc_trim(0);
   VANE_INFO("ready: %u workers, config %s", srv.config().threads, srv.config().path.c_str());

@@ -181,12 +181,13 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
 
 }  // namespace
 
-// One zone of the set, from its source (records compiled into it).
 // Reads one zone (its keys, its files). Touches nothing shared: zones load
 // on several threads at once. place_one() then ties it to the state table.
 // `no_copy`: a secondary zone without its file yet (served as expired).
+// Its "loaded" line goes to `line` when given (the caller logs a set's
+// lines together, in config order), else to the log, unless `quiet`.
 static Result<std::unique_ptr<zones::Zone>> read_one(zones::ZoneSource src, bool quiet, bool create_keys,
-                                                     bool& no_copy) {
+                                                     bool& no_copy, std::string* line = nullptr) {
   if (src.dnssec.online) {
     std::string made;
     auto keys = zones::load_keys(src.origin, src.dnssec, create_keys, &made);
@@ -205,10 +206,16 @@ static Result<std::unique_ptr<zones::Zone>> read_one(zones::ZoneSource src, bool
   auto z = zones::load_zone(src);
   if (!z) return z.error();
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  if (!quiet)
-    VANE_INFO("zone %s loaded from %s: %zu records (%zu steered), %zu names, serial %u, %.1f ms, %.1f MiB",
-              (*z)->origin_text().c_str(), src.file.c_str(), (*z)->record_count(), src.steered.size(),
-              (*z)->node_count(), (*z)->serial(), ms, double((*z)->memory_bytes()) / (1 << 20));
+  if (!quiet) {
+    char msg[2048];
+    snprintf(msg, sizeof msg, "zone %s loaded from %s: %zu records (%zu steered), %zu names, serial %u, %.1f ms, %.1f MiB",
+             (*z)->origin_text().c_str(), src.file.c_str(), (*z)->record_count(), src.steered.size(),
+             (*z)->node_count(), (*z)->serial(), ms, double((*z)->memory_bytes()) / (1 << 20));
+    if (line)
+      *line = msg;
+    else
+      VANE_INFO("%s", msg);
+  }
   (*z)->set_file(src.file);
   return z;
 }
@@ -309,69 +316,159 @@ std::vector<std::string> files_of(const zones::ZoneSource& src, const zones::Zon
 
 }  // namespace
 
+namespace {
+
+std::string zone_key(const std::string& origin) { return origin + (origin.ends_with('.') ? "" : "."); }
+
+size_t usable_cores() {
+  cpu_set_t cpus;
+  return sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? size_t(CPU_COUNT(&cpus)) : 1;
+}
+
+}  // namespace
+
+ZonePreload::ZonePreload() : helpers_(std::min<size_t>(usable_cores(), 16) - 1) {}
+
+ZonePreload::~ZonePreload() {
+  finish();
+}
+
+std::function<void(const std::string&, const std::string&)> ZonePreload::hook() {
+  return [this](const std::string& origin, const std::string& file) { add(origin, file); };
+}
+
+void ZonePreload::add(const std::string& origin, const std::string& file) {
+  if (helpers_ == 0) return;  // one core: the parse has it
+  std::lock_guard lock(mu_);
+  if (stopped_) return;
+  Item& it = items_.emplace_back();
+  it.src.origin = origin;
+  it.src.file = file;
+  // Only a config of many zones is worth threads (as build_zone_set).
+  if (items_.size() == kMinZones)
+    for (size_t h = 0; h < helpers_; ++h) threads_.emplace_back([this] { run(); });
+  cv_.notify_one();
+}
+
+void ZonePreload::run() {
+  while (true) {
+    Item* it;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopped_ || next_ < items_.size(); });
+      if (stopped_) return;
+      it = &items_[next_++];  // a deque: items do not move as more are added
+    }
+    it->fingerprint = fingerprint(it->src, {it->src.file});
+    bool no_copy = false;
+    it->result = read_one(it->src, false, false, no_copy, &it->line);
+    std::lock_guard lock(mu_);
+    it->done = true;
+    ++read_;
+  }
+}
+
+void ZonePreload::finish() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  for (Item& it : items_)
+    if (it.done) by_name_[zone_key(it.src.origin)] = &it;
+}
+
+ZonePreload::Item* ZonePreload::find(const std::string& name) {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
 Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states, bool quiet,
                                                        bool create_keys, const ZoneCache* previous, ZoneCache* next,
-                                                       size_t* reread) {
+                                                       size_t* reread, ZonePreload* preload) {
   std::vector<zones::ZoneSource> sources = cfg.zones;
   zones::RegionMap regions;
   if (auto err = compile_records(cfg, states, regions, sources)) return *err;
+  if (preload) preload->finish();
   std::vector<std::shared_ptr<const zones::Zone>> loaded(sources.size());
   // What each zone needs: the previous snapshot's copy when nothing it is
-  // built from changed, else a read.
+  // built from changed (or the copy read ahead while the config was being
+  // parsed), else a read. Worked out on every core the process may use
+  // when there are many zones (a big zone also parses on them, inside its
+  // own read); a signed zone is read in order on this thread, since making
+  // a missing key writes files.
   struct Job {
-    size_t index;
     std::string name;
+    const CachedZone* was = nullptr;
     std::vector<std::string> files;
-    uint64_t fp;
+    uint64_t fp = 0;
+    bool same = false;  // as `was`: taken from it
     std::optional<Result<std::unique_ptr<zones::Zone>>> result;
+    std::string line;  // "loaded"
     bool no_copy = false;
   };
-  std::vector<Job> jobs;
-  for (size_t i = 0; i < sources.size(); ++i) {
+  std::vector<Job> jobs(sources.size());
+  auto prepare = [&](size_t i) {
     const zones::ZoneSource& src = sources[i];
-    std::string name = src.origin + (src.origin.ends_with('.') ? "" : ".");
-    const CachedZone* was = nullptr;
+    Job& j = jobs[i];
+    j.name = zone_key(src.origin);
     if (previous)
-      if (auto it = previous->find(name); it != previous->end()) was = &it->second;
+      if (auto it = previous->find(j.name); it != previous->end()) j.was = &it->second;
+    j.files = files_of(src, j.was ? j.was->zone.get() : nullptr);
+    j.fp = fingerprint(src, j.files);
     // A zone signed online is always read again: its keys may have changed.
-    std::vector<std::string> files = files_of(src, was ? was->zone.get() : nullptr);
-    uint64_t fp = fingerprint(src, files);
-    if (was && was->fingerprint == fp && !src.dnssec.online) {
-      loaded[i] = was->zone;
-      if (next) (*next)[name] = *was;
-      continue;
+    j.same = j.was && j.was->fingerprint == j.fp && !src.dnssec.online;
+    if (j.same || src.dnssec.online) return;
+    if (ZonePreload::Item* p = preload ? preload->find(j.name) : nullptr; p && p->fingerprint == j.fp) {
+      j.result = std::move(p->result);
+      j.line = std::move(p->line);
+      preload->took();
+      return;
     }
-    jobs.push_back(Job{i, std::move(name), std::move(files), fp, std::nullopt, false});
-  }
-  if (reread) *reread += jobs.size();
-  // Many zones load on every core the process may use (a big zone also
-  // parses on them, inside its own read). Signed zones read in order on
-  // this thread: making a missing key writes files.
-  auto read = [&](Job& j) { j.result = read_one(sources[j.index], quiet, create_keys, j.no_copy); };
+    j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
+  };
   std::atomic<size_t> next_job{0};
   auto work = [&] {
-    for (size_t k; (k = next_job.fetch_add(1, std::memory_order_relaxed)) < jobs.size();)
-      if (!sources[jobs[k].index].dnssec.online) read(jobs[k]);
+    for (size_t k; (k = next_job.fetch_add(1, std::memory_order_relaxed)) < jobs.size();) prepare(k);
   };
-  size_t helpers = 0;
-  if (cpu_set_t cpus; jobs.size() >= 64 && sched_getaffinity(0, sizeof cpus, &cpus) == 0)
-    helpers = std::min<size_t>(size_t(CPU_COUNT(&cpus)), 16) - 1;
+  size_t helpers = jobs.size() >= ZonePreload::kMinZones ? std::min<size_t>(usable_cores(), 16) - 1 : 0;
   std::vector<std::thread> threads;
   for (size_t h = 0; h < helpers; ++h) threads.emplace_back(work);
   work();
   for (auto& t : threads) t.join();
-  for (Job& j : jobs) {
-    const zones::ZoneSource& src = sources[j.index];
-    if (!j.result) read(j);
-    if (!*j.result) return j.result->error();  // the first bad zone in config order
+  std::vector<std::string> lines;
+  auto log_read = [&] {
+    if (!quiet) log_lines("info", lines);
+  };
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    Job& j = jobs[i];
+    const zones::ZoneSource& src = sources[i];
+    if (j.same) {
+      loaded[i] = j.was->zone;
+      if (next) (*next)[j.name] = *j.was;
+      continue;
+    }
+    if (reread) ++*reread;
+    if (!j.result) j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
+    if (!*j.result) {  // the first bad zone in config order
+      log_read();
+      return j.result->error();
+    }
+    if (!j.line.empty()) lines.push_back(std::move(j.line));
     auto z = place_one(j.result->take(), src, j.no_copy, states);
     // Files it turned out to $INCLUDE count from now on (taken after the read:
     // one changed in between is read again at the next reload but one).
     std::vector<std::string> now = files_of(src, z.get());
     if (now != j.files) j.fp = fingerprint(src, now);
     if (next) (*next)[j.name] = CachedZone{j.fp, z};
-    loaded[j.index] = std::move(z);
+    loaded[i] = std::move(z);
   }
+  log_read();
+  if (preload && preload->taken() && !quiet)
+    VANE_INFO("%zu of %zu zones were read while the config was being parsed", preload->taken(), jobs.size());
   auto set = std::make_shared<zones::ZoneSet>(std::move(loaded));
   set->states = &states;
   set->regions = std::move(regions);
@@ -426,9 +523,9 @@ Result<UdpOptions> Server::udp_receive(const Config& cfg) {
   return u;
 }
 
-std::optional<Error> Server::start(uv_loop_t* main_loop) {
+std::optional<Error> Server::start(uv_loop_t* main_loop, ZonePreload* preload) {
   loop_ = main_loop;
-  auto zs = build_zone_set(cfg_, *states_, false, true, nullptr, &zone_cache_);
+  auto zs = build_zone_set(cfg_, *states_, false, true, nullptr, &zone_cache_, nullptr, preload);
   if (!zs) return zs.error();
   if (auto err = attach_dnstap(cfg_, nullptr, **zs)) return err;
   (*zs)->generation = ++generation_;

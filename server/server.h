@@ -7,12 +7,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "config.h"
@@ -31,10 +35,54 @@ struct CachedZone {
   std::shared_ptr<const zones::Zone> zone;
 };
 using ZoneCache = std::map<std::string, CachedZone>;  // origin text -> what it was built from
+
+// Zones read while vane.yaml is still being parsed, at start: the parse
+// hands over each `{ name, file }` entry of `zones:` as it reads it
+// (load_config's hook), and once there are kMinZones of them the other
+// cores read them while the parse goes on. build_zone_set takes a zone read
+// so when it was read from the same files and nothing in the config adds
+// to it (its fingerprint, as for a reload's cache); anything else is read
+// there as usual. A config that turns out bad throws them all away.
+class ZonePreload {
+ public:
+  static constexpr size_t kMinZones = 64;
+  struct Item {
+    zones::ZoneSource src;
+    uint64_t fingerprint = 0;
+    std::optional<Result<std::unique_ptr<zones::Zone>>> result;
+    std::string line;  // "loaded", logged when taken
+    bool done = false;
+  };
+
+  ZonePreload();
+  ~ZonePreload();
+  std::function<void(const std::string& origin, const std::string& file)> hook();
+  // No more reads: waits for those begun. Then find() may be called.
+  void finish();
+  Item* find(const std::string& name);  // "example.com."
+  size_t read() const { return read_.load(); }    // zones read ahead so far
+  size_t taken() const { return taken_.load(); }  // of them, taken by build_zone_set
+  void took() { ++taken_; }
+
+ private:
+  void add(const std::string& origin, const std::string& file);
+  void run();
+
+  const size_t helpers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> items_;
+  size_t next_ = 0;
+  bool stopped_ = false;
+  std::vector<std::thread> threads_;
+  std::unordered_map<std::string, Item*> by_name_;
+  std::atomic<size_t> read_{0}, taken_{0};
+};
+
 Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states,
                                                        bool quiet = false, bool create_keys = true,
                                                        const ZoneCache* previous = nullptr, ZoneCache* next = nullptr,
-                                                       size_t* reread = nullptr);
+                                                       size_t* reread = nullptr, ZonePreload* preload = nullptr);
 
 struct ReloadOutcome {
   bool ok = false;
@@ -49,7 +97,7 @@ class Server {
   ~Server();
 
   // Binds, loads zones, starts workers. Returns an error if any of it fails.
-  std::optional<Error> start(uv_loop_t* main_loop);
+  std::optional<Error> start(uv_loop_t* main_loop, ZonePreload* preload = nullptr);
   // Reload from the main loop (SIGHUP, admin socket): built on a pool
   // thread, committed on the main loop; serialised with zone reloads.
   // `done` runs on the main loop with the outcome.

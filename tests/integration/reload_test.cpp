@@ -106,6 +106,43 @@ TEST(Reload, UnderLoad_NoQueryIsLost) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+// A start with many zones reads them while vane.yaml is still being parsed
+// (server::ZonePreload): whichever way each zone was read, every zone
+// answers, a zone that a record below steers in serves that record, and
+// each zone is logged once, in config order.
+TEST(Start, ManyZones_EachLoadedOnceInConfigOrder_SteeredZoneKeepsItsRecord) {
+  TempDir dir;
+  const int kZones = 300;
+  std::string cfg = "listen: [\"127.0.0.1:0\"]\nzones:\n";
+  for (int i = 0; i < kZones; ++i) {
+    dir.write("z" + std::to_string(i) + ".zone", "$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\n"
+                                                 "ns IN A 192.0.2.1\nwww IN A 192.0.2." + std::to_string(i % 250) + "\n");
+    cfg += "  - { name: z" + std::to_string(i) + ".test, file: z" + std::to_string(i) + ".zone }\n";
+  }
+  cfg += "records:\n  - { name: app.z150.test, type: A, endpoints: [{ name: one, address: 198.51.100.1 }] }\n";
+  Vaned v(dir, cfg);
+  for (int i : {0, 150, 299}) {
+    auto r = query("127.0.0.1", v.port(), "www.z" + std::to_string(i) + ".test", "A");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->answer, std::vector<std::string>{"www.z" + std::to_string(i) + ".test. 300 IN A 192.0.2." +
+                                                  std::to_string(i % 250)});
+  }
+  auto app = query("127.0.0.1", v.port(), "app.z150.test", "A");
+  ASSERT_TRUE(app);
+  EXPECT_EQ(app->answer, std::vector<std::string>{"app.z150.test. 60 IN A 198.51.100.1"});
+  std::string log = v.process().output();
+  size_t at = 0;
+  for (int i = 0; i < kZones; ++i) {
+    std::string line = "zone z" + std::to_string(i) + ".test. loaded from ";
+    size_t p = log.find(line, at);
+    ASSERT_NE(p, std::string::npos) << "z" << i << " not logged after z" << i - 1 << ":\n" << log;
+    EXPECT_EQ(log.find(line, p + 1), std::string::npos) << "z" << i << " logged twice";
+    at = p;
+  }
+  EXPECT_NE(log.find("zone z150.test. loaded from " + dir.path() + "/z150.zone: 5 records (1 steered)"), std::string::npos)
+      << log;
+}
+
 // vanectl reload ZONE: among 200 zones, under a lock-step query load over
 // all of them, one zone's change is served and nothing is lost; every other
 // zone answers byte for byte as before (its snapshot untouched); a bad file

@@ -1,0 +1,86 @@
+// ZonePreload: zones read while vane.yaml is parsed are taken only when
+// nothing since changed what they are built from (their file, a record
+// that steers in them); everything else is read as usual, and the set
+// answers the same either way.
+#include "answer.h"
+#include "server.h"
+
+#include <gtest/gtest.h>
+#include <sched.h>
+
+#include <chrono>
+#include <thread>
+
+#include "dns_client.h"
+#include "process.h"
+
+namespace vane::server {
+namespace {
+
+constexpr int kZones = 100;
+
+std::string zone_text(const std::string& www) {
+  return "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\nwww IN A " + www + "\n";
+}
+
+std::string config(const test::TempDir& dir) {
+  std::string y = "listen: [\"127.0.0.1:0\"]\nstate_dir: " + dir.path() + "/state\nzones:\n";
+  for (int i = 0; i < kZones; ++i) y += "  - { name: z" + std::to_string(i) + ".test, file: z" + std::to_string(i) + ".zone }\n";
+  // After the zones: the parse has handed z50 over before it reads this.
+  y += "records:\n  - name: app.z50.test\n    type: A\n    endpoints:\n      - { name: one, address: 198.51.100.1 }\n";
+  return y;
+}
+
+std::vector<std::string> answer_of(const zones::ZoneSet& set, const std::string& name) {
+  std::vector<uint8_t> out(4096);
+  QueryContext ctx;
+  size_t n = answer(set, test::make_query(name, "A", {}, 7), out, Transport::kUdp, AnswerOptions{}, ctx);
+  out.resize(n);
+  auto r = test::parse_response(out);
+  return r ? r->answer : std::vector<std::string>{"<unparseable>"};
+}
+
+TEST(ZonePreload, TakesWhatIsUnchanged_ReadsAgainAChangedFileAndASteeredZone) {
+  cpu_set_t cpus;
+  if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) < 2)
+    GTEST_SKIP() << "one core: the parse has it, nothing is read ahead";
+  test::TempDir dir;
+  for (int i = 0; i < kZones; ++i) dir.write("z" + std::to_string(i) + ".zone", zone_text("192.0.2.10"));
+  std::string path = dir.write("vane.yaml", config(dir));
+  ZonePreload preload;
+  auto hook = preload.hook();
+  auto cfg = load_config(path, &hook);
+  ASSERT_TRUE(cfg) << cfg.error().to_string();
+  // Every zone is read ahead (z50 too: the parse could not know of its record yet).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (preload.read() < size_t(kZones) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(preload.read(), size_t(kZones));
+  // z7 changes after it was read ahead (another size, so another fingerprint).
+  dir.write("z7.zone", zone_text("192.0.2.77") + "; changed\n");
+
+  zones::StateTable states;
+  auto set = build_zone_set(*cfg, states, true, false, nullptr, nullptr, nullptr, &preload);
+  ASSERT_TRUE(set) << set.error().to_string();
+  EXPECT_EQ(preload.taken(), size_t(kZones - 2));  // all but z7 and z50
+  EXPECT_EQ(answer_of(**set, "www.z0.test"), std::vector<std::string>{"www.z0.test. 300 IN A 192.0.2.10"});
+  EXPECT_EQ(answer_of(**set, "www.z99.test"), std::vector<std::string>{"www.z99.test. 300 IN A 192.0.2.10"});
+  EXPECT_EQ(answer_of(**set, "www.z7.test"), std::vector<std::string>{"www.z7.test. 300 IN A 192.0.2.77"});
+  EXPECT_EQ(answer_of(**set, "app.z50.test"), std::vector<std::string>{"app.z50.test. 60 IN A 198.51.100.1"});
+  EXPECT_EQ(answer_of(**set, "www.z50.test"), std::vector<std::string>{"www.z50.test. 300 IN A 192.0.2.10"});
+}
+
+TEST(ZonePreload, ABadConfigAfterTheZones_IsStillRefusedWithItsLine) {
+  test::TempDir dir;
+  for (int i = 0; i < kZones; ++i) dir.write("z" + std::to_string(i) + ".zone", zone_text("192.0.2.10"));
+  std::string path = dir.write("vane.yaml", config(dir) + "bogus: 1\n");
+  ZonePreload preload;
+  auto hook = preload.hook();
+  auto cfg = load_config(path, &hook);
+  ASSERT_FALSE(cfg);
+  EXPECT_EQ(cfg.error().line, kZones + 9);
+  EXPECT_NE(cfg.error().message.find("unknown key 'bogus'"), std::string::npos) << cfg.error().to_string();
+}
+
+}  // namespace
+}  // namespace vane::server
