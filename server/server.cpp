@@ -120,8 +120,10 @@ std::optional<Error> compile_geo(const Config& cfg, zones::RegionMap& regions) {
   return std::nullopt;
 }
 
+// The records are compiled into copies of the zones they steer in
+// (`edited`, by index in cfg.zones); the other zones are read as configured.
 std::optional<Error> compile_records(const Config& cfg, zones::StateTable& states, zones::RegionMap& regions,
-                                     std::vector<zones::ZoneSource>& sources) {
+                                     std::map<size_t, zones::ZoneSource>& edited) {
   for (const auto& r : cfg.regions) {
     if (!r.geo.empty()) continue;
     std::vector<uint16_t> order;
@@ -174,7 +176,7 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
         if (ch.name == ep.check) d = {ch.damping_flips, ch.damping_window_ms, ch.damping_hold_ms};
       in.info.damping.push_back(d);
     }
-    sources[rec.zone].steered.push_back(std::move(in));
+    edited.try_emplace(rec.zone, cfg.zones[rec.zone]).first->second.steered.push_back(std::move(in));
   }
   return std::nullopt;
 }
@@ -186,22 +188,27 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
 // `no_copy`: a secondary zone without its file yet (served as expired).
 // Its "loaded" line goes to `line` when given (the caller logs a set's
 // lines together, in config order), else to the log, unless `quiet`.
-static Result<std::unique_ptr<zones::Zone>> read_one(zones::ZoneSource src, bool quiet, bool create_keys,
+static Result<std::unique_ptr<zones::Zone>> read_one(const zones::ZoneSource& given, bool quiet, bool create_keys,
                                                      bool& no_copy, std::string* line = nullptr) {
-  if (src.dnssec.online) {
+  std::optional<zones::ZoneSource> changed;  // `given` with its keys, or a stand-in's text
+  if (given.dnssec.online) {
     std::string made;
-    auto keys = zones::load_keys(src.origin, src.dnssec, create_keys, &made);
+    auto keys = zones::load_keys(given.origin, given.dnssec, create_keys, &made);
     if (!keys) return keys.error();
     if (!made.empty())
       VANE_INFO("zone %s had no DNSSEC key: made a %s CSK %s (publish its DS: vanectl dnssec ds %s)",
-                src.origin.c_str(), zones::algorithm_name(src.dnssec.algorithm), made.c_str(), src.origin.c_str());
-    if ((*keys)->has_active()) src.keys = keys.take();
+                given.origin.c_str(), zones::algorithm_name(given.dnssec.algorithm), made.c_str(), given.origin.c_str());
+    if ((*keys)->has_active()) changed.emplace(given).keys = keys.take();
   }
   // A secondary zone without a copy yet is served SERVFAIL until its first
   // transfer (an SOA-only stand-in keeps its place in the zone set).
-  no_copy = src.secondary.enabled() && access(src.file.c_str(), R_OK) != 0;
-  if (no_copy) src.text = "$ORIGIN " + src.origin + (src.origin.ends_with('.') ? "" : ".") +
-                          "\n@ 0 IN SOA invalid. invalid. 0 0 0 0 0\n";
+  no_copy = given.secondary.enabled() && access(given.file.c_str(), R_OK) != 0;
+  if (no_copy) {
+    if (!changed) changed.emplace(given);
+    changed->text = "$ORIGIN " + given.origin + (given.origin.ends_with('.') ? "" : ".") +
+                    "\n@ 0 IN SOA invalid. invalid. 0 0 0 0 0\n";
+  }
+  const zones::ZoneSource& src = changed ? *changed : given;
   auto t0 = std::chrono::steady_clock::now();
   auto z = zones::load_zone(src);
   if (!z) return z.error();
@@ -236,13 +243,12 @@ static std::shared_ptr<const zones::Zone> place_one(std::unique_ptr<zones::Zone>
   return std::shared_ptr<const zones::Zone>(std::move(z));
 }
 
-static Result<std::shared_ptr<const zones::Zone>> load_one(zones::ZoneSource src, zones::StateTable& states, bool quiet,
-                                                    bool create_keys) {
-  zones::ZoneSource kept = src;
+static Result<std::shared_ptr<const zones::Zone>> load_one(const zones::ZoneSource& src, zones::StateTable& states,
+                                                           bool quiet, bool create_keys) {
   bool no_copy = false;
-  auto z = read_one(std::move(src), quiet, create_keys, no_copy);
+  auto z = read_one(src, quiet, create_keys, no_copy);
   if (!z) return z.error();
-  return place_one(z.take(), kept, no_copy, states);
+  return place_one(z.take(), src, no_copy, states);
 }
 
 namespace {
@@ -389,9 +395,12 @@ ZonePreload::Item* ZonePreload::find(const std::string& name) {
 Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones::StateTable& states, bool quiet,
                                                        bool create_keys, const ZoneCache* previous, ZoneCache* next,
                                                        size_t* reread, ZonePreload* preload) {
-  std::vector<zones::ZoneSource> sources = cfg.zones;
   zones::RegionMap regions;
-  if (auto err = compile_records(cfg, states, regions, sources)) return *err;
+  std::map<size_t, zones::ZoneSource> edited;
+  if (auto err = compile_records(cfg, states, regions, edited)) return *err;
+  std::vector<const zones::ZoneSource*> sources(cfg.zones.size());
+  for (size_t i = 0; i < sources.size(); ++i) sources[i] = &cfg.zones[i];
+  for (auto& [i, src] : edited) sources[i] = &src;
   if (preload) preload->finish();
   std::vector<std::shared_ptr<const zones::Zone>> loaded(sources.size());
   // What each zone needs: the previous snapshot's copy when nothing it is
@@ -401,7 +410,7 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
   // own read); a signed zone is read in order on this thread, since making
   // a missing key writes files.
   struct Job {
-    std::string name;
+    std::string name;  // "example.com."
     const CachedZone* was = nullptr;
     std::vector<std::string> files;
     uint64_t fp = 0;
@@ -411,8 +420,15 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
     bool no_copy = false;
   };
   std::vector<Job> jobs(sources.size());
+  // Files it turned out to $INCLUDE count from now on (taken after the read:
+  // one changed in between is read again at the next reload but one).
+  auto settle = [](Job& j, const zones::ZoneSource& src) {
+    if (!*j.result) return;
+    std::vector<std::string> now = files_of(src, (**j.result).get());
+    if (now != j.files) j.fp = fingerprint(src, now);
+  };
   auto prepare = [&](size_t i) {
-    const zones::ZoneSource& src = sources[i];
+    const zones::ZoneSource& src = *sources[i];
     Job& j = jobs[i];
     j.name = zone_key(src.origin);
     if (previous)
@@ -426,9 +442,10 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
       j.result = std::move(p->result);
       j.line = std::move(p->line);
       preload->took();
-      return;
+    } else {
+      j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
     }
-    j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
+    settle(j, src);
   };
   std::atomic<size_t> next_job{0};
   auto work = [&] {
@@ -445,24 +462,23 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
   };
   for (size_t i = 0; i < jobs.size(); ++i) {
     Job& j = jobs[i];
-    const zones::ZoneSource& src = sources[i];
+    const zones::ZoneSource& src = *sources[i];
     if (j.same) {
       loaded[i] = j.was->zone;
       if (next) (*next)[j.name] = *j.was;
       continue;
     }
     if (reread) ++*reread;
-    if (!j.result) j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
+    if (!j.result) {
+      j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
+      settle(j, src);
+    }
     if (!*j.result) {  // the first bad zone in config order
       log_read();
       return j.result->error();
     }
     if (!j.line.empty()) lines.push_back(std::move(j.line));
     auto z = place_one(j.result->take(), src, j.no_copy, states);
-    // Files it turned out to $INCLUDE count from now on (taken after the read:
-    // one changed in between is read again at the next reload but one).
-    std::vector<std::string> now = files_of(src, z.get());
-    if (now != j.files) j.fp = fingerprint(src, now);
     if (next) (*next)[j.name] = CachedZone{j.fp, z};
     loaded[i] = std::move(z);
   }
@@ -699,11 +715,11 @@ std::unique_ptr<Server::Staged> Server::stage_zone_reload(const std::string& zon
                 (cfg_.zones.size() > 10 ? ", ..." : "") + ")");
   // The records are compiled against the whole config (their region ids
   // must match the other zones'); only this zone's file is read again.
-  std::vector<zones::ZoneSource> sources = cfg_.zones;
+  std::map<size_t, zones::ZoneSource> edited;
   zones::RegionMap regions;
-  if (auto err = compile_records(cfg_, *states_, regions, sources)) return fail(err->to_string());
-  zones::ZoneSource original = sources[idx];
-  auto z = load_one(std::move(sources[idx]), *states_, false, true);
+  if (auto err = compile_records(cfg_, *states_, regions, edited)) return fail(err->to_string());
+  const zones::ZoneSource& original = edited.count(idx) ? edited.at(idx) : cfg_.zones[idx];
+  auto z = load_one(original, *states_, false, true);
   if (!z) {
     VANE_ERROR("reload of zone %s refused, still serving the previous copy: %s", zone.c_str(),
                z.error().to_string().c_str());
