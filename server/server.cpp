@@ -311,6 +311,13 @@ uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string
   return h;
 }
 
+// A source whose fingerprint is its origin and files alone: nothing in the
+// config adds to it (what a zones: entry of just { name, file } gives).
+bool fingerprint_config_only(const zones::ZoneSource& src) {
+  return src.text.empty() && src.steered.empty() && !src.transfer.enabled() && !src.secondary.enabled() &&
+         src.secondary.servers.empty() && !src.dnssec.online && !src.keys && src.parse_chunk == 0;
+}
+
 // The files a zone was read from, with its master file first.
 std::vector<std::string> files_of(const zones::ZoneSource& src, const zones::Zone* z) {
   std::vector<std::string> f{src.file};
@@ -431,6 +438,21 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
     const zones::ZoneSource& src = *sources[i];
     Job& j = jobs[i];
     j.name = zone_key(src.origin);
+    // Read ahead from this very source (the config adds nothing to its
+    // { name, file }): its fingerprint is the one taken just before that
+    // read, so a change to the file since shows at the next reload, as
+    // for a change just after any read.
+    if (ZonePreload::Item* p = preload ? preload->find(j.name) : nullptr; p && p->src.file == src.file &&
+                                                                          p->src.origin == src.origin &&
+                                                                          fingerprint_config_only(src)) {
+      j.result = std::move(p->result);
+      j.line = std::move(p->line);
+      j.files = {src.file};
+      j.fp = p->fingerprint;
+      preload->took();
+      settle(j, src);
+      return;
+    }
     if (previous)
       if (auto it = previous->find(j.name); it != previous->end()) j.was = &it->second;
     j.files = files_of(src, j.was ? j.was->zone.get() : nullptr);
@@ -438,13 +460,7 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
     // A zone signed online is always read again: its keys may have changed.
     j.same = j.was && j.was->fingerprint == j.fp && !src.dnssec.online;
     if (j.same || src.dnssec.online) return;
-    if (ZonePreload::Item* p = preload ? preload->find(j.name) : nullptr; p && p->fingerprint == j.fp) {
-      j.result = std::move(p->result);
-      j.line = std::move(p->line);
-      preload->took();
-    } else {
-      j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
-    }
+    j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
     settle(j, src);
   };
   std::atomic<size_t> next_job{0};

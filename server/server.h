@@ -40,9 +40,11 @@ using ZoneCache = std::map<std::string, CachedZone>;  // origin text -> what it 
 // hands over each `{ name, file }` entry of `zones:` as it reads it
 // (load_config's hook), and once there are kMinZones of them the other
 // cores read them while the parse goes on. build_zone_set takes a zone read
-// so when it was read from the same files and nothing in the config adds
-// to it (its fingerprint, as for a reload's cache); anything else is read
-// there as usual. A config that turns out bad throws them all away.
+// so when nothing in the final config adds to its { name, file } (no record
+// steers in it, no transfer, no signing), with the fingerprint taken just
+// before the read: a file changed since is read again at the next reload.
+// Anything else is read there as usual. A config that turns out bad throws
+// them all away.
 class ZonePreload {
  public:
   static constexpr size_t kMinZones = 64;
