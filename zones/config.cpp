@@ -37,15 +37,16 @@ Error err(const Ctx& c, const yaml::Node& n, std::string msg) {
   return Error{c.path, n.Mark().is_null() ? 0 : n.Mark().line + 1, std::move(msg)};
 }
 
-std::optional<Error> check_keys(const Ctx& c, const yaml::Node& map, const std::set<std::string>& known,
-                                const std::string& where) {
-  if (!map.IsMap()) return err(c, map, where + " must be a mapping");
+// Runs once per zone of a 100 000-zone config: no allocation unless it fails.
+std::optional<Error> check_keys(const Ctx& c, const yaml::Node& map, std::initializer_list<std::string_view> known,
+                                std::string_view where) {
+  if (!map.IsMap()) return err(c, map, std::string(where) + " must be a mapping");
   for (const auto& kv : map) {
     std::string key = kv.first.as<std::string>();
-    if (!known.count(key)) {
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
       std::string list;
-      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      return err(c, kv.first, "unknown key '" + key + "' in " + where + " (known: " + list + ")");
+      for (std::string_view k : std::set<std::string_view>(known)) (list += list.empty() ? "" : ", ") += k;
+      return err(c, kv.first, "unknown key '" + key + "' in " + std::string(where) + " (known: " + list + ")");
     }
   }
   return std::nullopt;
@@ -74,8 +75,8 @@ std::optional<Error> get_duration(const Ctx& c, const yaml::Node& n, uint32_t& o
 }
 
 std::string resolve_path(const Ctx& c, const std::string& p) {
-  std::filesystem::path fp(p);
-  return fp.is_relative() && !c.base_dir.empty() ? (std::filesystem::path(c.base_dir) / fp).string() : p;
+  if (c.base_dir.empty() || p.starts_with('/')) return p;  // absolute, or nothing to resolve against
+  return c.base_dir + (c.base_dir.ends_with('/') ? "" : "/") + p;
 }
 
 std::optional<Error> parse_tcp(const Ctx& c, const yaml::Node& n, TcpOptions& t) {
