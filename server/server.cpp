@@ -409,6 +409,7 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
   for (size_t i = 0; i < sources.size(); ++i) sources[i] = &cfg.zones[i];
   for (auto& [i, src] : edited) sources[i] = &src;
   if (preload) preload->finish();
+  if (next) next->reserve(sources.size());
   std::vector<std::shared_ptr<const zones::Zone>> loaded(sources.size());
   // What each zone needs: the previous snapshot's copy when nothing it is
   // built from changed (or the copy read ahead while the config was being
@@ -431,7 +432,9 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
   // one changed in between is read again at the next reload but one).
   auto settle = [](Job& j, const zones::ZoneSource& src) {
     if (!*j.result) return;
-    std::vector<std::string> now = files_of(src, (**j.result).get());
+    const zones::Zone& z = ***j.result;
+    if (j.files.size() <= 1 && z.sources().size() <= 1) return;  // its master file alone, as before
+    std::vector<std::string> now = files_of(src, &z);
     if (now != j.files) j.fp = fingerprint(src, now);
   };
   auto prepare = [&](size_t i) {
@@ -447,8 +450,7 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
                                                                           fingerprint_config_only(src)) {
       j.result = std::move(p->result);
       j.line = std::move(p->line);
-      j.files = {src.file};
-      j.fp = p->fingerprint;
+      j.fp = p->fingerprint;  // of its master file alone (j.files left empty)
       preload->took();
       settle(j, src);
       return;

@@ -34,7 +34,7 @@ struct CachedZone {
   uint64_t fingerprint = 0;  // its files (inode, size, mtime) and its part of the config
   std::shared_ptr<const zones::Zone> zone;
 };
-using ZoneCache = std::map<std::string, CachedZone>;  // origin text -> what it was built from
+using ZoneCache = std::unordered_map<std::string, CachedZone>;  // origin text -> what it was built from
 
 // Zones read while vane.yaml is still being parsed, at start: the parse
 // hands over each `{ name, file }` entry of `zones:` as it reads it
