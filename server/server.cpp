@@ -257,7 +257,9 @@ namespace {
 // modification time (the master file even when missing: a secondary's
 // first copy), and its part of the config — its records as compiled (state
 // slots, region ids, rdata, names), transfer and secondary settings.
-uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string>& files) {
+// `master`: the first file's identity as a read just opened it (else stat).
+uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string>& files,
+                     const std::optional<zones::Zone::FileId>& master = std::nullopt) {
   uint64_t h = 0xcbf29ce484222325ULL;
   auto mix = [&](const void* p, size_t n) { h = zones::hash_bytes(h, static_cast<const uint8_t*>(p), n); };
   auto str = [&](const std::string& s) {
@@ -271,15 +273,17 @@ uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string
   for (const std::string& f : files) {
     str(f);
     struct stat st {};
-    uint64_t v[5] = {~0ULL, 0, 0, 0, 0};
-    if (stat(f.c_str(), &st) == 0)
-      v[0] = st.st_dev, v[1] = st.st_ino, v[2] = uint64_t(st.st_size), v[3] = uint64_t(st.st_mtim.tv_sec),
-      v[4] = uint64_t(st.st_mtim.tv_nsec);
-    mix(v, sizeof v);
+    zones::Zone::FileId v = {~0ULL, 0, 0, 0, 0};
+    if (master && &f == &files.front())
+      v = *master;
+    else if (stat(f.c_str(), &st) == 0)
+      v = {uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size), uint64_t(st.st_mtim.tv_sec),
+           uint64_t(st.st_mtim.tv_nsec)};
+    mix(v.data(), sizeof v);
     // Two writes of the same size within one tick of the file system's
     // clock look alike: a file changed in the last 2 s counts by content
     // too (git's "racily clean" files).
-    if (v[0] != ~0ULL && time(nullptr) - st.st_mtim.tv_sec < 2) {
+    if (v[0] != ~0ULL && time(nullptr) - int64_t(v[3]) < 2) {
       std::ifstream in(f, std::ios::binary);
       char buf[65536];
       while (in.read(buf, sizeof buf) || in.gcount() > 0) mix(buf, size_t(in.gcount()));
@@ -372,9 +376,10 @@ void ZonePreload::run() {
       if (stopped_) return;
       it = &items_[next_++];  // a deque: items do not move as more are added
     }
-    it->fingerprint = fingerprint(it->src, {it->src.file});
     bool no_copy = false;
     it->result = read_one(it->src, false, false, no_copy, &it->line);
+    it->fingerprint =
+        fingerprint(it->src, {it->src.file}, *it->result ? (**it->result)->master_id() : std::nullopt);
     std::lock_guard lock(mu_);
     it->done = true;
     ++read_;
@@ -458,6 +463,12 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
     if (previous)
       if (auto it = previous->find(j.name); it != previous->end()) j.was = &it->second;
     j.files = files_of(src, j.was ? j.was->zone.get() : nullptr);
+    if (!j.was && !src.dnssec.online) {  // nothing to compare with: read, then fingerprint what was read
+      j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
+      j.fp = fingerprint(src, j.files, *j.result ? (**j.result)->master_id() : std::nullopt);
+      settle(j, src);
+      return;
+    }
     j.fp = fingerprint(src, j.files);
     // A zone signed online is always read again: its keys may have changed.
     j.same = j.was && j.was->fingerprint == j.fp && !src.dnssec.online;

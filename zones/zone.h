@@ -3,9 +3,11 @@
 // Built once by zone_loader; read concurrently by every DNS worker, lock-free.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -74,6 +76,11 @@ class Zone {
   // (a reload reads a zone again when one of them changed).
   const std::vector<std::string>& sources() const { return sources_; }
   void set_sources(std::vector<std::string> s) { sources_ = std::move(s); }
+  // The master file as this read opened it: device, inode, size, mtime (s,
+  // ns). A fingerprint taken from it describes exactly what was read.
+  using FileId = std::array<uint64_t, 5>;
+  const std::optional<FileId>& master_id() const { return master_id_; }
+  void set_master_id(const FileId& id) { master_id_ = id; }
   // Online signing: the zone's keys, or nullptr when it is not signed.
   const KeySet* keys() const { return keys_.get(); }
   const std::shared_ptr<const KeySet>& key_set() const { return keys_; }
@@ -158,6 +165,7 @@ class Zone {
   std::string origin_text_;
   std::string file_;
   std::vector<std::string> sources_;
+  std::optional<FileId> master_id_;
   std::shared_ptr<const KeySet> keys_;
   const std::atomic<uint32_t>* served_serial_ = nullptr;
   const std::atomic<bool>* expired_ = nullptr;

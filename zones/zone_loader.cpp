@@ -446,6 +446,8 @@ class MappedFile {
     if (fd < 0) return;
     struct stat st {};
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      id_ = {uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size), uint64_t(st.st_mtim.tv_sec),
+             uint64_t(st.st_mtim.tv_nsec)};
       size_ = static_cast<size_t>(st.st_size);
       if (size_ == 0) {
         ok_ = true;
@@ -479,12 +481,14 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   bool ok() const { return ok_; }
+  const Zone::FileId& id() const { return id_; }
   std::string_view text() const { return data_ ? std::string_view(data_, size_) : std::string_view(copy_); }
 
  private:
   static constexpr size_t kReadBelow = 64 * 1024;
   const char* data_ = nullptr;  // mapped
   std::string copy_;            // or read
+  Zone::FileId id_{};
   size_t size_ = 0;
   bool ok_ = false;
 };
@@ -981,6 +985,7 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
     auto built = builder.finish();
     if (built) (*built)->set_keys(src.keys);
     if (built) (*built)->set_sources(std::move(files));
+    if (built && file) (*built)->set_master_id(file->id());
     return built;
   }();
   // A large zone's reading buffers, freed on several threads' malloc arenas
