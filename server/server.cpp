@@ -447,12 +447,13 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
     Job& j = jobs[i];
     j.name = zone_key(src.origin);
     // Read ahead from this very source (the config adds nothing to its
-    // { name, file }): its fingerprint is the one taken just before that
-    // read, so a change to the file since shows at the next reload, as
-    // for a change just after any read.
-    if (ZonePreload::Item* p = preload ? preload->find(j.name) : nullptr; p && p->src.file == src.file &&
-                                                                          p->src.origin == src.origin &&
-                                                                          fingerprint_config_only(src)) {
+    // { name, file }): its fingerprint is the one its read took, so a change
+    // to the file since shows at the next reload, as after any read. A
+    // read-ahead that failed is not taken: the file may have been caught
+    // mid-write, and the read below gives the error if it still stands.
+    if (ZonePreload::Item* p = preload ? preload->find(j.name) : nullptr;
+        p && p->result && *p->result && p->src.file == src.file && p->src.origin == src.origin &&
+        fingerprint_config_only(src)) {
       j.result = std::move(p->result);
       j.line = std::move(p->line);
       j.fp = p->fingerprint;  // of its master file alone (j.files left empty)

@@ -41,10 +41,10 @@ using ZoneCache = std::unordered_map<std::string, CachedZone>;  // origin text -
 // (load_config's hook), and once there are kMinZones of them the other
 // cores read them while the parse goes on. build_zone_set takes a zone read
 // so when nothing in the final config adds to its { name, file } (no record
-// steers in it, no transfer, no signing), with the fingerprint taken just
-// before the read: a file changed since is read again at the next reload.
-// Anything else is read there as usual. A config that turns out bad throws
-// them all away.
+// steers in it, no transfer, no signing) and the read succeeded, with the
+// fingerprint of the file as that read opened it: a file changed since is
+// read again at the next reload. Anything else is read there as usual. A
+// config that turns out bad throws them all away.
 class ZonePreload {
  public:
   static constexpr size_t kMinZones = 64;
