@@ -277,8 +277,7 @@ uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string
     if (master && &f == &files.front())
       v = *master;
     else if (stat(f.c_str(), &st) == 0)
-      v = {uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size), uint64_t(st.st_mtim.tv_sec),
-           uint64_t(st.st_mtim.tv_nsec)};
+      v = zones::Zone::file_id(st);
     mix(v.data(), sizeof v);
     // Two writes of the same size within one tick of the file system's
     // clock look alike: a file changed in the last 2 s counts by content
@@ -313,6 +312,13 @@ uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string
   mix(flags, sizeof flags);
   for (const std::string& s : src.secondary.servers) str(s);
   return h;
+}
+
+// The fingerprint of a zone just read: its master file as that read opened
+// it (a failed read: as it is now).
+uint64_t fingerprint_read(const zones::ZoneSource& src, const std::vector<std::string>& files,
+                          const Result<std::unique_ptr<zones::Zone>>& read) {
+  return fingerprint(src, files, read ? (*read)->master_id() : std::nullopt);
 }
 
 // A source whose fingerprint is its origin and files alone: nothing in the
@@ -378,10 +384,7 @@ void ZonePreload::run() {
     }
     bool no_copy = false;
     it->result = read_one(it->src, false, false, no_copy, &it->line);
-    it->fingerprint =
-        fingerprint(it->src, {it->src.file}, *it->result ? (**it->result)->master_id() : std::nullopt);
-    std::lock_guard lock(mu_);
-    it->done = true;
+    it->fingerprint = fingerprint_read(it->src, {it->src.file}, *it->result);
     ++read_;
   }
 }
@@ -395,8 +398,8 @@ void ZonePreload::finish() {
   cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
-  for (Item& it : items_)
-    if (it.done) by_name_[zone_key(it.src.origin)] = &it;
+  for (Item& it : items_)  // the helpers have been joined: a result is complete
+    if (it.result) by_name_[zone_key(it.src.origin)] = &it;
 }
 
 ZonePreload::Item* ZonePreload::find(const std::string& name) {
@@ -466,7 +469,7 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
     j.files = files_of(src, j.was ? j.was->zone.get() : nullptr);
     if (!j.was && !src.dnssec.online) {  // nothing to compare with: read, then fingerprint what was read
       j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
-      j.fp = fingerprint(src, j.files, *j.result ? (**j.result)->master_id() : std::nullopt);
+      j.fp = fingerprint_read(src, j.files, *j.result);
       settle(j, src);
       return;
     }

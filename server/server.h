@@ -53,7 +53,6 @@ class ZonePreload {
     uint64_t fingerprint = 0;
     std::optional<Result<std::unique_ptr<zones::Zone>>> result;
     std::string line;  // "loaded", logged when taken
-    bool done = false;
   };
 
   ZonePreload();

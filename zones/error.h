@@ -27,6 +27,7 @@ class Result {
   Result(Error error) : error_(std::move(error)) {}
   explicit operator bool() const { return value_.has_value(); }
   T& operator*() { return *value_; }
+  const T& operator*() const { return *value_; }
   T* operator->() { return &*value_; }
   T take() { return std::move(*value_); }
   const Error& error() const { return error_; }

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include "dns/name.h"
 #include "dnssec.h"
 #include "steering.h"
@@ -79,6 +81,10 @@ class Zone {
   // The master file as this read opened it: device, inode, size, mtime (s,
   // ns). A fingerprint taken from it describes exactly what was read.
   using FileId = std::array<uint64_t, 5>;
+  static FileId file_id(const struct stat& st) {
+    return {uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size), uint64_t(st.st_mtim.tv_sec),
+            uint64_t(st.st_mtim.tv_nsec)};
+  }
   const std::optional<FileId>& master_id() const { return master_id_; }
   void set_master_id(const FileId& id) { master_id_ = id; }
   // Online signing: the zone's keys, or nullptr when it is not signed.

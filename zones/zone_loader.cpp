@@ -446,8 +446,7 @@ class MappedFile {
     if (fd < 0) return;
     struct stat st {};
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      id_ = {uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size), uint64_t(st.st_mtim.tv_sec),
-             uint64_t(st.st_mtim.tv_nsec)};
+      id_ = Zone::file_id(st);
       size_ = static_cast<size_t>(st.st_size);
       if (size_ == 0) {
         ok_ = true;
