@@ -260,15 +260,17 @@ class Control {
   std::map<std::string, uint64_t> flips_;                           // by "up"/"down"
   std::map<std::pair<std::string, std::string>, uint64_t> checks_;  // (vantage, "up"/"down") observations
   std::map<std::string, std::vector<uint64_t>> rtt_hist_;           // vantage -> bucket counts (+ sum, count at end)
-  std::map<std::string, uint64_t> last_hits_;                       // endpoint key -> answers at the last page poll
+  std::vector<uint64_t> last_hits_;                                 // by endpoint slot: answers at the last page poll
   uint64_t last_hits_ms_ = 0;
-  // Answers per endpoint every kShareSampleMs over the last 15 minutes (the
-  // status page's chart): cumulative counts, shares are their differences.
+  // Each endpoint's share of its record's answers every kShareSampleMs over
+  // the last 15 minutes (the status page's chart), by endpoint slot.
   struct ShareSample {
     uint64_t t_ms;
-    std::map<std::string, uint64_t> hits;
+    std::vector<uint8_t> share;  // 0..kShareScale, or kNoShare
   };
   std::deque<ShareSample> share_samples_;
+  std::vector<uint64_t> share_last_;  // by endpoint slot: answers at the last sample
+  uint64_t share_last_ms_ = 0;
   void sample_shares(uint64_t now);
   admin::Json share_chart(const zones::Zone& z, const zones::SteeredRecord& r, const std::vector<admin::Json>& journal,
                           uint64_t now) const;

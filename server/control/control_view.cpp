@@ -21,6 +21,7 @@ using zones::Override;
 
 namespace {
 constexpr uint64_t kShareSampleMs = 5000, kShareWindowMs = 15 * 60 * 1000;
+constexpr uint8_t kShareScale = 250, kNoShare = 255;
 constexpr double kRttBuckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
 constexpr size_t kNumRttBuckets = sizeof kRttBuckets / sizeof kRttBuckets[0];
 
@@ -370,19 +371,37 @@ std::string Control::metrics() {
   return prometheus::TextSerializer().Serialize(fams);
 }
 
+// Every kShareSampleMs: each endpoint's share of its record's answers since
+// the sample before, in 1/kShareScale, by state slot (slots outlive reloads);
+// kNoShare where the record answered nothing. One byte per slot per sample:
+// the 15-minute window is bounded at 180 bytes a slot, however many answers.
 void Control::sample_shares(uint64_t now) {
-  if (!share_samples_.empty() && now - share_samples_.back().t_ms < kShareSampleMs) return;
-  ShareSample smp{now, {}};
+  if (now - share_last_ms_ < kShareSampleMs) return;
+  bool first = share_last_ms_ == 0;
+  share_last_ms_ = now;
+  uint32_t slots = srv_.states().size();
+  share_last_.resize(slots, 0);
+  ShareSample smp{now, std::vector<uint8_t>(first ? 0 : slots, kNoShare)};
   auto snap = srv_.snapshot();
+  std::vector<uint64_t> d;
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records()) {
-      const auto& info = z->info(r);
       auto eps = z->endpoints(r);
+      uint64_t total = 0;
+      d.clear();
+      for (const auto& ep : eps) {
+        uint64_t h = hits(ep.state);
+        d.push_back(h - std::min(h, share_last_[ep.state]));
+        share_last_[ep.state] = h;
+        total += d.back();
+      }
+      if (first || !total) continue;
       for (size_t i = 0; i < eps.size(); ++i)
-        smp.hits[zones::endpoint_key(info.name, r.type, info.endpoints[i])] = hits(eps[i].state);
+        smp.share[eps[i].state] = static_cast<uint8_t>((d[i] * kShareScale + total / 2) / total);
     }
+  if (first) return;  // the baseline: shares start with the next sample
   share_samples_.push_back(std::move(smp));
-  while (share_samples_.size() > 1 && now - share_samples_[1].t_ms > kShareWindowMs) share_samples_.pop_front();
+  while (!share_samples_.empty() && now - share_samples_.front().t_ms > kShareWindowMs) share_samples_.pop_front();
 }
 
 // One record's answer share per endpoint between samples (null where it
@@ -392,21 +411,14 @@ Json Control::share_chart(const zones::Zone& z, const zones::SteeredRecord& r, c
   const auto& info = z.info(r);
   std::string id = zones::record_key(info.name, r.type);
   Json t = Json::array(), shares = Json::object(), markers = Json::array();
+  auto eps = z.endpoints(r);
   for (const auto& name : info.endpoints) shares[name] = Json::array();
-  for (size_t k = 1; k < share_samples_.size(); ++k) {
-    const auto &a = share_samples_[k - 1].hits, &b = share_samples_[k].hits;
-    std::vector<uint64_t> d;
-    uint64_t total = 0;
-    for (const auto& name : info.endpoints) {
-      std::string key = zones::endpoint_key(info.name, r.type, name);
-      auto ia = a.find(key), ib = b.find(key);
-      uint64_t x = ib == b.end() ? 0 : ib->second - std::min(ib->second, ia == a.end() ? 0 : ia->second);
-      d.push_back(x);
-      total += x;
+  for (const auto& smp : share_samples_) {
+    t.push_back(int64_t(smp.t_ms) - int64_t(now));
+    for (size_t i = 0; i < eps.size(); ++i) {
+      uint8_t v = eps[i].state < smp.share.size() ? smp.share[eps[i].state] : kNoShare;
+      shares[info.endpoints[i]].push_back(v == kNoShare ? Json(nullptr) : Json(double(v) / kShareScale));
     }
-    t.push_back(int64_t(share_samples_[k].t_ms) - int64_t(now));
-    for (size_t i = 0; i < info.endpoints.size(); ++i)
-      shares[info.endpoints[i]].push_back(total ? Json(double(d[i]) / double(total)) : Json(nullptr));
   }
   for (const auto& e : journal) {
     uint64_t at = e.value("at_ms", uint64_t{0});
@@ -433,16 +445,16 @@ Json Control::page_status() {
   size_t ri = 0;
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records()) {
-      const auto& info = z->info(r);
       auto eps = z->endpoints(r);
       uint64_t total = 0;
       std::vector<uint64_t> count(eps.size()), delta(eps.size());
       for (size_t i = 0; i < eps.size(); ++i) {
-        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
-        count[i] = hits(eps[i].state);
-        delta[i] = count[i] - std::min(count[i], last_hits_[key]);
+        uint32_t slot = eps[i].state;
+        if (slot >= last_hits_.size()) last_hits_.resize(slot + 1, 0);
+        count[i] = hits(slot);
+        delta[i] = count[i] - std::min(count[i], last_hits_[slot]);
         total += delta[i];
-        if (rebase) last_hits_[key] = count[i];
+        if (rebase) last_hits_[slot] = count[i];
       }
       if (ri < s["records"].size()) {
         for (size_t i = 0; i < eps.size(); ++i) {

@@ -174,6 +174,32 @@ TEST(OperatorView, StatusPageInChromiumShowsAWeightFlip) {
   EXPECT_NE(page.find("class=\"share\""), std::string::npos) << page.substr(0, 3000);
   EXPECT_NE(page.find("<polyline"), std::string::npos) << "a line per endpoint that answered";
   EXPECT_NE(page.find("data-marker=\"weight\""), std::string::npos) << "the flip, marked";
+
+  // The chart's data: a time per sample, a share per endpoint per sample
+  // (null where the record answered nothing), the shares of a sample
+  // adding up to 1; both endpoints answered once both weigh 255.
+  httplib::Client c("127.0.0.1", http_port(v.process()));
+  auto r = c.Get("/api/status");
+  ASSERT_TRUE(r && r->status == 200);
+  auto status = nlohmann::json::parse(r->body);
+  nlohmann::json chart;
+  for (const auto& rec : status["records"])
+    if (rec.value("name", "") == "www.example.com.") chart = rec["chart"];
+  ASSERT_TRUE(chart.is_object()) << r->body.substr(0, 2000);
+  EXPECT_EQ(chart["window_s"], 900);
+  size_t n = chart["t"].size(), both = 0;
+  ASSERT_GE(n, 1u) << chart.dump();
+  ASSERT_EQ(chart["shares"]["use1"].size(), n);
+  ASSERT_EQ(chart["shares"]["use2"].size(), n);
+  for (size_t k = 0; k < n; ++k) {
+    EXPECT_LE(chart["t"][k].get<int64_t>(), 0);
+    const auto &a = chart["shares"]["use1"][k], &b = chart["shares"]["use2"][k];
+    ASSERT_EQ(a.is_null(), b.is_null()) << chart.dump();
+    if (a.is_null()) continue;
+    EXPECT_NEAR(a.get<double>() + b.get<double>(), 1.0, 0.005) << chart.dump();
+    both += a.get<double>() > 0 && b.get<double>() > 0;
+  }
+  EXPECT_GE(both, 1u) << chart.dump();
 }
 
 }  // namespace
