@@ -66,10 +66,15 @@ struct HttpServer::Impl {
   OnObservations on_obs;
   std::function<bool(const std::string&)> known;
   Page pages;
+  std::function<std::string()> targets_version;
 };
 
 void HttpServer::set_pages(Page pages) {
   impl_->pages = std::move(pages);
+}
+
+void HttpServer::set_targets_version(std::function<std::string()> version) {
+  impl_->targets_version = std::move(version);
 }
 
 HttpServer::HttpServer(std::string token, std::string local_vantage, OnObservations on_obs,
@@ -115,7 +120,18 @@ std::optional<Error> HttpServer::start(const std::string& listen) {
       res.set_content(R"({"ok":false,"error":"missing or wrong bearer token"})" "\n", "application/json");
       return;
     }
-    auto page = im->pages ? im->pages("/v1/targets") : std::nullopt;
+    std::string have = req.get_header_value("If-None-Match");
+    if (im->targets_version && !have.empty()) {
+      std::string etag = '"' + im->targets_version();  // (GCC 12 -Wrestrict misfires on "\"" + string)
+      etag += '"';
+      if (have == etag) {
+        res.status = 304;
+        res.set_header("ETag", etag);
+        return;
+      }
+    }
+    bool shared = req.get_param_value("checks") == "shared";
+    auto page = im->pages ? im->pages(shared ? "/v1/targets?checks=shared" : "/v1/targets") : std::nullopt;
     if (!page) {
       res.status = 503;
       res.set_content(R"({"ok":false,"error":"vaned did not answer in time"})" "\n", "application/json");

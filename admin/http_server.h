@@ -30,6 +30,12 @@ class HttpServer {
   // (content type, body), or nothing when vaned cannot answer in time.
   using Page = std::function<std::optional<std::pair<std::string, std::string>>(const std::string& path)>;
   void set_pages(Page pages);
+  // GET /v1/targets is answered through the pages callback, as
+  // "/v1/targets" (each target with its check written out) or
+  // "/v1/targets?checks=shared" (checks listed once). An agent that sends
+  // If-None-Match: "<version>" with the current version gets a 304 without
+  // one, answered on the HTTP thread from this callback (thread-safe).
+  void set_targets_version(std::function<std::string()> version);
   std::optional<Error> start(const std::string& listen);  // "127.0.0.1:8053", port 0 = any
   void stop();
   uint16_t port() const { return port_; }

@@ -26,16 +26,27 @@ size_t discard(char*, size_t size, size_t n, void*) {
 
 size_t collect(char* p, size_t size, size_t n, void* out) {
   auto* s = static_cast<std::string*>(out);
-  if (s->size() + size * n > (8u << 20)) return 0;  // no targets document is that big
+  if (s->size() + size * n > (256u << 20)) return 0;  // no targets document is that big
   s->append(p, size * n);
   return size * n;
 }
 
-// GET /v1/targets from the main instance: (version, targets), or the error.
-Result<std::pair<std::string, std::vector<Target>>> fetch_targets(const std::string& url, const std::string& auth,
-                                                                  uint32_t timeout_ms) {
+// What GET /v1/targets gave: the version, and the targets unless the
+// version is the one the agent has (304).
+struct Fetched {
+  std::string version;
+  std::optional<std::vector<Target>> targets;
+};
+
+// GET /v1/targets?checks=shared from the main instance, or the error. A
+// main instance from before the shared form ignores both the parameter and
+// If-None-Match, and sends every check written out.
+Result<Fetched> fetch_targets(const std::string& base, const std::string& auth, const std::string& have,
+                              uint32_t timeout_ms) {
+  std::string url = base + "/v1/targets?checks=shared";
   CURL* c = curl_easy_init();
   curl_slist* headers = curl_slist_append(nullptr, auth.c_str());
+  if (!have.empty()) headers = curl_slist_append(headers, ("If-None-Match: \"" + have + "\"").c_str());
   std::string body;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
@@ -50,20 +61,21 @@ Result<std::pair<std::string, std::vector<Target>>> fetch_targets(const std::str
   curl_slist_free_all(headers);
   curl_easy_cleanup(c);
   if (rc != CURLE_OK) return Error{url, 0, curl_easy_strerror(rc)};
+  if (status == 304 && !have.empty()) return Fetched{have, std::nullopt};
   if (status != 200) return Error{url, 0, "HTTP " + std::to_string(status) + (status == 401 ? " (wrong token?)" : "")};
   auto doc = nlohmann::json::parse(body, nullptr, false);
   std::string why;
   auto targets = doc.is_object() ? targets_from_json(doc, why) : std::nullopt;
   if (!targets) return Error{url, 0, why.empty() ? "not JSON" : why};
-  return std::pair<std::string, std::vector<Target>>{doc.value("version", ""), std::move(*targets)};
+  return Fetched{doc.value("version", ""), std::move(targets)};
 }
 
 // Fetched targets from the first node that answers.
-Result<std::pair<std::string, std::vector<Target>>> fetch_from_any(const AgentConfig& agent, const std::string& auth,
-                                                                    uint32_t timeout_ms) {
-  Result<std::pair<std::string, std::vector<Target>>> got = Error{"", 0, "no report_to"};
+Result<Fetched> fetch_from_any(const AgentConfig& agent, const std::string& auth, const std::string& have,
+                               uint32_t timeout_ms) {
+  Result<Fetched> got = Error{"", 0, "no report_to"};
   for (const auto& base : agent.report_to)
-    if ((got = fetch_targets(base + "/v1/targets", auth, timeout_ms))) break;
+    if ((got = fetch_targets(base, auth, have, timeout_ms))) break;
   return got;
 }
 
@@ -124,10 +136,10 @@ int run_agent(const AgentConfig& agent) {
     targets = targets_from(*cfg);
   } else {
     for (bool logged = false; !g_stop;) {  // the main instance may start after us
-      auto got = fetch_from_any(agent, auth, fetch_timeout_ms);
+      auto got = fetch_from_any(agent, auth, "", fetch_timeout_ms);
       if (got) {
-        version = got->first;
-        targets = std::move(got->second);
+        version = got->version;
+        targets = std::move(*got->targets);
         break;
       }
       if (!logged) VANE_WARN("agent: cannot fetch targets yet: %s (retrying)", got.error().to_string().c_str());
@@ -202,21 +214,21 @@ int run_agent(const AgentConfig& agent) {
     if (agent.config.empty() && std::chrono::steady_clock::now() >= next_fetch) {
       // The main instance's records or checks changed (a reload): probe the new set.
       next_fetch += std::chrono::milliseconds(agent.targets_refresh_ms);
-      auto got = fetch_from_any(agent, auth, fetch_timeout_ms);
+      auto got = fetch_from_any(agent, auth, version, fetch_timeout_ms);
       if (!got && !fetch_failing) VANE_WARN("agent: cannot fetch targets: %s (keeping the last ones)", got.error().to_string().c_str());
       fetch_failing = !got;
-      if (got && got->first != version) {
-        version = got->first;
+      if (got && got->targets && got->version != version) {
+        version = got->version;
         {
           std::lock_guard lock(mu);
           std::map<std::string, Verdict> kept;
-          for (const auto& t : got->second)
+          for (const auto& t : *got->targets)
             kept[t.key] = views.count(t.key) ? views[t.key] : Verdict{t.key, t.initial_up, "", 0};
           views.swap(kept);
         }
         VANE_INFO("agent %s: targets changed (version %s): probing %zu endpoints", agent.vantage.c_str(),
-                  version.c_str(), got->second.size());
-        checker.set_targets(std::move(got->second));
+                  version.c_str(), got->targets->size());
+        checker.set_targets(std::move(*got->targets));
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

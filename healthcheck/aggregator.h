@@ -52,6 +52,11 @@ class Aggregator {
   void set_endpoint(const std::string& key, const Params& p, bool current_up);
   void retain(const std::vector<std::string>& keys);
   bool known(const std::string& key) const { return endpoints_.count(key) != 0; }
+  // The endpoint's check interval, or `otherwise` when it is not listed.
+  uint32_t interval_ms(const std::string& key, uint32_t otherwise) const {
+    auto it = endpoints_.find(key);
+    return it == endpoints_.end() ? otherwise : it->second.params.interval_ms;
+  }
 
   // A vantage's view; returns a decision when the verdict changes.
   std::optional<Decision> observe(const std::string& key, const std::string& vantage, const VantageView& view,

@@ -544,62 +544,105 @@ void Checker::set_targets(std::vector<Target> targets) {
   if (impl_->started) uv_async_send(&impl_->wake);
 }
 
-nlohmann::json targets_to_json(const std::vector<Target>& targets) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const Target& t : targets) {
-    const CheckSpec& c = *t.check;
-    out.push_back({{"endpoint", t.key},
-                   {"address", t.address},
-                   {"port", t.port},
-                   {"up", t.initial_up},
-                   {"check",
-                    {{"name", c.name},           {"type", c.type},
-                     {"path", c.path},           {"host", c.host},
-                     {"expect_status", c.expect_status}, {"body_contains", c.body_contains},
-                     {"tls_verify", c.tls_verify}, {"qname", c.qname},
-                     {"qtype", c.qtype},         {"expect_rcode", c.expect_rcode},
-                     {"interval_ms", c.interval_ms}, {"timeout_ms", c.timeout_ms},
-                     {"jitter_ms", c.jitter_ms}, {"fall", c.fall},
-                     {"rise", c.rise}}}});
+namespace {
+
+nlohmann::json check_to_json(const CheckSpec& c) {
+  return {{"name", c.name},
+          {"type", c.type},
+          {"path", c.path},
+          {"host", c.host},
+          {"expect_status", c.expect_status},
+          {"body_contains", c.body_contains},
+          {"tls_verify", c.tls_verify},
+          {"qname", c.qname},
+          {"qtype", c.qtype},
+          {"expect_rcode", c.expect_rcode},
+          {"interval_ms", c.interval_ms},
+          {"timeout_ms", c.timeout_ms},
+          {"jitter_ms", c.jitter_ms},
+          {"fall", c.fall},
+          {"rise", c.rise}};
+}
+
+// nullopt and `error` set when `c` is not a check an agent can run.
+std::optional<CheckSpec> check_from_json(const nlohmann::json& c, std::string& error) {
+  CheckSpec s;
+  s.name = c.at("name").get<std::string>();
+  s.type = c.at("type").get<std::string>();
+  s.path = c.at("path").get<std::string>();
+  s.host = c.at("host").get<std::string>();
+  s.expect_status = c.at("expect_status").get<std::vector<uint16_t>>();
+  s.body_contains = c.at("body_contains").get<std::string>();
+  s.tls_verify = c.at("tls_verify").get<bool>();
+  s.qname = c.at("qname").get<std::string>();
+  s.qtype = c.at("qtype").get<uint16_t>();
+  s.expect_rcode = c.at("expect_rcode").get<uint8_t>();
+  s.interval_ms = std::max<uint32_t>(100, c.at("interval_ms").get<uint32_t>());
+  s.timeout_ms = std::clamp<uint32_t>(c.at("timeout_ms").get<uint32_t>(), 1, s.interval_ms);
+  s.jitter_ms = c.at("jitter_ms").get<uint32_t>();
+  s.fall = std::max<uint32_t>(1, c.at("fall").get<uint32_t>());
+  s.rise = std::max<uint32_t>(1, c.at("rise").get<uint32_t>());
+  if (s.type != "tcp" && s.type != "http" && s.type != "https" && s.type != "dns") {
+    error = "check '" + s.name + "': unknown type '" + s.type + "'";
+    return std::nullopt;
   }
-  return out;
+  return s;
+}
+
+}  // namespace
+
+nlohmann::json target_to_json(const Target& t, bool shared_checks) {
+  return {{"endpoint", t.key},
+          {"address", t.address},
+          {"port", t.port},
+          {"up", t.initial_up},
+          {"check", shared_checks ? nlohmann::json(t.check->name) : check_to_json(*t.check)}};
+}
+
+std::string targets_document(const std::vector<Target>& targets, bool shared_checks, const std::string& version) {
+  // Written target by target: tens of thousands of targets as one JSON tree
+  // would take several times the document's size at once.
+  std::string out = R"({"version":)" + nlohmann::json(version).dump() + R"(,"targets":[)";
+  std::map<std::string, const CheckSpec*> checks;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    out += i ? "," : "";
+    out += target_to_json(targets[i], shared_checks).dump();
+    checks.emplace(targets[i].check->name, targets[i].check.get());
+  }
+  out += "]";
+  if (shared_checks) {
+    nlohmann::json listed = nlohmann::json::object();
+    for (const auto& [name, c] : checks) listed[name] = check_to_json(*c);
+    out += R"(,"checks":)" + listed.dump();
+  }
+  return out + "}";
 }
 
 std::optional<std::vector<Target>> targets_from_json(const nlohmann::json& doc, std::string& error) {
   std::vector<Target> out;
-  // Targets with the same check share one copy of its settings.
+  // Targets with the same check share one copy of its settings: named in
+  // "checks" (the shared form), or written out in each target (the inline
+  // form, which agents before the shared form ask for).
   std::map<std::string, std::shared_ptr<const CheckSpec>> checks;
   try {
+    auto check_of = [&](const nlohmann::json& c) -> std::shared_ptr<const CheckSpec> {
+      const nlohmann::json& spec = c.is_string() ? doc.at("checks").at(c.get<std::string>()) : c;
+      auto& shared = checks[c.is_string() ? "name:" + c.get<std::string>() : spec.dump()];
+      if (!shared)
+        if (auto s = check_from_json(spec, error)) shared = std::make_shared<const CheckSpec>(std::move(*s));
+      return shared;
+    };
     for (const auto& j : doc.at("targets")) {
       Target t;
       t.key = j.at("endpoint").get<std::string>();
       t.address = j.at("address").get<std::string>();
       t.port = j.at("port").get<uint16_t>();
       t.initial_up = j.value("up", true);
-      const auto& c = j.at("check");
-      CheckSpec s;
-      s.name = c.at("name").get<std::string>();
-      s.type = c.at("type").get<std::string>();
-      s.path = c.at("path").get<std::string>();
-      s.host = c.at("host").get<std::string>();
-      s.expect_status = c.at("expect_status").get<std::vector<uint16_t>>();
-      s.body_contains = c.at("body_contains").get<std::string>();
-      s.tls_verify = c.at("tls_verify").get<bool>();
-      s.qname = c.at("qname").get<std::string>();
-      s.qtype = c.at("qtype").get<uint16_t>();
-      s.expect_rcode = c.at("expect_rcode").get<uint8_t>();
-      s.interval_ms = std::max<uint32_t>(100, c.at("interval_ms").get<uint32_t>());
-      s.timeout_ms = std::clamp<uint32_t>(c.at("timeout_ms").get<uint32_t>(), 1, s.interval_ms);
-      s.jitter_ms = c.at("jitter_ms").get<uint32_t>();
-      s.fall = std::max<uint32_t>(1, c.at("fall").get<uint32_t>());
-      s.rise = std::max<uint32_t>(1, c.at("rise").get<uint32_t>());
-      if (s.type != "tcp" && s.type != "http" && s.type != "https" && s.type != "dns") {
-        error = "target " + t.key + ": unknown check type '" + s.type + "'";
+      t.check = check_of(j.at("check"));
+      if (!t.check) {
+        error = "target " + t.key + ": " + error;
         return std::nullopt;
       }
-      auto& shared = checks[c.dump()];
-      if (!shared) shared = std::make_shared<const CheckSpec>(std::move(s));
-      t.check = shared;
       out.push_back(std::move(t));
     }
   } catch (const nlohmann::json::exception& e) {

@@ -73,9 +73,13 @@ class Checker {
 std::vector<Target> targets_from(const Config& cfg);
 
 // What GET /v1/targets serves agents, and reads back: every field a probe
-// needs (the check's settings, the address and port, the current verdict).
-nlohmann::json targets_to_json(const std::vector<Target>& targets);
-// nullopt and `error` set when the document is not one.
+// needs (the check's settings, the address and port, the current verdict):
+// {"targets": [...]}, each target with its check's settings written out
+// (the inline form), or {"checks": {name: settings}, "targets": [...]},
+// each target naming its check (the shared form, ?checks=shared).
+std::string targets_document(const std::vector<Target>& targets, bool shared_checks, const std::string& version);
+nlohmann::json target_to_json(const Target& t, bool shared_checks);
+// Either form; nullopt and `error` set when the document is not one.
 std::optional<std::vector<Target>> targets_from_json(const nlohmann::json& doc, std::string& error);
 
 }  // namespace vane::healthcheck

@@ -226,13 +226,14 @@ int main(int argc, char** argv) {
       // Everything else is computed on the main loop, where the state lives.
       auto body = on_main([&control, &api, path] {
         return path == "/metrics"      ? control.metrics() + (api ? api->metrics() : std::string())
-               : path == "/v1/targets" ? control.targets_document()
+               : path.rfind("/v1/targets", 0) == 0 ? control.targets_document(path == "/v1/targets?checks=shared")
                                        : control.page_status().dump(-1, ' ', false, admin::Json::error_handler_t::replace);
       });
       if (!body) return std::nullopt;
       return std::pair<std::string, std::string>{
           path == "/metrics" ? "text/plain; version=0.0.4; charset=utf-8" : "application/json", std::move(*body)};
     });
+    http->set_targets_version([&control] { return control.targets_version(); });
     if (auto err = http->start(srv.config().http_listen)) {
       VANE_ERROR("cannot start: %s", err->to_string().c_str());
       return 1;

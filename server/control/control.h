@@ -61,9 +61,15 @@ class Control {
   void post_waver(const std::string& key, bool wavering);
   // Checker targets for the current config, starting from the current verdicts.
   std::vector<healthcheck::Target> health_targets(const Config& cfg);
-  // GET /v1/targets: those targets for agents, with a version that changes
-  // when the probes to run do (main loop).
-  std::string targets_document() const { return targets_doc_; }
+  // GET /v1/targets: those targets for agents, built from the current
+  // config when asked (main loop), with checks written out in each target or
+  // listed once (shared_checks), and the current verdicts.
+  std::string targets_document(bool shared_checks) const;
+  // Its version: changes when the probes to run do (any thread).
+  std::string targets_version() const {
+    std::lock_guard lock(targets_mu_);
+    return targets_version_;
+  }
 
   // Zone transfers out (control_transfer.cpp): recomputes what each
   // transferred zone carries; on a change the serial rises, IXFR keeps the
@@ -226,7 +232,6 @@ class Control {
   std::set<std::string> ending_;                         // overrides whose end is being written
   std::map<std::string, std::string> shared_views_;      // "vantage/key" -> what etcd holds ("up|detail")
   std::map<std::string, healthcheck::VantageView> own_;  // this process's views, to restore a lost lease's
-  std::map<std::string, uint32_t> intervals_;            // endpoint key -> its check's interval
   std::map<std::string, admin::Override> expiries_;  // endpoint key -> the timed override, as stored
   uv_timer_t timer_{};
   bool timer_live_ = false;
@@ -254,7 +259,9 @@ class Control {
   void store_rtt(const std::string& vantage, const std::string& key, double ms);
   std::vector<std::pair<std::string, double>> rtts_;  // (key, ms) from this process, under verdict_mu_
   std::string vantage_ = "local";
-  std::string targets_doc_ = R"({"version":"","targets":[]})";
+  std::vector<healthcheck::Target> current_targets(const Config& cfg) const;
+  mutable std::mutex targets_mu_;
+  std::string targets_version_;  // under targets_mu_
   // Counters for /metrics (main loop only).
   std::map<std::string, uint64_t> admin_changes_;                   // by action
   std::map<std::string, uint64_t> flips_;                           // by "up"/"down"

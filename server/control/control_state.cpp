@@ -286,8 +286,7 @@ void Control::review_local_verdicts(uint64_t now) {
       ++it;
       continue;
     }
-    auto iv = intervals_.find(key);
-    uint64_t grace = std::max<uint64_t>(2000, 3ULL * (iv == intervals_.end() ? 1000 : iv->second));
+    uint64_t grace = std::max<uint64_t>(2000, 3ULL * agg_.interval_ms(key, 1000));
     if (now - lv.since_ms < grace) {
       ++it;
       continue;
@@ -305,33 +304,48 @@ void Control::review_local_verdicts(uint64_t now) {
   }
 }
 
-std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
-  vantage_ = cfg.vantage;
+// The config's targets, each starting from its endpoint's current verdict.
+std::vector<healthcheck::Target> Control::current_targets(const Config& cfg) const {
   auto targets = healthcheck::targets_from(cfg);
-  std::vector<std::string> keys;
-  uint64_t now = admin::now_ms();
   for (auto& t : targets) {
     uint32_t slot = srv_.states().find(t.key);
     if (slot != UINT32_MAX)
       t.initial_up = srv_.states().at(slot).health.load() == static_cast<uint8_t>(zones::Health::kUp);
+  }
+  return targets;
+}
+
+std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
+  vantage_ = cfg.vantage;
+  auto targets = current_targets(cfg);
+  std::vector<std::string> keys;
+  uint64_t now = admin::now_ms();
+  for (auto& t : targets) {
     bool new_endpoint = !agg_.known(t.key);
     agg_.set_endpoint(t.key, {t.check->interval_ms, t.check->quorum, t.check->min_vantages}, t.initial_up);
     // This process starts out seeing what was last decided, until its probes say otherwise.
     if (new_endpoint) agg_.observe(t.key, vantage_, {t.initial_up, now, 0, "", true}, now);
-    intervals_[t.key] = t.check->interval_ms;
     if (cluster_ && new_endpoint) share_view(vantage_, t.key, {t.initial_up, now, 0, "", true}, true);
     keys.push_back(t.key);
   }
   agg_.retain(keys);
-  // Agents' copy: versioned by what to probe (not by the verdicts it starts from).
-  Json doc = healthcheck::targets_to_json(targets), probes = doc;
-  for (auto& t : probes) t.erase("up");
+  // Agents' copy (built when asked): versioned by what to probe, not by
+  // the verdicts it starts from.
   uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : probes.dump()) h = (h ^ c) * 1099511628211ULL;
+  for (const auto& t : targets) {
+    Json j = healthcheck::target_to_json(t, false);
+    j.erase("up");
+    for (unsigned char c : j.dump()) h = (h ^ c) * 1099511628211ULL;
+  }
   char version[17];
   snprintf(version, sizeof version, "%016llx", static_cast<unsigned long long>(h));
-  targets_doc_ = Json{{"version", version}, {"targets", doc}}.dump();
+  std::lock_guard lock(targets_mu_);
+  targets_version_ = version;
   return targets;
+}
+
+std::string Control::targets_document(bool shared_checks) const {
+  return healthcheck::targets_document(current_targets(srv_.config()), shared_checks, targets_version());
 }
 
 void Control::expire() {
@@ -395,8 +409,7 @@ void Control::share_view(const std::string& vantage, const std::string& key, con
   auto& held = shared_views_[vantage + "/" + key];
   if (held == what) return;
   held = what;
-  auto it = intervals_.find(key);
-  uint32_t ttl_s = std::max<uint32_t>(5, 3 * (it == intervals_.end() ? 10000 : it->second) / 1000);
+  uint32_t ttl_s = std::max<uint32_t>(5, 3 * agg_.interval_ms(key, 10000) / 1000);
   cluster_->put_observation(vantage, key, Json{{"up", v.up}, {"rtt_ms", v.rtt_ms}, {"detail", v.detail}}, own, ttl_s);
 }
 

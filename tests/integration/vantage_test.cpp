@@ -185,6 +185,27 @@ TEST(AgentTargets, FetchedFromTheMainInstance_AndFollowItsReloads) {
   EXPECT_EQ(doc["targets"][0]["port"], web1.port());
   EXPECT_EQ(doc["targets"][0]["check"]["interval_ms"], 200);
   std::string first_version = doc["version"];
+  EXPECT_EQ(first_version.size(), 16u);
+  // The shared form: each check once, named by its targets; the same version.
+  r = c.Get("/v1/targets?checks=shared", {{"Authorization", "Bearer t0ken"}});
+  ASSERT_TRUE(r && r->status == 200);
+  json shared = json::parse(r->body);
+  EXPECT_EQ(shared["version"], first_version);
+  ASSERT_EQ(shared["targets"].size(), 1u);
+  EXPECT_EQ(shared["targets"][0]["endpoint"], "app.example.com./A/primary");
+  EXPECT_EQ(shared["targets"][0]["check"], "web");
+  EXPECT_EQ(shared["checks"]["web"], doc["targets"][0]["check"]);
+  // The version the agent has: 304, nothing to read; another: the document.
+  r = c.Get("/v1/targets?checks=shared",
+            {{"Authorization", "Bearer t0ken"}, {"If-None-Match", "\"" + first_version + "\""}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 304);
+  EXPECT_EQ(r->body, "");
+  r = c.Get("/v1/targets", {{"Authorization", "Bearer t0ken"}, {"If-None-Match", "\"0000000000000000\""}});
+  ASSERT_TRUE(r && r->status == 200);
+  EXPECT_EQ(json::parse(r->body), doc);
+  EXPECT_EQ(c.Get("/v1/targets?checks=shared", {{"If-None-Match", "\"" + first_version + "\""}})->status, 401)
+      << "no token, no answer";
 
   std::string agent_yaml = dir.write("agent.yaml", "vantage: remote-1\nreport_to: http://127.0.0.1:" +
                                                       std::to_string(http) +
