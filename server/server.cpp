@@ -171,10 +171,11 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
       in.endpoints.push_back(e);
       in.info.endpoints.push_back(ep.name);
       in.info.addresses.push_back(rec.type == dns::kTypeCNAME ? ep.cname : ep.address);
-      zones::SteeredInfo::Damping d;
       for (const CheckSpec& ch : cfg.checks)
-        if (ch.name == ep.check) d = {ch.damping_flips, ch.damping_window_ms, ch.damping_hold_ms};
-      in.info.damping.push_back(d);
+        if (ch.name == ep.check && ch.damping_flips) {
+          in.info.damping.resize(in.endpoints.size());
+          in.info.damping.back() = {ch.damping_flips, ch.damping_window_ms, ch.damping_hold_ms};
+        }
     }
     edited.try_emplace(rec.zone, cfg.zones[rec.zone]).first->second.steered.push_back(std::move(in));
   }
@@ -299,7 +300,7 @@ uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string
     }
     mix(in.rdata.data(), in.rdata.size());
     str(in.info.name);
-    for (const auto& list : {&in.info.endpoints, &in.info.addresses, &in.info.checks})
+    for (const auto& list : {&in.info.endpoints, &in.info.addresses})
       for (const std::string& s : *list) str(s);
     int64_t iv[] = {in.info.failback, int64_t(in.info.ttl_unsteady)};
     mix(iv, sizeof iv);

@@ -219,7 +219,6 @@ struct SteeredInfo {
   std::string name;  // owner, presentation form
   std::vector<std::string> endpoints;
   std::vector<std::string> addresses;  // address or cname, as configured
-  std::vector<std::string> checks;
   // Failback discipline of a failover record: kFailbackAuto, kFailbackManual,
   // or how long (ms) its preferred tier must stay healthy before traffic returns.
   int64_t failback = 0;
@@ -228,7 +227,11 @@ struct SteeredInfo {
     uint32_t flips = 0;  // 0: no damping
     uint64_t window_ms = 0, hold_ms = 0;
   };
-  std::vector<Damping> damping;  // per endpoint, from its check
+  std::vector<Damping> damping;  // per endpoint, from its check; empty when none is damped
+  const Damping& damping_of(size_t endpoint) const {
+    static const Damping kNone;
+    return endpoint < damping.size() ? damping[endpoint] : kNone;
+  }
 };
 inline constexpr int64_t kFailbackAuto = 0, kFailbackManual = -1;
 

@@ -147,7 +147,21 @@ class ZoneBuilder {
     z_->names_.reserve(std::min(bytes, lines * 32) + 256);
   }
 
+  // Sizes the zone's steered tables for `steered`, exactly: they live as long as the zone.
+  void expect_steered(const std::vector<SteeredInput>& steered) {
+    size_t eps = 0, rdata = 0;
+    for (const SteeredInput& in : steered) {
+      eps += in.endpoints.size();
+      rdata += in.rdata.size();
+    }
+    z_->steered_.reserve(steered.size());
+    z_->steered_info_.reserve(steered.size());
+    z_->steered_eps_.reserve(eps);
+    z_->steered_rdata_.reserve(rdata);
+  }
+
   uint16_t add_file(const std::string& name) {
+    if (!files_.empty() && files_.back() == name) return static_cast<uint16_t>(files_.size() - 1);
     files_.push_back(name);
     return static_cast<uint16_t>(files_.size() - 1);
   }
@@ -963,6 +977,7 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
       if (auto err = reader.read(text, src.file, std::move(ldns_origin), file.has_value())) return *err;
       files.insert(files.end(), reader.included().begin(), reader.included().end());
     }
+    builder.expect_steered(src.steered);
     for (const SteeredInput& in : src.steered) {
       std::string err = builder.add_steered(in, builder.add_file(in.file));
       if (!err.empty()) return Error{in.file, in.line, err};

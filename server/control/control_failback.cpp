@@ -237,8 +237,8 @@ void Control::note_flip(const std::string& key, uint32_t slot, uint64_t now) {
       const auto& info = z->info(r);
       if (key.compare(0, info.name.size(), info.name) != 0) continue;  // most records: no key built
       for (size_t i = 0; i < info.endpoints.size() && !d; ++i)
-        if (info.damping[i].flips && zones::endpoint_key(info.name, r.type, info.endpoints[i]) == key)
-          d = &info.damping[i];
+        if (info.damping_of(i).flips && zones::endpoint_key(info.name, r.type, info.endpoints[i]) == key)
+          d = &info.damping_of(i);
     }
   auto ov = override_of(srv_.states().at(slot));
   if (!d || ov == Override::kDamped || damping_writing_.count(key)) return;

@@ -532,11 +532,11 @@ Json Control::status(const std::string& filter) {
           if (!it->second.reason.empty()) e["override_reason"] = it->second.reason;
         }
         if (Json ramp = ramp_view(key, now); !ramp.is_null()) e["ramp"] = ramp;
-        if (info.damping[i].flips) {
+        if (const auto& damping = info.damping_of(i); damping.flips) {
           auto f = flip_times_.find(key);
-          e["damping"] = {{"flips", info.damping[i].flips},
-                          {"window", admin::format_duration(info.damping[i].window_ms)},
-                          {"hold", admin::format_duration(info.damping[i].hold_ms)},
+          e["damping"] = {{"flips", damping.flips},
+                          {"window", admin::format_duration(damping.window_ms)},
+                          {"hold", admin::format_duration(damping.hold_ms)},
                           {"recent_flips", f == flip_times_.end() ? 0 : f->second.size()}};
         }
         endpoints.push_back(std::move(e));
