@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <queue>
 #include <random>
 #include <set>
 
@@ -44,11 +45,12 @@ bool make_addr(const std::string& ip, uint16_t port, sockaddr_storage& ss) {
 struct Probe;
 
 // One probe attempt. Owns its libuv handles; deletes itself once they are
-// closed. Reports at most once, and only while its probe is alive.
+// closed. Reports at most once, and only while its probe is there: a probe
+// that goes (a reload) sets `probe` to null.
 struct Attempt {
   Checker::Impl* impl = nullptr;
-  std::shared_ptr<bool> probe_alive;
   Probe* probe = nullptr;
+  std::shared_ptr<const CheckSpec> check;  // the probe's, for the answer's callbacks
   std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
   bool done = false;
   int open_handles = 0;
@@ -75,17 +77,18 @@ struct Attempt {
   }
 };
 
+// One endpoint's probing: tens of thousands of these, so no handle of its
+// own — the checker's one timer runs each when due.
 struct Probe {
   Checker::Impl* impl = nullptr;
   Target t;
-  uv_timer_t timer{};
-  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   Attempt* in_flight = nullptr;
   uint32_t ok_run = 0, fail_run = 0;
   bool up = true;
   bool wavering = false;  // the last probe disagreed with the verdict (short of fall or rise)
-  double rtts[5] = {};
-  size_t rtt_count = 0;
+  bool gone = false;      // no longer a target: deleted when its turn comes up
+  uint8_t rtt_count = 0, rtt_next = 0;  // the last 5 successful probes' RTTs
+  float rtts[5] = {};
 
   void result(bool ok, const std::string& detail, double rtt);
 };
@@ -110,12 +113,24 @@ struct Checker::Impl {
   bool has_pending = false;
   bool stopping = false;
   bool started = false;
-  std::map<std::string, std::unique_ptr<Probe>> probes;
+  std::vector<std::unique_ptr<Probe>> probes;  // by key
+  // When each probe runs next: one entry per probe, live or gone, earliest
+  // first; one timer for the earliest.
+  struct Due {
+    uint64_t at_ms;
+    Probe* p;
+    bool operator>(const Due& o) const { return at_ms > o.at_ms; }
+  };
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due;
+  uv_timer_t due_timer{};
+  uint64_t armed_at = UINT64_MAX;
   std::set<Attempt*> attempts;
   std::mt19937_64 rng{std::random_device{}()};
 
   void apply_targets();
+  void retire(std::unique_ptr<Probe> p);
   void schedule(Probe* p, bool first);
+  void run_due();
   void run_probe(Probe* p);
   void start_tcp(Attempt* a);
   void start_dns(Attempt* a);
@@ -127,9 +142,11 @@ struct Checker::Impl {
 void Probe::result(bool ok, const std::string& detail, double rtt) {
   bool before = up;
   if (ok && impl->on_rtt) {
-    rtts[rtt_count++ % 5] = rtt;
+    rtts[rtt_next] = static_cast<float>(rtt);
+    rtt_next = static_cast<uint8_t>((rtt_next + 1) % 5);
+    rtt_count = static_cast<uint8_t>(std::min(rtt_count + 1, 5));
     double sorted[5] = {};
-    size_t n = std::min<size_t>(rtt_count, 5);
+    size_t n = rtt_count;
     std::copy(rtts, rtts + n, sorted);
     std::sort(sorted, sorted + n);
     impl->on_rtt(t.key, sorted[n / 2]);
@@ -153,7 +170,7 @@ void Attempt::finish(bool ok, std::string detail) {
   if (done) return;
   done = true;
   impl->attempts.erase(this);
-  if (*probe_alive) {
+  if (probe) {
     probe->in_flight = nullptr;
     probe->result(ok, detail, ms_since(t0));
   }
@@ -184,13 +201,40 @@ void Checker::Impl::schedule(Probe* p, bool first) {
   uint64_t wait = p->t.check->interval_ms;
   if (first) wait = rng() % std::max<uint64_t>(1, p->t.check->interval_ms);  // spread the first round
   if (p->t.check->jitter_ms) wait += rng() % (p->t.check->jitter_ms + 1);
-  uv_timer_start(
-      &p->timer,
-      [](uv_timer_t* t) {
-        auto* probe = static_cast<Probe*>(t->data);
-        probe->impl->run_probe(probe);
-      },
-      wait, 0);
+  uint64_t at = uv_now(&loop) + wait;
+  due.push({at, p});
+  if (at < armed_at) {
+    armed_at = at;
+    uv_timer_start(
+        &due_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run_due(); }, wait, 0);
+  }
+}
+
+void Checker::Impl::run_due() {
+  armed_at = UINT64_MAX;
+  uint64_t now = uv_now(&loop);
+  while (!due.empty() && due.top().at_ms <= now) {
+    Probe* p = due.top().p;
+    due.pop();
+    if (p->gone)
+      delete p;
+    else
+      run_probe(p);  // schedules its next turn
+  }
+  if (!due.empty()) {
+    armed_at = due.top().at_ms;
+    uv_timer_start(
+        &due_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run_due(); }, armed_at - now, 0);
+  }
+}
+
+// A probe that is no longer a target: its answer, if one is on the way, is
+// not reported; its entry in `due` deletes it.
+void Checker::Impl::retire(std::unique_ptr<Probe> p) {
+  p->gone = true;
+  if (p->in_flight) p->in_flight->probe = nullptr;
+  p->in_flight = nullptr;
+  p.release();
 }
 
 void Checker::Impl::run_probe(Probe* p) {
@@ -199,7 +243,7 @@ void Checker::Impl::run_probe(Probe* p) {
   auto* a = new Attempt;
   a->impl = this;
   a->probe = p;
-  a->probe_alive = p->alive;
+  a->check = p->t.check;
   p->in_flight = a;
   attempts.insert(a);
   const std::string& type = p->t.check->type;
@@ -218,44 +262,34 @@ void Checker::Impl::apply_targets() {
     next.swap(pending);
     has_pending = false;
   }
-  std::set<std::string> keep;
+  std::sort(next.begin(), next.end(), [](const Target& a, const Target& b) { return a.key < b.key; });
+  // Both lists by key: a probe whose key stays with the same check, address
+  // and port keeps its counters and verdict; one that changed starts over
+  // from its verdict; one no longer listed goes.
+  std::vector<std::unique_ptr<Probe>> kept;
+  kept.reserve(next.size());
+  auto old = probes.begin();
   for (Target& t : next) {
-    keep.insert(t.key);
-    auto it = probes.find(t.key);
-    if (it != probes.end() && it->second->t.check->name == t.check->name && it->second->t.address == t.address &&
-        it->second->t.port == t.port) {
-      it->second->t = std::move(t);  // same probe: counters and verdict carry over
-      continue;
-    }
-    if (it != probes.end()) {  // changed: start over from the old verdict
-      t.initial_up = it->second->up;
-      *it->second->alive = false;
-      uv_close(reinterpret_cast<uv_handle_t*>(&it->second->timer),
-               [](uv_handle_t* h) { delete static_cast<Probe*>(h->data); });
-      it->second.release();
-      probes.erase(it);
+    for (; old != probes.end() && (*old)->t.key < t.key; ++old) retire(std::move(*old));
+    if (old != probes.end() && (*old)->t.key == t.key) {
+      Probe& p = **old;
+      if (p.t.check->name == t.check->name && p.t.address == t.address && p.t.port == t.port) {
+        p.t = std::move(t);
+        kept.push_back(std::move(*old++));
+        continue;
+      }
+      t.initial_up = p.up;
+      retire(std::move(*old++));
     }
     auto p = std::make_unique<Probe>();
     p->impl = this;
     p->up = t.initial_up;
     p->t = std::move(t);
-    uv_timer_init(&loop, &p->timer);
-    p->timer.data = p.get();
     schedule(p.get(), true);
-    std::string key = p->t.key;
-    probes.emplace(key, std::move(p));
+    kept.push_back(std::move(p));
   }
-  for (auto it = probes.begin(); it != probes.end();) {
-    if (keep.count(it->first)) {
-      ++it;
-      continue;
-    }
-    *it->second->alive = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&it->second->timer),
-             [](uv_handle_t* h) { delete static_cast<Probe*>(h->data); });
-    it->second.release();
-    it = probes.erase(it);
-  }
+  for (; old != probes.end(); ++old) retire(std::move(*old));
+  probes.swap(kept);
 }
 
 // ---------------------------------------------------------------------------
@@ -323,7 +357,7 @@ void Checker::Impl::start_dns(Attempt* a) {
         auto* p = reinterpret_cast<const uint8_t*>(b->base);
         if (dns::get16(p) != at->query_id || !(p[2] & 0x80)) return;
         uint8_t rcode = p[3] & 0xF;
-        uint8_t want = at->probe->t.check->expect_rcode;
+        uint8_t want = at->check->expect_rcode;
         at->finish(rcode == want,
                    "dns rcode " + std::to_string(rcode) + (rcode == want ? "" : ", want " + std::to_string(want)));
       });
@@ -449,7 +483,7 @@ void Checker::Impl::check_multi_info() {
     }
     long status = 0;
     curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE, &status);
-    const CheckSpec& ch = *a->probe->t.check;
+    const CheckSpec& ch = *a->check;
     bool status_ok = std::find(ch.expect_status.begin(), ch.expect_status.end(), status) != ch.expect_status.end();
     bool body_ok = ch.body_contains.empty() || a->body.find(ch.body_contains) != std::string::npos;
     std::string detail = "http " + std::to_string(status);
@@ -469,12 +503,10 @@ void Checker::Impl::shutdown() {
     attempts.erase(a);
     a->close_handles();
   }
-  for (auto& [k, p] : probes) {
-    *p->alive = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&p->timer), [](uv_handle_t* h) { delete static_cast<Probe*>(h->data); });
-    p.release();
-  }
+  for (auto& p : probes) retire(std::move(p));
   probes.clear();
+  for (; !due.empty(); due.pop()) delete due.top().p;  // every probe is gone now
+  uv_close(reinterpret_cast<uv_handle_t*>(&due_timer), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&curl_timer), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
 }
@@ -502,6 +534,8 @@ void Checker::start() {
   curl_multi_setopt(im->multi, CURLMOPT_TIMERDATA, im);
   uv_timer_init(&im->loop, &im->curl_timer);
   im->curl_timer.data = im;
+  uv_timer_init(&im->loop, &im->due_timer);
+  im->due_timer.data = im;
   uv_async_init(&im->loop, &im->wake, [](uv_async_t* w) {
     auto* i = static_cast<Impl*>(w->data);
     bool stopping, pending;
