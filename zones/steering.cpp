@@ -74,14 +74,29 @@ StateTable::~StateTable() {
   for (uint32_t i = 0; i < kChunks; ++i) delete[] chunks_[i].load(std::memory_order_relaxed);
 }
 
+size_t StateTable::position(std::string_view key) const {
+  size_t mask = index_.size() - 1;
+  size_t i = std::hash<std::string_view>{}(key) & mask;
+  while (index_[i] && key_of(index_[i] - 1) != key) i = (i + 1) & mask;
+  return i;
+}
+
 uint32_t StateTable::slot(const std::string& key) {
   std::lock_guard lock(mu_);
-  if (auto it = slots_.find(key); it != slots_.end()) return it->second;
+  if (index_.empty()) index_.assign(1024, 0);
+  size_t pos = position(key);
+  if (index_[pos]) return index_[pos] - 1;
   if (next_ == kChunk * kChunks) return UINT32_MAX;
   uint32_t id = next_++;
   if (!chunks_[id / kChunk].load(std::memory_order_relaxed))
     chunks_[id / kChunk].store(new EndpointState[kChunk], std::memory_order_release);
-  slots_.emplace(key, id);
+  key_bytes_ += key;
+  key_off_.push_back(static_cast<uint32_t>(key_bytes_.size()));
+  index_[pos] = id + 1;
+  if (size_t(next_) * 2 > index_.size()) {  // more than half full: twice the size
+    index_.assign(index_.size() * 2, 0);
+    for (uint32_t s = 0; s < next_; ++s) index_[position(key_of(s))] = s + 1;
+  }
   return id;
 }
 
@@ -117,8 +132,9 @@ uint8_t StateTable::find_vantage(const std::string& vantage) const {
 
 uint32_t StateTable::find(const std::string& key) const {
   std::lock_guard lock(mu_);
-  auto it = slots_.find(key);
-  return it == slots_.end() ? UINT32_MAX : it->second;
+  if (index_.empty()) return UINT32_MAX;
+  uint32_t v = index_[position(key)];
+  return v ? v - 1 : UINT32_MAX;
 }
 
 EndpointHits::EndpointHits() : chunks_(new std::atomic<std::atomic<uint64_t>*>[StateTable::kChunks]) {

@@ -288,6 +288,18 @@ TEST(StateTable, SlotsAreStablePerKey) {
   t.at(a).admin_weight = 7;
   for (int i = 0; i < 5000; ++i) t.slot("k" + std::to_string(i));  // new chunks never move old slots
   EXPECT_EQ(t.at(a).admin_weight.load(), 7);
+  // Dense, one per key, each found again after the index has grown; a key
+  // that is a prefix or extension of another is another key; the empty key too.
+  EXPECT_EQ(t.size(), 5002u);
+  EXPECT_EQ(t.find("k0"), 2u);
+  EXPECT_EQ(t.find("k4999"), 5001u);
+  for (int i = 0; i < 5000; i += 7) EXPECT_EQ(t.slot("k" + std::to_string(i)), uint32_t(i + 2));
+  EXPECT_EQ(t.find("k"), UINT32_MAX);
+  EXPECT_EQ(t.find("k00"), UINT32_MAX);
+  EXPECT_EQ(t.find("www./A/use"), UINT32_MAX);
+  EXPECT_EQ(t.slot(""), 5002u);
+  EXPECT_EQ(t.find(""), 5002u);
+  EXPECT_EQ(t.find("www./A/use1"), a);
 }
 
 // explain() over a ZoneSet compiled from a real config.
