@@ -1,5 +1,6 @@
 #include "aggregator.h"
 
+#include <algorithm>
 #include <set>
 
 namespace vane::healthcheck {
@@ -11,6 +12,14 @@ bool fresh(const VantageView& v, uint32_t interval_ms, uint64_t now_ms) {
 }
 
 }  // namespace
+
+VantageView& Aggregator::Endpoint::view(const std::string& vantage) {
+  auto it = std::lower_bound(views.begin(), views.end(), vantage, [](const auto& v, const std::string& name) {
+    return v.first < name;
+  });
+  if (it == views.end() || it->first != vantage) it = views.insert(it, {vantage, VantageView{}});
+  return it->second;
+}
 
 void Aggregator::set_endpoint(const std::string& key, const Params& p, bool current_up) {
   auto [it, inserted] = endpoints_.try_emplace(key);
@@ -55,7 +64,7 @@ std::optional<Decision> Aggregator::observe(const std::string& key, const std::s
   if (it == endpoints_.end()) return std::nullopt;
   VantageView v = view;
   v.at_ms = now_ms;
-  it->second.views[vantage] = v;
+  it->second.view(vantage) = v;
   return decide(it->second, now_ms);
 }
 
@@ -69,13 +78,14 @@ std::vector<std::pair<std::string, Decision>> Aggregator::tick(uint64_t now_ms) 
 void Aggregator::put_view(const std::string& key, const std::string& vantage, const VantageView& view) {
   auto it = endpoints_.find(key);
   if (it == endpoints_.end()) return;
-  VantageView& v = it->second.views[vantage] = view;
+  VantageView& v = it->second.view(vantage) = view;
   v.relayed = true;
 }
 
 void Aggregator::forget(const std::string& key, const std::string& vantage) {
   auto it = endpoints_.find(key);
-  if (it != endpoints_.end()) it->second.views.erase(vantage);
+  if (it != endpoints_.end())
+    std::erase_if(it->second.views, [&](const auto& v) { return v.first == vantage; });
 }
 
 void Aggregator::retain_views(const std::set<std::pair<std::string, std::string>>& keep) {

@@ -88,7 +88,10 @@ class Aggregator {
   struct Endpoint {
     Params params;
     bool up = true;
-    std::map<std::string, VantageView> views;
+    // By vantage name: most endpoints have one or a few, tens of thousands
+    // of endpoints — a sorted vector, not a map.
+    std::vector<std::pair<std::string, VantageView>> views;
+    VantageView& view(const std::string& vantage);  // added when new
   };
   std::optional<Decision> decide(Endpoint& e, uint64_t now_ms);
   bool counts(const VantageView& v, uint32_t interval_ms, uint64_t now_ms) const;
