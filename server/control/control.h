@@ -148,8 +148,17 @@ class Control {
   void note_plan_events(const std::vector<admin::ClusterEvent>& events, bool full);
   std::map<std::string, admin::Json> plans_;                // "drill/3", "ramp/<endpoint>" -> the plan, as stored
   std::set<std::string> plan_writing_;                      // plans whose next step is being written
-  std::set<std::string> wavering_;                          // endpoints whose probes disagree with their verdict
-  std::map<std::string, uint64_t> last_flip_ms_;            // endpoint -> its last verdict change or wavering probe
+  // By endpoint slot: when its verdict last changed or a probe wavered (0:
+  // not yet), and whether its probes disagree with its verdict now.
+  struct Unsteady {
+    uint64_t last_flip_ms = 0;
+    bool wavering = false;
+  };
+  std::vector<Unsteady> unsteady_;
+  Unsteady& unsteady(uint32_t slot) {
+    if (slot >= unsteady_.size()) unsteady_.resize(slot + 1);
+    return unsteady_[slot];
+  }
   std::vector<std::pair<std::string, bool>> wavers_;        // from the checker thread, under verdict_mu_
 
   // Zone transfers out (control_transfer.cpp).

@@ -224,13 +224,13 @@ void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& t
       }
       std::string id = zones::record_key(info.name, r.type);
       if (info.ttl_unsteady) {
-        for (const auto& name : info.endpoints) {
-          std::string key = zones::endpoint_key(info.name, r.type, name);
-          auto flip = last_flip_ms_.find(key);
-          bool unsteady = wavering_.count(key) || (flip != last_flip_ms_.end() && now - flip->second < kUnsteadyAfterFlip);
+        auto eps = z->endpoints(r);
+        for (size_t i = 0; i < eps.size(); ++i) {
+          const Unsteady& u = this->unsteady(eps[i].state);
+          bool unsteady = u.wavering || (u.last_flip_ms && now - u.last_flip_ms < kUnsteadyAfterFlip);
           if (!unsteady) {  // a fresh vantage that disagrees with the verdict
-            uint32_t slot = srv_.states().find(key);
-            bool up = slot != UINT32_MAX && srv_.states().at(slot).health.load() == uint8_t(zones::Health::kUp);
+            std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
+            bool up = srv_.states().at(eps[i].state).health.load() == uint8_t(zones::Health::kUp);
             for (const auto& [vantage, vf] : agg_.views(key, now)) unsteady |= vf.second && vf.first.up != up;
           }
           if (unsteady) lower(id, info.ttl_unsteady);

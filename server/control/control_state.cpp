@@ -171,12 +171,10 @@ void Control::apply_verdicts() {
     wavers.swap(wavers_);
   }
   for (const auto& [key, w] : wavers) {
-    if (w) {
-      wavering_.insert(key);
-      last_flip_ms_[key] = admin::now_ms();  // a failed probe counts as unsteady for a while too
-    } else {
-      wavering_.erase(key);
-    }
+    uint32_t slot = srv_.states().find(key);
+    if (slot == UINT32_MAX) continue;
+    unsteady(slot).wavering = w;
+    if (w) unsteady(slot).last_flip_ms = admin::now_ms();  // a failed probe counts as unsteady for a while too
   }
   for (const auto& [key, ms] : rtts) {
     store_rtt(vantage_, key, ms);
@@ -220,7 +218,7 @@ void Control::record_decision(const std::string& key, const healthcheck::Decisio
   const char* to = d.up ? "up" : "down";
   s.health.store(static_cast<uint8_t>(d.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
   ++flips_[to];
-  last_flip_ms_[key] = now;
+  unsteady(slot).last_flip_ms = now;
   note_flip(key, slot, now);
   VANE_WARN("health: %s is %s (%s)%s%s", key.c_str(), to, d.why.c_str(),
             zones::endpoint_up(s) == d.up ? "" : " — an admin override decides its answers",
@@ -298,7 +296,7 @@ void Control::review_local_verdicts(uint64_t now) {
       s.health.store(static_cast<uint8_t>(held->second ? zones::Health::kUp : zones::Health::kDown),
                      std::memory_order_relaxed);
       agg_.set_verdict(key, held->second);
-      last_flip_ms_[key] = now;
+      unsteady(slot).last_flip_ms = now;
     }
     it = local_verdicts_.erase(it);
   }
@@ -459,7 +457,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
             if (lv->second.up == up && !lv->second.writing) local_verdicts_.erase(lv);
             break;
           }
-          if (up != (states.at(slot).health.load() == uint8_t(zones::Health::kUp))) last_flip_ms_[e.key] = now;
+          if (up != (states.at(slot).health.load() == uint8_t(zones::Health::kUp))) unsteady(slot).last_flip_ms = now;
           states.at(slot).health.store(static_cast<uint8_t>(up ? zones::Health::kUp : zones::Health::kDown),
                                        std::memory_order_relaxed);
           agg_.set_verdict(e.key, up);
