@@ -3,7 +3,10 @@
 # of 2 endpoints each, without and with health checks (TCP every 10 s).
 # For each N: seconds until "ready:", RSS once ready, bytes per endpoint
 # beyond a vaned with no records, /metrics size and scrape time, and the
-# CPU vaned uses while idle (nothing queried) over 5 s.
+# CPU vaned uses while idle (nothing queried) over 5 s; then RSS again
+# SETTLE seconds later (default 40: by then every checked endpoint has
+# failed twice and gone down, each verdict journaled), per endpoint beyond
+# no records and beyond a vaned serving the same names as static A records.
 #
 #   bench/many_records.sh                 # N = 20000 and 100000
 #   COUNTS="1000 20000" bench/many_records.sh
@@ -31,10 +34,12 @@ trap cleanup EXIT
 printf '$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.1\n' \
   >"$WORK/example.com.zone"
 
-config() {  # N CHECKED
+SETTLE=${SETTLE:-40}
+
+config() {  # N CHECKED [ZONE FILE]
   local n=$1 checked=$2 chk=""
   printf 'listen: ["127.0.0.1:0"]\nthreads: 1\nhttp: { listen: "127.0.0.1:0" }\n'
-  printf 'zones: [{ name: example.com, file: example.com.zone }]\n'
+  printf 'zones: [{ name: example.com, file: %s }]\n' "${3:-example.com.zone}"
   if [ "$checked" = 1 ]; then
     printf 'checks:\n  web: { type: tcp, interval: 10s, timeout: 1s, fall: 2, rise: 2 }\n'
     chk=", host: 127.0.0.1, port: 9, check: web"
@@ -44,8 +49,8 @@ config() {  # N CHECKED
     printf "  - { name: r%d.example.com, type: A, policy: weighted, endpoints: [{ name: a, address: 192.0.2.%d, weight: 1%s }, { name: b, address: 198.51.100.%d, weight: 1%s }] }\n", i, i % 250 + 1, chk, i % 250 + 1, chk }'
 }
 
-measure() {  # N CHECKED -> "ready_s rss_kb metrics_bytes scrape_s idle_cpu_pct"
-  config "$1" "$2" >"$WORK/vane.yaml"
+measure() {  # N CHECKED [ZONE FILE] -> "ready_s rss_kb metrics_bytes scrape_s idle_cpu_pct settled_rss_kb"
+  config "$1" "$2" "${3:-}" >"$WORK/vane.yaml"
   rm -rf "$WORK/state"
   local t0 t1 port
   t0=$(date +%s.%N)
@@ -63,22 +68,38 @@ measure() {  # N CHECKED -> "ready_s rss_kb metrics_bytes scrape_s idle_cpu_pct"
   sleep 5
   c1=$(awk '{print $14 + $15}' "/proc/$PID/stat")
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
+  local settled=$rss
+  if [ "${4:-1}" = 1 ]; then
+    sleep "$SETTLE"
+    settled=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
+  fi
   kill "$PID"
   wait "$PID" 2>/dev/null || true
   PID=
-  echo "$(echo "$t1 - $t0" | bc) $rss $bytes $(echo "$s1 - $s0" | bc) $(echo "scale=1; ($c1 - $c0) * 100 / $HZ / 5" | bc)"
+  echo "$(echo "$t1 - $t0" | bc) $rss $bytes $(echo "$s1 - $s0" | bc) $(echo "scale=1; ($c1 - $c0) * 100 / $HZ / 5" | bc) $settled"
 }
 
-read -r _ base_rss _ _ _ < <(measure 0 0)
+read -r _ base_rss _ _ _ _ < <(measure 0 0 "" 0)
 echo "vaned with no records: RSS $base_rss kB"
+declare -A static_rss
+for n in $COUNTS; do  # the same names and addresses, as zone data
+  { cat "$WORK/example.com.zone"
+    awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "r%d IN A 192.0.2.%d\nr%d IN A 198.51.100.%d\n", i, i % 250 + 1, i, i % 250 + 1 }'
+  } >"$WORK/static.zone"
+  read -r _ static_rss[$n] _ _ _ _ < <(measure 0 0 static.zone 0)
+  echo "vaned with the $n names as static A records: RSS ${static_rss[$n]} kB"
+done
 echo
-echo "| records (2 endpoints each) | checks | ready | RSS | per endpoint beyond no records | /metrics | scrape | idle CPU |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+echo "| records (2 endpoints each) | checks | ready | RSS | per endpoint beyond no records | ${SETTLE} s later: RSS | beyond no records | beyond static data | /metrics | scrape | idle CPU |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in $COUNTS; do
   for checked in 0 1; do
-    read -r ready rss bytes scrape idle < <(measure "$n" "$checked")
+    read -r ready rss bytes scrape idle settled < <(measure "$n" "$checked")
     per=$(( (rss - base_rss) * 1024 / (2 * n) ))
-    printf '| %d | %s | %.2f s | %d MB | %d B | %d KB | %.3f s | %s %% |\n' "$n" "$([ "$checked" = 1 ] && echo "TCP, 10 s" || echo none)" \
-      "$ready" $((rss / 1024)) "$per" $((bytes / 1024)) "$scrape" "$idle"
+    per_settled=$(( (settled - base_rss) * 1024 / (2 * n) ))
+    per_static=$(( (settled - static_rss[$n]) * 1024 / (2 * n) ))
+    printf '| %d | %s | %.2f s | %d MB | %d B | %d MB | %d B | %d B | %d KB | %.3f s | %s %% |\n' "$n" \
+      "$([ "$checked" = 1 ] && echo "TCP, 10 s" || echo none)" "$ready" $((rss / 1024)) "$per" $((settled / 1024)) \
+      "$per_settled" "$per_static" $((bytes / 1024)) "$scrape" "$idle"
   done
 done
