@@ -1,0 +1,174 @@
+// The checker over real sockets on 127.0.0.1: many probes run on its one
+// timer, each at its interval; new targets keep the counters and verdicts
+// of those that stay, start over those that changed, and never report
+// those that went (also when their probe was in flight).
+#include "checker.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <thread>
+
+namespace vane::healthcheck {
+namespace {
+
+// A TCP port on 127.0.0.1 that accepts and closes every connection, counting them.
+class Listener {
+ public:
+  Listener() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 64) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (poll(&p, 1, 20) <= 0) continue;
+        int c = accept(fd_, nullptr, nullptr);
+        if (c < 0) continue;
+        ++accepted_;
+        close(c);
+      }
+    });
+  }
+  ~Listener() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+  int accepted() const { return accepted_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+// A port on 127.0.0.1 where nothing listens: connections are refused.
+uint16_t closed_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+template <typename F>
+bool eventually(F f, int ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return f();
+}
+
+TEST(Checker, ManyProbesOnOneTimer_NewTargetsKeepChangeAndDrop) {
+  constexpr int kOpen = 20, kClosed = 20;
+  std::vector<std::unique_ptr<Listener>> open;
+  for (int i = 0; i < kOpen; ++i) {
+    open.push_back(std::make_unique<Listener>());
+    ASSERT_NE(open.back()->port(), 0);
+  }
+  uint16_t refused = closed_port();
+  auto tcp = std::make_shared<CheckSpec>();
+  tcp->name = "tcp";
+  tcp->interval_ms = 100;
+  tcp->timeout_ms = 80;
+  tcp->fall = 2;
+  tcp->rise = 2;
+  auto target = [&](const std::string& key, uint16_t port) { return Target{key, tcp, "127.0.0.1", port, true}; };
+  std::vector<Target> targets;
+  for (int i = 0; i < kOpen; ++i) targets.push_back(target("open" + std::to_string(i), open[i]->port()));
+  for (int i = 0; i < kClosed; ++i) targets.push_back(target("closed" + std::to_string(i), refused));
+
+  std::mutex mu;
+  std::vector<Verdict> verdicts;
+  auto count = [&] {
+    std::lock_guard lock(mu);
+    return verdicts.size();
+  };
+  Checker checker([&](const Verdict& v) {
+    std::lock_guard lock(mu);
+    verdicts.push_back(v);
+  });
+  checker.set_targets(targets);
+  checker.start();
+
+  // Every refused endpoint goes down once; the open ones stay up (no verdict).
+  ASSERT_TRUE(eventually([&] { return count() >= size_t(kClosed); }, 5000)) << count();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(verdicts.size(), size_t(kClosed));
+    std::map<std::string, int> seen;
+    for (const auto& v : verdicts) {
+      EXPECT_FALSE(v.up) << v.key;
+      EXPECT_EQ(v.key.rfind("closed", 0), 0u) << v.key;
+      EXPECT_NE(v.detail.find("refused"), std::string::npos) << v.detail;
+      ++seen[v.key];
+    }
+    EXPECT_EQ(seen.size(), size_t(kClosed));
+    verdicts.clear();
+  }
+  // Each open endpoint is probed again and again, every one on the same timer.
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (const auto& l : open)
+          if (l->accepted() < 3) return false;
+        return true;
+      },
+      5000));
+
+  // New targets: closed0-9 go (nothing more is said of them), closed10-19
+  // stay down without a word, open0-4 now point at the refused port (they
+  // start over from up and go down), open5-19 stay as they were.
+  std::vector<Target> next;
+  for (int i = 0; i < kOpen; ++i) next.push_back(target("open" + std::to_string(i), i < 5 ? refused : open[i]->port()));
+  for (int i = 10; i < kClosed; ++i) next.push_back(target("closed" + std::to_string(i), refused));
+  checker.set_targets(next);
+  ASSERT_TRUE(eventually([&] { return count() >= 5; }, 5000)) << count();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::vector<int> before;
+  for (const auto& l : open) before.push_back(l->accepted());
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(verdicts.size(), 5u);
+    std::map<std::string, int> seen;
+    for (const auto& v : verdicts) {
+      EXPECT_FALSE(v.up);
+      ++seen[v.key];
+    }
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(seen["open" + std::to_string(i)], 1) << i;
+  }
+  // Probes of the old addresses have stopped; the others go on.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(open[i]->accepted(), before[i]) << i;
+  for (int i = 5; i < kOpen; ++i) EXPECT_GT(open[i]->accepted(), before[i]) << i;
+
+  // Everything goes, with probes in flight: nothing more is reported.
+  checker.set_targets({});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(count(), 5u);
+  checker.stop();
+}
+
+}  // namespace
+}  // namespace vane::healthcheck
