@@ -4,90 +4,27 @@
 // those that went (also when their probe was in flight).
 #include "checker.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <thread>
+
+#include "fixtures.h"
+#include "http_endpoint.h"
+#include "process.h"
 
 namespace vane::healthcheck {
 namespace {
 
-// A TCP port on 127.0.0.1 that accepts and closes every connection, counting them.
-class Listener {
- public:
-  Listener() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 64) != 0 ||
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      return;
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] {
-      while (!stop_) {
-        pollfd p{fd_, POLLIN, 0};
-        if (poll(&p, 1, 20) <= 0) continue;
-        int c = accept(fd_, nullptr, nullptr);
-        if (c < 0) continue;
-        ++accepted_;
-        close(c);
-      }
-    });
-  }
-  ~Listener() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    close(fd_);
-  }
-  uint16_t port() const { return port_; }
-  int accepted() const { return accepted_; }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> accepted_{0};
-  std::thread thread_;
-};
-
-// A port on 127.0.0.1 where nothing listens: connections are refused.
-uint16_t closed_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-template <typename F>
-bool eventually(F f, int ms) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < until) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return f();
-}
+using test::eventually;
 
 TEST(Checker, ManyProbesOnOneTimer_NewTargetsKeepChangeAndDrop) {
   constexpr int kOpen = 20, kClosed = 20;
-  std::vector<std::unique_ptr<Listener>> open;
-  for (int i = 0; i < kOpen; ++i) {
-    open.push_back(std::make_unique<Listener>());
-    ASSERT_NE(open.back()->port(), 0);
-  }
-  uint16_t refused = closed_port();
+  std::vector<std::unique_ptr<test::Tarpit>> open;  // each counts the connections it accepts
+  for (int i = 0; i < kOpen; ++i) open.push_back(std::make_unique<test::Tarpit>());
+  uint16_t refused = test::free_port();  // nothing listens there
   auto tcp = std::make_shared<CheckSpec>();
   tcp->name = "tcp";
   tcp->interval_ms = 100;
@@ -146,7 +83,7 @@ TEST(Checker, ManyProbesOnOneTimer_NewTargetsKeepChangeAndDrop) {
   checker.set_targets(next);
   ASSERT_TRUE(eventually([&] { return count() >= 5; }, 5000)) << count();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  std::vector<int> before;
+  std::vector<uint64_t> before;
   for (const auto& l : open) before.push_back(l->accepted());
   {
     std::lock_guard lock(mu);
