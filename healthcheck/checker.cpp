@@ -131,6 +131,7 @@ struct Checker::Impl {
   void retire(std::unique_ptr<Probe> p);
   void schedule(Probe* p, bool first);
   void run_due();
+  void arm(uint64_t at);
   void run_probe(Probe* p);
   void start_tcp(Attempt* a);
   void start_dns(Attempt* a);
@@ -203,11 +204,14 @@ void Checker::Impl::schedule(Probe* p, bool first) {
   if (p->t.check->jitter_ms) wait += rng() % (p->t.check->jitter_ms + 1);
   uint64_t at = uv_now(&loop) + wait;
   due.push({at, p});
-  if (at < armed_at) {
-    armed_at = at;
-    uv_timer_start(
-        &due_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run_due(); }, wait, 0);
-  }
+  if (at < armed_at) arm(at);
+}
+
+// The one timer fires at `at` (loop time).
+void Checker::Impl::arm(uint64_t at) {
+  armed_at = at;
+  uv_timer_start(
+      &due_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run_due(); }, at - uv_now(&loop), 0);
 }
 
 void Checker::Impl::run_due() {
@@ -221,11 +225,7 @@ void Checker::Impl::run_due() {
     else
       run_probe(p);  // schedules its next turn
   }
-  if (!due.empty()) {
-    armed_at = due.top().at_ms;
-    uv_timer_start(
-        &due_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run_due(); }, armed_at - now, 0);
-  }
+  if (!due.empty()) arm(due.top().at_ms);
 }
 
 // A probe that is no longer a target: its answer, if one is on the way, is
@@ -641,7 +641,7 @@ std::string targets_document(const std::vector<Target>& targets, bool shared_che
   for (size_t i = 0; i < targets.size(); ++i) {
     out += i ? "," : "";
     out += target_to_json(targets[i], shared_checks).dump();
-    checks.emplace(targets[i].check->name, targets[i].check.get());
+    if (shared_checks) checks.emplace(targets[i].check->name, targets[i].check.get());
   }
   out += "]";
   if (shared_checks) {

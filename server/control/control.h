@@ -292,6 +292,11 @@ class Control {
                           uint64_t now) const;
   void note_rtt(const std::string& vantage, double ms);
   uint64_t hits(uint32_t slot) const;
+  // Each endpoint's answers (`count`) and those since `last` (`delta`, by
+  // endpoint slot, grown as needed); their total. `advance`: `last` takes
+  // the current counts.
+  uint64_t answers_since(std::span<const zones::SteeredEndpoint> eps, std::vector<uint64_t>& last, bool advance,
+                         std::vector<uint64_t>& count, std::vector<uint64_t>& delta) const;
 };
 
 }  // namespace vane::server

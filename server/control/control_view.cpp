@@ -51,6 +51,22 @@ void Control::note_rtt(const std::string& vantage, double ms) {
   ++h[kNumRttBuckets + 1];                                // count
 }
 
+uint64_t Control::answers_since(std::span<const zones::SteeredEndpoint> eps, std::vector<uint64_t>& last,
+                                bool advance, std::vector<uint64_t>& count, std::vector<uint64_t>& delta) const {
+  uint64_t total = 0;
+  count.resize(eps.size());
+  delta.resize(eps.size());
+  for (size_t i = 0; i < eps.size(); ++i) {
+    uint32_t slot = eps[i].state;
+    if (slot >= last.size()) last.resize(slot + 1, 0);
+    count[i] = hits(slot);
+    delta[i] = count[i] - std::min(count[i], last[slot]);
+    total += delta[i];
+    if (advance) last[slot] = count[i];
+  }
+  return total;
+}
+
 uint64_t Control::hits(uint32_t slot) const {
   uint64_t n = 0;
   for (const Worker* w : srv_.workers())
@@ -379,22 +395,13 @@ void Control::sample_shares(uint64_t now) {
   if (now - share_last_ms_ < kShareSampleMs) return;
   bool first = share_last_ms_ == 0;
   share_last_ms_ = now;
-  uint32_t slots = srv_.states().size();
-  share_last_.resize(slots, 0);
-  ShareSample smp{now, std::vector<uint8_t>(first ? 0 : slots, kNoShare)};
+  ShareSample smp{now, std::vector<uint8_t>(first ? 0 : srv_.states().size(), kNoShare)};
   auto snap = srv_.snapshot();
-  std::vector<uint64_t> d;
+  std::vector<uint64_t> count, d;
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records()) {
       auto eps = z->endpoints(r);
-      uint64_t total = 0;
-      d.clear();
-      for (const auto& ep : eps) {
-        uint64_t h = hits(ep.state);
-        d.push_back(h - std::min(h, share_last_[ep.state]));
-        share_last_[ep.state] = h;
-        total += d.back();
-      }
+      uint64_t total = answers_since(eps, share_last_, true, count, d);
       if (first || !total) continue;
       for (size_t i = 0; i < eps.size(); ++i)
         smp.share[eps[i].state] = static_cast<uint8_t>((d[i] * kShareScale + total / 2) / total);
@@ -446,16 +453,8 @@ Json Control::page_status() {
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records()) {
       auto eps = z->endpoints(r);
-      uint64_t total = 0;
-      std::vector<uint64_t> count(eps.size()), delta(eps.size());
-      for (size_t i = 0; i < eps.size(); ++i) {
-        uint32_t slot = eps[i].state;
-        if (slot >= last_hits_.size()) last_hits_.resize(slot + 1, 0);
-        count[i] = hits(slot);
-        delta[i] = count[i] - std::min(count[i], last_hits_[slot]);
-        total += delta[i];
-        if (rebase) last_hits_[slot] = count[i];
-      }
+      std::vector<uint64_t> count, delta;
+      uint64_t total = answers_since(eps, last_hits_, rebase, count, delta);
       if (ri < s["records"].size()) {
         for (size_t i = 0; i < eps.size(); ++i) {
           s["records"][ri]["endpoints"][i]["answers"] = count[i];
