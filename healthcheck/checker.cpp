@@ -23,23 +23,6 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-bool make_addr(const std::string& ip, uint16_t port, sockaddr_storage& ss) {
-  ss = {};
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    return true;
-  }
-  if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 struct Probe;
@@ -78,19 +61,54 @@ struct Attempt {
 };
 
 // One endpoint's probing: tens of thousands of these, so no handle of its
-// own — the checker's one timer runs each when due.
+// own — the checker's one timer runs each when due — and no key string: its
+// key is at key_at in the checker's `keys`, every probe's one after another.
+// 96 bytes of heap each.
 struct Probe {
-  Checker::Impl* impl = nullptr;
-  Target t;
+  std::shared_ptr<const CheckSpec> check;
   Attempt* in_flight = nullptr;
+  uint32_t key_at = 0, key_len = 0;
   uint32_t ok_run = 0, fail_run = 0;
+  float rtts[5] = {};  // the last 5 successful probes' RTTs
+  uint16_t port = 0;
+  uint8_t family = 0;  // AF_INET or AF_INET6; 0: the target's address is not an IP
+  uint8_t addr[16] = {};
   bool up = true;
   bool wavering = false;  // the last probe disagreed with the verdict (short of fall or rise)
   bool gone = false;      // no longer a target: deleted when its turn comes up
-  uint8_t rtt_count = 0, rtt_next = 0;  // the last 5 successful probes' RTTs
-  float rtts[5] = {};
+  uint8_t rtt_count = 0, rtt_next = 0;
 
-  void result(bool ok, const std::string& detail, double rtt);
+  bool same_address(const Target& t) const {
+    Probe other;
+    other.set_address(t);
+    return family == other.family && port == other.port && std::memcmp(addr, other.addr, sizeof addr) == 0;
+  }
+  void set_address(const Target& t) {
+    port = t.port;
+    family = inet_pton(AF_INET, t.address.c_str(), addr) == 1    ? AF_INET
+             : inet_pton(AF_INET6, t.address.c_str(), addr) == 1 ? AF_INET6
+                                                                 : 0;
+  }
+  bool sockaddr_of(sockaddr_storage& ss) const {
+    ss = {};
+    if (family == AF_INET) {
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+      v4->sin_family = AF_INET;
+      std::memcpy(&v4->sin_addr, addr, 4);
+      v4->sin_port = htons(port);
+    } else if (family == AF_INET6) {
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+      v6->sin6_family = AF_INET6;
+      std::memcpy(&v6->sin6_addr, addr, 16);
+      v6->sin6_port = htons(port);
+    }
+    return family != 0;
+  }
+  std::string address() const {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (family) inet_ntop(family, addr, text, sizeof text);
+    return text;
+  }
 };
 
 struct CurlSock {
@@ -114,6 +132,8 @@ struct Checker::Impl {
   bool stopping = false;
   bool started = false;
   std::vector<std::unique_ptr<Probe>> probes;  // by key
+  std::string keys;                            // theirs, in that order
+  std::string_view key_of(const Probe& p) const { return std::string_view(keys).substr(p.key_at, p.key_len); }
   // When each probe runs next: one entry per probe, live or gone, earliest
   // first; one timer for the earliest.
   struct Due {
@@ -133,6 +153,7 @@ struct Checker::Impl {
   void run_due();
   void arm(uint64_t at);
   void run_probe(Probe* p);
+  void result(Probe& p, bool ok, const std::string& detail, double rtt);
   void start_tcp(Attempt* a);
   void start_dns(Attempt* a);
   void start_http(Attempt* a);
@@ -140,31 +161,31 @@ struct Checker::Impl {
   void shutdown();
 };
 
-void Probe::result(bool ok, const std::string& detail, double rtt) {
-  bool before = up;
-  if (ok && impl->on_rtt) {
-    rtts[rtt_next] = static_cast<float>(rtt);
-    rtt_next = static_cast<uint8_t>((rtt_next + 1) % 5);
-    rtt_count = static_cast<uint8_t>(std::min(rtt_count + 1, 5));
+void Checker::Impl::result(Probe& p, bool ok, const std::string& detail, double rtt) {
+  bool before = p.up;
+  if (ok && on_rtt) {
+    p.rtts[p.rtt_next] = static_cast<float>(rtt);
+    p.rtt_next = static_cast<uint8_t>((p.rtt_next + 1) % 5);
+    p.rtt_count = static_cast<uint8_t>(std::min(p.rtt_count + 1, 5));
     double sorted[5] = {};
-    size_t n = rtt_count;
-    std::copy(rtts, rtts + n, sorted);
+    size_t n = p.rtt_count;
+    std::copy(p.rtts, p.rtts + n, sorted);
     std::sort(sorted, sorted + n);
-    impl->on_rtt(t.key, sorted[n / 2]);
+    on_rtt(std::string(key_of(p)), sorted[n / 2]);
   }
   if (ok) {
-    ++ok_run;
-    fail_run = 0;
-    if (!up && ok_run >= t.check->rise) up = true;
+    ++p.ok_run;
+    p.fail_run = 0;
+    if (!p.up && p.ok_run >= p.check->rise) p.up = true;
   } else {
-    ++fail_run;
-    ok_run = 0;
-    if (up && fail_run >= t.check->fall) up = false;
+    ++p.fail_run;
+    p.ok_run = 0;
+    if (p.up && p.fail_run >= p.check->fall) p.up = false;
   }
-  if (up != before) impl->on_verdict(Verdict{t.key, up, detail, rtt});
-  bool now_wavering = up ? fail_run > 0 : ok_run > 0;
-  if (now_wavering != wavering && impl->on_waver) impl->on_waver(t.key, now_wavering);
-  wavering = now_wavering;
+  if (p.up != before) on_verdict(Verdict{std::string(key_of(p)), p.up, detail, rtt});
+  bool now_wavering = p.up ? p.fail_run > 0 : p.ok_run > 0;
+  if (now_wavering != p.wavering && on_waver) on_waver(std::string(key_of(p)), now_wavering);
+  p.wavering = now_wavering;
 }
 
 void Attempt::finish(bool ok, std::string detail) {
@@ -173,7 +194,7 @@ void Attempt::finish(bool ok, std::string detail) {
   impl->attempts.erase(this);
   if (probe) {
     probe->in_flight = nullptr;
-    probe->result(ok, detail, ms_since(t0));
+    impl->result(*probe, ok, detail, ms_since(t0));
   }
   close_handles();
 }
@@ -199,9 +220,9 @@ void Attempt::close_handles() {
 // Scheduling
 
 void Checker::Impl::schedule(Probe* p, bool first) {
-  uint64_t wait = p->t.check->interval_ms;
-  if (first) wait = rng() % std::max<uint64_t>(1, p->t.check->interval_ms);  // spread the first round
-  if (p->t.check->jitter_ms) wait += rng() % (p->t.check->jitter_ms + 1);
+  uint64_t wait = p->check->interval_ms;
+  if (first) wait = rng() % std::max<uint64_t>(1, p->check->interval_ms);  // spread the first round
+  if (p->check->jitter_ms) wait += rng() % (p->check->jitter_ms + 1);
   uint64_t at = uv_now(&loop) + wait;
   due.push({at, p});
   if (at < armed_at) arm(at);
@@ -243,10 +264,10 @@ void Checker::Impl::run_probe(Probe* p) {
   auto* a = new Attempt;
   a->impl = this;
   a->probe = p;
-  a->check = p->t.check;
+  a->check = p->check;
   p->in_flight = a;
   attempts.insert(a);
-  const std::string& type = p->t.check->type;
+  const std::string& type = p->check->type;
   if (type == "http" || type == "https")
     start_http(a);
   else if (type == "dns")
@@ -268,28 +289,37 @@ void Checker::Impl::apply_targets() {
   // from its verdict; one no longer listed goes.
   std::vector<std::unique_ptr<Probe>> kept;
   kept.reserve(next.size());
+  size_t key_bytes = 0;
+  for (const Target& t : next) key_bytes += t.key.size();
+  std::string next_keys;
+  next_keys.reserve(key_bytes);
   auto old = probes.begin();
   for (Target& t : next) {
-    for (; old != probes.end() && (*old)->t.key < t.key; ++old) retire(std::move(*old));
-    if (old != probes.end() && (*old)->t.key == t.key) {
-      Probe& p = **old;
-      if (p.t.check->name == t.check->name && p.t.address == t.address && p.t.port == t.port) {
-        p.t = std::move(t);
-        kept.push_back(std::move(*old++));
-        continue;
-      }
-      t.initial_up = p.up;
-      retire(std::move(*old++));
+    for (; old != probes.end() && key_of(**old) < t.key; ++old) retire(std::move(*old));
+    bool up = t.initial_up;
+    std::unique_ptr<Probe> p;
+    if (old != probes.end() && key_of(**old) == t.key) {
+      if ((*old)->check->name == t.check->name && (*old)->same_address(t))
+        p = std::move(*old++);
+      else
+        up = (*old)->up, retire(std::move(*old++));
     }
-    auto p = std::make_unique<Probe>();
-    p->impl = this;
-    p->up = t.initial_up;
-    p->t = std::move(t);
-    schedule(p.get(), true);
+    bool fresh = !p;
+    if (fresh) {
+      p = std::make_unique<Probe>();
+      p->up = up;
+      p->set_address(t);
+    }
+    p->check = std::move(t.check);
+    p->key_at = static_cast<uint32_t>(next_keys.size());
+    p->key_len = static_cast<uint32_t>(t.key.size());
+    next_keys += t.key;
+    if (fresh) schedule(p.get(), true);
     kept.push_back(std::move(p));
   }
   for (; old != probes.end(); ++old) retire(std::move(*old));
   probes.swap(kept);
+  keys.swap(next_keys);
 }
 
 // ---------------------------------------------------------------------------
@@ -297,7 +327,7 @@ void Checker::Impl::apply_targets() {
 
 void Checker::Impl::start_tcp(Attempt* a) {
   sockaddr_storage ss;
-  if (!make_addr(a->probe->t.address, a->probe->t.port, ss)) return a->finish(false, "bad address");
+  if (!a->probe->sockaddr_of(ss)) return a->finish(false, "bad address");
   uv_timer_init(&loop, &a->timeout);
   a->timeout.data = a;
   ++a->open_handles;
@@ -312,16 +342,16 @@ void Checker::Impl::start_tcp(Attempt* a) {
   if (rc < 0) return a->finish(false, std::string("tcp connect: ") + uv_strerror(rc));
   uv_timer_start(
       &a->timeout, [](uv_timer_t* t) { static_cast<Attempt*>(t->data)->finish(false, "tcp connect timed out"); },
-      a->probe->t.check->timeout_ms, 0);
+      a->probe->check->timeout_ms, 0);
 }
 
 // ---------------------------------------------------------------------------
 // DNS over UDP
 
 void Checker::Impl::start_dns(Attempt* a) {
-  const CheckSpec& ch = *a->probe->t.check;
+  const CheckSpec& ch = *a->probe->check;
   sockaddr_storage ss;
-  if (!make_addr(a->probe->t.address, a->probe->t.port, ss)) return a->finish(false, "bad address");
+  if (!a->probe->sockaddr_of(ss)) return a->finish(false, "bad address");
   dns::NameBuf qname;
   std::string q = ch.qname.back() == '.' ? ch.qname : ch.qname + ".";
   if (!dns::from_text(q, qname)) return a->finish(false, "bad qname");
@@ -436,22 +466,24 @@ int on_curl_timer(CURLM*, long timeout_ms, void* userp) {
 }  // namespace
 
 void Checker::Impl::start_http(Attempt* a) {
-  const Target& t = a->probe->t;
+  const Probe& t = *a->probe;
   const CheckSpec& ch = *t.check;
-  bool v6 = t.address.find(':') != std::string::npos;
-  const std::string& host = ch.host;  // the Host header / TLS name; we connect to t.address
+  bool v6 = t.family == AF_INET6;
+  std::string address = t.address();
+  const std::string& host = ch.host;  // the Host header / TLS name; we connect to the address
   std::string scheme = ch.type;
   std::string url;
+  if (!t.family) return a->finish(false, "bad address");
   a->easy = curl_easy_init();
   if (!a->easy) return a->finish(false, "curl_easy_init failed");
-  if (scheme == "https" && !host.empty() && host != t.address) {
+  if (scheme == "https" && !host.empty() && host != address) {
     // Connect to the endpoint's address, but speak TLS (SNI, verification) to the name.
-    a->resolve = curl_slist_append(nullptr, (host + ":" + std::to_string(t.port) + ":" + t.address).c_str());
+    a->resolve = curl_slist_append(nullptr, (host + ":" + std::to_string(t.port) + ":" + address).c_str());
     curl_easy_setopt(a->easy, CURLOPT_RESOLVE, a->resolve);
     url = "https://" + host + ":" + std::to_string(t.port) + ch.path;
   } else {
-    url = scheme + "://" + (v6 ? "[" + t.address + "]" : t.address) + ":" + std::to_string(t.port) + ch.path;
-    if (!host.empty() && host != t.address) a->headers = curl_slist_append(nullptr, ("Host: " + host).c_str());
+    url = scheme + "://" + (v6 ? "[" + address + "]" : address) + ":" + std::to_string(t.port) + ch.path;
+    if (!host.empty() && host != address) a->headers = curl_slist_append(nullptr, ("Host: " + host).c_str());
   }
   curl_easy_setopt(a->easy, CURLOPT_URL, url.c_str());
   if (a->headers) curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, a->headers);
