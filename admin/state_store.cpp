@@ -124,10 +124,11 @@ rocksdb::Options StateStore::db_options() {
   opts.max_open_files = 64;
   opts.keep_log_file_num = 4;
   // Writes are small (a verdict, an override, a journal event) and every one
-  // is synced to the WAL; the memtable only holds them until a flush. 8 MB,
+  // is synced to the WAL; the memtable only holds them until a flush. 4 MB,
   // not RocksDB's 64: a burst of tens of thousands of verdicts (every checked
-  // endpoint going down at once) would otherwise stay in memory.
-  opts.write_buffer_size = 8 << 20;
+  // endpoint going down at once, 130 bytes each) would otherwise stay in
+  // memory.
+  opts.write_buffer_size = 4 << 20;
   return opts;
 }
 

@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace vane::healthcheck {
@@ -42,60 +43,86 @@ struct Decision {
 
 class Aggregator {
  public:
+  // Endpoints are numbered by the caller (vaned: their state table slots),
+  // so that tens of thousands of them cost no key string here.
+  using Id = uint32_t;
   struct Params {
     uint32_t interval_ms = 10000;
     double quorum = 0.5;
     uint32_t min_vantages = 1;
   };
-  // Endpoints to aggregate, with their check's parameters and the verdict
-  // to start from. Views of endpoints no longer listed are dropped.
-  void set_endpoint(const std::string& key, const Params& p, bool current_up);
-  void retain(const std::vector<std::string>& keys);
-  bool known(const std::string& key) const { return endpoints_.count(key) != 0; }
+  struct Spec {
+    Id id;
+    Params params;
+    bool up;  // the verdict to start from, when new
+  };
+  // The endpoints to aggregate, with their check's parameters: listed ones
+  // are added (starting from their `up`) or keep their views and verdict;
+  // the others are dropped. Returns the ids that are new.
+  std::vector<Id> set_endpoints(std::vector<Spec> specs);
+  bool known(Id id) const { return find(id) != nullptr; }
   // The endpoint's check interval, or `otherwise` when it is not listed.
-  uint32_t interval_ms(const std::string& key, uint32_t otherwise) const {
-    auto it = endpoints_.find(key);
-    return it == endpoints_.end() ? otherwise : it->second.params.interval_ms;
+  uint32_t interval_ms(Id id, uint32_t otherwise) const {
+    const Endpoint* e = find(id);
+    return e ? e->interval_ms : otherwise;
   }
 
   // A vantage's view; returns a decision when the verdict changes.
-  std::optional<Decision> observe(const std::string& key, const std::string& vantage, const VantageView& view,
-                                  uint64_t now_ms);
+  std::optional<Decision> observe(Id id, const std::string& vantage, const VantageView& view, uint64_t now_ms);
   // Re-evaluates every endpoint (vantages going stale); changed verdicts.
-  std::vector<std::pair<std::string, Decision>> tick(uint64_t now_ms);
+  std::vector<std::pair<Id, Decision>> tick(uint64_t now_ms);
 
   // Cluster (DESIGN.md "Cluster"): views other nodes stored in etcd. They
   // are put without deciding (call tick() after a batch), forgotten when
   // their lease ends, and kept fresh while this node is connected: a view
   // in etcd is current until its vantage's lease expires.
-  void put_view(const std::string& key, const std::string& vantage, const VantageView& view);
-  void forget(const std::string& key, const std::string& vantage);
-  // Drops every view of other processes that `keep` does not hold ((key, vantage) pairs).
-  void retain_views(const std::set<std::pair<std::string, std::string>>& keep);
+  void put_view(Id id, const std::string& vantage, const VantageView& view);
+  void forget(Id id, const std::string& vantage);
+  // Drops every view of other processes that `keep` does not hold ((id, vantage) pairs).
+  void retain_views(const std::set<std::pair<Id, std::string>>& keep);
   void refresh_remote(uint64_t now_ms);
   // Cut off from etcd: the views read from it are of unknown age — not
   // counted until etcd answers again (refresh_remote). Views reported to
   // this process directly (its own, its agents') still count.
   void distrust_remote();
   // The verdict the cluster recorded: later decisions start from it.
-  void set_verdict(const std::string& key, bool up);
+  void set_verdict(Id id, bool up);
 
-  bool verdict(const std::string& key) const;
-  // Per vantage: {up, fresh, detail, rtt}; for status.
-  std::map<std::string, std::pair<VantageView, bool>> views(const std::string& key, uint64_t now_ms) const;
+  bool verdict(Id id) const;
+  // Per vantage: {view, fresh}; for status.
+  std::map<std::string, std::pair<VantageView, bool>> views(Id id, uint64_t now_ms) const;
 
  private:
-  struct Endpoint {
-    Params params;
-    bool up = true;
-    // By vantage name: most endpoints have one or a few, tens of thousands
-    // of endpoints — a sorted vector, not a map.
-    std::vector<std::pair<std::string, VantageView>> views;
-    VantageView& view(const std::string& vantage);  // added when new
+  // One vantage's view, in 24 bytes: its vantage and detail are numbers
+  // into vantages_ and details_ (a few distinct texts among tens of
+  // thousands of endpoints).
+  struct View {
+    uint64_t at_ms = 0;
+    float rtt_ms = 0;
+    uint32_t detail = 0;
+    uint16_t vantage = 0;
+    bool up = true, self = false, relayed = false;
   };
+  struct Endpoint {
+    Id id;
+    uint32_t interval_ms;
+    float quorum;
+    uint16_t min_vantages;
+    bool up;
+    // By vantage number: most endpoints have one or a few.
+    std::vector<View> views;
+  };
+  Endpoint* find(Id id);
+  const Endpoint* find(Id id) const;
+  View& view(Endpoint& e, const std::string& vantage);  // added when new
+  void put(View& v, const VantageView& from);
+  VantageView expand(const View& v) const;
   std::optional<Decision> decide(Endpoint& e, uint64_t now_ms);
-  bool counts(const VantageView& v, uint32_t interval_ms, uint64_t now_ms) const;
-  std::map<std::string, Endpoint> endpoints_;
+  bool counts(const View& v, uint32_t interval_ms, uint64_t now_ms) const;
+  std::vector<Endpoint> endpoints_;  // by id
+  std::vector<std::string> vantages_;
+  std::vector<std::string> details_{""};
+  std::unordered_map<std::string, uint32_t> detail_ids_{{"", 0}};
   bool remote_trusted_ = true;
 };
 

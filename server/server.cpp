@@ -159,7 +159,7 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
       e.rdata_off = static_cast<uint32_t>(in.rdata.size());
       if (rec.type == dns::kTypeCNAME) {
         dns::NameBuf t;
-        dns::from_text(ep.cname, t);
+        dns::from_text(ep.address, t);
         in.rdata.insert(in.rdata.end(), t.data, t.data + t.len);
         e.rdlen = static_cast<uint8_t>(t.len);
       } else {
@@ -170,7 +170,6 @@ std::optional<Error> compile_records(const Config& cfg, zones::StateTable& state
       }
       in.endpoints.push_back(e);
       in.info.endpoints.push_back(ep.name);
-      in.info.addresses.push_back(rec.type == dns::kTypeCNAME ? ep.cname : ep.address);
       for (const CheckSpec& ch : cfg.checks)
         if (ch.name == ep.check && ch.damping_flips) {
           in.info.damping.resize(in.endpoints.size());
@@ -300,8 +299,7 @@ uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string
     }
     mix(in.rdata.data(), in.rdata.size());
     str(in.info.name);
-    for (const auto& list : {&in.info.endpoints, &in.info.addresses})
-      for (const std::string& s : *list) str(s);
+    for (const std::string& s : in.info.endpoints) str(s);
     int64_t iv[] = {in.info.failback, int64_t(in.info.ttl_unsteady)};
     mix(iv, sizeof iv);
     for (const auto& d : in.info.damping) {

@@ -424,7 +424,7 @@ std::optional<Error> parse_endpoint(const Ctx& c, const yaml::Node& n, const Rec
     if (!t.empty() && t.back() != '.') t += '.';
     dns::NameBuf nb;
     if (t.empty() || !dns::from_text(t, nb)) return err(c, n, "endpoint " + ep.name + " needs a valid cname: target");
-    ep.cname = dns::to_text(nb.wire());
+    ep.address = dns::to_text(nb.wire());
   } else {
     if (n["cname"]) return err(c, n["cname"], "cname: is only for CNAME records");
     ep.address = scalar(n["address"]);
@@ -482,6 +482,7 @@ std::optional<Error> parse_records(const Ctx& c, const yaml::Node& n, Config& cf
   }
   std::unordered_map<std::string, std::vector<size_t>> by_name;
   for (size_t i = 0; i < cfg.records.size(); ++i) by_name[cfg.records[i].name].push_back(i);
+  cfg.records.reserve(cfg.records.size() + n.size());  // kept for the config's life: no room to spare
   for (const auto& r : n) {
     if (auto e = check_keys(
             c, r,
@@ -572,6 +573,7 @@ std::optional<Error> parse_records(const Ctx& c, const yaml::Node& n, Config& cf
       return err(c, eps ? eps : r,
                  "record " + rec.name + " needs endpoints: a list of 1 to " + std::to_string(zones::kMaxEndpoints));
     std::set<std::string> names;
+    rec.endpoints.reserve(eps.size());
     for (const auto& e : eps) {
       EndpointSpec ep;
       if (auto x = parse_endpoint(c, e, rec, ep)) return x;
@@ -1196,9 +1198,11 @@ std::string serving_digest(const Config& cfg) {
   for (const auto& r : cfg.records) {
     f.add(r.name), f.add(r.type), f.add(r.ttl), f.add(uint64_t(r.policy)), f.add(r.fail_closed), f.add(r.sticky);
     f.add(uint64_t(r.failback)), f.add(r.ttl_unsteady), f.add(r.pick_all), f.add(r.max_answers);
-    for (const auto& e : r.endpoints)
-      f.add(e.name), f.add(e.address), f.add(e.cname), f.add(e.weight), f.add(e.priority), f.add(e.region),
-          f.add(e.check);
+    for (const auto& e : r.endpoints) {
+      bool cname = r.type == dns::kTypeCNAME;  // (address, then cname: as when they were two fields)
+      f.add(e.name), f.add(cname ? std::string() : e.address), f.add(cname ? e.address : std::string());
+      f.add(e.weight), f.add(e.priority), f.add(e.region), f.add(e.check);
+    }
   }
   f.add(cfg.geo_database);
   for (const auto& rc : cfg.region_coords)

@@ -79,15 +79,14 @@ struct CheckSpec {
 // One endpoint of a steered record (DESIGN.md "Steering records").
 struct EndpointSpec {
   std::string name;
-  std::string address;  // A / AAAA records
-  std::string cname;    // CNAME records (absolute)
-  uint8_t weight = 1;
-  uint32_t priority = 1;
+  std::string address;  // A / AAAA records: the address; CNAME records: the target (absolute)
   std::string region;
   std::string check;  // name in checks:, or empty
   std::string host;   // where a check probes (default: address)
-  uint16_t port = 0;
+  uint32_t priority = 1;
   int line = 0;
+  uint16_t port = 0;
+  uint8_t weight = 1;
 };
 
 struct RecordSpec {

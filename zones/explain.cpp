@@ -92,7 +92,7 @@ Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint
                       : ov == Override::kHeld   ? (healthy ? "healthy, held back by failback" : "unhealthy, held back by failback")
                                                 : nullptr;
     int16_t aw = s.admin_weight.load(std::memory_order_relaxed);
-    std::string line = info.endpoints[i] + " " + info.addresses[i] + ": " + (endpoint_up(s) ? "up" : "down") + " (" +
+    std::string line = info.endpoints[i] + " " + z->answer_text(rec, eps[i]) + ": " + (endpoint_up(s) ? "up" : "down") + " (" +
                        (ovs ? std::string(ovs) : std::string(healthy ? "healthy" : "unhealthy")) + "), weight " +
                        std::to_string(effective_weight(s, eps[i])) + (aw >= 0 ? " (admin)" : "") + ", priority " +
                        std::to_string(eps[i].priority) +

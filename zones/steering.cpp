@@ -66,12 +66,31 @@ std::string endpoint_key(const std::string& record, uint16_t type, const std::st
 // ---------------------------------------------------------------------------
 // StateTable
 
-StateTable::StateTable() : chunks_(new std::atomic<EndpointState*>[kChunks]) {
-  for (uint32_t i = 0; i < kChunks; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
+StateTable::StateTable()
+    : chunks_(new std::atomic<EndpointState*>[kChunks]), rtt_chunks_(new std::atomic<std::atomic<uint32_t>*>[kChunks]) {
+  for (uint32_t i = 0; i < kChunks; ++i) {
+    chunks_[i].store(nullptr, std::memory_order_relaxed);
+    rtt_chunks_[i].store(nullptr, std::memory_order_relaxed);
+  }
 }
 
 StateTable::~StateTable() {
-  for (uint32_t i = 0; i < kChunks; ++i) delete[] chunks_[i].load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < kChunks; ++i) {
+    delete[] chunks_[i].load(std::memory_order_relaxed);
+    delete[] rtt_chunks_[i].load(std::memory_order_relaxed);
+  }
+}
+
+void StateTable::set_rtt_us(uint32_t slot, uint8_t vantage, uint32_t us) {
+  if (slot >= kChunk * kChunks || vantage >= kMaxRttVantages) return;
+  std::lock_guard lock(mu_);
+  std::atomic<uint32_t>* c = rtt_chunks_[slot / kChunk].load(std::memory_order_relaxed);
+  if (!c) {
+    c = new std::atomic<uint32_t>[kChunk * kMaxRttVantages];
+    for (uint32_t i = 0; i < kChunk * kMaxRttVantages; ++i) c[i].store(0, std::memory_order_relaxed);
+    rtt_chunks_[slot / kChunk].store(c, std::memory_order_release);
+  }
+  c[(slot % kChunk) * kMaxRttVantages + vantage].store(us, std::memory_order_relaxed);
 }
 
 size_t StateTable::position(std::string_view key) const {
@@ -135,6 +154,11 @@ uint32_t StateTable::find(const std::string& key) const {
   if (index_.empty()) return UINT32_MAX;
   uint32_t v = index_[position(key)];
   return v ? v - 1 : UINT32_MAX;
+}
+
+std::string StateTable::key(uint32_t slot) const {
+  std::lock_guard lock(mu_);
+  return slot < next_ ? std::string(key_of(slot)) : std::string();
 }
 
 EndpointHits::EndpointHits() : chunks_(new std::atomic<std::atomic<uint64_t>*>[StateTable::kChunks]) {
@@ -439,13 +463,13 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
         // client network; endpoints it has no RTT for come after.
         uint32_t best = UINT32_MAX;
         for (size_t i = 0; i < n; ++i) {
-          uint32_t rtt = states.at(eps[cand[i]].state).rtt_us[rule->vantage].load(std::memory_order_relaxed);
+          uint32_t rtt = states.rtt_us(eps[cand[i]].state, rule->vantage);
           if (rtt && rtt < best) best = rtt;
         }
         if (best != UINT32_MAX) {
           size_t k = 0;
           for (size_t i = 0; i < n; ++i)
-            if (states.at(eps[cand[i]].state).rtt_us[rule->vantage].load(std::memory_order_relaxed) == best)
+            if (states.rtt_us(eps[cand[i]].state, rule->vantage) == best)
               cand[k++] = cand[i];
           n = k;
           if (trace)

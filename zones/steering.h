@@ -61,8 +61,8 @@ inline constexpr uint8_t kNoVantage = UINT8_MAX;
 struct EndpointState {
   std::atomic<uint8_t> health{static_cast<uint8_t>(Health::kUp)};
   std::atomic<uint8_t> override_state{static_cast<uint8_t>(Override::kAuto)};
-  std::atomic<int16_t> admin_weight{-1};               // 0..255, or -1: the config's weight
-  std::atomic<uint32_t> rtt_us[kMaxRttVantages] = {};  // median probe RTT per vantage slot, 0 = unknown
+  std::atomic<int16_t> admin_weight{-1};  // 0..255, or -1: the config's weight
+  // (Measured RTTs: StateTable::rtt_us, apart — few endpoints have them.)
   // In a record's own slot: a lower TTL for its answers (drills, ttl_unsteady)
   // plus one; 0 = none (a drill's countdown goes down to TTL 0).
   std::atomic<uint32_t> ttl_cap{0};
@@ -84,6 +84,8 @@ class StateTable {
   uint32_t slot(const std::string& key);
   // Existing slot or UINT32_MAX.
   uint32_t find(const std::string& key) const;
+  // The key of an existing slot (empty for one that is not).
+  std::string key(uint32_t slot) const;
   // A small stable number for a vantage whose RTTs steering may read
   // (control plane); kNoVantage when all kMaxRttVantages are taken.
   uint8_t vantage_slot(const std::string& vantage);
@@ -103,6 +105,17 @@ class StateTable {
   EndpointState& at(uint32_t slot) const {
     return chunks_[slot / kChunk].load(std::memory_order_acquire)[slot % kChunk];
   }
+  // The median probe RTT to an endpoint from a vantage slot, in µs; 0:
+  // unknown. Kept apart from EndpointState, in chunks allocated on the first
+  // RTT stored in them: RTTs are kept only from vantages that a regions:
+  // rule names (latency_source: measured), and 32 bytes for every endpoint
+  // of a GSLB with tens of thousands was most of the table.
+  uint32_t rtt_us(uint32_t slot, uint8_t vantage) const {
+    const std::atomic<uint32_t>* c = rtt_chunks_[slot / kChunk].load(std::memory_order_acquire);
+    return c ? c[(slot % kChunk) * kMaxRttVantages + vantage].load(std::memory_order_relaxed) : 0;
+  }
+  // Control plane.
+  void set_rtt_us(uint32_t slot, uint8_t vantage, uint32_t us);
 
  private:
   // Where `key`'s slot number is, or would go, in index_ (under mu_).
@@ -123,6 +136,7 @@ class StateTable {
   std::unordered_map<std::string, std::unique_ptr<std::atomic<bool>>> expired_;
   std::vector<std::string> vantages_;
   std::unique_ptr<std::atomic<EndpointState*>[]> chunks_;
+  std::unique_ptr<std::atomic<std::atomic<uint32_t>*>[]> rtt_chunks_;
   uint32_t next_ = 0;
 };
 
@@ -230,8 +244,7 @@ inline uint32_t answer_ttl(const SteeredRecord& rec, const StateTable& states);
 // Names of a steered record and its endpoints, off the hot path.
 struct SteeredInfo {
   std::string name;  // owner, presentation form
-  std::vector<std::string> endpoints;
-  std::vector<std::string> addresses;  // address or cname, as configured
+  std::vector<std::string> endpoints;  // (their addresses: Zone::answer_text)
   // Failback discipline of a failover record: kFailbackAuto, kFailbackManual,
   // or how long (ms) its preferred tier must stay healthy before traffic returns.
   int64_t failback = 0;

@@ -3,6 +3,8 @@
 // the zone origin.
 #include "zone.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -22,6 +24,14 @@ size_t Zone::memory_bytes() const {
   // What is in use: capacity past it was never written, so it is not resident.
   return names_.size() + nodes_.size() * sizeof(Node) + rrsets_.size() * sizeof(RRset) + rdata_.size() +
          extra_.size() * 4 + index_.size() * 4 + index_hash_.size() * 4;
+}
+
+std::string Zone::answer_text(const SteeredRecord& r, const SteeredEndpoint& ep) const {
+  const uint8_t* d = steered_rdata(ep);
+  if (r.type == dns::kTypeCNAME) return dns::to_text({d, ep.rdlen});
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(r.type == dns::kTypeA ? AF_INET : AF_INET6, d, text, sizeof text);
+  return text;
 }
 
 const RRset* Zone::find_rrset(uint32_t id, uint16_t type) const {

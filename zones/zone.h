@@ -131,6 +131,8 @@ class Zone {
     return {steered_eps_.data() + r.ep_begin, r.ep_count};
   }
   const uint8_t* steered_rdata(const SteeredEndpoint& ep) const { return steered_rdata_.data() + ep.rdata_off; }
+  // What an endpoint answers, in text: its address, or its CNAME target.
+  std::string answer_text(const SteeredRecord& r, const SteeredEndpoint& ep) const;
   const SteeredInfo& info(const SteeredRecord& r) const { return steered_info_[r.info]; }
   std::span<const SteeredRecord> steered_records() const { return steered_; }
 

@@ -156,8 +156,16 @@ class Control {
   };
   std::vector<Unsteady> unsteady_;
   Unsteady& unsteady(uint32_t slot) {
-    if (slot >= unsteady_.size()) unsteady_.resize(slot + 1);
+    if (slot >= unsteady_.size()) grow_to(unsteady_, slot);
     return unsteady_[slot];
+  }
+  // A vector by endpoint slot grown to hold `slot`, with room for every slot
+  // there is and no more: grown once for a reload that adds endpoints,
+  // never to twice the table.
+  template <class T>
+  void grow_to(std::vector<T>& v, uint32_t slot) const {
+    v.reserve(std::max<size_t>(slot + 1, srv_.states().size()));
+    v.resize(slot + 1);
   }
   std::vector<std::pair<std::string, bool>> wavers_;        // from the checker thread, under verdict_mu_
 
@@ -248,7 +256,7 @@ class Control {
   std::mutex verdict_mu_;
   std::vector<healthcheck::Observation> observations_;
   healthcheck::Aggregator agg_;
-  void record_decision(const std::string& key, const healthcheck::Decision& d);
+  void record_decision(uint32_t slot, const healthcheck::Decision& d);
   // Verdicts this node applied that the cluster does not hold yet: decided
   // here while another node writes verdicts, or while cut off from etcd, or
   // a write that failed. Failover never waits on etcd: they apply at once,

@@ -229,9 +229,8 @@ void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& t
           const Unsteady& u = this->unsteady(eps[i].state);
           bool unsteady = u.wavering || (u.last_flip_ms && now - u.last_flip_ms < kUnsteadyAfterFlip);
           if (!unsteady) {  // a fresh vantage that disagrees with the verdict
-            std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
             bool up = srv_.states().at(eps[i].state).health.load() == uint8_t(zones::Health::kUp);
-            for (const auto& [vantage, vf] : agg_.views(key, now)) unsteady |= vf.second && vf.first.up != up;
+            for (const auto& [vantage, vf] : agg_.views(eps[i].state, now)) unsteady |= vf.second && vf.first.up != up;
           }
           if (unsteady) lower(id, info.ttl_unsteady);
         }

@@ -156,7 +156,7 @@ void Control::store_rtt(const std::string& vantage, const std::string& key, doub
   uint32_t slot = srv_.states().find(key);
   if (v == zones::kNoVantage || slot == UINT32_MAX || ms <= 0) return;
   uint32_t us = static_cast<uint32_t>(std::clamp(ms * 1000.0, 1.0, 4e9));
-  srv_.states().at(slot).rtt_us[v].store(us, std::memory_order_relaxed);
+  srv_.states().set_rtt_us(slot, v, us);
 }
 
 
@@ -195,15 +195,16 @@ void Control::apply_verdicts() {
   uint64_t now = admin::now_ms();
   for (const auto& o : batch) {
     healthcheck::VantageView v{o.up, now, o.rtt_ms, o.detail, o.self};
-    if (auto d = agg_.observe(o.key, o.self ? vantage_ : o.vantage, v, now)) record_decision(o.key, *d);
+    uint32_t slot = srv_.states().find(o.key);
+    if (slot == UINT32_MAX) continue;
+    if (auto d = agg_.observe(slot, o.self ? vantage_ : o.vantage, v, now)) record_decision(slot, *d);
     if (cluster_) share_view(o.self ? vantage_ : o.vantage, o.key, v, o.self);
   }
   if (!batch.empty()) review_failback(now);
 }
 
-void Control::record_decision(const std::string& key, const healthcheck::Decision& d) {
-  uint32_t slot = srv_.states().find(key);
-  if (slot == UINT32_MAX) return;
+void Control::record_decision(uint32_t slot, const healthcheck::Decision& d) {
+  std::string key = srv_.states().key(slot);
   auto& s = srv_.states().at(slot);
   bool was_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
   uint64_t now = admin::now_ms();
@@ -284,7 +285,7 @@ void Control::review_local_verdicts(uint64_t now) {
       ++it;
       continue;
     }
-    uint64_t grace = std::max<uint64_t>(2000, 3ULL * agg_.interval_ms(key, 1000));
+    uint64_t grace = std::max<uint64_t>(2000, 3ULL * agg_.interval_ms(slot, 1000));
     if (now - lv.since_ms < grace) {
       ++it;
       continue;
@@ -295,7 +296,7 @@ void Control::review_local_verdicts(uint64_t now) {
                 held->second ? "up" : "down", lv.up ? "up" : "down");
       s.health.store(static_cast<uint8_t>(held->second ? zones::Health::kUp : zones::Health::kDown),
                      std::memory_order_relaxed);
-      agg_.set_verdict(key, held->second);
+      agg_.set_verdict(slot, held->second);
       unsteady(slot).last_flip_ms = now;
     }
     it = local_verdicts_.erase(it);
@@ -316,17 +317,25 @@ std::vector<healthcheck::Target> Control::current_targets(const Config& cfg) con
 std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
   vantage_ = cfg.vantage;
   auto targets = current_targets(cfg);
-  std::vector<std::string> keys;
-  uint64_t now = admin::now_ms();
-  for (auto& t : targets) {
-    bool new_endpoint = !agg_.known(t.key);
-    agg_.set_endpoint(t.key, {t.check->interval_ms, t.check->quorum, t.check->min_vantages}, t.initial_up);
-    // This process starts out seeing what was last decided, until its probes say otherwise.
-    if (new_endpoint) agg_.observe(t.key, vantage_, {t.initial_up, now, 0, "", true}, now);
-    if (cluster_ && new_endpoint) share_view(vantage_, t.key, {t.initial_up, now, 0, "", true}, true);
-    keys.push_back(t.key);
+  std::vector<healthcheck::Aggregator::Spec> specs;
+  specs.reserve(targets.size());
+  std::vector<const healthcheck::Target*> by_slot;
+  for (const auto& t : targets) {
+    uint32_t slot = srv_.states().find(t.key);
+    if (slot == UINT32_MAX) continue;
+    specs.push_back({slot, {t.check->interval_ms, t.check->quorum, t.check->min_vantages}, t.initial_up});
+    if (cluster_) {
+      if (by_slot.size() <= slot) by_slot.resize(slot + 1);
+      by_slot[slot] = &t;
+    }
   }
-  agg_.retain(keys);
+  uint64_t now = admin::now_ms();
+  for (uint32_t slot : agg_.set_endpoints(std::move(specs))) {
+    // This process starts out seeing what was last decided, until its probes say otherwise.
+    bool up = agg_.verdict(slot);
+    agg_.observe(slot, vantage_, {up, now, 0, "", true}, now);
+    if (cluster_) share_view(vantage_, by_slot[slot]->key, {up, now, 0, "", true}, true);
+  }
   // Agents' copy (built when asked): versioned by what to probe, not by
   // the verdicts it starts from.
   uint64_t h = 1469598103934665603ULL;
@@ -358,7 +367,7 @@ void Control::expire() {
     else
       agg_.distrust_remote();
   }
-  for (const auto& [key, d] : agg_.tick(now)) record_decision(key, d);  // vantages going stale
+  for (const auto& [slot, d] : agg_.tick(now)) record_decision(slot, d);  // vantages going stale
   review_local_verdicts(now);
   std::vector<std::pair<std::string, admin::Override>> due;  // ending one may erase it (a local write is done at once)
   for (const auto& [key, o] : expiries_)
@@ -407,7 +416,7 @@ void Control::share_view(const std::string& vantage, const std::string& key, con
   auto& held = shared_views_[vantage + "/" + key];
   if (held == what) return;
   held = what;
-  uint32_t ttl_s = std::max<uint32_t>(5, 3 * agg_.interval_ms(key, 10000) / 1000);
+  uint32_t ttl_s = std::max<uint32_t>(5, 3 * agg_.interval_ms(srv_.states().find(key), 10000) / 1000);
   cluster_->put_observation(vantage, key, Json{{"up", v.up}, {"rtt_ms", v.rtt_ms}, {"detail", v.detail}}, own, ttl_s);
 }
 
@@ -417,6 +426,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
   uint64_t now = admin::now_ms();
   std::set<std::string> weights, overrides;
   std::set<std::pair<std::string, std::string>> views;
+  std::set<std::pair<uint32_t, std::string>> agg_views;  // views, by slot: the other vantages' to keep
   for (const auto& e : events) {
     if (e.kind == K::kWeight || e.kind == K::kOverride || e.kind == K::kHealth || e.kind == K::kAnswer) {
       auto& rev = record_rev_[e.kind == K::kAnswer ? e.key : e.key.substr(0, e.key.rfind('/'))];
@@ -460,7 +470,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
           if (up != (states.at(slot).health.load() == uint8_t(zones::Health::kUp))) unsteady(slot).last_flip_ms = now;
           states.at(slot).health.store(static_cast<uint8_t>(up ? zones::Health::kUp : zones::Health::kDown),
                                        std::memory_order_relaxed);
-          agg_.set_verdict(e.key, up);
+          agg_.set_verdict(slot, up);
         }
         break;
       case K::kObservation: {
@@ -476,15 +486,16 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
         }
         if (e.deleted) {
           shared_views_.erase(id);
-          agg_.forget(e.key, e.vantage);
+          agg_.forget(slot, e.vantage);
           break;
         }
         auto j = Json::parse(e.value, nullptr, false);
         if (!j.is_object()) break;
         healthcheck::VantageView v{j.value("up", true), now, j.value("rtt_ms", 0.0), j.value("detail", ""), false};
         shared_views_[id] = std::string(v.up ? "up|" : "down|") + v.detail;
-        agg_.put_view(e.key, e.vantage, v);
+        agg_.put_view(slot, e.vantage, v);
         views.insert({e.key, e.vantage});
+        agg_views.insert({slot, e.vantage});
         if (v.rtt_ms > 0) store_rtt(e.vantage, e.key, v.rtt_ms);
         break;
       }
@@ -520,10 +531,10 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
         shared_views_.erase(id);
       }
     }
-    agg_.retain_views(views);
+    agg_.retain_views(agg_views);
   }
   note_plan_events(events, full);
-  for (const auto& [key, d] : agg_.tick(now)) record_decision(key, d);
+  for (const auto& [slot, d] : agg_.tick(now)) record_decision(slot, d);
   review_failback(now);
 }
 

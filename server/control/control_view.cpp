@@ -58,7 +58,7 @@ uint64_t Control::answers_since(std::span<const zones::SteeredEndpoint> eps, std
   delta.resize(eps.size());
   for (size_t i = 0; i < eps.size(); ++i) {
     uint32_t slot = eps[i].state;
-    if (slot >= last.size()) last.resize(slot + 1, 0);
+    if (slot >= last.size()) grow_to(last, slot);
     count[i] = hits(slot);
     delta[i] = count[i] - std::min(count[i], last[slot]);
     total += delta[i];
@@ -259,7 +259,7 @@ std::string Control::metrics() {
         std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
         auto stored = stored_overrides.find(key);
         bool timed = stored != stored_overrides.end() && stored->second.until_ms > now;
-        auto vs = agg_.views(key, now);
+        auto vs = agg_.views(eps[i].state, now);
         bool stale = std::any_of(vs.begin(), vs.end(), [](const auto& vf) { return !vf.second.second; });
         if (!every && is_up && is_healthy && ov == Override::kAuto && !timed && !stale &&
             s.admin_weight.load(std::memory_order_relaxed) < 0)
@@ -407,6 +407,10 @@ void Control::sample_shares(uint64_t now) {
         smp.share[eps[i].state] = static_cast<uint8_t>((d[i] * kShareScale + total / 2) / total);
     }
   if (first) return;  // the baseline: shares start with the next sample
+  // Slots past the last one that answered hold nothing: a sample of records
+  // that answered nothing is empty.
+  while (!smp.share.empty() && smp.share.back() == kNoShare) smp.share.pop_back();
+  smp.share.shrink_to_fit();
   share_samples_.push_back(std::move(smp));
   while (!share_samples_.empty() && now - share_samples_.front().t_ms > kShareWindowMs) share_samples_.pop_front();
 }
@@ -508,7 +512,7 @@ Json Control::status(const std::string& filter) {
         int16_t aw = s.admin_weight.load(std::memory_order_relaxed);
         auto ov = static_cast<Override>(s.override_state.load(std::memory_order_relaxed));
         Json e{{"name", info.endpoints[i]},
-               {"address", info.addresses[i]},
+               {"address", z->answer_text(r, eps[i])},
                {"up", zones::endpoint_up(s)},
                {"health", s.health.load() == static_cast<uint8_t>(zones::Health::kUp) ? "up" : "down"},
                {"override", override_name(ov)},
@@ -520,7 +524,7 @@ Json Control::status(const std::string& filter) {
         std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
         // A verdict this node applied on its own, which etcd does not hold yet.
         if (auto lv = local_verdicts_.find(key); lv != local_verdicts_.end()) e["health_local"] = true;
-        for (const auto& [vantage, vf] : agg_.views(key, now))
+        for (const auto& [vantage, vf] : agg_.views(eps[i].state, now))
           e["vantages"][vantage] = {{"up", vf.first.up},
                                     {"fresh", vf.second},
                                     {"detail", vf.first.detail},

@@ -217,9 +217,9 @@ TEST(Steering, LatencyMeasured_LowestRttFromTheClientNetworksVantage) {
   f.regions.finish();
   Client c = v4("192.0.2.1");
   EXPECT_EQ(f.pick(c).index[0], 0) << "no RTTs yet: region order";
-  f.state(0).rtt_us[v] = 40000;
-  f.state(1).rtt_us[v] = 9000;
-  f.state(2).rtt_us[v] = 25000;
+  f.states.set_rtt_us(f.eps[0].state, v, 40000);
+  f.states.set_rtt_us(f.eps[1].state, v, 9000);
+  f.states.set_rtt_us(f.eps[2].state, v, 25000);
   EXPECT_EQ(f.pick(c).index[0], 1);
   f.state(1).health = static_cast<uint8_t>(Health::kDown);
   EXPECT_EQ(f.pick(c).index[0], 2) << "the nearest that is up";
