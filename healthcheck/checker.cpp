@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstring>
 #include <map>
-#include <queue>
 #include <random>
 #include <set>
 
@@ -141,7 +140,7 @@ struct Checker::Impl {
     Probe* p;
     bool operator>(const Due& o) const { return at_ms > o.at_ms; }
   };
-  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due;
+  std::vector<Due> due;  // a heap (std::push_heap, std::greater): the earliest in front
   uv_timer_t due_timer{};
   uint64_t armed_at = UINT64_MAX;
   std::set<Attempt*> attempts;
@@ -224,7 +223,8 @@ void Checker::Impl::schedule(Probe* p, bool first) {
   if (first) wait = rng() % std::max<uint64_t>(1, p->check->interval_ms);  // spread the first round
   if (p->check->jitter_ms) wait += rng() % (p->check->jitter_ms + 1);
   uint64_t at = uv_now(&loop) + wait;
-  due.push({at, p});
+  due.push_back({at, p});
+  std::push_heap(due.begin(), due.end(), std::greater<Due>());
   if (at < armed_at) arm(at);
 }
 
@@ -238,15 +238,16 @@ void Checker::Impl::arm(uint64_t at) {
 void Checker::Impl::run_due() {
   armed_at = UINT64_MAX;
   uint64_t now = uv_now(&loop);
-  while (!due.empty() && due.top().at_ms <= now) {
-    Probe* p = due.top().p;
-    due.pop();
+  while (!due.empty() && due.front().at_ms <= now) {
+    Probe* p = due.front().p;
+    std::pop_heap(due.begin(), due.end(), std::greater<Due>());
+    due.pop_back();
     if (p->gone)
       delete p;
     else
       run_probe(p);  // schedules its next turn
   }
-  if (!due.empty()) arm(due.top().at_ms);
+  if (!due.empty()) arm(due.front().at_ms);
 }
 
 // A probe that is no longer a target: its answer, if one is on the way, is
@@ -320,6 +321,7 @@ void Checker::Impl::apply_targets() {
   for (; old != probes.end(); ++old) retire(std::move(*old));
   probes.swap(kept);
   keys.swap(next_keys);
+  due.shrink_to_fit();  // one entry a probe from here on: no room to spare
 }
 
 // ---------------------------------------------------------------------------
@@ -537,7 +539,8 @@ void Checker::Impl::shutdown() {
   }
   for (auto& p : probes) retire(std::move(p));
   probes.clear();
-  for (; !due.empty(); due.pop()) delete due.top().p;  // every probe is gone now
+  for (const Due& d : due) delete d.p;  // every probe is gone now
+  due.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(&due_timer), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&curl_timer), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include "admin_socket.h"
 #include "aggregator.h"
@@ -124,6 +125,9 @@ class Control {
                const std::string& by, std::function<void(admin::Json)> reply, const admin::Peer* peer = nullptr);
   void failback(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
   void note_flip(const std::string& key, uint32_t slot, uint64_t now);
+  const zones::SteeredInfo::Damping* damping_of(uint32_t slot);  // null: not damped
+  std::weak_ptr<const zones::ZoneSet> damping_snap_;               // what damping_by_slot_ was built from
+  std::unordered_map<uint32_t, zones::SteeredInfo::Damping> damping_by_slot_;
   std::optional<admin::Override> after_damping(const std::string& key);
   FailbackView failback_view(const zones::Zone& z, const zones::SteeredRecord& r) const;
   admin::Json failback_status(const zones::Zone& z, const zones::SteeredRecord& r, uint64_t now) const;
@@ -150,9 +154,9 @@ class Control {
   std::set<std::string> plan_writing_;                      // plans whose next step is being written
   // By endpoint slot: when its verdict last changed or a probe wavered (0:
   // not yet), and whether its probes disagree with its verdict now.
-  struct Unsteady {
-    uint64_t last_flip_ms = 0;
-    bool wavering = false;
+  struct Unsteady {  // 8 bytes a slot
+    uint64_t last_flip_ms : 63 = 0;
+    uint64_t wavering : 1 = 0;
   };
   std::vector<Unsteady> unsteady_;
   Unsteady& unsteady(uint32_t slot) {
@@ -272,6 +276,8 @@ class Control {
   std::map<std::string, LocalVerdict> local_verdicts_;
   std::map<std::string, bool> cluster_health_;  // endpoint key -> the verdict etcd holds
   void write_verdict(const std::string& key, bool up, const std::string& why, bool was_up);
+  std::vector<admin::StateWriter::Entry> verdict_writes_;  // this round's, until flush_verdicts
+  void flush_verdicts();
   void review_local_verdicts(uint64_t now);
   void store_rtt(const std::string& vantage, const std::string& key, double ms);
   std::vector<std::pair<std::string, double>> rtts_;  // (key, ms) from this process, under verdict_mu_
