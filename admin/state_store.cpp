@@ -207,17 +207,25 @@ std::map<std::string, std::string> StateStore::health() const {
 }
 
 std::optional<Error> StateStore::commit(const std::vector<Change>& changes, nlohmann::json journal) {
+  std::vector<Entry> one;
+  one.emplace_back(changes, std::move(journal));
+  return commit_all(std::move(one));
+}
+
+std::optional<Error> StateStore::commit_all(std::vector<Entry> entries) {
   rocksdb::WriteBatch batch;
-  for (const Change& c : changes) put_change(batch, c);
-  uint64_t seq = seq_ + 1;
-  journal["seq"] = seq;
-  if (!journal.contains("at_ms")) journal["at_ms"] = now_ms();
-  journal["at"] = format_time(journal["at_ms"].get<uint64_t>());
-  batch.Put(journal_key(seq), dump_entry(journal));
-  // Trimmed every 1000 entries, not at each: every range deletion stays in
-  // RocksDB's memtable until a flush, and each one made every later read
-  // slower (found by fuzz_admin slowing from 1000 to 30 runs a second).
-  if (seq > kJournalKeep && seq % 1000 == 0) batch.DeleteRange(journal_key(0), journal_key(seq - kJournalKeep + 1));
+  uint64_t seq = seq_;
+  for (auto& [changes, journal] : entries) {
+    for (const Change& c : changes) put_change(batch, c);
+    journal["seq"] = ++seq;
+    if (!journal.contains("at_ms")) journal["at_ms"] = now_ms();
+    journal["at"] = format_time(journal["at_ms"].get<uint64_t>());
+    batch.Put(journal_key(seq), dump_entry(journal));
+    // Trimmed every 1000 entries, not at each: every range deletion stays in
+    // RocksDB's memtable until a flush, and each one made every later read
+    // slower (found by fuzz_admin slowing from 1000 to 30 runs a second).
+    if (seq > kJournalKeep && seq % 1000 == 0) batch.DeleteRange(journal_key(0), journal_key(seq - kJournalKeep + 1));
+  }
   if (auto err = write_synced(batch)) return err;
   seq_ = seq;
   return std::nullopt;

@@ -86,6 +86,11 @@ class StateStore {
   };
   std::map<std::string, nlohmann::json> plans() const;
   std::optional<Error> commit(const std::vector<Change>& changes, nlohmann::json journal);
+  // Several changes, each with its journal entry, in one synced write (a
+  // burst of health verdicts: one fsync, not one each); the i-th entry's
+  // seq is last_seq() - entries.size() + 1 + i.
+  using Entry = std::pair<std::vector<Change>, nlohmann::json>;
+  std::optional<Error> commit_all(std::vector<Entry> entries);
 
   // Cluster mode (DESIGN.md "Cluster"): this store is the node's durable
   // cache of the last applied cluster state. Changes seen on the watch and

@@ -200,6 +200,7 @@ void Control::apply_verdicts() {
     if (auto d = agg_.observe(slot, o.self ? vantage_ : o.vantage, v, now)) record_decision(slot, *d);
     if (cluster_) share_view(o.self ? vantage_ : o.vantage, o.key, v, o.self);
   }
+  flush_verdicts();
   if (!batch.empty()) review_failback(now);
 }
 
@@ -240,7 +241,9 @@ void Control::write_verdict(const std::string& key, bool up, const std::string& 
     if (lv.up != up || !lv.failures) lv = LocalVerdict{up, admin::now_ms()};  // a retry keeps its back-off
     lv.writing = true;
   }
-  writer_.commit({c}, j, [this, key, up](std::optional<Error> err, uint64_t) {
+  // Written with the other verdicts of this round (flush_verdicts): one
+  // synced write for a burst.
+  verdict_writes_.push_back({{c}, std::move(j), [this, key, up](std::optional<Error> err, uint64_t) {
     auto it = local_verdicts_.find(key);
     if (err) {
       bool same = it != local_verdicts_.end() && it->second.up == up;
@@ -256,7 +259,14 @@ void Control::write_verdict(const std::string& key, bool up, const std::string& 
       return;
     }
     if (it != local_verdicts_.end() && it->second.up == up) local_verdicts_.erase(it);
-  });
+  }});
+}
+
+void Control::flush_verdicts() {
+  if (verdict_writes_.empty()) return;
+  std::vector<admin::StateWriter::Entry> writes;
+  writes.swap(verdict_writes_);
+  writer_.commit_all(std::move(writes));
 }
 
 // Each tick: a verdict of this node's own that the cluster has not taken
@@ -369,6 +379,7 @@ void Control::expire() {
   }
   for (const auto& [slot, d] : agg_.tick(now)) record_decision(slot, d);  // vantages going stale
   review_local_verdicts(now);
+  flush_verdicts();
   std::vector<std::pair<std::string, admin::Override>> due;  // ending one may erase it (a local write is done at once)
   for (const auto& [key, o] : expiries_)
     if (o.until_ms <= now && !ending_.count(key)) due.emplace_back(key, o);
@@ -535,6 +546,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
   }
   note_plan_events(events, full);
   for (const auto& [slot, d] : agg_.tick(now)) record_decision(slot, d);
+  flush_verdicts();
   review_failback(now);
 }
 

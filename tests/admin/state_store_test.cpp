@@ -2,6 +2,7 @@
 // steps of 1000 (a range deletion per entry made every later read slower),
 // and plans round-trip.
 #include "state_store.h"
+#include "state_writer.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -56,6 +57,41 @@ TEST(StateStore, Plans_RoundTripAndSurviveReopening) {
   auto plans = (*s)->plans();
   ASSERT_EQ(plans.size(), 1u);
   EXPECT_EQ(plans["drill/7"]["phase"], "scheduled");
+}
+
+// A burst of verdicts is one write through LocalWriter::commit_all: each
+// change is done with its own journal seq, in order, and all of them are
+// there after reopening.
+TEST(StateStore, CommitAll_OneWriteEachWithItsSeq) {
+  ShmDir dir;
+  {
+    auto s = StateStore::open(dir.path);
+    ASSERT_TRUE(s);
+    ASSERT_FALSE((*s)->commit({}, {{"action", "first"}}));
+    LocalWriter writer(**s);
+    std::vector<StateWriter::Entry> entries;
+    std::vector<uint64_t> seqs;
+    for (int i = 0; i < 3; ++i) {
+      std::string key = "www.example.com./A/e" + std::to_string(i);
+      entries.push_back({{StateStore::Change{key, std::nullopt, std::nullopt, std::string("down")}},
+                         {{"action", "health"}, {"endpoint", key}},
+                         [&seqs](std::optional<Error> err, uint64_t seq) {
+                           EXPECT_FALSE(err);
+                           seqs.push_back(seq);
+                         }});
+    }
+    writer.commit_all(std::move(entries));
+    EXPECT_EQ(seqs, (std::vector<uint64_t>{2, 3, 4}));
+  }
+  auto s = StateStore::open(dir.path);
+  ASSERT_TRUE(s);
+  auto health = (*s)->health();
+  ASSERT_EQ(health.size(), 3u);
+  EXPECT_EQ(health["www.example.com./A/e2"], "down");
+  auto journal = (*s)->history(10);
+  ASSERT_EQ(journal.size(), 4u);
+  EXPECT_EQ(journal.back()["seq"], 4);
+  EXPECT_EQ(journal.back()["endpoint"], "www.example.com./A/e2");
 }
 
 }  // namespace
