@@ -66,9 +66,11 @@ Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint
     }
   if (!found) {
     std::string list;
+    size_t n = 0;
     for (const auto& zone : zones.zones())
       for (const SteeredRecord& r : zone->steered_records())
-        list += (list.empty() ? "" : ", ") + record_key(zone->info(r).name, r.type);
+        if (n++ < 20) list += (list.empty() ? "" : ", ") + record_key(zone->info(r).name, r.type);
+    if (n > 20) list += " and " + std::to_string(n - 20) + " more";
     return Error{"", 0,
                  name + " has no steered " + (types.empty() ? "record" : "record of that type (it has " + types + ")") +
                      "; steered records: " + (list.empty() ? "none" : list)};

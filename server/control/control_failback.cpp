@@ -317,18 +317,21 @@ Result<std::pair<const zones::Zone*, const zones::SteeredRecord*>> Control::find
   std::vector<std::pair<const zones::Zone*, const zones::SteeredRecord*>> found;
   std::string all, types;
   for (const auto& z : zs.zones())
-    for (const auto& r : z->steered_records()) {
-      std::string id = zones::record_key(z->info(r).name, r.type);
-      all += (all.empty() ? "" : ", ") + id;
+    for (const auto& r : z->steered_records())
       if (z->info(r).name == record && (type.empty() || type == zones::steered_type_name(r.type))) {
         found.emplace_back(z.get(), &r);
-        types += (types.empty() ? "" : ", ") + id;
+        types += (types.empty() ? "" : ", ") + zones::record_key(z->info(r).name, r.type);
       }
-    }
-  if (found.empty())
+  if (found.empty()) {  // the list only for the error, and the first 20 of 100 000
+    size_t n = 0;
+    for (const auto& z : zs.zones())
+      for (const auto& r : z->steered_records())
+        if (n++ < 20) all += (all.empty() ? "" : ", ") + zones::record_key(z->info(r).name, r.type);
+    if (n > 20) all += " and " + std::to_string(n - 20) + " more (vanectl status lists them)";
     return Error{"", 0,
                  "no steered record '" + record + (type.empty() ? "" : "/" + type) + "'; steered records: " +
                      (all.empty() ? "none" : all)};
+  }
   if (found.size() > 1) return Error{"", 0, record + " has several steered types: say which (" + types + ")"};
   return found[0];
 }
