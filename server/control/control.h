@@ -229,6 +229,7 @@ class Control {
     std::string last_error, last_kind, last_server;
     bool in_flight = false, force_axfr = false, again = false, expired = false;
     std::vector<admin::Reply> waiting;  // vanectl zone refresh|retransfer, answered when the refresh ends
+    std::vector<admin::Reply> waiting_next;  // asked while one was under way: answered by the next
   };
   std::map<std::string, SecZone> sec_;  // origin text -> its state
   // Refreshes by kind (soa: the check alone, axfr, ixfr) and result (updated, current, failed).

@@ -94,6 +94,8 @@ void Control::start_refresh(const std::string& name, SecZone& s) {
   s.in_flight = true;
   s.force_axfr = false;
   s.again = false;
+  for (auto& r : s.waiting_next) s.waiting.push_back(std::move(r));
+  s.waiting_next.clear();
   job->work.data = job;
   uv_queue_work(
       loop_, &job->work, [](uv_work_t* w) { auto* j = static_cast<RefreshJob*>(w->data); j->res = refresh_zone(j->req); },
@@ -204,12 +206,13 @@ void Control::zone_verb(const admin::Json& req, admin::Reply reply) {
   }
   if (!loop_) return reply(admin::error_reply("vaned is stopping"));
   SecZone& s = it->second;
-  s.waiting.push_back(std::move(reply));
   if (action == "retransfer") s.force_axfr = true;
-  if (s.in_flight) {
+  if (s.in_flight) {  // answered by the next one, which this asks for: the one under way may not transfer
+    s.waiting_next.push_back(std::move(reply));
     s.again = true;
     return;
   }
+  s.waiting.push_back(std::move(reply));
   s.next_check_ms = 0;
   start_refresh(zone, s);
 }
