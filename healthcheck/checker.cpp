@@ -77,16 +77,19 @@ struct Probe {
   bool gone = false;      // no longer a target: deleted when its turn comes up
   uint8_t rtt_count = 0, rtt_next = 0;
 
+  // AF_INET or AF_INET6, `out` holding the address; 0 when `text` is not an IP.
+  static uint8_t parse_ip(const std::string& text, uint8_t (&out)[16]) {
+    return inet_pton(AF_INET, text.c_str(), out) == 1    ? AF_INET
+           : inet_pton(AF_INET6, text.c_str(), out) == 1 ? AF_INET6
+                                                         : 0;
+  }
   bool same_address(const Target& t) const {
-    Probe other;
-    other.set_address(t);
-    return family == other.family && port == other.port && std::memcmp(addr, other.addr, sizeof addr) == 0;
+    uint8_t other[16] = {};
+    return parse_ip(t.address, other) == family && t.port == port && std::memcmp(addr, other, sizeof addr) == 0;
   }
   void set_address(const Target& t) {
     port = t.port;
-    family = inet_pton(AF_INET, t.address.c_str(), addr) == 1    ? AF_INET
-             : inet_pton(AF_INET6, t.address.c_str(), addr) == 1 ? AF_INET6
-                                                                 : 0;
+    family = parse_ip(t.address, addr);
   }
   bool sockaddr_of(sockaddr_storage& ss) const {
     ss = {};

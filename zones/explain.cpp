@@ -45,6 +45,16 @@ std::string rdata_text(uint16_t type, const uint8_t* rd) {
 
 }  // namespace
 
+std::string steered_record_list(const ZoneSet& zones, size_t shown) {
+  std::string list;
+  size_t n = 0;
+  for (const auto& zone : zones.zones())
+    for (const SteeredRecord& r : zone->steered_records())
+      if (n++ < shown) list += (list.empty() ? "" : ", ") + record_key(zone->info(r).name, r.type);
+  if (n > shown) list += " and " + std::to_string(n - shown) + " more";
+  return list.empty() ? "none" : list;
+}
+
 Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint16_t qtype, const Client& client,
                             uint64_t rng_seed) {
   std::string name = qname;
@@ -65,15 +75,9 @@ Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint
       if (!found && (qtype == 0 || rs.type == qtype || rs.type == dns::kTypeCNAME)) found = &rs;
     }
   if (!found) {
-    std::string list;
-    size_t n = 0;
-    for (const auto& zone : zones.zones())
-      for (const SteeredRecord& r : zone->steered_records())
-        if (n++ < 20) list += (list.empty() ? "" : ", ") + record_key(zone->info(r).name, r.type);
-    if (n > 20) list += " and " + std::to_string(n - 20) + " more";
     return Error{"", 0,
                  name + " has no steered " + (types.empty() ? "record" : "record of that type (it has " + types + ")") +
-                     "; steered records: " + (list.empty() ? "none" : list)};
+                     "; steered records: " + steered_record_list(zones)};
   }
   const SteeredRecord& rec = z->steered(*found);
   const SteeredInfo& info = z->info(rec);

@@ -26,6 +26,10 @@ struct Explanation {
 Result<Explanation> explain(const ZoneSet& zones, const std::string& qname, uint16_t qtype, const Client& client,
                             uint64_t rng_seed = 0x9E3779B97F4A7C15ULL);
 
+// The steered records, for an error that names what there is: the first
+// `shown` ("www.example.com./A, ..."), then "and N more"; "none".
+std::string steered_record_list(const ZoneSet& zones, size_t shown = 20);
+
 // "10.1.2.3", "10.1.2.0/24", "2001:db8::/56" -> Client (ecs = has a prefix).
 bool parse_client(const std::string& text, Client& out);
 

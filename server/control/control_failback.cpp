@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "control.h"
+#include "explain.h"
 #include "log.h"
 
 namespace vane::server {
@@ -315,23 +316,17 @@ Result<std::pair<const zones::Zone*, const zones::SteeredRecord*>> Control::find
   std::transform(record.begin(), record.end(), record.begin(), ::tolower);
   if (!record.empty() && record.back() != '.') record += '.';
   std::vector<std::pair<const zones::Zone*, const zones::SteeredRecord*>> found;
-  std::string all, types;
+  std::string types;
   for (const auto& z : zs.zones())
     for (const auto& r : z->steered_records())
       if (z->info(r).name == record && (type.empty() || type == zones::steered_type_name(r.type))) {
         found.emplace_back(z.get(), &r);
         types += (types.empty() ? "" : ", ") + zones::record_key(z->info(r).name, r.type);
       }
-  if (found.empty()) {  // the list only for the error, and the first 20 of 100 000
-    size_t n = 0;
-    for (const auto& z : zs.zones())
-      for (const auto& r : z->steered_records())
-        if (n++ < 20) all += (all.empty() ? "" : ", ") + zones::record_key(z->info(r).name, r.type);
-    if (n > 20) all += " and " + std::to_string(n - 20) + " more (vanectl status lists them)";
+  if (found.empty())
     return Error{"", 0,
-                 "no steered record '" + record + (type.empty() ? "" : "/" + type) + "'; steered records: " +
-                     (all.empty() ? "none" : all)};
-  }
+                 "no steered record '" + record + (type.empty() ? "" : "/" + type) +
+                     "'; steered records: " + zones::steered_record_list(zs)};
   if (found.size() > 1) return Error{"", 0, record + " has several steered types: say which (" + types + ")"};
   return found[0];
 }

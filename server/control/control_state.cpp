@@ -329,22 +329,17 @@ std::vector<healthcheck::Target> Control::health_targets(const Config& cfg) {
   auto targets = current_targets(cfg);
   std::vector<healthcheck::Aggregator::Spec> specs;
   specs.reserve(targets.size());
-  std::vector<const healthcheck::Target*> by_slot;
   for (const auto& t : targets) {
     uint32_t slot = srv_.states().find(t.key);
-    if (slot == UINT32_MAX) continue;
-    specs.push_back({slot, {t.check->interval_ms, t.check->quorum, t.check->min_vantages}, t.initial_up});
-    if (cluster_) {
-      if (by_slot.size() <= slot) by_slot.resize(slot + 1);
-      by_slot[slot] = &t;
-    }
+    if (slot != UINT32_MAX)
+      specs.push_back({slot, {t.check->interval_ms, t.check->quorum, t.check->min_vantages}, t.initial_up});
   }
   uint64_t now = admin::now_ms();
   for (uint32_t slot : agg_.set_endpoints(std::move(specs))) {
     // This process starts out seeing what was last decided, until its probes say otherwise.
     bool up = agg_.verdict(slot);
     agg_.observe(slot, vantage_, {up, now, 0, "", true}, now);
-    if (cluster_) share_view(vantage_, by_slot[slot]->key, {up, now, 0, "", true}, true);
+    if (cluster_) share_view(vantage_, srv_.states().key(slot), {up, now, 0, "", true}, true);
   }
   // Agents' copy (built when asked): versioned by what to probe, not by
   // the verdicts it starts from.
