@@ -75,8 +75,24 @@ void Control::review_secondaries() {
     }
     if (!s.in_flight && now >= s.next_check_ms && loop_) start_refresh(name, s);
   }
-  for (auto it = sec_.begin(); it != sec_.end();)
-    it = configured.count(it->first) || it->second.in_flight ? std::next(it) : sec_.erase(it);
+  // Gone from the config: whoever still waits hears so now (the refresh
+  // under way, if any, answers its own and then the zone is dropped).
+  for (auto it = sec_.begin(); it != sec_.end();) {
+    SecZone& s = it->second;
+    if (configured.count(it->first)) {
+      ++it;
+      continue;
+    }
+    auto gone = admin::error_reply("zone " + it->first + ": no longer a secondary zone here (removed by a reload)",
+                                   "not_found");
+    for (const auto& reply : std::exchange(s.waiting_next, {})) reply(gone);
+    if (s.in_flight) {
+      ++it;
+      continue;
+    }
+    for (const auto& reply : std::exchange(s.waiting, {})) reply(gone);
+    it = sec_.erase(it);
+  }
 }
 
 void Control::start_refresh(const std::string& name, SecZone& s) {

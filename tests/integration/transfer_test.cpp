@@ -11,6 +11,11 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <thread>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "dns_client.h"
 #include "fixtures.h"
@@ -582,6 +587,59 @@ TEST_F(Secondary, WrongKey_NothingServed_OversizedTransferRefusedWhole) {
   // check a retry later (1 s) finds the copy current and clears it, which
   // on a loaded machine can come before the status request.)
   EXPECT_GE(metric(http_port(vaned_->process()), "vane_transfers_in_total{kind=\"axfr\",result=\"failed\"}"), 1);
+}
+
+// A secondary zone removed by a reload while its refresh is under way: a
+// `vanectl zone retransfer` waiting for the next refresh is answered at
+// once (before, it waited for an answer that never came), and the zone
+// that stays is served throughout.
+TEST(SecondaryReload, RemovedWhileRefreshing_WaitingVanectlAnswered) {
+  // A primary that never answers: a bound UDP socket nobody reads and a TCP
+  // listener nobody accepts on, so the refresh runs into its 5 s timeout.
+  uint16_t silent = free_port();
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(silent);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(t, 4), 0);
+  TempDir dir;
+  dir.write("s.test.zone", "$ORIGIN s.test.\n$TTL 300\n@ IN SOA ns1 h 1 3600 600 86400 300\n@ IN NS ns1\n"
+                           "ns1 IN A 192.0.2.1\nwww IN A 192.0.2.10\n");
+  const std::string base = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones:\n  - { name: s.test, file: s.test.zone }\n";
+  Vaned v(dir, base + "  - { name: example.org, primary: { servers: [\"127.0.0.1:" + std::to_string(silent) + "\"] } }\n");
+  const std::string sock = dir.path() + "/state/admin.sock";
+  auto refreshing = [&] {
+    std::string out;
+    run_ctl(VANECTL_PATH, sock, {"status", "--json"}, out);
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    if (!j.is_object()) return false;
+    for (const auto& z : j["zones"])
+      if (z["name"] == "example.org." && z.contains("secondary")) return z["secondary"]["refreshing"] == true;
+    return false;
+  };
+  ASSERT_TRUE(eventually(refreshing, 3000)) << v.process().output();
+  // Asked while the first refresh is under way: it waits for the next one.
+  Process ctl({VANECTL_PATH, "-s", sock, "zone", "retransfer", "example.org"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  ASSERT_TRUE(ctl.running()) << ctl.output();
+  dir.write("vane.yaml", base);
+  v.process().signal(SIGHUP);
+  EXPECT_EQ(ctl.wait(3000), 1) << ctl.output() << v.process().output();
+  EXPECT_NE(ctl.output().find("no longer a secondary zone here"), std::string::npos) << ctl.output();
+  auto r = query("127.0.0.1", v.port(), "www.s.test", "A");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->answer, std::vector<std::string>{"www.s.test. 300 IN A 192.0.2.10"});
+  // Once the refresh under way ends, the zone is gone.
+  std::string out;
+  EXPECT_TRUE(eventually([&] {
+    run_ctl(VANECTL_PATH, sock, {"zone", "refresh", "example.org"}, out);
+    return out.find("not a secondary zone here") != std::string::npos;
+  }, 10000)) << out;
+  close(u);
+  close(t);
 }
 
 TEST(SecondaryConfig, FileAndPrimaryExclusive_ServersAndKeysChecked) {
