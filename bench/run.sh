@@ -236,7 +236,7 @@ fi
 # Open loop: vane-latency sends at a fixed rate whatever the answers do and
 # times each query; the server's CPU over the same seconds gives µs/query.
 # Every server with its defaults, LAT_ROUNDS rounds alternating servers.
-declare -A LAT
+declare -A LAT LAT_MED
 if [ "${LATENCY:-1}" = 1 ]; then
   echo "== open-loop latency at fixed rates (${RATES}), ${DURATION}s per point, $WORKERS worker(s) on core(s) $SERVER_CPUS"
   printf '%-6s %8s %10s %8s %8s %8s %8s %8s\n' server rate cpu_us/q avg_us p50_us p99_us p999_us lost
@@ -275,8 +275,33 @@ if [ "${LATENCY:-1}" = 1 ]; then
       [ $# -gt 0 ] || continue
       printf '%-6s %8s %10s %8s %8s %8s %8s %8s\n' "$s" "$rate" "$(median_of 1 "$@")" "$(median_of 2 "$@")" \
         "$(median_of 3 "$@")" "$(median_of 4 "$@")" "$(median_of 5 "$@")" "$(median_of 6 "$@")"
+      LAT_MED[$s/$rate]="$(median_of 1 "$@") $(median_of 3 "$@") $(median_of 4 "$@")"
     done
   done
+  # The issue's targets, read off the medians: vane's CPU against the
+  # cheapest peer's (≤ 0.85×) and the echo's; its p50 and p99 against the
+  # best peer's (≤ 1.1× + 20 µs).
+  if [ -n "${LAT_MED[vane/${RATES%% *}]:-}" ]; then
+    echo "== vane against the peers (medians)"
+    printf '%8s %14s %10s %16s %16s\n' rate cpu/cheapest cpu/echo p50/limit p99/limit
+    for rate in $RATES; do
+      read -r vc v50 v99 <<<"${LAT_MED[vane/$rate]:-0 0 0}"
+      best_c="" best_50="" best_99=""
+      for s in $SERVERS; do
+        [ "$s" = vane ] && continue
+        [ -n "${LAT_MED[$s/$rate]:-}" ] || continue
+        read -r c p50 p99 <<<"${LAT_MED[$s/$rate]}"
+        best_c=$(awk -v a="$c" -v b="$best_c" 'BEGIN { print (b == "" || a < b) ? a : b }')
+        best_50=$(awk -v a="$p50" -v b="$best_50" 'BEGIN { print (b == "" || a < b) ? a : b }')
+        best_99=$(awk -v a="$p99" -v b="$best_99" 'BEGIN { print (b == "" || a < b) ? a : b }')
+      done
+      read -r ec _ <<<"${LAT_MED[echo/$rate]:-0 0 0}"
+      awk -v r="$rate" -v vc="$vc" -v bc="$best_c" -v ec="$ec" -v v50="$v50" -v b50="$best_50" -v v99="$v99" -v b99="$best_99" '
+        function ratio(a, b) { return (b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
+        function lat(v, b) { return b == "" ? "-" : sprintf("%s/%.0f%s", v, 1.1 * b + 20, v <= 1.1 * b + 20 ? " ok" : " NO") }
+        BEGIN { printf "%8s %14s %10s %16s %16s\n", r, ratio(vc, bc), ratio(vc, ec), lat(v50, b50), lat(v99, b99) }'
+    done
+  fi
 fi
 
 # ---------------------------------------------------------------- steering
