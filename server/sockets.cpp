@@ -72,6 +72,14 @@ Result<Fd> bind_socket(const ListenAddr& la, int type) {
       if (la.addr.ss_family == AF_INET) setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
       else setsockopt(fd.get(), IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
     }
+    // Path MTU information is ignored (as NSD and Knot do): a forged ICMP
+    // "fragmentation needed" cannot make vaned fragment its answers to a
+    // resolver, the way into cache poisoning by fragments. An answer over
+    // the interface's MTU is still fragmented (IPv4: DF unset), and the
+    // EDNS size keeps answers below it.
+    int omit = la.addr.ss_family == AF_INET ? IP_PMTUDISC_OMIT : IPV6_PMTUDISC_OMIT;
+    if (la.addr.ss_family == AF_INET) setsockopt(fd.get(), IPPROTO_IP, IP_MTU_DISCOVER, &omit, sizeof omit);
+    else setsockopt(fd.get(), IPPROTO_IPV6, IPV6_MTU_DISCOVER, &omit, sizeof omit);
   }
   if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&la.addr), la.len) != 0)
     return Error{"", 0, "cannot bind " + std::string(type == SOCK_DGRAM ? "udp " : "tcp ") + format_addr(la.addr) +
