@@ -273,9 +273,10 @@ if [ "${LATENCY:-1}" = 1 ]; then
       # shellcheck disable=SC2086 # a list of numbers
       set -- ${LAT[$s/$rate]:-}
       [ $# -gt 0 ] || continue
-      printf '%-6s %8s %10s %8s %8s %8s %8s %8s\n' "$s" "$rate" "$(median_of 1 "$@")" "$(median_of 2 "$@")" \
-        "$(median_of 3 "$@")" "$(median_of 4 "$@")" "$(median_of 5 "$@")" "$(median_of 6 "$@")"
-      LAT_MED[$s/$rate]="$(median_of 1 "$@") $(median_of 3 "$@") $(median_of 4 "$@")"
+      m=()
+      for f in 1 2 3 4 5 6; do m+=("$(median_of "$f" "$@")"); done
+      printf '%-6s %8s %10s %8s %8s %8s %8s %8s\n' "$s" "$rate" "${m[@]}"
+      LAT_MED[$s/$rate]="${m[0]} ${m[2]} ${m[3]}"  # CPU, p50, p99
     done
   done
   # The issue's targets, read off the medians: vane's CPU against the

@@ -77,9 +77,9 @@ Result<Fd> bind_socket(const ListenAddr& la, int type) {
     // resolver, the way into cache poisoning by fragments. An answer over
     // the interface's MTU is still fragmented (IPv4: DF unset), and the
     // EDNS size keeps answers below it.
-    int omit = la.addr.ss_family == AF_INET ? IP_PMTUDISC_OMIT : IPV6_PMTUDISC_OMIT;
-    if (la.addr.ss_family == AF_INET) setsockopt(fd.get(), IPPROTO_IP, IP_MTU_DISCOVER, &omit, sizeof omit);
-    else setsockopt(fd.get(), IPPROTO_IPV6, IPV6_MTU_DISCOVER, &omit, sizeof omit);
+    const bool v4 = la.addr.ss_family == AF_INET;
+    int omit = v4 ? IP_PMTUDISC_OMIT : IPV6_PMTUDISC_OMIT;
+    setsockopt(fd.get(), v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_MTU_DISCOVER : IPV6_MTU_DISCOVER, &omit, sizeof omit);
   }
   if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&la.addr), la.len) != 0)
     return Error{"", 0, "cannot bind " + std::string(type == SOCK_DGRAM ? "udp " : "tcp ") + format_addr(la.addr) +

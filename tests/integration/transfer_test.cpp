@@ -13,12 +13,9 @@
 #include <sstream>
 #include <thread>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include "dns_client.h"
 #include "fixtures.h"
+#include "http_endpoint.h"
 #include "process.h"
 
 namespace vane::test {
@@ -594,22 +591,14 @@ TEST_F(Secondary, WrongKey_NothingServed_OversizedTransferRefusedWhole) {
 // once (before, it waited for an answer that never came), and the zone
 // that stays is served throughout.
 TEST(SecondaryReload, RemovedWhileRefreshing_WaitingVanectlAnswered) {
-  // A primary that never answers: a bound UDP socket nobody reads and a TCP
-  // listener nobody accepts on, so the refresh runs into its 5 s timeout.
-  uint16_t silent = free_port();
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(silent);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_EQ(bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(t, 4), 0);
+  // A primary that accepts the transfer's connection and never answers, so
+  // the refresh runs into its 5 s timeout.
+  Tarpit primary;
   TempDir dir;
   dir.write("s.test.zone", "$ORIGIN s.test.\n$TTL 300\n@ IN SOA ns1 h 1 3600 600 86400 300\n@ IN NS ns1\n"
                            "ns1 IN A 192.0.2.1\nwww IN A 192.0.2.10\n");
   const std::string base = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones:\n  - { name: s.test, file: s.test.zone }\n";
-  Vaned v(dir, base + "  - { name: example.org, primary: { servers: [\"127.0.0.1:" + std::to_string(silent) + "\"] } }\n");
+  Vaned v(dir, base + "  - { name: example.org, primary: { servers: [\"127.0.0.1:" + std::to_string(primary.port()) + "\"] } }\n");
   const std::string sock = dir.path() + "/state/admin.sock";
   auto refreshing = [&] {
     std::string out;
@@ -638,8 +627,6 @@ TEST(SecondaryReload, RemovedWhileRefreshing_WaitingVanectlAnswered) {
     run_ctl(VANECTL_PATH, sock, {"zone", "refresh", "example.org"}, out);
     return out.find("not a secondary zone here") != std::string::npos;
   }, 10000)) << out;
-  close(u);
-  close(t);
 }
 
 TEST(SecondaryConfig, FileAndPrimaryExclusive_ServersAndKeysChecked) {
