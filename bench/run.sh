@@ -289,16 +289,11 @@ if [ "${LATENCY:-1}" = 1 ]; then
     printf '%8s %14s %10s %16s %16s %18s\n' rate cpu/cheapest cpu/echo p50/limit p99/limit p99_sent/limit
     for rate in $RATES; do
       read -r vc v50 v99 v99s <<<"${LAT_MED[vane/$rate]:-0 0 0 0}"
-      best_c="" best_50="" best_99="" best_99s=""
-      for s in $SERVERS; do
-        [ "$s" = vane ] && continue
-        [ -n "${LAT_MED[$s/$rate]:-}" ] || continue
-        read -r c p50 p99 p99s <<<"${LAT_MED[$s/$rate]}"
-        best_c=$(awk -v a="$c" -v b="$best_c" 'BEGIN { print (b == "" || a < b) ? a : b }')
-        best_50=$(awk -v a="$p50" -v b="$best_50" 'BEGIN { print (b == "" || a < b) ? a : b }')
-        best_99=$(awk -v a="$p99" -v b="$best_99" 'BEGIN { print (b == "" || a < b) ? a : b }')
-        best_99s=$(awk -v a="$p99s" -v b="$best_99s" 'BEGIN { print (b == "" || a < b) ? a : b }')
-      done
+      # The peers' best of each column (empty when no peer ran).
+      read -r best_c best_50 best_99 best_99s < <(
+        for s in $SERVERS; do [ "$s" != vane ] && [ -n "${LAT_MED[$s/$rate]:-}" ] && echo "${LAT_MED[$s/$rate]}"; done |
+          awk '{ for (i = 1; i <= 4; i++) if (NR == 1 || $i + 0 < m[i] + 0) m[i] = $i } END { if (NR) print m[1], m[2], m[3], m[4] }'
+      ) || true
       read -r ec _ <<<"${LAT_MED[echo/$rate]:-0 0 0 0}"
       awk -v r="$rate" -v vc="$vc" -v bc="$best_c" -v ec="$ec" -v v50="$v50" -v b50="$best_50" -v v99="$v99" \
         -v b99="$best_99" -v v99s="$v99s" -v b99s="$best_99s" '
@@ -452,7 +447,7 @@ if [ "${DNSTAP:-1}" = 1 ]; then
         c0=$(cpu_ticks "$SERVER_PID")
         out=$(taskset -c 1 "$LATENCY_CLIENT" "$PORT" "$DNSTAP_RATE" "$DURATION" "$WORK/queries.txt")
         c1=$(cpu_ticks "$SERVER_PID")
-        read -r _ sent _ answered _ lost _ avg _ p50 _ p99 _ p999 _ _ _ p99s <<<"$out"
+        read -r _ sent _ answered _ lost _ avg _ p50 _ p99 _ p999 _ _ <<<"$out"
         c=$(awk -v c="$((c1 - c0))" -v hz="$HZ" -v n="$answered" 'BEGIN { printf "%.2f", (n > 0 ? c / hz * 1e6 / n : 0) }')
         DT[$s:$mode]="${DT[$s:$mode]:-} $c"
         dropped=""
