@@ -253,13 +253,17 @@ static Result<std::shared_ptr<const zones::Zone>> load_one(const zones::ZoneSour
 
 namespace {
 
-// What a zone is built from: each file it read, by inode, size and
-// modification time (the master file even when missing: a secondary's
-// first copy), and its part of the config — its records as compiled (state
-// slots, region ids, rdata, names), transfer and secondary settings.
-// `master`: the first file's identity as a read just opened it (else stat).
-uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string>& files,
-                     const std::optional<zones::Zone::FileId>& master = std::nullopt) {
+// What a zone is built from (see ZoneFingerprint): each file it read, by
+// inode, size and modification time (the master file even when missing: a
+// secondary's first copy), and its part of the config — its records as
+// compiled (state slots, region ids, rdata, names), transfer and secondary
+// settings. `master`: the first file's identity as a read just opened it
+// (else stat). `was`: the fingerprint this one is compared with, whose
+// contents are taken again if it was racy.
+ZoneFingerprint fingerprint(const zones::ZoneSource& src, const std::vector<std::string>& files,
+                            const std::optional<zones::Zone::FileId>& master = std::nullopt,
+                            const ZoneFingerprint* was = nullptr) {
+  ZoneFingerprint fp;
   uint64_t h = 0xcbf29ce484222325ULL;
   auto mix = [&](const void* p, size_t n) { h = zones::hash_bytes(h, static_cast<const uint8_t*>(p), n); };
   auto str = [&](const std::string& s) {
@@ -270,6 +274,7 @@ uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string
   str(src.origin);
   str(src.file);
   str(src.text);
+  const int64_t now = time(nullptr);
   for (const std::string& f : files) {
     str(f);
     struct stat st {};
@@ -279,14 +284,18 @@ uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string
     else if (stat(f.c_str(), &st) == 0)
       v = zones::Zone::file_id(st);
     mix(v.data(), sizeof v);
-    // Two writes of the same size within one tick of the file system's
-    // clock look alike: a file changed in the last 2 s counts by content
-    // too (git's "racily clean" files).
-    if (v[0] != ~0ULL && time(nullptr) - int64_t(v[3]) < 2) {
+    if (v[0] != ~0ULL && now - int64_t(v[3]) < 2) fp.racy = true;
+  }
+  if (fp.racy || (was && was->racy)) {
+    uint64_t c = 0xcbf29ce484222325ULL;
+    for (const std::string& f : files) {
       std::ifstream in(f, std::ios::binary);
       char buf[65536];
-      while (in.read(buf, sizeof buf) || in.gcount() > 0) mix(buf, size_t(in.gcount()));
+      while (in.read(buf, sizeof buf) || in.gcount() > 0)
+        c = zones::hash_bytes(c, reinterpret_cast<const uint8_t*>(buf), size_t(in.gcount()));
+      c = zones::hash_bytes(c, reinterpret_cast<const uint8_t*>("\0"), 1);  // where one file ends
     }
+    fp.contents = c;
   }
   for (const zones::SteeredInput& in : src.steered) {
     mix(in.owner.data(), in.owner.size());
@@ -310,12 +319,13 @@ uint64_t fingerprint(const zones::ZoneSource& src, const std::vector<std::string
   uint64_t flags[] = {src.transfer.enabled(), src.secondary.enabled()};
   mix(flags, sizeof flags);
   for (const std::string& s : src.secondary.servers) str(s);
-  return h;
+  fp.files = h;
+  return fp;
 }
 
 // The fingerprint of a zone just read: its master file as that read opened
 // it (a failed read: as it is now).
-uint64_t fingerprint_read(const zones::ZoneSource& src, const std::vector<std::string>& files,
+ZoneFingerprint fingerprint_read(const zones::ZoneSource& src, const std::vector<std::string>& files,
                           const Result<std::unique_ptr<zones::Zone>>& read) {
   return fingerprint(src, files, read ? (*read)->master_id() : std::nullopt);
 }
@@ -428,7 +438,7 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
     std::string name;  // "example.com."
     const CachedZone* was = nullptr;
     std::vector<std::string> files;
-    uint64_t fp = 0;
+    ZoneFingerprint fp;
     bool same = false;  // as `was`: taken from it
     std::optional<Result<std::unique_ptr<zones::Zone>>> result;
     std::string line;  // "loaded"
@@ -472,9 +482,9 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
       settle(j, src);
       return;
     }
-    j.fp = fingerprint(src, j.files);
+    j.fp = fingerprint(src, j.files, std::nullopt, j.was ? &j.was->fingerprint : nullptr);
     // A zone signed online is always read again: its keys may have changed.
-    j.same = j.was && j.was->fingerprint == j.fp && !src.dnssec.online;
+    j.same = j.was && j.was->fingerprint.same_as_before(j.fp) && !src.dnssec.online;
     if (j.same || src.dnssec.online) return;
     j.result = read_one(src, quiet, create_keys, j.no_copy, &j.line);
     settle(j, src);
@@ -497,7 +507,7 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
     const zones::ZoneSource& src = *sources[i];
     if (j.same) {
       loaded[i] = j.was->zone;
-      if (next) (*next)[j.name] = *j.was;
+      if (next) (*next)[j.name] = CachedZone{j.fp, j.was->zone};  // no longer racy once its files age
       continue;
     }
     if (reread) ++*reread;

@@ -30,8 +30,23 @@ namespace vane::server {
 // With `previous` (the last build's), a zone whose files and config are
 // unchanged is taken from it instead of read again; `next` gets this
 // build's (see ZoneCache).
+// What a zone was built from: its files by inode, size and modification
+// time with its part of the config, and, while one of the files was written
+// in the last 2 s (git's "racily clean" files: two writes of one size within
+// a tick of the file system's clock look alike), their contents too. A later
+// fingerprint compares the contents only while the earlier one was racy, so
+// a file ageing past the 2 s does not make its zone look changed.
+struct ZoneFingerprint {
+  uint64_t files = 0;     // stat identities and the config
+  uint64_t contents = 0;  // every file's bytes; taken when racy now or then
+  bool racy = false;      // a file was written within 2 s of taking it
+  // Whether `now` (taken knowing this one) shows nothing changed since.
+  bool same_as_before(const ZoneFingerprint& now) const {
+    return files == now.files && (!racy || contents == now.contents);
+  }
+};
 struct CachedZone {
-  uint64_t fingerprint = 0;  // its files (inode, size, mtime) and its part of the config
+  ZoneFingerprint fingerprint;
   std::shared_ptr<const zones::Zone> zone;
 };
 using ZoneCache = std::unordered_map<std::string, CachedZone>;  // origin text -> what it was built from
@@ -50,7 +65,7 @@ class ZonePreload {
   static constexpr size_t kMinZones = 64;
   struct Item {
     zones::ZoneSource src;
-    uint64_t fingerprint = 0;
+    ZoneFingerprint fingerprint;
     std::optional<Result<std::unique_ptr<zones::Zone>>> result;
     std::string line;  // "loaded", logged when taken
   };

@@ -96,5 +96,50 @@ TEST(ZonePreload, ABadConfigAfterTheZones_IsStillRefusedWithItsLine) {
   EXPECT_NE(cfg.error().message.find("unknown key 'bogus'"), std::string::npos) << cfg.error().to_string();
 }
 
+// A file written in the last 2 s is compared by content too (two writes of
+// one size within a tick look alike by stat); once it has aged past that,
+// its zone is not read again for it.
+TEST(ZoneCache, ARacyFileIsComparedByContent_AndNotReadAgainOnceItHasAged) {
+  test::TempDir dir;
+  std::string y = "listen: [\"127.0.0.1:0\"]\nstate_dir: " + dir.path() + "/state\nzones:\n";
+  for (int i = 0; i < 3; ++i) {
+    dir.write("z" + std::to_string(i) + ".zone", zone_text("192.0.2.10"));
+    y += "  - { name: z" + std::to_string(i) + ".test, file: z" + std::to_string(i) + ".zone }\n";
+  }
+  auto cfg = load_config(dir.write("vane.yaml", y));
+  ASSERT_TRUE(cfg) << cfg.error().to_string();
+  zones::StateTable states;
+  ZoneCache cache;
+  auto build = [&](size_t& reread) {
+    ZoneCache next;
+    reread = 0;
+    auto set = build_zone_set(*cfg, states, true, false, &cache, &next, &reread);
+    cache = std::move(next);
+    return set;
+  };
+  auto first = build_zone_set(*cfg, states, true, false, nullptr, &cache, nullptr);
+  ASSERT_TRUE(first) << first.error().to_string();
+  // The same size, within the same second: found by its content.
+  dir.write("z1.zone", zone_text("192.0.2.11"));
+  size_t reread = 0;
+  auto set = build(reread);
+  ASSERT_TRUE(set) << set.error().to_string();
+  EXPECT_EQ(reread, 1u);
+  EXPECT_EQ(answer_of(**set, "www.z1.test"), std::vector<std::string>{"www.z1.test. 300 IN A 192.0.2.11"});
+  // Every file ages past the 2 s: nothing is read again, then or after.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  set = build(reread);
+  ASSERT_TRUE(set) << set.error().to_string();
+  EXPECT_EQ(reread, 0u);
+  set = build(reread);
+  EXPECT_EQ(reread, 0u);
+  dir.write("z2.zone", zone_text("192.0.2.12"));
+  set = build(reread);
+  ASSERT_TRUE(set) << set.error().to_string();
+  EXPECT_EQ(reread, 1u);
+  EXPECT_EQ(answer_of(**set, "www.z2.test"), std::vector<std::string>{"www.z2.test. 300 IN A 192.0.2.12"});
+  EXPECT_EQ(answer_of(**set, "www.z0.test"), std::vector<std::string>{"www.z0.test. 300 IN A 192.0.2.10"});
+}
+
 }  // namespace
 }  // namespace vane::server
