@@ -772,7 +772,7 @@ std::unique_ptr<Server::Staged> Server::stage_zone_reload(const std::string& zon
   if (it == zs.end()) return fail("zone " + zone + " is in the config but not in the served set: reload the config");
   size_t records = (*z)->record_count();
   out->zone = (*z)->origin_text();
-  out->cached = CachedZone{fingerprint(original, files_of(original, z->get())), *z};
+  out->cached = CachedZone{fingerprint(original, files_of(original, z->get()), (*z)->master_id()), *z};
   *it = z.take();
   out->set = std::make_shared<zones::ZoneSet>(std::move(zs));
   out->set->states = states_.get();
