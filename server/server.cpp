@@ -326,7 +326,7 @@ ZoneFingerprint fingerprint(const zones::ZoneSource& src, const std::vector<std:
 // The fingerprint of a zone just read: its master file as that read opened
 // it (a failed read: as it is now).
 ZoneFingerprint fingerprint_read(const zones::ZoneSource& src, const std::vector<std::string>& files,
-                          const Result<std::unique_ptr<zones::Zone>>& read) {
+                                 const Result<std::unique_ptr<zones::Zone>>& read) {
   return fingerprint(src, files, read ? (*read)->master_id() : std::nullopt);
 }
 

@@ -24,12 +24,6 @@
 
 namespace vane::server {
 
-// Loads every zone of `cfg`; logs one line per zone. Any error names file:line.
-// Steered records get their endpoint state slots from `states`. A signed
-// zone without keys gets a CSK made when `create_keys` (not for `vaned check`).
-// With `previous` (the last build's), a zone whose files and config are
-// unchanged is taken from it instead of read again; `next` gets this
-// build's (see ZoneCache).
 // What a zone was built from: its files by inode, size and modification
 // time with its part of the config, and, while one of the files was written
 // in the last 2 s (git's "racily clean" files: two writes of one size within
@@ -45,6 +39,13 @@ struct ZoneFingerprint {
     return files == now.files && (!racy || contents == now.contents);
   }
 };
+
+// Loads every zone of `cfg`; logs one line per zone. Any error names file:line.
+// Steered records get their endpoint state slots from `states`. A signed
+// zone without keys gets a CSK made when `create_keys` (not for `vaned check`).
+// With `previous` (the last build's), a zone whose files and config are
+// unchanged is taken from it instead of read again; `next` gets this
+// build's (see ZoneCache).
 struct CachedZone {
   ZoneFingerprint fingerprint;
   std::shared_ptr<const zones::Zone> zone;
