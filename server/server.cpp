@@ -669,6 +669,7 @@ void Server::publish(std::shared_ptr<zones::ZoneSet> z) {
 }
 
 void Server::collect_retired() {
+  for (auto& w : workers_) w->nudge();  // a wake lost to a race (worker.cpp, kWakeSignal)
   std::lock_guard lock(retired_mu_);
   std::erase_if(retired_, [](const auto& z) { return z.use_count() == 1; });
 }

@@ -114,6 +114,7 @@ class Worker {
 
   void start();
   void refresh();  // pick up the newest snapshot (any thread)
+  void nudge();    // wake again the UDP threads that have not taken it yet
   void stop();     // close everything and end the thread (any thread)
   const WorkerStats& stats() const { return stats_; }
   // Every thread's counters (TCP's, then each UDP socket's): summed when read.
@@ -135,6 +136,7 @@ class Worker {
     bool wildcard;
     std::thread thread;
     std::atomic<bool> refresh{false};  // a newer snapshot is published
+    std::atomic<bool> done{false};     // its thread has left run_udp
     std::shared_ptr<const zones::ZoneSet> zones;
     QueryContext ctx;
     QueryCounters counters;
