@@ -1,11 +1,9 @@
 // vaned: command line, start-up, signals (SIGHUP reload, SIGTERM/SIGINT stop).
 #include <malloc.h>
-#include <pthread.h>
 #include <sys/resource.h>
 #include <uv.h>
 
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -110,13 +108,7 @@ int main(int argc, char** argv) {
     source = [] { return server::demo_config(); };
 
   signal(SIGPIPE, SIG_IGN);
-  // SIGURG wakes the UDP threads (worker.cpp, kWakeSignal), which unblock
-  // it; blocked in every other thread, which inherit this mask, so that one
-  // sent to the process interrupts nothing else.
-  sigset_t urg;
-  sigemptyset(&urg);
-  sigaddset(&urg, SIGURG);
-  pthread_sigmask(SIG_BLOCK, &urg, nullptr);
+  server::block_udp_wakes();  // before any thread starts: they inherit the mask
   // Thousands of TCP clients need thousands of descriptors: take what the
   // hard limit allows (as Knot and NSD do), and say when it is short.
   if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

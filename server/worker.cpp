@@ -64,7 +64,16 @@ void wake(std::thread& t) {
   if (t.joinable()) pthread_kill(t.native_handle(), kWakeSignal);
 }
 
+void mask_wakes(int how) {
+  sigset_t wakes;
+  sigemptyset(&wakes);
+  sigaddset(&wakes, kWakeSignal);
+  pthread_sigmask(how, &wakes, nullptr);
+}
+
 }  // namespace
+
+void block_udp_wakes() { mask_wakes(SIG_BLOCK); }
 
 TcpAdmission::Verdict TcpAdmission::admit(const std::string& client) {
   std::lock_guard lock(mu_);
@@ -169,10 +178,7 @@ void Worker::start() {
       char name[16];
       snprintf(name, sizeof name, "vane-udp-%u.%zu", id_, i);
       pthread_setname_np(pthread_self(), name);
-      sigset_t wakes;
-      sigemptyset(&wakes);
-      sigaddset(&wakes, kWakeSignal);
-      pthread_sigmask(SIG_UNBLOCK, &wakes, nullptr);
+      mask_wakes(SIG_UNBLOCK);
       run_udp(*s);
       s->done.store(true, std::memory_order_release);
     });

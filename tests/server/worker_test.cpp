@@ -7,10 +7,9 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <memory>
-#include <thread>
 
+#include "fixtures.h"
 #include "sockets.h"
 
 namespace vane::server {
@@ -43,16 +42,6 @@ std::shared_ptr<zones::ZoneSet> empty_set() {
   return std::make_shared<zones::ZoneSet>(std::vector<std::shared_ptr<const zones::Zone>>{});
 }
 
-// Polls `done` for up to 10 s: a generous bound for a test, not a deadline.
-template <class F>
-bool eventually(F done) {
-  for (int i = 0; i < 1000; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
-
 class WorkerWake : public ::testing::TestWithParam<Receive> {};
 
 TEST_P(WorkerWake, AnIdleThreadLetsTheOldSnapshotGo) {
@@ -69,11 +58,13 @@ TEST_P(WorkerWake, AnIdleThreadLetsTheOldSnapshotGo) {
     std::weak_ptr<const zones::ZoneSet> now = next;
     b.publisher.publish(std::move(next));
     w->refresh();
-    int polls = 0;
-    bool gone = eventually([&] {
-      if (++polls % 100 == 0) w->nudge();  // once a second, as the server's retire timer does
-      return old.expired();
-    });
+    int polls = 0;  // 20 ms apart
+    bool gone = test::eventually(  // 10 s: a generous bound for a test, not a deadline
+        [&] {
+          if (++polls % 50 == 0) w->nudge();  // once a second, as the server's retire timer does
+          return old.expired();
+        },
+        10000);
     if (!gone) w->stop();  // else the worker's destructor would wait for ever
     ASSERT_TRUE(gone) << "generation " << generation;
     old = now;
