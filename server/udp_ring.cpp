@@ -14,8 +14,9 @@ namespace {
 
 constexpr uint64_t kRecvTag = 1;
 constexpr uint64_t kSendTag = 2;
+constexpr uint64_t kWakeTag = 3;
 constexpr uint16_t kGroup = 0;
-constexpr unsigned kEntries = 128;  // a batch of sends (64) and the receive fit
+constexpr unsigned kEntries = 128;  // a batch of sends (64), the receive and the wake read fit
 
 std::string errno_text(const char* what, int err) { return std::string(what) + ": " + std::strerror(err); }
 
@@ -29,8 +30,9 @@ UdpRing::~UdpRing() {
   if (br_) munmap(br_, kBuffers * sizeof(io_uring_buf));
 }
 
-bool UdpRing::open(int fd, size_t payload, size_t control, std::string& why) {
+bool UdpRing::open(int fd, size_t payload, size_t control, int wake_fd, std::string& why) {
   fd_ = fd;
+  wake_fd_ = wake_fd;
   // The receive work runs in this thread when it waits (DEFER_TASKRUN), not
   // as an interrupt of whatever it is doing; kernels before 6.1 get the
   // plain ring.
@@ -75,7 +77,16 @@ bool UdpRing::open(int fd, size_t payload, size_t control, std::string& why) {
                           io_uring_buf_ring_mask(kBuffers), int(i));
   io_uring_buf_ring_advance(br_, kBuffers);
   arm();
+  if (wake_fd_ >= 0) arm_wake();
   return true;
+}
+
+void UdpRing::arm_wake() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (!sqe) return;  // armed on the next receive()
+  io_uring_prep_read(sqe, wake_fd_, &wake_count_, sizeof wake_count_, 0);
+  io_uring_sqe_set_data64(sqe, kWakeTag);
+  wake_armed_ = true;
 }
 
 void UdpRing::arm() {
@@ -102,6 +113,11 @@ void UdpRing::harvest() {
   unsigned seen = 0, head;
   io_uring_for_each_cqe(&ring_, head, cqe) {
     ++seen;
+    if (cqe->user_data == kWakeTag) {
+      wake_armed_ = false;  // read: the wait ends, and the next receive() reads again
+      if (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN) wake_error_ = -cqe->res;
+      continue;
+    }
     if (cqe->user_data == kSendTag) {
       --sends_;
       if (cqe->res < 0) ++send_errors_;  // send buffer full, or the peer unreachable: that answer is lost
@@ -130,12 +146,17 @@ int UdpRing::receive(Datagram* out, int max, int timeout_ms, std::string& why) {
   if (!armed_) {
     if (count_ < kBuffers / 2) arm();  // with buffers to receive into
   }
+  if (wake_fd_ >= 0 && !wake_armed_) arm_wake();
   // Wait for every send (they finish during the submit unless the socket's
   // buffer is full) and, unless datagrams are waiting already, one more.
   int r = enter(sends_ + (count_ ? 0 : 1), count_ ? -1 : timeout_ms);
   while (sends_ > 0 && (r >= 0 || r == -ETIME || r == -EINTR)) r = enter(sends_, -1);
   if (first_error_) {
     why = errno_text("multishot recvmsg", first_error_);
+    return -1;
+  }
+  if (wake_error_) {
+    why = errno_text("read of the wake eventfd", wake_error_);
     return -1;
   }
   if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
@@ -193,7 +214,7 @@ std::string UdpRing::probe() {
     why = errno_text("bind 127.0.0.1", errno);
   } else {
     UdpRing ring;
-    if (ring.open(fd, 512, 0, why)) {
+    if (ring.open(fd, 512, 0, -1, why)) {
       const char byte = 'v';
       sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
       Datagram d{};

@@ -4,6 +4,8 @@
 // waits for the next datagrams — one syscall per batch instead of
 // recvmmsg + sendmmsg. Owned by the socket's thread (SINGLE_ISSUER,
 // DEFER_TASKRUN: the kernel does the receive work when that thread waits).
+// Other threads wake a waiting receive() by writing to an eventfd that the
+// ring keeps a read on, so the wait needs no timeout.
 #pragma once
 
 #include <liburing.h>
@@ -43,13 +45,18 @@ class UdpRing {
   UdpRing& operator=(const UdpRing&) = delete;
 
   // Sets up the ring on `fd` (payload up to `payload` bytes, `control`
-  // bytes of ancillary data per datagram). False with `why` on failure.
-  bool open(int fd, size_t payload, size_t control, std::string& why);
+  // bytes of ancillary data per datagram). `wake_fd`: an eventfd, owned by
+  // the caller and open while the ring is, whose every write makes the
+  // receive() waiting then, or the next one, return (-1: none). A write
+  // is never lost: it stays in the eventfd until the ring reads it.
+  // False with `why` on failure.
+  bool open(int fd, size_t payload, size_t control, int wake_fd, std::string& why);
 
   // Submits the queued sends and the receive, then waits up to `timeout_ms`
-  // for every send to complete and at least one datagram (none if one is
-  // already waiting). Fills `out` with up to `max` datagrams, in order.
-  // Returns how many, 0 on timeout, -1 when the ring cannot go on (`why`).
+  // (-1: until woken) for every send to complete and at least one datagram
+  // (none if one is already waiting). Fills `out` with up to `max`
+  // datagrams, in order. Returns how many, 0 on timeout or a wake, -1 when
+  // the ring cannot go on (`why`).
   int receive(Datagram* out, int max, int timeout_ms, std::string& why);
 
   // Hands `n` datagrams' buffers back to the kernel (after answering them).
@@ -67,6 +74,7 @@ class UdpRing {
     uint32_t flags;
   };
   void arm();
+  void arm_wake();  // a read of the wake eventfd
   int enter(unsigned wait, int timeout_ms);  // submit, wait for `wait` completions, harvest them
   void harvest();
   bool parse(const Completion& c, Datagram& d);
@@ -79,6 +87,10 @@ class UdpRing {
   std::unique_ptr<uint8_t[]> bufs_;
   msghdr layout_{};     // name and control sizes of every received datagram
   bool armed_ = false;  // the multishot receive is live
+  int wake_fd_ = -1;
+  uint64_t wake_count_ = 0;  // the wake read's buffer
+  bool wake_armed_ = false;
+  int wake_error_ = 0;
   int first_error_ = 0;
   unsigned sends_ = 0;  // submitted or queued, not completed
   // Datagram completions read from the CQ, not yet handed out: each holds

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/time.h>
 
@@ -45,9 +46,11 @@ namespace {
 // blocks is lost, so it is sent again: by nudge() (once a second, while a
 // snapshot is not yet taken) and by the destructor (until the thread has
 // left). SIGURG, because it is ignored by default: a stray one changes
-// nothing, and nothing here asks for TCP urgent data.
+// nothing, and nothing here asks for TCP urgent data. The io_uring path is
+// woken through an eventfd as well (UdpSocket::ring_wake), which loses
+// nothing: a signal alone can be swallowed there, as liburing waits again
+// when an interrupted io_uring_enter had submitted entries.
 constexpr int kWakeSignal = SIGURG;
-constexpr int kRingIdleMs = 100;  // the io_uring path's wait (run_udp_ring)
 
 void install_wake_handler() {
   static std::once_flag once;
@@ -60,9 +63,6 @@ void install_wake_handler() {
   });
 }
 
-void wake(std::thread& t) {
-  if (t.joinable()) pthread_kill(t.native_handle(), kWakeSignal);
-}
 
 void mask_wakes(int how) {
   sigset_t wakes;
@@ -74,6 +74,12 @@ void mask_wakes(int how) {
 }  // namespace
 
 void block_udp_wakes() { mask_wakes(SIG_BLOCK); }
+
+void Worker::wake(UdpSocket& s) {
+  if (!s.thread.joinable()) return;
+  if (s.ring_wake.get() >= 0) eventfd_write(s.ring_wake.get(), 1);
+  pthread_kill(s.thread.native_handle(), kWakeSignal);  // the recvmmsg path, or io_uring's after a fallback
+}
 
 TcpAdmission::Verdict TcpAdmission::admit(const std::string& client) {
   std::lock_guard lock(mu_);
@@ -140,6 +146,7 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
     if (s->zones && s->zones->states) s->counters.steered.ensure(s->zones->states->size());
     // Blocking receives, woken by kWakeSignal (sends stay MSG_DONTWAIT).
     fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
+    if (udp_opts.receive == UdpOptions::Receive::kIoUring) s->ring_wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     udp_.push_back(std::move(s));
   }
   for (auto& fd : sockets_.tcp) {
@@ -157,7 +164,7 @@ Worker::~Worker() {
   for (auto& s : udp_) {
     if (!s->thread.joinable()) continue;
     while (!s->done.load(std::memory_order_acquire)) {  // see kWakeSignal
-      wake(s->thread);
+      wake(*s);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     s->thread.join();
@@ -206,19 +213,19 @@ void Worker::run() {
 void Worker::refresh() {
   for (auto& s : udp_) {
     s->refresh.store(true, std::memory_order_release);
-    wake(s->thread);
+    wake(*s);
   }
   uv_async_send(&wake_);
 }
 
 void Worker::nudge() {
   for (auto& s : udp_)
-    if (s->refresh.load(std::memory_order_relaxed)) wake(s->thread);
+    if (s->refresh.load(std::memory_order_relaxed)) wake(*s);
 }
 
 void Worker::stop() {
   stopping_.store(true);
-  for (auto& s : udp_) wake(s->thread);
+  for (auto& s : udp_) wake(*s);
   uv_async_send(&wake_);
 }
 
@@ -309,19 +316,21 @@ void Worker::run_udp(UdpSocket& s) {
 }
 
 bool Worker::run_udp_ring(UdpSocket& s, std::string& why) {
+  if (s.ring_wake.get() < 0) {
+    why = "no eventfd to wake it by (eventfd failed when the worker was made)";
+    return false;
+  }
   UdpRing ring;
-  if (!ring.open(s.fd, kRxSize, s.wildcard ? kCtlSize : 0, why)) return false;
+  if (!ring.open(s.fd, kRxSize, s.wildcard ? kCtlSize : 0, s.ring_wake.get(), why)) return false;
   Coalescer coalesce(udp_opts_.coalesce_us, kBatch);
   std::array<UdpRing::Datagram, kBatch> got;
   uint64_t send_errors = 0;
   while (!stopping_.load(std::memory_order_relaxed)) {
     if (coalesce.wait() && s.ctx.counters) QueryCounters::bump(s.ctx.counters->udp_waits);
     refresh_udp(s);  // also when woken idle: the old snapshot is released
-    // Sends the previous batch's answers and waits for the next datagrams:
-    // one io_uring_enter. With a timeout, unlike recvmmsg: liburing waits
-    // again, untimed, when an enter that submitted was interrupted, so
-    // kWakeSignal alone could be lost there until the next nudge.
-    int n = ring.receive(got.data(), kBatch, kRingIdleMs, why);
+    // Sends the previous batch's answers and waits for the next datagrams
+    // or a wake (ring_wake): one io_uring_enter.
+    int n = ring.receive(got.data(), kBatch, -1, why);
     if (n < 0) return false;
     if (ring.send_errors() != send_errors) {
       stats_.dropped.fetch_add(ring.send_errors() - send_errors, std::memory_order_relaxed);

@@ -143,6 +143,7 @@ class Worker {
     std::thread thread;
     std::atomic<bool> refresh{false};  // a newer snapshot is published
     std::atomic<bool> done{false};     // its thread has left run_udp
+    Fd ring_wake;                      // io_uring path: an eventfd its ring waits on too
     std::shared_ptr<const zones::ZoneSet> zones;
     QueryContext ctx;
     QueryCounters counters;
@@ -171,6 +172,7 @@ class Worker {
   bool run_udp_ring(UdpSocket& s, std::string& why);
   void run_udp_recvmmsg(UdpSocket& s);
   void refresh_udp(UdpSocket& s);  // take a newer snapshot, between batches
+  static void wake(UdpSocket& s);  // make its thread look at `refresh` and `stopping_` (any thread)
   // Answers s.rx[0..n) into s.tx; returns how many answers to send.
   int answer_batch(UdpSocket& s, int n);
   // dnstap: logs one exchange on `queue` when the snapshot has a sink and

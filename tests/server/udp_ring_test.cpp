@@ -1,17 +1,22 @@
 // UdpRing over a real loopback socket: three times more datagrams queued
 // than it has buffers (whether the kernel ends the multishot receive with
 // ENOBUFS or waits for buffers, none is lost), more than one batch at a time, each handed out once, whole and in order, with
-// its sender; answers sent through the ring arrive.
+// its sender; answers sent through the ring arrive. A write to its wake
+// eventfd ends a wait that has no timeout, whether it comes before the wait
+// or during it, and is not taken twice.
 #include "udp_ring.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace vane::server {
@@ -37,7 +42,7 @@ TEST(UdpRing, MoreDatagramsThanBuffers_EachOnceWholeInOrder_AnswersArrive) {
   int client = bound_socket(client_addr);
   UdpRing ring;
   std::string why;
-  ASSERT_TRUE(ring.open(server, 512, 0, why)) << why;
+  ASSERT_TRUE(ring.open(server, 512, 0, -1, why)) << why;
 
   constexpr int kCount = 3 * int(UdpRing::kBuffers) + 17;
   for (int i = 0; i < kCount; ++i) {
@@ -115,6 +120,46 @@ TEST(UdpRing, MoreDatagramsThanBuffers_EachOnceWholeInOrder_AnswersArrive) {
   EXPECT_EQ(ring.send_errors(), 0u);
   close(client);
   close(server);
+}
+
+TEST(UdpRing, AWakeEndsAnUntimedWait_SentBeforeOrDuringIt) {
+  ASSERT_EQ(UdpRing::probe(), "");
+  sockaddr_in server_addr, client_addr;
+  int server = bound_socket(server_addr);
+  int client = bound_socket(client_addr);
+  int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ASSERT_GE(wake, 0);
+  UdpRing ring;
+  std::string why;
+  ASSERT_TRUE(ring.open(server, 512, 0, wake, why)) << why;
+  UdpRing::Datagram got[64];
+
+  // Before the wait: kept in the eventfd, so the wait ends at once.
+  eventfd_write(wake, 1);
+  EXPECT_EQ(ring.receive(got, 64, -1, why), 0) << why;
+
+  // During it, from another thread, five times: a lost wake would hang here
+  // (the test's own timeout is the bound).
+  for (int i = 0; i < 5; ++i) {
+    std::thread waker([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      eventfd_write(wake, 1);
+    });
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(ring.receive(got, 64, -1, why), 0) << why;
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(15)) << "it waited for the wake";
+    waker.join();
+  }
+
+  // A wake taken is gone (the next wait times out), and datagrams still come.
+  EXPECT_EQ(ring.receive(got, 64, 50, why), 0) << why;
+  sendto(client, "q", 1, 0, reinterpret_cast<sockaddr*>(&server_addr), sizeof server_addr);
+  ASSERT_EQ(ring.receive(got, 64, -1, why), 1) << why;
+  EXPECT_EQ(got[0].len, 1u);
+  ring.release(got, 1);
+  close(client);
+  close(server);
+  close(wake);
 }
 
 }  // namespace
