@@ -160,6 +160,7 @@ Worker::Worker(unsigned id, WorkerSockets sockets, SnapshotPublisher& publisher,
 }
 
 Worker::~Worker() {
+  if (!stopping_.load()) stop();  // else the threads would never end
   if (thread_.joinable()) thread_.join();
   for (auto& s : udp_) {
     if (!s->thread.joinable()) continue;
