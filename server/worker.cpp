@@ -63,7 +63,6 @@ void install_wake_handler() {
   });
 }
 
-
 void mask_wakes(int how) {
   sigset_t wakes;
   sigemptyset(&wakes);
