@@ -30,14 +30,14 @@
 
 namespace vane::server {
 
-// Hands the current ZoneSet to workers. publish() is for the reloader;
-// workers copy the pointer when woken, between batches.
 // Blocks the signal that wakes UDP threads (worker.cpp, kWakeSignal) in
 // the calling thread and the threads it starts from now on; the UDP threads
 // unblock it. Called early in main, so that one sent to the process
 // interrupts nothing else.
 void block_udp_wakes();
 
+// Hands the current ZoneSet to workers. publish() is for the reloader;
+// workers copy the pointer when woken, between batches.
 class SnapshotPublisher {
  public:
   void publish(std::shared_ptr<const zones::ZoneSet> z) {
