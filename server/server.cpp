@@ -11,7 +11,6 @@
 #include <optional>
 #include <thread>
 #include <ctime>
-#include <fstream>
 #include <mutex>
 #include <sstream>
 
@@ -257,12 +256,12 @@ namespace {
 // inode, size and modification time (the master file even when missing: a
 // secondary's first copy), and its part of the config — its records as
 // compiled (state slots, region ids, rdata, names), transfer and secondary
-// settings. `master`: the first file's identity as a read just opened it
-// (else stat). `was`: the fingerprint this one is compared with, whose
-// contents are taken again if it was racy.
+// settings. `read`: a zone just read from these files; each file it read is
+// taken as that read found it (Zone::sources), the others as they are now.
+// `was`: the fingerprint this one is compared with, whose contents are
+// taken again if it was racy.
 ZoneFingerprint fingerprint(const zones::ZoneSource& src, const std::vector<std::string>& files,
-                            const std::optional<zones::Zone::FileId>& master = std::nullopt,
-                            const ZoneFingerprint* was = nullptr) {
+                            const zones::Zone* read = nullptr, const ZoneFingerprint* was = nullptr) {
   ZoneFingerprint fp;
   uint64_t h = 0xcbf29ce484222325ULL;
   auto mix = [&](const void* p, size_t n) { h = zones::hash_bytes(h, static_cast<const uint8_t*>(p), n); };
@@ -274,26 +273,32 @@ ZoneFingerprint fingerprint(const zones::ZoneSource& src, const std::vector<std:
   str(src.origin);
   str(src.file);
   str(src.text);
+  auto as_read = [&](const std::string& f) -> const zones::Zone::Source* {
+    if (read)
+      for (const zones::Zone::Source& s : read->sources())
+        if (s.path == f) return &s;
+    return nullptr;
+  };
   const int64_t now = time(nullptr);
   for (const std::string& f : files) {
     str(f);
     struct stat st {};
     zones::Zone::FileId v = {~0ULL, 0, 0, 0, 0};
-    if (master && &f == &files.front())
-      v = *master;
+    const zones::Zone::Source* r = as_read(f);
+    if (r)
+      v = r->id;
     else if (stat(f.c_str(), &st) == 0)
       v = zones::Zone::file_id(st);
     mix(v.data(), sizeof v);
-    if (v[0] != ~0ULL && now - int64_t(v[3]) < 2) fp.racy = true;
+    if ((v[0] != ~0ULL && now - int64_t(v[3]) < zones::Zone::kRacySeconds) || (r && r->contents)) fp.racy = true;
   }
   if (fp.racy || (was && was->racy)) {
     uint64_t c = 0xcbf29ce484222325ULL;
     for (const std::string& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      char buf[65536];
-      while (in.read(buf, sizeof buf) || in.gcount() > 0)
-        c = zones::hash_bytes(c, reinterpret_cast<const uint8_t*>(buf), size_t(in.gcount()));
-      c = zones::hash_bytes(c, reinterpret_cast<const uint8_t*>("\0"), 1);  // where one file ends
+      const zones::Zone::Source* r = as_read(f);
+      std::optional<uint64_t> one = r && r->contents ? r->contents : zones::hash_file(f);
+      uint64_t v[] = {one.value_or(0), one.has_value()};
+      c = zones::hash_bytes(c, reinterpret_cast<const uint8_t*>(v), sizeof v);
     }
     fp.contents = c;
   }
@@ -323,11 +328,11 @@ ZoneFingerprint fingerprint(const zones::ZoneSource& src, const std::vector<std:
   return fp;
 }
 
-// The fingerprint of a zone just read: its master file as that read opened
-// it (a failed read: as it is now).
+// The fingerprint of a zone just read: its files as that read found them
+// (a failed read: as they are now).
 ZoneFingerprint fingerprint_read(const zones::ZoneSource& src, const std::vector<std::string>& files,
                                  const Result<std::unique_ptr<zones::Zone>>& read) {
-  return fingerprint(src, files, read ? (*read)->master_id() : std::nullopt);
+  return fingerprint(src, files, read ? (*read).get() : nullptr);
 }
 
 // A source whose fingerprint is its origin and files alone: nothing in the
@@ -341,8 +346,8 @@ bool fingerprint_config_only(const zones::ZoneSource& src) {
 std::vector<std::string> files_of(const zones::ZoneSource& src, const zones::Zone* z) {
   std::vector<std::string> f{src.file};
   if (z)
-    for (const std::string& s : z->sources())
-      if (s != src.file) f.push_back(s);
+    for (const zones::Zone::Source& s : z->sources())
+      if (s.path != src.file) f.push_back(s.path);
   return f;
 }
 
@@ -445,14 +450,14 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
     bool no_copy = false;
   };
   std::vector<Job> jobs(sources.size());
-  // Files it turned out to $INCLUDE count from now on (taken after the read:
-  // one changed in between is read again at the next reload but one).
+  // Files it turned out to $INCLUDE count from now on, as the read found
+  // them (one changed since is read again at the next reload).
   auto settle = [](Job& j, const zones::ZoneSource& src) {
     if (!*j.result) return;
     const zones::Zone& z = ***j.result;
     if (j.files.size() <= 1 && z.sources().size() <= 1) return;  // its master file alone, as before
     std::vector<std::string> now = files_of(src, &z);
-    if (now != j.files) j.fp = fingerprint(src, now);
+    if (now != j.files) j.fp = fingerprint(src, now, &z);
   };
   auto prepare = [&](size_t i) {
     const zones::ZoneSource& src = *sources[i];
@@ -482,7 +487,7 @@ Result<std::shared_ptr<zones::ZoneSet>> build_zone_set(const Config& cfg, zones:
       settle(j, src);
       return;
     }
-    j.fp = fingerprint(src, j.files, std::nullopt, j.was ? &j.was->fingerprint : nullptr);
+    j.fp = fingerprint(src, j.files, nullptr, j.was ? &j.was->fingerprint : nullptr);
     // A zone signed online is always read again: its keys may have changed.
     j.same = j.was && j.was->fingerprint.same_as_before(j.fp) && !src.dnssec.online;
     if (j.same || src.dnssec.online) return;
@@ -773,7 +778,7 @@ std::unique_ptr<Server::Staged> Server::stage_zone_reload(const std::string& zon
   if (it == zs.end()) return fail("zone " + zone + " is in the config but not in the served set: reload the config");
   size_t records = (*z)->record_count();
   out->zone = (*z)->origin_text();
-  out->cached = CachedZone{fingerprint(original, files_of(original, z->get()), (*z)->master_id()), *z};
+  out->cached = CachedZone{fingerprint(original, files_of(original, z->get()), z->get()), *z};
   *it = z.take();
   out->set = std::make_shared<zones::ZoneSet>(std::move(zs));
   out->set->states = states_.get();

@@ -74,19 +74,27 @@ class Zone {
   // The master file it was loaded from (for status; not used to answer).
   const std::string& file() const { return file_; }
   void set_file(std::string f) { file_ = std::move(f); }
-  // Every file it was read from: the master file and what it $INCLUDEs
-  // (a reload reads a zone again when one of them changed).
-  const std::vector<std::string>& sources() const { return sources_; }
-  void set_sources(std::vector<std::string> s) { sources_ = std::move(s); }
-  // The master file as this read opened it: device, inode, size, mtime (s,
-  // ns). A fingerprint taken from it describes exactly what was read.
+  // Every file it was read from, as the read found it: the master file
+  // first, then what it $INCLUDEs in the order read (a reload reads a zone
+  // again when one of them changed). `id`: device, inode, size, mtime (s,
+  // ns) when opened. `contents`: a hash of the very bytes parsed, taken when
+  // the file had been written within kRacySeconds of the open (a write in
+  // the same tick of the file system's clock, of the same size, would not
+  // show in `id`). A fingerprint taken from these describes exactly what
+  // was read, whatever is written to the files meanwhile.
   using FileId = std::array<uint64_t, 5>;
   static FileId file_id(const struct stat& st) {
     return {uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size), uint64_t(st.st_mtim.tv_sec),
             uint64_t(st.st_mtim.tv_nsec)};
   }
-  const std::optional<FileId>& master_id() const { return master_id_; }
-  void set_master_id(const FileId& id) { master_id_ = id; }
+  static constexpr int64_t kRacySeconds = 2;  // git's "racily clean" margin
+  struct Source {
+    std::string path;
+    FileId id{};
+    std::optional<uint64_t> contents;
+  };
+  const std::vector<Source>& sources() const { return sources_; }
+  void set_sources(std::vector<Source> s) { sources_ = std::move(s); }
   // Online signing: the zone's keys, or nullptr when it is not signed.
   const KeySet* keys() const { return keys_.get(); }
   const std::shared_ptr<const KeySet>& key_set() const { return keys_; }
@@ -172,8 +180,7 @@ class Zone {
   uint8_t origin_labels_ = 0;
   std::string origin_text_;
   std::string file_;
-  std::vector<std::string> sources_;
-  std::optional<FileId> master_id_;
+  std::vector<Source> sources_;
   std::shared_ptr<const KeySet> keys_;
   const std::atomic<uint32_t>* served_serial_ = nullptr;
   const std::atomic<bool>* expired_ = nullptr;

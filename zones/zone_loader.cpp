@@ -462,12 +462,15 @@ class MappedFile {
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
       id_ = Zone::file_id(st);
       size_ = static_cast<size_t>(st.st_size);
+      const bool racy = time(nullptr) - int64_t(st.st_mtim.tv_sec) < Zone::kRacySeconds;
       if (size_ == 0) {
         ok_ = true;
-      } else if (size_ <= kReadBelow) {
+      } else if (size_ <= kReadBelow || racy) {
         // A small file is read: mapping it costs two system calls, a page
         // fault and a TLB shootdown on unmap — most of a 20-record zone's
-        // load when a server has 20 000 of them.
+        // load when a server has 20 000 of them. So is a file just written,
+        // whatever its size: its contents are hashed below, and a mapping
+        // could change between the hash and the parse.
         copy_.resize(size_);
         size_t got = 0;
         for (ssize_t n; got < size_; got += size_t(n))
@@ -480,6 +483,7 @@ class MappedFile {
         madvise(p, size_, MADV_SEQUENTIAL);
         ok_ = true;
       }
+      if (ok_ && racy) contents_ = hash_text(text());
     } else if (fstat(fd, &st) == 0) {
       errno = EINVAL;  // a directory or device is not a zone file
     }
@@ -494,7 +498,8 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   bool ok() const { return ok_; }
-  const Zone::FileId& id() const { return id_; }
+  // What a zone read from it records (see Zone::Source).
+  Zone::Source source(std::string path) const { return {std::move(path), id_, contents_}; }
   std::string_view text() const { return data_ ? std::string_view(data_, size_) : std::string_view(copy_); }
 
  private:
@@ -502,6 +507,7 @@ class MappedFile {
   const char* data_ = nullptr;  // mapped
   std::string copy_;            // or read
   Zone::FileId id_{};
+  std::optional<uint64_t> contents_;  // when written within Zone::kRacySeconds of the open
   size_t size_ = 0;
   bool ok_ = false;
 };
@@ -625,7 +631,7 @@ class MasterReader {
   // `mapped`: `text` is a file mapping whose pages may be dropped once read.
   std::optional<Error> read(std::string_view text, const std::string& name, RdfPtr origin, bool mapped);
   // The files $INCLUDE brought in, in the order they were read.
-  const std::vector<std::string>& included() const { return included_paths_; }
+  const std::vector<Zone::Source>& included() const { return included_sources_; }
 
  private:
   struct Where {  // a record's start, to cut it again
@@ -673,7 +679,7 @@ class MasterReader {
   std::vector<RdfPtr> origins_;
   std::deque<std::string> names_;      // file names (stable addresses)
   std::vector<std::unique_ptr<MappedFile>> included_;
-  std::vector<std::string> included_paths_;
+  std::vector<Zone::Source> included_sources_;
   std::optional<Where> last_owner_;
   std::unique_ptr<Chunk> open_;        // being collected
   // Shared with the helpers.
@@ -748,8 +754,8 @@ std::optional<Error> MasterReader::directive(const char* line, const std::string
       inc_origin = add_origin(std::move(o));
     }
     std::string_view text = inc->text();
+    included_sources_.push_back(inc->source(p.string()));
     included_.push_back(std::move(inc));  // its records are cut again by the helpers
-    included_paths_.push_back(p.string());
     return collect(text, p.string(), inc_origin, depth + 1);
   }
   return Error{name, line_nr, "unknown directive " + directive_name.substr(0, 64)};
@@ -949,6 +955,41 @@ std::optional<Error> MasterReader::read(std::string_view text, const std::string
 
 }  // namespace
 
+// In blocks of kHashBlock, so that a file hashed as it is read, block by
+// block, gives what its whole text gives.
+static constexpr size_t kHashBlock = 64 * 1024;
+
+uint64_t hash_text(std::string_view text) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t at = 0; at < text.size(); at += kHashBlock) {
+    std::string_view b = text.substr(at, kHashBlock);
+    h = hash_bytes(h, reinterpret_cast<const uint8_t*>(b.data()), b.size());
+  }
+  return h;
+}
+
+std::optional<uint64_t> hash_file(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  uint64_t h = 0xcbf29ce484222325ULL;
+  std::string block(kHashBlock, '\0');
+  bool ok = true;
+  while (true) {
+    size_t got = 0;
+    for (ssize_t n; got < kHashBlock; got += size_t(n))
+      if ((n = read(fd, block.data() + got, kHashBlock - got)) <= 0) {
+        ok = n == 0;
+        break;
+      }
+    if (!ok || got == 0) break;
+    h = hash_bytes(h, reinterpret_cast<const uint8_t*>(block.data()), got);
+    if (got < kHashBlock) break;
+  }
+  close(fd);
+  if (!ok) return std::nullopt;
+  return h;
+}
+
 Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
   dns::NameBuf origin;
   std::string origin_text = src.origin;
@@ -960,8 +1001,8 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
     if (!file->ok()) return Error{src.file, 0, std::string("cannot open zone file: ") + strerror(errno)};
   }
   std::string_view text = file ? file->text() : std::string_view(src.text);
-  std::vector<std::string> files;  // every file the zone was read from
-  if (file) files.push_back(src.file);
+  std::vector<Zone::Source> files;  // every file the zone was read from
+  if (file) files.push_back(file->source(src.file));
   Result<std::unique_ptr<Zone>> zone = [&]() -> Result<std::unique_ptr<Zone>> {
     ZoneBuilder builder(origin, origin_text);
     if (text.size() > (1u << 20)) {
@@ -999,7 +1040,6 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
     auto built = builder.finish();
     if (built) (*built)->set_keys(src.keys);
     if (built) (*built)->set_sources(std::move(files));
-    if (built && file) (*built)->set_master_id(file->id());
     return built;
   }();
   // A large zone's reading buffers, freed on several threads' malloc arenas

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "dnssec.h"
 #include "error.h"
@@ -38,5 +40,10 @@ struct ZoneSource {
 // Loads and checks one zone. Errors name file:line: syntax, out-of-zone
 // records, CNAME beside other data, a missing or misplaced SOA, $INCLUDE loops.
 Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src);
+
+// The hash of a file's contents that Zone::Source::contents holds: of
+// `text`, or of the file at `path` as it is now (nullopt: unreadable).
+uint64_t hash_text(std::string_view text);
+std::optional<uint64_t> hash_file(const std::string& path);
 
 }  // namespace vane::zones

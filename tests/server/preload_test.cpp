@@ -6,9 +6,13 @@
 #include "answer.h"
 #include "server.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -139,6 +143,70 @@ TEST(ZoneCache, ARacyFileIsComparedByContent_AndNotReadAgainOnceItHasAged) {
   EXPECT_EQ(reread, 1u);
   EXPECT_EQ(answer_of(**set, "www.z2.test"), std::vector<std::string>{"www.z2.test. 300 IN A 192.0.2.12"});
   EXPECT_EQ(answer_of(**set, "www.z0.test"), std::vector<std::string>{"www.z0.test. 300 IN A 192.0.2.10"});
+}
+
+// A write that lands while a zone is being read, of the same size and in
+// the same tick of the file system's clock, shows in neither the file's
+// size nor its mtime. What the read parsed is what its fingerprint hashes,
+// so the next reload still finds the file changed. A writer flips an
+// address in place and puts the mtime back after every write (a tick that
+// never ends), while the zone is read again and again; the reload after
+// must serve what the file finally holds. The file flipped is the master
+// file, then a file it $INCLUDEs.
+TEST(ZoneCache, AFileRewrittenWhileItIsRead_SameSizeSameMtime_IsReadAgainAtTheNextReload) {
+  for (bool include : {false, true}) {
+    SCOPED_TRACE(include ? "an included file" : "the master file");
+    test::TempDir dir;
+    const std::string head = "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n";
+    const std::string www = "www IN A 192.0.2.";
+    std::string body = www + "11\n";
+    for (int i = 0; i < 3000; ++i) body += "h" + std::to_string(i) + " IN TXT \"filler record number " + std::to_string(i) + "\"\n";
+    const std::string flipped = include ? dir.write("inc.zone", body) : dir.write("z.zone", head + body);
+    if (include) dir.write("z.zone", head + "$INCLUDE inc.zone\n");
+    const off_t at = off_t((include ? 0 : head.size()) + www.size());
+    auto cfg = load_config(dir.write("vane.yaml", "listen: [\"127.0.0.1:0\"]\nstate_dir: " + dir.path() +
+                                                      "/state\nzones:\n  - { name: z.test, file: z.zone }\n"));
+    ASSERT_TRUE(cfg) << cfg.error().to_string();
+    int fd = open(flipped.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    int overlapped = 0, rounds = 0;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    for (; rounds < 40 && std::chrono::steady_clock::now() < end; ++rounds) {
+      ASSERT_EQ(pwrite(fd, "11", 2, at), 2);
+      timespec times[2] = {{0, UTIME_OMIT}, {}};
+      clock_gettime(CLOCK_REALTIME, &times[1]);
+      ASSERT_EQ(futimens(fd, times), 0);
+      std::atomic<bool> stop{false};
+      std::atomic<int> writes{0};
+      char last = '1';
+      std::thread writer([&] {
+        for (char d = '2'; !stop.load(); d = d == '1' ? '2' : '1') {
+          const char two[2] = {d, d};
+          if (pwrite(fd, two, 2, at) != 2 || futimens(fd, times) != 0) return;
+          last = d;
+          writes.fetch_add(1);
+        }
+      });
+      zones::StateTable states;
+      ZoneCache cache, next;
+      while (writes.load() == 0) std::this_thread::yield();  // the read starts with the flips under way
+      const int before = writes.load();
+      auto first = build_zone_set(*cfg, states, true, false, nullptr, &cache, nullptr);
+      ASSERT_TRUE(first) << first.error().to_string();
+      if (writes.load() > before) ++overlapped;
+      stop = true;
+      writer.join();
+      struct stat st {};
+      ASSERT_EQ(fstat(fd, &st), 0);
+      ASSERT_EQ(st.st_mtim.tv_nsec, times[1].tv_nsec);  // the last write's mtime put back too
+      auto second = build_zone_set(*cfg, states, true, false, &cache, &next, nullptr);
+      ASSERT_TRUE(second) << second.error().to_string();
+      const std::string want = std::string("www.z.test. 300 IN A 192.0.2.") + last + last;
+      ASSERT_EQ(answer_of(**second, "www.z.test"), std::vector<std::string>{want}) << "round " << rounds;
+    }
+    close(fd);
+    EXPECT_GT(overlapped, rounds / 2) << "the writes should land during the reads";
+  }
 }
 
 }  // namespace
