@@ -335,7 +335,9 @@ std::optional<Response> ask(uint16_t port, const std::string& name, const std::s
 TEST_F(Transfer, KnotAndNsdSecondaries_FollowADrainByIxfr_WrongKeyGetsNothing) {
   if (access(kKnotd, X_OK) != 0) GTEST_FAIL() << "knotd not installed (apt-get install knot)";
   if (access(kNsd, X_OK) != 0) GTEST_FAIL() << "nsd not installed (apt-get install nsd)";
-  uint16_t knot_port = free_port(), nsd_port = free_port(), bad_port = free_port();
+  // Below the ephemeral range: the secondaries bind them only after vane
+  // has started, and an outgoing connection meanwhile may take one above.
+  uint16_t knot_port = stable_port(), nsd_port = stable_port(), bad_port = stable_port();
   start("transfer: { allow: [{ key: xfr }], notify: [\"127.0.0.1:" + std::to_string(knot_port) + "\", \"127.0.0.1:" +
         std::to_string(nsd_port) + "\"] }");
   std::string d = dir_.path();
@@ -430,8 +432,11 @@ class Secondary : public ::testing::Test {
  protected:
   void SetUp() override {
     if (access(kKnotd, X_OK) != 0) GTEST_FAIL() << "knotd not installed (apt-get install knot)";
-    knot_port_ = free_port();
-    vane_port_ = free_port();
+    // Below the ephemeral range: each is in the other's config before it
+    // binds, vane's restarts on its own, and an outgoing connection
+    // meanwhile may take a port above it.
+    knot_port_ = stable_port();
+    vane_port_ = stable_port();
     d_ = dir_.path();
     mkdir((d_ + "/knot").c_str(), 0700);
     // refresh 2 s, retry 1 s, expire 6 s: the timers run within the test.
