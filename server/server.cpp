@@ -290,7 +290,8 @@ ZoneFingerprint fingerprint(const zones::ZoneSource& src, const std::vector<std:
     else if (stat(f.c_str(), &st) == 0)
       v = zones::Zone::file_id(st);
     mix(v.data(), sizeof v);
-    if ((v[0] != ~0ULL && now - int64_t(v[3]) < zones::Zone::kRacySeconds) || (r && r->contents)) fp.racy = true;
+    if ((v[0] != ~0ULL && now - int64_t(v[3]) < zones::Zone::kRacySeconds) || (r && r->racy)) fp.racy = true;
+    if (r && r->racy && !r->contents) fp.unknown = true;
   }
   if (fp.racy || (was && was->racy)) {
     uint64_t c = 0xcbf29ce484222325ULL;

@@ -29,14 +29,18 @@ namespace vane::server {
 // in the last 2 s (git's "racily clean" files: two writes of one size within
 // a tick of the file system's clock look alike), their contents too. A later
 // fingerprint compares the contents only while the earlier one was racy, so
-// a file ageing past the 2 s does not make its zone look changed.
+// a file ageing past the 2 s does not make its zone look changed. Taken
+// after a read, it holds the contents that read parsed; a racy file too
+// large to read into memory (mapped) makes its zone read again at the next
+// reload instead.
 struct ZoneFingerprint {
   uint64_t files = 0;     // stat identities and the config
   uint64_t contents = 0;  // every file's bytes; taken when racy now or then
   bool racy = false;      // a file was written within 2 s of taking it
+  bool unknown = false;   // a racy file was read by mapping it: what was parsed is not known
   // Whether `now` (taken knowing this one) shows nothing changed since.
   bool same_as_before(const ZoneFingerprint& now) const {
-    return files == now.files && (!racy || contents == now.contents);
+    return files == now.files && !unknown && (!racy || contents == now.contents);
   }
 };
 

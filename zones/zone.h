@@ -77,11 +77,13 @@ class Zone {
   // Every file it was read from, as the read found it: the master file
   // first, then what it $INCLUDEs in the order read (a reload reads a zone
   // again when one of them changed). `id`: device, inode, size, mtime (s,
-  // ns) when opened. `contents`: a hash of the very bytes parsed, taken when
-  // the file had been written within kRacySeconds of the open (a write in
-  // the same tick of the file system's clock, of the same size, would not
-  // show in `id`). A fingerprint taken from these describes exactly what
-  // was read, whatever is written to the files meanwhile.
+  // ns) when opened. `racy`: written within kRacySeconds of the open (a
+  // write in the same tick of the file system's clock, of the same size,
+  // would not show in `id`); then `contents` is a hash of the very bytes
+  // parsed when the file was read into memory, and nothing when it was
+  // mapped (what was parsed is not known: read again at the next reload).
+  // A fingerprint taken from these describes exactly what was read,
+  // whatever is written to the files meanwhile.
   using FileId = std::array<uint64_t, 5>;
   static FileId file_id(const struct stat& st) {
     return {uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size), uint64_t(st.st_mtim.tv_sec),
@@ -91,6 +93,7 @@ class Zone {
   struct Source {
     std::string path;
     FileId id{};
+    bool racy = false;
     std::optional<uint64_t> contents;
   };
   const std::vector<Source>& sources() const { return sources_; }

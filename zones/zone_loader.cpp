@@ -465,12 +465,10 @@ class MappedFile {
       const bool racy = time(nullptr) - int64_t(st.st_mtim.tv_sec) < Zone::kRacySeconds;
       if (size_ == 0) {
         ok_ = true;
-      } else if (size_ <= kReadBelow || racy) {
+      } else if (size_ <= kReadBelow) {
         // A small file is read: mapping it costs two system calls, a page
         // fault and a TLB shootdown on unmap — most of a 20-record zone's
-        // load when a server has 20 000 of them. So is a file just written,
-        // whatever its size: its contents are hashed below, and a mapping
-        // could change between the hash and the parse.
+        // load when a server has 20 000 of them.
         copy_.resize(size_);
         size_t got = 0;
         for (ssize_t n; got < size_; got += size_t(n))
@@ -483,7 +481,11 @@ class MappedFile {
         madvise(p, size_, MADV_SEQUENTIAL);
         ok_ = true;
       }
-      if (ok_ && racy) contents_ = hash_text(text());
+      // Just written: the bytes read are hashed. A mapping's are not (a
+      // write could change them between the hash and the parse, and a
+      // large file is not copied): it is marked racy alone.
+      racy_ = ok_ && racy;
+      if (racy_ && !data_) contents_ = hash_text(text());
     } else if (fstat(fd, &st) == 0) {
       errno = EINVAL;  // a directory or device is not a zone file
     }
@@ -499,7 +501,8 @@ class MappedFile {
 
   bool ok() const { return ok_; }
   // What a zone read from it records (see Zone::Source).
-  Zone::Source source(std::string path) const { return {std::move(path), id_, contents_}; }
+  Zone::Source source(std::string path) const { return {std::move(path), id_, racy_, contents_}; }
+  bool mapped() const { return data_ != nullptr; }
   std::string_view text() const { return data_ ? std::string_view(data_, size_) : std::string_view(copy_); }
 
  private:
@@ -507,7 +510,8 @@ class MappedFile {
   const char* data_ = nullptr;  // mapped
   std::string copy_;            // or read
   Zone::FileId id_{};
-  std::optional<uint64_t> contents_;  // when written within Zone::kRacySeconds of the open
+  bool racy_ = false;                 // written within Zone::kRacySeconds of the open
+  std::optional<uint64_t> contents_;  // then, of the text read (not of a mapping)
   size_t size_ = 0;
   bool ok_ = false;
 };
@@ -1015,7 +1019,7 @@ Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
     {
       MasterReader reader(builder, src.parse_chunk);
       RdfPtr ldns_origin(ldns_dname_new_frm_str(origin_text.c_str()));
-      if (auto err = reader.read(text, src.file, std::move(ldns_origin), file.has_value())) return *err;
+      if (auto err = reader.read(text, src.file, std::move(ldns_origin), file && file->mapped())) return *err;
       files.insert(files.end(), reader.included().begin(), reader.included().end());
     }
     builder.expect_steered(src.steered);
