@@ -660,12 +660,7 @@ TEST_F(Cluster, ClockSkew_ANodeFiveSecondsAhead_EndsOverridesAtTheClustersTime) 
   // libfaketime has no effect on an ASan build (ASan's interceptors bind the
   // clock calls first; preloading ASan ahead of it hangs at start): the
   // normal build's run of the suite is where this is checked.
-  {
-    std::ifstream maps("/proc/self/maps");
-    std::stringstream text;
-    text << maps.rdbuf();
-    if (text.str().find("libasan") != std::string::npos) GTEST_SKIP() << "libfaketime cannot be used under ASan";
-  }
+  if (under_asan()) GTEST_SKIP() << "libfaketime cannot be used under ASan";
   Node& a1 = add_node("ns1");
   Node& b = add_node("ns2");
   Node& c = add_node("ns3", "", kExampleZone, {},

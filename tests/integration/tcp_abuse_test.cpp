@@ -172,7 +172,12 @@ TEST(TcpAbuse, IdleFloodAtTheCap_AFreshClientIsAnsweredEveryTime) {
       if (fd >= 0) idle.push_back(fd);
     }
   ASSERT_EQ(idle.size(), 2000u);  // accepted by the kernel; vaned holds at most max_connections (1024) of them
+  // A resolver gives up on a server after about a second. Under ASan,
+  // which runs vaned several times slower, on a shared 2-core CI machine,
+  // the bound is 3 s: it is the eviction that is tested there, not speed.
+  const int limit_ms = under_asan() ? 3000 : 1000;
   int answered = 0;
+  std::string tries;  // each try's outcome, for a failure's message
   for (int i = 0; i < 24; ++i) {
     auto s = std::chrono::steady_clock::now();
     int fd = connect_from("127.0.5.1", v.port());
@@ -181,18 +186,20 @@ TEST(TcpAbuse, IdleFloodAtTheCap_AFreshClientIsAnsweredEveryTime) {
     send(fd, q.data(), q.size(), MSG_NOSIGNAL);
     pollfd p{fd, POLLIN, 0};
     uint8_t buf[1024];
-    ssize_t n = poll(&p, 1, 1000) > 0 ? recv(fd, buf, sizeof buf, 0) : -1;
-    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - s).count();
+    ssize_t n = poll(&p, 1, limit_ms) > 0 ? recv(fd, buf, sizeof buf, 0) : -1;
+    int took_ms = int(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+    bool ok = false;
     if (n > 14) {
       auto r = parse_response(std::vector<uint8_t>(buf + 2, buf + n));
-      if (r && r->id == 100 + i && r->answer == std::vector<std::string>{"www.example.com. 60 IN A 192.0.2.10"} &&
-          took < 1.0)
-        ++answered;
+      ok = r && r->id == 100 + i && r->answer == std::vector<std::string>{"www.example.com. 60 IN A 192.0.2.10"} &&
+           took_ms < limit_ms;
     }
+    answered += ok;
+    tries += " " + std::to_string(i) + (ok ? ":ok/" : n > 0 ? ":wrong/" : ":none/") + std::to_string(took_ms) + "ms";
     close(fd);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // 24 tries over 12 s
   }
-  EXPECT_EQ(answered, 24);
+  EXPECT_EQ(answered, 24) << "tries:" << tries;
   httplib::Client c("127.0.0.1", http_port(v.process()));
   auto m = c.Get("/metrics");
   ASSERT_TRUE(m);

@@ -183,4 +183,12 @@ uint16_t stable_port() {
   throw std::runtime_error("no free port below the ephemeral range");
 }
 
+bool under_asan() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (line.find("libasan") != std::string::npos) return true;
+  return false;
+}
+
 }  // namespace vane::test

@@ -81,4 +81,8 @@ uint16_t free_port();
 // while the server is down: etcd members killed and restarted).
 uint16_t stable_port();
 
+// Whether this build runs under AddressSanitizer (the suite and vaned are
+// built alike): what it cannot do, or how much slower it is.
+bool under_asan();
+
 }  // namespace vane::test
