@@ -959,39 +959,15 @@ std::optional<Error> MasterReader::read(std::string_view text, const std::string
 
 }  // namespace
 
-// In blocks of kHashBlock, so that a file hashed as it is read, block by
-// block, gives what its whole text gives.
-static constexpr size_t kHashBlock = 64 * 1024;
-
 uint64_t hash_text(std::string_view text) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t at = 0; at < text.size(); at += kHashBlock) {
-    std::string_view b = text.substr(at, kHashBlock);
-    h = hash_bytes(h, reinterpret_cast<const uint8_t*>(b.data()), b.size());
-  }
-  return h;
+  return hash_bytes(0xcbf29ce484222325ULL, reinterpret_cast<const uint8_t*>(text.data()), text.size());
 }
 
 std::optional<uint64_t> hash_file(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  uint64_t h = 0xcbf29ce484222325ULL;
-  std::string block(kHashBlock, '\0');
-  bool ok = true;
-  while (true) {
-    size_t got = 0;
-    for (ssize_t n; got < kHashBlock; got += size_t(n))
-      if ((n = read(fd, block.data() + got, kHashBlock - got)) <= 0) {
-        ok = n == 0;
-        break;
-      }
-    if (!ok || got == 0) break;
-    h = hash_bytes(h, reinterpret_cast<const uint8_t*>(block.data()), got);
-    if (got < kHashBlock) break;
-  }
-  close(fd);
-  if (!ok) return std::nullopt;
-  return h;
+  MappedFile file(path);  // read or mapped as a zone's read would
+  if (!file.ok()) return std::nullopt;
+  Zone::Source s = file.source(path);
+  return s.contents ? *s.contents : hash_text(file.text());
 }
 
 Result<std::unique_ptr<Zone>> load_zone(const ZoneSource& src) {
