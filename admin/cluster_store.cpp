@@ -319,9 +319,15 @@ void ClusterStore::keepalive_loop() {
     uint64_t now = steady_ms();
     bool ok = true;
     std::string why;
+    int64_t reached = 0;  // the cluster's revision as this round's call to etcd found it
+    // Contact back while the watch lived on: it may be on a member that was
+    // cut off too and has not caught up. Beat at once; "connected" waits for
+    // the state applied here to reach what etcd has (below).
+    bool rejoining = !connected_ && watch_live_;
     if (lease_ == 0) {
       auto g = etcd.call("/v3/lease/grant", {{"TTL", std::to_string(kNodeLeaseTtlS)}}, 1500);
       if (g) {
+        reached = json_int(g->value("header", Json::object()), "revision");
         lease_ = json_int(*g, "ID");
         last_beat = 0;
         cv_.notify_all();  // observations waiting for a lease
@@ -335,7 +341,8 @@ void ClusterStore::keepalive_loop() {
       } else {
         contact_ms_ = steady_ms();  // etcd answers (whatever the rest of this round takes)
         const Json& res = k->contains("result") ? (*k)["result"] : *k;
-        cluster_rev_ = std::max(cluster_rev_.load(), json_int(res.value("header", Json::object()), "revision"));
+        reached = json_int(res.value("header", Json::object()), "revision");
+        cluster_rev_ = std::max(cluster_rev_.load(), reached);
         if (json_int(res, "TTL") <= 0) {
           VANE_WARN("cluster: this node's lease expired (etcd unreachable for %llds?): joining again",
                     static_cast<long long>(kNodeLeaseTtlS));
@@ -344,7 +351,7 @@ void ClusterStore::keepalive_loop() {
         }
       }
     }
-    if (ok && lease_ && now - last_beat >= 2000) {
+    if (ok && lease_ && (now - last_beat >= 2000 || rejoining)) {
       std::string digest;
       {
         std::lock_guard lock(mu_);
@@ -399,9 +406,18 @@ void ClusterStore::keepalive_loop() {
                                            {"range_end", base64_encode(decode_kv((*old)["kvs"].back()).key + '\0')}});
       }
     }
-    if (ok && !connected_ && watch_live_)
-      set_connected(true, "");  // a missed keepalive while the watch kept the state current
-    else if (ok)
+    if (ok && rejoining) {
+      // The watch has applied everything etcd had when it answered (this
+      // node's heartbeat, just written, brings it there; a watch that never
+      // does is started again above).
+      if (applied_rev_ >= reached) {
+        set_connected(true, "");
+      } else {
+        std::lock_guard lock(mu_);
+        last_error_ = "etcd answers again; catching up: revision " + std::to_string(applied_rev_.load()) + " of " +
+                      std::to_string(reached) + " applied";
+      }
+    } else if (ok)
       contact_ms_ = steady_ms();
     else if (connected_)
       set_connected(false, why);
@@ -666,9 +682,12 @@ void ClusterStore::drain() {
           } else {
             nodes_[e.key] = Json::parse(e.value, nullptr, false);
             // A heartbeat just written (not one read back by a full sync,
-            // up to 2 s old): how far the sender's clock is from ours.
+            // up to 2 s old, nor the backlog a watch on a member that was cut
+            // off brings after healing, up to minutes old: only while this
+            // node is connected is its watch known to be current): how far
+            // the sender's clock is from ours.
             const Json& n = nodes_[e.key];
-            if (!p.full && e.key != spec_.node && n.is_object() && n.contains("clock_ms"))
+            if (!p.full && connected_ && e.key != spec_.node && n.is_object() && n.contains("clock_ms"))
               clock_samples_[e.key] = n.value("clock_ms", int64_t{0}) - int64_t(host_ms());
           }
           break;
