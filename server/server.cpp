@@ -280,11 +280,13 @@ ZoneFingerprint fingerprint(const zones::ZoneSource& src, const std::vector<std:
     return nullptr;
   };
   const int64_t now = time(nullptr);
-  for (const std::string& f : files) {
+  std::vector<const zones::Zone::Source*> found(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& f = files[i];
     str(f);
     struct stat st {};
     zones::Zone::FileId v = {~0ULL, 0, 0, 0, 0};
-    const zones::Zone::Source* r = as_read(f);
+    const zones::Zone::Source* r = found[i] = as_read(f);
     if (r)
       v = r->id;
     else if (stat(f.c_str(), &st) == 0)
@@ -295,9 +297,9 @@ ZoneFingerprint fingerprint(const zones::ZoneSource& src, const std::vector<std:
   }
   if (fp.racy || (was && was->racy)) {
     uint64_t c = 0xcbf29ce484222325ULL;
-    for (const std::string& f : files) {
-      const zones::Zone::Source* r = as_read(f);
-      std::optional<uint64_t> one = r && r->contents ? r->contents : zones::hash_file(f);
+    for (size_t i = 0; i < files.size(); ++i) {
+      const zones::Zone::Source* r = found[i];
+      std::optional<uint64_t> one = r && r->contents ? r->contents : zones::hash_file(files[i]);
       uint64_t v[] = {one.value_or(0), one.has_value()};
       c = zones::hash_bytes(c, reinterpret_cast<const uint8_t*>(v), sizeof v);
     }
