@@ -228,6 +228,7 @@ class Control {
     uint64_t last_ok_ms = 0, next_check_ms = 0, last_error_ms = 0;
     std::string last_error, last_kind, last_server;
     bool in_flight = false, force_axfr = false, again = false, expired = false;
+    bool removed = false;  // gone from the config: kept only until the refresh under way ends
     std::vector<admin::Reply> waiting;  // vanectl zone refresh|retransfer, answered when the refresh ends
     std::vector<admin::Reply> waiting_next;  // asked while one was under way: answered by the next
   };

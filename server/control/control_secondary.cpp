@@ -20,6 +20,10 @@ namespace {
 
 constexpr uint32_t kRetryWithoutCopyS = 10;  // before the first copy: the SOA's retry is not known yet
 
+admin::Json removed_reply(const std::string& zone) {
+  return admin::error_reply("zone " + zone + ": no longer a secondary zone here (removed by a reload)", "not_found");
+}
+
 struct RefreshJob {
   uv_work_t work{};
   Control* control = nullptr;
@@ -43,6 +47,7 @@ void Control::review_secondaries() {
     SecZone& s = it->second;
     s.spec = src.secondary;
     s.file = src.file;
+    s.removed = false;
     if (fresh) {
       // Where the last run left off: the copy on disk and when it was last good.
       auto copy = std::make_shared<ZoneCopy>();
@@ -83,8 +88,8 @@ void Control::review_secondaries() {
       ++it;
       continue;
     }
-    auto gone = admin::error_reply("zone " + it->first + ": no longer a secondary zone here (removed by a reload)",
-                                   "not_found");
+    s.removed = true;
+    auto gone = removed_reply(it->first);
     for (const auto& reply : std::exchange(s.waiting_next, {})) reply(gone);
     if (s.in_flight) {
       ++it;
@@ -126,6 +131,11 @@ void Control::finish_refresh(const std::string& name, XfrInResult res) {
   if (it == sec_.end() || !loop_) return;  // gone from the config, or vaned is stopping
   SecZone& s = it->second;
   s.in_flight = false;
+  if (s.removed) {  // gone from the config meanwhile: its outcome has no zone to go to
+    auto gone = removed_reply(name);
+    for (const auto& reply : std::exchange(s.waiting, {})) reply(gone);
+    return review_secondaries();  // dropped now, not at the next tick
+  }
   uint64_t now = admin::now_ms();
   // Whoever asked (vanectl zone ...) hears the outcome; kept by value, as a
   // new copy is answered only after the reload that serves it.
@@ -222,6 +232,7 @@ void Control::zone_verb(const admin::Json& req, admin::Reply reply) {
   }
   if (!loop_) return reply(admin::error_reply("vaned is stopping"));
   SecZone& s = it->second;
+  if (s.removed) return reply(removed_reply(zone));  // its refresh under way ends, then it is gone
   if (action == "retransfer") s.force_axfr = true;
   if (s.in_flight) {  // answered by the next one, which this asks for: the one under way may not transfer
     s.waiting_next.push_back(std::move(reply));
