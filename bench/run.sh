@@ -17,6 +17,8 @@
 #   GEO_ONLY=1 GEO_NETS=1000000 bench/run.sh       # geo answers vs static and vs gdnsd; a 1M-network database
 #   DNSTAP_ONLY=1 bench/run.sh                       # every answer logged (dnstap) vs not, vane and Knot
 #   HEALTH_ONLY=1 bench/run.sh                       # 10 000 checked endpoints: honest, then lying
+#   VANE_BATCHES=16 SERVERS="vane vane16 gdnsd" LATENCY_ONLY=1 bench/run.sh  # vane built with 16 datagrams
+#                                                    # per UDP call (-DVANE_UDP_BATCH) beside the default 64
 #
 # Only 127.0.0.1 is used. Every server started here is stopped by PID.
 set -euo pipefail
@@ -103,6 +105,12 @@ EOC
   taskset -c "$SERVER_CPUS" "$VANED" --config "$WORK/vane.yaml" 2>"$WORK/vane.log" &
   SERVER_PID=$!
 }
+# vaneW: vane built with W datagrams per UDP receive/send call (VANE_BATCHES).
+for w in ${VANE_BATCHES:-}; do
+  cmake -S . -B "build-bench-b$w" -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF -DVANE_UDP_BATCH="$w" >/dev/null
+  cmake --build "build-bench-b$w" -j"$(nproc --all)" --target vaned >/dev/null
+  eval "start_vane$w() { VANED='$PWD/build-bench-b$w/server/vaned' start_vane \"\$@\"; }"
+done
 start_knot() {
   mkdir -p "$WORK/knot"
   cat > "$WORK/knot/knot.conf" <<EOC
@@ -291,7 +299,7 @@ if [ "${LATENCY:-1}" = 1 ]; then
       read -r vc v50 v99 v99s <<<"${LAT_MED[vane/$rate]:-0 0 0 0}"
       # The peers' best of each column (empty when no peer ran).
       read -r best_c best_50 best_99 best_99s < <(
-        for s in $SERVERS; do [ "$s" != vane ] && [ -n "${LAT_MED[$s/$rate]:-}" ] && echo "${LAT_MED[$s/$rate]}"; done |
+        for s in $SERVERS; do [[ $s != vane* ]] && [ -n "${LAT_MED[$s/$rate]:-}" ] && echo "${LAT_MED[$s/$rate]}"; done |
           awk '{ for (i = 1; i <= 4; i++) if (NR == 1 || $i + 0 < m[i] + 0) m[i] = $i } END { if (NR) print m[1], m[2], m[3], m[4] }'
       ) || true
       read -r ec _ <<<"${LAT_MED[echo/$rate]:-0 0 0 0}"

@@ -28,6 +28,10 @@
 #include "transfer.h"
 #include "zone.h"
 
+#ifndef VANE_UDP_BATCH  // set by CMake (VANE_UDP_BATCH)
+#define VANE_UDP_BATCH 64
+#endif
+
 namespace vane::server {
 
 // Blocks the signal that wakes UDP threads (worker.cpp, kWakeSignal) in
@@ -128,7 +132,7 @@ class Worker {
 
  private:
   friend class TcpConn;
-  static constexpr int kBatch = 64;
+  static constexpr int kBatch = VANE_UDP_BATCH;  // 64 unless built otherwise (bench/batch.sh)
   static constexpr size_t kRxSize = 4096;
   static constexpr size_t kTxSize = 4096;
   static constexpr size_t kCtlSize = 64;
