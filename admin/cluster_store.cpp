@@ -315,6 +315,7 @@ void ClusterStore::keepalive_loop() {
   EtcdClient etcd(spec_);
   uint64_t last_beat = 0, last_trim = steady_ms();
   uint64_t unseen_beat_ms = 0;  // a heartbeat written that the watch has not yet heard back
+  int64_t rejoin_at = 0;        // etcd's revision when contact came back (while rejoining)
   while (!stop_) {
     uint64_t now = steady_ms();
     bool ok = true;
@@ -324,6 +325,7 @@ void ClusterStore::keepalive_loop() {
     // cut off too and has not caught up. Beat at once; "connected" waits for
     // the state applied here to reach what etcd has (below).
     bool rejoining = !connected_ && watch_live_;
+    if (!rejoining) rejoin_at = 0;
     if (lease_ == 0) {
       auto g = etcd.call("/v3/lease/grant", {{"TTL", std::to_string(kNodeLeaseTtlS)}}, 1500);
       if (g) {
@@ -407,15 +409,18 @@ void ClusterStore::keepalive_loop() {
       }
     }
     if (ok && rejoining) {
-      // The watch has applied everything etcd had when it answered (this
-      // node's heartbeat, just written, brings it there; a watch that never
-      // does is started again above).
-      if (applied_rev_ >= reached) {
+      // Connected once the watch has applied everything etcd had when it
+      // first answered again (this node's heartbeat, written after that,
+      // brings it there; a watch that never does is started again above).
+      // That first revision, not each round's: in an etcd shared with other
+      // prefixes the revision moves on between a heartbeat and its echo.
+      if (!rejoin_at) rejoin_at = reached;
+      if (applied_rev_ >= rejoin_at) {
         set_connected(true, "");
       } else {
         std::lock_guard lock(mu_);
         last_error_ = "etcd answers again; catching up: revision " + std::to_string(applied_rev_.load()) + " of " +
-                      std::to_string(reached) + " applied";
+                      std::to_string(rejoin_at) + " applied";
       }
     } else if (ok)
       contact_ms_ = steady_ms();
