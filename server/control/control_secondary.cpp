@@ -131,11 +131,9 @@ void Control::finish_refresh(const std::string& name, XfrInResult res) {
   if (it == sec_.end() || !loop_) return;  // gone from the config, or vaned is stopping
   SecZone& s = it->second;
   s.in_flight = false;
-  if (s.removed) {  // gone from the config meanwhile: its outcome has no zone to go to
-    auto gone = removed_reply(name);
-    for (const auto& reply : std::exchange(s.waiting, {})) reply(gone);
-    return review_secondaries();  // dropped now, not at the next tick
-  }
+  // Gone from the config meanwhile: its outcome has no zone to go to. The
+  // review answers whoever waits and drops it now, not at the next tick.
+  if (s.removed) return review_secondaries();
   uint64_t now = admin::now_ms();
   // Whoever asked (vanectl zone ...) hears the outcome; kept by value, as a
   // new copy is answered only after the reload that serves it.
