@@ -132,7 +132,7 @@ class Worker {
 
  private:
   friend class TcpConn;
-  static constexpr int kBatch = VANE_UDP_BATCH;  // 64 unless built otherwise (bench/batch.sh)
+  static constexpr int kBatch = VANE_UDP_BATCH;  // 64 unless built otherwise (bench/run.sh VANE_BATCHES)
   static constexpr size_t kRxSize = 4096;
   static constexpr size_t kTxSize = 4096;
   static constexpr size_t kCtlSize = 64;
