@@ -254,6 +254,11 @@ void ClusterStore::put_observation(const std::string& vantage, const std::string
   cv_.notify_all();
 }
 
+void ClusterStore::heard_from_agent(const std::string& vantage) {
+  std::lock_guard lock(mu_);
+  if (auto it = agent_leases_.find(vantage); it != agent_leases_.end()) it->second.touched_ms = steady_ms();
+}
+
 void ClusterStore::writer_loop() {
   EtcdClient etcd(spec_);
   while (!stop_) {
@@ -382,12 +387,16 @@ void ClusterStore::keepalive_loop() {
       watch_abort_ = true;
       unseen_beat_ms = 0;
     }
-    // Agents' leases live while their reports keep arriving here.
+    // Agents' leases live while their reports keep arriving here. Timed
+    // from now, not from the round's start: a report heard during this
+    // round's calls to etcd is later than that start (an unsigned
+    // difference from it wrapped, and dropped the lease just touched).
     std::vector<int64_t> alive;
     {
       std::lock_guard lock(mu_);
+      uint64_t heard_by = steady_ms();
       for (auto it = agent_leases_.begin(); it != agent_leases_.end();) {
-        if (now - it->second.touched_ms > it->second.ttl_s * 1000ULL) {
+        if (it->second.touched_ms + it->second.ttl_s * 1000ULL < heard_by) {
           it = agent_leases_.erase(it);  // silent: let it expire, and its views with it
           continue;
         }

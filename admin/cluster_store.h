@@ -62,6 +62,9 @@ class ClusterStore final : public StateWriter {
   // of the vantage's own that lives `ttl_s` after its last report.
   void put_observation(const std::string& vantage, const std::string& key, const Json& view, bool own,
                        uint32_t ttl_s);
+  // A report from an agent arrived here: the lease of its views that this
+  // node holds lives on, whether or not any view changed.
+  void heard_from_agent(const std::string& vantage);
 
   bool connected() const { return connected_.load(); }
   // Milliseconds since etcd last answered this node (its keepalives run

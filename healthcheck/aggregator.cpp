@@ -178,6 +178,16 @@ bool Aggregator::verdict(Id id) const {
   return !e || e->up;
 }
 
+std::optional<VantageView> Aggregator::view(Id id, const std::string& vantage) const {
+  const Endpoint* e = find(id);
+  auto named = std::find(vantages_.begin(), vantages_.end(), vantage);
+  if (!e || named == vantages_.end()) return std::nullopt;
+  auto n = static_cast<uint16_t>(named - vantages_.begin());
+  for (const View& v : e->views)
+    if (v.vantage == n) return expand(v);
+  return std::nullopt;
+}
+
 std::map<std::string, std::pair<VantageView, bool>> Aggregator::views(Id id, uint64_t now_ms) const {
   std::map<std::string, std::pair<VantageView, bool>> out;
   const Endpoint* e = find(id);

@@ -89,6 +89,8 @@ class Aggregator {
   void set_verdict(Id id, bool up);
 
   bool verdict(Id id) const;
+  // One vantage's view of the endpoint, if it has one.
+  std::optional<VantageView> view(Id id, const std::string& vantage) const;
   // Per vantage: {view, fresh}; for status.
   std::map<std::string, std::pair<VantageView, bool>> views(Id id, uint64_t now_ms) const;
 

@@ -246,6 +246,7 @@ class Control {
   std::vector<std::pair<std::string, double>> secondary_expiries() const;
 
   void share_view(const std::string& vantage, const std::string& key, const healthcheck::VantageView& v, bool own);
+  uint32_t view_lease_s(uint32_t slot) const;
   void end_override(const std::string& key, const admin::Override& o);
 
   Server& srv_;
@@ -255,6 +256,7 @@ class Control {
   std::set<std::string> ending_;                         // overrides whose end is being written
   std::map<std::string, std::string> shared_views_;      // "vantage/key" -> what etcd holds ("up|detail")
   std::map<std::string, healthcheck::VantageView> own_;  // this process's views, to restore a lost lease's
+  std::map<std::string, uint64_t> agents_heard_ms_;      // agent vantage -> when its last report arrived here
   std::map<std::string, admin::Override> expiries_;  // endpoint key -> the timed override, as stored
   uv_timer_t timer_{};
   bool timer_live_ = false;

@@ -193,6 +193,15 @@ void Control::apply_verdicts() {
     }
   }
   uint64_t now = admin::now_ms();
+  // Each agent heard from in this batch: its views' lease here lives on,
+  // changed or not (one call per agent, not per endpoint).
+  if (cluster_)
+    for (const auto& o : batch)
+      if (!o.self) {
+        uint64_t& heard = agents_heard_ms_[o.vantage];
+        if (heard != now) cluster_->heard_from_agent(o.vantage);
+        heard = now;
+      }
   for (const auto& o : batch) {
     healthcheck::VantageView v{o.up, now, o.rtt_ms, o.detail, o.self};
     uint32_t slot = srv_.states().find(o.key);
@@ -422,8 +431,14 @@ void Control::share_view(const std::string& vantage, const std::string& key, con
   auto& held = shared_views_[vantage + "/" + key];
   if (held == what) return;
   held = what;
-  uint32_t ttl_s = std::max<uint32_t>(5, 3 * agg_.interval_ms(srv_.states().find(key), 10000) / 1000);
-  cluster_->put_observation(vantage, key, Json{{"up", v.up}, {"rtt_ms", v.rtt_ms}, {"detail", v.detail}}, own, ttl_s);
+  cluster_->put_observation(vantage, key, Json{{"up", v.up}, {"rtt_ms", v.rtt_ms}, {"detail", v.detail}}, own,
+                            view_lease_s(srv_.states().find(key)));
+}
+
+// How long a vantage's views outlive its last report: 3 check intervals,
+// at least 5 s.
+uint32_t Control::view_lease_s(uint32_t slot) const {
+  return std::max<uint32_t>(5, 3 * agg_.interval_ms(slot, 10000) / 1000);
 }
 
 void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool full) {
@@ -492,6 +507,16 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
         }
         if (e.deleted) {
           shared_views_.erase(id);
+          // Gone with another node's lease (that node no longer hears the
+          // agent), while the agent still reports here: its view stands,
+          // and goes back to etcd at once on this node's lease.
+          auto heard = agents_heard_ms_.find(e.vantage);
+          if (heard != agents_heard_ms_.end() && now < heard->second + view_lease_s(slot) * 1000ULL &&
+              cluster_->connected())
+            if (auto v = agg_.view(slot, e.vantage)) {
+              share_view(e.vantage, e.key, *v, false);
+              break;
+            }
           agg_.forget(slot, e.vantage);
           break;
         }

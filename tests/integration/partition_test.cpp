@@ -21,6 +21,7 @@
 #include "client.h"
 #include "dns_client.h"
 #include "etcd.h"
+#include "etcd_client.h"
 #include "fixtures.h"
 #include "http_endpoint.h"
 #include "netlab.h"
@@ -118,6 +119,17 @@ class Partition : public ::testing::Test {
       if (e["action"] == "health" && e["endpoint"] == "app.example.com./A/primary") out.push_back(e["to"]);
     return out;
   }
+  // The health verdicts journaled, with when, by which node and the views
+  // that decided each: what a failed flip check prints.
+  std::string health_story(const Node& n) {
+    std::string out;
+    json h = call(n, {{"cmd", "history"}, {"limit", 1000}})["entries"];
+    for (const auto& e : h)
+      if (e["action"] == "health")
+        out += std::to_string(e.value("at_ms", uint64_t(0))) + " " + e.value("node", "") + " " + e["endpoint"].get<std::string>() + " -> " +
+               e["to"].get<std::string>() + " (" + e.value("detail", "") + ")\n";
+    return out;
+  }
   void start_web() {
     NetLab::Inside in(lab_, "web");
     web_->start();
@@ -155,7 +167,29 @@ class Partition : public ::testing::Test {
     return json();
   }
 
+  // For nodes that take agents' reports: their HTTP listener.
+  std::string agent_http(const std::string& host) {
+    return "http: { listen: \"" + lab_.ip(host) + ":8053\", token_file: agent.token }\n";
+  }
+  // `vaned agent` on the lab's agent host, vantage "agent", reporting to n1
+  // and n2 every 300 ms.
+  std::unique_ptr<Process> start_agent() {
+    agent_dir_.write("agent.token", "t0ken\n");
+    std::string cfg = agent_dir_.write("agent.yaml", "vantage: agent\nreport_to: [\"http://" + lab_.ip("n1") +
+                                                         ":8053\", \"http://" + lab_.ip("n2") +
+                                                         ":8053\"]\ntoken_file: agent.token\nreport_interval: 300ms\n");
+    std::vector<std::string> argv = lab_.exec("agent");
+    for (const std::string& s : {vaned_path(), std::string("agent"), std::string("--config"), cfg}) argv.push_back(s);
+    return std::make_unique<Process>(argv);
+  }
+  // The agent's view of the primary, fresh and `up` as asked, is counted on n.
+  bool agent_counted(const Node& n, bool up) {
+    json v = primary(n)["vantages"]["agent"];
+    return v.is_object() && v["fresh"].get<bool>() && v["up"].get<bool>() == up;
+  }
+
   std::string check_opts_;
+  TempDir agent_dir_;
   NetLab lab_;  // first in, last out: everything below lives in its namespaces
   std::unique_ptr<EtcdCluster> etcd_;
   std::unique_ptr<Endpoint> web_;
@@ -399,27 +433,13 @@ TEST_F(Partition, LossyLinkToEtcd_LosesNothingAcknowledged) {
 // reach the same verdict — one that needs the agent's view.
 TEST_F(Partition, AgentCutOffFromOneNode_StillCountsThere) {
   check_opts_ = ", quorum: 0.6";  // 2 of 3 vantages; 1 of 2 is not enough
-  auto http = [&](const std::string& host) {
-    return "http: { listen: \"" + lab_.ip(host) + ":8053\", token_file: agent.token }\n";
-  };
-  Node& n1 = add_node("n1", {0, 1, 2}, http("n1"));
-  Node& n2 = add_node("n2", {0, 1, 2}, http("n2"));
+  Node& n1 = add_node("n1", {0, 1, 2}, agent_http("n1"));
+  Node& n2 = add_node("n2", {0, 1, 2}, agent_http("n2"));
   for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
-  TempDir dir;
-  dir.write("agent.token", "t0ken\n");
-  std::string cfg = dir.write("agent.yaml", "vantage: agent\nreport_to: [\"http://" + lab_.ip("n1") +
-                                                ":8053\", \"http://" + lab_.ip("n2") +
-                                                ":8053\"]\ntoken_file: agent.token\nreport_interval: 300ms\n");
-  std::vector<std::string> argv = lab_.exec("agent");
-  for (const std::string& s : {vaned_path(), std::string("agent"), std::string("--config"), cfg}) argv.push_back(s);
-  Process agent(argv);
-  auto counted = [&](const Node& n, bool up) {
-    json v = primary(n)["vantages"]["agent"];
-    return v.is_object() && v["fresh"].get<bool>() && v["up"].get<bool>() == up;
-  };
+  auto agent = start_agent();
   for (Node* n : {&n1, &n2})
-    ASSERT_TRUE(eventually([&] { return counted(*n, true) && primary(*n)["health"] == "up"; }, 10000))
-        << n->name << ": " << primary(*n).dump() << "\n" << agent.output();
+    ASSERT_TRUE(eventually([&] { return agent_counted(*n, true) && primary(*n)["health"] == "up"; }, 10000))
+        << n->name << ": " << primary(*n).dump() << "\n" << agent->output();
 
   // Cut off from n2, and (so that its view matters) from the endpoint; n1
   // loses the endpoint too: 2 of 3 vantages see it down, n2 itself up.
@@ -431,20 +451,96 @@ TEST_F(Partition, AgentCutOffFromOneNode_StillCountsThere) {
   // Past the agent's lease (5 s): still fresh on n2, by way of n1 and etcd.
   std::this_thread::sleep_for(std::chrono::seconds(6));
   for (Node* n : {&n1, &n2}) {
-    EXPECT_TRUE(counted(*n, false)) << n->name << ": " << primary(*n).dump();
+    EXPECT_TRUE(agent_counted(*n, false)) << n->name << ": " << primary(*n).dump();
     EXPECT_EQ(primary(*n)["health"], "down") << n->name;
     EXPECT_EQ(a(*n, "app.example.com"), "198.51.100.20") << n->name;
   }
-  EXPECT_NE(agent.output().find("report to http://" + lab_.ip("n2") + ":8053/v1/observations failed"), std::string::npos)
-      << agent.output();
+  EXPECT_NE(agent->output().find("report to http://" + lab_.ip("n2") + ":8053/v1/observations failed"), std::string::npos)
+      << agent->output();
 
   lab_.heal();
   for (Node* n : {&n1, &n2})
-    EXPECT_TRUE(eventually([&] { return counted(*n, true) && primary(*n)["health"] == "up"; }, 10000))
+    EXPECT_TRUE(eventually([&] { return agent_counted(*n, true) && primary(*n)["health"] == "up"; }, 10000))
         << n->name << ": " << primary(*n).dump();
   EXPECT_TRUE(eventually([&] { return health_flips(n1) == std::vector<std::string>{"down", "up"}; }, 5000))
-      << json(health_flips(n1)).dump();
+      << health_story(n1) << "n1:\n" << n1.vaned->process().output() << "n2:\n" << n2.vaned->process().output()
+      << "agent:\n" << agent->output();
   EXPECT_EQ(health_flips(n2), health_flips(n1));
+}
+
+// An agent's views stay in etcd while any node hears the agent, changed or
+// not. They are on the lease of the node that wrote them last, which lives
+// while that node hears the agent; when it stops (cut off), a node that
+// still hears the agent counts them throughout and writes them again at once.
+TEST_F(Partition, AgentViews_LiveWhileANodeHearsTheAgent_ChangedOrNot) {
+  Node& n1 = add_node("n1", {0, 1, 2}, agent_http("n1"));
+  Node& n2 = add_node("n2", {0, 1, 2}, agent_http("n2"));
+  for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
+  const std::string key = "/vane/part/obs/agent/app.example.com./A/primary";
+  auto stored = [&]() -> json {  // etcd's copy of the agent's view: {create_revision, lease, ...} or null
+    json r = etcd_->call("/v3/kv/range", {{"key", admin::base64_encode(key)}});
+    return r.contains("kvs") && !r["kvs"].empty() ? r["kvs"][0] : json();
+  };
+  auto fresh_on = [&](const Node& n) { return agent_counted(n, true); };
+
+  // The agent reports to both, but at first reaches only n2, which writes
+  // its views; then n1 hears the same views and writes nothing: they are on
+  // n2's lease.
+  lab_.cut("agent", "n1");
+  auto agent = start_agent();
+  ASSERT_TRUE(eventually([&] { return fresh_on(n1); }, 15000)) << primary(n1).dump() << "\n" << agent->output();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  lab_.heal();
+  json first = stored();
+  ASSERT_TRUE(first.is_object());
+
+  // n1 asks for each node's status every 25 ms: the agent's view must never
+  // be missing or stale there.
+  std::atomic<bool> stop{false};
+  std::atomic<int> polls{0}, missing{0};
+  std::string missing_what;
+  std::thread poller([&] {
+    while (!stop) {
+      json p = primary(n1);
+      ++polls;
+      json v = p.is_object() ? p["vantages"]["agent"] : json();
+      if (!(v.is_object() && v["fresh"].get<bool>()) && missing++ == 0) missing_what = p.dump();
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join{stop, poller};
+
+  // Both hear it, and its views do not change: past their lease (5 s after
+  // the last change, then etcd's 5 s TTL), they are still the ones n2 wrote.
+  std::this_thread::sleep_for(std::chrono::seconds(11));
+  json steady = stored();
+  ASSERT_TRUE(steady.is_object()) << "the agent's views lapsed while two nodes heard it";
+  EXPECT_EQ(steady["create_revision"], first["create_revision"]) << "written again: they had lapsed";
+  EXPECT_TRUE(fresh_on(n2));
+
+  // n2 no longer hears it: its lease runs out (5 s, then etcd's 5 s TTL),
+  // and n1, which does, writes the views again at once.
+  lab_.cut("agent", "n2");
+  EXPECT_TRUE(eventually([&] {
+    json now = stored();
+    return now.is_object() && now["create_revision"] != steady["create_revision"];
+  }, 13000)) << "n2's lease outlived its hearing of the agent: " << stored().dump();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_TRUE(stored().is_object());
+  EXPECT_TRUE(fresh_on(n2)) << primary(n2).dump();
+  stop = true;
+  poller.join();
+  std::cout << polls << " status polls of n1, " << missing << " without the agent's fresh view\n";
+  EXPECT_GT(polls, 200);
+  EXPECT_EQ(missing, 0) << missing_what;
+  EXPECT_EQ(health_flips(n1), std::vector<std::string>{});
 }
 
 }  // namespace
