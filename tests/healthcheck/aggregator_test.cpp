@@ -82,6 +82,28 @@ TEST(Aggregator, UnknownEndpointsAreIgnoredAndRetainDrops) {
   EXPECT_FALSE(a.known(kE));
 }
 
+// One vantage's view, as a node writes it back to etcd when another node's
+// lease took it away (vaned's Control): what was last put, or nothing.
+TEST(Aggregator, OneVantagesView) {
+  Aggregator a;
+  a.set_endpoints({{kE, {1000, 0.5, 1}, true}});
+  EXPECT_FALSE(a.view(kE, "agent"));
+  a.observe(kE, "agent", VantageView{false, 0, 2.5, "http 503", false}, 100);
+  a.put_view(kE, "n2", VantageView{true, 100, 0, "", false});
+  auto v = a.view(kE, "agent");
+  ASSERT_TRUE(v);
+  EXPECT_FALSE(v->up);
+  EXPECT_EQ(v->detail, "http 503");
+  EXPECT_DOUBLE_EQ(v->rtt_ms, 2.5);
+  EXPECT_FALSE(v->relayed);
+  ASSERT_TRUE(a.view(kE, "n2"));
+  EXPECT_TRUE(a.view(kE, "n2")->relayed);
+  EXPECT_FALSE(a.view(kE, "n3"));
+  EXPECT_FALSE(a.view(99, "agent"));
+  a.forget(kE, "agent");
+  EXPECT_FALSE(a.view(kE, "agent"));
+}
+
 // A reload lists the endpoints again: those that stay keep their views and
 // verdict, new ones start from theirs, the rest go.
 TEST(Aggregator, SetEndpointsKeepsWhatStays) {
