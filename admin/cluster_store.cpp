@@ -440,7 +440,7 @@ void ClusterStore::keepalive_loop() {
       last_error_ = why;
     }
     // A watch that outlives the node's contact with etcd may hang on a cut-off member.
-    if (connected_ && steady_ms() - contact_ms_ > kConnectedWithinMs) {
+    if (connected_ && contact_age_ms() > kConnectedWithinMs) {  // (the watch's thread moves contact_ms_ too)
       set_connected(false, "no answer from etcd for 3 s");
       watch_abort_ = true;
     }
@@ -734,8 +734,7 @@ void ClusterStore::drain() {
 }
 
 uint64_t ClusterStore::contact_age_ms() const {
-  uint64_t now = steady_ms(), at = contact_ms_.load();
-  return now > at ? now - at : 0;
+  return elapsed_ms(steady_ms(), contact_ms_.load());
 }
 
 // The cluster's clock is the median of its live nodes' clocks (this one's
@@ -762,7 +761,6 @@ bool ClusterStore::writes_health() const {
 }
 
 Json ClusterStore::status() const {
-  uint64_t now = steady_ms();
   bool up = connected_;
   int64_t applied = applied_rev_, top = std::max(cluster_rev_.load(), applied);
   Json s{{"node", spec_.node},
@@ -773,7 +771,7 @@ Json ClusterStore::status() const {
          {"cluster_revision", top},
          {"lag", top - applied},
          {"clock_offset_ms", clock_offset_ms()},
-         {"state_age_s", up ? 0.0 : double(now - std::max(contact_ms_.load(), uint64_t(1))) / 1000.0}};
+         {"state_age_s", up ? 0.0 : double(contact_age_ms()) / 1000.0}};
   if (!up && contact_ms_ == 0) s["state_age_s"] = nullptr;  // never reached etcd since start
   {
     std::lock_guard lock(mu_);

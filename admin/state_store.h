@@ -135,6 +135,10 @@ class StateStore {
 // ramps, the journal) is on it, so a node with a skewed clock ends them when
 // the others do.
 uint64_t now_ms();
+// Time from `then` to `now`, 0 when `then` is later: a time taken after
+// `now` was (later in the same round), or before the cluster's clock
+// stepped back, must not read as 584 million years ago.
+inline uint64_t elapsed_ms(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
 uint64_t host_ms();                   // this host's clock, as it is
 void set_clock_offset_ms(int64_t ms);  // the cluster (main loop)
 int64_t clock_offset_ms();

@@ -227,7 +227,7 @@ void Control::update_caps(uint64_t now, const std::map<std::string, uint32_t>& t
         auto eps = z->endpoints(r);
         for (size_t i = 0; i < eps.size(); ++i) {
           const Unsteady& u = this->unsteady(eps[i].state);
-          bool unsteady = u.wavering || (u.last_flip_ms && now - u.last_flip_ms < kUnsteadyAfterFlip);
+          bool unsteady = u.wavering || (u.last_flip_ms && admin::elapsed_ms(now, u.last_flip_ms) < kUnsteadyAfterFlip);
           if (!unsteady) {  // a fresh vantage that disagrees with the verdict
             bool up = srv_.states().at(eps[i].state).health.load() == uint8_t(zones::Health::kUp);
             for (const auto& [vantage, vf] : agg_.views(eps[i].state, now)) unsteady |= vf.second && vf.first.up != up;

@@ -305,7 +305,7 @@ void Control::review_local_verdicts(uint64_t now) {
       continue;
     }
     uint64_t grace = std::max<uint64_t>(2000, 3ULL * agg_.interval_ms(slot, 1000));
-    if (now - lv.since_ms < grace) {
+    if (admin::elapsed_ms(now, lv.since_ms) < grace) {
       ++it;
       continue;
     }

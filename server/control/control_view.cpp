@@ -529,7 +529,7 @@ Json Control::status(const std::string& filter) {
                                     {"fresh", vf.second},
                                     {"detail", vf.first.detail},
                                     {"rtt_ms", vf.first.rtt_ms},
-                                    {"age_s", (now - vf.first.at_ms) / 1000}};
+                                    {"age_s", admin::elapsed_ms(now, vf.first.at_ms) / 1000}};
         if (auto it = overrides.find(key); it != overrides.end()) {
           if (it->second.until_ms) e["override_until"] = admin::format_time(it->second.until_ms);
           if (!it->second.reason.empty()) e["override_reason"] = it->second.reason;
