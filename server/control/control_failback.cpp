@@ -357,7 +357,8 @@ Json Control::failback_status(const zones::Zone& z, const zones::SteeredRecord& 
       out["held_since"] = admin::format_time(v.held_since_ms);
       out["held_s"] = admin::elapsed_ms(now, v.held_since_ms) / 1000;
     }
-    out["preferred_healthy_s"] = v.healthy_since_ms ? Json(admin::elapsed_ms(now, v.healthy_since_ms) / 1000) : Json(nullptr);
+    out["preferred_healthy_s"] =
+        v.healthy_since_ms ? Json(admin::elapsed_ms(now, v.healthy_since_ms) / 1000) : Json(nullptr);
   }
   return out;
 }

@@ -126,8 +126,9 @@ class Partition : public ::testing::Test {
     json h = call(n, {{"cmd", "history"}, {"limit", 1000}})["entries"];
     for (const auto& e : h)
       if (e["action"] == "health")
-        out += std::to_string(e.value("at_ms", uint64_t(0))) + " " + e.value("node", "") + " " + e["endpoint"].get<std::string>() + " -> " +
-               e["to"].get<std::string>() + " (" + e.value("detail", "") + ")\n";
+        out += std::to_string(e.value("at_ms", uint64_t(0))) + " " + e.value("node", "") + " " +
+               e["endpoint"].get<std::string>() + " -> " + e["to"].get<std::string>() + " (" + e.value("detail", "") +
+               ")\n";
     return out;
   }
   void start_web() {
