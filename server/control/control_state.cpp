@@ -435,6 +435,20 @@ void Control::share_view(const std::string& vantage, const std::string& key, con
                             view_lease_s(srv_.states().find(key)));
 }
 
+// An agent's view that etcd no longer holds, while the agent still reports
+// to this node: it keeps counting here and goes back to etcd at once, on
+// this node's lease, rather than lapse until the agent's next report (a
+// verdict that needs it would flip meanwhile). False: not heard here lately.
+bool Control::keep_heard_view(const std::string& vantage, const std::string& key, uint32_t slot, uint64_t now) {
+  auto heard = agents_heard_ms_.find(vantage);
+  if (heard == agents_heard_ms_.end() || admin::elapsed_ms(now, heard->second) > view_lease_s(slot) * 1000ULL)
+    return false;
+  auto v = agg_.view(slot, vantage);
+  if (!v) return false;
+  share_view(vantage, key, *v, false);
+  return true;
+}
+
 // How long a vantage's views outlive its last report: 3 check intervals,
 // at least 5 s.
 uint32_t Control::view_lease_s(uint32_t slot) const {
@@ -508,25 +522,22 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
         if (e.deleted) {
           shared_views_.erase(id);
           // Gone with another node's lease (that node no longer hears the
-          // agent), while the agent still reports here: its view stands,
-          // and goes back to etcd at once on this node's lease.
-          auto heard = agents_heard_ms_.find(e.vantage);
-          if (heard != agents_heard_ms_.end() && now < heard->second + view_lease_s(slot) * 1000ULL &&
-              cluster_->connected())
-            if (auto v = agg_.view(slot, e.vantage)) {
-              share_view(e.vantage, e.key, *v, false);
-              break;
-            }
-          agg_.forget(slot, e.vantage);
+          // agent), while the agent still reports here: it stands.
+          if (!keep_heard_view(e.vantage, e.key, slot, now)) agg_.forget(slot, e.vantage);
           break;
         }
         auto j = Json::parse(e.value, nullptr, false);
         if (!j.is_object()) break;
         healthcheck::VantageView v{j.value("up", true), now, j.value("rtt_ms", 0.0), j.value("detail", ""), false};
         shared_views_[id] = std::string(v.up ? "up|" : "down|") + v.detail;
-        agg_.put_view(slot, e.vantage, v);
         views.insert({e.key, e.vantage});
         agg_views.insert({slot, e.vantage});
+        // The echo of what the agent reported here stays a view reported
+        // here: taken as etcd's, it would not count while cut off.
+        if (auto here = agg_.view(slot, e.vantage);
+            here && !here->relayed && here->up == v.up && here->detail == v.detail)
+          break;
+        agg_.put_view(slot, e.vantage, v);
         if (v.rtt_ms > 0) store_rtt(e.vantage, e.key, v.rtt_ms);
         break;
       }
@@ -560,6 +571,10 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
         }
       } else if (!views.count({key, vantage})) {
         shared_views_.erase(id);
+        // Lapsed while this node was away from etcd, from an agent that
+        // kept reporting here: it stands.
+        uint32_t slot = states.find(key);
+        if (keep_heard_view(vantage, key, slot, now)) agg_views.insert({slot, vantage});
       }
     }
     agg_.retain_views(agg_views);

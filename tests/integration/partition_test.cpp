@@ -471,8 +471,9 @@ TEST_F(Partition, AgentCutOffFromOneNode_StillCountsThere) {
 
 // An agent's views stay in etcd while any node hears the agent, changed or
 // not. They are on the lease of the node that wrote them last, which lives
-// while that node hears the agent; when it stops (cut off), a node that
-// still hears the agent counts them throughout and writes them again at once.
+// while that node hears the agent; when it stops (cut off), or when etcd lets
+// them lapse while the node that hears the agent is cut off from it, that
+// node counts them throughout and writes them again at once.
 TEST_F(Partition, AgentViews_LiveWhileANodeHearsTheAgent_ChangedOrNot) {
   Node& n1 = add_node("n1", {0, 1, 2}, agent_http("n1"));
   Node& n2 = add_node("n2", {0, 1, 2}, agent_http("n2"));
@@ -536,6 +537,16 @@ TEST_F(Partition, AgentViews_LiveWhileANodeHearsTheAgent_ChangedOrNot) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   EXPECT_TRUE(stored().is_object());
   EXPECT_TRUE(fresh_on(n2)) << primary(n2).dump();
+
+  // n1, the one node that hears it, is cut off from etcd: the views lapse
+  // there with n1's lease. n1 counts them throughout, and once back writes
+  // them again at once.
+  for (const char* e : {"e0", "e1", "e2"}) lab_.cut("n1", e);
+  EXPECT_TRUE(eventually([&] { return !stored().is_object(); }, 15000)) << stored().dump();
+  lab_.heal();
+  lab_.cut("agent", "n2");
+  EXPECT_TRUE(eventually([&] { return connected(n1) && stored().is_object(); }, 15000)) << stored().dump();
+  EXPECT_TRUE(eventually([&] { return fresh_on(n2); }, 5000)) << primary(n2).dump();
   stop = true;
   poller.join();
   std::cout << polls << " status polls of n1, " << missing << " without the agent's fresh view\n";
