@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -136,29 +137,42 @@ class Partition : public ::testing::Test {
     web_->start();
   }
 
-  // Queries every node from the client host every 10 ms while it lives.
-  class Prober {
+  // Runs `step`, then sleeps `period`, on a thread of its own until stop()
+  // (or the end of its scope).
+  class Repeat {
    public:
-    explicit Prober(Partition& t) : t_(t), thread_([this] { run(); }) {}
-    ~Prober() { stop(); }
+    Repeat(std::chrono::milliseconds period, std::function<void()> step)
+        : thread_([this, period, step = std::move(step)] {
+            while (!done_) {
+              step();
+              std::this_thread::sleep_for(period);
+            }
+          }) {}
+    ~Repeat() { stop(); }
     void stop() {
       done_ = true;
       if (thread_.joinable()) thread_.join();
     }
+
+   private:
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+  };
+
+  // Queries every node from the client host every 10 ms while it lives.
+  class Prober {
+   public:
+    explicit Prober(Partition& t)
+        : loop_(std::chrono::milliseconds(10), [this, &t] {
+            for (auto& n : t.nodes_) (t.a(*n) == "<timeout>" ? stalled_ : answered_)++;
+          }) {}
+    void stop() { loop_.stop(); }
     int answered() const { return answered_; }
     int stalled() const { return stalled_; }
 
    private:
-    void run() {
-      while (!done_) {
-        for (auto& n : t_.nodes_) (t_.a(*n) == "<timeout>" ? stalled_ : answered_)++;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-    }
-    Partition& t_;
-    std::atomic<bool> done_{false};
     std::atomic<int> answered_{0}, stalled_{0};
-    std::thread thread_;
+    Repeat loop_;  // last: stopped before the counts go
   };
 
   json primary(const Node& n) {
@@ -336,23 +350,12 @@ TEST_F(Partition, EtcdSplitTwoPlusOne_WritesGoToTheMajority_NothingAcknowledgedI
   // Another application writes to the same etcd, outside vane's prefix,
   // all the while: etcd's revision moves on without vane's watch seeing
   // it, and a node must still find its way back to "connected".
-  struct Foreign {
-    std::atomic<bool> stop{false};
-    std::atomic<int> writes{0};
-    std::thread thread;
-    ~Foreign() {
-      stop = true;
-      if (thread.joinable()) thread.join();
-    }
-  } foreign;
-  foreign.thread = std::thread([&] {
-    while (!foreign.stop) {
-      try {
-        etcd_->call("/v3/kv/put", {{"key", "L290aGVyL2FwcA=="}, {"value", "eA=="}});  // "/other/app" = "x"
-        ++foreign.writes;
-      } catch (const std::exception&) {
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::atomic<int> foreign_writes{0};
+  Repeat foreign(std::chrono::milliseconds(5), [&] {
+    try {
+      etcd_->call("/v3/kv/put", {{"key", "L290aGVyL2FwcA=="}, {"value", "eA=="}});  // "/other/app" = "x"
+      ++foreign_writes;
+    } catch (const std::exception&) {
     }
   });
   auto healed = Clock::now();
@@ -367,11 +370,10 @@ TEST_F(Partition, EtcdSplitTwoPlusOne_WritesGoToTheMajority_NothingAcknowledgedI
     std::set<int64_t> j = journaled(*n);
     for (const auto& [seq, v] : acked) EXPECT_TRUE(j.count(seq)) << n->name << " lacks acknowledged #" << seq;
   }
-  foreign.stop = true;
-  foreign.thread.join();
+  foreign.stop();
   std::cout << "every node connected with every change " << seconds_since(healed) << " s after healing ("
-            << foreign.writes << " writes outside vane's prefix meanwhile)\n";
-  EXPECT_GT(foreign.writes, 10);
+            << foreign_writes << " writes outside vane's prefix meanwhile)\n";
+  EXPECT_GT(foreign_writes, 10);
   // Every clock here is the same: the heartbeats n3's watch brings late
   // after healing are no measure of it.
   for (auto& n : nodes_)
@@ -498,26 +500,14 @@ TEST_F(Partition, AgentViews_LiveWhileANodeHearsTheAgent_ChangedOrNot) {
 
   // n1 asks for each node's status every 25 ms: the agent's view must never
   // be missing or stale there.
-  std::atomic<bool> stop{false};
   std::atomic<int> polls{0}, missing{0};
   std::string missing_what;
-  std::thread poller([&] {
-    while (!stop) {
-      json p = primary(n1);
-      ++polls;
-      json v = p.is_object() ? p["vantages"]["agent"] : json();
-      if (!(v.is_object() && v["fresh"].get<bool>()) && missing++ == 0) missing_what = p.dump();
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
+  Repeat poller(std::chrono::milliseconds(25), [&] {
+    json p = primary(n1);
+    ++polls;
+    json v = p.is_object() ? p["vantages"]["agent"] : json();
+    if (!(v.is_object() && v["fresh"].get<bool>()) && missing++ == 0) missing_what = p.dump();
   });
-  struct Join {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Join() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } join{stop, poller};
 
   // Both hear it, and its views do not change: past their lease (5 s after
   // the last change, then etcd's 5 s TTL), they are still the ones n2 wrote.
@@ -547,8 +537,7 @@ TEST_F(Partition, AgentViews_LiveWhileANodeHearsTheAgent_ChangedOrNot) {
   lab_.cut("agent", "n2");
   EXPECT_TRUE(eventually([&] { return connected(n1) && stored().is_object(); }, 15000)) << stored().dump();
   EXPECT_TRUE(eventually([&] { return fresh_on(n2); }, 5000)) << primary(n2).dump();
-  stop = true;
-  poller.join();
+  poller.stop();
   std::cout << polls << " status polls of n1, " << missing << " without the agent's fresh view\n";
   EXPECT_GT(polls, 200);
   EXPECT_EQ(missing, 0) << missing_what;
