@@ -387,16 +387,13 @@ void ClusterStore::keepalive_loop() {
       watch_abort_ = true;
       unseen_beat_ms = 0;
     }
-    // Agents' leases live while their reports keep arriving here. Timed
-    // from now, not from the round's start: a report heard during this
-    // round's calls to etcd is later than that start (an unsigned
-    // difference from it wrapped, and dropped the lease just touched).
+    // Agents' leases live while their reports keep arriving here (one may
+    // have arrived during this round's calls to etcd, after `now`).
     std::vector<int64_t> alive;
     {
       std::lock_guard lock(mu_);
-      uint64_t heard_by = steady_ms();
       for (auto it = agent_leases_.begin(); it != agent_leases_.end();) {
-        if (it->second.touched_ms + it->second.ttl_s * 1000ULL < heard_by) {
+        if (elapsed_ms(now, it->second.touched_ms) > it->second.ttl_s * 1000ULL) {
           it = agent_leases_.erase(it);  // silent: let it expire, and its views with it
           continue;
         }

@@ -21,9 +21,9 @@ Aggregator::Endpoint* Aggregator::find(Id id) {
 const Aggregator::Endpoint* Aggregator::find(Id id) const { return const_cast<Aggregator*>(this)->find(id); }
 
 Aggregator::View& Aggregator::view(Endpoint& e, const std::string& vantage) {
-  auto named = std::find(vantages_.begin(), vantages_.end(), vantage);
-  if (named == vantages_.end()) named = vantages_.insert(vantages_.end(), vantage);
-  auto n = static_cast<uint16_t>(named - vantages_.begin());
+  std::optional<uint16_t> known = vantage_number(vantage);
+  if (!known) vantages_.push_back(vantage);
+  uint16_t n = known ? *known : static_cast<uint16_t>(vantages_.size() - 1);
   auto it = std::lower_bound(e.views.begin(), e.views.end(), n, [](const View& v, uint16_t want) {
     return v.vantage < want;
   });
@@ -147,12 +147,17 @@ void Aggregator::put_view(Id id, const std::string& vantage, const VantageView& 
   v.relayed = true;
 }
 
+std::optional<uint16_t> Aggregator::vantage_number(const std::string& vantage) const {
+  auto named = std::find(vantages_.begin(), vantages_.end(), vantage);
+  if (named == vantages_.end()) return std::nullopt;
+  return static_cast<uint16_t>(named - vantages_.begin());
+}
+
 void Aggregator::forget(Id id, const std::string& vantage) {
   Endpoint* e = find(id);
-  auto named = std::find(vantages_.begin(), vantages_.end(), vantage);
-  if (!e || named == vantages_.end()) return;
-  auto n = static_cast<uint16_t>(named - vantages_.begin());
-  std::erase_if(e->views, [&](const View& v) { return v.vantage == n; });
+  auto n = vantage_number(vantage);
+  if (!e || !n) return;
+  std::erase_if(e->views, [&](const View& v) { return v.vantage == *n; });
 }
 
 void Aggregator::retain_views(const std::set<std::pair<Id, std::string>>& keep) {
@@ -180,11 +185,10 @@ bool Aggregator::verdict(Id id) const {
 
 std::optional<VantageView> Aggregator::view(Id id, const std::string& vantage) const {
   const Endpoint* e = find(id);
-  auto named = std::find(vantages_.begin(), vantages_.end(), vantage);
-  if (!e || named == vantages_.end()) return std::nullopt;
-  auto n = static_cast<uint16_t>(named - vantages_.begin());
+  auto n = vantage_number(vantage);
+  if (!e || !n) return std::nullopt;
   for (const View& v : e->views)
-    if (v.vantage == n) return expand(v);
+    if (v.vantage == *n) return expand(v);
   return std::nullopt;
 }
 

@@ -117,6 +117,7 @@ class Aggregator {
   Endpoint* find(Id id);
   const Endpoint* find(Id id) const;
   View& view(Endpoint& e, const std::string& vantage);  // added when new
+  std::optional<uint16_t> vantage_number(const std::string& vantage) const;  // into vantages_, if known
   void put(View& v, const VantageView& from);
   VantageView expand(const View& v) const;
   std::optional<Decision> decide(Endpoint& e, uint64_t now_ms);

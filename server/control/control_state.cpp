@@ -181,6 +181,7 @@ void Control::apply_verdicts() {
     note_rtt(vantage_, ms);
     ++checks_[{vantage_, "up"}];
   }
+  uint64_t now = admin::now_ms();
   for (const auto& o : batch) {
     const std::string& vantage = o.self ? vantage_ : o.vantage;
     if (!o.self)
@@ -191,17 +192,14 @@ void Control::apply_verdicts() {
       store_rtt(o.vantage, o.key, o.rtt_ms);
       note_rtt(o.vantage, o.rtt_ms);
     }
+    // An agent heard from: its views' lease here lives on, changed or not
+    // (one call per agent and batch, not per endpoint).
+    if (cluster_ && !o.self) {
+      uint64_t& heard = agents_heard_ms_[o.vantage];
+      if (heard != now) cluster_->heard_from_agent(o.vantage);
+      heard = now;
+    }
   }
-  uint64_t now = admin::now_ms();
-  // Each agent heard from in this batch: its views' lease here lives on,
-  // changed or not (one call per agent, not per endpoint).
-  if (cluster_)
-    for (const auto& o : batch)
-      if (!o.self) {
-        uint64_t& heard = agents_heard_ms_[o.vantage];
-        if (heard != now) cluster_->heard_from_agent(o.vantage);
-        heard = now;
-      }
   for (const auto& o : batch) {
     healthcheck::VantageView v{o.up, now, o.rtt_ms, o.detail, o.self};
     uint32_t slot = srv_.states().find(o.key);
