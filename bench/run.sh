@@ -19,6 +19,8 @@
 #   HEALTH_ONLY=1 bench/run.sh                       # 10 000 checked endpoints: honest, then lying
 #   VANE_BATCHES=16 SERVERS="vane vane16 gdnsd" LATENCY_ONLY=1 bench/run.sh  # vane built with 16 datagrams
 #                                                    # per UDP call (-DVANE_UDP_BATCH) beside the default 64
+#   SERVERS="vane echo16 echo16d" LATENCY_ONLY=1 bench/run.sh  # the echo with 16 per call, with 4 MiB
+#                                                    # and with the default receive buffer, beside the echo
 #
 # Only 127.0.0.1 is used. Every server started here is stopped by PID.
 set -euo pipefail
@@ -184,11 +186,21 @@ EOC
   taskset -c "$SERVER_CPUS" gdnsd -c "$WORK/gdnsd" start 2>"$WORK/gdnsd.log" &
   SERVER_PID=$!
 }
-start_echo() {
-  taskset -c "$SERVER_CPUS" "$ECHO" "$PORT" &
+start_echo() { echo_at 64 $((4 << 20)); }
+echo_at() {  # echo_at WIDTH RCVBUF: datagrams per call, receive buffer bytes (0: the kernel's default)
+  taskset -c "$SERVER_CPUS" "$ECHO" "$PORT" "$1" "$2" &
   SERVER_PID=$!
   sleep 0.3
 }
+# echoW and echoWd in SERVERS: the echo with W datagrams per call, and with
+# the kernel's default receive buffer (d) instead of vaned's 4 MiB. They are
+# the kernel's part of a tail, never a peer.
+for s in $SERVERS; do
+  if [[ $s =~ ^echo([0-9]+)(d?)$ ]]; then
+    buf=$((4 << 20)); [ -n "${BASH_REMATCH[2]}" ] && buf=0
+    eval "start_$s() { echo_at ${BASH_REMATCH[1]} $buf; }"
+  fi
+done
 
 cpu_ticks() {  # utime+stime of a server's processes (all their threads)
   local t=0
@@ -229,7 +241,7 @@ echo "== static answers, 10k-name zone, ${DURATION}s per run, $WORKERS worker(s)
 for s in echo $SERVERS; do
   "start_$s" "$WORK/zones/bench.test" bench.test
   PIDS+=("$SERVER_PID")
-  if [ "$s" != echo ]; then wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }; fi
+  if [[ $s != echo* ]]; then wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }; fi
   read -r q c n < <(run_load "$SERVER_PID" udp)
   UDP_QPS[$s]=$q UDP_CPU[$s]=$c
   if [ "$s" != echo ]; then
@@ -254,7 +266,7 @@ if [ "${LATENCY:-1}" = 1 ]; then
     for s in $SERVERS echo; do
       "start_$s" "$WORK/zones/bench.test" bench.test
       PIDS+=("$SERVER_PID")
-      if [ "$s" != echo ]; then wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }; fi
+      if [[ $s != echo* ]]; then wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }; fi
       for rate in $RATES; do
         c0=$(cpu_ticks "$SERVER_PID")
         out=$(taskset -c 1 "$LATENCY_CLIENT" "$PORT" "$rate" "$DURATION" "$WORK/queries.txt")
@@ -299,7 +311,7 @@ if [ "${LATENCY:-1}" = 1 ]; then
       read -r vc v50 v99 v99s <<<"${LAT_MED[vane/$rate]:-0 0 0 0}"
       # The peers' best of each column (empty when no peer ran).
       read -r best_c best_50 best_99 best_99s < <(
-        for s in $SERVERS; do [[ $s != vane* ]] && [ -n "${LAT_MED[$s/$rate]:-}" ] && echo "${LAT_MED[$s/$rate]}"; done |
+        for s in $SERVERS; do [[ $s != vane* && $s != echo* ]] && [ -n "${LAT_MED[$s/$rate]:-}" ] && echo "${LAT_MED[$s/$rate]}"; done |
           awk '{ for (i = 1; i <= 4; i++) if (NR == 1 || $i + 0 < m[i] + 0) m[i] = $i } END { if (NR) print m[1], m[2], m[3], m[4] }'
       ) || true
       read -r ec _ <<<"${LAT_MED[echo/$rate]:-0 0 0 0}"
