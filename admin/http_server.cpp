@@ -30,7 +30,20 @@ std::optional<std::string> HttpServer::parse_report(const std::string& body, con
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return "body must be a JSON object";
   for (const auto& [k, v] : j.items())
-    if (k != "vantage" && k != "observations") return "unknown field '" + k + "'";
+    if (k != "vantage" && k != "observations" && k != "boot" && k != "seq") return "unknown field '" + k + "'";
+  // The report's place among its agent's (healthcheck::ReportOrder): optional, both or neither.
+  healthcheck::ReportOrder order;
+  if (j.contains("boot") != j.contains("seq")) return "\"boot\" and \"seq\" go together";
+  if (j.contains("boot")) {
+    auto number = [&](const char* k) -> std::optional<uint32_t> {
+      const auto& v = j[k];
+      if (!v.is_number_unsigned() || v.get<uint64_t>() == 0 || v.get<uint64_t>() > UINT32_MAX) return std::nullopt;
+      return static_cast<uint32_t>(v.get<uint64_t>());
+    };
+    auto boot = number("boot"), seq = number("seq");
+    if (!boot || !seq) return "\"boot\" and \"seq\" must be numbers from 1 to 4294967295";
+    order = {*boot, *seq};
+  }
   if (!j.contains("vantage") || !j["vantage"].is_string() || !good_vantage(j["vantage"].get<std::string>()))
     return "\"vantage\" must be a name of 1-64 letters, digits, '-', '_' or '.'";
   std::string vantage = j["vantage"].get<std::string>();
@@ -41,6 +54,7 @@ std::optional<std::string> HttpServer::parse_report(const std::string& body, con
     if (!o.is_object()) return "an observation must be an object";
     healthcheck::Observation ob;
     ob.vantage = vantage;
+    ob.order = order;
     for (const auto& [k, v] : o.items()) {
       if (k == "endpoint" && v.is_string() && v.get<std::string>().size() <= 512)
         ob.key = v.get<std::string>();

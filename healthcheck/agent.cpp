@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "checker.h"
@@ -177,11 +178,17 @@ int run_agent(const AgentConfig& agent) {
   std::mutex body_mu;
   std::shared_ptr<const std::string> last_body;
   std::chrono::steady_clock::time_point last_body_at{};
+  // Each body is numbered (ReportOrder): a node that gets an older report
+  // late, after a newer one reached it or etcd, does not take it back.
+  std::random_device entropy;
+  const uint32_t boot = std::uniform_int_distribution<uint32_t>(1, UINT32_MAX)(entropy);
+  uint32_t seq = 0;
   auto report = [&]() -> std::shared_ptr<const std::string> {
     std::lock_guard body_lock(body_mu);
     auto now = std::chrono::steady_clock::now();
     if (last_body && now - last_body_at < std::chrono::milliseconds(agent.report_interval_ms / 2)) return last_body;
-    nlohmann::json body{{"vantage", agent.vantage}, {"observations", nlohmann::json::array()}};
+    nlohmann::json body{
+        {"vantage", agent.vantage}, {"boot", boot}, {"seq", ++seq}, {"observations", nlohmann::json::array()}};
     {
       std::lock_guard lock(mu);
       for (const auto& [key, v] : views)

@@ -40,6 +40,7 @@ void Aggregator::put(View& v, const VantageView& from) {
   v.up = from.up;
   v.self = from.self;
   v.relayed = from.relayed;
+  v.order = from.order;
   auto known = detail_ids_.find(from.detail);
   if (known != detail_ids_.end()) {
     v.detail = known->second;
@@ -68,7 +69,7 @@ void Aggregator::put(View& v, const VantageView& from) {
 }
 
 VantageView Aggregator::expand(const View& v) const {
-  return VantageView{v.up, v.at_ms, v.rtt_ms, details_[v.detail], v.self, v.relayed};
+  return VantageView{v.up, v.at_ms, v.rtt_ms, details_[v.detail], v.self, v.relayed, v.order};
 }
 
 std::vector<Aggregator::Id> Aggregator::set_endpoints(std::vector<Spec> specs) {
@@ -183,13 +184,24 @@ bool Aggregator::verdict(Id id) const {
   return !e || e->up;
 }
 
-std::optional<VantageView> Aggregator::view(Id id, const std::string& vantage) const {
+const Aggregator::View* Aggregator::find_view(Id id, const std::string& vantage) const {
   const Endpoint* e = find(id);
   auto n = vantage_number(vantage);
-  if (!e || !n) return std::nullopt;
+  if (!e || !n) return nullptr;
   for (const View& v : e->views)
-    if (v.vantage == *n) return expand(v);
-  return std::nullopt;
+    if (v.vantage == *n) return &v;
+  return nullptr;
+}
+
+std::optional<VantageView> Aggregator::view(Id id, const std::string& vantage) const {
+  const View* v = find_view(id, vantage);
+  if (!v) return std::nullopt;
+  return expand(*v);
+}
+
+ReportOrder Aggregator::order(Id id, const std::string& vantage) const {
+  const View* v = find_view(id, vantage);
+  return v ? v->order : ReportOrder{};
 }
 
 std::map<std::string, std::pair<VantageView, bool>> Aggregator::views(Id id, uint64_t now_ms) const {

@@ -17,6 +17,18 @@
 
 namespace vane::healthcheck {
 
+// Where a report stands among its agent's: `boot` is drawn at random when
+// the agent starts, `seq` counts its reports from 1. Only two reports of one
+// agent process are ordered: between processes (a restarted agent), or with
+// no order at all (0: this process's own views, a report written by hand),
+// the later to arrive stands.
+struct ReportOrder {
+  uint32_t boot = 0;
+  uint32_t seq = 0;
+  // Known to be older than `other`.
+  bool before(const ReportOrder& other) const { return boot != 0 && boot == other.boot && seq < other.seq; }
+};
+
 struct VantageView {
   bool up = true;
   uint64_t at_ms = 0;
@@ -24,6 +36,7 @@ struct VantageView {
   std::string detail;
   bool self = false;     // this process: always fresh
   bool relayed = false;  // read from etcd (put_view), not reported to this process
+  ReportOrder order{};   // of the agent's report that made it
 };
 
 // One vantage's verdict on one endpoint, as reported.
@@ -34,6 +47,7 @@ struct Observation {
   double rtt_ms = 0;
   std::string detail;
   bool self = false;
+  ReportOrder order{};
 };
 
 struct Decision {
@@ -91,15 +105,18 @@ class Aggregator {
   bool verdict(Id id) const;
   // One vantage's view of the endpoint, if it has one.
   std::optional<VantageView> view(Id id, const std::string& vantage) const;
+  // The order of the report behind that view ({} when none): a cheaper view().
+  ReportOrder order(Id id, const std::string& vantage) const;
   // Per vantage: {view, fresh}; for status.
   std::map<std::string, std::pair<VantageView, bool>> views(Id id, uint64_t now_ms) const;
 
  private:
-  // One vantage's view, in 24 bytes: its vantage and detail are numbers
+  // One vantage's view, in 32 bytes: its vantage and detail are numbers
   // into vantages_ and details_ (a few distinct texts among tens of
   // thousands of endpoints).
   struct View {
     uint64_t at_ms = 0;
+    ReportOrder order;
     float rtt_ms = 0;
     uint32_t detail = 0;
     uint16_t vantage = 0;
@@ -117,6 +134,7 @@ class Aggregator {
   Endpoint* find(Id id);
   const Endpoint* find(Id id) const;
   View& view(Endpoint& e, const std::string& vantage);  // added when new
+  const View* find_view(Id id, const std::string& vantage) const;
   std::optional<uint16_t> vantage_number(const std::string& vantage) const;  // into vantages_, if known
   void put(View& v, const VantageView& from);
   VantageView expand(const View& v) const;

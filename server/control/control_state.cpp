@@ -184,6 +184,20 @@ void Control::apply_verdicts() {
   uint64_t now = admin::now_ms();
   for (const auto& o : batch) {
     const std::string& vantage = o.self ? vantage_ : o.vantage;
+    // An agent heard from: its views' lease here lives on, changed or not
+    // (one call per agent and batch, not per endpoint).
+    if (cluster_ && !o.self) {
+      uint64_t& heard = agents_heard_ms_[o.vantage];
+      if (heard != now) cluster_->heard_from_agent(o.vantage);
+      heard = now;
+    }
+    uint32_t slot = srv_.states().find(o.key);
+    // Older than the report behind the view held: delivered late, after a
+    // newer one reached this node or etcd. It does not take that back.
+    if (slot != UINT32_MAX && o.order.before(agg_.order(slot, vantage))) {
+      ++checks_[{vantage, "stale"}];
+      continue;
+    }
     if (!o.self)
       ++checks_[{vantage, o.up ? "up" : "down"}];
     else if (!o.up)
@@ -192,20 +206,10 @@ void Control::apply_verdicts() {
       store_rtt(o.vantage, o.key, o.rtt_ms);
       note_rtt(o.vantage, o.rtt_ms);
     }
-    // An agent heard from: its views' lease here lives on, changed or not
-    // (one call per agent and batch, not per endpoint).
-    if (cluster_ && !o.self) {
-      uint64_t& heard = agents_heard_ms_[o.vantage];
-      if (heard != now) cluster_->heard_from_agent(o.vantage);
-      heard = now;
-    }
-  }
-  for (const auto& o : batch) {
-    healthcheck::VantageView v{o.up, now, o.rtt_ms, o.detail, o.self};
-    uint32_t slot = srv_.states().find(o.key);
     if (slot == UINT32_MAX) continue;
-    if (auto d = agg_.observe(slot, o.self ? vantage_ : o.vantage, v, now)) record_decision(slot, *d);
-    if (cluster_) share_view(o.self ? vantage_ : o.vantage, o.key, v, o.self);
+    healthcheck::VantageView v{o.up, now, o.rtt_ms, o.detail, o.self, false, o.order};
+    if (auto d = agg_.observe(slot, vantage, v, now)) record_decision(slot, *d);
+    if (cluster_) share_view(vantage, o.key, v, o.self);
   }
   flush_verdicts();
   if (!batch.empty()) review_failback(now);
@@ -429,8 +433,9 @@ void Control::share_view(const std::string& vantage, const std::string& key, con
   auto& held = shared_views_[vantage + "/" + key];
   if (held == what) return;
   held = what;
-  cluster_->put_observation(vantage, key, Json{{"up", v.up}, {"rtt_ms", v.rtt_ms}, {"detail", v.detail}}, own,
-                            view_lease_s(srv_.states().find(key)));
+  Json view{{"up", v.up}, {"rtt_ms", v.rtt_ms}, {"detail", v.detail}};
+  if (v.order.boot) view["boot"] = v.order.boot, view["seq"] = v.order.seq;
+  cluster_->put_observation(vantage, key, view, own, view_lease_s(srv_.states().find(key)));
 }
 
 // An agent's view that etcd no longer holds, while the agent still reports
@@ -452,6 +457,31 @@ bool Control::keep_heard_view(const std::string& vantage, const std::string& key
 uint32_t Control::view_lease_s(uint32_t slot) const {
   return std::max<uint32_t>(5, 3 * agg_.interval_ms(slot, 10000) / 1000);
 }
+
+namespace {
+
+// A view as share_view() wrote it; a field of another type (a foreign
+// write) reads as absent rather than throw on the main loop.
+healthcheck::VantageView view_from_json(const Json& j, uint64_t now) {
+  auto field = [&j](const char* k, auto otherwise) {
+    auto f = j.find(k);
+    using T = decltype(otherwise);
+    if (f == j.end()) return otherwise;
+    if constexpr (std::is_same_v<T, bool>)
+      return f->is_boolean() ? f->get<bool>() : otherwise;
+    else if constexpr (std::is_same_v<T, double>)
+      return f->is_number() ? f->get<double>() : otherwise;
+    else if constexpr (std::is_same_v<T, uint32_t>)
+      return f->is_number_unsigned() && f->get<uint64_t>() <= UINT32_MAX ? f->get<uint32_t>() : otherwise;
+    else
+      return f->is_string() ? f->get<std::string>() : otherwise;
+  };
+  healthcheck::VantageView v{field("up", true), now, field("rtt_ms", 0.0), field("detail", std::string()), false};
+  v.order = {field("boot", 0u), field("seq", 0u)};
+  return v;
+}
+
+}  // namespace
 
 void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool full) {
   using K = admin::ClusterEvent::Kind;
@@ -526,15 +556,21 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
         }
         auto j = Json::parse(e.value, nullptr, false);
         if (!j.is_object()) break;
-        healthcheck::VantageView v{j.value("up", true), now, j.value("rtt_ms", 0.0), j.value("detail", ""), false};
+        healthcheck::VantageView v = view_from_json(j, now);
         shared_views_[id] = std::string(v.up ? "up|" : "down|") + v.detail;
         views.insert({e.key, e.vantage});
         agg_views.insert({slot, e.vantage});
-        // The echo of what the agent reported here stays a view reported
-        // here: taken as etcd's, it would not count while cut off.
-        if (auto here = agg_.view(slot, e.vantage);
-            here && !here->relayed && here->up == v.up && here->detail == v.detail)
-          break;
+        if (auto here = agg_.view(slot, e.vantage); here && !here->relayed) {
+          // The echo of what the agent reported here stays a view reported
+          // here: taken as etcd's, it would not count while cut off.
+          if (here->up == v.up && here->detail == v.detail) break;
+          // Another node's write of an older report (it reached that node
+          // late): the newer one heard here stands, and goes back to etcd.
+          if (v.order.before(here->order)) {
+            share_view(e.vantage, e.key, *here, false);
+            break;
+          }
+        }
         agg_.put_view(slot, e.vantage, v);
         if (v.rtt_ms > 0) store_rtt(e.vantage, e.key, v.rtt_ms);
         break;

@@ -293,7 +293,8 @@ std::string Control::metrics() {
   sample(in_answers, {}, double(up_n));
   auto& checks = family("vane_check_observations_total",
                         "Health observations by vantage and view (this process: successful probes and failures that "
-                        "changed a verdict; agents: every reported view).",
+                        "changed a verdict; agents: every reported view, and as view=\"stale\" each one older than the "
+                        "report behind the view held, not taken).",
                         MetricType::Counter);
   for (const auto& [k, n] : checks_) sample(checks, {{"vantage", k.first}, {"view", k.second}}, double(n));
   // In seconds, Prometheus's base unit (promtool's lint insists); buckets

@@ -104,6 +104,26 @@ TEST(Aggregator, OneVantagesView) {
   EXPECT_FALSE(a.view(kE, "agent"));
 }
 
+// The order of the report behind a view is kept, from an agent's report or
+// from etcd; reports of one agent process are ordered, others are not.
+TEST(Aggregator, KeepsEachViewsReportOrder) {
+  Aggregator a;
+  a.set_endpoints({{kE, {1000, 0.5, 1}, true}});
+  EXPECT_EQ(a.order(kE, "agent").boot, 0u);
+  a.observe(kE, "agent", VantageView{false, 0, 0, "", false, false, {7, 2}}, 100);
+  a.put_view(kE, "n2", VantageView{true, 100, 0, "", false, false, {9, 5}});
+  EXPECT_EQ(a.order(kE, "agent").seq, 2u);
+  EXPECT_EQ(a.view(kE, "agent")->order.boot, 7u);
+  EXPECT_EQ(a.order(kE, "n2").seq, 5u);
+  EXPECT_EQ(a.order(kE, "n3").seq, 0u);
+  ReportOrder r2{7, 2};
+  EXPECT_TRUE((ReportOrder{7, 1}).before(r2));
+  EXPECT_FALSE((ReportOrder{7, 3}).before(r2));
+  EXPECT_FALSE(r2.before(r2));
+  EXPECT_FALSE((ReportOrder{8, 1}).before(r2)) << "another process: not ordered";
+  EXPECT_FALSE((ReportOrder{}).before(r2)) << "no order: not ordered";
+}
+
 // A reload lists the endpoints again: those that stay keep their views and
 // verdict, new ones start from theirs, the rest go.
 TEST(Aggregator, SetEndpointsKeepsWhatStays) {

@@ -28,6 +28,7 @@
 #include "client.h"
 #include "dns_client.h"
 #include "etcd.h"
+#include "etcd_client.h"
 #include "fixtures.h"
 #include "http_endpoint.h"
 #include "process.h"
@@ -467,6 +468,87 @@ TEST_F(Cluster, AgentViews_ReachEveryNode_AndExpireWithTheirLease) {
   EXPECT_TRUE(eventually([&] { return !views_on(b).contains("probe-eu"); }, 12000));
   EXPECT_TRUE(eventually([&] { return !views_on(a1).contains("probe-eu"); }, 2000));
   EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
+}
+
+// Two nodes hear the same agent. A report that reaches one of them late,
+// after a newer one reached the other, neither goes to etcd nor changes a
+// view; and when another node's write of an older report does reach etcd
+// (it was written before that node saw the newer one), the node that heard
+// the newer one writes it back. A restarted agent's reports count at once.
+TEST_F(Cluster, AgentReports_AnOlderOneDeliveredLate_NeverTakesBackANewerOne) {
+  Endpoint web;
+  records_ = "records:\n" + www_weighted(true) + app_failover(web.port());
+  std::string extra =
+      "checks:\n  web: { type: http, path: /health, interval: 500ms, timeout: 200ms, fall: 2, rise: 2 }\n"
+      "http: { listen: \"127.0.0.1:0\", token_file: agent.token }\n";
+  Node& n1 = add_node("ns1", extra, kExampleZone, {{"agent.token", "agent-secret\n"}});
+  Node& n2 = add_node("ns2", extra, kExampleZone, {{"agent.token", "agent-secret\n"}});
+  for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000));
+  const std::string endpoint = "app.example.com./A/primary";
+  const std::string key = prefix_ + "/obs/probe-eu/" + endpoint;
+  auto report = [&](Node& n, int boot, int seq, bool up) {
+    httplib::Client c("127.0.0.1", http_port(n.vaned->process()));
+    json body{{"vantage", "probe-eu"},
+              {"boot", boot},
+              {"seq", seq},
+              {"observations", {{{"endpoint", endpoint}, {"up", up}, {"detail", up ? "200" : "refused"}}}}};
+    auto r = c.Post("/v1/observations", {{"Authorization", "Bearer agent-secret"}}, body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+  };
+  auto view_on = [&](Node& n) {  // the agent's view as the node counts it, or null
+    json s = status(n);
+    for (const auto& r : s["records"])
+      if (r["name"] == "app.example.com.")
+        for (const auto& e : r["endpoints"])
+          if (e["name"] == "primary" && e["vantages"].contains("probe-eu")) return e["vantages"]["probe-eu"];
+    return json();
+  };
+  auto up_on = [&](Node& n) {
+    json v = view_on(n);
+    return v.is_object() ? std::optional<bool>(v["up"]) : std::nullopt;
+  };
+  auto stored = [&]() -> json {  // etcd's copy of the agent's view, or null
+    json r = etcd_.call("/v3/kv/range", {{"key", admin::base64_encode(key)}});
+    if (!r.contains("kvs") || r["kvs"].empty()) return json();
+    return json::parse(admin::base64_decode(r["kvs"][0]["value"].get<std::string>()), nullptr, false);
+  };
+  auto stale_on = [&](Node& n) {
+    return metric(http_port(n.vaned->process()), R"(vane_check_observations_total{vantage="probe-eu",view="stale"})");
+  };
+
+  // Report 2 (down) reaches ns1, and through etcd ns2.
+  report(n1, 77, 2, false);
+  ASSERT_TRUE(eventually([&] { return up_on(n2) == false; }, 5000)) << view_on(n2).dump();
+  EXPECT_EQ(stored().value("seq", 0), 2) << stored().dump();
+  // Report 1 (up), sent before it, reaches ns2 only now: counted as stale;
+  // no view changes and etcd keeps report 2.
+  report(n2, 77, 1, true);
+  ASSERT_TRUE(eventually([&] { return stale_on(n2) == 1; }, 5000)) << stale_on(n2);
+  for (Node* n : {&n1, &n2}) EXPECT_EQ(up_on(*n), false) << n->name;
+  EXPECT_EQ(stored().value("seq", 0), 2) << stored().dump();
+  EXPECT_EQ(stored()["up"], false);
+
+  // A node's write of report 1 that reached etcd after report 2 (written
+  // before that node saw report 2): ns1, which heard report 2, writes it back.
+  auto kv = [&] { return etcd_.call("/v3/kv/range", {{"key", admin::base64_encode(key)}})["kvs"][0]; };
+  ASSERT_TRUE(kv().contains("lease")) << kv().dump();
+  json put = etcd_.call("/v3/kv/put",
+                        {{"key", admin::base64_encode(key)},
+                         {"value", admin::base64_encode(R"({"up":true,"rtt_ms":0,"detail":"200","boot":77,"seq":1})")},
+                         {"lease", kv()["lease"]}});
+  int64_t put_at = std::stoll(put["header"]["revision"].get<std::string>());
+  ASSERT_TRUE(eventually([&] { return stored().value("seq", 0) == 2; }, 5000)) << stored().dump();
+  EXPECT_EQ(stored()["up"], false);
+  EXPECT_GT(std::stoll(kv()["mod_revision"].get<std::string>()), put_at) << "written back after the stale write";
+  ASSERT_TRUE(eventually([&] { return up_on(n2) == false; }, 5000)) << view_on(n2).dump();
+  EXPECT_EQ(up_on(n1), false);
+
+  // The agent restarted (another boot): its first report counts everywhere.
+  report(n2, 78, 1, true);
+  for (Node* n : {&n1, &n2}) EXPECT_TRUE(eventually([&] { return up_on(*n) == true; }, 5000)) << n->name;
+  EXPECT_EQ(stored().value("boot", 0), 78) << stored().dump();
+  EXPECT_EQ(stale_on(n1), -1) << "ns1 never got a stale report";
 }
 
 TEST_F(Cluster, TimedOverride_EndsOnceForTheWholeCluster) {

@@ -24,12 +24,17 @@ namespace {
 
 using nlohmann::json;
 
-TEST(AgentReports, NeedTheTokenAndAWellFormedBody) {
+// One vaned that takes agents' reports (token "s3cret-token") on
+// app.example.com's primary, which its own checker finds up.
+struct ReportedServer {
   TempDir dir;
-  dir.write("example.com.zone", kExampleZone);
-  dir.write("agent.token", "s3cret-token\n");
   Endpoint web;
-  Vaned v(dir, std::string(R"(
+  std::unique_ptr<Vaned> vaned;
+  uint16_t port = 0;
+  ReportedServer() {
+    dir.write("example.com.zone", kExampleZone);
+    dir.write("agent.token", "s3cret-token\n");
+    vaned = std::make_unique<Vaned>(dir, std::string(R"(
 listen: ["127.0.0.1:0"]
 threads: 1
 http: { listen: "127.0.0.1:0", token_file: agent.token }
@@ -42,11 +47,20 @@ records:
     policy: failover
     endpoints:
       - { name: primary, address: 192.0.2.20, host: 127.0.0.1, port: )") +
-                   std::to_string(web.port()) + R"(, priority: 1, check: web }
+                                             std::to_string(web.port()) + R"(, priority: 1, check: web }
       - { name: standby, address: 198.51.100.20, priority: 2 }
 )");
-  uint16_t port = http_port(v.process());
-  ASSERT_NE(port, 0) << v.process().output();
+    port = http_port(vaned->process());
+  }
+  json primary() const {
+    return (*admin::call(dir.path() + "/state/admin.sock", {{"cmd", "status"}}, 5000))["records"][0]["endpoints"][0];
+  }
+};
+
+TEST(AgentReports, NeedTheTokenAndAWellFormedBody) {
+  ReportedServer server;
+  uint16_t port = server.port;
+  ASSERT_NE(port, 0) << server.vaned->process().output();
   httplib::Client c("127.0.0.1", port);
   std::string good = R"({"vantage":"eu-1","observations":[{"endpoint":"app.example.com./A/primary","up":false}]})";
   auto r = c.Post("/v1/observations", good, "application/json");
@@ -55,10 +69,14 @@ records:
   r = c.Post("/v1/observations", {{"Authorization", "Bearer wrong"}}, good, "application/json");
   EXPECT_EQ(r->status, 401);
   httplib::Headers auth{{"Authorization", "Bearer s3cret-token"}};
-  for (const char* bad : {"not json", "[1]", R"({"vantage":"eu-1"})", R"({"vantage":"../x","observations":[]})",
-                          R"({"vantage":"local","observations":[]})",
-                          R"({"vantage":"eu-1","observations":[{"endpoint":"x","up":"yes"}]})",
-                          R"({"vantage":"eu-1","observations":[],"path":"/etc/passwd"})"}) {
+  for (const char* bad :
+       {"not json", "[1]", R"({"vantage":"eu-1"})", R"({"vantage":"../x","observations":[]})",
+        R"({"vantage":"local","observations":[]})",
+        R"({"vantage":"eu-1","observations":[{"endpoint":"x","up":"yes"}]})",
+        R"({"vantage":"eu-1","observations":[],"path":"/etc/passwd"})",
+        R"({"vantage":"eu-1","boot":7,"observations":[]})", R"({"vantage":"eu-1","boot":0,"seq":1,"observations":[]})",
+        R"({"vantage":"eu-1","boot":7,"seq":"2","observations":[]})",
+        R"({"vantage":"eu-1","boot":7,"seq":4294967296,"observations":[]})"}) {
     r = c.Post("/v1/observations", auth, bad, "application/json");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 400) << bad;
@@ -66,16 +84,49 @@ records:
   r = c.Post("/v1/observations", auth, std::string(2 << 20, ' '), "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 413);
-  auto status = [&] { return *admin::call(dir.path() + "/state/admin.sock", {{"cmd", "status"}}, 5000); };
-  EXPECT_FALSE(status()["records"][0]["endpoints"][0]["vantages"].contains("eu-1")) << "nothing recorded";
+  EXPECT_FALSE(server.primary()["vantages"].contains("eu-1")) << "nothing recorded";
 
   // A good report counts: with this vaned's own "up", 1 of 2 fresh vantages
   // down is at quorum 0.5: down.
   r = c.Post("/v1/observations", auth, good, "application/json");
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(r->body)["accepted"], 1);
-  ASSERT_TRUE(eventually([&] { return status()["records"][0]["endpoints"][0]["health"] == "down"; }));
+  ASSERT_TRUE(eventually([&] { return server.primary()["health"] == "down"; }));
   EXPECT_EQ(c.Get("/healthz")->body, "ok\n");
+}
+
+// An agent numbers its reports (boot, seq): one that arrives after a newer
+// one of the same agent process is counted as stale and changes nothing; a
+// restarted agent (another boot) is taken at once.
+TEST(AgentReports, AnOlderReportArrivingLate_ChangesNothing_ARestartedAgentCounts) {
+  ReportedServer server;
+  uint16_t port = server.port;
+  ASSERT_NE(port, 0) << server.vaned->process().output();
+  httplib::Client c("127.0.0.1", port);
+  httplib::Headers auth{{"Authorization", "Bearer s3cret-token"}};
+  auto report = [&](int boot, int seq, bool up) {
+    json body{{"vantage", "eu-1"},
+              {"boot", boot},
+              {"seq", seq},
+              {"observations", {{{"endpoint", "app.example.com./A/primary"}, {"up", up}}}}};
+    auto r = c.Post("/v1/observations", auth, body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+  };
+  auto stale = [&] { return metric(port, R"(vane_check_observations_total{vantage="eu-1",view="stale"})"); };
+
+  report(7, 2, false);  // with this vaned's own "up": 1 of 2 down is at quorum 0.5
+  ASSERT_TRUE(eventually([&] { return server.primary()["health"] == "down"; })) << server.primary().dump();
+  report(7, 1, true);  // sent before it, delivered after
+  ASSERT_TRUE(eventually([&] { return stale() == 1; })) << stale();
+  EXPECT_FALSE(server.primary()["vantages"]["eu-1"]["up"].get<bool>()) << server.primary().dump();
+  EXPECT_EQ(server.primary()["health"], "down");
+  report(7, 3, false);  // the same process's next report counts as ever
+  report(9, 1, true);   // restarted: its first report counts at once
+  ASSERT_TRUE(eventually([&] { return server.primary()["health"] == "up"; })) << server.primary().dump();
+  EXPECT_TRUE(server.primary()["vantages"]["eu-1"]["up"].get<bool>());
+  EXPECT_EQ(stale(), 1);
+  EXPECT_EQ(metric(port, R"(vane_check_observations_total{vantage="eu-1",view="down"})"), 2);
 }
 
 // ---------------------------------------------------------------------------
