@@ -17,8 +17,8 @@
 #   GEO_ONLY=1 GEO_NETS=1000000 bench/run.sh       # geo answers vs static and vs gdnsd; a 1M-network database
 #   DNSTAP_ONLY=1 bench/run.sh                       # every answer logged (dnstap) vs not, vane and Knot
 #   HEALTH_ONLY=1 bench/run.sh                       # 10 000 checked endpoints: honest, then lying
-#   VANE_BATCHES=16 SERVERS="vane vane16 gdnsd" LATENCY_ONLY=1 bench/run.sh  # vane built with 16 datagrams
-#                                                    # per UDP call (-DVANE_UDP_BATCH) beside the default 64
+#   VANE_BATCHES=64 SERVERS="vane vane64 gdnsd" LATENCY_ONLY=1 bench/run.sh  # vane built with 64 datagrams
+#                                                    # per UDP call (-DVANE_UDP_BATCH) beside the default 16
 #   SERVERS="vane echo16 echo16d" LATENCY_ONLY=1 bench/run.sh  # the echo with 16 per call, with 4 MiB
 #                                                    # and with the default receive buffer, beside the echo
 #
@@ -52,7 +52,7 @@ HZ=$(getconf CLK_TCK)
 # This script, dnsperf and every poll run on core 1; servers are started on core 0.
 taskset -cp 1 $$ >/dev/null
 
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF >/dev/null
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF -UVANE_UDP_BATCH >/dev/null  # the default width
 cmake --build build-bench -j"$(nproc --all)" --target vaned vanectl vane-echo vane-latency >/dev/null
 VANED=$PWD/build-bench/server/vaned
 ECHO=$PWD/build-bench/bench/vane-echo
