@@ -263,7 +263,11 @@ if [ "${LATENCY:-1}" = 1 ]; then
   # echo: the floor — recvmmsg and sendmmsg of the queries themselves, no
   # DNS work; what the kernel alone costs per query at each rate.
   for round in $(seq "$LAT_ROUNDS"); do
-    for s in $SERVERS echo; do
+    # Every other round in reverse order: a drift of the host within a round
+    # favours no server in particular.
+    order="$SERVERS echo"
+    [ $((round % 2)) -eq 0 ] && order=$(printf '%s\n' $order | tac | tr '\n' ' ')
+    for s in $order; do
       "start_$s" "$WORK/zones/bench.test" bench.test
       PIDS+=("$SERVER_PID")
       if [[ $s != echo* ]]; then wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }; fi
