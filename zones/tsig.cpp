@@ -36,6 +36,32 @@ std::string rdf_text(const ldns_rdf* r) {
   return lower(out);
 }
 
+// RFC 8945 §5.1: at most one TSIG, the last record of the additional
+// section. Checked before ldns parses a message: its ldns_wire2pkt keeps
+// the last TSIG it meets and leaks any before it (Debian's ldns 1.8; found
+// by fuzz_xfr). A message too broken to walk is left to ldns, which refuses it.
+bool tsig_misplaced(std::span<const uint8_t> wire) {
+  if (wire.size() < dns::kHeaderSize) return false;
+  size_t questions = dns::get16(&wire[4]);
+  size_t before_additional = size_t{dns::get16(&wire[6])} + dns::get16(&wire[8]);
+  size_t records = before_additional + dns::get16(&wire[10]);
+  dns::NameBuf scratch;
+  size_t pos = dns::kHeaderSize;
+  for (size_t i = 0; i < questions; ++i) {
+    pos = dns::read_name(wire, pos, scratch);
+    if (pos == 0 || pos + 4 > wire.size()) return false;
+    pos += 4;
+  }
+  for (size_t i = 0; i < records; ++i) {
+    pos = dns::read_name(wire, pos, scratch);
+    if (pos == 0 || pos + 10 > wire.size()) return false;
+    if (dns::get16(&wire[pos]) == kTypeTsig && (i + 1 != records || i < before_additional)) return true;
+    pos += 10 + dns::get16(&wire[pos + 8]);
+    if (pos > wire.size()) return false;
+  }
+  return false;
+}
+
 std::string without_dot(std::string s) {
   if (!s.empty() && s.back() == '.') s.pop_back();
   return s;
@@ -76,6 +102,11 @@ const char* tsig_error_name(TsigError e) {
 TsigCheck tsig_check(std::span<const uint8_t> wire, const TsigKeys& keys, uint64_t now) {
   TsigCheck c;
   ldns_pkt* raw = nullptr;
+  if (tsig_misplaced(wire)) {  // signed, but not as §5.1 allows: no transfer
+    c.present = true;
+    c.error = TsigError::kBadSig;
+    return c;
+  }
   if (ldns_wire2pkt(&raw, wire.data(), wire.size()) != LDNS_STATUS_OK) {
     // Not parsable: signed or not, it gets no transfer. Only a message
     // whose last additional record is a TSIG counts as signed.
@@ -160,7 +191,7 @@ bool TsigClient::sign_request(std::vector<uint8_t>& wire) {
 
 bool TsigClient::verify(std::span<const uint8_t> msg) {
   ldns_pkt* raw = nullptr;
-  if (ldns_wire2pkt(&raw, msg.data(), msg.size()) != LDNS_STATUS_OK) return false;
+  if (tsig_misplaced(msg) || ldns_wire2pkt(&raw, msg.data(), msg.size()) != LDNS_STATUS_OK) return false;
   PktPtr pkt(raw);
   const ldns_rr* t = ldns_pkt_tsig(pkt.get());
   if (!t || without_dot(rdf_text(ldns_rr_owner(t))) != key_.name) return false;
