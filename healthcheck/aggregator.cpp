@@ -8,7 +8,7 @@ namespace {
 
 // Distinct detail texts kept before the unused ones are dropped: probes
 // word their results from a few fixed forms, but an agent's are its own.
-constexpr size_t kMaxDetails = 4096;
+constexpr size_t kMaxDetails = 4096;  // View::detail has 13 bits
 
 }  // namespace
 
@@ -65,7 +65,7 @@ void Aggregator::put(View& v, const VantageView& from) {
   }
   v.detail = static_cast<uint32_t>(details_.size());
   details_.push_back(from.detail);
-  detail_ids_.emplace(from.detail, v.detail);
+  detail_ids_.emplace(from.detail, uint32_t{v.detail});
 }
 
 VantageView Aggregator::expand(const View& v) const {
