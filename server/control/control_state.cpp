@@ -194,7 +194,7 @@ void Control::apply_verdicts() {
     uint32_t slot = srv_.states().find(o.key);
     // Older than the report behind the view held: delivered late, after a
     // newer one reached this node or etcd. It does not take that back.
-    if (slot != UINT32_MAX && o.order.before(agg_.order(slot, vantage))) {
+    if (o.order.boot && slot != UINT32_MAX && o.order.before(agg_.order(slot, vantage))) {
       ++checks_[{vantage, "stale"}];
       continue;
     }
