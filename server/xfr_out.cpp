@@ -56,6 +56,10 @@ XfrOut::XfrOut(std::span<const uint8_t> request, const sockaddr_storage& peer, z
   }
   static const zones::TsigKeys kNoKeys;
   tsig_ = zones::tsig_check(request, view_ ? view_->keys : kNoKeys, now);
+  if (tsig_.malformed) {
+    refuse(dns::kRcodeFormErr, "a TSIG not alone and last in the additional section, or a record ldns cannot parse");
+    return;
+  }
   if (tsig_.present && tsig_.error != zones::TsigError::kNone) {
     rcode_ = 9;  // NOTAUTH, with the TSIG error (RFC 8945 §5.2)
     counters_->out[kind_][zones::TransferCounters::kNotAuth].fetch_add(1, std::memory_order_relaxed);

@@ -102,16 +102,8 @@ const char* tsig_error_name(TsigError e) {
 TsigCheck tsig_check(std::span<const uint8_t> wire, const TsigKeys& keys, uint64_t now) {
   TsigCheck c;
   ldns_pkt* raw = nullptr;
-  if (tsig_misplaced(wire)) {  // signed, but not as §5.1 allows: no transfer
-    c.present = true;
-    c.error = TsigError::kBadSig;
-    return c;
-  }
-  if (ldns_wire2pkt(&raw, wire.data(), wire.size()) != LDNS_STATUS_OK) {
-    // Not parsable: signed or not, it gets no transfer. Only a message
-    // whose last additional record is a TSIG counts as signed.
-    c.present = wire.size() >= 12 && dns::get16(wire.data() + 10) > 0;
-    c.error = TsigError::kBadSig;
+  if (tsig_misplaced(wire) || ldns_wire2pkt(&raw, wire.data(), wire.size()) != LDNS_STATUS_OK) {
+    c.malformed = true;  // §5.1: dropped, answered FORMERR; signed or not, no transfer
     return c;
   }
   PktPtr pkt(raw);

@@ -38,6 +38,7 @@ const char* tsig_error_name(TsigError e);
 // What a request's TSIG said.
 struct TsigCheck {
   bool present = false;     // the request carried a TSIG RR
+  bool malformed = false;   // a TSIG not alone and last (RFC 8945 §5.1), or no parse: FORMERR, unsigned
   TsigError error = TsigError::kNone;
   const TsigKey* key = nullptr;  // the verified key (present and no error)
   std::string key_name;     // as the request named it (for logs and the error TSIG)
@@ -48,7 +49,9 @@ struct TsigCheck {
 };
 
 // Checks `wire` (a whole request) against `keys`; `now` in unix seconds.
-// A request without TSIG gives present=false. Garbage gives kBadSig.
+// A request without TSIG gives present=false. A second TSIG, one anywhere
+// but last in the additional section, or a message ldns cannot parse gives
+// malformed=true: it is answered FORMERR (§5.1) without a TSIG.
 TsigCheck tsig_check(std::span<const uint8_t> wire, const TsigKeys& keys, uint64_t now);
 
 // Signs the messages of one answer stream in order (RFC 8945 §5.3.1: the

@@ -215,6 +215,35 @@ TEST_F(Transfer, Tsig_RightKeyServedAndSigned_WrongSecretBadsig_UnknownKeyBadkey
   EXPECT_EQ(metric(http_, "vane_transfers_out_total{kind=\"axfr\",result=\"refused\"}"), 1);
 }
 
+// RFC 8945 §5.1: a TSIG not alone and last in the additional section gets
+// FORMERR, unsigned, before any key is looked at.
+TEST_F(Transfer, Tsig_TwoTsigsOrOneOutOfPlace_Formerr) {
+  start("transfer: { allow: [{ key: xfr }] }");
+  const std::vector<uint8_t> bare_tsig = {0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0};  // root owner, empty rdata
+  auto send = [&](uint16_t answers, uint16_t additional) {
+    auto q = make_query("example.com", "AXFR", {}, 0x4242);
+    for (int i = 0; i < answers + additional; ++i) q.insert(q.end(), bare_tsig.begin(), bare_tsig.end());
+    q[7] = static_cast<uint8_t>(answers);
+    q[11] = static_cast<uint8_t>(additional);
+    auto reply = exchange_raw("127.0.0.1", vaned_->port(), q, true);
+    return reply ? parse_response(*reply) : std::nullopt;
+  };
+  for (auto [answers, additional] : {std::pair{0, 2}, std::pair{1, 0}}) {
+    auto r = send(uint16_t(answers), uint16_t(additional));
+    ASSERT_TRUE(r) << answers << "/" << additional;
+    EXPECT_EQ(r->id, 0x4242);
+    EXPECT_EQ(r->rcode, "FORMERR");
+    EXPECT_EQ(r->question, (std::vector<std::string>{"example.com. IN AXFR"}));
+    EXPECT_TRUE(r->answer.empty());
+    EXPECT_TRUE(r->authority.empty());
+    EXPECT_TRUE(r->additional.empty()) << r->to_string();  // no TSIG on the refusal
+  }
+  EXPECT_EQ(metric(http_, "vane_transfers_out_total{kind=\"axfr\",result=\"refused\"}"), 2);
+  EXPECT_EQ(metric(http_, "vane_transfers_out_total{kind=\"axfr\",result=\"notauth\"}"), 0);
+  // The server still transfers to the right key afterwards.
+  expect_axfr(kdig_xfr(vaned_->port(), "example.com", "AXFR", "hmac-sha256:xfr:" + key_secret_), 1, kBody);
+}
+
 TEST_F(Transfer, NetworkNotAllowed_Refused_ZoneWithoutTransfer_Refused) {
   start("transfer: { allow: [{ cidr: 192.0.2.0/24 }, { cidr: 127.0.0.1/32, key: xfr }] }");
   auto net = kdig_xfr(vaned_->port(), "example.com", "AXFR");

@@ -1,6 +1,6 @@
 // TSIG checks (zones/tsig.h) on messages signed by ldns: a good request
 // verifies; a second TSIG, or one anywhere but last in the additional
-// section, is refused before ldns parses the message (RFC 8945 §5.1; ldns
+// section, is found malformed (FORMERR) before ldns parses the message (RFC 8945 §5.1; ldns
 // would keep the last TSIG and leak the others: ASan runs this).
 #include <gtest/gtest.h>
 
@@ -33,12 +33,13 @@ TEST(Tsig, ASignedRequestVerifies) {
   auto w = signed_request();
   TsigCheck c = tsig_check(w, keys, uint64_t(time(nullptr)));
   EXPECT_TRUE(c.present);
+  EXPECT_FALSE(c.malformed);
   EXPECT_EQ(c.error, TsigError::kNone);
   EXPECT_EQ(c.key, &keys.at("xfr"));
   EXPECT_EQ(c.key_name, "xfr");
 }
 
-TEST(Tsig, ASecondTsigOrOneNotLast_IsRefusedBeforeLdnsParsesIt) {
+TEST(Tsig, ASecondTsigOrOneNotLast_IsMalformedBeforeLdnsParsesIt) {
   TsigKeys keys{{"xfr", kKey}};
   uint64_t now = uint64_t(time(nullptr));
   auto bump = [](std::vector<uint8_t>& w, size_t count_at) { dns::put16(&w[count_at], dns::get16(&w[count_at]) + 1); };
@@ -47,8 +48,7 @@ TEST(Tsig, ASecondTsigOrOneNotLast_IsRefusedBeforeLdnsParsesIt) {
     w.insert(w.end(), kBareTsig.begin(), kBareTsig.end());
     bump(w, 10);
     TsigCheck c = tsig_check(w, keys, now);
-    EXPECT_TRUE(c.present);
-    EXPECT_EQ(c.error, TsigError::kBadSig);
+    EXPECT_TRUE(c.malformed);
     EXPECT_EQ(c.key, nullptr);
   }
   {  // before it: the real one is last, but it is not the only one
@@ -56,16 +56,14 @@ TEST(Tsig, ASecondTsigOrOneNotLast_IsRefusedBeforeLdnsParsesIt) {
     size_t question_end = 12 + 13 + 4;
     w.insert(w.begin() + question_end, kBareTsig.begin(), kBareTsig.end());
     bump(w, 10);
-    EXPECT_EQ(tsig_check(w, keys, now).error, TsigError::kBadSig);
+    EXPECT_TRUE(tsig_check(w, keys, now).malformed);
   }
   {  // the only TSIG, in the answer section
     std::vector<uint8_t> w = {0x12, 0x34, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0};
     for (uint8_t c : std::string("\7example\3com")) w.push_back(c);
     w.insert(w.end(), {0, 0, 252, 0, 1});
     w.insert(w.end(), kBareTsig.begin(), kBareTsig.end());
-    TsigCheck c = tsig_check(w, keys, now);
-    EXPECT_TRUE(c.present);
-    EXPECT_EQ(c.error, TsigError::kBadSig);
+    EXPECT_TRUE(tsig_check(w, keys, now).malformed);
   }
   {  // an answer stream's message with two TSIGs: the client refuses it
     TsigClient client(kKey);
