@@ -21,6 +21,8 @@
 #                                                    # per UDP call (-DVANE_UDP_BATCH) beside the default 16
 #   SERVERS="vane echo16 echo16d" LATENCY_ONLY=1 bench/run.sh  # the echo with 16 per call, with 4 MiB
 #                                                    # and with the default receive buffer, beside the echo
+#   LAT_SLICES=15 LATENCY_ONLY=1 bench/run.sh        # latency interleaved: all servers up at once, 15 runs
+#                                                    # of LAT_SLICE_SECS (2) each per rate, taking turns
 #
 # Only 127.0.0.1 is used. Every server started here is stopped by PID.
 set -euo pipefail
@@ -96,15 +98,16 @@ gen_queries bench.test 10000 "$WORK/queries.txt"
 # ---------------------------------------------------------------- servers
 # start_SERVER ZONEFILE ORIGIN: starts pinned to SERVER_CPUS with WORKERS
 # workers, sets SERVER_PID.
-start_vane() {  # optional $3: more YAML (records:)
-  cat > "$WORK/vane.yaml" <<EOC
+start_vane() {  # optional $3: more YAML (records:); VANE_DIR: its files' directory (default $WORK)
+  local dir=${VANE_DIR:-$WORK}
+  cat > "$dir/vane.yaml" <<EOC
 listen: ["127.0.0.1:$PORT"]
 threads: $WORKERS
-state_dir: $WORK/vane-state
+state_dir: $dir/vane-state
 zones: [{ name: $2, file: $1${VANE_ZONE_OPTS:-} }]
 ${3:-}
 EOC
-  taskset -c "$SERVER_CPUS" "$VANED" --config "$WORK/vane.yaml" 2>"$WORK/vane.log" &
+  taskset -c "$SERVER_CPUS" "$VANED" --config "$dir/vane.yaml" 2>"$dir/vane.log" &
   SERVER_PID=$!
 }
 # vaneW: vane built with W datagrams per UDP receive/send call (VANE_BATCHES).
@@ -258,31 +261,63 @@ fi
 # Every server with its defaults, LAT_ROUNDS rounds alternating servers.
 declare -A LAT LAT_MED
 if [ "${LATENCY:-1}" = 1 ]; then
-  echo "== open-loop latency at fixed rates (${RATES}), ${DURATION}s per point, $WORKERS worker(s) on core(s) $SERVER_CPUS"
+  echo "== open-loop latency at fixed rates (${RATES}), $([ "${LAT_SLICES:-0}" -gt 0 ] && echo "${LAT_SLICE_SECS:-2}s per slice" || echo "${DURATION}s per point"), $WORKERS worker(s) on core(s) $SERVER_CPUS"
   printf '%-6s %8s %10s %8s %8s %8s %8s %8s %9s\n' server rate cpu_us/q avg_us p50_us p99_us p999_us lost p99_sent
   # echo: the floor — recvmmsg and sendmmsg of the queries themselves, no
   # DNS work; what the kernel alone costs per query at each rate.
-  for round in $(seq "$LAT_ROUNDS"); do
-    # Every other round in reverse order: a drift of the host within a round
-    # favours no server in particular.
-    order="$SERVERS echo"
-    [ $((round % 2)) -eq 0 ] && order=$(printf '%s\n' $order | tac | tr '\n' ' ')
-    for s in $order; do
-      "start_$s" "$WORK/zones/bench.test" bench.test
+  lat_point() {  # lat_point SERVER PID RATE SECONDS: one open-loop run against $PORT, one row
+    local c0 c1 out sent answered lost avg p50 p99 p999 p99s cpu
+    c0=$(cpu_ticks "$2")
+    out=$(taskset -c 1 "$LATENCY_CLIENT" "$PORT" "$3" "$4" "$WORK/queries.txt")
+    c1=$(cpu_ticks "$2")
+    read -r _ sent _ answered _ lost _ avg _ p50 _ p99 _ p999 _ _ _ p99s <<<"$out"
+    cpu=$(awk -v c="$((c1 - c0))" -v hz="$HZ" -v n="$answered" 'BEGIN { printf "%.2f", (n > 0 ? c / hz * 1e6 / n : 0) }')
+    printf '%-6s %8s %10s %8s %8s %8s %8s %8s %9s\n' "$1" "$3" "$cpu" "$avg" "$p50" "$p99" "$p999" "$lost" "$p99s"
+    LAT[$1/$3]="${LAT[$1/$3]:-} $cpu $avg $p50 $p99 $p999 $lost $p99s"
+  }
+  if [ "${LAT_SLICES:-0}" -gt 0 ]; then
+    # Interleaved: every server up at once, each on its own port and pinned
+    # to core 0 (all idle but the one measured), then for each rate
+    # LAT_SLICES short runs per server, the servers taking turns (reversed
+    # every other slice). A noisy spell of the host lands on every server
+    # alike instead of on whichever ran then; the medians are over slices.
+    declare -A LAT_PORT LAT_PID
+    base=$PORT i=0
+    for s in $SERVERS echo; do
+      PORT=$((base + i)) i=$((i + 1))
+      mkdir -p "$WORK/lat-$s"
+      VANE_DIR="$WORK/lat-$s" "start_$s" "$WORK/zones/bench.test" bench.test
       PIDS+=("$SERVER_PID")
-      if [[ $s != echo* ]]; then wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }; fi
-      for rate in $RATES; do
-        c0=$(cpu_ticks "$SERVER_PID")
-        out=$(taskset -c 1 "$LATENCY_CLIENT" "$PORT" "$rate" "$DURATION" "$WORK/queries.txt")
-        c1=$(cpu_ticks "$SERVER_PID")
-        read -r _ sent _ answered _ lost _ avg _ p50 _ p99 _ p999 _ _ _ p99s <<<"$out"
-        cpu=$(awk -v c="$((c1 - c0))" -v hz="$HZ" -v n="$answered" 'BEGIN { printf "%.2f", (n > 0 ? c / hz * 1e6 / n : 0) }')
-        printf '%-6s %8s %10s %8s %8s %8s %8s %8s %9s\n' "$s" "$rate" "$cpu" "$avg" "$p50" "$p99" "$p999" "$lost" "$p99s"
-        LAT[$s/$rate]="${LAT[$s/$rate]:-} $cpu $avg $p50 $p99 $p999 $lost $p99s"
-      done
-      stop_server "$SERVER_PID"
+      LAT_PORT[$s]=$PORT LAT_PID[$s]=$SERVER_PID
+      if [[ $s != echo* ]]; then wait_answer h9999.bench.test 60 || { echo "$s did not start"; exit 1; }; fi
     done
-  done
+    for rate in $RATES; do
+      for slice in $(seq "$LAT_SLICES"); do
+        order="$SERVERS echo"
+        [ $((slice % 2)) -eq 0 ] && order=$(printf '%s\n' $order | tac | tr '\n' ' ')
+        for s in $order; do
+          PORT=${LAT_PORT[$s]}
+          lat_point "$s" "${LAT_PID[$s]}" "$rate" "${LAT_SLICE_SECS:-2}"
+        done
+      done
+    done
+    for s in $SERVERS echo; do stop_server "${LAT_PID[$s]}"; done
+    PORT=$base
+  else
+    for round in $(seq "$LAT_ROUNDS"); do
+      # Every other round in reverse order: a drift of the host within a round
+      # favours no server in particular.
+      order="$SERVERS echo"
+      [ $((round % 2)) -eq 0 ] && order=$(printf '%s\n' $order | tac | tr '\n' ' ')
+      for s in $order; do
+        "start_$s" "$WORK/zones/bench.test" bench.test
+        PIDS+=("$SERVER_PID")
+        if [[ $s != echo* ]]; then wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }; fi
+        for rate in $RATES; do lat_point "$s" "$SERVER_PID" "$rate" "$DURATION"; done
+        stop_server "$SERVER_PID"
+      done
+    done
+  fi
   # Medians over the rounds, and vane's ratio to the best peer at each rate.
   median_of() {  # median_of FIELD VALUES...: the FIELD-th of each group of 7
     local f=$1; shift
@@ -290,7 +325,8 @@ if [ "${LATENCY:-1}" = 1 ]; then
     for v in "$@"; do [ $((i % 7)) -eq $((f - 1)) ] && vals+=("$v"); i=$((i + 1)); done
     printf '%s\n' "${vals[@]}" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'
   }
-  echo "== latency medians over $LAT_ROUNDS round(s)"
+  if [ "${LAT_SLICES:-0}" -gt 0 ]; then echo "== latency medians over $LAT_SLICES interleaved slice(s) of ${LAT_SLICE_SECS:-2}s"
+  else echo "== latency medians over $LAT_ROUNDS round(s)"; fi
   printf '%-6s %8s %10s %8s %8s %8s %8s %8s %9s\n' server rate cpu_us/q avg_us p50_us p99_us p999_us lost p99_sent
   for rate in $RATES; do
     for s in $SERVERS echo; do
