@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "dns/name.h"
+#include "dns/packet.h"
 #include "dns/wire.h"
 
 namespace vane::zones {
@@ -52,12 +53,12 @@ bool tsig_misplaced(std::span<const uint8_t> wire) {
     if (pos == 0 || pos + 4 > wire.size()) return false;
     pos += 4;
   }
+  uint16_t type, rdlen;
+  size_t rdata_at;
   for (size_t i = 0; i < records; ++i) {
-    pos = dns::read_name(wire, pos, scratch);
-    if (pos == 0 || pos + 10 > wire.size()) return false;
-    if (dns::get16(&wire[pos]) == kTypeTsig && (i + 1 != records || i < before_additional)) return true;
-    pos += 10 + dns::get16(&wire[pos + 8]);
-    if (pos > wire.size()) return false;
+    pos = dns::skip_rr(wire, pos, scratch, &type, &rdata_at, &rdlen);
+    if (pos == 0) return false;
+    if (type == kTypeTsig && (i + 1 != records || i < before_additional)) return true;
   }
   return false;
 }

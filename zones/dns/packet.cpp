@@ -4,9 +4,6 @@
 
 namespace vane::dns {
 
-namespace {
-
-// Skips one resource record; returns the offset past it or 0 when malformed.
 size_t skip_rr(std::span<const uint8_t> pkt, size_t pos, NameBuf& scratch, uint16_t* type, size_t* rdata_at,
                uint16_t* rdlen) {
   pos = read_name(pkt, pos, scratch);
@@ -17,6 +14,8 @@ size_t skip_rr(std::span<const uint8_t> pkt, size_t pos, NameBuf& scratch, uint1
   pos += 10 + *rdlen;
   return pos <= pkt.size() ? pos : 0;
 }
+
+namespace {
 
 // RFC 7871 §6: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH, ADDRESS
 // (just enough octets for the prefix, bits past it zero). Anything else, a

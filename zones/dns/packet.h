@@ -44,6 +44,11 @@ enum class ParseStatus : uint8_t {
 
 ParseStatus parse_query(std::span<const uint8_t> pkt, Query& q);
 
+// Skips the resource record at `pos`: its type, where its rdata starts and
+// its length; returns the offset past it, or 0 when it is malformed.
+size_t skip_rr(std::span<const uint8_t> pkt, size_t pos, NameBuf& scratch, uint16_t* type, size_t* rdata_at,
+               uint16_t* rdlen);
+
 // An IXFR request's serial: the SOA that opens its authority section
 // (RFC 1995 §3). False when there is none or it is malformed.
 bool read_ixfr_serial(std::span<const uint8_t> pkt, const Query& q, uint32_t& serial);
