@@ -265,6 +265,10 @@ if [ "${LATENCY:-1}" = 1 ]; then
   printf '%-6s %8s %10s %8s %8s %8s %8s %8s %9s\n' server rate cpu_us/q avg_us p50_us p99_us p999_us lost p99_sent
   # echo: the floor — recvmmsg and sendmmsg of the queries themselves, no
   # DNS work; what the kernel alone costs per query at each rate.
+  turn_order() {  # turn_order N: the servers and the echo, reversed when N is even, so that a
+    # drift of the host within a round or slice favours no server in particular
+    if [ $(($1 % 2)) -eq 0 ]; then printf '%s\n' $SERVERS echo | tac | tr '\n' ' '; else echo "$SERVERS echo"; fi
+  }
   lat_point() {  # lat_point SERVER PID RATE SECONDS: one open-loop run against $PORT, one row
     local c0 c1 out sent answered lost avg p50 p99 p999 p99s cpu
     c0=$(cpu_ticks "$2")
@@ -293,9 +297,7 @@ if [ "${LATENCY:-1}" = 1 ]; then
     done
     for rate in $RATES; do
       for slice in $(seq "$LAT_SLICES"); do
-        order="$SERVERS echo"
-        [ $((slice % 2)) -eq 0 ] && order=$(printf '%s\n' $order | tac | tr '\n' ' ')
-        for s in $order; do
+        for s in $(turn_order "$slice"); do
           PORT=${LAT_PORT[$s]}
           lat_point "$s" "${LAT_PID[$s]}" "$rate" "${LAT_SLICE_SECS:-2}"
         done
@@ -305,11 +307,7 @@ if [ "${LATENCY:-1}" = 1 ]; then
     PORT=$base
   else
     for round in $(seq "$LAT_ROUNDS"); do
-      # Every other round in reverse order: a drift of the host within a round
-      # favours no server in particular.
-      order="$SERVERS echo"
-      [ $((round % 2)) -eq 0 ] && order=$(printf '%s\n' $order | tac | tr '\n' ' ')
-      for s in $order; do
+      for s in $(turn_order "$round"); do
         "start_$s" "$WORK/zones/bench.test" bench.test
         PIDS+=("$SERVER_PID")
         if [[ $s != echo* ]]; then wait_answer h9999.bench.test 60 || { echo "$s did not start"; continue; }; fi
