@@ -13,6 +13,10 @@
 // for it): a server that drops its slowest queries does not better its p99
 // by that.
 //
+// With LAT_TRACE=FILE in the environment, it also writes one line per
+// answer to FILE: "SENT_US LATENCY_US", SENT_US counted from the first
+// query; bench/stalls.sh reads it to find the stalls behind a tail.
+//
 // QUERYFILE holds "NAME TYPE" lines (dnsperf's format, A/AAAA/NS/SOA/TXT/MX).
 // Meant to run alone on a core: it polls without sleeping.
 #include <arpa/inet.h>
@@ -102,6 +106,9 @@ int main(int argc, char** argv) {
   std::vector<uint64_t> sent_at(size_t(kSockets) * 65536, 0);
   std::vector<uint32_t> latencies;
   latencies.reserve(size_t(rate * seconds) + 1);
+  const char* trace_path = std::getenv("LAT_TRACE");
+  std::vector<std::pair<uint64_t, uint32_t>> trace;  // send time from start, latency; ns
+  if (trace_path) trace.reserve(latencies.capacity());
   uint64_t sent = 0, late_or_lost = 0;
   uint16_t next_id[kSockets] = {};
   const uint64_t total = uint64_t(rate * seconds);
@@ -144,12 +151,23 @@ int main(int argc, char** argv) {
         uint64_t& slot = sent_at[size_t(s) * 65536 + id];
         if (!slot) continue;
         latencies.push_back(uint32_t(std::min<uint64_t>(t - slot, UINT32_MAX)));
+        if (trace_path) trace.emplace_back(slot - start, latencies.back());
         slot = 0;
       }
     }
     if (sent == total && latencies.size() + late_or_lost >= total) break;
   }
 
+  if (trace_path) {
+    FILE* f = std::fopen(trace_path, "w");
+    if (!f) {
+      std::perror("vane-latency: LAT_TRACE");
+      return 1;
+    }
+    for (const auto& [at, latency] : trace)
+      std::fprintf(f, "%llu %u\n", (unsigned long long)(at / 1000), latency / 1000);
+    std::fclose(f);
+  }
   const uint64_t answered = latencies.size();
   std::sort(latencies.begin(), latencies.end());
   auto pct = [&](double p) {

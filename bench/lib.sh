@@ -1,4 +1,4 @@
-# Shared by bench/run.sh and bench/cluster.sh (sourced): CPU accounting from /proc.
+# Shared by the bench scripts (sourced): CPU accounting from /proc, the bench zone, waiting for a server.
 
 # thread_ticks PID PATTERN: utime+stime of the threads whose name matches
 thread_ticks() {
@@ -8,6 +8,28 @@ thread_ticks() {
     t=$((t + $(sed 's/.*) //' "$d/stat" | awk '{print $12 + $13}')))
   done
   echo "$t"
+}
+
+# The bench zone and its queries: N names hN.ORIGIN with an A record each.
+gen_zone() {  # gen_zone ORIGIN N FILE
+  awk -v origin="$1" -v n="$2" 'BEGIN {
+    print "$ORIGIN " origin "."; print "$TTL 3600"
+    print "@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300"
+    print "@ IN NS ns1"; print "@ IN NS ns2"
+    print "ns1 IN A 192.0.2.1"; print "ns2 IN A 192.0.2.2"
+    for (i = 0; i < n; i++) printf "h%d IN A 10.%d.%d.%d\n", i, int(i / 65536) % 256, int(i / 256) % 256, i % 256
+  }' > "$3"
+}
+gen_queries() {  # 90% existing names, 10% NXDOMAIN, a few NS/SOA
+  awk -v origin="$1" -v n="$2" 'BEGIN {
+    srand(7)
+    for (i = 0; i < 100000; i++) {
+      r = rand()
+      if (r < 0.9) printf "h%d.%s A\n", int(rand() * n), origin
+      else if (r < 0.99) printf "nx%d.%s A\n", i, origin
+      else printf "%s NS\n", origin
+    }
+  }' > "$3"
 }
 
 # The processes of a server (NSD forks), depth first.
