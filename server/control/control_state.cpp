@@ -424,12 +424,21 @@ void Control::end_override(const std::string& key, const admin::Override& o) {
 
 // ---- the cluster -------------------------------------------------------------
 
+namespace {
+
+// What shared_views_ holds of a view: etcd is written only when this changes.
+std::string shared_form(const healthcheck::VantageView& v) {
+  return std::string(v.up ? "up|" : "down|") + v.detail;
+}
+
+}  // namespace
+
 // A vantage's view goes to etcd when it changes (up/down or its detail), so
 // that every node aggregates the same observations.
 void Control::share_view(const std::string& vantage, const std::string& key, const healthcheck::VantageView& v,
                          bool own) {
   if (own) own_[key] = v;
-  std::string what = std::string(v.up ? "up|" : "down|") + v.detail;
+  std::string what = shared_form(v);
   auto& held = shared_views_[vantage + "/" + key];
   if (held == what) return;
   held = what;
@@ -557,7 +566,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
         auto j = Json::parse(e.value, nullptr, false);
         if (!j.is_object()) break;
         healthcheck::VantageView v = view_from_json(j, now);
-        shared_views_[id] = std::string(v.up ? "up|" : "down|") + v.detail;
+        shared_views_[id] = shared_form(v);
         views.insert({e.key, e.vantage});
         agg_views.insert({slot, e.vantage});
         if (auto here = agg_.view(slot, e.vantage); here && !here->relayed) {
