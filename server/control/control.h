@@ -131,6 +131,19 @@ class Control {
   std::optional<admin::Override> after_damping(const std::string& key);
   FailbackView failback_view(const zones::Zone& z, const zones::SteeredRecord& r) const;
   admin::Json failback_status(const zones::Zone& z, const zones::SteeredRecord& r, uint64_t now) const;
+  // The failover records with a failback discipline in failback_snap_:
+  // what review_failback walks every tick, skipping each one whose
+  // endpoints are as they were when it last found nothing to do.
+  struct FailbackRecord {
+    const zones::Zone* zone;
+    const zones::SteeredRecord* record;
+    std::string id;   // "name/TYPE"
+    uint64_t steady;  // endpoint_states() then; kNotSteady: review it
+  };
+  std::weak_ptr<const zones::ZoneSet> failback_snap_;
+  std::vector<FailbackRecord> failback_records_;
+  bool failback_decided_ = false;                             // decides() at the last review
+  bool failback_review_all_ = false;                          // a hold or release was written: review all once
   std::map<std::string, uint32_t> best_tier_;                 // "name/TYPE" -> tier answering at the last review
   std::map<std::string, uint64_t> holding_since_;             // held record -> when its hold began
   std::map<std::string, uint64_t> preferred_healthy_since_;   // held record -> since when a held-back tier is up

@@ -210,6 +210,49 @@ TEST_F(Failback, HoldSurvivesKill9) {
   EXPECT_EQ(a(), kPrimary);
 }
 
+// Beside app, 300 failover records with `failback: manual` and no checks
+// (always up). A review skips each record whose endpoints are as they were
+// when it last found nothing to do: app, steady for seconds, is still held
+// when it fails over, twice (the second after a release), and no other
+// record ever is.
+TEST_F(Failback, Manual_AmongManyRecords_EveryFailoverIsHeld_AndNoOtherRecord) {
+  Endpoint web1, web2;
+  std::string cfg = config(web1.port(), web2.port(), "manual");
+  for (int i = 0; i < 300; ++i)
+    cfg += "  - { name: r" + std::to_string(i) +
+           ".example.com, type: A, policy: failover, failback: manual, endpoints: [{ name: a, address: 192.0.2." +
+           std::to_string(i % 250 + 1) + ", priority: 1 }, { name: b, address: 198.51.100.1, priority: 2 }] }\n";
+  start(cfg);
+  auto app = [&] { return call({{"cmd", "status"}, {"filter", "app.example.com"}})["records"][0]; };
+  auto held_records = [&] {
+    std::vector<std::string> held;
+    json st = call({{"cmd", "status"}});
+    EXPECT_TRUE(st["ok"].get<bool>()) << st.dump().substr(0, 500);
+    for (const auto& r : st["records"])
+      if (r["held"].get<bool>()) held.push_back(r["name"].get<std::string>());
+    return held;
+  };
+  ASSERT_TRUE(eventually([&] { return a() == kPrimary; }));
+  ASSERT_EQ(call({{"cmd", "status"}})["records"].size(), 301u);
+  for (int round = 1; round <= 2; ++round) {
+    std::this_thread::sleep_for(1s);  // ten reviews with nothing to do
+    web1.lie(true);
+    ASSERT_TRUE(eventually([&] { return a() == kStandby; }, 3000)) << round;
+    ASSERT_TRUE(eventually([&] { return app()["held"].get<bool>(); }, 2000)) << round << app().dump();
+    EXPECT_EQ(held_records(), std::vector<std::string>{"app.example.com."}) << round;
+    web1.lie(false);
+    ASSERT_TRUE(eventually([&] { return app()["endpoints"][0]["health"] == "up"; }, 3000)) << round;
+    EXPECT_TRUE(stays(kStandby, 1000ms)) << round << ": failed back without vanectl failback";
+    int rc = 0;
+    std::string out = vanectl({"failback", "app.example.com"}, rc);
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_EQ(a(), kPrimary) << round;
+    EXPECT_TRUE(held_records().empty()) << round;
+  }
+  EXPECT_EQ(entries("hold").size(), 2u);
+  EXPECT_EQ(entries("failback").size(), 2u);
+}
+
 TEST_F(Failback, AdminForceDown_IsNotAFailure_NoHold) {
   Endpoint web1, web2;
   start(config(web1.port(), web2.port(), "manual"));
