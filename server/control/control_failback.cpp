@@ -98,7 +98,7 @@ void Control::review_failback(uint64_t now) {
     const std::string& id = e.id;
     auto eps = z->endpoints(r);
     uint64_t states = endpoint_states(eps, srv_.states());
-    if (states == e.steady && !all) continue;
+    if (states != kNotSteady && states == e.steady && !all) continue;
     e.steady = kNotSteady;
     if (failback_writing_.count(id)) continue;
     Tiers t = tiers(eps, "", info, r.type);

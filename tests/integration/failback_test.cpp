@@ -210,20 +210,29 @@ TEST_F(Failback, HoldSurvivesKill9) {
   EXPECT_EQ(a(), kPrimary);
 }
 
-// Beside app, 300 failover records with `failback: manual` and no checks
-// (always up). A review skips each record whose endpoints are as they were
-// when it last found nothing to do: app, steady for seconds, is still held
-// when it fails over, twice (the second after a release), and no other
+// Beside app, "big" (1 endpoint at tier 1 probing app's standby server,
+// 16 at tier 2: more endpoints than a review's 64-bit summary holds) and
+// 300 failover records with `failback: manual` and no checks (always up).
+// A review skips each record whose endpoints are as they were when it last
+// found nothing to do: app and then big, each steady for seconds, are held
+// when they fail over, twice (the second after a release), and no other
 // record ever is.
 TEST_F(Failback, Manual_AmongManyRecords_EveryFailoverIsHeld_AndNoOtherRecord) {
   Endpoint web1, web2;
   std::string cfg = config(web1.port(), web2.port(), "manual");
+  cfg +=
+      "  - name: big.example.com\n    type: A\n    policy: failover\n    failback: manual\n    endpoints:\n"
+      "      - { name: primary, address: 192.0.2.30, priority: 1, host: 127.0.0.1, port: " +
+      std::to_string(web2.port()) + ", check: web }\n";
+  for (int i = 1; i <= 16; ++i)
+    cfg += "      - { name: s" + std::to_string(i) + ", address: 198.51.100." + std::to_string(100 + i) +
+           ", priority: 2 }\n";
   for (int i = 0; i < 300; ++i)
     cfg += "  - { name: r" + std::to_string(i) +
            ".example.com, type: A, policy: failover, failback: manual, endpoints: [{ name: a, address: 192.0.2." +
            std::to_string(i % 250 + 1) + ", priority: 1 }, { name: b, address: 198.51.100.1, priority: 2 }] }\n";
   start(cfg);
-  auto app = [&] { return call({{"cmd", "status"}, {"filter", "app.example.com"}})["records"][0]; };
+  auto status = [&](const std::string& record) { return call({{"cmd", "status"}, {"filter", record}})["records"][0]; };
   auto held_records = [&] {
     std::vector<std::string> held;
     json st = call({{"cmd", "status"}});
@@ -233,24 +242,29 @@ TEST_F(Failback, Manual_AmongManyRecords_EveryFailoverIsHeld_AndNoOtherRecord) {
     return held;
   };
   ASSERT_TRUE(eventually([&] { return a() == kPrimary; }));
-  ASSERT_EQ(call({{"cmd", "status"}})["records"].size(), 301u);
+  ASSERT_EQ(call({{"cmd", "status"}})["records"].size(), 302u);
   for (int round = 1; round <= 2; ++round) {
-    std::this_thread::sleep_for(1s);  // ten reviews with nothing to do
-    web1.lie(true);
-    ASSERT_TRUE(eventually([&] { return a() == kStandby; }, 3000)) << round;
-    ASSERT_TRUE(eventually([&] { return app()["held"].get<bool>(); }, 2000)) << round << app().dump();
-    EXPECT_EQ(held_records(), std::vector<std::string>{"app.example.com."}) << round;
-    web1.lie(false);
-    ASSERT_TRUE(eventually([&] { return app()["endpoints"][0]["health"] == "up"; }, 3000)) << round;
-    EXPECT_TRUE(stays(kStandby, 1000ms)) << round << ": failed back without vanectl failback";
-    int rc = 0;
-    std::string out = vanectl({"failback", "app.example.com"}, rc);
-    ASSERT_EQ(rc, 0) << out;
-    EXPECT_EQ(a(), kPrimary) << round;
-    EXPECT_TRUE(held_records().empty()) << round;
+    for (auto [record, web] : {std::pair{"app.example.com", &web1}, std::pair{"big.example.com", &web2}}) {
+      std::string at = std::to_string(round) + " " + record;
+      std::this_thread::sleep_for(1s);  // ten reviews with nothing to do
+      web->lie(true);
+      ASSERT_TRUE(eventually([&] { return status(record)["held"].get<bool>(); }, 3000)) << at << status(record).dump();
+      EXPECT_EQ(status(record)["tier"], 2) << at;
+      EXPECT_EQ(held_records(), std::vector<std::string>{std::string(record) + "."}) << at;
+      web->lie(false);
+      ASSERT_TRUE(eventually([&] { return status(record)["endpoints"][0]["health"] == "up"; }, 3000)) << at;
+      std::this_thread::sleep_for(500ms);
+      EXPECT_TRUE(status(record)["held"].get<bool>()) << at << ": failed back without vanectl failback";
+      int rc = 0;
+      std::string out = vanectl({"failback", record}, rc);
+      ASSERT_EQ(rc, 0) << at << out;
+      EXPECT_EQ(status(record)["tier"], 1) << at;
+      EXPECT_TRUE(held_records().empty()) << at;
+    }
   }
-  EXPECT_EQ(entries("hold").size(), 2u);
-  EXPECT_EQ(entries("failback").size(), 2u);
+  EXPECT_EQ(a(), kPrimary);
+  EXPECT_EQ(entries("hold").size(), 4u);
+  EXPECT_EQ(entries("failback").size(), 4u);
 }
 
 TEST_F(Failback, AdminForceDown_IsNotAFailure_NoHold) {
