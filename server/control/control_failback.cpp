@@ -71,22 +71,29 @@ Control::Tiers Control::tiers(std::span<const zones::SteeredEndpoint> eps, const
 
 bool Control::decides() const { return !cluster_ || (cluster_->connected() && cluster_->writes_health()); }
 
+// The failover records with a failback policy in `snap`; built again only
+// for a new snapshot (and the index by endpoint slot only once asked for).
+void Control::take_failback_records(const std::shared_ptr<const zones::ZoneSet>& snap) {
+  if (failback_snap_.lock() == snap) return;
+  failback_snap_ = snap;
+  failback_records_.clear();
+  failback_by_slot_.clear();
+  failback_by_slot_built_ = false;
+  for (const auto& z : snap->zones())
+    for (const auto& r : z->steered_records()) {
+      const auto& info = z->info(r);
+      if (r.policy == zones::Policy::kFailover && info.failback != zones::kFailbackAuto)
+        failback_records_.push_back({z.get(), &r, zones::record_key(info.name, r.type), kNotSteady});
+    }
+}
+
 // Every tick and after verdicts. A record whose endpoints are as they were
 // when it was last found steady (not held, answering where it was) is
 // skipped: 100 000 such records cost a third of a core when each was looked
 // up by name every 100 ms.
 void Control::review_failback(uint64_t now) {
   auto snap = srv_.snapshot();
-  if (failback_snap_.lock() != snap) {
-    failback_snap_ = snap;
-    failback_records_.clear();
-    for (const auto& z : snap->zones())
-      for (const auto& r : z->steered_records()) {
-        const auto& info = z->info(r);
-        if (r.policy == zones::Policy::kFailover && info.failback != zones::kFailbackAuto)
-          failback_records_.push_back({z.get(), &r, zones::record_key(info.name, r.type), kNotSteady});
-      }
-  }
+  take_failback_records(snap);
   bool decided = decides();
   bool all = failback_review_all_ || decided != failback_decided_;
   failback_review_all_ = false;
@@ -325,24 +332,26 @@ void Control::note_flip(const std::string& key, uint32_t slot, uint64_t now) {
 // policy that answers from a lower tier (or is held), it stays held back
 // rather than taking traffic back at once.
 std::optional<admin::Override> Control::after_damping(const std::string& key) {
-  auto snap = srv_.snapshot();
-  for (const auto& z : snap->zones())
-    for (const auto& r : z->steered_records()) {
-      const auto& info = z->info(r);
-      if (r.policy != zones::Policy::kFailover || info.failback == zones::kFailbackAuto ||
-          key.compare(0, info.name.size(), info.name) != 0)
-        continue;
-      auto eps = z->endpoints(r);
-      for (size_t i = 0; i < eps.size(); ++i) {
-        if (zones::endpoint_key(info.name, r.type, info.endpoints[i]) != key) continue;
-        Tiers t = tiers(eps, key, info, r.type);
-        if (t.held || (t.served != UINT32_MAX && t.served > eps[i].priority))
-          return admin::Override{"held", 0, "damping ended; failback: " + failback_text(info.failback), 0,
-                                 admin::now_ms(), {}};
-        return std::nullopt;
-      }
+  // By slot, not by looking through every record: damping often ends for
+  // many endpoints at once.
+  auto snap = srv_.snapshot();  // failback_records_ point into it
+  take_failback_records(snap);
+  if (!failback_by_slot_built_) {
+    for (uint32_t n = 0; n < failback_records_.size(); ++n) {
+      auto eps = failback_records_[n].zone->endpoints(*failback_records_[n].record);
+      for (uint32_t i = 0; i < eps.size(); ++i) failback_by_slot_[eps[i].state] = {n, i};
     }
-  return std::nullopt;
+    failback_by_slot_built_ = true;
+  }
+  auto at = failback_by_slot_.find(srv_.states().find(key));
+  if (at == failback_by_slot_.end()) return std::nullopt;
+  const FailbackRecord& e = failback_records_[at->second.first];
+  const auto& info = e.zone->info(*e.record);
+  auto eps = e.zone->endpoints(*e.record);
+  Tiers t = tiers(eps, key, info, e.record->type);
+  if (!t.held && (t.served == UINT32_MAX || t.served <= eps[at->second.second].priority)) return std::nullopt;
+  std::string why = "damping ended; failback: " + failback_text(info.failback);
+  return admin::Override{"held", 0, why, 0, admin::now_ms(), {}};
 }
 
 Result<std::pair<const zones::Zone*, const zones::SteeredRecord*>> Control::find_record(const zones::ZoneSet& zs,
