@@ -7,9 +7,13 @@
 # SETTLE seconds later (default 40: by then every checked endpoint has
 # failed twice and gone down, each verdict journaled), per endpoint beyond
 # no records and beyond a vaned serving the same names as static A records.
+# Then, for each N, the CPU an idle vaned uses over 10 s with N failover
+# records of `failback: manual`, and again with a drill scheduled an hour
+# ahead (both once cost a third of a core or more at 100 000: RESULTS.md).
 #
 #   bench/many_records.sh                 # N = 20000 and 100000
 #   COUNTS="1000 20000" bench/many_records.sh
+#   IDLE_ONLY=1 bench/many_records.sh    # the failback and drill idle CPU alone
 #
 # Only 127.0.0.1 is used (the checks probe 127.0.0.1:9, closed); every
 # vaned started here is stopped by PID.
@@ -21,8 +25,9 @@ ensure_packages "${BUILD_PACKAGES[@]}" curl bc
 COUNTS=${COUNTS:-"20000 100000"}
 HZ=$(getconf CLK_TCK)
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF >/dev/null
-cmake --build build-bench -j"$(nproc --all)" --target vaned >/dev/null
+cmake --build build-bench -j"$(nproc --all)" --target vaned vanectl >/dev/null
 VANED=$PWD/build-bench/server/vaned
+VANECTL=$PWD/build-bench/admin/vanectl
 
 WORK=$(mktemp -d /tmp/vane-many-XXXXXX)
 PID=
@@ -79,27 +84,61 @@ measure() {  # N CHECKED [ZONE FILE] -> "ready_s rss_kb metrics_bytes scrape_s i
   echo "$(echo "$t1 - $t0" | bc) $rss $bytes $(echo "$s1 - $s0" | bc) $(echo "scale=1; ($c1 - $c0) * 100 / $HZ / 5" | bc) $settled"
 }
 
-read -r _ base_rss _ _ _ _ < <(measure 0 0 "" 0)
-echo "vaned with no records: RSS $base_rss kB"
-declare -A static_rss
-for n in $COUNTS; do  # the same names and addresses, as zone data
-  { cat "$WORK/example.com.zone"
-    awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "r%d IN A 192.0.2.%d\nr%d IN A 198.51.100.%d\n", i, i % 250 + 1, i, i % 250 + 1 }'
-  } >"$WORK/static.zone"
-  read -r _ static_rss[$n] _ _ _ _ < <(measure 0 0 static.zone 0)
-  echo "vaned with the $n names as static A records: RSS ${static_rss[$n]} kB"
-done
-echo
-echo "| records (2 endpoints each) | checks | ready | RSS | per endpoint beyond no records | ${SETTLE} s later: RSS | beyond no records | beyond static data | /metrics | scrape | idle CPU |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for n in $COUNTS; do
-  for checked in 0 1; do
-    read -r ready rss bytes scrape idle settled < <(measure "$n" "$checked")
-    per=$(( (rss - base_rss) * 1024 / (2 * n) ))
-    per_settled=$(( (settled - base_rss) * 1024 / (2 * n) ))
-    per_static=$(( (settled - static_rss[$n]) * 1024 / (2 * n) ))
-    printf '| %d | %s | %.2f s | %d MB | %d B | %d MB | %d B | %d B | %d KB | %.3f s | %s %% |\n' "$n" \
-      "$([ "$checked" = 1 ] && echo "TCP, 10 s" || echo none)" "$ready" $((rss / 1024)) "$per" $((settled / 1024)) \
-      "$per_settled" "$per_static" $((bytes / 1024)) "$scrape" "$idle"
+if [ "${IDLE_ONLY:-0}" != 1 ]; then
+  read -r _ base_rss _ _ _ _ < <(measure 0 0 "" 0)
+  echo "vaned with no records: RSS $base_rss kB"
+  declare -A static_rss
+  for n in $COUNTS; do  # the same names and addresses, as zone data
+    { cat "$WORK/example.com.zone"
+      awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "r%d IN A 192.0.2.%d\nr%d IN A 198.51.100.%d\n", i, i % 250 + 1, i, i % 250 + 1 }'
+    } >"$WORK/static.zone"
+    read -r _ static_rss[$n] _ _ _ _ < <(measure 0 0 static.zone 0)
+    echo "vaned with the $n names as static A records: RSS ${static_rss[$n]} kB"
   done
+  echo
+  echo "| records (2 endpoints each) | checks | ready | RSS | per endpoint beyond no records | ${SETTLE} s later: RSS | beyond no records | beyond static data | /metrics | scrape | idle CPU |"
+  echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for n in $COUNTS; do
+    for checked in 0 1; do
+      read -r ready rss bytes scrape idle settled < <(measure "$n" "$checked")
+      per=$(( (rss - base_rss) * 1024 / (2 * n) ))
+      per_settled=$(( (settled - base_rss) * 1024 / (2 * n) ))
+      per_static=$(( (settled - static_rss[$n]) * 1024 / (2 * n) ))
+      printf '| %d | %s | %.2f s | %d MB | %d B | %d MB | %d B | %d B | %d KB | %.3f s | %s %% |\n' "$n" \
+        "$([ "$checked" = 1 ] && echo "TCP, 10 s" || echo none)" "$ready" $((rss / 1024)) "$per" $((settled / 1024)) \
+        "$per_settled" "$per_static" $((bytes / 1024)) "$scrape" "$idle"
+    done
+  done
+fi
+
+echo
+echo "| failover records (failback: manual) | idle CPU | with a drill scheduled 1 h ahead |"
+echo "|---:|---:|---:|"
+idle_pct() {  # idle_pct SECONDS: vaned's CPU over that long, in % of a core
+  local c0 c1
+  c0=$(awk '{print $14 + $15}' "/proc/$PID/stat")
+  sleep "$1"
+  c1=$(awk '{print $14 + $15}' "/proc/$PID/stat")
+  awk -v t="$((c1 - c0))" -v hz="$HZ" -v s="$1" 'BEGIN { printf "%.1f", t * 100 / hz / s }'
+}
+for n in $COUNTS; do
+  { printf 'listen: ["127.0.0.1:0"]\nthreads: 1\nstate_dir: %s/state\n' "$WORK"
+    printf 'zones: [{ name: example.com, file: example.com.zone }]\nrecords:\n'
+    awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++)
+      printf "  - { name: r%d.example.com, type: A, policy: failover, failback: manual, endpoints: [{ name: a, address: 192.0.2.%d, priority: 1 }, { name: b, address: 198.51.100.%d, priority: 2 }] }\n", i, i % 250 + 1, i % 250 + 1 }'
+  } >"$WORK/vane.yaml"
+  rm -rf "$WORK/state"
+  "$VANED" --config "$WORK/vane.yaml" >"$WORK/vaned.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 1200); do grep -q "ready:" "$WORK/vaned.log" && break; sleep 0.05; done
+  sleep 2
+  quiet=$(idle_pct 10)
+  "$VANECTL" -s "$WORK/state/admin.sock" drill r5.example.com a --at "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)" \
+    --for 5m --lower-ttl 5 >/dev/null
+  sleep 1
+  drill=$(idle_pct 10)
+  kill "$PID"
+  wait "$PID" 2>/dev/null || true
+  PID=
+  printf '| %d | %s %% | %s %% |\n' "$n" "$quiet" "$drill"
 done
