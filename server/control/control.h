@@ -144,7 +144,6 @@ class Control {
   std::weak_ptr<const zones::ZoneSet> failback_snap_;
   std::vector<FailbackRecord> failback_records_;
   std::unordered_map<uint32_t, std::pair<uint32_t, uint32_t>> failback_by_slot_;  // endpoint slot -> record, endpoint
-  bool failback_by_slot_built_ = false;
   bool failback_decided_ = false;                             // decides() at the last review
   bool failback_review_all_ = false;                          // a hold or release was written: review all once
   std::map<std::string, uint32_t> best_tier_;                 // "name/TYPE" -> tier answering at the last review

@@ -78,7 +78,6 @@ void Control::take_failback_records(const std::shared_ptr<const zones::ZoneSet>&
   failback_snap_ = snap;
   failback_records_.clear();
   failback_by_slot_.clear();
-  failback_by_slot_built_ = false;
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records()) {
       const auto& info = z->info(r);
@@ -336,13 +335,11 @@ std::optional<admin::Override> Control::after_damping(const std::string& key) {
   // many endpoints at once.
   auto snap = srv_.snapshot();  // failback_records_ point into it
   take_failback_records(snap);
-  if (!failback_by_slot_built_) {
+  if (failback_by_slot_.empty())  // not built since the snapshot changed (or nothing to index)
     for (uint32_t n = 0; n < failback_records_.size(); ++n) {
       auto eps = failback_records_[n].zone->endpoints(*failback_records_[n].record);
       for (uint32_t i = 0; i < eps.size(); ++i) failback_by_slot_[eps[i].state] = {n, i};
     }
-    failback_by_slot_built_ = true;
-  }
   auto at = failback_by_slot_.find(srv_.states().find(key));
   if (at == failback_by_slot_.end()) return std::nullopt;
   const FailbackRecord& e = failback_records_[at->second.first];
