@@ -293,16 +293,38 @@ class Control {
   // a write that failed. Failover never waits on etcd: they apply at once,
   // stand until the cluster's verdict agrees, and give way to a different
   // one only after a grace (so reconnecting never flaps an answer).
-  struct LocalVerdict {
+  struct Flip {
     bool up;
-    uint64_t since_ms;     // decided, or last seen cut off
-    bool writing = false;  // this node writes verdicts, and is writing it
+    uint64_t at_ms;  // decided
+    std::string why;
+  };
+  struct LocalVerdict {
+    bool up = true;
+    uint64_t since_ms = 0;  // decided, or last seen cut off
+    bool writing = false;   // this node writes verdicts, and is writing it
     uint32_t failures = 0;  // writes of it refused so far: the next waits 0.2 s, 0.4 s, ... 5 s
     uint64_t retry_ms = 0;  // not written again before
+    uint64_t decided_ms = 0;
+    std::string why;
+    // The revision of the verdict etcd held when this node's first flip
+    // that etcd has not taken was decided; the flips decided here before
+    // `up` that etcd never took (oldest first, at most kMaxUnwritten): the
+    // node that writes verdicts journals them when etcd answers again —
+    // unless etcd's verdict has changed since, when another node did.
+    int64_t base_revision = 0;
+    std::vector<Flip> earlier;
   };
+  static constexpr size_t kMaxUnwritten = 16;
+  static void keep_unwritten(std::vector<Flip>& earlier, Flip f);
   std::map<std::string, LocalVerdict> local_verdicts_;
-  std::map<std::string, bool> cluster_health_;  // endpoint key -> the verdict etcd holds
+  struct HeldVerdict {
+    bool up;
+    int64_t revision;
+  };
+  std::map<std::string, HeldVerdict> cluster_health_;  // endpoint key -> the verdict etcd holds
+  LocalVerdict& note_local_verdict(const std::string& key, bool up, const std::string& why, uint64_t now);
   void write_verdict(const std::string& key, bool up, const std::string& why, bool was_up);
+  bool write_late_verdict(const std::string& key, LocalVerdict& lv);
   std::vector<admin::StateWriter::Entry> verdict_writes_;  // this round's, until flush_verdicts
   void flush_verdicts();
   void review_local_verdicts(uint64_t now);

@@ -224,10 +224,8 @@ void Control::record_decision(uint32_t slot, const healthcheck::Decision& d) {
   // one node writes verdicts (journaled once); the others, which decide the
   // same from the same shared views, hold theirs until its verdict arrives.
   bool mine = !cluster_ || cluster_->writes_health();
-  if (mine)
-    write_verdict(key, d.up, d.why, was_up);
-  else
-    local_verdicts_[key] = LocalVerdict{d.up, now};
+  if (cluster_) note_local_verdict(key, d.up, d.why, now);
+  if (mine) write_verdict(key, d.up, d.why, was_up);
   const char* to = d.up ? "up" : "down";
   s.health.store(static_cast<uint8_t>(d.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
   ++flips_[to];
@@ -239,38 +237,139 @@ void Control::record_decision(uint32_t slot, const healthcheck::Decision& d) {
                                               : " — this node's verdict, cut off from etcd");
 }
 
+// Keeps `f` among the flips etcd has not taken, in the order they were
+// decided; beyond kMaxUnwritten, the oldest pair goes (what is kept still
+// alternates, and ends where it did).
+void Control::keep_unwritten(std::vector<Flip>& earlier, Flip f) {
+  auto at = std::find_if(earlier.begin(), earlier.end(), [&](const Flip& e) { return e.at_ms >= f.at_ms; });
+  if (at != earlier.end() && at->at_ms == f.at_ms) return;
+  earlier.insert(at, std::move(f));
+  if (earlier.size() > kMaxUnwritten) earlier.erase(earlier.begin(), earlier.begin() + 2);
+}
+
+namespace {
+
+// A verdict refused `failures` times is written again after 0.2 s, 0.4 s, ... 5 s.
+uint64_t retry_delay_ms(uint32_t failures) {
+  return std::min<uint64_t>(5000, 100ULL << std::min<uint32_t>(failures, 6));
+}
+
+Json verdict_entry(const std::string& key, bool up, const std::string& why) {
+  return Json{{"action", "health"},       {"endpoint", key}, {"from", up ? "down" : "up"},
+              {"to", up ? "up" : "down"}, {"detail", why},   {"by", "vaned"}};
+}
+
+}  // namespace
+
+// A verdict this node applied that etcd does not hold yet (in a cluster).
+// A flip back before etcd took the one before keeps that one to journal;
+// one whose write is still out is kept only if that write fails.
+Control::LocalVerdict& Control::note_local_verdict(const std::string& key, bool up, const std::string& why,
+                                                   uint64_t now) {
+  auto [it, fresh] = local_verdicts_.try_emplace(key);
+  LocalVerdict& lv = it->second;
+  if (fresh) {
+    auto held = cluster_health_.find(key);
+    lv.base_revision = held == cluster_health_.end() ? 0 : held->second.revision;
+  } else if (lv.up != up && !lv.writing) {
+    keep_unwritten(lv.earlier, {lv.up, lv.decided_ms, lv.why});
+  }
+  if (fresh || lv.up != up) {
+    lv.up = up;
+    lv.decided_ms = now;
+    lv.why = why;
+    lv.writing = false;
+    lv.failures = 0;
+    lv.retry_ms = 0;
+  }
+  lv.since_ms = now;
+  return lv;
+}
+
 void Control::write_verdict(const std::string& key, bool up, const std::string& why, bool was_up) {
-  const char* to = up ? "up" : "down";
-  admin::StateStore::Change c{key, std::nullopt, std::nullopt, std::string(to)};
-  Json j{{"action", "health"}, {"endpoint", key}, {"from", was_up ? "up" : "down"},
-         {"to", to},           {"detail", why},  {"by", "vaned"}};
+  admin::StateStore::Change c{key, std::nullopt, std::nullopt, std::string(up ? "up" : "down")};
+  Json j = verdict_entry(key, up, why);
+  j["from"] = was_up ? "up" : "down";
   // A failed write is kept as this node's own verdict and written again
   // once etcd answers (review_local_verdicts); the guarded write journals a
   // verdict etcd already holds no second time.
+  uint64_t decided = admin::now_ms();
   if (cluster_) {
-    LocalVerdict& lv = local_verdicts_[key];
-    if (lv.up != up || !lv.failures) lv = LocalVerdict{up, admin::now_ms()};  // a retry keeps its back-off
+    LocalVerdict& lv = local_verdicts_[key];  // noted by the caller
     lv.writing = true;
+    decided = lv.decided_ms;
   }
   // Written with the other verdicts of this round (flush_verdicts): one
   // synced write for a burst.
-  verdict_writes_.push_back({{c}, std::move(j), [this, key, up](std::optional<Error> err, uint64_t) {
+  verdict_writes_.push_back(
+      {{c}, std::move(j), [this, key, up, decided, why](std::optional<Error> err, uint64_t) {
+         auto it = local_verdicts_.find(key);
+         bool same = it != local_verdicts_.end() && it->second.up == up;
+         if (err) {
+           uint32_t failures = same ? ++it->second.failures : 1;
+           if (failures == 1 || (failures & (failures - 1)) == 0)  // the 1st, 2nd, 4th, 8th ... refusal
+             VANE_ERROR("cannot record health verdict for %s: %s (applied here%s; refused %u time%s)", key.c_str(),
+                        err->message.c_str(), cluster_ ? "; written again when etcd answers" : "", failures,
+                        failures == 1 ? "" : "s");
+           if (same) {
+             it->second.writing = false;
+             it->second.retry_ms = admin::now_ms() + retry_delay_ms(failures);
+           } else if (it != local_verdicts_.end() && decided < it->second.decided_ms) {
+             // Flipped back while this was being written: journaled with the rest.
+             keep_unwritten(it->second.earlier, {up, decided, why});
+           }
+           return;
+         }
+         if (same) local_verdicts_.erase(it);
+       }});
+}
+
+// The node that writes verdicts, connected again, with a verdict of its own
+// that etcd does not hold: the flips decided here that etcd never took are
+// journaled, each once and in order, and the last one is written (only
+// journaled when etcd holds it already, as it does when the endpoint came
+// back to where etcd last saw it). Returns false when there is nothing to
+// write: etcd holds it, from this node's write landing late or another's.
+bool Control::write_late_verdict(const std::string& key, LocalVerdict& lv) {
+  auto held = cluster_health_.find(key);
+  bool holds = held != cluster_health_.end() && held->second.up == lv.up;
+  if (holds && lv.earlier.empty()) return false;
+  auto late = [](const Flip& f) {
+    return f.why + (f.why.empty() ? "" : "; ") + "decided at " + admin::format_time(f.at_ms) +
+           ", when etcd did not answer";
+  };
+  for (const Flip& f : lv.earlier) {
+    Json j = verdict_entry(key, f.up, late(f));
+    j["decided_ms"] = f.at_ms;
+    verdict_writes_.push_back(
+        {{}, std::move(j), [this, key, at = f.at_ms](std::optional<Error> err, uint64_t) {
+           auto it = local_verdicts_.find(key);
+           if (err || it == local_verdicts_.end()) return;  // (its error is the last one's too)
+           auto& earlier = it->second.earlier;
+           earlier.erase(std::remove_if(earlier.begin(), earlier.end(), [&](const Flip& f) { return f.at_ms == at; }),
+                         earlier.end());
+         }});
+  }
+  if (!holds) {
+    write_verdict(key, lv.up, late({lv.up, lv.decided_ms, lv.why}), !lv.up);
+    verdict_writes_.back().journal["decided_ms"] = lv.decided_ms;
+    return true;
+  }
+  lv.writing = true;
+  Json j = verdict_entry(key, lv.up, late({lv.up, lv.decided_ms, lv.why}));
+  j["decided_ms"] = lv.decided_ms;
+  auto done = [this, key, up = lv.up](std::optional<Error> err, uint64_t) {
     auto it = local_verdicts_.find(key);
-    if (err) {
-      bool same = it != local_verdicts_.end() && it->second.up == up;
-      uint32_t failures = same ? ++it->second.failures : 1;
-      if (failures == 1 || (failures & (failures - 1)) == 0)  // the 1st, 2nd, 4th, 8th ... refusal
-        VANE_ERROR("cannot record health verdict for %s: %s (applied here%s; refused %u time%s)", key.c_str(),
-                   err->message.c_str(), cluster_ ? "; written again when etcd answers" : "", failures,
-                   failures == 1 ? "" : "s");
-      if (same) {
-        it->second.writing = false;
-        it->second.retry_ms = admin::now_ms() + std::min<uint64_t>(5000, 100ULL << std::min<uint32_t>(failures, 6));
-      }
+    if (it == local_verdicts_.end() || it->second.up != up) return;
+    if (!err) {
+      local_verdicts_.erase(it);
       return;
     }
-    if (it != local_verdicts_.end() && it->second.up == up) local_verdicts_.erase(it);
-  }});
+    it->second.writing = false;
+    it->second.retry_ms = admin::now_ms() + retry_delay_ms(++it->second.failures);
+  };
+  verdict_writes_.push_back({{}, std::move(j), std::move(done)});
+  return true;
 }
 
 void Control::flush_verdicts() {
@@ -301,8 +400,10 @@ void Control::review_local_verdicts(uint64_t now) {
     auto& s = srv_.states().at(slot);
     bool applied_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
     if (cluster_->writes_health()) {
-      if (!lv.writing && now >= lv.retry_ms)
-        write_verdict(key, lv.up, "written again: etcd did not answer when it was decided", !lv.up);
+      if (!lv.writing && now >= lv.retry_ms && !write_late_verdict(key, lv)) {
+        it = local_verdicts_.erase(it);
+        continue;
+      }
       ++it;
       continue;
     }
@@ -312,12 +413,12 @@ void Control::review_local_verdicts(uint64_t now) {
       continue;
     }
     auto held = cluster_health_.find(key);
-    if (held != cluster_health_.end() && held->second != applied_up) {
-      VANE_WARN("health: %s is %s: the cluster's verdict (this node's own was %s)", key.c_str(),
-                held->second ? "up" : "down", lv.up ? "up" : "down");
-      s.health.store(static_cast<uint8_t>(held->second ? zones::Health::kUp : zones::Health::kDown),
-                     std::memory_order_relaxed);
-      agg_.set_verdict(slot, held->second);
+    if (held != cluster_health_.end() && held->second.up != applied_up) {
+      bool up = held->second.up;
+      VANE_WARN("health: %s is %s: the cluster's verdict (this node's own was %s)", key.c_str(), up ? "up" : "down",
+                lv.up ? "up" : "down");
+      s.health.store(static_cast<uint8_t>(up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
+      agg_.set_verdict(slot, up);
       unsteady(slot).last_flip_ms = now;
     }
     it = local_verdicts_.erase(it);
@@ -532,11 +633,19 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
       case K::kHealth:
         if (slot != UINT32_MAX && !e.deleted) {
           bool up = e.value != "down";
-          cluster_health_[e.key] = up;
+          cluster_health_[e.key] = {up, e.revision};
           // This node's own verdict, not yet the cluster's: agreed, or it
-          // stands for the grace (review_local_verdicts).
-          if (auto lv = local_verdicts_.find(e.key); lv != local_verdicts_.end()) {
-            if (lv->second.up == up && !lv->second.writing) local_verdicts_.erase(lv);
+          // stands for the grace (review_local_verdicts). A verdict written
+          // since its first flip here was decided (by another node, or a
+          // write of this one's landing late) journaled what happened
+          // meanwhile: the flips held back are not journaled again.
+          if (auto it = local_verdicts_.find(e.key); it != local_verdicts_.end()) {
+            LocalVerdict& lv = it->second;
+            if (e.revision != lv.base_revision) {
+              lv.earlier.clear();
+              lv.base_revision = e.revision;
+            }
+            if (lv.up == up && !lv.writing) local_verdicts_.erase(it);
             break;
           }
           if (up != (states.at(slot).health.load() == uint8_t(zones::Health::kUp))) unsteady(slot).last_flip_ms = now;

@@ -658,14 +658,75 @@ TEST_F(Cluster, EtcdHung_FailoverIsAsFastAsWithEtcd_AndConvergesWithoutFlapping)
   web.start();
   for (Node* n : both)
     EXPECT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000)) << n->name;
-  // Each flip journaled once, the same on both nodes.
-  for (Node* n : both)
-    EXPECT_TRUE(eventually([&] {
-      std::vector<std::string> flips;
-      for (const auto& e : history(*n))
-        if (e["action"] == "health" && e["endpoint"] == "app.example.com./A/primary") flips.push_back(e["to"]);
-      return flips == std::vector<std::string>{"down", "up", "down", "up"};
-    }, 5000)) << n->name;
+  // Each flip journaled once, the same on every node.
+  for (Node* n : both) {
+    json journaled = json::array();
+    EXPECT_TRUE(eventually(
+        [&] {
+          std::vector<std::string> flips;
+          journaled = json::array();
+          for (const auto& e : history(*n))
+            if (e["action"] == "health" && e["endpoint"] == "app.example.com./A/primary") {
+              flips.push_back(e["to"]);
+              journaled.push_back(e);
+            }
+          return flips == std::vector<std::string>{"down", "up", "down", "up"};
+        },
+        5000))
+        << n->name << ": " << journaled.dump() << "\n"
+        << n->vaned->process().output();
+  }
+}
+
+// The node that writes verdicts, cut off from a hung etcd, sees the
+// endpoint come back and fail again: both flips apply at once, and once etcd
+// answers each is journaled — once, in order, with when it was decided —
+// though etcd's verdict ends where it was (the flips back and forth were
+// lost before, and the last one journaled twice).
+TEST_F(Cluster, EtcdHung_FlipsDecidedMeanwhile_AreEachJournaledOnceInOrder) {
+  Endpoint web;
+  records_ =
+      "checks:\n  web: { type: http, path: /health, interval: 500ms, timeout: 300ms, fall: 2, rise: 2 }\n"
+      "records:\n" +
+      app_failover(web.port());
+  Node& n = add_node("ns1");
+  ASSERT_TRUE(eventually([&] { return connected(n); }, 10000));
+  ASSERT_TRUE(eventually([&] { return a(n, "app.example.com") == "192.0.2.20"; }, 5000));
+  auto flips = [&] {
+    json out = json::array();
+    for (const auto& e : history(n))
+      if (e["action"] == "health" && e["endpoint"] == "app.example.com./A/primary") out.push_back(e);
+    return out;
+  };
+  web.stop();
+  ASSERT_TRUE(eventually([&] { return flips().size() == 1; }, 5000));
+  for (int i = 0; i < etcd_.size(); ++i) etcd_.pause(i);
+  ASSERT_TRUE(eventually([&] { return !connected(n); }, 5000));
+  web.start();
+  ASSERT_TRUE(eventually([&] { return a(n, "app.example.com") == "192.0.2.20"; }, 5000)) << "up, cut off";
+  web.stop();
+  ASSERT_TRUE(eventually([&] { return a(n, "app.example.com") == "198.51.100.20"; }, 5000)) << "down, cut off";
+  for (int i = 0; i < etcd_.size(); ++i) etcd_.resume(i);
+  ASSERT_TRUE(eventually([&] { return connected(n); }, 10000));
+  web.start();
+  ASSERT_TRUE(eventually([&] { return a(n, "app.example.com") == "192.0.2.20"; }, 5000));
+  json got;
+  EXPECT_TRUE(eventually([&] { return (got = flips()).size() >= 4; }, 5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // nothing more comes
+  got = flips();
+  ASSERT_EQ(got.size(), 4u) << got.dump() << "\n" << n.vaned->process().output();
+  std::vector<std::string> to, from;
+  for (const auto& e : got) to.push_back(e["to"]), from.push_back(e["from"]);
+  EXPECT_EQ(to, (std::vector<std::string>{"down", "up", "down", "up"})) << got.dump();
+  EXPECT_EQ(from, (std::vector<std::string>{"up", "down", "up", "down"})) << got.dump();
+  // The two decided while cut off say so, and when.
+  for (int i : {1, 2}) {
+    EXPECT_NE(got[i]["detail"].get<std::string>().find("when etcd did not answer"), std::string::npos) << got[i];
+    ASSERT_TRUE(got[i].contains("decided_ms")) << got[i];
+    EXPECT_LT(got[i]["decided_ms"].get<int64_t>(), got[i]["at_ms"].get<int64_t>()) << got[i];
+  }
+  EXPECT_LT(got[1]["decided_ms"].get<int64_t>(), got[2]["decided_ms"].get<int64_t>());
+  EXPECT_FALSE(got[3].contains("decided_ms")) << "decided while connected: " << got[3];
 }
 
 // A hung etcd leader (SIGSTOP: it holds its connections and answers
