@@ -155,14 +155,18 @@ class Control {
 
   // Drills, ramps and TTL caps (control_plans.cpp).
   void run_plans(uint64_t now);
-  void update_caps(uint64_t now, const std::map<std::string, uint32_t>& ttl_of);
-  const std::map<std::string, uint32_t>& drill_ttls();
+  void update_caps(uint64_t now);
+  struct DrilledRecord {
+    uint32_t ttl;   // its own
+    uint32_t slot;  // its state
+  };
+  const std::map<std::string, DrilledRecord>& drill_ttls();
   std::weak_ptr<const zones::ZoneSet> drill_ttls_snap_;  // what drill_ttls_ is of
   std::set<std::string> drilled_;                        // the records drills name ("name/TYPE")
-  std::map<std::string, uint32_t> drill_ttls_;           // their TTLs
+  std::map<std::string, DrilledRecord> drill_ttls_;      // those of them in the snapshot
   std::weak_ptr<const zones::ZoneSet> caps_snap_;        // what caps_unsteady_ is of
-  bool caps_unsteady_ = false;                           // some record there has ttl_unsteady
-  bool caps_stored_ = false;                             // the last pass left some record capped
+  std::vector<std::pair<const zones::Zone*, const zones::SteeredRecord*>> caps_unsteady_;  // records with ttl_unsteady
+  std::vector<uint32_t> capped_;  // record state slots the last pass capped
   void commit_plan(const std::string& id, std::vector<admin::StateStore::Change> changes, admin::Json journal,
                    std::optional<admin::Override> forced, admin::Reply reply = {});
   void apply_plan_changes(const std::vector<admin::StateStore::Change>& changes);

@@ -211,6 +211,38 @@ TEST_F(ClientFailover, Drill_ListCancelRestartsAndMistakes) {
   EXPECT_TRUE(call({{"cmd", "drill"}, {"action", "list"}})["drills"].empty());
 }
 
+// A drill's lowered TTL is the record's state, which outlives a reload that
+// removes the record: cancelled while the record is gone, the drill leaves
+// nothing behind, and the record comes back with its own TTL (it kept the
+// lowered one before).
+TEST_F(ClientFailover, Drill_CancelledWhileItsRecordIsGone_TheRecordComesBackWithItsOwnTtl) {
+  start(config(app_record("")));
+  json d = call({{"cmd", "drill"},
+                 {"record", "app.example.com"},
+                 {"endpoint", "primary"},
+                 {"at", "+37s"},
+                 {"for", "5s"},
+                 {"lower_ttl", 3}});
+  ASSERT_TRUE(d["ok"].get<bool>()) << d.dump();
+  ASSERT_TRUE(eventually([&] { return ask(v_->port()).second == 3; }, 5000));
+  std::string other = app_record("");
+  other.replace(other.find("app.example.com"), 3, "app2");
+  dir_.write("vane.yaml", config(other));
+  json r = call({{"cmd", "reload"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(ask(v_->port(), "app2.example.com"), std::make_pair(std::string(kPrimary), 30));
+  EXPECT_EQ(ask(v_->port()).first, "<none>");
+  json c = call({{"cmd", "drill"}, {"action", "cancel"}, {"id", d["drill"]}});
+  ASSERT_TRUE(c["ok"].get<bool>()) << c.dump();
+  std::this_thread::sleep_for(300ms);  // a few of the main loop's ticks
+  dir_.write("vane.yaml", config(app_record("")));
+  r = call({{"cmd", "reload"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(ask(v_->port()), std::make_pair(std::string(kPrimary), 30));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(ask(v_->port()), std::make_pair(std::string(kPrimary), 30));
+}
+
 TEST_F(ClientFailover, TtlUnsteady_AWobbleShortensTheTtl_AndClientsMoveFastWhenItDies) {
   Endpoint web1;
   start(config(app_record("    ttl_unsteady: 2\n", web1.port()),
