@@ -326,8 +326,9 @@ class Control {
     int64_t revision;
   };
   std::map<std::string, HeldVerdict> cluster_health_;  // endpoint key -> the verdict etcd holds
-  LocalVerdict& note_local_verdict(const std::string& key, bool up, const std::string& why, uint64_t now);
-  void write_verdict(const std::string& key, bool up, const std::string& why, bool was_up);
+  void note_local_verdict(const std::string& key, bool up, const std::string& why, uint64_t now);
+  // `store`: false when etcd holds the verdict already and only the journal lacks it.
+  void write_verdict(const std::string& key, bool up, const std::string& why, bool was_up, bool store = true);
   bool write_late_verdict(const std::string& key, LocalVerdict& lv);
   std::vector<admin::StateWriter::Entry> verdict_writes_;  // this round's, until flush_verdicts
   void flush_verdicts();

@@ -264,8 +264,7 @@ Json verdict_entry(const std::string& key, bool up, const std::string& why) {
 // A verdict this node applied that etcd does not hold yet (in a cluster).
 // A flip back before etcd took the one before keeps that one to journal;
 // one whose write is still out is kept only if that write fails.
-Control::LocalVerdict& Control::note_local_verdict(const std::string& key, bool up, const std::string& why,
-                                                   uint64_t now) {
+void Control::note_local_verdict(const std::string& key, bool up, const std::string& why, uint64_t now) {
   auto [it, fresh] = local_verdicts_.try_emplace(key);
   LocalVerdict& lv = it->second;
   if (fresh) {
@@ -283,11 +282,11 @@ Control::LocalVerdict& Control::note_local_verdict(const std::string& key, bool 
     lv.retry_ms = 0;
   }
   lv.since_ms = now;
-  return lv;
 }
 
-void Control::write_verdict(const std::string& key, bool up, const std::string& why, bool was_up) {
-  admin::StateStore::Change c{key, std::nullopt, std::nullopt, std::string(up ? "up" : "down")};
+void Control::write_verdict(const std::string& key, bool up, const std::string& why, bool was_up, bool store) {
+  std::vector<admin::StateStore::Change> changes;
+  if (store) changes.push_back({key, std::nullopt, std::nullopt, std::string(up ? "up" : "down")});
   Json j = verdict_entry(key, up, why);
   j["from"] = was_up ? "up" : "down";
   // A failed write is kept as this node's own verdict and written again
@@ -302,7 +301,7 @@ void Control::write_verdict(const std::string& key, bool up, const std::string& 
   // Written with the other verdicts of this round (flush_verdicts): one
   // synced write for a burst.
   verdict_writes_.push_back(
-      {{c}, std::move(j), [this, key, up, decided, why](std::optional<Error> err, uint64_t) {
+      {std::move(changes), std::move(j), [this, key, up, decided, why](std::optional<Error> err, uint64_t) {
          auto it = local_verdicts_.find(key);
          bool same = it != local_verdicts_.end() && it->second.up == up;
          if (err) {
@@ -350,25 +349,8 @@ bool Control::write_late_verdict(const std::string& key, LocalVerdict& lv) {
                          earlier.end());
          }});
   }
-  if (!holds) {
-    write_verdict(key, lv.up, late({lv.up, lv.decided_ms, lv.why}), !lv.up);
-    verdict_writes_.back().journal["decided_ms"] = lv.decided_ms;
-    return true;
-  }
-  lv.writing = true;
-  Json j = verdict_entry(key, lv.up, late({lv.up, lv.decided_ms, lv.why}));
-  j["decided_ms"] = lv.decided_ms;
-  auto done = [this, key, up = lv.up](std::optional<Error> err, uint64_t) {
-    auto it = local_verdicts_.find(key);
-    if (it == local_verdicts_.end() || it->second.up != up) return;
-    if (!err) {
-      local_verdicts_.erase(it);
-      return;
-    }
-    it->second.writing = false;
-    it->second.retry_ms = admin::now_ms() + retry_delay_ms(++it->second.failures);
-  };
-  verdict_writes_.push_back({{}, std::move(j), std::move(done)});
+  write_verdict(key, lv.up, late({lv.up, lv.decided_ms, lv.why}), !lv.up, !holds);
+  verdict_writes_.back().journal["decided_ms"] = lv.decided_ms;
   return true;
 }
 
