@@ -55,24 +55,33 @@ config() {  # N CHECKED [ZONE FILE]
     printf "  - { name: r%d.example.com, type: A, policy: weighted, endpoints: [{ name: a, address: 192.0.2.%d, weight: 1%s }, { name: b, address: 198.51.100.%d, weight: 1%s }] }\n", i, i % 250 + 1, chk, i % 250 + 1, chk }'
 }
 
-measure() {  # N CHECKED [ZONE FILE] -> "ready_s rss_kb metrics_bytes scrape_s idle_cpu_pct settled_rss_kb"
-  config "$1" "$2" "${3:-}" >"$WORK/vane.yaml"
+idle_pct() {  # idle_pct SECONDS: vaned's CPU over that long, in % of a core
+  local c0 c1
+  c0=$(awk '{print $14 + $15}' "/proc/$PID/stat")
+  sleep "$1"
+  c1=$(awk '{print $14 + $15}' "/proc/$PID/stat")
+  awk -v t="$((c1 - c0))" -v hz="$HZ" -v s="$1" 'BEGIN { printf "%.1f", t * 100 / hz / s }'
+}
+start_vaned() {  # vaned on $WORK/vane.yaml, a clean state dir; returns once it is ready
   rm -rf "$WORK/state"
-  local t0 t1 port
-  t0=$(date +%s.%N)
   "$VANED" --config "$WORK/vane.yaml" >"$WORK/vaned.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 1200); do grep -q "ready:" "$WORK/vaned.log" && break; sleep 0.05; done
+}
+
+measure() {  # N CHECKED [ZONE FILE] -> "ready_s rss_kb metrics_bytes scrape_s idle_cpu_pct settled_rss_kb"
+  config "$1" "$2" "${3:-}" >"$WORK/vane.yaml"
+  local t0 t1 port
+  t0=$(date +%s.%N)
+  start_vaned
   t1=$(date +%s.%N)
   sleep 3
   port=$(grep -o 'http on [^ ]*' "$WORK/vaned.log" | grep -o '[0-9]*$')
-  local s0 s1 bytes c0 c1 rss
+  local s0 s1 bytes idle rss
   s0=$(date +%s.%N)
   bytes=$(curl -s "127.0.0.1:$port/metrics" | wc -c)
   s1=$(date +%s.%N)
-  c0=$(awk '{print $14 + $15}' "/proc/$PID/stat")
-  sleep 5
-  c1=$(awk '{print $14 + $15}' "/proc/$PID/stat")
+  idle=$(idle_pct 5)
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
   local settled=$rss
   if [ "${4:-1}" = 1 ]; then
@@ -82,7 +91,7 @@ measure() {  # N CHECKED [ZONE FILE] -> "ready_s rss_kb metrics_bytes scrape_s i
   kill "$PID"
   wait "$PID" 2>/dev/null || true
   PID=
-  echo "$(echo "$t1 - $t0" | bc) $rss $bytes $(echo "$s1 - $s0" | bc) $(echo "scale=1; ($c1 - $c0) * 100 / $HZ / 5" | bc) $settled"
+  echo "$(echo "$t1 - $t0" | bc) $rss $bytes $(echo "$s1 - $s0" | bc) $idle $settled"
 }
 
 if [ "${IDLE_ONLY:-0}" != 1 ]; then
@@ -115,23 +124,13 @@ fi
 echo
 echo "| failover records (failback: manual) | idle CPU | with a drill scheduled 1 h ahead | and one lowering a TTL now |"
 echo "|---:|---:|---:|---:|"
-idle_pct() {  # idle_pct SECONDS: vaned's CPU over that long, in % of a core
-  local c0 c1
-  c0=$(awk '{print $14 + $15}' "/proc/$PID/stat")
-  sleep "$1"
-  c1=$(awk '{print $14 + $15}' "/proc/$PID/stat")
-  awk -v t="$((c1 - c0))" -v hz="$HZ" -v s="$1" 'BEGIN { printf "%.1f", t * 100 / hz / s }'
-}
 for n in $COUNTS; do
   { printf 'listen: ["127.0.0.1:0"]\nthreads: 1\nstate_dir: %s/state\n' "$WORK"
     printf 'zones: [{ name: example.com, file: example.com.zone }]\nrecords:\n'
     awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++)
       printf "  - { name: r%d.example.com, type: A, policy: failover, failback: manual, endpoints: [{ name: a, address: 192.0.2.%d, priority: 1 }, { name: b, address: 198.51.100.%d, priority: 2 }] }\n", i, i % 250 + 1, i % 250 + 1 }'
   } >"$WORK/vane.yaml"
-  rm -rf "$WORK/state"
-  "$VANED" --config "$WORK/vane.yaml" >"$WORK/vaned.log" 2>&1 &
-  PID=$!
-  for _ in $(seq 1 1200); do grep -q "ready:" "$WORK/vaned.log" && break; sleep 0.05; done
+  start_vaned
   sleep 2
   quiet=$(idle_pct 10)
   "$VANECTL" -s "$WORK/state/admin.sock" drill r5.example.com a --at "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)" \
