@@ -12,9 +12,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <regex>
+#include <mutex>
 #include <random>
+#include <regex>
 #include <stdexcept>
+#include <unordered_set>
 
 #ifndef VANED_PATH
 #error "VANED_PATH must be defined by the build"
@@ -169,8 +171,16 @@ uint16_t stable_port() {
     fclose(f);
   }
   static std::mt19937 rng(static_cast<uint32_t>(getpid()) * 2654435761u);
+  // Never the same one twice in a process: ports drawn together (an etcd
+  // cluster's six) are all free when drawn, and none is bound until its
+  // owner starts — a draw repeated among them was a member that could not
+  // listen.
+  static std::mutex mu;
+  static std::unordered_set<uint16_t> given;
+  std::lock_guard lock(mu);
   for (int attempt = 0; attempt < 200; ++attempt) {
     uint16_t port = static_cast<uint16_t>(10000 + rng() % uint32_t(std::max(1000, lo - 10000)));
+    if (given.count(port)) continue;
     int t = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -178,7 +188,10 @@ uint16_t stable_port() {
     a.sin_port = htons(port);
     bool ok = bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     close(t);
-    if (ok) return port;
+    if (ok) {
+      given.insert(port);
+      return port;
+    }
   }
   throw std::runtime_error("no free port below the ephemeral range");
 }
