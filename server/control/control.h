@@ -301,11 +301,18 @@ class Control {
     bool up;
     uint64_t at_ms;  // decided
     std::string why;
+    bool late;  // decided when etcd did not answer, or its write was refused
   };
   struct LocalVerdict {
     bool up = true;
     uint64_t since_ms = 0;  // decided, or last seen cut off
     bool writing = false;   // this node writes verdicts, and is writing it
+    // A write for this endpoint is out (of `up`, of a flip `up` replaced, or
+    // of the oldest of `earlier`): the next waits for its answer, so the
+    // journal has them in the order they were decided.
+    bool out = false;
+    bool late = false;       // as Flip::late
+    bool owes_last = false;  // flips before `up` were journaled: `up` is too, also where etcd holds it
     uint32_t failures = 0;  // writes of it refused so far: the next waits 0.2 s, 0.4 s, ... 5 s
     uint64_t retry_ms = 0;  // not written again before
     uint64_t decided_ms = 0;
@@ -327,6 +334,7 @@ class Control {
   };
   std::map<std::string, HeldVerdict> cluster_health_;  // endpoint key -> the verdict etcd holds
   void note_local_verdict(const std::string& key, bool up, const std::string& why, uint64_t now);
+  void refused(const std::string& key, const Error& err, LocalVerdict* lv);
   // `store`: false when etcd holds the verdict already and only the journal lacks it.
   void write_verdict(const std::string& key, bool up, const std::string& why, bool was_up, bool store = true);
   bool write_late_verdict(const std::string& key, LocalVerdict& lv);

@@ -225,7 +225,13 @@ void Control::record_decision(uint32_t slot, const healthcheck::Decision& d) {
   // same from the same shared views, hold theirs until its verdict arrives.
   bool mine = !cluster_ || cluster_->writes_health();
   if (cluster_) note_local_verdict(key, d.up, d.why, now);
-  if (mine) write_verdict(key, d.up, d.why, was_up);
+  // Behind a write still out for this endpoint, or flips etcd has not
+  // taken, it is written after them (review_local_verdicts).
+  bool queued = cluster_ && [&] {
+    const LocalVerdict& lv = local_verdicts_.at(key);
+    return lv.out || !lv.earlier.empty();
+  }();
+  if (mine && !queued) write_verdict(key, d.up, d.why, was_up);
   const char* to = d.up ? "up" : "down";
   s.health.store(static_cast<uint8_t>(d.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
   ++flips_[to];
@@ -271,12 +277,13 @@ void Control::note_local_verdict(const std::string& key, bool up, const std::str
     auto held = cluster_health_.find(key);
     lv.base_revision = held == cluster_health_.end() ? 0 : held->second.revision;
   } else if (lv.up != up && !lv.writing) {
-    keep_unwritten(lv.earlier, {lv.up, lv.decided_ms, lv.why});
+    keep_unwritten(lv.earlier, {lv.up, lv.decided_ms, lv.why, lv.late});
   }
   if (fresh || lv.up != up) {
     lv.up = up;
     lv.decided_ms = now;
     lv.why = why;
+    lv.late = !cluster_->connected() || cluster_->contact_age_ms() > kTrustViewsMs;
     lv.writing = false;
     lv.failures = 0;
     lv.retry_ms = 0;
@@ -296,6 +303,7 @@ void Control::write_verdict(const std::string& key, bool up, const std::string& 
   if (cluster_) {
     LocalVerdict& lv = local_verdicts_[key];  // noted by the caller
     lv.writing = true;
+    lv.out = true;
     decided = lv.decided_ms;
   }
   // Written with the other verdicts of this round (flush_verdicts): one
@@ -303,54 +311,71 @@ void Control::write_verdict(const std::string& key, bool up, const std::string& 
   verdict_writes_.push_back(
       {std::move(changes), std::move(j), [this, key, up, decided, why](std::optional<Error> err, uint64_t) {
          auto it = local_verdicts_.find(key);
+         if (it != local_verdicts_.end()) it->second.out = false;
          bool same = it != local_verdicts_.end() && it->second.up == up;
          if (err) {
-           uint32_t failures = same ? ++it->second.failures : 1;
-           if (failures == 1 || (failures & (failures - 1)) == 0)  // the 1st, 2nd, 4th, 8th ... refusal
-             VANE_ERROR("cannot record health verdict for %s: %s (applied here%s; refused %u time%s)", key.c_str(),
-                        err->message.c_str(), cluster_ ? "; written again when etcd answers" : "", failures,
-                        failures == 1 ? "" : "s");
+           refused(key, *err, same ? &it->second : nullptr);
            if (same) {
              it->second.writing = false;
-             it->second.retry_ms = admin::now_ms() + retry_delay_ms(failures);
+             it->second.late = true;
            } else if (it != local_verdicts_.end() && decided < it->second.decided_ms) {
-             // Flipped back while this was being written: journaled with the rest.
-             keep_unwritten(it->second.earlier, {up, decided, why});
+             // Flipped back while this was being written: journaled before it.
+             keep_unwritten(it->second.earlier, {up, decided, why, true});
            }
            return;
          }
-         if (same) local_verdicts_.erase(it);
+         if (!same) return;
+         it->second.writing = false;
+         if (it->second.earlier.empty()) local_verdicts_.erase(it);
        }});
 }
 
-// The node that writes verdicts, connected again, with a verdict of its own
-// that etcd does not hold: the flips decided here that etcd never took are
-// journaled, each once and in order, and the last one is written (only
+// A verdict's write etcd refused (`lv`: of the verdict this node holds):
+// logged the 1st, 2nd, 4th, 8th ... time, and written again after 0.2 s,
+// 0.4 s, ... 5 s.
+void Control::refused(const std::string& key, const Error& err, LocalVerdict* lv) {
+  uint32_t failures = lv ? ++lv->failures : 1;
+  if (failures == 1 || (failures & (failures - 1)) == 0)
+    VANE_ERROR("cannot record health verdict for %s: %s (applied here%s; refused %u time%s)", key.c_str(),
+               err.message.c_str(), cluster_ ? "; written again when etcd answers" : "", failures,
+               failures == 1 ? "" : "s");
+  if (lv) lv->retry_ms = admin::now_ms() + retry_delay_ms(failures);
+}
+
+// The node that writes verdicts, with a verdict of its own that etcd does
+// not hold, or flips that etcd never took: the flips are journaled first,
+// one write at a time (the next once etcd has the one before), so each is
+// journaled once and in order; then the last one is written (only
 // journaled when etcd holds it already, as it does when the endpoint came
 // back to where etcd last saw it). Returns false when there is nothing to
 // write: etcd holds it, from this node's write landing late or another's.
 bool Control::write_late_verdict(const std::string& key, LocalVerdict& lv) {
   auto held = cluster_health_.find(key);
   bool holds = held != cluster_health_.end() && held->second.up == lv.up;
-  if (holds && lv.earlier.empty()) return false;
-  auto late = [](const Flip& f) {
+  if (holds && lv.earlier.empty() && !lv.owes_last) return false;
+  auto detail = [](const Flip& f) {
+    if (!f.late) return f.why;
     return f.why + (f.why.empty() ? "" : "; ") + "decided at " + admin::format_time(f.at_ms) +
            ", when etcd did not answer";
   };
-  for (const Flip& f : lv.earlier) {
-    Json j = verdict_entry(key, f.up, late(f));
-    j["decided_ms"] = f.at_ms;
-    verdict_writes_.push_back(
-        {{}, std::move(j), [this, key, at = f.at_ms](std::optional<Error> err, uint64_t) {
-           auto it = local_verdicts_.find(key);
-           if (err || it == local_verdicts_.end()) return;  // (its error is the last one's too)
-           auto& earlier = it->second.earlier;
-           earlier.erase(std::remove_if(earlier.begin(), earlier.end(), [&](const Flip& f) { return f.at_ms == at; }),
-                         earlier.end());
-         }});
+  if (lv.earlier.empty()) {
+    write_verdict(key, lv.up, detail({lv.up, lv.decided_ms, lv.why, lv.late}), !lv.up, !holds);
+    if (lv.late) verdict_writes_.back().journal["decided_ms"] = lv.decided_ms;
+    return true;
   }
-  write_verdict(key, lv.up, late({lv.up, lv.decided_ms, lv.why}), !lv.up, !holds);
-  verdict_writes_.back().journal["decided_ms"] = lv.decided_ms;
+  const Flip& f = lv.earlier.front();
+  Json j = verdict_entry(key, f.up, detail(f));
+  if (f.late) j["decided_ms"] = f.at_ms;
+  lv.out = true;
+  verdict_writes_.push_back({{}, std::move(j), [this, key, at = f.at_ms](std::optional<Error> err, uint64_t) {
+                               auto it = local_verdicts_.find(key);
+                               if (it == local_verdicts_.end()) return;
+                               LocalVerdict& lv = it->second;
+                               lv.out = false;
+                               if (err) return refused(key, *err, &lv);
+                               std::erase_if(lv.earlier, [&](const Flip& f) { return f.at_ms == at; });
+                               lv.owes_last = true;
+                             }});
   return true;
 }
 
@@ -382,7 +407,7 @@ void Control::review_local_verdicts(uint64_t now) {
     auto& s = srv_.states().at(slot);
     bool applied_up = s.health.load() == static_cast<uint8_t>(zones::Health::kUp);
     if (cluster_->writes_health()) {
-      if (!lv.writing && now >= lv.retry_ms && !write_late_verdict(key, lv)) {
+      if (!lv.out && now >= lv.retry_ms && !write_late_verdict(key, lv)) {
         it = local_verdicts_.erase(it);
         continue;
       }
@@ -625,9 +650,10 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
             LocalVerdict& lv = it->second;
             if (e.revision != lv.base_revision) {
               lv.earlier.clear();
+              lv.owes_last = false;
               lv.base_revision = e.revision;
             }
-            if (lv.up == up && !lv.writing) local_verdicts_.erase(it);
+            if (lv.up == up && !lv.out && lv.earlier.empty() && !lv.owes_last) local_verdicts_.erase(it);
             break;
           }
           if (up != (states.at(slot).health.load() == uint8_t(zones::Health::kUp))) unsteady(slot).last_flip_ms = now;
