@@ -313,7 +313,7 @@ class Control {
     bool out = false;
     bool late = false;       // as Flip::late
     bool owes_last = false;  // flips before `up` were journaled: `up` is too, also where etcd holds it
-    uint32_t failures = 0;  // writes of it refused so far: the next waits 0.2 s, 0.4 s, ... 5 s
+    uint32_t failures = 0;   // its writes (and of `earlier`) refused so far: the next waits 0.2 s, 0.4 s, ... 5 s
     uint64_t retry_ms = 0;  // not written again before
     uint64_t decided_ms = 0;
     std::string why;
@@ -324,6 +324,8 @@ class Control {
     // unless etcd's verdict has changed since, when another node did.
     int64_t base_revision = 0;
     std::vector<Flip> earlier;
+    Flip flip() const { return {up, decided_ms, why, late}; }
+    bool all_journaled() const { return earlier.empty() && !owes_last; }  // but `up`, unless etcd holds it
   };
   static constexpr size_t kMaxUnwritten = 16;
   static void keep_unwritten(std::vector<Flip>& earlier, Flip f);
@@ -333,7 +335,7 @@ class Control {
     int64_t revision;
   };
   std::map<std::string, HeldVerdict> cluster_health_;  // endpoint key -> the verdict etcd holds
-  void note_local_verdict(const std::string& key, bool up, const std::string& why, uint64_t now);
+  LocalVerdict& note_local_verdict(const std::string& key, bool up, const std::string& why, uint64_t now);
   void refused(const std::string& key, const Error& err, LocalVerdict* lv);
   // `store`: false when etcd holds the verdict already and only the journal lacks it.
   void write_verdict(const std::string& key, bool up, const std::string& why, bool was_up, bool store = true);

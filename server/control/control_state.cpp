@@ -224,13 +224,10 @@ void Control::record_decision(uint32_t slot, const healthcheck::Decision& d) {
   // one node writes verdicts (journaled once); the others, which decide the
   // same from the same shared views, hold theirs until its verdict arrives.
   bool mine = !cluster_ || cluster_->writes_health();
-  if (cluster_) note_local_verdict(key, d.up, d.why, now);
+  LocalVerdict* lv = cluster_ ? &note_local_verdict(key, d.up, d.why, now) : nullptr;
   // Behind a write still out for this endpoint, or flips etcd has not
   // taken, it is written after them (review_local_verdicts).
-  bool queued = cluster_ && [&] {
-    const LocalVerdict& lv = local_verdicts_.at(key);
-    return lv.out || !lv.earlier.empty();
-  }();
+  bool queued = lv && (lv->out || !lv->earlier.empty());
   if (mine && !queued) write_verdict(key, d.up, d.why, was_up);
   const char* to = d.up ? "up" : "down";
   s.health.store(static_cast<uint8_t>(d.up ? zones::Health::kUp : zones::Health::kDown), std::memory_order_relaxed);
@@ -270,14 +267,15 @@ Json verdict_entry(const std::string& key, bool up, const std::string& why) {
 // A verdict this node applied that etcd does not hold yet (in a cluster).
 // A flip back before etcd took the one before keeps that one to journal;
 // one whose write is still out is kept only if that write fails.
-void Control::note_local_verdict(const std::string& key, bool up, const std::string& why, uint64_t now) {
+Control::LocalVerdict& Control::note_local_verdict(const std::string& key, bool up, const std::string& why,
+                                                   uint64_t now) {
   auto [it, fresh] = local_verdicts_.try_emplace(key);
   LocalVerdict& lv = it->second;
   if (fresh) {
     auto held = cluster_health_.find(key);
     lv.base_revision = held == cluster_health_.end() ? 0 : held->second.revision;
   } else if (lv.up != up && !lv.writing) {
-    keep_unwritten(lv.earlier, {lv.up, lv.decided_ms, lv.why, lv.late});
+    keep_unwritten(lv.earlier, lv.flip());
   }
   if (fresh || lv.up != up) {
     lv.up = up;
@@ -289,6 +287,7 @@ void Control::note_local_verdict(const std::string& key, bool up, const std::str
     lv.retry_ms = 0;
   }
   lv.since_ms = now;
+  return lv;
 }
 
 void Control::write_verdict(const std::string& key, bool up, const std::string& why, bool was_up, bool store) {
@@ -352,14 +351,14 @@ void Control::refused(const std::string& key, const Error& err, LocalVerdict* lv
 bool Control::write_late_verdict(const std::string& key, LocalVerdict& lv) {
   auto held = cluster_health_.find(key);
   bool holds = held != cluster_health_.end() && held->second.up == lv.up;
-  if (holds && lv.earlier.empty() && !lv.owes_last) return false;
+  if (holds && lv.all_journaled()) return false;
   auto detail = [](const Flip& f) {
     if (!f.late) return f.why;
     return f.why + (f.why.empty() ? "" : "; ") + "decided at " + admin::format_time(f.at_ms) +
            ", when etcd did not answer";
   };
   if (lv.earlier.empty()) {
-    write_verdict(key, lv.up, detail({lv.up, lv.decided_ms, lv.why, lv.late}), !lv.up, !holds);
+    write_verdict(key, lv.up, detail(lv.flip()), !lv.up, !holds);
     if (lv.late) verdict_writes_.back().journal["decided_ms"] = lv.decided_ms;
     return true;
   }
@@ -653,7 +652,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
               lv.owes_last = false;
               lv.base_revision = e.revision;
             }
-            if (lv.up == up && !lv.out && lv.earlier.empty() && !lv.owes_last) local_verdicts_.erase(it);
+            if (lv.up == up && !lv.out && lv.all_journaled()) local_verdicts_.erase(it);
             break;
           }
           if (up != (states.at(slot).health.load() == uint8_t(zones::Health::kUp))) unsteady(slot).last_flip_ms = now;
