@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -174,13 +176,22 @@ uint16_t stable_port() {
   // Never the same one twice in a process: ports drawn together (an etcd
   // cluster's six) are all free when drawn, and none is bound until its
   // owner starts — a draw repeated among them was a member that could not
-  // listen.
+  // listen. Nor one another test process holds (ctest runs two at once):
+  // each port drawn is claimed by a lock on a file named after it, held
+  // until this process exits.
   static std::mutex mu;
   static std::unordered_set<uint16_t> given;
   std::lock_guard lock(mu);
+  const std::string claims = "/tmp/vane-test-ports";
+  mkdir(claims.c_str(), 01777);
   for (int attempt = 0; attempt < 200; ++attempt) {
     uint16_t port = static_cast<uint16_t>(10000 + rng() % uint32_t(std::max(1000, lo - 10000)));
     if (given.count(port)) continue;
+    int claim = open((claims + "/" + std::to_string(port)).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (claim >= 0 && flock(claim, LOCK_EX | LOCK_NB) != 0) {
+      close(claim);
+      continue;  // another test process drew it
+    }
     int t = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -190,8 +201,9 @@ uint16_t stable_port() {
     close(t);
     if (ok) {
       given.insert(port);
-      return port;
+      return port;  // `claim` stays open, and locked, for the process's life
     }
+    if (claim >= 0) close(claim);
   }
   throw std::runtime_error("no free port below the ephemeral range");
 }

@@ -79,7 +79,7 @@ uint16_t free_port();
 // One below the kernel's ephemeral range, for a server the test restarts
 // on the same port (an outgoing connection can take an ephemeral port
 // while the server is down: etcd members killed and restarted). Never the
-// same port twice in a process.
+// same port twice in a process, nor one another live test process drew.
 uint16_t stable_port();
 
 // Whether this build runs under AddressSanitizer (the suite and vaned are
