@@ -1,6 +1,7 @@
 #include "etcd_client.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -32,6 +33,16 @@ bool transient(const std::string& message) {
                         "stopped", "Unavailable", "connection"})
     if (message.find(s) != std::string::npos) return true;
   return false;
+}
+
+// A request given up on (timed out on a cut link) must not reach etcd
+// later, once the link heals, behind a newer one sent since: the kernel
+// would go on retransmitting it after curl closed the connection. Closed
+// with a reset instead (SO_LINGER 0), what it had not delivered is dropped.
+int drop_unsent_on_close(void*, curl_socket_t fd, curlsocktype) {
+  linger off{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof off);
+  return CURL_SOCKOPT_OK;
 }
 
 }  // namespace
@@ -122,6 +133,7 @@ void* EtcdClient::setup(const std::string& url, uint32_t timeout_ms, const std::
   if (timeout_ms) curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, long(timeout_ms));
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, drop_unsent_on_close);
   if (!spec_.tls_ca.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, spec_.tls_ca.c_str());
   if (!spec_.tls_cert.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, spec_.tls_cert.c_str());
   if (!spec_.tls_key.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, spec_.tls_key.c_str());

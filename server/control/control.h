@@ -303,7 +303,12 @@ class Control {
     std::string why;
     bool late;  // decided when etcd did not answer, or its write was refused
   };
-  struct LocalVerdict {
+  // A write refused `failures` times waits until `retry_ms` (refused()).
+  struct Backoff {
+    uint32_t failures = 0;
+    uint64_t retry_ms = 0;
+  };
+  struct LocalVerdict : Backoff {
     bool up = true;
     uint64_t since_ms = 0;  // decided, or last seen cut off
     bool writing = false;   // this node writes verdicts, and is writing it
@@ -313,8 +318,9 @@ class Control {
     bool out = false;
     bool late = false;       // as Flip::late
     bool owes_last = false;  // flips before `up` were journaled: `up` is too, also where etcd holds it
-    uint32_t failures = 0;   // its writes (and of `earlier`) refused so far: the next waits 0.2 s, 0.4 s, ... 5 s
-    uint64_t retry_ms = 0;  // not written again before
+    // etcd's verdict changed after this node's first flip here that etcd
+    // has not taken: another node journaled that time.
+    bool moved = false;
     uint64_t decided_ms = 0;
     std::string why;
     // The revision of the verdict etcd held when this node's first flip
@@ -327,6 +333,7 @@ class Control {
     Flip flip() const { return {up, decided_ms, why, late}; }
     bool all_journaled() const { return earlier.empty() && !owes_last; }  // but `up`, unless etcd holds it
   };
+  static admin::Json flip_entry(const std::string& key, const Flip& f);
   static constexpr size_t kMaxUnwritten = 16;
   static void keep_unwritten(std::vector<Flip>& earlier, Flip f);
   std::map<std::string, LocalVerdict> local_verdicts_;
@@ -336,7 +343,17 @@ class Control {
   };
   std::map<std::string, HeldVerdict> cluster_health_;  // endpoint key -> the verdict etcd holds
   LocalVerdict& note_local_verdict(const std::string& key, bool up, const std::string& why, uint64_t now);
-  void refused(const std::string& key, const Error& err, LocalVerdict* lv);
+  void refused(const std::string& key, const Error& err, Backoff* b);
+  // A node that does not write verdicts journals the flips it made alone
+  // while etcd did not answer, that etcd's verdict never followed, as
+  // `health-local`: one write at a time per endpoint, oldest first.
+  struct AloneFlips : Backoff {
+    bool out = false;
+    std::deque<admin::Json> entries;
+  };
+  std::map<std::string, AloneFlips> alone_flips_;
+  void journal_alone(const std::string& key, const LocalVerdict& lv, const HeldVerdict* held);
+  void write_alone_flips(uint64_t now);
   // `store`: false when etcd holds the verdict already and only the journal lacks it.
   void write_verdict(const std::string& key, bool up, const std::string& why, bool was_up, bool store = true);
   bool write_late_verdict(const std::string& key, LocalVerdict& lv);

@@ -264,6 +264,16 @@ Json verdict_entry(const std::string& key, bool up, const std::string& why) {
 
 }  // namespace
 
+// A flip's journal entry: one decided when etcd did not answer says when.
+Json Control::flip_entry(const std::string& key, const Flip& f) {
+  if (!f.late) return verdict_entry(key, f.up, f.why);
+  Json j = verdict_entry(
+      key, f.up,
+      f.why + (f.why.empty() ? "" : "; ") + "decided at " + admin::format_time(f.at_ms) + ", when etcd did not answer");
+  j["decided_ms"] = f.at_ms;
+  return j;
+}
+
 // A verdict this node applied that etcd does not hold yet (in a cluster).
 // A flip back before etcd took the one before keeps that one to journal;
 // one whose write is still out is kept only if that write fails.
@@ -332,13 +342,13 @@ void Control::write_verdict(const std::string& key, bool up, const std::string& 
 // A verdict's write etcd refused (`lv`: of the verdict this node holds):
 // logged the 1st, 2nd, 4th, 8th ... time, and written again after 0.2 s,
 // 0.4 s, ... 5 s.
-void Control::refused(const std::string& key, const Error& err, LocalVerdict* lv) {
-  uint32_t failures = lv ? ++lv->failures : 1;
+void Control::refused(const std::string& key, const Error& err, Backoff* b) {
+  uint32_t failures = b ? ++b->failures : 1;
   if (failures == 1 || (failures & (failures - 1)) == 0)
     VANE_ERROR("cannot record health verdict for %s: %s (applied here%s; refused %u time%s)", key.c_str(),
                err.message.c_str(), cluster_ ? "; written again when etcd answers" : "", failures,
                failures == 1 ? "" : "s");
-  if (lv) lv->retry_ms = admin::now_ms() + retry_delay_ms(failures);
+  if (b) b->retry_ms = admin::now_ms() + retry_delay_ms(failures);
 }
 
 // The node that writes verdicts, with a verdict of its own that etcd does
@@ -352,21 +362,15 @@ bool Control::write_late_verdict(const std::string& key, LocalVerdict& lv) {
   auto held = cluster_health_.find(key);
   bool holds = held != cluster_health_.end() && held->second.up == lv.up;
   if (holds && lv.all_journaled()) return false;
-  auto detail = [](const Flip& f) {
-    if (!f.late) return f.why;
-    return f.why + (f.why.empty() ? "" : "; ") + "decided at " + admin::format_time(f.at_ms) +
-           ", when etcd did not answer";
-  };
   if (lv.earlier.empty()) {
-    write_verdict(key, lv.up, detail(lv.flip()), !lv.up, !holds);
+    Json j = flip_entry(key, lv.flip());
+    write_verdict(key, lv.up, j["detail"], !lv.up, !holds);
     if (lv.late) verdict_writes_.back().journal["decided_ms"] = lv.decided_ms;
     return true;
   }
   const Flip& f = lv.earlier.front();
-  Json j = verdict_entry(key, f.up, detail(f));
-  if (f.late) j["decided_ms"] = f.at_ms;
   lv.out = true;
-  verdict_writes_.push_back({{}, std::move(j), [this, key, at = f.at_ms](std::optional<Error> err, uint64_t) {
+  verdict_writes_.push_back({{}, flip_entry(key, f), [this, key, at = f.at_ms](std::optional<Error> err, uint64_t) {
                                auto it = local_verdicts_.find(key);
                                if (it == local_verdicts_.end()) return;
                                LocalVerdict& lv = it->second;
@@ -419,7 +423,9 @@ void Control::review_local_verdicts(uint64_t now) {
       continue;
     }
     auto held = cluster_health_.find(key);
-    if (held != cluster_health_.end() && held->second.up != applied_up) {
+    bool differs = held != cluster_health_.end() && held->second.up != applied_up;
+    journal_alone(key, lv, differs ? &held->second : nullptr);
+    if (differs) {
       bool up = held->second.up;
       VANE_WARN("health: %s is %s: the cluster's verdict (this node's own was %s)", key.c_str(), up ? "up" : "down",
                 lv.up ? "up" : "down");
@@ -428,6 +434,50 @@ void Control::review_local_verdicts(uint64_t now) {
       unsteady(slot).last_flip_ms = now;
     }
     it = local_verdicts_.erase(it);
+  }
+  write_alone_flips(now);
+}
+
+// A node that does not write verdicts, in touch with etcd again after the
+// grace: the flips it decided here, if any while etcd did not answer, and
+// etcd's verdict has not changed since the first (had it, another node
+// journaled that time). Its answers followed them and the cluster's did
+// not, so they are journaled as `health-local`, in order, each with the
+// node's name like every entry — then, when the cluster's verdict is not
+// where they ended (`held`), the node's return to it.
+void Control::journal_alone(const std::string& key, const LocalVerdict& lv, const HeldVerdict* held) {
+  if (lv.moved) return;
+  std::vector<Flip> flips = lv.earlier;
+  flips.push_back(lv.flip());
+  if (std::none_of(flips.begin(), flips.end(), [](const Flip& f) { return f.late; })) return;
+  auto& alone = alone_flips_[key].entries;
+  for (const Flip& f : flips) {
+    alone.push_back(flip_entry(key, f));
+    alone.back()["action"] = "health-local";
+  }
+  if (held) {
+    alone.push_back(verdict_entry(key, held->up, "the cluster's verdict, taken once etcd answered again"));
+    alone.back()["action"] = "health-local";
+  }
+  VANE_INFO("health: %s: journaling the %zu flip%s this node decided alone while cut off from etcd", key.c_str(),
+            flips.size(), flips.size() == 1 ? "" : "s");
+}
+
+// One write out at a time per endpoint: the next once etcd has the one
+// before, so they are journaled once and in order.
+void Control::write_alone_flips(uint64_t now) {
+  if (!cluster_->connected()) return;
+  for (auto& [key, alone] : alone_flips_) {
+    if (alone.out || now < alone.retry_ms) continue;
+    alone.out = true;
+    verdict_writes_.push_back({{}, alone.entries.front(), [this, key](std::optional<Error> err, uint64_t) {
+                                 auto it = alone_flips_.find(key);
+                                 if (it == alone_flips_.end()) return;
+                                 it->second.out = false;
+                                 if (err) return refused(key, *err, &it->second);
+                                 it->second.entries.pop_front();
+                                 if (it->second.entries.empty()) alone_flips_.erase(it);
+                               }});
   }
 }
 
@@ -650,6 +700,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
             if (e.revision != lv.base_revision) {
               lv.earlier.clear();
               lv.owes_last = false;
+              lv.moved = true;
               lv.base_revision = e.revision;
             }
             if (lv.up == up && !lv.out && lv.all_journaled()) local_verdicts_.erase(it);
@@ -664,11 +715,24 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
       case K::kObservation: {
         std::string id = e.vantage + "/" + e.key;
         if (e.vantage == vantage_) {  // our own: this process knows better
-          if (!e.deleted) views.insert({e.key, e.vantage});
-          if (e.deleted) {             // our lease ran out (etcd was away): write them again
+          auto it = own_.find(e.key);
+          if (e.deleted) {  // our lease ran out (etcd was away): write them again
             shared_views_.erase(id);
-            if (auto it = own_.find(e.key); it != own_.end() && cluster_->connected())
-              share_view(vantage_, e.key, it->second, true);
+            if (it != own_.end() && cluster_->connected()) share_view(vantage_, e.key, it->second, true);
+            break;
+          }
+          views.insert({e.key, e.vantage});
+          // Not the view this process has now: an older write of ours that
+          // landed after a newer one (sent on a link that was cut, delivered
+          // when it healed, after the client had given up), or the echo of
+          // one with a newer on its way. Written again: etcd must not keep
+          // the older, which every other node would go on counting.
+          auto j = Json::parse(e.value, nullptr, false);
+          if (it == own_.end() || !j.is_object()) break;
+          std::string held = shared_form(view_from_json(j, now));
+          if (held != shared_form(it->second)) {
+            shared_views_[id] = held;
+            share_view(vantage_, e.key, it->second, true);
           }
           break;
         }

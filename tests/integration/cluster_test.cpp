@@ -559,6 +559,37 @@ TEST_F(Cluster, AgentReports_AnOlderOneDeliveredLate_NeverTakesBackANewerOne) {
   EXPECT_EQ(stale_on(n1), -1) << "ns1 never got a stale report";
 }
 
+// A node's own view: a write of an older one landing in etcd after the
+// newer (sent on a link that was cut, delivered when it healed) is written
+// back by the node at once — every other node would go on counting it.
+TEST_F(Cluster, OwnView_AnOlderWriteLandingLate_IsWrittenBack) {
+  Endpoint web;
+  records_ = "records:\n" + www_weighted(true) + app_failover(web.port());
+  std::string extra =
+      "checks:\n  web: { type: http, path: /health, interval: 500ms, timeout: 200ms, fall: 2, rise: 2 }\n";
+  Node& n1 = add_node("ns1", extra);
+  ASSERT_TRUE(eventually([&] { return connected(n1); }, 10000));
+  const std::string key = prefix_ + "/obs/ns1/app.example.com./A/primary";
+  auto kv = [&]() -> json {
+    json r = etcd_.call("/v3/kv/range", {{"key", admin::base64_encode(key)}});
+    return r.contains("kvs") && !r["kvs"].empty() ? r["kvs"][0] : json();
+  };
+  auto stored = [&]() -> json {
+    json k = kv();
+    return k.is_object() ? json::parse(admin::base64_decode(k["value"].get<std::string>()), nullptr, false) : json();
+  };
+  ASSERT_TRUE(eventually([&] { return stored().value("up", false); }, 5000)) << stored().dump();
+  ASSERT_TRUE(kv().contains("lease")) << kv().dump();
+  json put = etcd_.call(
+      "/v3/kv/put", {{"key", admin::base64_encode(key)},
+                     {"value", admin::base64_encode(R"({"up":false,"rtt_ms":0,"detail":"http: Timeout was reached"})")},
+                     {"lease", kv()["lease"]}});
+  int64_t put_at = std::stoll(put["header"]["revision"].get<std::string>());
+  ASSERT_TRUE(eventually([&] { return stored().value("up", false); }, 3000)) << stored().dump();
+  EXPECT_GT(std::stoll(kv()["mod_revision"].get<std::string>()), put_at) << "written back after the stale write";
+  EXPECT_EQ(stored().value("detail", "?"), "") << stored().dump();
+}
+
 TEST_F(Cluster, TimedOverride_EndsOnceForTheWholeCluster) {
   Node& a1 = add_node("ns1");
   Node& b = add_node("ns2");

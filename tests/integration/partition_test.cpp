@@ -120,6 +120,14 @@ class Partition : public ::testing::Test {
       if (e["action"] == "health" && e["endpoint"] == "app.example.com./A/primary") out.push_back(e["to"]);
     return out;
   }
+  // The flips a node journaled as its own alone (`health-local`): node, to.
+  std::vector<std::string> local_flips(const Node& n) {
+    std::vector<std::string> out;
+    json h = call(n, {{"cmd", "history"}, {"limit", 1000}})["entries"];
+    for (const auto& e : h)
+      if (e["action"] == "health-local") out.push_back(e.value("node", "?") + " " + e["to"].get<std::string>());
+    return out;
+  }
   // The health verdicts journaled, with when, by which node and the views
   // that decided each: what a failed flip check prints.
   std::string health_story(const Node& n) {
@@ -290,9 +298,57 @@ TEST_F(Partition, NodeCutOffFromEtcd_AnswersFromTheStateItNames_AndCatchesUp) {
   for (Node* n : {&n1, &n2})
     EXPECT_TRUE(eventually([&] { return health_flips(*n) == std::vector<std::string>{"down", "up"}; }, 5000))
         << n->name << ": " << json(health_flips(*n)).dump();
+  // n2 decided what n1 did: the cluster's flips tell its story, once.
+  for (Node* n : {&n1, &n2}) EXPECT_EQ(local_flips(*n), std::vector<std::string>{}) << n->name;
   prober.stop();
   std::cout << prober.answered() << " answers during the test, " << prober.stalled() << " timed out\n";
   EXPECT_EQ(prober.stalled(), 0);
+}
+
+// A node cut off from etcd and from the endpoint, the other node not: its
+// answers fail over and back on its own probes while the cluster's verdict
+// never moves. Back in touch, it journals those flips as its own
+// (`health-local`, its name and when each was decided), once and in
+// order; the cluster's `health` flips stay none.
+TEST_F(Partition, NodeCutOffFromEtcdAndEndpoint_JournalsTheFlipsItMadeAlone_AsItsOwn) {
+  Node& n1 = add_node("n1");
+  Node& n2 = add_node("n2");
+  for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
+  for (Node* n : {&n1, &n2})
+    ASSERT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000)) << n->name;
+
+  for (const char* h : {"e0", "e1", "e2", "web"}) lab_.cut("n2", h);
+  ASSERT_TRUE(eventually([&] { return !connected(n2); }, 10000)) << n2.vaned->process().output();
+  ASSERT_TRUE(eventually([&] { return a(n2, "app.example.com") == "198.51.100.20"; }, 8000))
+      << n2.vaned->process().output();
+  EXPECT_EQ(a(n1, "app.example.com"), "192.0.2.20");
+  lab_.heal("n2", "web");  // n2 sees the endpoint again, still cut off from etcd
+  ASSERT_TRUE(eventually([&] { return a(n2, "app.example.com") == "192.0.2.20"; }, 8000))
+      << n2.vaned->process().output();
+  ASSERT_FALSE(connected(n2));
+
+  lab_.heal();
+  ASSERT_TRUE(eventually([&] { return connected(n2); }, 15000)) << n2.vaned->process().output();
+  const std::vector<std::string> alone{"n2 down", "n2 up"};
+  for (Node* n : {&n1, &n2})
+    EXPECT_TRUE(eventually([&] { return local_flips(*n) == alone; }, 15000))
+        << n->name << ": " << json(local_flips(*n)).dump() << "\n"
+        << n->vaned->process().output();
+  json h = call(n1, {{"cmd", "history"}, {"limit", 1000}})["entries"];
+  std::string from = "up";
+  for (const auto& e : h) {
+    if (e["action"] != "health-local") continue;
+    EXPECT_EQ(e["endpoint"], "app.example.com./A/primary") << e.dump();
+    EXPECT_EQ(e["from"], from) << e.dump();
+    from = e["to"];
+    EXPECT_NE(e["detail"].get<std::string>().find("when etcd did not answer"), std::string::npos) << e.dump();
+    EXPECT_TRUE(e.contains("decided_ms")) << e.dump();
+  }
+  for (Node* n : {&n1, &n2}) EXPECT_EQ(health_flips(*n), std::vector<std::string>{}) << n->name;
+  // Journaled once: nothing more a few grace periods later.
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  for (Node* n : {&n1, &n2}) EXPECT_EQ(local_flips(*n), alone) << n->name;
+  for (Node* n : {&n1, &n2}) EXPECT_EQ(a(*n, "app.example.com"), "192.0.2.20") << n->name;
 }
 
 // etcd split 2+1, the leader on the minority side. A node that used the

@@ -93,6 +93,12 @@ void NetLab::heal() {
   }
 }
 
+void NetLab::heal(const std::string& a, const std::string& b) {
+  Host& ha = hosts_.at(a);
+  ha.cut.erase(hosts_.at(b).ip);
+  apply(ha);
+}
+
 NetLab::Inside::Inside(const std::string& netns) {
   home_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   int fd = open(("/var/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);

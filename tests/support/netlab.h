@@ -35,6 +35,7 @@ class NetLab {
   // `percent` of the packets from `from` to `to` are lost (the other way is clean).
   void lose(const std::string& from, const std::string& to, int percent);
   void heal();  // every link clean again
+  void heal(const std::string& a, const std::string& b);  // undoes cut(a, b)
 
   // The calling thread works in the host's namespace while this is in
   // scope: sockets it opens (and threads it starts) live there.
