@@ -318,9 +318,11 @@ class Control {
     bool out = false;
     bool late = false;       // as Flip::late
     bool owes_last = false;  // flips before `up` were journaled: `up` is too, also where etcd holds it
-    // etcd's verdict changed after this node's first flip here that etcd
-    // has not taken: another node journaled that time.
+    // etcd's verdict changed, or a verdict was journaled, after this node's
+    // first flip here that etcd has not taken (etcd's revision then:
+    // `since_revision`): another node journaled that time.
     bool moved = false;
+    int64_t since_revision = 0;
     uint64_t decided_ms = 0;
     std::string why;
     // The revision of the verdict etcd held when this node's first flip

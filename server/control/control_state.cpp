@@ -284,6 +284,7 @@ Control::LocalVerdict& Control::note_local_verdict(const std::string& key, bool 
   if (fresh) {
     auto held = cluster_health_.find(key);
     lv.base_revision = held == cluster_health_.end() ? 0 : held->second.revision;
+    lv.since_revision = cluster_->applied_revision();
   } else if (lv.up != up && !lv.writing) {
     keep_unwritten(lv.earlier, lv.flip());
   }
@@ -712,6 +713,16 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
           agg_.set_verdict(slot, up);
         }
         break;
+      case K::kJournal: {
+        // A verdict journaled (by the node that writes them: also flips it
+        // decided while etcd did not answer, which change no verdict).
+        if (e.deleted || local_verdicts_.empty()) break;
+        auto j = Json::parse(e.value, nullptr, false);
+        if (!j.is_object() || j.value("action", "") != "health") break;
+        auto it = local_verdicts_.find(j.value("endpoint", ""));
+        if (it != local_verdicts_.end() && e.revision > it->second.since_revision) it->second.moved = true;
+        break;
+      }
       case K::kObservation: {
         std::string id = e.vantage + "/" + e.key;
         if (e.vantage == vantage_) {  // our own: this process knows better
