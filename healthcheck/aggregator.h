@@ -99,6 +99,7 @@ class Aggregator {
   // counted until etcd answers again (refresh_remote). Views reported to
   // this process directly (its own, its agents') still count.
   void distrust_remote();
+  bool remote_trusted() const { return remote_trusted_; }
   // The verdict the cluster recorded: later decisions start from it.
   void set_verdict(Id id, bool up);
 

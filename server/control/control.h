@@ -375,6 +375,7 @@ class Control {
   std::map<std::string, std::vector<uint64_t>> rtt_hist_;           // vantage -> bucket counts (+ sum, count at end)
   std::vector<uint64_t> last_hits_;                                 // by endpoint slot: answers at the last page poll
   uint64_t last_hits_ms_ = 0;
+  uint64_t in_touch_since_ms_ = 0;  // etcd answering this node (expire()), since; 0: not
   // Each endpoint's share of its record's answers every kShareSampleMs over
   // the last 15 minutes (the status page's chart), by endpoint slot.
   struct ShareSample {

@@ -13,6 +13,11 @@ namespace vane::server {
 // How long etcd may leave this node unanswered before other vantages' views
 // stop counting (its keepalives run every 500 ms).
 constexpr uint64_t kTrustViewsMs = 1500;
+// And how long after it answers again before they count again: a view
+// write that was in flight to a hung etcd is carried out as it resumes,
+// outdated if the endpoint changed meanwhile, and its node's newer view
+// follows within a write or two.
+constexpr uint64_t kSettleViewsMs = 1000;
 
 using admin::Json;
 using zones::override_from;
@@ -536,7 +541,12 @@ void Control::expire() {
   // gone), other vantages' views are of unknown age: this node decides on
   // its own probes alone, at once, rather than waiting them out.
   if (cluster_) {
-    if (cluster_->connected() && cluster_->contact_age_ms() <= kTrustViewsMs)
+    bool in_touch = cluster_->connected() && cluster_->contact_age_ms() <= kTrustViewsMs;
+    if (!in_touch)
+      in_touch_since_ms_ = 0;
+    else if (!in_touch_since_ms_)
+      in_touch_since_ms_ = now;
+    if (in_touch && (agg_.remote_trusted() || admin::elapsed_ms(now, in_touch_since_ms_) >= kSettleViewsMs))
       agg_.refresh_remote(now);
     else
       agg_.distrust_remote();
