@@ -476,7 +476,7 @@ void Control::write_alone_flips(uint64_t now) {
   for (auto& [key, alone] : alone_flips_) {
     if (alone.out || now < alone.retry_ms) continue;
     alone.out = true;
-    verdict_writes_.push_back({{}, alone.entries.front(), [this, key](std::optional<Error> err, uint64_t) {
+    verdict_writes_.push_back({{}, alone.entries.front(), [this, key = key](std::optional<Error> err, uint64_t) {
                                  auto it = alone_flips_.find(key);
                                  if (it == alone_flips_.end()) return;
                                  it->second.out = false;
