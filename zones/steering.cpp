@@ -161,6 +161,50 @@ std::string StateTable::key(uint32_t slot) const {
   return slot < next_ ? std::string(key_of(slot)) : std::string();
 }
 
+void StateEdit::weight(const std::string& endpoint_key, uint32_t slot, int16_t weight) {
+  stage(endpoint_key, slot, Field::kWeight, weight);
+}
+
+void StateEdit::override_state(const std::string& endpoint_key, uint32_t slot, Override o) {
+  stage(endpoint_key, slot, Field::kOverride, int16_t(o));
+}
+
+void StateEdit::health(const std::string& endpoint_key, uint32_t slot, Health h) {
+  stage(endpoint_key, slot, Field::kHealth, int16_t(h));
+}
+
+void StateEdit::stage(const std::string& endpoint_key, uint32_t slot, Field field, int16_t value) {
+  stores_.push_back({slot, field, value});
+  size_t cut = endpoint_key.rfind('/');
+  uint32_t record = cut == std::string::npos ? UINT32_MAX : states_.find(endpoint_key.substr(0, cut));
+  if (record != UINT32_MAX && touched_.insert(record).second) records_.push_back(record);
+}
+
+void StateEdit::publish() {
+  for (uint32_t record : records_) states_.at(record).edits.fetch_add(1, std::memory_order_relaxed);
+  // Orders the opening before the stores: a pick that saw one of them sees
+  // its record open, or changed, when it looks again.
+  std::atomic_thread_fence(std::memory_order_release);
+  for (const Store& s : stores_) {
+    EndpointState& e = states_.at(s.slot);
+    switch (s.field) {
+      case Field::kWeight:
+        e.admin_weight.store(s.value, std::memory_order_relaxed);
+        break;
+      case Field::kOverride:
+        e.override_state.store(uint8_t(s.value), std::memory_order_relaxed);
+        break;
+      case Field::kHealth:
+        e.health.store(uint8_t(s.value), std::memory_order_relaxed);
+        break;
+    }
+  }
+  for (uint32_t record : records_) states_.at(record).edits.fetch_add(kEditsOpen, std::memory_order_release);
+  stores_.clear();
+  records_.clear();
+  touched_.clear();
+}
+
 EndpointHits::EndpointHits() : chunks_(new std::atomic<std::atomic<uint64_t>*>[StateTable::kChunks]) {
   for (uint32_t i = 0; i < StateTable::kChunks; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
 }
@@ -394,9 +438,11 @@ void explain_geo(const RegionMap& regions, bool proximity, const Client& client,
 
 }  // namespace
 
-void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, const StateTable& states,
-            const RegionMap& regions, const Client& client, uint64_t& rng, Pick& out, Trace* trace,
-            const SteeredInfo* info) {
+namespace {
+
+void select_once(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, const StateTable& states,
+                 const RegionMap& regions, const Client& client, uint64_t& rng, Pick& out, Trace* trace,
+                 const SteeredInfo* info) {
   uint16_t cand[kMaxEndpoints];
   size_t n = 0;
   out.count = 0;
@@ -557,6 +603,28 @@ void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, cons
     trace->steps.push_back(std::string(rec.sticky ? "sticky weighted pick (client /24 or /56)" : "weighted pick") +
                            " among " + ws + (positive == 0 ? " (all zero: equal)" : "") + ": " +
                            (info ? info->endpoints[cand[pick]] : std::to_string(cand[pick])));
+  }
+}
+
+}  // namespace
+
+void select(const SteeredRecord& rec, std::span<const SteeredEndpoint> eps, const StateTable& states,
+            const RegionMap& regions, const Client& client, uint64_t& rng, Pick& out, Trace* trace,
+            const SteeredInfo* info) {
+  // A seqlock read: picked while no edit stored into the record, or picked
+  // again. An edit stores for nanoseconds; one whose thread stalls mid-way
+  // is waited for up to ~1 ms, then picked from as it is (counted).
+  constexpr uint32_t kTries = 1u << 20;
+  const std::atomic<uint32_t>& edits = states.at(rec.state).edits;
+  size_t steps = trace ? trace->steps.size() : 0;
+  for (uint32_t tries = 1;; ++tries) {
+    uint32_t before = edits.load(std::memory_order_acquire);
+    if ((before & kEditsOpen) && tries < kTries) continue;
+    select_once(rec, eps, states, regions, client, rng, out, trace, info);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (edits.load(std::memory_order_relaxed) == before && !(before & kEditsOpen)) return;
+    if (tries >= kTries) return states.count_torn_pick();
+    if (trace) trace->steps.resize(steps);
   }
 }
 

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "geo.h"
@@ -66,7 +67,12 @@ struct EndpointState {
   // In a record's own slot: a lower TTL for its answers (drills, ttl_unsteady)
   // plus one; 0 = none (a drill's countdown goes down to TTL 0).
   std::atomic<uint32_t> ttl_cap{0};
+  // In a record's own slot: the changes of several of its endpoints made
+  // (<< 8) and those open now (low 8 bits), so that select() never answers
+  // from half of one (StateEdit).
+  std::atomic<uint32_t> edits{0};
 };
+inline constexpr uint32_t kEditsOpen = 0xff;
 
 // Every endpoint's state, at a slot that stays the same for the same key
 // ("www.example.com./A/use1") across reloads, so state outlives snapshots.
@@ -116,6 +122,11 @@ class StateTable {
   }
   // Control plane.
   void set_rtt_us(uint32_t slot, uint8_t vantage, uint32_t us);
+  // Picks made from a record while a StateEdit was storing into it, which
+  // gave up waiting for it (its thread stalled mid-way): maybe from half of
+  // a change. Counted by select(), off its usual path.
+  uint64_t torn_picks() const { return torn_picks_.load(std::memory_order_relaxed); }
+  void count_torn_pick() const { torn_picks_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   // Where `key`'s slot number is, or would go, in index_ (under mu_).
@@ -138,6 +149,41 @@ class StateTable {
   std::unique_ptr<std::atomic<EndpointState*>[]> chunks_;
   std::unique_ptr<std::atomic<std::atomic<uint32_t>*>[]> rtt_chunks_;
   uint32_t next_ = 0;
+  mutable std::atomic<uint64_t> torn_picks_{0};
+};
+
+// Changes to several endpoints of records, which answers see whole or not
+// at all: halfway through a 255/0 flip, all-zero weights would be answered
+// as equal, from an endpoint at weight 0 before and after. Stores are
+// staged, then made together (publish(), or the end of the edit) while
+// each record they touch is marked open; select() picks again when that
+// overlapped its pick. Reads see a staged store only once it is made.
+// Control plane; edits may nest.
+class StateEdit {
+ public:
+  explicit StateEdit(const StateTable& states) : states_(states) {}
+  ~StateEdit() { publish(); }
+  StateEdit(const StateEdit&) = delete;
+  StateEdit& operator=(const StateEdit&) = delete;
+  // `endpoint_key` ("www.example.com./A/use1") names the endpoint at `slot`.
+  void weight(const std::string& endpoint_key, uint32_t slot, int16_t weight);  // -1: the config's
+  void override_state(const std::string& endpoint_key, uint32_t slot, Override o);
+  void health(const std::string& endpoint_key, uint32_t slot, Health h);
+  void publish();
+
+ private:
+  enum class Field : uint8_t { kWeight, kOverride, kHealth };
+  struct Store {
+    uint32_t slot;
+    Field field;
+    int16_t value;
+  };
+  void stage(const std::string& endpoint_key, uint32_t slot, Field field, int16_t value);
+
+  const StateTable& states_;
+  std::vector<Store> stores_;
+  std::vector<uint32_t> records_;  // their own slots
+  std::unordered_set<uint32_t> touched_;
 };
 
 // Per-worker answer counts per endpoint slot (same numbering as

@@ -190,16 +190,18 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
                  [this, reply, cmd, key, record_name, endpoint, slot, ep_copy, new_weight, new_override, stored, until,
                   journal, reason, peer, ends_ramp, ramp_id](std::optional<Error> err, uint64_t seq) {
                    if (err) return reply(admin::error_reply(err->to_string(), "unavailable"));
-                   auto& s = srv_.states().at(slot);
                    if (ends_ramp) plans_.erase(ramp_id);
-                   if (new_weight) s.admin_weight.store(*new_weight, std::memory_order_relaxed);
+                   zones::StateEdit edit(srv_.states());  // weight and override, seen together
+                   if (new_weight) edit.weight(key, slot, *new_weight);
                    if (new_override) {
-                     apply_override(slot, *new_override);
+                     edit.override_state(key, slot, zones::override_from(*new_override));
                      if (until && stored)
                        expiries_[key] = *stored;
                      else
                        expiries_.erase(key);
                    }
+                   edit.publish();
+                   const auto& s = srv_.states().at(slot);
                    ++admin_changes_[cmd];
                    VANE_INFO("admin: %s %s -> %s by %s%s%s", cmd.c_str(), key.c_str(),
                              journal["to"].dump().c_str(), peer.describe().c_str(), reason.empty() ? "" : ": ",

@@ -206,6 +206,7 @@ void Control::commit_plan(const std::string& id, std::vector<admin::StateStore::
 
 // What a committed change does here at once (plans, overrides, weights).
 void Control::apply_plan_changes(const std::vector<admin::StateStore::Change>& changes) {
+  zones::StateEdit edit(srv_.states());  // answers see them together
   for (const auto& c : changes) {
     if (c.plan) {
       if (*c.plan)
@@ -216,10 +217,10 @@ void Control::apply_plan_changes(const std::vector<admin::StateStore::Change>& c
     }
     uint32_t slot = srv_.states().find(c.endpoint);
     if (slot == UINT32_MAX) continue;
-    if (c.weight)
-      srv_.states().at(slot).admin_weight.store(*c.weight ? static_cast<int16_t>(**c.weight) : int16_t(-1),
-                                                std::memory_order_relaxed);
-    if (c.override_state) apply_override(slot, *c.override_state ? (*c.override_state)->state : "auto");
+    if (c.weight) edit.weight(c.endpoint, slot, *c.weight ? static_cast<int16_t>(**c.weight) : int16_t(-1));
+    if (c.override_state)
+      edit.override_state(c.endpoint, slot,
+                          zones::override_from(*c.override_state ? (*c.override_state)->state : "auto"));
     if (c.override_state && !*c.override_state) expiries_.erase(c.endpoint);
   }
 }

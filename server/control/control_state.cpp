@@ -667,6 +667,10 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
   std::set<std::string> weights, overrides;
   std::set<std::pair<std::string, std::string>> views;
   std::set<std::pair<uint32_t, std::string>> agg_views;  // views, by slot: the other vantages' to keep
+  // Answers see what these events change at once: a transaction (or a
+  // full sync) that moves weight from one endpoint to another is never
+  // answered from all-zero weights, as if equal, halfway.
+  zones::StateEdit edit(states);
   for (const auto& e : events) {
     if (e.kind == K::kWeight || e.kind == K::kOverride || e.kind == K::kHealth || e.kind == K::kAnswer) {
       auto& rev = record_rev_[e.kind == K::kAnswer ? e.key : e.key.substr(0, e.key.rfind('/'))];
@@ -677,19 +681,18 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
       case K::kWeight:
         weights.insert(e.key);
         if (slot != UINT32_MAX)
-          states.at(slot).admin_weight.store(
-              e.deleted ? int16_t(-1) : static_cast<int16_t>(std::clamp(std::atoi(e.value.c_str()), 0, 255)),
-              std::memory_order_relaxed);
+          edit.weight(e.key, slot,
+                      e.deleted ? int16_t(-1) : static_cast<int16_t>(std::clamp(std::atoi(e.value.c_str()), 0, 255)));
         break;
       case K::kOverride: {
         overrides.insert(e.key);
         auto j = e.deleted ? Json() : Json::parse(e.value, nullptr, false);
         auto o = j.is_object() ? admin::override_from_json(j) : admin::Override{"auto", 0, "", 0, 0, {}};
         if (o.state == "auto" || (o.until_ms && o.until_ms <= now && !full)) {
-          if (slot != UINT32_MAX) apply_override(slot, "auto");
+          if (slot != UINT32_MAX) edit.override_state(e.key, slot, Override::kAuto);
           expiries_.erase(e.key);
         } else {
-          if (slot != UINT32_MAX) apply_override(slot, o.state);
+          if (slot != UINT32_MAX) edit.override_state(e.key, slot, override_from(o.state));
           if (o.until_ms)
             expiries_[e.key] = o;  // ran out already (full sync): the next tick ends it, once
           else
@@ -718,8 +721,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
             break;
           }
           if (up != (states.at(slot).health.load() == uint8_t(zones::Health::kUp))) unsteady(slot).last_flip_ms = now;
-          states.at(slot).health.store(static_cast<uint8_t>(up ? zones::Health::kUp : zones::Health::kDown),
-                                       std::memory_order_relaxed);
+          edit.health(e.key, slot, up ? zones::Health::kUp : zones::Health::kDown);
           agg_.set_verdict(slot, up);
         }
         break;
@@ -799,10 +801,9 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
           std::string key = zones::endpoint_key(z->info(r).name, r.type, name);
           uint32_t slot = states.find(key);
           if (slot == UINT32_MAX) continue;
-          if (!weights.count(key) && states.at(slot).admin_weight.load() != -1)
-            states.at(slot).admin_weight.store(-1, std::memory_order_relaxed);
+          if (!weights.count(key) && states.at(slot).admin_weight.load() != -1) edit.weight(key, slot, -1);
           if (!overrides.count(key) && states.at(slot).override_state.load() != uint8_t(Override::kAuto)) {
-            apply_override(slot, "auto");
+            edit.override_state(key, slot, Override::kAuto);
             expiries_.erase(key);
           }
         }
@@ -823,6 +824,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
     }
     agg_.retain_views(agg_views);
   }
+  edit.publish();
   note_plan_events(events, full);
   for (const auto& [slot, d] : agg_.tick(now)) record_decision(slot, d);
   flush_verdicts();

@@ -362,6 +362,11 @@ std::string Control::metrics() {
                 "(a full or failing disk).",
                 MetricType::Counter),
          {}, double(store_.write_errors()));
+  sample(family("vane_steering_torn_picks_total",
+                "Steered answers picked while a change to several of the record's endpoints was being stored, "
+                "after waiting ~1 ms for it (the control thread stalled mid-way): maybe from half of the change.",
+                MetricType::Counter),
+         {}, double(srv_.states().torn_picks()));
   auto& changes = family("vane_admin_changes_total", "Acknowledged admin changes by action.", MetricType::Counter);
   for (const char* a : {"weight", "drain", "undrain", "force", "failback"})
     sample(changes, {{"action", a}}, double(admin_changes_[a]));

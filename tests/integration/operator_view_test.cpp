@@ -78,6 +78,8 @@ TEST(OperatorView, MetricsMoveWithQueriesReloadsAndAdminChanges) {
   EXPECT_EQ(after[R"(vane_endpoint_weight{record="www.example.com.",type="A",endpoint="use1"})"], 255);
   EXPECT_EQ(after[R"(vane_zone_serial{zone="example.com."})"], 1);
   EXPECT_EQ(after[R"(vane_build_info{version=")" VANE_VERSION R"("})"], 1);
+  ASSERT_TRUE(after.count("vane_steering_torn_picks_total"));
+  EXPECT_EQ(after["vane_steering_torn_picks_total"], 0);  // no pick waited ~1 ms for a change
 
   std::string sock = dir.path() + "/state/admin.sock";
   Process w({VANECTL_PATH, "-s", sock, "weight", "www.example.com", "use1", "0"});

@@ -7,7 +7,9 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <thread>
 
 #include "explain.h"
 #include "server.h"
@@ -276,6 +278,77 @@ TEST(Steering, Multivalue_AtMostNAndNeverADownOne) {
   }
   for (size_t i = 0; i < 4; ++i) f.state(i).health = static_cast<uint8_t>(Health::kDown);
   EXPECT_EQ(f.pick().count, 2);  // failing open
+}
+
+// An operator's 255/0 flip moves weight between two endpoints in two
+// stores, made while workers answer. Seen halfway, all weights would be 0,
+// answered as equal: from use3 too, at weight 0 before and after. Made in
+// a StateEdit, no answer is ever from halfway.
+TEST(StateEdit, AFlipMadeWhileAnswering_IsNeverAnsweredHalfway) {
+  StateTable states;
+  RegionMap regions;
+  SteeredRecord rec{};
+  rec.type = 1;
+  rec.policy = Policy::kWeighted;
+  rec.ttl = 60;
+  rec.ep_count = 3;
+  rec.state = states.slot("www./A");
+  std::vector<SteeredEndpoint> eps;
+  for (const char* name : {"use1", "use2", "use3"}) {
+    SteeredEndpoint e{};
+    e.state = states.slot(std::string("www./A/") + name);
+    eps.push_back(e);
+  }
+  states.at(eps[0].state).admin_weight = 255;
+  std::atomic<bool> done{false};
+  std::thread flipper([&] {
+    for (int i = 0; i < 20000; ++i) {
+      StateEdit edit(states);
+      size_t from = i % 2, to = 1 - from;
+      edit.weight("www./A/use" + std::to_string(from + 1), eps[from].state, 0);
+      for (int k = 0; k < 500; ++k) asm volatile("");  // vaned parses the next change meanwhile
+      edit.weight("www./A/use" + std::to_string(to + 1), eps[to].state, 255);
+    }
+    done = true;
+  });
+  uint64_t rng = 1;
+  size_t picks = 0, halfway = 0;
+  while (!done) {
+    Pick p;
+    select(rec, eps, states, regions, Client{}, rng, p);
+    ++picks;
+    halfway += p.count != 1 || p.index[0] == 2;
+  }
+  flipper.join();
+  EXPECT_GT(picks, 0u);
+  // Unless the flipper was stopped mid-way for over a millisecond (as a
+  // loaded machine may), and the pick gave up waiting for it.
+  EXPECT_LE(halfway, states.torn_picks()) << "of " << picks << " answers";
+  // Every edit ended: the record is open to no one.
+  EXPECT_EQ(states.at(rec.state).edits.load() & kEditsOpen, 0u);
+}
+
+// What an edit stages is answered once it is made, all of it at once.
+TEST(StateEdit, StagedChanges_AreAnsweredOncePublished) {
+  Fixture f(Policy::kWeighted, {{255, 0}, {0, 0}});
+  f.rec.state = f.states.slot("www./A");
+  f.eps[0].state = f.states.slot("www./A/use1");
+  f.eps[1].state = f.states.slot("www./A/use2");
+  StateEdit edit(f.states);
+  edit.weight("www./A/use1", f.eps[0].state, 0);
+  edit.weight("www./A/use2", f.eps[1].state, 255);
+  edit.override_state("www./A/use2", f.eps[1].state, Override::kDrain);
+  EXPECT_EQ(f.pick().index[0], 0);
+  edit.publish();
+  EXPECT_EQ(f.pick().index[0], 0);  // use2 drained: weights of the up ones only
+  EXPECT_EQ(f.state(1).admin_weight.load(), 255);
+  EXPECT_EQ(f.state(0).admin_weight.load(), 0);
+  edit.override_state("www./A/use2", f.eps[1].state, Override::kAuto);
+  edit.health("www./A/use1", f.eps[0].state, Health::kDown);
+  EXPECT_EQ(f.pick().index[0], 0);
+  edit.publish();
+  EXPECT_EQ(f.pick().index[0], 1);
+  EXPECT_EQ(f.states.at(f.rec.state).edits.load(), 2u << 8);  // two changes made, none open
 }
 
 TEST(StateTable, SlotsAreStablePerKey) {
