@@ -356,8 +356,10 @@ class Control {
   std::map<std::string, AloneFlips> alone_flips_;
   void journal_alone(const std::string& key, const LocalVerdict& lv, const HeldVerdict* held);
   void write_alone_flips(uint64_t now);
-  // `store`: false when etcd holds the verdict already and only the journal lacks it.
-  void write_verdict(const std::string& key, bool up, const std::string& why, bool was_up, bool store = true);
+  // `store`: false when etcd holds the verdict already and only the journal
+  // lacks it. `entry`: the journal entry, when not the plain verdict's.
+  void write_verdict(const std::string& key, bool up, const std::string& why, bool was_up, bool store = true,
+                     admin::Json entry = {});
   bool write_late_verdict(const std::string& key, LocalVerdict& lv);
   std::vector<admin::StateWriter::Entry> verdict_writes_;  // this round's, until flush_verdicts
   void flush_verdicts();

@@ -306,10 +306,11 @@ Control::LocalVerdict& Control::note_local_verdict(const std::string& key, bool 
   return lv;
 }
 
-void Control::write_verdict(const std::string& key, bool up, const std::string& why, bool was_up, bool store) {
+void Control::write_verdict(const std::string& key, bool up, const std::string& why, bool was_up, bool store,
+                            Json entry) {
   std::vector<admin::StateStore::Change> changes;
   if (store) changes.push_back({key, std::nullopt, std::nullopt, std::string(up ? "up" : "down")});
-  Json j = verdict_entry(key, up, why);
+  Json j = entry.is_null() ? verdict_entry(key, up, why) : std::move(entry);
   j["from"] = was_up ? "up" : "down";
   // A failed write is kept as this node's own verdict and written again
   // once etcd answers (review_local_verdicts); the guarded write journals a
@@ -369,9 +370,7 @@ bool Control::write_late_verdict(const std::string& key, LocalVerdict& lv) {
   bool holds = held != cluster_health_.end() && held->second.up == lv.up;
   if (holds && lv.all_journaled()) return false;
   if (lv.earlier.empty()) {
-    Json j = flip_entry(key, lv.flip());
-    write_verdict(key, lv.up, j["detail"], !lv.up, !holds);
-    if (lv.late) verdict_writes_.back().journal["decided_ms"] = lv.decided_ms;
+    write_verdict(key, lv.up, lv.why, !lv.up, !holds, flip_entry(key, lv.flip()));
     return true;
   }
   const Flip& f = lv.earlier.front();
