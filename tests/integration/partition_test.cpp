@@ -98,6 +98,12 @@ class Partition : public ::testing::Test {
     json c = cluster(n);
     return c.is_object() && c["connected"].get<bool>();
   }
+  // Every node connected, and answering app.example.com from its primary.
+  void all_on_primary() {
+    for (auto& n : nodes_) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
+    for (auto& n : nodes_)
+      ASSERT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000)) << n->name;
+  }
   int weight_of(const Node& n, const std::string& ep) {
     json s = call(n, {{"cmd", "status"}});
     for (const auto& r : s["records"])
@@ -226,9 +232,7 @@ class Partition : public ::testing::Test {
 TEST_F(Partition, NodeCutOffFromEtcd_AnswersFromTheStateItNames_AndCatchesUp) {
   Node& n1 = add_node("n1");
   Node& n2 = add_node("n2");
-  for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
-  for (Node* n : {&n1, &n2})
-    ASSERT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000)) << n->name;
+  ASSERT_NO_FATAL_FAILURE(all_on_primary());
   Prober prober(*this);
 
   auto t0 = Clock::now();
@@ -313,9 +317,7 @@ TEST_F(Partition, NodeCutOffFromEtcd_AnswersFromTheStateItNames_AndCatchesUp) {
 TEST_F(Partition, NodeCutOffFromEtcdAndEndpoint_JournalsTheFlipsItMadeAlone_AsItsOwn) {
   Node& n1 = add_node("n1");
   Node& n2 = add_node("n2");
-  for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
-  for (Node* n : {&n1, &n2})
-    ASSERT_TRUE(eventually([&] { return a(*n, "app.example.com") == "192.0.2.20"; }, 5000)) << n->name;
+  ASSERT_NO_FATAL_FAILURE(all_on_primary());
 
   for (const char* h : {"e0", "e1", "e2", "web"}) lab_.cut("n2", h);
   ASSERT_TRUE(eventually([&] { return !connected(n2); }, 10000)) << n2.vaned->process().output();
