@@ -58,7 +58,8 @@ inline constexpr uint8_t kMaxRttVantages = 8;  // vantages whose RTTs latency_so
 inline constexpr uint8_t kNoVantage = UINT8_MAX;
 
 // Live state of one endpoint: written by the health checker and the admin
-// socket, read by every DNS worker with relaxed loads (fields stand alone).
+// socket, read by every DNS worker with relaxed loads. A change to several
+// fields or endpoints of a record at once goes through a StateEdit.
 struct EndpointState {
   std::atomic<uint8_t> health{static_cast<uint8_t>(Health::kUp)};
   std::atomic<uint8_t> override_state{static_cast<uint8_t>(Override::kAuto)};
