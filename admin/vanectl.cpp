@@ -275,7 +275,7 @@ int main(int argc, char** argv) {
   w->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
   w->add_option("ENDPOINT", endpoint, "endpoint name")->required();
   w->add_option("N", weight, "0..255, or 'config' to return to the config's weight")->required();
-  auto* drain = app.add_subcommand("drain", "take an endpoint out of answers until undrained");
+  auto* drain = app.add_subcommand("drain", "take an endpoint out of answers until undrained (or --for a while)");
   auto* undrain = app.add_subcommand("undrain", "put a drained endpoint back");
   for (auto* sub : {drain, undrain}) {
     sub->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
@@ -285,7 +285,8 @@ int main(int argc, char** argv) {
   force->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
   force->add_option("ENDPOINT", endpoint, "endpoint name")->required();
   force->add_option("STATE", state, "up | down | auto")->required()->check(CLI::IsMember({"up", "down", "auto"}));
-  force->add_option("--for", for_text, "expire by itself after this long (90s, 15m, 2h), across restarts too");
+  for (auto* sub : {drain, force})
+    sub->add_option("--for", for_text, "expire by itself after this long (90s, 15m, 2h), across restarts too");
   for (auto* sub : {w, drain, undrain, force}) sub->add_option("--reason", reason, "why (kept in the journal)");
   std::string at, over;
   int lower_ttl = 0;
@@ -356,7 +357,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (drain->parsed()) req = {{"cmd", "drain"}, {"record", record}, {"endpoint", endpoint}};
+  if (drain->parsed()) {
+    req = {{"cmd", "drain"}, {"record", record}, {"endpoint", endpoint}};
+    if (!for_text.empty()) req["for"] = for_text;
+  }
   if (undrain->parsed()) req = {{"cmd", "undrain"}, {"record", record}, {"endpoint", endpoint}};
   if (force->parsed()) {
     req = {{"cmd", "force"}, {"record", record}, {"endpoint", endpoint}, {"state", state}};

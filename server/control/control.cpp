@@ -95,6 +95,8 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
     bad = check_fields(req, {"record", "endpoint", "weight", "over", "reason"});
   else if (cmd == "force")
     bad = check_fields(req, {"record", "endpoint", "state", "for", "reason"});
+  else if (cmd == "drain")
+    bad = check_fields(req, {"record", "endpoint", "for", "reason"});
   else
     bad = check_fields(req, {"record", "endpoint", "reason"});
   if (!bad) bad = get_string(req, "record", record);
@@ -148,6 +150,8 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
       if (auto e = get_string(req, "state", target)) return reply(admin::error_reply(*e));
       if (target != "up" && target != "down" && target != "auto")
         return reply(admin::error_reply("\"state\" must be up, down or auto"));
+    }
+    if (cmd != "undrain") {  // a drain or a force may end by itself
       if (auto e = get_string(req, "for", for_text, false, 32)) return reply(admin::error_reply(*e));
       if (!for_text.empty()) {
         uint64_t ms = 0;

@@ -125,6 +125,44 @@ TEST_F(AdminVerbs, ForceDownFor_ExpiresByItselfWithBothEndsInTheJournal) {
   EXPECT_EQ(h.back()["endpoint"], "app.example.com./A/primary");
 }
 
+TEST_F(AdminVerbs, DrainFor_EndsByItself_AndAnyOtherChangeCancelsTheClock) {
+  json r = call({{"cmd", "drain"},
+                 {"record", "app.example.com"},
+                 {"endpoint", "primary"},
+                 {"for", "1s"},
+                 {"reason", "maintenance window"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(r["override"], "drain");
+  EXPECT_TRUE(r.contains("until"));
+  EXPECT_EQ(a("app.example.com"), "198.51.100.20");
+  EXPECT_TRUE(eventually([&] { return a("app.example.com") == "192.0.2.20"; }, 5000));
+  json h = history();
+  ASSERT_GE(h.size(), 2u);
+  EXPECT_EQ(h[h.size() - 2]["action"], "drain");
+  EXPECT_EQ(h[h.size() - 2]["reason"], "maintenance window");
+  EXPECT_TRUE(h[h.size() - 2].contains("until"));
+  EXPECT_EQ(h.back()["action"], "expire");
+  EXPECT_EQ(h.back()["was"], "drain");
+
+  // Drained for a while, then forced down with no clock: the drain's clock
+  // does not end the new override.
+  call({{"cmd", "drain"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"for", "1s"}});
+  r = call({{"cmd", "force"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"state", "down"}});
+  EXPECT_FALSE(r.contains("until")) << r.dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  EXPECT_EQ(a("app.example.com"), "198.51.100.20");
+  EXPECT_EQ(history().back()["action"], "force");
+
+  for (const json& bad :
+       {json{{"cmd", "drain"}, {"record", "app.example.com"}, {"endpoint", "standby"}, {"for", "0s"}},
+        json{{"cmd", "drain"}, {"record", "app.example.com"}, {"endpoint", "standby"}, {"for", "soon"}},
+        json{{"cmd", "undrain"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"for", "1m"}}}) {
+    json b = call(bad);
+    EXPECT_FALSE(b["ok"].get<bool>()) << bad.dump();
+    EXPECT_TRUE(b.contains("error")) << b.dump();
+  }
+}
+
 TEST_F(AdminVerbs, ForceDownFor_ExpiryHoldsAcrossRestarts) {
   call({{"cmd", "force"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"state", "down"}, {"for", "2s"}});
   restart(SIGKILL);
@@ -208,7 +246,8 @@ TEST_F(AdminVerbs, Vanectl_VerbsTablesAndExitCodes) {
   EXPECT_NE(out.find("monthly drill"), std::string::npos) << out;
   ASSERT_EQ(run({"history", "--json"}, out), 0);
   EXPECT_EQ(json::parse(out)["entries"].size(), 2u);
-  ASSERT_EQ(run({"drain", "app.example.com", "standby"}, out), 0);
+  ASSERT_EQ(run({"drain", "app.example.com", "standby", "--for", "2h", "--reason", "maintenance window"}, out), 0);
+  EXPECT_NE(out.find("(override drain) until"), std::string::npos) << out;
   ASSERT_EQ(run({"undrain", "app.example.com", "standby"}, out), 0);
   EXPECT_EQ(run({"weight", "www.example.com", "nope", "1"}, out), 1);
   EXPECT_NE(out.find("endpoints: use1, use2, use3"), std::string::npos) << out;
