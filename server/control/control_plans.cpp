@@ -118,6 +118,7 @@ void Control::run_plans(uint64_t now) {
   // (100 000 steered records would keep a core busy).
   const auto& ttl_of = drill_ttls();
   bool write = decides();
+  zones::StateEdit ramps(srv_.states());  // two ramps of one record move together
   for (const auto& [id, p] : std::map<std::string, Json>(plans_)) {
     if (plan_writing_.count(id)) continue;
     std::string key = get_str(p, "endpoint");
@@ -126,10 +127,12 @@ void Control::run_plans(uint64_t now) {
       int from = get_int(p, "from"), to = get_int(p, "to");
       double f = now >= end ? 1.0 : now <= start ? 0.0 : double(now - start) / double(end - start);
       int w = int(std::lround(from + (to - from) * f));
-      if (uint32_t slot = srv_.states().find(key); slot != UINT32_MAX)
-        srv_.states().at(slot).admin_weight.store(static_cast<int16_t>(std::clamp(w, 0, 255)),
-                                                  std::memory_order_relaxed);
+      auto weight = static_cast<int16_t>(std::clamp(w, 0, 255));
+      if (uint32_t slot = srv_.states().find(key);
+          slot != UINT32_MAX && srv_.states().at(slot).admin_weight.load(std::memory_order_relaxed) != weight)
+        ramps.weight(key, slot, weight);
       if (now >= end && write) {
+        ramps.publish();  // before the end is written: it may be applied at once
         admin::StateStore::Change c{key, std::optional<int>{to}, std::nullopt, std::nullopt};
         admin::StateStore::Change done{id, std::nullopt, std::nullopt, std::nullopt};
         done.plan = std::optional<Json>{};
