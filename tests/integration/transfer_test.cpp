@@ -620,6 +620,94 @@ TEST_F(Secondary, WrongKey_NothingServed_OversizedTransferRefusedWhole) {
   EXPECT_GE(metric(http_port(vaned_->process()), "vane_transfers_in_total{kind=\"axfr\",result=\"failed\"}"), 1);
 }
 
+// vane as a secondary of a real NSD, with TSIG. NSD 4.6 keeps no IXFR
+// history, so it answers vane's IXFR with the whole zone (RFC 1995 §4, "IXFR
+// as AXFR"): a change to its zone file, reloaded by SIGHUP, reaches vane by
+// NOTIFY and is served whole; a name the change removed is gone.
+TEST(SecondaryOfNsd, FollowsItsNotify_AnIxfrAnsweredWholeReplacesTheCopy) {
+  if (access(kNsd, X_OK) != 0) GTEST_FAIL() << "nsd not installed (apt-get install nsd)";
+  TempDir dir;
+  const std::string d = dir.path(), key = secret();
+  uint16_t nsd_port = stable_port(), vane_port = stable_port();
+  mkdir((d + "/nsd").c_str(), 0700);
+  auto zone = [&](int serial, const std::string& extra) {
+    dir.write("nsd/example.net.zone", "$ORIGIN example.net.\n$TTL 300\n@ IN SOA ns1 hostmaster " +
+                                          std::to_string(serial) +
+                                          " 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\n" + extra);
+  };
+  zone(1, "www IN A 192.0.2.80\nold IN TXT \"goes\"\n");
+  dir.write("nsd/nsd.conf", "server:\n  ip-address: 127.0.0.1@" + std::to_string(nsd_port) +
+                                "\n  username: \"\"\n  database: \"\"\n  zonesdir: \"" + d + "/nsd\"\n  pidfile: \"" +
+                                d + "/nsd/nsd.pid\"\n  xfrdfile: \"" + d + "/nsd/xfrd.state\"\n  zonelistfile: \"" + d +
+                                "/nsd/zone.list\"\n  logfile: \"" + d +
+                                "/nsd/nsd.log\"\n  verbosity: 2\n"
+                                "remote-control:\n  control-enable: no\n"
+                                "key:\n  name: xfr\n  algorithm: hmac-sha256\n  secret: \"" +
+                                key +
+                                "\"\nzone:\n  name: example.net\n  zonefile: example.net.zone\n"
+                                "  provide-xfr: 127.0.0.1 xfr\n  notify: 127.0.0.1@" +
+                                std::to_string(vane_port) + " xfr\n");
+  Process nsd({kNsd, "-d", "-c", d + "/nsd/nsd.conf"});
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = ask(nsd_port, "example.net", "SOA");
+        return r && r->rcode == "NOERROR";
+      },
+      10000))
+      << nsd.output() << slurp(d + "/nsd/nsd.log");
+
+  dir.write("k.secret", key + "\n");
+  Vaned v(dir, "listen: [\"127.0.0.1:" + std::to_string(vane_port) +
+                   "\"]\nthreads: 1\nhttp: { listen: \"127.0.0.1:0\" }\n"
+                   "tsig: { xfr: { secret_file: k.secret } }\nzones:\n"
+                   "  - { name: example.net, primary: { servers: [\"127.0.0.1:" +
+                   std::to_string(nsd_port) +
+                   "\"], key: xfr } }\n"
+                   "records:\n  - name: app.example.net\n    type: A\n    policy: failover\n    endpoints:\n"
+                   "      - { name: a, address: 198.51.100.1, priority: 1 }\n"
+                   "      - { name: b, address: 198.51.100.2, priority: 2 }\n");
+  auto answer = [&](const std::string& name, const std::string& type) {
+    auto r = ask(vane_port, name, type);
+    return r ? r->rcode + " " + (r->answer.empty() ? std::string("-") : r->answer[0]) : std::string("<timeout>");
+  };
+  ASSERT_TRUE(eventually(
+      [&] { return answer("www.example.net", "A") == "NOERROR www.example.net. 300 IN A 192.0.2.80"; }, 10000))
+      << v.process().output();
+  EXPECT_TRUE(v.process().wait_for_output("AXFR from 127.0.0.1:" + std::to_string(nsd_port) + ": serial 1", 2000))
+      << v.process().output();
+  auto r = ask(vane_port, "www.example.net", "A");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->aa);
+  EXPECT_TRUE(r->authority.empty());
+  EXPECT_TRUE(r->additional.empty());
+  EXPECT_EQ(answer("old.example.net", "TXT"), "NOERROR old.example.net. 300 IN TXT \"goes\"");
+  EXPECT_EQ(answer("app.example.net", "A"), "NOERROR app.example.net. 60 IN A 198.51.100.1");
+
+  // A change on NSD: a name added, one changed, one removed, the serial up.
+  zone(2, "www IN A 192.0.2.81\nnew IN A 192.0.2.77\n");
+  nsd.signal(SIGHUP);
+  ASSERT_TRUE(eventually(
+      [&] { return answer("new.example.net", "A") == "NOERROR new.example.net. 300 IN A 192.0.2.77"; }, 10000))
+      << v.process().output() << slurp(d + "/nsd/nsd.log");
+  EXPECT_EQ(answer("www.example.net", "A"), "NOERROR www.example.net. 300 IN A 192.0.2.81");
+  r = ask(vane_port, "old.example.net", "TXT");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rcode, "NXDOMAIN");
+  ASSERT_EQ(r->authority.size(), 1u);
+  EXPECT_EQ(r->authority[0].rfind("example.net. 60 IN SOA ns1.example.net. hostmaster.example.net. 2 ", 0), 0u)
+      << r->authority[0];
+  const std::string out = v.process().output();
+  EXPECT_NE(out.find("NOTIFY from its primary"), std::string::npos) << out;
+  EXPECT_NE(out.find("IXFR as AXFR from 127.0.0.1:" + std::to_string(nsd_port) + ": serial 2"), std::string::npos)
+      << out;
+  // Steering on top of the transferred zone still answers and obeys.
+  std::string ctl;
+  EXPECT_EQ(run_ctl(VANECTL_PATH, d + "/state/admin.sock", {"drain", "app.example.net", "a"}, ctl), 0) << ctl;
+  EXPECT_EQ(answer("app.example.net", "A"), "NOERROR app.example.net. 60 IN A 198.51.100.2");
+  nsd.signal(SIGTERM);
+  nsd.wait(10000);
+}
+
 // A secondary zone removed by a reload while its refresh is under way: a
 // `vanectl zone retransfer` waiting for the next refresh is answered at
 // once (before, it waited for an answer that never came), and the zone
