@@ -15,7 +15,6 @@ namespace {
 constexpr int64_t kNodeLeaseTtlS = 5;
 constexpr uint64_t kConnectedWithinMs = 3000;
 constexpr uint64_t kWatchSilentMs = 3000;  // a watch silent that long after this node's heartbeat is stuck
-constexpr size_t kMaxTxnOps = 100;  // etcd's --max-txn-ops defaults to 128
 
 uint64_t steady_ms() {
   return static_cast<uint64_t>(
@@ -506,7 +505,7 @@ std::optional<std::string> ClusterStore::seed(EtcdClient& etcd) {
   };
   auto add = [&](const std::string& suffix, const std::string& value) -> std::optional<std::string> {
     batch.push_back(put_op(full(suffix), value));
-    return batch.size() >= kMaxTxnOps ? flush() : std::nullopt;
+    return batch.size() >= ClusterStore::kMaxTxnOps ? flush() : std::nullopt;
   };
   for (const auto& [k, w] : weights)
     if (auto e = add("w/" + k, std::to_string(w))) return e;

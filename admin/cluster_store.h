@@ -44,6 +44,7 @@ struct ClusterEvent {
 
 class ClusterStore final : public StateWriter {
  public:
+  static constexpr size_t kMaxTxnOps = 100;  // per etcd transaction; etcd's --max-txn-ops defaults to 128
   // `apply` runs on the main loop with each batch of changes; `full` when
   // the batch is the whole cluster state (a (re)connect): keys absent from
   // it are gone.

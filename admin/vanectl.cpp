@@ -171,6 +171,22 @@ void print_change(const json& r) {
          r.contains("until") ? (" until " + str(r["until"])).c_str() : "", str(r["seq"]).c_str());
 }
 
+void print_region_change(const json& r, const char* done) {
+  if (r["changed"].empty()) {
+    printf("region %s: every endpoint (%zu) already %s; nothing written\n", str(r["region"]).c_str(),
+           r["unchanged"].size(), done);
+    return;
+  }
+  printf("%s %zu endpoints of region %s%s%s — journal #%s\n", done, r["changed"].size(), str(r["region"]).c_str(),
+         r.contains("zone") ? (" in " + str(r["zone"])).c_str() : "",
+         r.contains("until") ? (" until " + str(r["until"])).c_str() : "", str(r["seq"]).c_str());
+  for (const auto& k : r["changed"]) printf("  %s\n", str(k).c_str());
+  if (!r["unchanged"].empty()) printf("%zu already %s, left as they were\n", r["unchanged"].size(), done);
+  for (const auto& k : r.value("no_endpoint_up", json::array()))
+    printf("warning: %s has no endpoint up: it answers from all of them (fails open), or NODATA with fail_closed\n",
+           str(k).c_str());
+}
+
 void print_explain(const json& r) {
   printf("%s %s, policy %s, client %s\n", str(r["record"]).c_str(), str(r["type"]).c_str(), str(r["policy"]).c_str(),
          str(r["client"]).c_str());
@@ -205,6 +221,9 @@ void print_history(const json& r) {
     std::string to = e.contains("to") ? str(e["to"]) : "";
     if (e.contains("until")) to += " until " + str(e["until"]);
     std::string endpoint = e.contains("endpoint") ? str(e["endpoint"]) : "";
+    if (e.contains("region"))  // drain|undrain --region: the region and how many endpoints
+      endpoint = "region " + str(e["region"]) + (e.contains("zone") ? " in " + str(e["zone"]) : "") + " (" +
+                 str(e["count"]) + " endpoints)";
     if (e.contains("record")) {  // hold / failback: a record and the endpoints held back
       endpoint = str(e["record"]);
       if (e.contains("endpoints")) {
@@ -277,9 +296,12 @@ int main(int argc, char** argv) {
   w->add_option("N", weight, "0..255, or 'config' to return to the config's weight")->required();
   auto* drain = app.add_subcommand("drain", "take an endpoint out of answers until undrained (or --for a while)");
   auto* undrain = app.add_subcommand("undrain", "put a drained endpoint back");
+  std::string region, region_zone;
   for (auto* sub : {drain, undrain}) {
-    sub->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
-    sub->add_option("ENDPOINT", endpoint, "endpoint name")->required();
+    sub->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types");
+    sub->add_option("ENDPOINT", endpoint, "endpoint name");
+    sub->add_option("--region", region, "every endpoint of this region instead, in every record (one change)");
+    sub->add_option("--zone", region_zone, "with --region: in this zone's records only");
   }
   auto* force = app.add_subcommand("force", "force an endpoint up or down (auto: follow health again)");
   force->add_option("RECORD", record, "owner name, with /TYPE when it has several steered types")->required();
@@ -357,11 +379,23 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (drain->parsed()) {
-    req = {{"cmd", "drain"}, {"record", record}, {"endpoint", endpoint}};
-    if (!for_text.empty()) req["for"] = for_text;
+  for (auto* sub : {drain, undrain}) {
+    if (!sub->parsed()) continue;
+    if (region.empty() == (record.empty() || endpoint.empty()) || (!region.empty() && !record.empty()) ||
+        (!region_zone.empty() && region.empty())) {
+      fprintf(stderr, "vanectl: %s takes RECORD ENDPOINT, or --region REGION [--zone ZONE]\n", sub->get_name().c_str());
+      return 2;
+    }
+    req = {{"cmd", sub->get_name()}};
+    if (region.empty()) {
+      req["record"] = record;
+      req["endpoint"] = endpoint;
+    } else {
+      req["region"] = region;
+      if (!region_zone.empty()) req["zone"] = region_zone;
+    }
+    if (sub == drain && !for_text.empty()) req["for"] = for_text;
   }
-  if (undrain->parsed()) req = {{"cmd", "undrain"}, {"record", record}, {"endpoint", endpoint}};
   if (force->parsed()) {
     req = {{"cmd", "force"}, {"record", record}, {"endpoint", endpoint}, {"state", state}};
     if (!for_text.empty()) req["for"] = for_text;
@@ -439,6 +473,8 @@ int main(int argc, char** argv) {
     printf("%s: ramping from %s to %s over %s, until %s — journal #%s\n", str(answer["endpoint"]).c_str(),
            str(answer["from"]).c_str(), str(answer["to"]).c_str(), str(answer["over"]).c_str(),
            str(answer["until"]).c_str(), str(answer["seq"]).c_str());
+  else if (answer.contains("region"))
+    print_region_change(answer, drain->parsed() ? "drained" : "undrained");
   else if (w->parsed() || drain->parsed() || undrain->parsed() || force->parsed())
     print_change(answer);
   if (drill_list->parsed()) print_drills(answer["drills"]);

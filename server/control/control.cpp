@@ -89,6 +89,7 @@ Control::~Control() {
 
 void Control::change(const Json& req, const admin::Peer& peer, admin::Reply reply) {
   const std::string cmd = req["cmd"].get<std::string>();
+  if ((cmd == "drain" || cmd == "undrain") && req.contains("region")) return change_region(req, peer, reply);
   std::string record, endpoint, reason, state, for_text;
   std::optional<std::string> bad;
   if (cmd == "weight")
@@ -218,6 +219,153 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
                             {"up", zones::endpoint_up(s)},
                             {"seq", seq}};
                    if (until) out["until"] = admin::format_time(until);
+                   reply(out);
+                 });
+}
+
+// `drain|undrain --region R [--zone Z]`: evacuate a region (or bring it
+// back) across every record at once — one durable change, one journal
+// entry, answered whole (a StateEdit). An endpoint already in the state
+// asked for is left as it is; a drain replaces any other override, as a
+// drain of one endpoint does, and undrain touches drained endpoints only.
+void Control::change_region(const Json& req, const admin::Peer& peer, admin::Reply reply) {
+  const std::string cmd = req["cmd"].get<std::string>();
+  std::string region, zone_name, reason, for_text;
+  if (req.contains("record") || req.contains("endpoint"))
+    return reply(admin::error_reply("\"region\" takes the place of \"record\" and \"endpoint\""));
+  std::optional<std::string> bad = cmd == "drain" ? check_fields(req, {"region", "zone", "for", "reason"})
+                                                  : check_fields(req, {"region", "zone", "reason"});
+  if (!bad) bad = get_string(req, "region", region);
+  if (!bad) bad = get_string(req, "zone", zone_name, false);
+  if (!bad) bad = get_string(req, "reason", reason, false, 500);
+  if (!bad) bad = get_string(req, "for", for_text, false, 32);
+  if (bad) return reply(admin::error_reply(*bad));
+  uint64_t until = 0;
+  if (!for_text.empty()) {
+    uint64_t ms = 0;
+    if (!parse_duration_ms(for_text, ms) || ms == 0 || ms > 366ULL * 86400 * 1000)
+      return reply(admin::error_reply("\"for\" must be a duration like 90s, 15m or 2h (at most a year)"));
+    until = admin::now_ms() + ms;
+  }
+  auto snap = srv_.snapshot();
+  const zones::RegionMap& regions = snap->regions;
+  uint16_t id = regions.find(region);
+  if (id == zones::kNoRegion) {
+    std::string list;
+    for (size_t i = 0; i < regions.size(); ++i) list += (list.empty() ? "" : ", ") + regions.name(uint16_t(i));
+    return reply(admin::error_reply(
+        "no region '" + region + "'" + (list.empty() ? "; no endpoint names a region" : "; regions: " + list),
+        "not_found"));
+  }
+  const zones::Zone* only = nullptr;
+  if (!zone_name.empty()) {
+    std::string want = dns::canonical_text(zone_name);
+    for (const auto& z : snap->zones())
+      if (dns::canonical_text(z->origin_text()) == want) only = z.get();
+    if (!only) return reply(admin::error_reply("zone " + want + " is not served here", "not_found"));
+  }
+  const Override target = cmd == "drain" ? Override::kDrain : Override::kAuto;
+  std::vector<admin::StateStore::Change> changes;
+  std::vector<std::pair<std::string, uint32_t>> moved;  // key, slot
+  std::vector<std::string> ramps_ended;
+  std::set<std::string> records;
+  Json unchanged = Json::array();
+  size_t in_region = 0;
+  const std::optional<admin::Override> stored =
+      target == Override::kDrain ? std::optional<admin::Override>{admin::Override{"drain", until, reason, peer.uid,
+                                                                                  admin::now_ms(), peer.token}}
+                                 : std::nullopt;
+  for (const auto& z : snap->zones()) {
+    if (only && z.get() != only) continue;
+    for (const auto& r : z->steered_records()) {
+      const auto& info = z->info(r);
+      auto eps = z->endpoints(r);
+      for (size_t i = 0; i < eps.size(); ++i) {
+        if (eps[i].region != id) continue;
+        ++in_region;
+        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
+        auto& s = srv_.states().at(eps[i].state);
+        auto current = static_cast<Override>(s.override_state.load());
+        if (target == Override::kDrain ? current == Override::kDrain : current != Override::kDrain) {
+          unchanged.push_back(key);
+          continue;
+        }
+        admin::StateStore::Change c{key, std::nullopt, std::optional<std::optional<admin::Override>>{stored},
+                                    std::nullopt};
+        if (std::string ramp_id = "ramp/" + key; plans_.count(ramp_id)) {  // ended, as by any change
+          c.weight = std::optional<int>{zones::effective_weight(s, eps[i])};
+          admin::StateStore::Change gone{ramp_id, std::nullopt, std::nullopt, std::nullopt};
+          gone.plan = std::optional<Json>{};
+          changes.push_back(std::move(gone));
+          ramps_ended.push_back(ramp_id);
+        }
+        changes.push_back(std::move(c));
+        moved.emplace_back(key, eps[i].state);
+        records.insert(zones::record_key(info.name, r.type));
+      }
+    }
+  }
+  if (!in_region)
+    return reply(admin::error_reply("no endpoint in region '" + region + "'" + (only ? " in zone " + zone_name : ""),
+                                    "not_found"));
+  Json out{{"ok", true}, {"region", region}, {"unchanged", unchanged}};
+  if (only) out["zone"] = dns::canonical_text(zone_name);
+  if (moved.empty()) {
+    out["changed"] = Json::array();
+    out["seq"] = 0;
+    return reply(out);
+  }
+  // In a cluster the change is one etcd transaction: each key written,
+  // guarded and read back, plus a mark per record and the journal.
+  size_t keys = 0;
+  for (const auto& c : changes) keys += bool(c.weight) + bool(c.override_state) + bool(c.plan);
+  if (cluster_ && keys + records.size() + 1 > admin::ClusterStore::kMaxTxnOps)
+    return reply(admin::error_reply(std::to_string(moved.size()) + " endpoints in " + std::to_string(records.size()) +
+                                    " records are more than one etcd transaction holds; name a zone (\"zone\") to " +
+                                    cmd + " fewer at once"));
+  Json journal{{"action", cmd}, {"region", region}, {"count", moved.size()}};
+  if (only) journal["zone"] = out["zone"];
+  Json listed = Json::array();
+  for (const auto& m : moved)
+    if (listed.size() < 50) listed.push_back(m.first);
+  journal["endpoints"] = listed;
+  journal["to"] = cmd == "drain" ? "drain" : "auto";
+  if (until) journal["until"] = admin::format_time(until);
+  if (!reason.empty()) journal["reason"] = reason;
+  peer.stamp(journal);
+  writer_.commit(std::move(changes), journal,
+                 [this, reply, out, moved, ramps_ended, records, target, stored, until, cmd, region, peer](
+                     std::optional<Error> err, uint64_t seq) mutable {
+                   if (err) return reply(admin::error_reply(err->to_string(), "unavailable"));
+                   for (const auto& id : ramps_ended) plans_.erase(id);
+                   {
+                     zones::StateEdit edit(srv_.states());  // the whole region at once
+                     for (const auto& [key, slot] : moved) {
+                       edit.override_state(key, slot, target);
+                       if (until && stored)
+                         expiries_[key] = *stored;
+                       else
+                         expiries_.erase(key);
+                     }
+                   }
+                   admin_changes_[cmd] += moved.size();
+                   VANE_INFO("admin: %s of region %s: %zu endpoints by %s", cmd.c_str(), region.c_str(), moved.size(),
+                             peer.describe().c_str());
+                   Json changed = Json::array(), dark = Json::array();
+                   for (const auto& m : moved) changed.push_back(m.first);
+                   auto snap = srv_.snapshot();
+                   for (const auto& z : snap->zones())
+                     for (const auto& r : z->steered_records()) {
+                       std::string key = zones::record_key(z->info(r).name, r.type);
+                       if (!records.count(key)) continue;
+                       bool any = false;
+                       for (const auto& e : z->endpoints(r)) any |= zones::endpoint_up(srv_.states().at(e.state));
+                       if (!any) dark.push_back(key);
+                     }
+                   out["changed"] = changed;
+                   out["no_endpoint_up"] = dark;  // they fail open (or answer NODATA with fail_closed)
+                   if (until) out["until"] = admin::format_time(until);
+                   out["seq"] = seq;
                    reply(out);
                  });
 }
@@ -400,6 +548,9 @@ std::optional<std::string> Control::zone_of(const Json& req) const {
   };
   std::string cmd = text(req, "cmd"), record = text(req, "record");
   if (cmd == "zone") return text(req, "zone").empty() ? std::nullopt : std::optional(dns::canonical_text(text(req, "zone")));
+  if ((cmd == "drain" || cmd == "undrain") && req.contains("region"))  // a region's endpoints, in one zone or all
+    return text(req, "zone").empty() ? std::optional<std::string>("every zone (name one with \"zone\")")
+                                     : std::optional(dns::canonical_text(text(req, "zone")));
   if (cmd == "drill" && text(req, "action") == "cancel") {
     auto id = req.find("id");
     if (id == req.end() || !id->is_number_unsigned()) return std::nullopt;

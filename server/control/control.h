@@ -106,6 +106,8 @@ class Control {
  private:
   admin::Json status(const std::string& filter = "");  // a zone or a record, or everything
   void change(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
+  // drain|undrain with "region": every endpoint of that region, one change.
+  void change_region(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
   admin::Json explain(const admin::Json& req);
   admin::Json history(const admin::Json& req);
   void dnssec(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);

@@ -33,6 +33,8 @@ Json schema(const Body& b) {
 
 const Json kRecord = str("the steered record: its owner name, with /TYPE when it has several steered types");
 const Json kEndpoint = str("the endpoint's name in the record");
+const Json kRegion = str("instead of record and endpoint: every endpoint of this region, in every record, as one change");
+const Json kRegionZone = str("with region: only the records of this zone");
 const Json kReason = {{"type", "string"}, {"maxLength", 500}, {"description", "why; kept in the journal"}};
 
 struct Op {
@@ -70,14 +72,17 @@ std::vector<Op> ops() {
          {"over", str("ramp over a duration like 10m instead of at once")}, {"reason", kReason}},
         {"record", "endpoint", "weight"}, {{"record", "www.example.com"}, {"endpoint", "use2"}, {"weight", 0}}},
        {}, {404, 503}},
-      {"drain", "Take an endpoint out of answers until undrained, or for a while", "write or write:ZONE", false,
-       {{{"record", kRecord}, {"endpoint", kEndpoint}, {"for", str("expire after a duration like 15m")},
-         {"reason", kReason}},
-        {"record", "endpoint"},
+      {"drain", "Take an endpoint, or a region's every endpoint, out of answers until undrained, or for a while",
+       "write or write:ZONE (a region: write, or write:ZONE with its zone)", false,
+       {{{"record", kRecord}, {"endpoint", kEndpoint}, {"region", kRegion}, {"zone", kRegionZone},
+         {"for", str("expire after a duration like 15m")}, {"reason", kReason}},
+        {},
         {{"record", "app.example.com"}, {"endpoint", "standby"}, {"reason", "walking the API"}}},
        {}, {404, 503}},
-      {"undrain", "Put a drained endpoint back", "write or write:ZONE", false,
-       {{{"record", kRecord}, {"endpoint", kEndpoint}, {"reason", kReason}}, {"record", "endpoint"},
+      {"undrain", "Put a drained endpoint back, or a region's drained endpoints",
+       "write or write:ZONE (a region: write, or write:ZONE with its zone)", false,
+       {{{"record", kRecord}, {"endpoint", kEndpoint}, {"region", kRegion}, {"zone", kRegionZone}, {"reason", kReason}},
+        {},
         {{"record", "app.example.com"}, {"endpoint", "standby"}}},
        {}, {404, 503}},
       {"force", "Force an endpoint up or down, or back to its health (auto)", "write or write:ZONE", false,

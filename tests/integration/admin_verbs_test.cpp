@@ -190,6 +190,124 @@ TEST_F(AdminVerbs, ForceUpAndAuto) {
   EXPECT_FALSE(bad["ok"].get<bool>());
 }
 
+// drain|undrain --region: evacuate a region across every record and zone
+// (or one zone) in one change, and bring it back; it survives kill -9, a
+// `for` ends it, and the reply names records left with nothing up.
+TEST(AdminRegion, DrainARegion_EveryRecordMovesAtOnce_UndrainBringsItBack) {
+  TempDir dir;
+  dir.write("example.com.zone", kExampleZone);
+  dir.write("example.net.zone",
+            "$ORIGIN example.net.\n$TTL 300\n@ IN SOA ns1 h 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\n");
+  const std::string cfg =
+      "listen: [\"127.0.0.1:0\"]\nthreads: 1\n"
+      "zones: [{ name: example.com, file: example.com.zone }, { name: example.net, file: example.net.zone }]\n"
+      "records:\n"
+      "  - name: www.example.com\n    type: A\n    policy: weighted\n    endpoints:\n"
+      "      - { name: use1, address: 192.0.2.10, weight: 255, region: us-east-1 }\n"
+      "      - { name: usw2, address: 198.51.100.10, weight: 0, region: us-west-2 }\n"
+      "  - name: app.example.com\n    type: A\n    policy: failover\n    endpoints:\n"
+      "      - { name: primary, address: 192.0.2.20, priority: 1, region: us-east-1 }\n"
+      "      - { name: standby, address: 198.51.100.20, priority: 2, region: us-west-2 }\n"
+      "  - name: api.example.net\n    type: A\n    policy: failover\n    endpoints:\n"
+      "      - { name: east, address: 192.0.2.30, priority: 1, region: us-east-1 }\n"
+      "      - { name: west, address: 198.51.100.30, priority: 2, region: us-west-2 }\n";
+  auto v = std::make_unique<Vaned>(dir, cfg);
+  const std::string sock = dir.path() + "/state/admin.sock";
+  auto call = [&](const json& req) {
+    auto r = admin::call(sock, req, 10000);
+    return r ? *r : json{{"ok", false}, {"error", r.error().to_string()}};
+  };
+  auto a = [&](const std::string& name) {
+    auto r = query("127.0.0.1", v->port(), name, "A");
+    return r && r->answer.size() == 1 ? r->answer[0].substr(r->answer[0].rfind(' ') + 1) : "<none>";
+  };
+  auto answers = [&] { return a("www.example.com") + " " + a("app.example.com") + " " + a("api.example.net"); };
+  const std::string east = "192.0.2.10 192.0.2.20 192.0.2.30", west = "198.51.100.10 198.51.100.20 198.51.100.30";
+  ASSERT_EQ(answers(), east);
+
+  // The whole region, every zone: one change, one journal entry.
+  json r = call({{"cmd", "drain"}, {"region", "us-east-1"}, {"reason", "INC-9: evacuate us-east-1"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(r["changed"],
+            json::array({"www.example.com./A/use1", "app.example.com./A/primary", "api.example.net./A/east"}));
+  EXPECT_TRUE(r["unchanged"].empty());
+  EXPECT_TRUE(r["no_endpoint_up"].empty());
+  EXPECT_EQ(answers(), west);
+  json h = call({{"cmd", "history"}, {"limit", 5}})["entries"];
+  ASSERT_EQ(h.size(), 1u) << h.dump();
+  EXPECT_EQ(h[0]["action"], "drain");
+  EXPECT_EQ(h[0]["region"], "us-east-1");
+  EXPECT_EQ(h[0]["count"], 3);
+  EXPECT_EQ(h[0]["reason"], "INC-9: evacuate us-east-1");
+  // Acknowledged, so it survives kill -9.
+  v->process().signal(SIGKILL);
+  v->process().wait(10000);
+  v = std::make_unique<Vaned>(dir, cfg);
+  EXPECT_EQ(answers(), west);
+  // Again: nothing to do, nothing written.
+  r = call({{"cmd", "drain"}, {"region", "us-east-1"}});
+  EXPECT_TRUE(r["changed"].empty()) << r.dump();
+  EXPECT_EQ(r["unchanged"].size(), 3u);
+  EXPECT_EQ(r["seq"], 0);
+
+  // Back, one zone first: the other zone's endpoints stay drained.
+  r = call({{"cmd", "undrain"}, {"region", "us-east-1"}, {"zone", "example.net"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(r["changed"], json::array({"api.example.net./A/east"}));
+  EXPECT_EQ(answers(), "198.51.100.10 198.51.100.20 192.0.2.30");
+  // Undrain touches drained endpoints only: one forced down stays down.
+  call({{"cmd", "force"}, {"record", "api.example.net"}, {"endpoint", "east"}, {"state", "down"}});
+  r = call({{"cmd", "undrain"}, {"region", "us-east-1"}});
+  EXPECT_EQ(r["changed"], json::array({"www.example.com./A/use1", "app.example.com./A/primary"}));
+  EXPECT_EQ(r["unchanged"], json::array({"api.example.net./A/east"}));
+  EXPECT_EQ(answers(), "192.0.2.10 192.0.2.20 198.51.100.30");
+  call({{"cmd", "force"}, {"record", "api.example.net"}, {"endpoint", "east"}, {"state", "auto"}});
+
+  // For a while: it ends by itself, each endpoint's end in the journal.
+  r = call({{"cmd", "drain"}, {"region", "us-east-1"}, {"for", "1s"}});
+  ASSERT_TRUE(r.contains("until")) << r.dump();
+  EXPECT_EQ(answers(), west);
+  EXPECT_TRUE(eventually([&] { return answers() == east; }, 5000)) << answers();
+  h = call({{"cmd", "history"}, {"limit", 3}})["entries"];
+  for (const auto& e : h) EXPECT_EQ(e["action"], "expire") << e;
+
+  // Both regions of a record drained: the reply says it has nothing up.
+  call({{"cmd", "drain"}, {"region", "us-west-2"}, {"zone", "example.net"}});
+  r = call({{"cmd", "drain"}, {"region", "us-east-1"}, {"zone", "example.net."}});
+  EXPECT_EQ(r["no_endpoint_up"], json::array({"api.example.net./A"})) << r.dump();
+  call({{"cmd", "undrain"}, {"region", "us-west-2"}});
+  call({{"cmd", "undrain"}, {"region", "us-east-1"}});
+  EXPECT_EQ(answers(), east);
+
+  // Mistakes: clear errors, nothing changed.
+  for (const auto& [req, error] : std::vector<std::pair<json, std::string>>{
+           {{{"cmd", "drain"}, {"region", "mars"}}, "no region 'mars'; regions: us-east-1, us-west-2"},
+           {{{"cmd", "drain"}, {"region", "us-east-1"}, {"zone", "example.org"}},
+            "zone example.org. is not served here"},
+           {{{"cmd", "drain"}, {"region", "us-east-1"}, {"record", "www.example.com"}},
+            "\"region\" takes the place of \"record\" and \"endpoint\""},
+           {{{"cmd", "drain"}, {"region", "us-east-1"}, {"for", "forever"}}, "\"for\" must be a duration"},
+           {{{"cmd", "undrain"}, {"region", "us-east-1"}, {"for", "1m"}}, "unknown field 'for' for undrain"},
+           {{{"cmd", "drain"}, {"region", 7}}, "\"region\" must be a string"}}) {
+    json b = call(req);
+    EXPECT_FALSE(b["ok"].get<bool>()) << req.dump();
+    EXPECT_NE(b["error"].get<std::string>().find(error), std::string::npos) << b.dump();
+  }
+  EXPECT_EQ(answers(), east);
+
+  // vanectl.
+  std::string out;
+  ASSERT_EQ(run_ctl(VANECTL_PATH, sock, {"drain", "--region", "us-east-1", "--reason", "drill"}, out), 0) << out;
+  EXPECT_NE(out.find("drained 3 endpoints of region us-east-1 — journal #"), std::string::npos) << out;
+  EXPECT_NE(out.find("  app.example.com./A/primary"), std::string::npos) << out;
+  ASSERT_EQ(run_ctl(VANECTL_PATH, sock, {"history", "--limit", "1"}, out), 0) << out;
+  EXPECT_NE(out.find("region us-east-1 (3 endpoints)"), std::string::npos) << out;
+  ASSERT_EQ(run_ctl(VANECTL_PATH, sock, {"undrain", "--region", "us-east-1", "--zone", "example.com"}, out), 0) << out;
+  EXPECT_NE(out.find("undrained 2 endpoints of region us-east-1 in example.com."), std::string::npos) << out;
+  EXPECT_EQ(run_ctl(VANECTL_PATH, sock, {"drain", "--region", "us-east-1", "www.example.com", "use1"}, out), 2) << out;
+  EXPECT_EQ(run_ctl(VANECTL_PATH, sock, {"drain", "--zone", "example.com"}, out), 2) << out;
+}
+
 TEST_F(AdminVerbs, Explain_SaysWhy) {
   call({{"cmd", "force"}, {"record", "app.example.com"}, {"endpoint", "primary"}, {"state", "down"}, {"reason", "x"}});
   json e = call({{"cmd", "explain"}, {"qname", "app.example.com"}, {"client", "10.1.2.3"}});

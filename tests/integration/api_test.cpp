@@ -132,6 +132,11 @@ TEST_F(ApiTest, StatusCodes_EachForItsReason) {
   EXPECT_EQ(r.status, 403) << r.body;
   EXPECT_NE(r.body["error"].get<std::string>().find("may write in example.com. only; this changes zone other.test."),
             std::string::npos);
+  // A region's endpoints span every zone unless the request names one.
+  r = post("/v1/drain", R"({"region":"us-east-1"})", "ci");
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_NE(r.body["error"].get<std::string>().find("this changes zone every zone"), std::string::npos) << r.body;
+  EXPECT_EQ(post("/v1/drain", R"({"region":"us-east-1","zone":"other.test"})", "ci").status, 403);
   EXPECT_EQ(post("/v1/reload", "{}", "ops").status, 403);
   EXPECT_EQ(post("/v1/dnssec", R"({"action":"keygen","zone":"example.com"})", "ci").status, 403);
   EXPECT_EQ(post("/v1/drain", R"({"record":"app.example.com","endpoint":"standby"})", "ro").status, 403);

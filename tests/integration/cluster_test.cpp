@@ -134,6 +134,58 @@ class Cluster : public ::testing::Test {
   std::vector<std::unique_ptr<Node>> nodes_;
 };
 
+// A region drained on one node is one etcd transaction, answered by every
+// node; a region with more endpoints than one transaction holds is refused
+// whole, with what to do instead.
+TEST_F(Cluster, RegionDrain_IsOneTransaction_AnsweredByEveryNode_TooBigIsRefusedWhole) {
+  records_ =
+      "records:\n"
+      "  - name: www.example.com\n    type: A\n    policy: weighted\n    endpoints:\n"
+      "      - { name: use1, address: 192.0.2.10, weight: 255, region: us-east-1 }\n"
+      "      - { name: use2, address: 198.51.100.10, weight: 0, region: us-east-2 }\n"
+      "      - { name: use3, address: 203.0.113.10, weight: 0, region: us-east-1 }\n"
+      "  - name: app.example.com\n    type: A\n    policy: failover\n    endpoints:\n"
+      "      - { name: primary, address: 192.0.2.20, priority: 1, region: us-east-1 }\n"
+      "      - { name: standby, address: 198.51.100.20, priority: 2, region: us-east-2 }\n";
+  for (int i = 0; i < 60; ++i)
+    records_ += "  - name: r" + std::to_string(i) +
+                ".example.com\n    type: A\n    policy: failover\n    endpoints:\n"
+                "      - { name: e, address: 192.0.2.40, priority: 1, region: eu-west-1 }\n"
+                "      - { name: f, address: 198.51.100.40, priority: 2, region: us-east-2 }\n";
+  Node& a1 = add_node("ns1");
+  Node& b = add_node("ns2");
+  for (Node* n : {&a1, &b}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000)) << n->name;
+
+  json r = call(a1, {{"cmd", "drain"}, {"region", "us-east-1"}, {"reason", "evacuate"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(r["changed"].size(), 3u);
+  for (Node* n : {&a1, &b}) {
+    EXPECT_TRUE(
+        eventually([&] { return a(*n) == "198.51.100.10" && a(*n, "app.example.com") == "198.51.100.20"; }, 2000))
+        << n->name;
+  }
+  json h = history(b);
+  ASSERT_FALSE(h.empty());
+  EXPECT_EQ(h.back()["action"], "drain");
+  EXPECT_EQ(h.back()["region"], "us-east-1");
+  EXPECT_EQ(h.back()["node"], "ns1");
+
+  // 60 endpoints in 60 records: more than one transaction holds.
+  r = call(a1, {{"cmd", "drain"}, {"region", "eu-west-1"}});
+  EXPECT_FALSE(r["ok"].get<bool>());
+  EXPECT_NE(r["error"].get<std::string>().find("60 endpoints in 60 records are more than one etcd transaction holds"),
+            std::string::npos)
+      << r.dump();
+  EXPECT_EQ(a(a1, "r7.example.com"), "192.0.2.40");
+
+  // Back from the other node.
+  r = call(b, {{"cmd", "undrain"}, {"region", "us-east-1"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  for (Node* n : {&a1, &b})
+    EXPECT_TRUE(eventually([&] { return a(*n) == "192.0.2.10" && a(*n, "app.example.com") == "192.0.2.20"; }, 2000))
+        << n->name;
+}
+
 TEST_F(Cluster, FlipOnOneNode_IsAnsweredByEveryNode) {
   Node& a1 = add_node("ns1");
   Node& b = add_node("ns2");
