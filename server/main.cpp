@@ -342,6 +342,7 @@ int main(int argc, char** argv) {
             "        dig @%s -p %s example.com ANY +tcp\n"
             "        ./build/admin/vanectl status\n"
             "  break us-east-1:  curl 127.0.0.1:5380/fail   (then kdig app.example.com; /recover mends it)\n"
+            "  evacuate it:      ./build/admin/vanectl drain --region us-east-1 --for 10m   (undrain --region ends it)\n"
             "  reload: ./build/admin/vanectl reload (or kill -HUP %d)   stop: Ctrl-C\n\n",
             a.c_str(), host.c_str(), port.c_str(), host.c_str(), port.c_str(), getpid());
   }
