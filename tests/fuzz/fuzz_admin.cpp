@@ -22,7 +22,10 @@ std::string failback_manual(std::string rec) {  // so that the failback verb rea
 }
 
 const std::string kConfig = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones: [{ name: example.com, file: inline }]\n"
-                            "records:\n" + vane::test::www_weighted(false) + failback_manual(vane::test::app_failover());
+                            "records:\n" + vane::test::www_weighted(false) + failback_manual(vane::test::app_failover()) +
+                            "  - name: api.example.com\n    type: A\n    policy: weighted\n    endpoints:\n"  // regions
+                            "      - { name: e, address: 192.0.2.30, region: us-east-1 }\n"
+                            "      - { name: w, address: 198.51.100.30, region: us-west-2 }\n";
 
 struct Fixture {
   std::unique_ptr<vane::admin::StateStore> store;
