@@ -41,6 +41,27 @@ std::optional<std::string> get_string(const Json& req, const char* key, std::str
   return std::nullopt;
 }
 
+// An override's "for" (90s, 15m, 2h; at most a year): when it ends, or the
+// error. Empty text: no end (0).
+std::optional<std::string> override_until(const std::string& for_text, uint64_t& until) {
+  until = 0;
+  if (for_text.empty()) return std::nullopt;
+  uint64_t ms = 0;
+  if (!parse_duration_ms(for_text, ms) || ms == 0 || ms > 366ULL * 86400 * 1000)
+    return "\"for\" must be a duration like 90s, 15m or 2h (at most a year)";
+  until = admin::now_ms() + ms;
+  return std::nullopt;
+}
+
+// Any other change to an endpoint ends its ramp, at the weight it had
+// reached: `c` keeps that weight unless it sets one, and the plan goes.
+admin::StateStore::Change ramp_end(admin::StateStore::Change& c, const std::string& ramp_id, int reached) {
+  if (!c.weight) c.weight = std::optional<int>{reached};
+  admin::StateStore::Change gone{ramp_id, std::nullopt, std::nullopt, std::nullopt};
+  gone.plan = std::optional<admin::Json>{};
+  return gone;
+}
+
 }  // namespace
 
 struct Control::Target {
@@ -154,14 +175,9 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
     }
     if (cmd != "undrain") {  // a drain or a force may end by itself
       if (auto e = get_string(req, "for", for_text, false, 32)) return reply(admin::error_reply(*e));
-      if (!for_text.empty()) {
-        uint64_t ms = 0;
-        if (target == "auto") return reply(admin::error_reply("\"for\" makes no sense with auto"));
-        if (!parse_duration_ms(for_text, ms) || ms == 0 || ms > 366ULL * 86400 * 1000)
-          return reply(admin::error_reply("\"for\" must be a duration like 90s, 15m or 2h (at most a year)"));
-        until = admin::now_ms() + ms;
-        journal["until"] = admin::format_time(until);
-      }
+      if (!for_text.empty() && target == "auto") return reply(admin::error_reply("\"for\" makes no sense with auto"));
+      if (auto e = override_until(for_text, until)) return reply(admin::error_reply(*e));
+      if (until) journal["until"] = admin::format_time(until);
     }
     journal["from"] = override_name(current);
     journal["to"] = target;
@@ -179,10 +195,7 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
   std::string ramp_id = "ramp/" + t->key;
   bool ends_ramp = plans_.count(ramp_id) > 0;
   if (ends_ramp) {
-    if (!changes[0].weight) changes[0].weight = std::optional<int>{zones::effective_weight(s, ep)};
-    admin::StateStore::Change gone{ramp_id, std::nullopt, std::nullopt, std::nullopt};
-    gone.plan = std::optional<admin::Json>{};
-    changes.push_back(std::move(gone));
+    changes.push_back(ramp_end(changes[0], ramp_id, zones::effective_weight(s, ep)));
     journal["ended_ramp"] = true;
   }
   // Durable first (RocksDB synced, or an etcd quorum), then live: an "ok"
@@ -241,12 +254,7 @@ void Control::change_region(const Json& req, const admin::Peer& peer, admin::Rep
   if (!bad) bad = get_string(req, "for", for_text, false, 32);
   if (bad) return reply(admin::error_reply(*bad));
   uint64_t until = 0;
-  if (!for_text.empty()) {
-    uint64_t ms = 0;
-    if (!parse_duration_ms(for_text, ms) || ms == 0 || ms > 366ULL * 86400 * 1000)
-      return reply(admin::error_reply("\"for\" must be a duration like 90s, 15m or 2h (at most a year)"));
-    until = admin::now_ms() + ms;
-  }
+  if (auto e = override_until(for_text, until)) return reply(admin::error_reply(*e));
   auto snap = srv_.snapshot();
   const zones::RegionMap& regions = snap->regions;
   uint16_t id = regions.find(region);
@@ -268,7 +276,7 @@ void Control::change_region(const Json& req, const admin::Peer& peer, admin::Rep
   std::vector<admin::StateStore::Change> changes;
   std::vector<std::pair<std::string, uint32_t>> moved;  // key, slot
   std::vector<std::string> ramps_ended;
-  std::set<std::string> records;
+  std::vector<std::pair<const zones::Zone*, const zones::SteeredRecord*>> records;  // of `snap`, each once
   Json unchanged = Json::array();
   size_t in_region = 0;
   const std::optional<admin::Override> stored =
@@ -292,16 +300,13 @@ void Control::change_region(const Json& req, const admin::Peer& peer, admin::Rep
         }
         admin::StateStore::Change c{key, std::nullopt, std::optional<std::optional<admin::Override>>{stored},
                                     std::nullopt};
-        if (std::string ramp_id = "ramp/" + key; plans_.count(ramp_id)) {  // ended, as by any change
-          c.weight = std::optional<int>{zones::effective_weight(s, eps[i])};
-          admin::StateStore::Change gone{ramp_id, std::nullopt, std::nullopt, std::nullopt};
-          gone.plan = std::optional<Json>{};
-          changes.push_back(std::move(gone));
+        if (std::string ramp_id = "ramp/" + key; plans_.count(ramp_id)) {
+          changes.push_back(ramp_end(c, ramp_id, zones::effective_weight(s, eps[i])));
           ramps_ended.push_back(ramp_id);
         }
         changes.push_back(std::move(c));
         moved.emplace_back(key, eps[i].state);
-        records.insert(zones::record_key(info.name, r.type));
+        if (records.empty() || records.back().second != &r) records.emplace_back(z.get(), &r);
       }
     }
   }
@@ -334,7 +339,7 @@ void Control::change_region(const Json& req, const admin::Peer& peer, admin::Rep
   if (!reason.empty()) journal["reason"] = reason;
   peer.stamp(journal);
   writer_.commit(std::move(changes), journal,
-                 [this, reply, out, moved, ramps_ended, records, target, stored, until, cmd, region, peer](
+                 [this, reply, out, moved, ramps_ended, snap, records, target, stored, until, cmd, region, peer](
                      std::optional<Error> err, uint64_t seq) mutable {
                    if (err) return reply(admin::error_reply(err->to_string(), "unavailable"));
                    for (const auto& id : ramps_ended) plans_.erase(id);
@@ -353,15 +358,11 @@ void Control::change_region(const Json& req, const admin::Peer& peer, admin::Rep
                              peer.describe().c_str());
                    Json changed = Json::array(), dark = Json::array();
                    for (const auto& m : moved) changed.push_back(m.first);
-                   auto snap = srv_.snapshot();
-                   for (const auto& z : snap->zones())
-                     for (const auto& r : z->steered_records()) {
-                       std::string key = zones::record_key(z->info(r).name, r.type);
-                       if (!records.count(key)) continue;
-                       bool any = false;
-                       for (const auto& e : z->endpoints(r)) any |= zones::endpoint_up(srv_.states().at(e.state));
-                       if (!any) dark.push_back(key);
-                     }
+                   for (const auto& [z, r] : records) {  // `snap` keeps them alive
+                     bool any = false;
+                     for (const auto& e : z->endpoints(*r)) any |= zones::endpoint_up(srv_.states().at(e.state));
+                     if (!any) dark.push_back(zones::record_key(z->info(*r).name, r->type));
+                   }
                    out["changed"] = changed;
                    out["no_endpoint_up"] = dark;  // they fail open (or answer NODATA with fail_closed)
                    if (until) out["until"] = admin::format_time(until);
