@@ -224,6 +224,8 @@ void print_history(const json& r) {
     if (e.contains("region"))  // drain|undrain --region: the region and how many endpoints
       endpoint = "region " + str(e["region"]) + (e.contains("zone") ? " in " + str(e["zone"]) : "") + " (" +
                  str(e["count"]) + " endpoints)";
+    else if (e.contains("count"))  // the end of a timed region drain: how many, and the first
+      endpoint = str(e["count"]) + " endpoints (" + str(e["endpoints"][0]) + ", ...)";
     if (e.contains("record")) {  // hold / failback: a record and the endpoints held back
       endpoint = str(e["record"]);
       if (e.contains("endpoints")) {

@@ -276,7 +276,7 @@ class Control {
   void share_view(const std::string& vantage, const std::string& key, const healthcheck::VantageView& v, bool own);
   uint32_t view_lease_s(uint32_t slot) const;
   bool keep_heard_view(const std::string& vantage, const std::string& key, uint32_t slot, uint64_t now);
-  void end_override(const std::string& key, const admin::Override& o);
+  void end_overrides(uint64_t now);
 
   Server& srv_;
   admin::StateStore& store_;

@@ -263,13 +263,35 @@ TEST(AdminRegion, DrainARegion_EveryRecordMovesAtOnce_UndrainBringsItBack) {
   EXPECT_EQ(answers(), "192.0.2.10 192.0.2.20 198.51.100.30");
   call({{"cmd", "force"}, {"record", "api.example.net"}, {"endpoint", "east"}, {"state", "auto"}});
 
-  // For a while: it ends by itself, each endpoint's end in the journal.
-  r = call({{"cmd", "drain"}, {"region", "us-east-1"}, {"for", "1s"}});
+  // For a while: it ends by itself, all at once, as one journal entry.
+  r = call({{"cmd", "drain"}, {"region", "us-east-1"}, {"for", "1s"}, {"reason", "drill"}});
   ASSERT_TRUE(r.contains("until")) << r.dump();
   EXPECT_EQ(answers(), west);
   EXPECT_TRUE(eventually([&] { return answers() == east; }, 5000)) << answers();
-  h = call({{"cmd", "history"}, {"limit", 3}})["entries"];
-  for (const auto& e : h) EXPECT_EQ(e["action"], "expire") << e;
+  h = call({{"cmd", "history"}, {"limit", 2}})["entries"];
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0]["action"], "drain");
+  EXPECT_EQ(h[1]["action"], "expire");
+  EXPECT_EQ(h[1]["count"], 3);
+  EXPECT_EQ(h[1]["endpoints"],  // in key order
+            json::array({"api.example.net./A/east", "app.example.com./A/primary", "www.example.com./A/use1"}));
+  EXPECT_EQ(h[1]["was"], "drain");
+  EXPECT_EQ(h[1]["reason"], "drill");
+  std::string listed;
+  ASSERT_EQ(run_ctl(VANECTL_PATH, sock, {"history", "--limit", "1"}, listed), 0) << listed;
+  EXPECT_NE(listed.find("3 endpoints (api.example.net./A/east, ...)"), std::string::npos) << listed;
+
+  // Ran out while vaned was down: ended at start, as one entry again.
+  call({{"cmd", "drain"}, {"region", "us-east-1"}, {"for", "1s"}});
+  v->process().signal(SIGKILL);
+  v->process().wait(10000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  v = std::make_unique<Vaned>(dir, cfg);
+  EXPECT_EQ(answers(), east);
+  h = call({{"cmd", "history"}, {"limit", 1}})["entries"];
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0]["action"], "expire");
+  EXPECT_EQ(h[0]["count"], 3);
 
   // Both regions of a record drained: the reply says it has nothing up.
   call({{"cmd", "drain"}, {"region", "us-west-2"}, {"zone", "example.net"}});

@@ -184,6 +184,29 @@ TEST_F(Cluster, RegionDrain_IsOneTransaction_AnsweredByEveryNode_TooBigIsRefused
   for (Node* n : {&a1, &b})
     EXPECT_TRUE(eventually([&] { return a(*n) == "192.0.2.10" && a(*n, "app.example.com") == "192.0.2.20"; }, 2000))
         << n->name;
+
+  // For a while: both nodes end it, and its end is written once, as one
+  // transaction — by whichever node is first.
+  r = call(b, {{"cmd", "drain"}, {"region", "us-east-1"}, {"for", "1s"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_TRUE(eventually([&] { return a(a1) == "198.51.100.10"; }, 1000));
+  for (Node* n : {&a1, &b})
+    EXPECT_TRUE(eventually([&] { return a(*n) == "192.0.2.10" && a(*n, "app.example.com") == "192.0.2.20"; }, 5000))
+        << n->name;
+  auto ends = [&](Node& n) {
+    std::vector<json> out;
+    for (const auto& e : history(n))
+      if (e["action"] == "expire") out.push_back(e);
+    return out;
+  };
+  ASSERT_TRUE(eventually([&] { return ends(a1).size() == 1 && ends(b).size() == 1; }, 3000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // and no second one follows
+  for (Node* n : {&a1, &b}) {
+    auto e = ends(*n);
+    ASSERT_EQ(e.size(), 1u) << n->name;
+    EXPECT_EQ(e[0]["count"], 3);
+    EXPECT_EQ(e[0]["was"], "drain");
+  }
 }
 
 TEST_F(Cluster, FlipOnOneNode_IsAnsweredByEveryNode) {
