@@ -20,6 +20,20 @@ using zones::Override;
 
 namespace {
 
+// etcd's refusal of a transaction as too big (more operations than its
+// --max-txn-ops, more bytes than its --max-request-bytes), as etcd put it;
+// nothing when `message` is another error.
+std::optional<std::string> too_big_for_etcd(const std::string& message) {
+  for (const char* s : {"too many operations", "request is too large", "larger than max"})
+    if (message.find(s) != std::string::npos) {
+      size_t from = message.find("etcdserver: ");
+      if (from == std::string::npos) from = message.find("grpc: ");
+      std::string why = message.substr(from == std::string::npos ? 0 : from);
+      return why.substr(0, why.find(" — "));
+    }
+  return std::nullopt;
+}
+
 // Fields are checked, never passed through: no request names a path.
 std::optional<std::string> check_fields(const Json& req, std::initializer_list<const char*> allowed) {
   for (const auto& [key, value] : req.items()) {
@@ -320,14 +334,6 @@ void Control::change_region(const Json& req, const admin::Peer& peer, admin::Rep
     out["seq"] = 0;
     return reply(out);
   }
-  // In a cluster the change is one etcd transaction: each key written,
-  // guarded and read back, plus a mark per record and the journal.
-  size_t keys = 0;
-  for (const auto& c : changes) keys += bool(c.weight) + bool(c.override_state) + bool(c.plan);
-  if (cluster_ && keys + records.size() + 1 > admin::ClusterStore::kMaxTxnOps)
-    return reply(admin::error_reply(std::to_string(moved.size()) + " endpoints in " + std::to_string(records.size()) +
-                                    " records are more than one etcd transaction holds; name a zone (\"zone\") to " +
-                                    cmd + " fewer at once"));
   Json journal{{"action", cmd}, {"region", region}, {"count", moved.size()}};
   if (only) journal["zone"] = out["zone"];
   Json listed = Json::array();
@@ -341,6 +347,17 @@ void Control::change_region(const Json& req, const admin::Peer& peer, admin::Rep
   writer_.commit(std::move(changes), journal,
                  [this, reply, out, moved, ramps_ended, snap, records, target, stored, until, cmd, region, peer](
                      std::optional<Error> err, uint64_t seq) mutable {
+                   // In a cluster the change is one etcd transaction: each
+                   // key written, guarded and read back, a mark per record
+                   // and the journal. etcd holds 128 operations (about 60
+                   // endpoints) and 1.5 MiB by default; what it refuses as
+                   // too big was not written at all.
+                   if (auto why = err && cluster_ ? too_big_for_etcd(err->message) : std::nullopt)
+                     return reply(admin::error_reply(
+                         std::to_string(moved.size()) + " endpoints in " + std::to_string(records.size()) +
+                         " records are more than one etcd transaction holds (etcd: " + *why +
+                         "); nothing was changed — name a zone (\"zone\") to " + cmd +
+                         " fewer at once, or raise etcd's --max-txn-ops and --max-request-bytes"));
                    if (err) return reply(admin::error_reply(err->to_string(), "unavailable"));
                    for (const auto& id : ramps_ended) plans_.erase(id);
                    {

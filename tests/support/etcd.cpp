@@ -96,6 +96,7 @@ void EtcdCluster::start(int i) {
       "vane-test-" + std::to_string(members_[0].client) + "-" + std::to_string(getpid()), "--heartbeat-interval",
       "50", "--election-timeout", "500", "--log-level", "warn"};
   argv.insert(argv.end(), etcd.begin(), etcd.end());
+  argv.insert(argv.end(), flags_.begin(), flags_.end());
   m.proc = std::make_unique<Process>(argv);
 }
 

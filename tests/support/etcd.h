@@ -33,6 +33,8 @@ class EtcdCluster {
   void pause(int i);
   void resume(int i);
   void start_all();
+  // Flags every member starts with from its next start on (e.g. "--max-txn-ops", "300").
+  void set_flags(std::vector<std::string> flags) { flags_ = std::move(flags); }
   bool running(int i) const;
   // Index of the member that leads now, or -1 (no quorum, or none answers).
   int leader();
@@ -58,6 +60,7 @@ class EtcdCluster {
   const NetLab* lab_ = nullptr;
   TempDir dir_;
   std::vector<Member> members_;
+  std::vector<std::string> flags_;
   std::string initial_;
 };
 
