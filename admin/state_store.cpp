@@ -35,13 +35,18 @@ void scan(rocksdb::DB& db, const std::string& prefix, F f) {
 nlohmann::json to_json(const Override& o) {
   nlohmann::json j{{"state", o.state}, {"until_ms", o.until_ms}, {"reason", o.reason}, {"uid", o.uid}, {"at_ms", o.at_ms}};
   if (!o.by.empty()) j["by"] = o.by;
+  if (!o.region.empty()) j["region"] = o.region;
   return j;
 }
 
 Override override_from_json(const nlohmann::json& j) {
-  return Override{j.value("state", ""), j.value("until_ms", uint64_t{0}), j.value("reason", ""),
-                  j.value("uid", uint32_t{0}), j.value("at_ms", uint64_t{0}),
-                  j.value("by", std::string())};
+  return Override{j.value("state", ""),
+                  j.value("until_ms", uint64_t{0}),
+                  j.value("reason", ""),
+                  j.value("uid", uint32_t{0}),
+                  j.value("at_ms", uint64_t{0}),
+                  j.value("by", std::string()),
+                  j.value("region", std::string())};
 }
 
 namespace {

@@ -55,7 +55,8 @@ struct Override {
   std::string reason;
   uint32_t uid = 0;
   uint64_t at_ms = 0;
-  std::string by;  // the API token's name, when set through the API
+  std::string by;      // the API token's name, when set through the API
+  std::string region;  // set by `drain --region`: the region it drained
 };
 
 nlohmann::json to_json(const Override& o);

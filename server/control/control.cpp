@@ -198,8 +198,8 @@ void Control::change(const Json& req, const admin::Peer& peer, admin::Reply repl
     if (target == "auto")
       c.override_state = std::optional<admin::Override>{};
     else
-      c.override_state =
-          std::optional<admin::Override>{admin::Override{target, until, reason, peer.uid, admin::now_ms(), peer.token}};
+      c.override_state = std::optional<admin::Override>{
+          admin::Override{target, until, reason, peer.uid, admin::now_ms(), peer.token, {}}};
     new_override = target;
   } else {
     return reply(admin::error_reply("unknown cmd"));
@@ -295,7 +295,7 @@ void Control::change_region(const Json& req, const admin::Peer& peer, admin::Rep
   size_t in_region = 0;
   const std::optional<admin::Override> stored =
       target == Override::kDrain ? std::optional<admin::Override>{admin::Override{"drain", until, reason, peer.uid,
-                                                                                  admin::now_ms(), peer.token}}
+                                                                                  admin::now_ms(), peer.token, region}}
                                  : std::nullopt;
   for (const auto& z : snap->zones()) {
     if (only && z.get() != only) continue;

@@ -390,8 +390,8 @@ class Control {
   std::vector<uint64_t> share_last_;  // by endpoint slot: answers at the last sample
   uint64_t share_last_ms_ = 0;
   void sample_shares(uint64_t now);
-  admin::Json share_chart(const zones::Zone& z, const zones::SteeredRecord& r, const std::vector<admin::Json>& journal,
-                          uint64_t now) const;
+  admin::Json share_chart(const zones::Zone& z, const zones::SteeredRecord& r, const zones::RegionMap& regions,
+                          const std::vector<admin::Json>& journal, uint64_t now) const;
   void note_rtt(const std::string& vantage, double ms);
   uint64_t hits(uint32_t slot) const;
   // Each endpoint's answers (`count`) and those since `last` (`delta`, by

@@ -171,8 +171,8 @@ bool Control::place_hold(const std::string& id, const zones::Zone& z, const zone
   for (size_t i = 0; i < eps.size(); ++i) {
     if (eps[i].priority >= to || override_of(srv_.states().at(eps[i].state)) != Override::kAuto) continue;
     std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
-    changes.push_back({key, std::nullopt, std::optional<admin::Override>{admin::Override{"held", 0, why, 0, now, {}}},
-                       std::nullopt});
+    changes.push_back({key, std::nullopt,
+                       std::optional<admin::Override>{admin::Override{"held", 0, why, 0, now, {}, {}}}, std::nullopt});
     slots.push_back(eps[i].state);
     held.push_back(info.endpoints[i]);
   }
@@ -305,7 +305,7 @@ void Control::note_flip(const std::string& key, uint32_t slot, uint64_t now) {
   if (times.size() <= d->flips || (ov != Override::kAuto && ov != Override::kHeld)) return;
   std::string why = std::to_string(times.size()) + " verdict changes within " + admin::format_duration(d->window_ms) +
                     " (damping: more than " + std::to_string(d->flips) + ")";
-  admin::Override o{"damped", now + d->hold_ms, why, 0, now, {}};
+  admin::Override o{"damped", now + d->hold_ms, why, 0, now, {}, {}};
   Json flips = Json::array();
   for (uint64_t t : times) flips.push_back(admin::format_time(t));
   Json j{{"action", "damp"}, {"endpoint", key},    {"from", zones::override_name(ov)},
@@ -348,7 +348,7 @@ std::optional<admin::Override> Control::after_damping(const std::string& key) {
   Tiers t = tiers(eps, key, info, e.record->type);
   if (!t.held && (t.served == UINT32_MAX || t.served <= eps[at->second.second].priority)) return std::nullopt;
   std::string why = "damping ended; failback: " + failback_text(info.failback);
-  return admin::Override{"held", 0, why, 0, admin::now_ms(), {}};
+  return admin::Override{"held", 0, why, 0, admin::now_ms(), {}, {}};
 }
 
 Result<std::pair<const zones::Zone*, const zones::SteeredRecord*>> Control::find_record(const zones::ZoneSet& zs,

@@ -159,7 +159,13 @@ void Control::run_plans(uint64_t now) {
     } else if (now + kDrillLead >= start && phase != "running") {
       Json next = p;
       next["phase"] = "running";
-      admin::Override o{"down", end - std::min(end - start, kDrillLead), "drill " + std::to_string(get_u64(p, "id")) + ": " + get_str(p, "reason"), uint32_t(get_u64(p, "uid")), now, get_str(p, "by")};
+      admin::Override o{"down",
+                        end - std::min(end - start, kDrillLead),
+                        "drill " + std::to_string(get_u64(p, "id")) + ": " + get_str(p, "reason"),
+                        uint32_t(get_u64(p, "uid")),
+                        now,
+                        get_str(p, "by"),
+                        {}};
       admin::StateStore::Change force{key, std::nullopt, std::optional<admin::Override>{o}, std::nullopt};
       admin::StateStore::Change step{id, std::nullopt, std::nullopt, std::nullopt};
       step.plan = std::optional<Json>{next};

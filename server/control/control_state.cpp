@@ -31,15 +31,15 @@ constexpr size_t kMostPerTxn = (admin::ClusterStore::kMaxTxnOps - 1) / 2;
 
 using Due = std::pair<std::string, admin::Override>;  // an endpoint's override whose time is up
 
-// Overrides set by one change — the same state, reason, author, set and end
-// times, as a region drain writes them — end as one change (of at most
-// `most` endpoints). A damped override ends on its own.
+// Overrides set by one change — the same state, reason, author, region, set
+// and end times, as a region drain writes them — end as one change (of at
+// most `most` endpoints). A damped override ends on its own.
 std::vector<std::vector<Due>> expiry_groups(std::vector<Due> due, size_t most) {
-  std::map<std::tuple<uint64_t, uint64_t, std::string, std::string, uint32_t, std::string>, size_t> open;
+  std::map<std::tuple<uint64_t, uint64_t, std::string, std::string, uint32_t, std::string, std::string>, size_t> open;
   std::vector<std::vector<Due>> groups;
   for (auto& d : due) {
     const admin::Override& o = d.second;
-    auto change = std::make_tuple(o.at_ms, o.until_ms, o.state, o.reason, o.uid, o.by);
+    auto change = std::make_tuple(o.at_ms, o.until_ms, o.state, o.reason, o.uid, o.by, o.region);
     auto it = o.state == "damped" ? open.end() : open.find(change);
     if (it != open.end() && groups[it->second].size() < most) {
       groups[it->second].push_back(std::move(d));
@@ -52,14 +52,15 @@ std::vector<std::vector<Due>> expiry_groups(std::vector<Due> due, size_t most) {
 }
 
 // The journal entry of a group's end: the endpoint, or how many and the
-// first 50 of them.
+// first 50 of them (and the region, for a region drain's).
 Json expiry_entry(const std::vector<Due>& g) {
   const admin::Override& o = g.front().second;
   Json j{{"action", "expire"}, {"was", o.state}, {"reason", o.reason}, {"by", "vaned"}};
-  if (g.size() == 1) {
+  if (g.size() == 1 && o.region.empty()) {
     j["endpoint"] = g.front().first;
     return j;
   }
+  if (!o.region.empty()) j["region"] = o.region;
   j["count"] = g.size();
   j["endpoints"] = Json::array();
   for (size_t i = 0; i < g.size() && i < 50; ++i) j["endpoints"].push_back(g[i].first);
@@ -763,7 +764,7 @@ void Control::on_cluster(const std::vector<admin::ClusterEvent>& events, bool fu
       case K::kOverride: {
         overrides.insert(e.key);
         auto j = e.deleted ? Json() : Json::parse(e.value, nullptr, false);
-        auto o = j.is_object() ? admin::override_from_json(j) : admin::Override{"auto", 0, "", 0, 0, {}};
+        auto o = j.is_object() ? admin::override_from_json(j) : admin::Override{"auto", 0, "", 0, 0, {}, {}};
         if (o.state == "auto" || (o.until_ms && o.until_ms <= now && !full)) {
           if (slot != UINT32_MAX) edit.override_state(e.key, slot, Override::kAuto);
           expiries_.erase(e.key);

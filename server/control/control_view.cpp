@@ -422,9 +422,11 @@ void Control::sample_shares(uint64_t now) {
 }
 
 // One record's answer share per endpoint between samples (null where it
-// answered nothing), and the journal's events on it as markers.
-Json Control::share_chart(const zones::Zone& z, const zones::SteeredRecord& r, const std::vector<Json>& journal,
-                          uint64_t now) const {
+// answered nothing), and the journal's events on it as markers: on the
+// record, on one of its endpoints, or on a region one of them is in (a
+// region's drain, undrain and end).
+Json Control::share_chart(const zones::Zone& z, const zones::SteeredRecord& r, const zones::RegionMap& regions,
+                          const std::vector<Json>& journal, uint64_t now) const {
   const auto& info = z.info(r);
   std::string id = zones::record_key(info.name, r.type);
   Json t = Json::array(), shares = Json::object(), markers = Json::array();
@@ -437,13 +439,27 @@ Json Control::share_chart(const zones::Zone& z, const zones::SteeredRecord& r, c
       shares[info.endpoints[i]].push_back(v == kNoShare ? Json(nullptr) : Json(double(v) / kShareScale));
     }
   }
+  auto in_region = [&](const Json& e) {
+    auto region = e.find("region");
+    if (region == e.end() || !region->is_string()) return false;
+    if (e.contains("zone") && e["zone"] != dns::canonical_text(z.origin_text())) return false;
+    uint16_t want = regions.find(region->get<std::string>());
+    return want != zones::kNoRegion &&
+           std::any_of(eps.begin(), eps.end(), [&](const auto& x) { return x.region == want; });
+  };
   for (const auto& e : journal) {
     uint64_t at = e.value("at_ms", uint64_t{0});
-    std::string ep = e.value("endpoint", ""), rec = e.value("record", "");
-    if (at + kShareWindowMs < now || (rec != id && ep.rfind(id + "/", 0) != 0)) continue;
+    if (at + kShareWindowMs < now) continue;
+    std::string ep = e.value("endpoint", ""), rec = e.value("record", ""), label;
+    if (rec == id || ep.rfind(id + "/", 0) == 0)
+      label = ep.empty() ? rec : ep.substr(id.size() + 1);
+    else if (in_region(e))
+      label = "region " + e["region"].get<std::string>();
+    else
+      continue;
     markers.push_back({{"t", int64_t(at) - int64_t(now)},
                        {"action", e.value("action", "")},
-                       {"endpoint", ep.empty() ? rec : ep.substr(id.size() + 1)},
+                       {"endpoint", label},
                        {"to", e.contains("to") ? e["to"] : Json(nullptr)}});
   }
   return {{"t", t}, {"shares", shares}, {"markers", markers}, {"window_s", kShareWindowMs / 1000}};
@@ -470,7 +486,7 @@ Json Control::page_status() {
           s["records"][ri]["endpoints"][i]["answers"] = count[i];
           s["records"][ri]["endpoints"][i]["share"] = total ? double(delta[i]) / double(total) : 0.0;
         }
-        s["records"][ri]["chart"] = share_chart(*z, r, journal, now);
+        s["records"][ri]["chart"] = share_chart(*z, r, snap->regions, journal, now);
       }
       ++ri;
     }

@@ -117,7 +117,7 @@ function render(st) {
     '<tr><td colspan="7" class="meta">none scheduled</td></tr>';
   $("events").innerHTML = [...st.history].reverse().map((e) =>
     `<tr><td>${e.seq}</td><td>${esc(e.at)}</td><td>${esc(e.uid !== undefined ? "uid " + e.uid : e.by)}</td><td>${esc(e.action)}</td>` +
-    `<td>${esc(e.endpoint ?? (e.record ? e.record + " (" + (e.endpoints || []).join(", ") + ")" : ""))}</td><td>${e.from !== undefined || e.was !== undefined || e.to !== undefined ? esc(e.from ?? e.was ?? "") + " → " + esc(e.to ?? "auto") : ""}</td><td>${esc(e.reason ?? e.detail ?? "")}</td></tr>`).join("");
+    `<td>${esc(e.endpoint ?? (e.record ? e.record + " (" + (e.endpoints || []).join(", ") + ")" : e.region ? "region " + e.region + (e.zone ? " in " + e.zone : "") + " (" + e.count + " endpoints)" : e.count ? e.count + " endpoints" : ""))}</td><td>${e.from !== undefined || e.was !== undefined || e.to !== undefined ? esc(e.from ?? e.was ?? "") + " → " + esc(e.to ?? "auto") : ""}</td><td>${esc(e.reason ?? e.detail ?? "")}</td></tr>`).join("");
 }
 async function poll() {
   try {

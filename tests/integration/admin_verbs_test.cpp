@@ -3,6 +3,7 @@
 // a few hundred changes with SIGKILLs at random moments); override expiry
 // with both ends in the journal; orphans; a store vaned must refuse.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <rocksdb/db.h>
 #include <signal.h>
 
@@ -199,7 +200,7 @@ TEST(AdminRegion, DrainARegion_EveryRecordMovesAtOnce_UndrainBringsItBack) {
   dir.write("example.net.zone",
             "$ORIGIN example.net.\n$TTL 300\n@ IN SOA ns1 h 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\n");
   const std::string cfg =
-      "listen: [\"127.0.0.1:0\"]\nthreads: 1\n"
+      "listen: [\"127.0.0.1:0\"]\nthreads: 1\nhttp: { listen: \"127.0.0.1:0\" }\n"
       "zones: [{ name: example.com, file: example.com.zone }, { name: example.net, file: example.net.zone }]\n"
       "records:\n"
       "  - name: www.example.com\n    type: A\n    policy: weighted\n    endpoints:\n"
@@ -272,6 +273,7 @@ TEST(AdminRegion, DrainARegion_EveryRecordMovesAtOnce_UndrainBringsItBack) {
   ASSERT_EQ(h.size(), 2u);
   EXPECT_EQ(h[0]["action"], "drain");
   EXPECT_EQ(h[1]["action"], "expire");
+  EXPECT_EQ(h[1]["region"], "us-east-1");
   EXPECT_EQ(h[1]["count"], 3);
   EXPECT_EQ(h[1]["endpoints"],  // in key order
             json::array({"api.example.net./A/east", "app.example.com./A/primary", "www.example.com./A/use1"}));
@@ -279,7 +281,26 @@ TEST(AdminRegion, DrainARegion_EveryRecordMovesAtOnce_UndrainBringsItBack) {
   EXPECT_EQ(h[1]["reason"], "drill");
   std::string listed;
   ASSERT_EQ(run_ctl(VANECTL_PATH, sock, {"history", "--limit", "1"}, listed), 0) << listed;
-  EXPECT_NE(listed.find("3 endpoints (api.example.net./A/east, ...)"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("expire  region us-east-1 (3 endpoints)  drain"), std::string::npos) << listed;
+
+  // The status page marks a region's changes on the charts of the records
+  // with an endpoint there, and a zone's on that zone's records only.
+  httplib::Client web("127.0.0.1", http_port(v->process()));
+  auto got = web.Get("/api/status");
+  ASSERT_TRUE(got && got->status == 200);
+  std::map<std::string, std::vector<std::string>> marked;  // record -> "action endpoint"
+  const json page = json::parse(got->body);
+  for (const auto& rec : page["records"])
+    for (const auto& m : rec["chart"]["markers"])
+      marked[rec["name"].get<std::string>()].push_back(m["action"].get<std::string>() + " " +
+                                                       m["endpoint"].get<std::string>());
+  EXPECT_EQ(marked["www.example.com."],
+            (std::vector<std::string>{"drain region us-east-1", "undrain region us-east-1", "drain region us-east-1",
+                                      "expire region us-east-1"}));
+  EXPECT_EQ(marked["api.example.net."],
+            (std::vector<std::string>{"drain region us-east-1", "undrain region us-east-1", "force east",
+                                      "undrain region us-east-1", "force east", "drain region us-east-1",
+                                      "expire region us-east-1"}));
 
   // Ran out while vaned was down: ended at start, as one entry again.
   call({{"cmd", "drain"}, {"region", "us-east-1"}, {"for", "1s"}});
