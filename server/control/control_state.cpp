@@ -463,6 +463,12 @@ void Control::review_local_verdicts(uint64_t now) {
       continue;
     }
     if (!cluster_->connected()) {
+      // Flips decided since etcd last answered were decided without it,
+      // though the node could not tell yet (a cut is noticed after 3 s).
+      uint64_t last_answer = now - std::min(now, cluster_->contact_age_ms());
+      if (lv.decided_ms >= last_answer) lv.late = true;
+      for (Flip& f : lv.earlier)
+        if (f.at_ms >= last_answer) f.late = true;
       lv.since_ms = now;
       ++it;
       continue;
