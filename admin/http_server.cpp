@@ -116,8 +116,11 @@ std::optional<Error> HttpServer::start(const std::string& listen) {
   im->server.Get("/healthz",
                  [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   for (const char* path : {"/", "/metrics", "/api/status"})
-    im->server.Get(path, [im, path](const httplib::Request&, httplib::Response& res) {
-      auto page = im->pages ? im->pages(path) : std::nullopt;
+    im->server.Get(path, [im, path](const httplib::Request& req, httplib::Response& res) {
+      // /api/status?filter=ZONE|RECORD: the one parameter a page takes.
+      std::string asked = path;
+      if (asked == "/api/status" && req.has_param("filter")) asked += "?filter=" + req.get_param_value("filter");
+      auto page = im->pages ? im->pages(asked) : std::nullopt;
       if (!page) {
         res.status = 503;
         res.set_content("vaned did not answer in time\n", "text/plain");

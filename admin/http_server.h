@@ -28,6 +28,8 @@ class HttpServer {
   ~HttpServer();
   // Read-only pages (/, /metrics, /api/status): the callback returns
   // (content type, body), or nothing when vaned cannot answer in time.
+  // /api/status?filter=NAME is asked for as "/api/status?filter=NAME"
+  // (NAME decoded).
   using Page = std::function<std::optional<std::pair<std::string, std::string>>(const std::string& path)>;
   void set_pages(Page pages);
   // GET /v1/targets is answered through the pages callback, as

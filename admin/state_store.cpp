@@ -196,6 +196,20 @@ std::map<std::string, Override> StateStore::overrides() const {
   return out;
 }
 
+std::optional<Override> StateStore::override_of(const std::string& endpoint) const {
+  std::string v;
+  if (!db_->Get(rocksdb::ReadOptions(), "o/" + endpoint, &v).ok()) return std::nullopt;
+  auto j = nlohmann::json::parse(v, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  return override_from_json(j);
+}
+
+std::vector<std::string> StateStore::override_keys() const {
+  std::vector<std::string> out;
+  scan(*db_, "o/", [&](const std::string& k, const std::string&) { out.push_back(k); });
+  return out;
+}
+
 std::map<std::string, nlohmann::json> StateStore::plans() const {
   std::map<std::string, nlohmann::json> out;
   scan(*db_, "p/", [&](const std::string& k, const std::string& v) {

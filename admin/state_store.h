@@ -74,6 +74,9 @@ class StateStore {
   std::map<std::string, int> weights() const;
   std::map<std::string, Override> overrides() const;
   std::map<std::string, std::string> health() const;
+  // One endpoint's override, and the keys of all (status: no parse of every one).
+  std::optional<Override> override_of(const std::string& endpoint) const;
+  std::vector<std::string> override_keys() const;
 
   // A change and its journal entry, written together with sync. `journal`
   // gets "seq" and "at_ms" filled in. nullopt weight/override = delete.

@@ -59,6 +59,12 @@ int check_config(const std::string& path) {
   return 0;
 }
 
+// "/api/status?filter=NAME" -> NAME (HttpServer passes the one parameter on).
+std::string page_filter(const std::string& path) {
+  constexpr std::string_view kAsk = "/api/status?filter=";
+  return path.starts_with(kAsk) ? path.substr(kAsk.size()) : std::string();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -226,9 +232,10 @@ int main(int argc, char** argv) {
       if (path == "/") return std::pair<std::string, std::string>{"text/html; charset=utf-8", server::kStatusPage};
       // Everything else is computed on the main loop, where the state lives.
       auto body = on_main([&control, &api, path] {
-        return path == "/metrics"      ? control.metrics() + (api ? api->metrics() : std::string())
-               : path.rfind("/v1/targets", 0) == 0 ? control.targets_document(path == "/v1/targets?checks=shared")
-                                       : control.page_status().dump(-1, ' ', false, admin::Json::error_handler_t::replace);
+        return path == "/metrics" ? control.metrics() + (api ? api->metrics() : std::string())
+               : path.rfind("/v1/targets", 0) == 0
+                   ? control.targets_document(path == "/v1/targets?checks=shared")
+                   : control.page_status(page_filter(path)).dump(-1, ' ', false, admin::Json::error_handler_t::replace);
       });
       if (!body) return std::nullopt;
       return std::pair<std::string, std::string>{

@@ -49,7 +49,10 @@ class Control {
 
   // Operator view (main loop): Prometheus text, and the status page's JSON.
   std::string metrics();
-  admin::Json page_status();
+  // status for the page (/api/status): at most kPageRecords records, those
+  // needing attention first, with answer shares and charts.
+  admin::Json page_status(const std::string& filter = "");
+  static constexpr size_t kPageRecords = 200;
 
   // A health verdict change, from the checker thread, or agents' reports
   // from the HTTP thread: aggregated over vantages on the main loop; an
@@ -104,7 +107,11 @@ class Control {
   };
 
  private:
-  admin::Json status(const std::string& filter = "");  // a zone or a record, or everything
+  // A zone or a record, or everything; at most `most` records (needing
+  // attention first; "records_total" counts them all), `listed` getting
+  // which, in the order of "records".
+  using Listed = std::pair<const zones::Zone*, const zones::SteeredRecord*>;
+  admin::Json status(const std::string& filter = "", size_t most = SIZE_MAX, std::vector<Listed>* listed = nullptr);
   void change(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
   // drain|undrain with "region": every endpoint of that region, one change.
   void change_region(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);
@@ -392,6 +399,7 @@ class Control {
   void sample_shares(uint64_t now);
   admin::Json share_chart(const zones::Zone& z, const zones::SteeredRecord& r, const zones::RegionMap& regions,
                           const std::vector<admin::Json>& journal, uint64_t now) const;
+  bool needs_attention(const zones::StateTable& states, const zones::Zone& z, const zones::SteeredRecord& r) const;
   void note_rtt(const std::string& vantage, double ms);
   uint64_t hits(uint32_t slot) const;
   // Each endpoint's answers (`count`) and those since `last` (`delta`, by

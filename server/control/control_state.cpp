@@ -109,17 +109,24 @@ std::optional<Error> Control::overlay() {
   return std::nullopt;
 }
 
+// Stored weights and overrides of endpoints the config no longer has (by
+// slot: status asks on every call, and a large config has tens of
+// thousands of endpoints).
 std::vector<std::string> Control::orphans() {
-  std::set<std::string> live;
   auto snap = srv_.snapshot();
+  const auto& states = srv_.states();
+  std::vector<bool> live(states.size());
   for (const auto& z : snap->zones())
     for (const auto& r : z->steered_records())
-      for (const auto& e : z->info(r).endpoints) live.insert(zones::endpoint_key(z->info(r).name, r.type, e));
+      for (const auto& e : z->endpoints(r))
+        if (e.state < live.size()) live[e.state] = true;
   std::set<std::string> out;
-  for (const auto& [k, v] : store_.weights())
-    if (!live.count(k)) out.insert(k);
-  for (const auto& [k, v] : store_.overrides())
-    if (!live.count(k)) out.insert(k);
+  auto check = [&](const std::string& k) {
+    uint32_t slot = states.find(k);
+    if (slot >= live.size() || !live[slot]) out.insert(k);
+  };
+  for (const auto& [k, v] : store_.weights()) check(k);
+  for (const auto& k : store_.override_keys()) check(k);
   return {out.begin(), out.end()};
 }
 

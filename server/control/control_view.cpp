@@ -465,41 +465,65 @@ Json Control::share_chart(const zones::Zone& z, const zones::SteeredRecord& r, c
   return {{"t", t}, {"shares", shares}, {"markers", markers}, {"window_s", kShareWindowMs / 1000}};
 }
 
-Json Control::page_status() {
-  Json s = status();
+Json Control::page_status(const std::string& filter) {
+  std::vector<Listed> listed;
+  Json s = status(filter, kPageRecords, &listed);
+  if (!s.value("ok", false)) return s;
   s["history"] = store_.history(20);
   auto journal = store_.history(500);
   s["now"] = admin::format_time(admin::now_ms());
   // Share of answers over the last 10-20 s (the baseline moves every 10 s,
-  // however many pages poll), per endpoint of each record.
+  // however many pages poll), per endpoint of each record listed.
   uint64_t now = admin::now_ms();
   bool rebase = now - last_hits_ms_ >= 10000;
   auto snap = srv_.snapshot();
-  size_t ri = 0;
-  for (const auto& z : snap->zones())
-    for (const auto& r : z->steered_records()) {
-      auto eps = z->endpoints(r);
-      std::vector<uint64_t> count, delta;
-      uint64_t total = answers_since(eps, last_hits_, rebase, count, delta);
-      if (ri < s["records"].size()) {
-        for (size_t i = 0; i < eps.size(); ++i) {
-          s["records"][ri]["endpoints"][i]["answers"] = count[i];
-          s["records"][ri]["endpoints"][i]["share"] = total ? double(delta[i]) / double(total) : 0.0;
-        }
-        s["records"][ri]["chart"] = share_chart(*z, r, snap->regions, journal, now);
-      }
-      ++ri;
+  std::vector<uint64_t> count, delta;
+  for (size_t ri = 0; ri < listed.size(); ++ri) {
+    const auto& [z, r] = listed[ri];
+    auto eps = z->endpoints(*r);
+    uint64_t total = answers_since(eps, last_hits_, false, count, delta);
+    Json& rec = s["records"][ri];
+    for (size_t i = 0; i < eps.size(); ++i) {
+      rec["endpoints"][i]["answers"] = count[i];
+      rec["endpoints"][i]["share"] = total ? double(delta[i]) / double(total) : 0.0;
     }
-  if (rebase) last_hits_ms_ = now;
+    rec["chart"] = share_chart(*z, *r, snap->regions, journal, now);
+  }
+  // Every endpoint's baseline moves, listed or not: a record listed later
+  // shows the same 10-20 s.
+  if (rebase) {
+    uint32_t slots = srv_.states().size();
+    if (last_hits_.size() < slots) grow_to(last_hits_, slots - 1);
+    for (uint32_t slot = 0; slot < slots; ++slot) last_hits_[slot] = hits(slot);
+    last_hits_ms_ = now;
+  }
   return s;
 }
 
+// Worth an operator's eye: an endpoint down, overridden, weighted by hand,
+// ramping, or on a verdict of this node's own; a record held on a lower tier.
+bool Control::needs_attention(const zones::StateTable& states, const zones::Zone& z,
+                              const zones::SteeredRecord& r) const {
+  for (const auto& e : z.endpoints(r)) {
+    const auto& s = states.at(e.state);
+    if (!zones::endpoint_up(s) || s.override_state.load(std::memory_order_relaxed) != 0 ||
+        s.admin_weight.load(std::memory_order_relaxed) >= 0)
+      return true;
+  }
+  if (local_verdicts_.empty() && plans_.empty() && holding_since_.empty()) return false;
+  const auto& info = z.info(r);
+  if (holding_since_.count(zones::record_key(info.name, r.type))) return true;
+  for (const auto& name : info.endpoints) {
+    std::string key = zones::endpoint_key(info.name, r.type, name);
+    if (local_verdicts_.count(key) || plans_.count("ramp/" + key)) return true;
+  }
+  return false;
+}
 
-Json Control::status(const std::string& filter) {
+Json Control::status(const std::string& filter, size_t most, std::vector<Listed>* listed) {
   auto snap = srv_.snapshot();
   uint64_t now = admin::now_ms();
   Json zones = Json::array(), records = Json::array();
-  auto overrides = store_.overrides();
   // A filter names a zone (it and its records) or a record (that alone),
   // with or without the final dot; none: everything.
   std::string want = filter;
@@ -507,6 +531,7 @@ Json Control::status(const std::string& filter) {
   if (!want.empty() && want.back() != '.') want += '.';
   bool zone_filter = false;
   for (const auto& z : snap->zones()) zone_filter |= z->origin_text() == want;
+  std::vector<Listed> wanted;
   for (const auto& z : snap->zones()) {
     bool zone_wanted = want.empty() || (zone_filter && z->origin_text() == want);
     if (zone_filter && !zone_wanted) continue;
@@ -524,59 +549,78 @@ Json Control::status(const std::string& filter) {
       zone["secondary"] = std::move(s);
     }
     if (zone_wanted) zones.push_back(std::move(zone));
-    for (const auto& r : z->steered_records()) {
-      const auto& info = z->info(r);
-      if (!zone_wanted && info.name != want) continue;
-      auto eps = z->endpoints(r);
-      Json endpoints = Json::array();
-      for (size_t i = 0; i < eps.size(); ++i) {
-        const auto& s = snap->states->at(eps[i].state);
-        int16_t aw = s.admin_weight.load(std::memory_order_relaxed);
-        auto ov = static_cast<Override>(s.override_state.load(std::memory_order_relaxed));
-        Json e{{"name", info.endpoints[i]},
-               {"address", z->answer_text(r, eps[i])},
-               {"up", zones::endpoint_up(s)},
-               {"health", s.health.load() == static_cast<uint8_t>(zones::Health::kUp) ? "up" : "down"},
-               {"override", override_name(ov)},
-               {"config_weight", eps[i].weight},
-               {"weight", zones::effective_weight(s, eps[i])},
-               {"admin_weight", aw >= 0 ? Json(aw) : Json(nullptr)},
-               {"priority", eps[i].priority}};
-        if (eps[i].region != zones::kNoRegion) e["region"] = snap->regions.name(eps[i].region);
-        std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
-        // A verdict this node applied on its own, which etcd does not hold yet.
-        if (auto lv = local_verdicts_.find(key); lv != local_verdicts_.end()) e["health_local"] = true;
-        for (const auto& [vantage, vf] : agg_.views(eps[i].state, now))
-          e["vantages"][vantage] = {{"up", vf.first.up},
-                                    {"fresh", vf.second},
-                                    {"detail", vf.first.detail},
-                                    {"rtt_ms", vf.first.rtt_ms},
-                                    {"age_s", admin::elapsed_ms(now, vf.first.at_ms) / 1000}};
-        if (auto it = overrides.find(key); it != overrides.end()) {
-          if (it->second.until_ms) e["override_until"] = admin::format_time(it->second.until_ms);
-          if (!it->second.reason.empty()) e["override_reason"] = it->second.reason;
-        }
-        if (Json ramp = ramp_view(key, now); !ramp.is_null()) e["ramp"] = ramp;
-        if (const auto& damping = info.damping_of(i); damping.flips) {
-          auto f = flip_times_.find(key);
-          e["damping"] = {{"flips", damping.flips},
-                          {"window", admin::format_duration(damping.window_ms)},
-                          {"hold", admin::format_duration(damping.hold_ms)},
-                          {"recent_flips", f == flip_times_.end() ? 0 : f->second.size()}};
-        }
-        endpoints.push_back(std::move(e));
-      }
-      Json rec{{"name", info.name},
-               {"type", zones::steered_type_name(r.type)},
-               {"policy", zones::policy_name(r.policy)},
-               {"ttl", r.ttl},
-               {"ttl_now", zones::answer_ttl(r, *snap->states)},
-               {"endpoints", endpoints}};
-      if (info.ttl_unsteady) rec["ttl_unsteady"] = info.ttl_unsteady;
-      if (r.policy == zones::Policy::kFailover) rec.update(failback_status(*z, r, now));
-      records.push_back(std::move(rec));
-    }
+    for (const auto& r : z->steered_records())
+      if (zone_wanted || z->info(r).name == want) wanted.push_back({z.get(), &r});
   }
+  // Bounded (the status page): the records that need attention first,
+  // then the rest, listed in zone order.
+  size_t total_records = wanted.size();
+  if (wanted.size() > most) {
+    std::vector<bool> attention(wanted.size());
+    size_t needing = 0;
+    for (size_t i = 0; i < wanted.size(); ++i)
+      needing += attention[i] = needs_attention(*snap->states, *wanted[i].first, *wanted[i].second);
+    size_t first = std::min(needing, most), rest = most - first;
+    std::vector<Listed> kept;
+    kept.reserve(most);
+    for (size_t i = 0; i < wanted.size(); ++i)
+      if (size_t& room = attention[i] ? first : rest; room) {
+        --room;
+        kept.push_back(wanted[i]);
+      }
+    wanted.swap(kept);
+  }
+  for (const auto& [z, rp] : wanted) {
+    const auto& r = *rp;
+    const auto& info = z->info(r);
+    auto eps = z->endpoints(r);
+    Json endpoints = Json::array();
+    for (size_t i = 0; i < eps.size(); ++i) {
+      const auto& s = snap->states->at(eps[i].state);
+      int16_t aw = s.admin_weight.load(std::memory_order_relaxed);
+      auto ov = static_cast<Override>(s.override_state.load(std::memory_order_relaxed));
+      Json e{{"name", info.endpoints[i]},
+             {"address", z->answer_text(r, eps[i])},
+             {"up", zones::endpoint_up(s)},
+             {"health", s.health.load() == static_cast<uint8_t>(zones::Health::kUp) ? "up" : "down"},
+             {"override", override_name(ov)},
+             {"config_weight", eps[i].weight},
+             {"weight", zones::effective_weight(s, eps[i])},
+             {"admin_weight", aw >= 0 ? Json(aw) : Json(nullptr)},
+             {"priority", eps[i].priority}};
+      if (eps[i].region != zones::kNoRegion) e["region"] = snap->regions.name(eps[i].region);
+      std::string key = zones::endpoint_key(info.name, r.type, info.endpoints[i]);
+      // A verdict this node applied on its own, which etcd does not hold yet.
+      if (auto lv = local_verdicts_.find(key); lv != local_verdicts_.end()) e["health_local"] = true;
+      for (const auto& [vantage, vf] : agg_.views(eps[i].state, now))
+        e["vantages"][vantage] = {{"up", vf.first.up},
+                                  {"fresh", vf.second},
+                                  {"detail", vf.first.detail},
+                                  {"rtt_ms", vf.first.rtt_ms},
+                                  {"age_s", admin::elapsed_ms(now, vf.first.at_ms) / 1000}};
+      if (ov != Override::kAuto)
+        if (auto o = store_.override_of(key)) {
+          if (o->until_ms) e["override_until"] = admin::format_time(o->until_ms);
+          if (!o->reason.empty()) e["override_reason"] = o->reason;
+        }
+      if (Json ramp = ramp_view(key, now); !ramp.is_null()) e["ramp"] = ramp;
+      if (const auto& damping = info.damping_of(i); damping.flips) {
+        auto f = flip_times_.find(key);
+        e["damping"] = {{"flips", damping.flips},
+                        {"window", admin::format_duration(damping.window_ms)},
+                        {"hold", admin::format_duration(damping.hold_ms)},
+                        {"recent_flips", f == flip_times_.end() ? 0 : f->second.size()}};
+      }
+      endpoints.push_back(std::move(e));
+    }
+    Json rec{
+        {"name", info.name}, {"type", zones::steered_type_name(r.type)},       {"policy", zones::policy_name(r.policy)},
+        {"ttl", r.ttl},      {"ttl_now", zones::answer_ttl(r, *snap->states)}, {"endpoints", endpoints}};
+    if (info.ttl_unsteady) rec["ttl_unsteady"] = info.ttl_unsteady;
+    if (r.policy == zones::Policy::kFailover) rec.update(failback_status(*z, r, now));
+    records.push_back(std::move(rec));
+  }
+  if (listed) *listed = std::move(wanted);
   if (!want.empty() && zones.empty() && records.empty())
     return admin::error_reply("status: no zone or steered record named '" + filter + "'", "not_found");
   Json out{{"ok", true},
@@ -589,6 +633,7 @@ Json Control::status(const std::string& filter) {
            {"config", srv_.config_path()},
            {"zones", zones},
            {"records", records},
+           {"records_total", total_records},
            {"drills", drills_view(now)},
            {"orphans", orphans()}};
   if (cluster_) out["cluster"] = cluster_->status();

@@ -25,6 +25,8 @@ inline constexpr const char* kStatusPage = R"HTML(<!doctype html>
 </style></head><body>
 <h1>vane <span id="ver"></span></h1>
 <div class="meta" id="meta">loading…</div><div id="err"></div>
+<form class="meta" id="find">zone or record <input name="filter" id="filter" size="32"> <button>show</button> <a href="/">all</a></form>
+<div class="meta" id="listed"></div>
 <div id="records"></div>
 <h2>Drills</h2>
 <table><thead><tr><th>#</th><th>endpoint</th><th>start</th><th>end</th><th>lower TTL</th><th>state</th><th>why</th></tr></thead>
@@ -39,6 +41,9 @@ const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<"
 function dur(s) {
   return s >= 3600 ? Math.floor(s / 3600) + "h" + Math.floor(s % 3600 / 60) + "m" : s >= 60 ? Math.floor(s / 60) + "m" + (s % 60) + "s" : s + "s";
 }
+// ?filter=ZONE|RECORD: only those (the form above sets it).
+const filter = new URLSearchParams(location.search).get("filter") || "";
+$("filter").value = filter;
 const left = (until) => dur(Math.max(0, Math.round((Date.parse(until) - Date.now()) / 1000)));
 // A failover record's tier, and its hold: since when, and how long the preferred tier has been healthy.
 function failback(r) {
@@ -110,6 +115,10 @@ function render(st) {
     html += "</tbody></table>" + chart(r) + "</div>";
   }
   $("records").innerHTML = html || '<p class="meta">no steered records</p>';
+  // Beyond 200 records the page lists 200: those needing attention first.
+  $("listed").textContent = st.records.length < st.records_total
+    ? `${st.records.length} of ${st.records_total} steered records listed: those with an endpoint down, overridden, ` +
+      "weighted by hand, ramping or held first, then the rest in zone order. Name a zone or record to see others." : "";
   $("drills").innerHTML = (st.drills || []).map((d) =>
     `<tr data-drill="${d.id}"><td>${d.id}</td><td>${esc(d.endpoint)}</td><td>${esc(d.start)}</td><td>${esc(d.end)}</td>` +
     `<td>${d.lower_ttl || "-"}</td><td>${esc(d.phase)}${d.starts_in_s !== undefined ? " · starts in " + dur(d.starts_in_s) : ""}` +
@@ -121,10 +130,14 @@ function render(st) {
 }
 async function poll() {
   try {
-    const r = await fetch("/api/status", {cache: "no-store"});
+    const r = await fetch("/api/status" + (filter ? "?filter=" + encodeURIComponent(filter) : ""), {cache: "no-store"});
     if (!r.ok) throw new Error("HTTP " + r.status);
-    render(await r.json());
-    $("err").textContent = "";
+    const st = await r.json();
+    if (st.ok === false) $("err").textContent = st.error;
+    else {
+      render(st);
+      $("err").textContent = "";
+    }
   } catch (e) {
     $("err").textContent = "cannot reach vaned: " + e.message;
   }

@@ -94,5 +94,27 @@ TEST(StateStore, CommitAll_OneWriteEachWithItsSeq) {
   EXPECT_EQ(journal.back()["endpoint"], "www.example.com./A/e2");
 }
 
+// Status reads one override at a time, and only their keys for orphans.
+TEST(StateStore, OverrideOf_AndOverrideKeys) {
+  ShmDir dir;
+  auto s = StateStore::open(dir.path);
+  ASSERT_TRUE(s);
+  Override o{"drain", 1796324955978, "maintenance", 0, 1796324000000, "", "us-east-1"};
+  ASSERT_FALSE((*s)->commit(
+      {{"a.test./A/e", std::nullopt, std::optional<Override>{o}, std::nullopt},
+       {"b.test./A/e", std::nullopt, std::optional<Override>{Override{"down", 0, "", 0, 0, "", ""}}, std::nullopt},
+       {"c.test./A/e", std::optional<int>{3}, std::nullopt, std::nullopt}},
+      {{"action", "drain"}}));
+  auto got = (*s)->override_of("a.test./A/e");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->state, "drain");
+  EXPECT_EQ(got->until_ms, o.until_ms);
+  EXPECT_EQ(got->reason, "maintenance");
+  EXPECT_EQ(got->region, "us-east-1");
+  EXPECT_FALSE((*s)->override_of("c.test./A/e")) << "a weight, not an override";
+  EXPECT_FALSE((*s)->override_of("nope"));
+  EXPECT_EQ((*s)->override_keys(), (std::vector<std::string>{"a.test./A/e", "b.test./A/e"}));
+}
+
 }  // namespace
 }  // namespace vane::admin

@@ -204,5 +204,95 @@ TEST(OperatorView, StatusPageInChromiumShowsAWeightFlip) {
   EXPECT_GE(both, 1u) << chart.dump();
 }
 
+// A large config: the page lists 200 records, those needing attention first
+// wherever they are, says how many it left out, and takes ?filter=ZONE or
+// RECORD (so does /api/status), each listed record with its chart.
+TEST(OperatorView, StatusPageOfManyRecords_ListsThoseNeedingAttentionFirst_AndFilters) {
+  TempDir dir;
+  std::string cfg = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nhttp: { listen: \"127.0.0.1:0\" }\nzones:\n";
+  std::string records;
+  for (const char* z : {"a.test", "b.test"}) {
+    dir.write(std::string(z) + ".zone", "$ORIGIN " + std::string(z) +
+                                            ".\n$TTL 300\n@ IN SOA ns h 1 3600 600 86400 60\n@ IN NS ns\n"
+                                            "ns IN A 192.0.2.1\n");
+    cfg += "  - { name: " + std::string(z) + ", file: " + z + ".zone }\n";
+    for (int i = 0; i < 150; ++i)
+      records += "  - { name: r" + std::to_string(i) + "." + z +
+                 ", type: A, policy: failover, endpoints: [{ name: e, address: 192.0.2.10, priority: 1 }, "
+                 "{ name: w, address: 198.51.100.10, priority: 2 }] }\n";
+  }
+  Vaned v(dir, cfg + "records:\n" + records);
+  std::string sock = dir.path() + "/state/admin.sock";
+  // The last records of each zone: past the first 200.
+  ASSERT_EQ(
+      Process({VANECTL_PATH, "-s", sock, "drain", "r149.b.test", "e", "--reason", "far down the list"}).wait(10000), 0);
+  ASSERT_EQ(Process({VANECTL_PATH, "-s", sock, "weight", "r148.b.test", "w", "9"}).wait(10000), 0);
+  ASSERT_EQ(Process({VANECTL_PATH, "-s", sock, "drain", "r140.a.test", "e", "--for", "1h"}).wait(10000), 0);
+
+  httplib::Client c("127.0.0.1", http_port(v.process()));
+  auto get = [&](const std::string& path) {
+    auto r = c.Get(path);
+    EXPECT_TRUE(r && r->status == 200) << path;
+    return r ? nlohmann::json::parse(r->body) : nlohmann::json();
+  };
+  auto names = [](const nlohmann::json& st) {
+    std::vector<std::string> out;
+    for (const auto& r : st["records"]) out.push_back(r["name"]);
+    return out;
+  };
+  auto st = get("/api/status");
+  EXPECT_EQ(st["records_total"], 300);
+  ASSERT_EQ(st["records"].size(), 200u);
+  auto listed = names(st);
+  // The three needing attention, and the first 197 of the rest, in zone
+  // order: all of a.test, b.test's first 48, then b.test's two.
+  EXPECT_EQ(listed[0], "r0.a.test.");
+  EXPECT_EQ(listed[140], "r140.a.test.");
+  EXPECT_EQ(listed[149], "r149.a.test.");
+  EXPECT_EQ(listed[150], "r0.b.test.");
+  EXPECT_EQ(listed[197], "r47.b.test.");
+  EXPECT_EQ(listed[198], "r148.b.test.");
+  EXPECT_EQ(listed[199], "r149.b.test.");
+  const auto& far = st["records"][199];
+  EXPECT_EQ(far["endpoints"][0]["override"], "drain");
+  EXPECT_EQ(far["endpoints"][0]["override_reason"], "far down the list");
+  EXPECT_TRUE(far["chart"].is_object()) << far.dump();
+  EXPECT_TRUE(st["records"][140]["endpoints"][0].contains("override_until"));
+  EXPECT_EQ(st["records"][198]["endpoints"][1]["admin_weight"], 9);
+  EXPECT_EQ(st["zones"].size(), 2u);
+
+  // A zone: all of its 150, each with a chart; only that zone.
+  st = get("/api/status?filter=b.test");
+  EXPECT_EQ(st["records_total"], 150);
+  ASSERT_EQ(st["records"].size(), 150u);
+  ASSERT_EQ(st["zones"].size(), 1u);
+  EXPECT_EQ(st["zones"][0]["name"], "b.test.");
+  for (const auto& r : st["records"]) {
+    EXPECT_NE(r["name"].get<std::string>().find(".b.test."), std::string::npos);
+    EXPECT_TRUE(r["chart"].is_object());
+  }
+  // A record (the final dot optional), and a name vaned does not have.
+  st = get("/api/status?filter=r7.a.test");
+  EXPECT_EQ(names(st), std::vector<std::string>{"r7.a.test."});
+  EXPECT_EQ(st["records"][0]["endpoints"].size(), 2u);
+  st = get("/api/status?filter=nope.test");
+  EXPECT_EQ(st["ok"], false);
+  EXPECT_NE(st["error"].get<std::string>().find("no zone or steered record named 'nope.test'"), std::string::npos);
+
+  // The page says what it left out, and its filter form narrows it.
+  if (chromium().empty()) GTEST_FAIL() << "chromium is installed by scripts/test.sh (TEST_PACKAGES)";
+  std::string url = "http://127.0.0.1:" + std::to_string(http_port(v.process())) + "/";
+  std::string page = rendered(url);
+  EXPECT_NE(page.find("200 of 300 steered records listed"), std::string::npos) << page.substr(0, 2000);
+  EXPECT_NE(page.find("r149.b.test. A"), std::string::npos);
+  EXPECT_EQ(page.find("r100.b.test. A"), std::string::npos);
+  page = rendered(url + "?filter=r0.b.test");
+  EXPECT_NE(page.find("r0.b.test. A"), std::string::npos) << page.substr(0, 2000);
+  EXPECT_EQ(page.find("r149.b.test. A"), std::string::npos);
+  EXPECT_NE(page.find(R"(<div class="meta" id="listed"></div>)"), std::string::npos) << "all listed: no note";
+  page = rendered(url + "?filter=nope.test");
+  EXPECT_NE(page.find("no zone or steered record named"), std::string::npos) << page.substr(0, 2000);
+}
+
 }  // namespace
 }  // namespace vane::test
