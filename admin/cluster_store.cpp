@@ -206,7 +206,8 @@ void ClusterStore::run_commit(EtcdClient& etcd, Write& w) {
   failure.push_back({{"request_range", {{"key", base64_encode(full("j/" + w.journal_id))}}}});
   auto r = etcd.call("/v3/kv/txn", {{"compare", compare}, {"success", success}, {"failure", failure}});
   if (!r) {
-    w.error = Error{"", 0, r.error().message + " — not acknowledged"};
+    w.error = Error{
+        "", 0, r.error().message + (EtcdClient::refused(r.error()) ? " — nothing was written" : " — not acknowledged")};
     return;
   }
   cluster_rev_ = std::max(cluster_rev_.load(), json_int((*r)["header"], "revision"));

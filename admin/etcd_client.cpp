@@ -213,10 +213,22 @@ Result<Json> EtcdClient::call(const std::string& path, const Json& body, uint32_
     bool connection = msg.rfind("connection:", 0) == 0;
     if (connection || status == 503) good_ = (i + 1) % urls_.size();
     if (!connection && !transient(msg) && status != 503 && status != 0)
-      return Error{"", 0, "etcd " + url + ": " + msg};  // a real answer: no point asking another member
+      return Error{"", 0, std::string(kRefused) + url + "): " + msg};  // a real answer: no point asking another member
     if (attempt % urls_.size() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return Error{"", 0, "etcd unreachable within " + std::to_string(deadline_ms) + " ms (tried " + tried + ")"};
+}
+
+std::optional<std::string> EtcdClient::too_big(const Error& e) {
+  const std::string& m = e.message;
+  for (const char* s : {"too many operations", "request is too large", "larger than max"})
+    if (m.find(s) != std::string::npos) {
+      size_t from = m.find("etcdserver: ");
+      if (from == std::string::npos) from = m.find("grpc: ");
+      std::string why = m.substr(from == std::string::npos ? 0 : from);
+      return why.substr(0, why.find(" — "));
+    }
+  return std::nullopt;
 }
 
 Result<Json> EtcdClient::range(const std::string& key, const std::string& range_end, Json extra,

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.h"
@@ -48,6 +49,15 @@ class EtcdClient {
   // POST `body` to `path` (e.g. "/v3/kv/txn") on the first endpoint that
   // answers, within `deadline_ms` in all. Returns the decoded response.
   Result<Json> call(const std::string& path, const Json& body, uint32_t deadline_ms = 2800);
+  // An error from call() that etcd answered with: it refused the request
+  // (too big, a bad request, permission denied) and applied none of it.
+  // Any other error (no member answered in time, a connection lost) leaves
+  // a write's fate unknown.
+  static bool refused(const Error& e) { return e.message.starts_with(kRefused); }
+  static constexpr std::string_view kRefused = "etcd refused it (";
+  // A refusal as too big (more operations than its --max-txn-ops, more
+  // bytes than its --max-request-bytes): etcd's reason; else nothing.
+  static std::optional<std::string> too_big(const Error& e);
 
   // Range over [key, range_end) ("" = the one key); `extra` adds fields
   // such as limit, sort_order, revision.

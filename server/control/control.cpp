@@ -1,6 +1,8 @@
 // The admin verbs (status is in control_view.cpp): each request is checked
 // field by field (nothing in it names a path), resolved against the serving
 // snapshot, written through the StateWriter and applied once durable.
+#include "control.h"
+
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -8,7 +10,7 @@
 #include <ctime>
 #include <set>
 
-#include "control.h"
+#include "etcd_client.h"
 #include "explain.h"
 #include "log.h"
 
@@ -19,20 +21,6 @@ using zones::override_name;
 using zones::Override;
 
 namespace {
-
-// etcd's refusal of a transaction as too big (more operations than its
-// --max-txn-ops, more bytes than its --max-request-bytes), as etcd put it;
-// nothing when `message` is another error.
-std::optional<std::string> too_big_for_etcd(const std::string& message) {
-  for (const char* s : {"too many operations", "request is too large", "larger than max"})
-    if (message.find(s) != std::string::npos) {
-      size_t from = message.find("etcdserver: ");
-      if (from == std::string::npos) from = message.find("grpc: ");
-      std::string why = message.substr(from == std::string::npos ? 0 : from);
-      return why.substr(0, why.find(" — "));
-    }
-  return std::nullopt;
-}
 
 // Fields are checked, never passed through: no request names a path.
 std::optional<std::string> check_fields(const Json& req, std::initializer_list<const char*> allowed) {
@@ -352,7 +340,7 @@ void Control::change_region(const Json& req, const admin::Peer& peer, admin::Rep
                    // and the journal. etcd holds 128 operations (about 60
                    // endpoints) and 1.5 MiB by default; what it refuses as
                    // too big was not written at all.
-                   if (auto why = err && cluster_ ? too_big_for_etcd(err->message) : std::nullopt)
+                   if (auto why = err && cluster_ ? admin::EtcdClient::too_big(*err) : std::nullopt)
                      return reply(admin::error_reply(
                          std::to_string(moved.size()) + " endpoints in " + std::to_string(records.size()) +
                          " records are more than one etcd transaction holds (etcd: " + *why +

@@ -183,6 +183,26 @@ TEST_F(Cluster, RegionDrain_IsOneTransaction_AnsweredByEveryNode_TooBigIsRefused
   EXPECT_EQ(a(a1, "r7.example.com"), "192.0.2.40");
   EXPECT_EQ(a(b, "r7.example.com"), "192.0.2.40");
   EXPECT_EQ(history(b).back()["action"], "drain");  // nothing journaled
+  {
+    // The client tells etcd's refusal (nothing written) from a write whose
+    // fate is unknown (no answer: it may have landed).
+    ClusterSpec spec;
+    spec.etcd = etcd_.urls();
+    admin::EtcdClient etcd(spec);
+    json puts = json::array();
+    for (int i = 0; i < 200; ++i)
+      puts.push_back({{"request_put", {{"key", admin::base64_encode("/other/" + std::to_string(i))}, {"value", ""}}}});
+    auto big = etcd.call("/v3/kv/txn", {{"success", puts}});
+    ASSERT_FALSE(big);
+    EXPECT_TRUE(admin::EtcdClient::refused(big.error())) << big.error().message;
+    EXPECT_EQ(admin::EtcdClient::too_big(big.error()), "etcdserver: too many operations in txn request");
+    ClusterSpec nowhere;
+    nowhere.etcd = {"http://127.0.0.1:" + std::to_string(stable_port())};
+    admin::EtcdClient gone(nowhere);
+    auto lost = gone.call("/v3/kv/txn", {{"success", json::array()}}, 600);
+    ASSERT_FALSE(lost);
+    EXPECT_FALSE(admin::EtcdClient::refused(lost.error())) << lost.error().message;
+  }
 
   // Back from the other node.
   r = call(b, {{"cmd", "undrain"}, {"region", "us-east-1"}});
