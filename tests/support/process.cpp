@@ -178,19 +178,33 @@ uint16_t stable_port() {
   // owner starts — a draw repeated among them was a member that could not
   // listen. Nor one another test process holds (ctest runs two at once):
   // each port drawn is claimed by a lock on a file named after it, held
-  // until this process exits.
+  // until this process exits, which removes the file (still locked: one
+  // who opened it meanwhile finds it gone once they hold the lock).
   static std::mutex mu;
   static std::unordered_set<uint16_t> given;
+  static struct Claims {
+    std::vector<std::pair<std::string, int>> held;
+    ~Claims() {
+      for (const auto& [path, fd] : held) {
+        unlink(path.c_str());
+        close(fd);
+      }
+    }
+  } claims;
   std::lock_guard lock(mu);
-  const std::string claims = "/tmp/vane-test-ports";
-  mkdir(claims.c_str(), 01777);
+  const std::string dir = "/tmp/vane-test-ports";
+  mkdir(dir.c_str(), 01777);
   for (int attempt = 0; attempt < 200; ++attempt) {
     uint16_t port = static_cast<uint16_t>(10000 + rng() % uint32_t(std::max(1000, lo - 10000)));
     if (given.count(port)) continue;
-    int claim = open((claims + "/" + std::to_string(port)).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (claim >= 0 && flock(claim, LOCK_EX | LOCK_NB) != 0) {
+    std::string path = dir + "/" + std::to_string(port);
+    int claim = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    struct stat mine {
+    }, named{};
+    if (claim >= 0 && (flock(claim, LOCK_EX | LOCK_NB) != 0 || fstat(claim, &mine) != 0 ||
+                       stat(path.c_str(), &named) != 0 || mine.st_ino != named.st_ino)) {
       close(claim);
-      continue;  // another test process drew it
+      continue;  // another test process drew it (or has just let it go)
     }
     int t = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -201,7 +215,8 @@ uint16_t stable_port() {
     close(t);
     if (ok) {
       given.insert(port);
-      return port;  // `claim` stays open, and locked, for the process's life
+      if (claim >= 0) claims.held.emplace_back(std::move(path), claim);  // locked for the process's life
+      return port;
     }
     if (claim >= 0) close(claim);
   }
