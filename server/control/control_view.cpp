@@ -615,7 +615,7 @@ Json Control::status(const std::string& filter, size_t most, std::vector<Listed>
     }
     Json rec{
         {"name", info.name}, {"type", zones::steered_type_name(r.type)},       {"policy", zones::policy_name(r.policy)},
-        {"ttl", r.ttl},      {"ttl_now", zones::answer_ttl(r, *snap->states)}, {"endpoints", endpoints}};
+        {"ttl", r.ttl},      {"ttl_now", zones::answer_ttl(r, *snap->states)}, {"endpoints", std::move(endpoints)}};
     if (info.ttl_unsteady) rec["ttl_unsteady"] = info.ttl_unsteady;
     if (r.policy == zones::Policy::kFailover) rec.update(failback_status(*z, r, now));
     records.push_back(std::move(rec));
@@ -631,8 +631,8 @@ Json Control::status(const std::string& filter, size_t most, std::vector<Listed>
            {"generation", snap->generation},
            {"listen", srv_.listen()},
            {"config", srv_.config_path()},
-           {"zones", zones},
-           {"records", records},
+           {"zones", std::move(zones)},
+           {"records", std::move(records)},
            {"records_total", total_records},
            {"drills", drills_view(now)},
            {"orphans", orphans()}};
