@@ -109,7 +109,8 @@ class Control {
  private:
   // A zone or a record, or everything; at most `most` records (needing
   // attention first; "records_total" counts them all), `listed` getting
-  // which, in the order of "records".
+  // which, in the order of "records" (pointers into the current snapshot:
+  // the caller holds it).
   using Listed = std::pair<const zones::Zone*, const zones::SteeredRecord*>;
   admin::Json status(const std::string& filter = "", size_t most = SIZE_MAX, std::vector<Listed>* listed = nullptr);
   void change(const admin::Json& req, const admin::Peer& peer, admin::Reply reply);

@@ -466,6 +466,9 @@ Json Control::share_chart(const zones::Zone& z, const zones::SteeredRecord& r, c
 }
 
 Json Control::page_status(const std::string& filter) {
+  // The snapshot `listed` points into (published on this loop alone, so
+  // the one status() reads), kept alive while they are used.
+  auto snap = srv_.snapshot();
   std::vector<Listed> listed;
   Json s = status(filter, kPageRecords, &listed);
   if (!s.value("ok", false)) return s;
@@ -476,7 +479,6 @@ Json Control::page_status(const std::string& filter) {
   // however many pages poll), per endpoint of each record listed.
   uint64_t now = admin::now_ms();
   bool rebase = now - last_hits_ms_ >= 10000;
-  auto snap = srv_.snapshot();
   std::vector<uint64_t> count, delta;
   for (size_t ri = 0; ri < listed.size(); ++ri) {
     const auto& [z, r] = listed[ri];
