@@ -126,7 +126,7 @@ class Cluster : public ::testing::Test {
     json s = status(n);
     for (const auto& r : s["records"])
       if (r["name"] == "app.example.com.") return r["endpoints"][0];
-    return json();
+    return json::object();  // not listed (status failed): .value() still answers
   }
   void flips_while_etcd_hung(bool back_at_resume);
 
@@ -645,10 +645,11 @@ TEST_F(Cluster, AgentReports_AnOlderOneDeliveredLate_NeverTakesBackANewerOne) {
     json v = view_on(n);
     return v.is_object() ? std::optional<bool>(v["up"]) : std::nullopt;
   };
-  auto stored = [&]() -> json {  // etcd's copy of the agent's view, or null
+  auto stored = [&]() -> json {  // etcd's copy of the agent's view, or {} while there is none
     json r = etcd_.call("/v3/kv/range", {{"key", admin::base64_encode(key)}});
-    if (!r.contains("kvs") || r["kvs"].empty()) return json();
-    return json::parse(admin::base64_decode(r["kvs"][0]["value"].get<std::string>()), nullptr, false);
+    if (!r.contains("kvs") || r["kvs"].empty()) return json::object();
+    json v = json::parse(admin::base64_decode(r["kvs"][0]["value"].get<std::string>()), nullptr, false);
+    return v.is_object() ? v : json::object();
   };
   auto stale_on = [&](Node& n) {
     return metric(http_port(n.vaned->process()), R"(vane_check_observations_total{vantage="probe-eu",view="stale"})");
@@ -703,9 +704,10 @@ TEST_F(Cluster, OwnView_AnOlderWriteLandingLate_IsWrittenBack) {
     json r = etcd_.call("/v3/kv/range", {{"key", admin::base64_encode(key)}});
     return r.contains("kvs") && !r["kvs"].empty() ? r["kvs"][0] : json();
   };
-  auto stored = [&]() -> json {
+  auto stored = [&]() -> json {  // the node's view as etcd holds it, or {} before the node has written one
     json k = kv();
-    return k.is_object() ? json::parse(admin::base64_decode(k["value"].get<std::string>()), nullptr, false) : json();
+    json v = k.is_object() ? json::parse(admin::base64_decode(k["value"].get<std::string>()), nullptr, false) : json();
+    return v.is_object() ? v : json::object();
   };
   ASSERT_TRUE(eventually([&] { return stored().value("up", false); }, 5000)) << stored().dump();
   ASSERT_TRUE(kv().contains("lease")) << kv().dump();
