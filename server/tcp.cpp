@@ -46,6 +46,12 @@ class TcpConn {
   // May this connection be closed to make room (RFC 7766 §6.2.3)? Not while
   // an answer or a transfer is being written to it.
   bool evictable() const { return admitted_ && !closing_ && !writing_ && pending_.empty() && !xfr_; }
+  // This connection's slot is now `to`'s (TcpAdmission::hand_over); it
+  // closes without releasing one.
+  void hand_slot_to(TcpConn& to) {
+    admitted_ = false;
+    to.admitted_ = true;
+  }
   uint64_t last_active_ms() const { return last_active_ms_; }
   const std::string& client() const { return client_; }
 
@@ -249,7 +255,7 @@ void Worker::close_conn(TcpConn* c) { c->close(); }
 // the longest (RFC 7766 §6.2.3 lets a server close idle connections to
 // admit others). A flood of idle connections then costs its senders their
 // own slots first; see README *TCP* for what an attacker can still hold.
-bool Worker::evict_one(const TcpConn* newcomer) {
+bool Worker::evict_one(TcpConn* newcomer) {
   TcpConn* victim = nullptr;
   std::pair<uint32_t, uint64_t> worst{0, 0};  // (connections its address holds, ms idle)
   uint64_t now = uv_now(&loop_);
@@ -261,7 +267,11 @@ bool Worker::evict_one(const TcpConn* newcomer) {
     std::pair<uint32_t, uint64_t> score{it->second, now - c->last_active_ms()};
     if (!victim || score > worst) victim = c, worst = score;
   }
-  if (!victim) return false;
+  // The slot goes straight to the newcomer: released and then taken, it
+  // could go to another worker's accept in between, and the newcomer that
+  // cost a connection its place would be turned away all the same.
+  if (!victim || !admission_.hand_over(victim->client(), newcomer->client())) return false;
+  victim->hand_slot_to(*newcomer);
   victim->close();
   stats_.tcp_evicted.fetch_add(1, std::memory_order_relaxed);
   return true;
@@ -278,7 +288,7 @@ void Worker::on_accept(TcpListener& l) {
     return;
   }
   auto v = c->admit();
-  if (v == TcpAdmission::Verdict::kServerFull && evict_one(c)) v = c->admit();
+  if (v == TcpAdmission::Verdict::kServerFull && evict_one(c)) v = TcpAdmission::Verdict::kAdmitted;
   if (v != TcpAdmission::Verdict::kAdmitted) {
     c->close();
     return;

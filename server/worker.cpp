@@ -96,6 +96,15 @@ uint32_t TcpAdmission::held(const std::string& client) {
   return it == per_client_.end() ? 0 : it->second;
 }
 
+bool TcpAdmission::hand_over(const std::string& from, const std::string& to) {
+  std::lock_guard lock(mu_);
+  auto it = per_client_.find(to);
+  if (it != per_client_.end() && it->second >= opts_.max_per_client) return false;
+  if (auto f = per_client_.find(from); f != per_client_.end() && --f->second == 0) per_client_.erase(f);
+  ++per_client_[to];
+  return true;
+}
+
 void TcpAdmission::release(const std::string& client) {
   std::lock_guard lock(mu_);
   auto it = per_client_.find(client);

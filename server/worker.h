@@ -70,6 +70,10 @@ class TcpAdmission {
   enum class Verdict { kAdmitted, kServerFull, kClientFull };
   Verdict admit(const std::string& client);
   void release(const std::string& client);
+  // `from`'s slot becomes `to`'s, under the lock: at the cap, the slot an
+  // eviction frees goes to the client it was made for, not to whichever
+  // worker admits next. False (nothing moved) if `to` is at its own cap.
+  bool hand_over(const std::string& from, const std::string& to);
   uint32_t held(const std::string& client);  // connections `client` holds now
   uint32_t open() const { return total_.load(std::memory_order_relaxed); }
 
@@ -192,7 +196,7 @@ class Worker {
   void on_wake();
   void on_accept(TcpListener& l);
   void close_conn(TcpConn* c);
-  bool evict_one(const TcpConn* newcomer);
+  bool evict_one(TcpConn* newcomer);
 
   unsigned id_;
   WorkerSockets sockets_;

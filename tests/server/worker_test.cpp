@@ -3,7 +3,8 @@
 // an eventfd too: a newer snapshot reaches an idle thread, which lets the
 // old one go with no query arriving, and a stop ends every thread even when
 // a wake lands just before it blocks. On both receive paths. A worker
-// destroyed without stop() stops itself.
+// destroyed without stop() stops itself. And the TCP admission's hand-over
+// of an evicted connection's slot at the cap.
 #include "worker.h"
 
 #include <gtest/gtest.h>
@@ -96,6 +97,35 @@ TEST_P(WorkerWake, AWorkerDestroyedWithoutStopStopsItself) {
     w->start();
     w.reset();  // hangs (and times out) if the destructor waited for a stop that never came
   }
+}
+
+// At the cap, an eviction's slot goes to the newcomer it was made for:
+// handed over under the lock, the total never dips, so another worker's
+// accept cannot take it in between (before, the newcomer could be turned
+// away right after a connection was closed for it).
+TEST(TcpAdmission, AnEvictedSlotIsHandedToTheNewcomer_NeverFreedInBetween) {
+  TcpOptions o;
+  o.max_connections = 2;
+  o.max_per_client = 2;
+  TcpAdmission a(o);
+  ASSERT_EQ(a.admit("flood"), TcpAdmission::Verdict::kAdmitted);
+  ASSERT_EQ(a.admit("flood"), TcpAdmission::Verdict::kAdmitted);
+  EXPECT_EQ(a.admit("fresh"), TcpAdmission::Verdict::kServerFull);
+  ASSERT_TRUE(a.hand_over("flood", "fresh"));
+  EXPECT_EQ(a.open(), 2u);
+  EXPECT_EQ(a.held("flood"), 1u);
+  EXPECT_EQ(a.held("fresh"), 1u);
+  EXPECT_EQ(a.admit("other"), TcpAdmission::Verdict::kServerFull) << "the slot was not free for anyone else";
+  ASSERT_TRUE(a.hand_over("flood", "fresh"));
+  EXPECT_EQ(a.held("flood"), 0u);
+  EXPECT_EQ(a.held("fresh"), 2u);
+  // A newcomer at its own cap takes nothing.
+  EXPECT_FALSE(a.hand_over("fresh", "fresh"));
+  EXPECT_EQ(a.held("fresh"), 2u);
+  EXPECT_EQ(a.open(), 2u);
+  a.release("fresh");
+  a.release("fresh");
+  EXPECT_EQ(a.open(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Receive, WorkerWake, ::testing::Values(Receive::kRecvmmsg, Receive::kIoUring),
