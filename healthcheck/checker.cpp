@@ -538,6 +538,9 @@ void Checker::Impl::shutdown() {
   for (Attempt* a : std::vector<Attempt*>(attempts.begin(), attempts.end())) {
     a->done = true;
     attempts.erase(a);
+    // As finish() does: close_handles() deletes an attempt with no handle
+    // of ours (an HTTP one) at once, and its probe must not point at it.
+    if (a->probe) a->probe->in_flight = nullptr;
     a->close_handles();
   }
   for (auto& p : probes) retire(std::move(p));
