@@ -56,7 +56,13 @@ stop_server() {
   kill "$1" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
+  # A server that dies of a signal other than ours (an abort, a segfault)
+  # on the way out crashed: say so, or the bench's figures hide it.
+  local rc=0
+  wait "$1" 2>/dev/null || rc=$?
+  if [ "$rc" -gt 128 ] && [ "$rc" != 143 ] && [ "$rc" != 137 ]; then
+    echo "WARNING: server $1 died of signal $((rc - 128)) when stopped (a crash; see its log)" >&2
+  fi
   # NSD's children and anything else left on the port
   for p in $(pgrep -f "$WORK" || true); do
     [ "$p" = "${KEEP_PID:-}" ] || kill -9 "$p" 2>/dev/null || true
