@@ -645,12 +645,7 @@ TEST_F(Cluster, AgentReports_AnOlderOneDeliveredLate_NeverTakesBackANewerOne) {
     json v = view_on(n);
     return v.is_object() ? std::optional<bool>(v["up"]) : std::nullopt;
   };
-  auto stored = [&]() -> json {  // etcd's copy of the agent's view, or {} while there is none
-    json r = etcd_.call("/v3/kv/range", {{"key", admin::base64_encode(key)}});
-    if (!r.contains("kvs") || r["kvs"].empty()) return json::object();
-    json v = json::parse(admin::base64_decode(r["kvs"][0]["value"].get<std::string>()), nullptr, false);
-    return v.is_object() ? v : json::object();
-  };
+  auto stored = [&] { return etcd_.value_of(key); };  // etcd's copy of the agent's view, or {}
   auto stale_on = [&](Node& n) {
     return metric(http_port(n.vaned->process()), R"(vane_check_observations_total{vantage="probe-eu",view="stale"})");
   };
@@ -669,7 +664,7 @@ TEST_F(Cluster, AgentReports_AnOlderOneDeliveredLate_NeverTakesBackANewerOne) {
 
   // A node's write of report 1 that reached etcd after report 2 (written
   // before that node saw report 2): ns1, which heard report 2, writes it back.
-  auto kv = [&] { return etcd_.call("/v3/kv/range", {{"key", admin::base64_encode(key)}})["kvs"][0]; };
+  auto kv = [&] { return etcd_.entry(key); };
   ASSERT_TRUE(kv().contains("lease")) << kv().dump();
   json put = etcd_.call("/v3/kv/put",
                         {{"key", admin::base64_encode(key)},
@@ -700,15 +695,8 @@ TEST_F(Cluster, OwnView_AnOlderWriteLandingLate_IsWrittenBack) {
   Node& n1 = add_node("ns1", extra);
   ASSERT_TRUE(eventually([&] { return connected(n1); }, 10000));
   const std::string key = prefix_ + "/obs/ns1/app.example.com./A/primary";
-  auto kv = [&]() -> json {
-    json r = etcd_.call("/v3/kv/range", {{"key", admin::base64_encode(key)}});
-    return r.contains("kvs") && !r["kvs"].empty() ? r["kvs"][0] : json();
-  };
-  auto stored = [&]() -> json {  // the node's view as etcd holds it, or {} before the node has written one
-    json k = kv();
-    json v = k.is_object() ? json::parse(admin::base64_decode(k["value"].get<std::string>()), nullptr, false) : json();
-    return v.is_object() ? v : json::object();
-  };
+  auto kv = [&] { return etcd_.entry(key); };
+  auto stored = [&] { return etcd_.value_of(key); };  // the node's view as etcd holds it, or {} before its first write
   ASSERT_TRUE(eventually([&] { return stored().value("up", false); }, 5000)) << stored().dump();
   ASSERT_TRUE(kv().contains("lease")) << kv().dump();
   json put = etcd_.call(

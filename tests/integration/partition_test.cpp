@@ -546,10 +546,8 @@ TEST_F(Partition, AgentViews_LiveWhileANodeHearsTheAgent_ChangedOrNot) {
   Node& n2 = add_node("n2", {0, 1, 2}, agent_http("n2"));
   for (Node* n : {&n1, &n2}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 15000)) << n->name;
   const std::string key = "/vane/part/obs/agent/app.example.com./A/primary";
-  auto stored = [&]() -> json {  // etcd's copy of the agent's view: {create_revision, lease, ...} or null
-    json r = etcd_->call("/v3/kv/range", {{"key", admin::base64_encode(key)}});
-    return r.contains("kvs") && !r["kvs"].empty() ? r["kvs"][0] : json();
-  };
+  // etcd's copy of the agent's view: {create_revision, lease, ...}, or null
+  auto stored = [&] { return etcd_->entry(key); };
   auto fresh_on = [&](const Node& n) { return agent_counted(n, true); };
 
   // The agent reports to both, but at first reaches only n2, which writes

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "etcd_client.h"
+
 namespace vane::test {
 
 namespace {
@@ -190,6 +192,18 @@ int64_t EtcdCluster::revision() {
   auto r = call("/v3/kv/range", {{"key", "AA=="}});
   const auto& rev = r["header"]["revision"];
   return rev.is_string() ? std::stoll(rev.get<std::string>()) : rev.get<int64_t>();
+}
+
+nlohmann::json EtcdCluster::entry(const std::string& key) {
+  auto r = call("/v3/kv/range", {{"key", admin::base64_encode(key)}});
+  return r.contains("kvs") && !r["kvs"].empty() ? r["kvs"][0] : nlohmann::json();
+}
+
+nlohmann::json EtcdCluster::value_of(const std::string& key) {
+  auto e = entry(key);
+  if (!e.is_object()) return nlohmann::json::object();
+  auto v = nlohmann::json::parse(admin::base64_decode(e["value"].get<std::string>()), nullptr, false);
+  return v.is_object() ? v : nlohmann::json::object();
 }
 
 }  // namespace vane::test

@@ -46,6 +46,12 @@ class EtcdCluster {
   // A v3 JSON call to any running member (e.g. "/v3/kv/compaction").
   nlohmann::json call(const std::string& path, const nlohmann::json& body);
   int64_t revision();
+  // A key's entry as etcd stores it ({key, value, lease, mod_revision, ...},
+  // the value in base64), or null while there is no such key.
+  nlohmann::json entry(const std::string& key);
+  // A key's value parsed as JSON, or {} while there is no such key (or it
+  // holds no JSON object): ready for .value(...) in a poll.
+  nlohmann::json value_of(const std::string& key);
   std::string logs() const;  // every member's output, for a failure message
 
  private:
