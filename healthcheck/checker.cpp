@@ -611,11 +611,11 @@ void Checker::stop() {
 }
 
 void Checker::set_targets(std::vector<Target> targets) {
-  {
-    std::lock_guard lock(impl_->mu);
-    impl_->pending = std::move(targets);
-    impl_->has_pending = true;
-  }
+  // Under the lock: stop() cannot close the loop between the check and the wake.
+  std::lock_guard lock(impl_->mu);
+  if (impl_->stopping) return;  // its loop is gone; a wake would write to a closed descriptor (abort)
+  impl_->pending = std::move(targets);
+  impl_->has_pending = true;
   if (impl_->started) uv_async_send(&impl_->wake);
 }
 

@@ -830,7 +830,7 @@ void Server::reload_async(ReloadDone done) {
 }
 
 void Server::run_next_reload() {
-  if (reload_running_ || reload_queue_.empty()) return;
+  if (stopped_ || reload_running_ || reload_queue_.empty()) return;
   reload_running_ = true;
   reload_current_ = std::move(reload_queue_.front());
   reload_queue_.pop_front();
@@ -844,6 +844,15 @@ void Server::run_next_reload() {
       },
       [](uv_work_t* w, int) {
         auto* s = static_cast<Server*>(w->data);
+        if (s->stopped_) {
+          // SIGTERM came while it was read. What it would tell (the health
+          // checker, the control plane, an admin client) is stopped or gone.
+          VANE_INFO("reload abandoned: vaned is stopping");
+          s->staged_.reset();
+          s->reload_current_ = {};
+          s->reload_running_ = false;
+          return;
+        }
         ReloadOutcome outcome = s->commit(*s->staged_);
         s->staged_.reset();
         ReloadRequest req = std::move(s->reload_current_);
@@ -855,6 +864,7 @@ void Server::run_next_reload() {
 }
 
 void Server::stop() {
+  stopped_ = true;
   for (auto& w : workers_) w->stop();
   workers_.clear();  // joins
   // What the query log queued goes out before the process does (bounded).

@@ -131,6 +131,8 @@ class Server {
   void reload_zone_async(const std::string& zone, ReloadDone done);
   // Runs on the main loop after every successful reload (SIGHUP or admin).
   void set_on_reloaded(std::function<void()> f) { on_reloaded_ = std::move(f); }
+  // Stops the workers. A reload still being read when this runs is
+  // abandoned: nothing of it is applied and its callers are not answered.
   void stop();
   // Before start() or on the main loop (reloads commit there).
   const Config& config() const { return cfg_; }
@@ -199,6 +201,7 @@ class Server {
   bool retire_timer_live_ = false;
   uv_work_t reload_work_;
   bool reload_running_ = false;
+  bool stopped_ = false;  // stop() ran: no reload starts or commits
   std::deque<ReloadRequest> reload_queue_;
   ReloadRequest reload_current_;
   std::unique_ptr<Staged> staged_;

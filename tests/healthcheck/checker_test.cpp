@@ -133,6 +133,11 @@ TEST(Checker, StoppedWithHttpProbesInFlight_LetsEachGoOnce) {
   ASSERT_TRUE(eventually([&] { return each_accepted(pits, 1); }, 5000));
   checker.stop();
   EXPECT_EQ(verdicts, 0);
+  // New targets after the stop (a reload that finished meanwhile) are
+  // ignored: the wake used to go to the closed loop, and libuv aborted.
+  checker.set_targets(targets);
+  checker.set_targets({});
+  EXPECT_EQ(verdicts, 0);
 }
 
 }  // namespace

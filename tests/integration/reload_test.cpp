@@ -65,6 +65,26 @@ TEST(Reload, BadConfig_IsRefusedWithFileLineAndOldDataKeepsServing) {
   EXPECT_EQ(www(v.port()), std::vector<std::string>{"www.r.test. 300 IN A 192.0.2.10"});
 }
 
+// SIGTERM while a SIGHUP's reload is still being read: vaned stops cleanly
+// and applies nothing of it. It used to commit the reload after the health
+// checker had stopped and abort in libuv (a wake sent to a closed loop).
+TEST(Reload, SigtermWhileAReloadIsRead_StopsCleanly) {
+  TempDir dir;
+  dir.write("r.test.zone", zone_with("192.0.2.10", 1));
+  Vaned v(dir, kConfig);
+  std::string big = zone_with("192.0.2.20", 2);
+  for (int i = 0; i < 200000; ++i) big += "h" + std::to_string(i) + " IN A 10.0.0.1\n";
+  dir.write("r.test.zone", big);  // long enough to read that SIGTERM comes first
+  v.process().signal(SIGHUP);
+  ASSERT_TRUE(v.process().wait_for_output("SIGHUP: reloading", 2000)) << v.process().output();
+  v.process().signal(SIGTERM);
+  EXPECT_EQ(v.process().wait(30000), 0) << v.process().output();
+  std::string out = v.process().output();
+  EXPECT_NE(out.find("reload abandoned: vaned is stopping"), std::string::npos) << out;
+  EXPECT_EQ(out.find("reloaded 1 zones"), std::string::npos) << out;
+  EXPECT_NE(out.find("stopped"), std::string::npos) << out;
+}
+
 TEST(Reload, UnderLoad_NoQueryIsLost) {
   TempDir dir;
   dir.write("r.test.zone", zone_with("192.0.2.10", 1));
