@@ -1,6 +1,7 @@
 // Reload (SIGHUP) and --check-config with the real vaned: new data appears,
 // bad zones and configs are refused with file:line while the old snapshot
-// keeps serving, and no query is lost while reloads happen under load.
+// keeps serving, and no query is lost while reloads happen under load; a
+// stop with a reload and everything else in flight exits cleanly.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -9,12 +10,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
 
 #include "dns_client.h"
 #include "fixtures.h"
+#include "http_endpoint.h"
 #include "process.h"
 
 namespace vane::test {
@@ -65,6 +68,22 @@ TEST(Reload, BadConfig_IsRefusedWithFileLineAndOldDataKeepsServing) {
   EXPECT_EQ(www(v.port()), std::vector<std::string>{"www.r.test. 300 IN A 192.0.2.10"});
 }
 
+// zone_with() and n more names: a zone that takes a while to read.
+std::string big_zone(const std::string& www, int serial, int n) {
+  std::string z = zone_with(www, serial);
+  for (int i = 0; i < n; ++i) z += "h" + std::to_string(i) + " IN A 10.0.0.1\n";
+  return z;
+}
+
+// SIGHUP, then SIGTERM once the reload has begun: the exit code and the output.
+std::pair<int, std::string> reload_then_stop(Vaned& v) {
+  v.process().signal(SIGHUP);
+  if (!v.process().wait_for_output("SIGHUP: reloading", 2000)) return {-2, v.process().output()};
+  v.process().signal(SIGTERM);
+  int rc = v.process().wait(30000);
+  return {rc, v.process().output()};
+}
+
 // SIGTERM while a SIGHUP's reload is still being read: vaned stops cleanly
 // and applies nothing of it. It used to commit the reload after the health
 // checker had stopped and abort in libuv (a wake sent to a closed loop).
@@ -72,17 +91,66 @@ TEST(Reload, SigtermWhileAReloadIsRead_StopsCleanly) {
   TempDir dir;
   dir.write("r.test.zone", zone_with("192.0.2.10", 1));
   Vaned v(dir, kConfig);
-  std::string big = zone_with("192.0.2.20", 2);
-  for (int i = 0; i < 200000; ++i) big += "h" + std::to_string(i) + " IN A 10.0.0.1\n";
-  dir.write("r.test.zone", big);  // long enough to read that SIGTERM comes first
-  v.process().signal(SIGHUP);
-  ASSERT_TRUE(v.process().wait_for_output("SIGHUP: reloading", 2000)) << v.process().output();
-  v.process().signal(SIGTERM);
-  EXPECT_EQ(v.process().wait(30000), 0) << v.process().output();
-  std::string out = v.process().output();
+  dir.write("r.test.zone", big_zone("192.0.2.20", 2, 200000));  // long enough to read that SIGTERM comes first
+  auto [rc, out] = reload_then_stop(v);
+  EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("reload abandoned: vaned is stopping"), std::string::npos) << out;
   EXPECT_EQ(out.find("reloaded 1 zones"), std::string::npos) << out;
   EXPECT_NE(out.find("stopped"), std::string::npos) << out;
+}
+
+// A stop with everything in flight at once: HTTP probes hanging on
+// tarpits, an AXFR to a client that reads nothing, an idle TCP client,
+// the query log, a reload being read. vaned exits 0 and says "stopped";
+// under ASan any use of what the stop freed fails it.
+TEST(Stop, EverythingInFlight_ExitsCleanly) {
+  TempDir dir;
+  std::vector<std::unique_ptr<Tarpit>> pits;
+  std::string endpoints;
+  for (int i = 0; i < 5; ++i) {
+    pits.push_back(std::make_unique<Tarpit>());
+    endpoints += std::string(i ? ", " : "") + "{ name: p" + std::to_string(i) + ", address: 192.0.2." +
+                 std::to_string(10 + i) + ", priority: " + std::to_string(i + 1) +
+                 ", check: hang, host: 127.0.0.1, port: " + std::to_string(pits[i]->port()) + " }";
+  }
+  dir.write("r.test.zone", big_zone("192.0.2.10", 1, 20000));
+  Vaned v(dir,
+          "listen: [\"127.0.0.1:0\"]\nthreads: 2\n"
+          "dnstap: { file: " +
+              dir.path() +
+              "/dnstap.fstrm }\n"
+              "zones: [{ name: r.test, file: r.test.zone, transfer: { allow: [{ cidr: 127.0.0.1/32 }] } }]\n"
+              "checks:\n  hang: { type: http, path: /health, interval: 1s, timeout: 900ms }\n"
+              "records:\n  - { name: app.r.test, type: A, policy: failover, endpoints: [" +
+              endpoints + "] }\n");
+  ASSERT_TRUE(eventually(
+      [&] { return std::all_of(pits.begin(), pits.end(), [](auto& p) { return p->accepted() > 0; }); }, 5000));
+  ASSERT_TRUE(query("127.0.0.1", v.port(), "app.r.test", "A"));  // logged
+  // An AXFR asked for and never read: the server's sending stalls on a full socket.
+  auto connect_tcp = [&](int rcvbuf) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(v.port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return fd;
+  };
+  int axfr = connect_tcp(4096), idle = connect_tcp(0);
+  std::vector<uint8_t> q = make_query("r.test", "AXFR", QueryOpts{.tcp = true}, 7);
+  q.insert(q.begin(), {uint8_t(q.size() >> 8), uint8_t(q.size())});
+  ASSERT_EQ(write(axfr, q.data(), q.size()), ssize_t(q.size()));
+  ASSERT_TRUE(v.process().wait_for_output("AXFR of r.test.", 5000)) << v.process().output();
+  // And a reload being read.
+  dir.write("r.test.zone", big_zone("192.0.2.20", 2, 20000));
+  auto [rc, out] = reload_then_stop(v);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("stopped"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Sanitizer"), std::string::npos) << out;
+  EXPECT_EQ(out.find("runtime error"), std::string::npos) << out;
+  close(axfr);
+  close(idle);
 }
 
 TEST(Reload, UnderLoad_NoQueryIsLost) {
