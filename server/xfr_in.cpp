@@ -36,7 +36,7 @@ using PktPtr = std::unique_ptr<ldns_pkt, PktFree>;
 // A TCP connection to one primary, closed when it goes out of scope.
 class Conn {
  public:
-  Conn(const std::string& server, int timeout_ms) : timeout_ms_(timeout_ms) {
+  Conn(const std::string& server, int timeout_ms, int cancel_fd) : timeout_ms_(timeout_ms), cancel_fd_(cancel_fd) {
     ListenAddr a;
     if (!parse_listen(server, a)) {
       error_ = "bad address";
@@ -83,11 +83,15 @@ class Conn {
     if (error_.empty()) error_ = std::move(why);
     return false;
   }
+  // Each step waits for the socket or for vaned's stop, whichever comes
+  // first: a stop never waits on a primary that is slow, silent or feeding
+  // a byte at a time.
   bool wait(short events) {
-    pollfd p{fd_, events, 0};
-    int r = poll(&p, 1, timeout_ms_);
+    pollfd p[2] = {{fd_, events, 0}, {cancel_fd_, POLLIN, 0}};
+    int r = poll(p, cancel_fd_ >= 0 ? 2 : 1, timeout_ms_);
     if (r == 0) return fail("timed out");
     if (r < 0) return fail(std::string("poll: ") + strerror(errno));
+    if (cancel_fd_ >= 0 && (p[1].revents & POLLIN)) return fail("vaned is stopping");
     return true;
   }
   bool read_exact(uint8_t* p, size_t n) {
@@ -102,6 +106,7 @@ class Conn {
   }
   int fd_ = -1;
   int timeout_ms_;
+  int cancel_fd_;
   std::string error_;
 };
 
@@ -301,7 +306,7 @@ bool write_copy(const XfrInRequest& req, const ZoneCopy& copy, uint32_t serial, 
 
 // One primary: SOA, then IXFR or AXFR as needed.
 bool from_server(const XfrInRequest& req, const std::string& server, XfrInResult& res, std::string& error) {
-  Conn conn(server, req.timeout_ms);
+  Conn conn(server, req.timeout_ms, req.cancel_fd);
   if (!conn.ok()) return (error = conn.error(), false);
   std::optional<zones::TsigClient> tsig;
   if (req.key) tsig.emplace(*req.key);
@@ -375,6 +380,11 @@ bool from_server(const XfrInRequest& req, const std::string& server, XfrInResult
 XfrInResult refresh_zone(const XfrInRequest& req) {
   XfrInResult res;
   for (const std::string& server : req.spec.servers) {
+    pollfd stop{req.cancel_fd, POLLIN, 0};
+    if (req.cancel_fd >= 0 && poll(&stop, 1, 0) == 1) {  // vaned is stopping: not the next primary either
+      res.error += (res.error.empty() ? "" : "; ") + std::string("vaned is stopping");
+      break;
+    }
     std::string error;
     XfrInResult r;
     if (from_server(req, server, r, error)) {

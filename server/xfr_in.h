@@ -40,6 +40,7 @@ struct XfrInRequest {
   bool force_axfr = false;  // vanectl zone retransfer
   std::string file;         // where the copy is kept
   int timeout_ms = 5000;    // per server and step (connect, each message)
+  int cancel_fd = -1;       // readable (an eventfd written once): vaned is stopping; give up at once
 };
 
 struct XfrInResult {

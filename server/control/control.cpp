@@ -4,6 +4,7 @@
 #include "control.h"
 
 #include <openssl/evp.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -102,9 +103,13 @@ Result<Control::Target> resolve(const zones::ZoneSet& zs, const zones::StateTabl
 }  // namespace
 
 Control::Control(Server& srv, admin::StateStore& store, admin::StateWriter& writer, admin::ClusterStore* cluster)
-    : srv_(srv), store_(store), writer_(writer), cluster_(cluster) {}
+    : srv_(srv), store_(store), writer_(writer), cluster_(cluster) {
+  xfr_cancel_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
 
+// After the loop has run out: no refresh is under way to read the eventfd.
 Control::~Control() {
+  if (xfr_cancel_fd_ >= 0) close(xfr_cancel_fd_);
   if (notify_fd4_ >= 0) close(notify_fd4_);
   if (notify_fd6_ >= 0) close(notify_fd6_);
 }

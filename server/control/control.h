@@ -247,6 +247,7 @@ class Control {
   void stop_transfers();
   admin::Json transfer_status(const zones::Zone& z) const;
   int notify_fd4_ = -1, notify_fd6_ = -1;
+  int xfr_cancel_fd_ = -1;  // an eventfd, written at stop(): refreshes under way give up (XfrInRequest::cancel_fd)
   uv_poll_t notify_poll4_{}, notify_poll6_{};
   std::map<std::string, uint64_t> notify_counts_;  // "sent", "answered", "error"
   uv_loop_t* loop_ = nullptr;

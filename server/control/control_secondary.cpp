@@ -110,6 +110,7 @@ void Control::start_refresh(const std::string& name, SecZone& s) {
   job->req.have_serial = s.serial;
   job->req.have = s.copy;
   job->req.force_axfr = s.force_axfr;
+  job->req.cancel_fd = xfr_cancel_fd_;
   if (!s.spec.key.empty())
     if (auto k = srv_.config().tsig.find(s.spec.key); k != srv_.config().tsig.end()) job->req.key = k->second;
   s.in_flight = true;

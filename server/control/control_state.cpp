@@ -2,6 +2,8 @@
 // override expiry, health verdicts aggregated over vantages, and changes
 // that arrive from the cluster. Main loop only; writes go through the
 // StateWriter, and the endpoint-state atomics are the only thing DNS reads.
+#include <sys/eventfd.h>
+
 #include <algorithm>
 #include <set>
 
@@ -193,7 +195,8 @@ void Control::stop() {
   }
   timer_live_ = false;
   stop_transfers();
-  loop_ = nullptr;  // no new refreshes; one still running ends without effect
+  loop_ = nullptr;  // no new refreshes; one still running ends without effect, at once:
+  if (xfr_cancel_fd_ >= 0) eventfd_write(xfr_cancel_fd_, 1);
 }
 
 void Control::post_verdict(const healthcheck::Verdict& v) {

@@ -759,6 +759,23 @@ TEST(SecondaryReload, RemovedWhileRefreshing_WaitingVanectlAnswered) {
   }, 10000)) << out;
 }
 
+// A stop while a refresh waits on primaries that say nothing: vaned exits
+// at once. It used to wait out each primary's 5 s step timeout (and without
+// end on a primary feeding a byte at a time), past a service manager's
+// patience; it gives up on the refresh now, which changes nothing.
+TEST(SecondaryStop, RefreshWaitingOnSilentPrimaries_StopsAtOnce) {
+  Tarpit first, second;
+  TempDir dir;
+  Vaned v(dir,
+          "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones:\n  - { name: example.org, primary: { servers: [\"127.0.0.1:" +
+              std::to_string(first.port()) + "\", \"127.0.0.1:" + std::to_string(second.port()) + "\"] } }\n");
+  ASSERT_TRUE(eventually([&] { return first.accepted() > 0; }, 5000)) << v.process().output();
+  v.process().signal(SIGTERM);
+  // Well inside the first primary's 5 s; before, 5-10 s.
+  EXPECT_EQ(v.process().wait(3000), 0) << v.process().output();
+  EXPECT_EQ(second.accepted(), 0u) << "given up, not tried on the next primary";
+}
+
 TEST(SecondaryConfig, FileAndPrimaryExclusive_ServersAndKeysChecked) {
   TempDir dir;
   dir.write("k.secret", secret() + "\n");
