@@ -112,7 +112,11 @@ std::optional<Error> HttpServer::start(const std::string& listen) {
   int port = std::atoi(listen.c_str() + colon + 1);
   Impl* im = impl_.get();
   im->server.set_payload_max_length(kMaxReportBytes);
-  im->server.set_read_timeout(5, 0);
+  // A stop waits for each connection's thread: an idle kept-alive one
+  // (Prometheus keeps its scrape's) for at most 1 s (httplib's default: 5),
+  // a request still arriving for at most 2 s of silence.
+  im->server.set_read_timeout(2, 0);
+  im->server.set_keep_alive_timeout(1);
   im->server.Get("/healthz",
                  [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   for (const char* path : {"/", "/metrics", "/api/status"})

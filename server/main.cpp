@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include "admin_socket.h"
 #include "agent.h"
@@ -319,8 +320,13 @@ int main(int argc, char** argv) {
     VANE_INFO("signal %d: shutting down", signum);
     auto* d = static_cast<Daemon*>(s->data);
     d->admin->close();
-    if (d->http) d->http->stop();
+    // Both HTTP servers at once: each waits for its connections' threads
+    // (an idle kept-alive one for 1 s, a request still arriving up to its
+    // read timeout).
+    std::thread http_stop;
+    if (d->http) http_stop = std::thread([h = d->http] { h->stop(); });
     if (d->api) d->api->stop();
+    if (http_stop.joinable()) http_stop.join();
     d->checker->stop();
     if (d->cluster) d->cluster->stop();
     d->control->stop();

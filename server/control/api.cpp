@@ -85,9 +85,13 @@ std::optional<Error> Api::start() {
   }
   httplib::Server& s = *impl_->server;
   s.set_payload_max_length(spec_.max_body);
-  s.set_read_timeout(10, 0);
+  // A stop waits for each connection's thread: an idle kept-alive one for
+  // at most 1 s (httplib's default: 5), a request still arriving for at
+  // most 3 s of silence (each read; a slow client that keeps sending is fine).
+  s.set_read_timeout(3, 0);
   s.set_write_timeout(10, 0);
   s.set_keep_alive_max_count(1000);
+  s.set_keep_alive_timeout(1);
   // Headers and body leave in separate writes: without TCP_NODELAY the body
   // waits for the client's delayed ACK (40 ms per request).
   s.set_tcp_nodelay(true);

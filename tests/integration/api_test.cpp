@@ -52,12 +52,6 @@ std::string config(const std::string& tls = "") {
          "    - { name: root, token_file: root.token, scope: admin }\n";
 }
 
-uint16_t api_port(Process& p) {
-  std::smatch m;
-  std::string out = p.output();
-  return std::regex_search(out, m, std::regex(R"(api on [^ ]*:(\d+) )")) ? uint16_t(std::stoi(m[1])) : 0;
-}
-
 struct Answer {
   int status = 0;
   json body;

@@ -57,6 +57,13 @@ inline uint16_t http_port(Process& p) {
   return std::regex_search(out, m, std::regex(R"(http on [^ ]*:(\d+) )")) ? uint16_t(std::stoi(m[1])) : 0;
 }
 
+// The port of api.listen, from vaned's "api on HOST:PORT" line (listen port 0).
+inline uint16_t api_port(Process& p) {
+  std::smatch m;
+  std::string out = p.output();
+  return std::regex_search(out, m, std::regex(R"(api on [^ ]*:(\d+) )")) ? uint16_t(std::stoi(m[1])) : 0;
+}
+
 // Debian's Chromium (scripts/test.sh installs it), or "".
 inline std::string chromium() {
   for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
