@@ -45,13 +45,15 @@ Result<nlohmann::json> call(const std::string& socket_path, const nlohmann::json
     if (n < 0) return Error{socket_path, 0, std::string("send: ") + strerror(errno)};
     off += static_cast<size_t>(n);
   }
+  // Sent, and no answer: a change may have been applied or not.
+  const std::string unknown = "; if it was a change, it may or may not have been applied: vanectl history shows";
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::string in;
   char buf[65536];
   while (in.find('\n') == std::string::npos) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
-      return Error{socket_path, 0, "no answer from vaned within " + std::to_string(timeout_ms) + " ms"};
+      return Error{socket_path, 0, "no answer from vaned within " + std::to_string(timeout_ms) + " ms" + unknown};
     pollfd p{s.fd, POLLIN, 0};
     int rc = poll(&p, 1, static_cast<int>(left.count()));
     if (rc < 0 && errno == EINTR) continue;
@@ -59,7 +61,7 @@ Result<nlohmann::json> call(const std::string& socket_path, const nlohmann::json
     ssize_t n = recv(s.fd, buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Error{socket_path, 0, std::string("recv: ") + strerror(errno)};
-    if (n == 0) return Error{socket_path, 0, "vaned closed the connection without an answer"};
+    if (n == 0) return Error{socket_path, 0, "vaned closed the connection without an answer (stopping?)" + unknown};
     in.append(buf, static_cast<size_t>(n));
   }
   in.resize(in.find('\n'));

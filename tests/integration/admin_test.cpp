@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -215,6 +216,43 @@ TEST_F(Admin, Vanectl_StatusReloadJsonAndExitCodes) {
   Process p(argv);
   EXPECT_EQ(p.wait(20000), 2);
   EXPECT_NE(p.output().find("cannot connect"), std::string::npos) << p.output();
+}
+
+// A request sent and then no answer (vaned stopped under it, or hung):
+// the error says a change may or may not have been applied, and where to look.
+TEST(AdminClient, NoAnswer_SaysAChangeMayOrMayNotHaveBeenApplied) {
+  TempDir dir;
+  const std::string path = dir.path() + "/fake.sock";
+  int l = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(bind(l, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
+  ASSERT_EQ(listen(l, 4), 0);
+  // The first connection is closed once the request is read; the second is held.
+  std::thread server([l] {
+    char buf[512];
+    int a = accept(l, nullptr, nullptr);
+    (void)!read(a, buf, sizeof buf);
+    close(a);
+    int b = accept(l, nullptr, nullptr);
+    (void)!read(b, buf, sizeof buf);
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    close(b);
+  });
+  json drain = {{"cmd", "drain"}, {"record", "app.example.com"}, {"endpoint", "a"}};
+  auto error_of = [&](int timeout_ms) {
+    auto r = admin::call(path, drain, timeout_ms);
+    return r ? std::string("<answered>") : r.error().message;
+  };
+  std::string closed = error_of(5000), silent = error_of(300);
+  for (const auto& [message, says] :
+       {std::pair{closed, "closed the connection without an answer"},
+        std::pair{closed, "may or may not have been applied: vanectl history"},
+        std::pair{silent, "no answer from vaned within 300 ms"}, std::pair{silent, "may or may not have been applied"}})
+    EXPECT_NE(message.find(says), std::string::npos) << message;
+  server.join();
+  close(l);
 }
 
 }  // namespace
