@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -36,7 +37,12 @@ using PktPtr = std::unique_ptr<ldns_pkt, PktFree>;
 // A TCP connection to one primary, closed when it goes out of scope.
 class Conn {
  public:
-  Conn(const std::string& server, int timeout_ms, int cancel_fd) : timeout_ms_(timeout_ms), cancel_fd_(cancel_fd) {
+  // `timeout_ms` bounds each step; `max_ms` the whole conversation.
+  Conn(const std::string& server, int timeout_ms, uint32_t max_ms, int cancel_fd)
+      : timeout_ms_(timeout_ms),
+        max_ms_(max_ms),
+        deadline_(Clock::now() + std::chrono::milliseconds(max_ms)),
+        cancel_fd_(cancel_fd) {
     ListenAddr a;
     if (!parse_listen(server, a)) {
       error_ = "bad address";
@@ -83,12 +89,19 @@ class Conn {
     if (error_.empty()) error_ = std::move(why);
     return false;
   }
-  // Each step waits for the socket or for vaned's stop, whichever comes
-  // first: a stop never waits on a primary that is slow, silent or feeding
-  // a byte at a time.
+  // Each step waits for the socket, for vaned's stop or for the end of the
+  // transfer's time, whichever comes first: neither a stop nor the zone's
+  // next refresh waits on a primary that is slow, silent or feeding a byte
+  // at a time.
   bool wait(short events) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+    bool last = left <= timeout_ms_;
     pollfd p[2] = {{fd_, events, 0}, {cancel_fd_, POLLIN, 0}};
-    int r = poll(p, cancel_fd_ >= 0 ? 2 : 1, timeout_ms_);
+    int r = poll(p, cancel_fd_ >= 0 ? 2 : 1, last ? static_cast<int>(std::max<int64_t>(left, 0)) : timeout_ms_);
+    if (r == 0 && last)
+      return fail("took longer than max_transfer_time (" +
+                  (max_ms_ % 1000 ? std::to_string(max_ms_) + "ms" : std::to_string(max_ms_ / 1000) + "s") +
+                  "), given up");
     if (r == 0) return fail("timed out");
     if (r < 0) return fail(std::string("poll: ") + strerror(errno));
     if (cancel_fd_ >= 0 && (p[1].revents & POLLIN)) return fail("vaned is stopping");
@@ -106,6 +119,8 @@ class Conn {
   }
   int fd_ = -1;
   int timeout_ms_;
+  uint32_t max_ms_;
+  Clock::time_point deadline_;
   int cancel_fd_;
   std::string error_;
 };
@@ -306,7 +321,7 @@ bool write_copy(const XfrInRequest& req, const ZoneCopy& copy, uint32_t serial, 
 
 // One primary: SOA, then IXFR or AXFR as needed.
 bool from_server(const XfrInRequest& req, const std::string& server, XfrInResult& res, std::string& error) {
-  Conn conn(server, req.timeout_ms, req.cancel_fd);
+  Conn conn(server, req.timeout_ms, req.spec.max_transfer_ms, req.cancel_fd);
   if (!conn.ok()) return (error = conn.error(), false);
   std::optional<zones::TsigClient> tsig;
   if (req.key) tsig.emplace(*req.key);
@@ -395,6 +410,59 @@ XfrInResult refresh_zone(const XfrInRequest& req) {
     res.error += (res.error.empty() ? "" : "; ") + server + ": " + error;
   }
   return res;
+}
+
+XfrInPool::XfrInPool(size_t threads, std::function<void()> wake) : max_threads_(threads), wake_(std::move(wake)) {}
+
+XfrInPool::~XfrInPool() {
+  close();
+  for (auto& t : threads_) t.join();
+}
+
+void XfrInPool::submit(std::string zone, XfrInRequest req) {
+  std::lock_guard lock(mu_);
+  if (closed_) return;
+  queue_.emplace_back(std::move(zone), std::move(req));
+  if (idle_ == 0 && threads_.size() < max_threads_)
+    threads_.emplace_back([this] { run(); });
+  else
+    cv_.notify_one();
+}
+
+std::vector<std::pair<std::string, XfrInResult>> XfrInPool::take_done() {
+  std::lock_guard lock(mu_);
+  return std::exchange(done_, {});
+}
+
+void XfrInPool::close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  queue_.clear();
+  wake_ = nullptr;
+  cv_.notify_all();
+}
+
+size_t XfrInPool::waiting() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+void XfrInPool::run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    ++idle_;
+    cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+    --idle_;
+    if (closed_) return;
+    auto [zone, req] = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    XfrInResult res = refresh_zone(req);
+    lock.lock();
+    if (closed_) return;
+    done_.emplace_back(std::move(zone), std::move(res));
+    if (wake_) wake_();
+  }
 }
 
 bool read_copy(const std::string& file, ZoneCopy& copy, uint32_t& serial, uint32_t& refresh, uint32_t& retry,

@@ -9,12 +9,17 @@
 // on a thread of its own (the control plane's work queue), never a worker.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "transfer.h"
@@ -56,6 +61,36 @@ struct XfrInResult {
 };
 
 XfrInResult refresh_zone(const XfrInRequest& req);
+
+// The threads refreshes run on: their own, not libuv's shared work queue,
+// where four slow primaries would hold up every reload behind them. At most
+// `threads` transfers at once (BIND's transfers-in default is 10); more wait
+// their turn in order. Results are taken on the control plane's loop, which
+// `wake` (called from a pool thread) tells.
+class XfrInPool {
+ public:
+  XfrInPool(size_t threads, std::function<void()> wake);
+  // Joins the threads: each ends with the refresh it runs (which gives up
+  // at once when its cancel_fd fires); the ones still waiting are dropped.
+  ~XfrInPool();
+  void submit(std::string zone, XfrInRequest req);
+  std::vector<std::pair<std::string, XfrInResult>> take_done();
+  // At stop: no new refresh starts, `wake` is never called again.
+  void close();
+  size_t waiting() const;
+
+ private:
+  void run();
+  const size_t max_threads_;
+  std::function<void()> wake_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::string, XfrInRequest>> queue_;
+  std::vector<std::pair<std::string, XfrInResult>> done_;
+  std::vector<std::thread> threads_;
+  size_t idle_ = 0;
+  bool closed_ = false;
+};
 
 struct Soa {
   uint32_t serial = 0, refresh = 0, retry = 0, expire = 0;

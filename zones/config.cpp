@@ -179,10 +179,10 @@ std::optional<Error> parse_transfer(const Ctx& c, const yaml::Node& n, const zon
   return std::nullopt;
 }
 
-// primary: { servers: ["IP:PORT"], key, max_zone_size }
+// primary: { servers: ["IP:PORT"], key, max_zone_size, max_transfer_time }
 std::optional<Error> parse_primary(const Ctx& c, const yaml::Node& n, const zones::TsigKeys& keys,
                                    zones::SecondarySpec& s) {
-  if (auto e = check_keys(c, n, {"servers", "key", "max_zone_size"}, "primary")) return e;
+  if (auto e = check_keys(c, n, {"servers", "key", "max_zone_size", "max_transfer_time"}, "primary")) return e;
   s.line = n.Mark().line + 1;
   const auto& sv = n["servers"];
   if (!sv || !sv.IsSequence() || sv.size() == 0)
@@ -200,6 +200,11 @@ std::optional<Error> parse_primary(const Ctx& c, const yaml::Node& n, const zone
   if (n["max_zone_size"])
     if (auto e = get_uint(c, n["max_zone_size"], s.max_records, 1, 100000000, "primary.max_zone_size (records)"))
       return e;
+  if (const auto& t = n["max_transfer_time"]) {
+    if (auto e = get_duration(c, t, s.max_transfer_ms, "primary.max_transfer_time")) return e;
+    if (s.max_transfer_ms < 1000 || s.max_transfer_ms > 86400000)
+      return err(c, t, "primary.max_transfer_time must be between 1s and 24h");
+  }
   return std::nullopt;
 }
 

@@ -41,6 +41,7 @@ struct SecondarySpec {
   std::vector<std::string> servers;  // "10.0.0.5:53", tried in order
   std::string key;                   // tsig: key name; empty: unsigned
   uint64_t max_records = 5000000;    // a transfer larger than this is refused whole
+  uint32_t max_transfer_ms = 1800000;  // one primary's SOA check and transfer, given up past this (30m)
   int line = 0;
   bool enabled() const { return !servers.empty(); }
 };

@@ -107,8 +107,11 @@ Control::Control(Server& srv, admin::StateStore& store, admin::StateWriter& writ
   xfr_cancel_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
 
-// After the loop has run out: no refresh is under way to read the eventfd.
+// After the loop has run out. The refreshes still under way (told to give
+// up by stop()) end before the eventfd they read is closed.
 Control::~Control() {
+  if (xfr_cancel_fd_ >= 0) eventfd_write(xfr_cancel_fd_, 1);
+  xfr_pool_.reset();
   if (xfr_cancel_fd_ >= 0) close(xfr_cancel_fd_);
   if (notify_fd4_ >= 0) close(notify_fd4_);
   if (notify_fd6_ >= 0) close(notify_fd6_);

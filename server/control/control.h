@@ -248,6 +248,8 @@ class Control {
   admin::Json transfer_status(const zones::Zone& z) const;
   int notify_fd4_ = -1, notify_fd6_ = -1;
   int xfr_cancel_fd_ = -1;  // an eventfd, written at stop(): refreshes under way give up (XfrInRequest::cancel_fd)
+  std::unique_ptr<XfrInPool> xfr_pool_;  // started with the first refresh
+  uv_async_t xfr_done_async_{};          // a refresh ended (XfrInPool's wake)
   uv_poll_t notify_poll4_{}, notify_poll6_{};
   std::map<std::string, uint64_t> notify_counts_;  // "sent", "answered", "error"
   uv_loop_t* loop_ = nullptr;

@@ -1,8 +1,8 @@
 // Secondary zones, the control plane's half (DESIGN.md "Zone transfers",
 // In): per zone, the SOA timers — refresh when due, retry after a failure,
 // expire (then SERVFAIL) — a NOTIFY from a listed primary makes a refresh
-// due now, and `vanectl zone refresh|retransfer`. Refreshes run on libuv's
-// work queue (server/xfr_in.h), one per zone at a time; a new copy on disk
+// due now, and `vanectl zone refresh|retransfer`. Refreshes run on threads
+// of their own (XfrInPool, server/xfr_in.h), one per zone at a time; a new copy on disk
 // is served by a reload of that zone alone, the old one until then. The
 // timers' state is kept in the state directory (s/<zone>), so a restart
 // serves the last copy at once and keeps counting towards its expiry.
@@ -19,18 +19,11 @@ namespace vane::server {
 namespace {
 
 constexpr uint32_t kRetryWithoutCopyS = 10;  // before the first copy: the SOA's retry is not known yet
+constexpr size_t kTransfersIn = 10;          // refreshes under way at once (XfrInPool)
 
 admin::Json removed_reply(const std::string& zone) {
   return admin::error_reply("zone " + zone + ": no longer a secondary zone here (removed by a reload)", "not_found");
 }
-
-struct RefreshJob {
-  uv_work_t work{};
-  Control* control = nullptr;
-  std::string zone;
-  XfrInRequest req;
-  XfrInResult res;
-};
 
 }  // namespace
 
@@ -101,30 +94,31 @@ void Control::review_secondaries() {
 }
 
 void Control::start_refresh(const std::string& name, SecZone& s) {
-  auto* job = new RefreshJob;
-  job->control = this;
-  job->zone = name;
-  job->req.zone = name;
-  job->req.spec = s.spec;
-  job->req.file = s.file;
-  job->req.have_serial = s.serial;
-  job->req.have = s.copy;
-  job->req.force_axfr = s.force_axfr;
-  job->req.cancel_fd = xfr_cancel_fd_;
+  XfrInRequest req;
+  req.zone = name;
+  req.spec = s.spec;
+  req.file = s.file;
+  req.have_serial = s.serial;
+  req.have = s.copy;
+  req.force_axfr = s.force_axfr;
+  req.cancel_fd = xfr_cancel_fd_;
   if (!s.spec.key.empty())
-    if (auto k = srv_.config().tsig.find(s.spec.key); k != srv_.config().tsig.end()) job->req.key = k->second;
+    if (auto k = srv_.config().tsig.find(s.spec.key); k != srv_.config().tsig.end()) req.key = k->second;
   s.in_flight = true;
   s.force_axfr = false;
   s.again = false;
   for (auto& r : s.waiting_next) s.waiting.push_back(std::move(r));
   s.waiting_next.clear();
-  job->work.data = job;
-  uv_queue_work(
-      loop_, &job->work, [](uv_work_t* w) { auto* j = static_cast<RefreshJob*>(w->data); j->res = refresh_zone(j->req); },
-      [](uv_work_t* w, int) {
-        std::unique_ptr<RefreshJob> j(static_cast<RefreshJob*>(w->data));
-        j->control->finish_refresh(j->zone, std::move(j->res));
-      });
+  if (!xfr_pool_) {
+    uv_async_init(loop_, &xfr_done_async_, [](uv_async_t* a) {
+      auto* self = static_cast<Control*>(a->data);
+      for (auto& [zone, res] : self->xfr_pool_->take_done()) self->finish_refresh(zone, std::move(res));
+    });
+    xfr_done_async_.data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(&xfr_done_async_));
+    xfr_pool_ = std::make_unique<XfrInPool>(kTransfersIn, [this] { uv_async_send(&xfr_done_async_); });
+  }
+  xfr_pool_->submit(name, std::move(req));
 }
 
 void Control::finish_refresh(const std::string& name, XfrInResult res) {

@@ -197,6 +197,10 @@ void Control::stop() {
   stop_transfers();
   loop_ = nullptr;  // no new refreshes; one still running ends without effect, at once:
   if (xfr_cancel_fd_ >= 0) eventfd_write(xfr_cancel_fd_, 1);
+  if (xfr_pool_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&xfr_done_async_))) {
+    xfr_pool_->close();  // joined in ~Control
+    uv_close(reinterpret_cast<uv_handle_t*>(&xfr_done_async_), nullptr);
+  }
 }
 
 void Control::post_verdict(const healthcheck::Verdict& v) {

@@ -310,25 +310,30 @@ std::pair<int, std::string> check_config(const TempDir& dir, const std::string& 
   return {rc, p.output()};
 }
 
+// The config with `zone` is rejected, in words that hold `why`; or, with no
+// `why`, accepted.
+void expect_check(const TempDir& dir, const std::string& zone, const std::string& why = "") {
+  SCOPED_TRACE(zone);
+  auto [rc, out] = check_config(dir, zone);
+  if (why.empty()) {
+    EXPECT_EQ(rc, 0) << out;
+  } else {
+    EXPECT_NE(rc, 0);
+    EXPECT_NE(out.find(why), std::string::npos) << out;
+  }
+}
+
 TEST(TransferConfig, SignedZoneNeedsUnsigned_KeysMustExist) {
   TempDir dir;
   dir.write("example.com.zone", kExampleZone);
   dir.write("k.secret", secret() + "\n");
-  auto check = [&](const std::string& zone_opts) {
-    return check_config(dir, "{ name: example.com, file: example.com.zone, " + zone_opts + " }");
-  };
-  auto [rc, out] = check("dnssec: { signing: online }, transfer: { allow: [{ key: xfr }] }");
-  EXPECT_NE(rc, 0);
-  EXPECT_NE(out.find("vane.yaml:4"), std::string::npos) << out;
-  EXPECT_NE(out.find("transfer: { unsigned: true }"), std::string::npos) << out;
-  std::tie(rc, out) = check("transfer: { allow: [{ key: nokey }] }");
-  EXPECT_NE(rc, 0);
-  EXPECT_NE(out.find("nokey"), std::string::npos) << out;
-  std::tie(rc, out) = check("transfer: { notify: [\"192.0.2.53\"] }");
-  EXPECT_NE(rc, 0);
-  EXPECT_NE(out.find("IP:PORT"), std::string::npos) << out;
-  std::tie(rc, out) = check("dnssec: { signing: online }, transfer: { allow: [{ key: xfr }], unsigned: true }");
-  EXPECT_EQ(rc, 0) << out;
+  auto zone = [](const std::string& opts) { return "{ name: example.com, file: example.com.zone, " + opts + " }"; };
+  const std::string online = "dnssec: { signing: online }, ";
+  expect_check(dir, zone(online + "transfer: { allow: [{ key: xfr }] }"), "vane.yaml:4");
+  expect_check(dir, zone(online + "transfer: { allow: [{ key: xfr }] }"), "transfer: { unsigned: true }");
+  expect_check(dir, zone("transfer: { allow: [{ key: nokey }] }"), "nokey");
+  expect_check(dir, zone("transfer: { notify: [\"192.0.2.53\"] }"), "IP:PORT");
+  expect_check(dir, zone(online + "transfer: { allow: [{ key: xfr }], unsigned: true }"));
 }
 
 TEST_F(Transfer, SignedZoneTransferredUnsigned_WithoutItsDnssecRecords) {
@@ -776,21 +781,126 @@ TEST(SecondaryStop, RefreshWaitingOnSilentPrimaries_StopsAtOnce) {
   EXPECT_EQ(second.accepted(), 0u) << "given up, not tried on the next primary";
 }
 
-TEST(SecondaryConfig, FileAndPrimaryExclusive_ServersAndKeysChecked) {
+// A primary that answers every request a byte at a time, one every 300 ms,
+// of a message that never ends (65 535 bytes long): no step ever waits long
+// enough to time out.
+class Trickle {
+ public:
+  Trickle() {
+    fd_ = listen_loopback(port_);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Trickle() {
+    stop_ = true;
+    thread_.join();
+    for (auto& [c, sent] : conns_) close(c);
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+  size_t accepted() const { return accepted_; }
+
+ private:
+  void run() {
+    auto next = std::chrono::steady_clock::now();
+    while (!stop_) {
+      std::vector<pollfd> fds{{fd_, POLLIN, 0}};
+      for (auto& [c, sent] : conns_) fds.push_back({c, POLLIN, 0});
+      poll(fds.data(), fds.size(), 50);
+      if (fds[0].revents & POLLIN)
+        if (int c = accept(fd_, nullptr, nullptr); c >= 0) conns_.emplace_back(c, 0), ++accepted_;
+      for (size_t i = 1; i < fds.size(); ++i) {
+        char buf[4096];
+        if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) && read(fds[i].fd, buf, sizeof buf) <= 0)
+          conns_[i - 1].second = -1;  // closed by vaned: let it go
+      }
+      for (auto& [c, sent] : conns_)
+        if (sent < 0) close(c);
+      std::erase_if(conns_, [](const auto& c) { return c.second < 0; });
+      if (std::chrono::steady_clock::now() < next) continue;
+      next += std::chrono::milliseconds(300);
+      for (auto& [c, sent] : conns_) {
+        uint8_t byte = sent < 2 ? 0xff : 0;  // the length, then the message
+        if (send(c, &byte, 1, MSG_NOSIGNAL) == 1) ++sent;
+      }
+    }
+  }
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> accepted_{0};
+  std::vector<std::pair<int, int>> conns_;  // fd, bytes sent (-1: closed by vaned)
+};
+
+// Primaries that feed a byte at a time. Each refresh from them is given up
+// at the zone's max_transfer_time (before, never: the 5 s per step started
+// again with every byte). And while they hold refreshes, reloads go on: the
+// refreshes run on threads of their own (before, on libuv's four shared
+// ones, where four such zones held every reload up for good).
+TEST(SecondaryTrickle, PrimaryFeedingAByteAtATime_GivenUpAtMaxTransferTime_ReloadsGoOn) {
+  Trickle primary;
+  TempDir dir;
+  dir.write("s.test.zone",
+            "$ORIGIN s.test.\n$TTL 300\n@ IN SOA ns1 h 1 3600 600 86400 300\n@ IN NS ns1\n"
+            "ns1 IN A 192.0.2.1\nwww IN A 192.0.2.10\n");
+  const std::string from = "[\"127.0.0.1:" + std::to_string(primary.port()) + "\"]";
+  std::string cfg =
+      "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones:\n  - { name: s.test, file: s.test.zone }\n"
+      "  - { name: bounded.org, primary: { servers: " +
+      from + ", max_transfer_time: 2s } }\n";
+  for (int i = 0; i < 6; ++i)
+    cfg += "  - { name: t" + std::to_string(i) + ".org, primary: { servers: " + from + " } }\n";
+  Vaned v(dir, cfg);
+  const std::string sock = dir.path() + "/state/admin.sock";
+  ASSERT_TRUE(eventually([&] { return primary.accepted() >= 7; }, 5000)) << v.process().output();
+  auto started = std::chrono::steady_clock::now();
+
+  // The zone served from a file changes, and a reload serves it at once.
+  dir.write("s.test.zone",
+            "$ORIGIN s.test.\n$TTL 300\n@ IN SOA ns1 h 2 3600 600 86400 300\n@ IN NS ns1\n"
+            "ns1 IN A 192.0.2.1\nwww IN A 192.0.2.20\n");
+  std::string out;
+  Process reload({VANECTL_PATH, "-s", sock, "reload"});
+  EXPECT_EQ(reload.wait(5000), 0) << reload.output() << v.process().output();
+  auto r = query("127.0.0.1", v.port(), "www.s.test", "A");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->answer, std::vector<std::string>{"www.s.test. 300 IN A 192.0.2.20"});
+
+  // bounded.org's refresh ends at 2 s with what happened, and is retried.
+  auto status_of = [&](const std::string& zone) {
+    run_ctl(VANECTL_PATH, sock, {"status", "--json"}, out);
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    if (j.is_object())
+      for (const auto& z : j["zones"])
+        if (z["name"] == zone && z.contains("secondary")) return z["secondary"];
+    return nlohmann::json();
+  };
+  ASSERT_TRUE(eventually([&] { return status_of("bounded.org.").contains("last_error"); }, 6000)) << out;
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1500));
+  EXPECT_NE(status_of("bounded.org.")["last_error"].get<std::string>().find(
+                "SOA query: took longer than max_transfer_time (2s), given up"),
+            std::string::npos)
+      << out;
+  // The others, without a limit of their own (30 minutes), are still at it;
+  // a stop gives them up at once.
+  EXPECT_EQ(status_of("t5.org.")["refreshing"], true) << out;
+  EXPECT_FALSE(status_of("t5.org.").contains("last_error")) << out;
+  v.process().signal(SIGTERM);
+  EXPECT_EQ(v.process().wait(3000), 0) << v.process().output();
+}
+
+TEST(SecondaryConfig, FileAndPrimaryExclusive_ServersKeysAndLimitsChecked) {
   TempDir dir;
   dir.write("k.secret", secret() + "\n");
-  auto check = [&](const std::string& zone) { return check_config(dir, zone); };
-  auto [rc, out] = check("{ name: example.org, file: x.zone, primary: { servers: [\"127.0.0.1:53\"] } }");
-  EXPECT_NE(rc, 0);
-  EXPECT_NE(out.find("not both"), std::string::npos) << out;
-  std::tie(rc, out) = check("{ name: example.org, primary: { servers: [] } }");
-  EXPECT_NE(rc, 0);
-  EXPECT_NE(out.find("primary.servers"), std::string::npos) << out;
-  std::tie(rc, out) = check("{ name: example.org, primary: { servers: [\"127.0.0.1:53\"], key: nokey } }");
-  EXPECT_NE(rc, 0);
-  EXPECT_NE(out.find("nokey"), std::string::npos) << out;
-  std::tie(rc, out) = check("{ name: example.org, primary: { servers: [\"127.0.0.1:53\"] } }");
-  EXPECT_EQ(rc, 0) << out;  // no copy yet: fine, SERVFAIL until the first transfer
+  auto zone = [](const std::string& primary) { return "{ name: example.org, primary: { " + primary + " } }"; };
+  const std::string from = "servers: [\"127.0.0.1:53\"]";
+  expect_check(dir, "{ name: example.org, file: x.zone, primary: { " + from + " } }", "not both");
+  expect_check(dir, zone("servers: []"), "primary.servers");
+  expect_check(dir, zone(from + ", key: nokey"), "nokey");
+  expect_check(dir, zone(from + ", max_transfer_time: 0s"), "primary.max_transfer_time must be between 1s and 24h");
+  expect_check(dir, zone(from + ", max_transfer_time: ten"), "primary.max_transfer_time must be a duration");
+  expect_check(dir, zone(from + ", max_transfer_time: 2h"));
+  expect_check(dir, zone(from));  // no copy yet: fine, SERVFAIL until the first transfer
 }
 
 }  // namespace

@@ -69,21 +69,27 @@ class Endpoint {
   std::thread thread_;
 };
 
+// A TCP socket listening on 127.0.0.1, on a port the kernel chose (`port`).
+inline int listen_loopback(uint16_t& port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd, 1024) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("cannot listen on 127.0.0.1");
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
 // A TCP listener that accepts and then says nothing: an HTTP server that
 // hangs, a TLS handshake that stalls. Connections are held until the peer
 // closes them.
 class Tarpit {
  public:
   Tarpit() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd_, 1024) != 0 ||
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      throw std::runtime_error("tarpit: cannot listen");
-    port_ = ntohs(a.sin_port);
+    fd_ = listen_loopback(port_);
     thread_ = std::thread([this] { run(); });
   }
   ~Tarpit() {
