@@ -94,6 +94,10 @@ void print_status(const json& r) {
   }
   print_table(rows);
   for (const auto& n : notes) printf("  %s\n", n.c_str());
+  for (const auto& p : r.value("primaries_not_answering", json::array()))
+    printf(
+        "  PRIMARY %s NOT ANSWERING since %s: tried after the zones' other primaries until %s, or until it answers\n",
+        str(p["primary"]).c_str(), str(p["not_answering_since"]).c_str(), str(p["tried_last_until"]).c_str());
   if (r.contains("dnstap")) {
     const json& d = r["dnstap"];
     printf("\ndnstap to %s (identity %s, one query in %s): %s; %s messages queued, %s dropped\n",

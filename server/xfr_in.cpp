@@ -21,6 +21,7 @@
 #include "config.h"
 #include "dns/wire.h"
 #include "ldns_ptr.h"
+#include "log.h"
 #include "zone_loader.h"
 
 namespace vane::server {
@@ -63,6 +64,7 @@ class Conn {
     if (fd_ >= 0) close(fd_);
   }
   bool ok() const { return error_.empty(); }
+  bool cancelled() const { return cancelled_; }  // by vaned's stop
   const std::string& error() const { return error_; }
 
   bool send_message(const std::vector<uint8_t>& msg) {
@@ -104,7 +106,7 @@ class Conn {
                   "), given up");
     if (r == 0) return fail("timed out");
     if (r < 0) return fail(std::string("poll: ") + strerror(errno));
-    if (cancel_fd_ >= 0 && (p[1].revents & POLLIN)) return fail("vaned is stopping");
+    if (cancel_fd_ >= 0 && (p[1].revents & POLLIN)) return cancelled_ = true, fail("vaned is stopping");
     return true;
   }
   bool read_exact(uint8_t* p, size_t n) {
@@ -122,6 +124,7 @@ class Conn {
   uint32_t max_ms_;
   Clock::time_point deadline_;
   int cancel_fd_;
+  bool cancelled_ = false;
   std::string error_;
 };
 
@@ -320,9 +323,7 @@ bool write_copy(const XfrInRequest& req, const ZoneCopy& copy, uint32_t serial, 
 }
 
 // One primary: SOA, then IXFR or AXFR as needed.
-bool from_server(const XfrInRequest& req, const std::string& server, XfrInResult& res, std::string& error) {
-  Conn conn(server, req.timeout_ms, req.spec.max_transfer_ms, req.cancel_fd);
-  if (!conn.ok()) return (error = conn.error(), false);
+bool exchange(const XfrInRequest& req, Conn& conn, const std::string& server, XfrInResult& res, std::string& error) {
   std::optional<zones::TsigClient> tsig;
   if (req.key) tsig.emplace(*req.key);
   zones::RdfPtr apex(ldns_dname_new_frm_str(req.zone.c_str()));
@@ -390,6 +391,18 @@ bool from_server(const XfrInRequest& req, const std::string& server, XfrInResult
   }
 }
 
+// One primary. `silent`: it did not answer (no connection, a step timed
+// out, the connection closed, max_transfer_time ran out) — as opposed to
+// answering wrong or vaned stopping.
+bool from_server(const XfrInRequest& req, const std::string& server, XfrInResult& res, std::string& error,
+                 bool& silent) {
+  Conn conn(server, req.timeout_ms, req.spec.max_transfer_ms, req.cancel_fd);
+  bool ok = conn.ok() && exchange(req, conn, server, res, error);
+  if (!conn.ok() && error.empty()) error = conn.error();
+  silent = !conn.ok() && !conn.cancelled();
+  return ok;
+}
+
 }  // namespace
 
 XfrInResult refresh_zone(const XfrInRequest& req) {
@@ -402,17 +415,21 @@ XfrInResult refresh_zone(const XfrInRequest& req) {
     }
     std::string error;
     XfrInResult r;
-    if (from_server(req, server, r, error)) {
+    bool silent = false;
+    if (from_server(req, server, r, error, silent)) {
       r.ok = true;
       r.server = server;
+      r.silent = std::move(res.silent);
       return r;
     }
     res.error += (res.error.empty() ? "" : "; ") + server + ": " + error;
+    if (silent) res.silent.push_back(server);
   }
   return res;
 }
 
-XfrInPool::XfrInPool(size_t threads, std::function<void()> wake) : max_threads_(threads), wake_(std::move(wake)) {}
+XfrInPool::XfrInPool(size_t threads, uint32_t silent_ms, std::function<void()> wake)
+    : max_threads_(threads), silent_ms_(silent_ms), wake_(std::move(wake)) {}
 
 XfrInPool::~XfrInPool() {
   close();
@@ -456,13 +473,40 @@ void XfrInPool::run() {
     if (closed_) return;
     auto [zone, req] = std::move(queue_.front());
     queue_.pop_front();
+    silent_last(req.spec.servers);
     lock.unlock();
     XfrInResult res = refresh_zone(req);
     lock.lock();
+    heard(res);
     if (closed_) return;
     done_.emplace_back(std::move(zone), std::move(res));
     if (wake_) wake_();
   }
+}
+
+std::vector<std::pair<std::string, std::chrono::milliseconds>> XfrInPool::silent() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::chrono::milliseconds>> out;
+  auto now = Clock::now();
+  for (const auto& [server, at] : silent_)
+    if (auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(now - at); ago.count() < silent_ms_)
+      out.emplace_back(server, ago);
+  return out;
+}
+
+void XfrInPool::silent_last(std::vector<std::string>& servers) {
+  auto now = Clock::now();
+  std::erase_if(silent_, [&](const auto& s) { return now - s.second >= std::chrono::milliseconds(silent_ms_); });
+  std::stable_partition(servers.begin(), servers.end(), [&](const std::string& s) { return !silent_.count(s); });
+}
+
+void XfrInPool::heard(const XfrInResult& res) {
+  for (const std::string& s : res.silent)
+    if (silent_.insert_or_assign(s, Clock::now()).second)
+      VANE_WARN(
+          "primary %s did not answer: tried after the zones' other primaries for the next %us, or until it answers",
+          s.c_str(), silent_ms_ / 1000);
+  if (res.ok && silent_.erase(res.server)) VANE_INFO("primary %s answers again", res.server.c_str());
 }
 
 bool read_copy(const std::string& file, ZoneCopy& copy, uint32_t& serial, uint32_t& refresh, uint32_t& retry,

@@ -283,6 +283,7 @@ class Control {
   void zone_verb(const admin::Json& req, admin::Reply reply);
   admin::Json secondary_status(const zones::Zone& z) const;
   std::vector<std::pair<std::string, double>> secondary_expiries() const;
+  admin::Json silent_primaries() const;
 
   void share_view(const std::string& vantage, const std::string& key, const healthcheck::VantageView& v, bool own);
   uint32_t view_lease_s(uint32_t slot) const;

@@ -20,6 +20,7 @@ namespace {
 
 constexpr uint32_t kRetryWithoutCopyS = 10;  // before the first copy: the SOA's retry is not known yet
 constexpr size_t kTransfersIn = 10;          // refreshes under way at once (XfrInPool)
+constexpr uint32_t kSilentPrimaryMs = 600000;  // a primary that did not answer is tried last this long (XfrInPool)
 
 admin::Json removed_reply(const std::string& zone) {
   return admin::error_reply("zone " + zone + ": no longer a secondary zone here (removed by a reload)", "not_found");
@@ -116,7 +117,8 @@ void Control::start_refresh(const std::string& name, SecZone& s) {
     });
     xfr_done_async_.data = this;
     uv_unref(reinterpret_cast<uv_handle_t*>(&xfr_done_async_));
-    xfr_pool_ = std::make_unique<XfrInPool>(kTransfersIn, [this] { uv_async_send(&xfr_done_async_); });
+    xfr_pool_ =
+        std::make_unique<XfrInPool>(kTransfersIn, kSilentPrimaryMs, [this] { uv_async_send(&xfr_done_async_); });
   }
   xfr_pool_->submit(name, std::move(req));
 }
@@ -259,6 +261,20 @@ admin::Json Control::secondary_status(const zones::Zone& z) const {
     j["last_error_at"] = admin::format_time(s.last_error_ms);
   }
   return j;
+}
+
+// Primaries that did not answer, tried after the others for a while (XfrInPool).
+admin::Json Control::silent_primaries() const {
+  admin::Json out = admin::Json::array();
+  if (!xfr_pool_) return out;
+  uint64_t now = admin::now_ms();
+  for (const auto& [server, ago] : xfr_pool_->silent()) {
+    uint64_t at = now - uint64_t(ago.count());
+    out.push_back({{"primary", server},
+                   {"not_answering_since", admin::format_time(at)},
+                   {"tried_last_until", admin::format_time(at + kSilentPrimaryMs)}});
+  }
+  return out;
 }
 
 // Seconds until a secondary zone's copy expires (0: expired or none), for /metrics.

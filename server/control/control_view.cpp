@@ -639,6 +639,7 @@ Json Control::status(const std::string& filter, size_t most, std::vector<Listed>
            {"drills", drills_view(now)},
            {"orphans", orphans()}};
   if (cluster_) out["cluster"] = cluster_->status();
+  if (Json silent = silent_primaries(); !silent.empty()) out["primaries_not_answering"] = std::move(silent);
   if (const auto& d = snap->dnstap) {
     auto workers = srv_.workers();
     uint64_t queued = total(workers, &QueryCounters::dnstap_sent), dropped = total(workers, &QueryCounters::dnstap_dropped);

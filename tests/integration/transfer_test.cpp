@@ -889,6 +889,62 @@ TEST(SecondaryTrickle, PrimaryFeedingAByteAtATime_GivenUpAtMaxTransferTime_Reloa
   EXPECT_EQ(v.process().wait(3000), 0) << v.process().output();
 }
 
+// Twelve zones from two primaries, the first of which accepts and never
+// answers. The first ten refreshes (ten at once) wait out its 5 s and get
+// their zone from the second; from then on it is tried last: the other two,
+// and a refresh asked for after, go to the second first. Before, each of
+// them waited its 5 s too — 20 000 zones, hours before the last was served.
+TEST(SecondaryTwoPrimaries, OneSilent_TriedLastOnceItFailedToAnswer) {
+  Tarpit silent;
+  TempDir pdir, sdir;
+  std::string pcfg = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones:\n";
+  for (int i = 0; i < 12; ++i) {
+    std::string z = "z" + std::to_string(i) + ".test";
+    pdir.write(z + ".zone", "$ORIGIN " + z +
+                                ".\n$TTL 300\n@ IN SOA ns1 h 7 3600 600 86400 300\n@ IN NS ns1\n"
+                                "ns1 IN A 192.0.2.1\nwww IN A 192.0.2." +
+                                std::to_string(i + 1) + "\n");
+    pcfg += "  - { name: " + z + ", file: " + z + ".zone, transfer: { allow: [{ cidr: 127.0.0.0/8 }] } }\n";
+  }
+  Vaned primary(pdir, pcfg);
+  std::string scfg = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones:\n";
+  for (int i = 0; i < 12; ++i)
+    scfg += "  - { name: z" + std::to_string(i) +
+            ".test, primary: { servers: [\"127.0.0.1:" + std::to_string(silent.port()) +
+            "\", \"127.0.0.1:" + std::to_string(primary.port()) + "\"] } }\n";
+  Vaned v(sdir, scfg);
+  auto served = [&] {
+    for (int i = 0; i < 12; ++i) {
+      auto r = query("127.0.0.1", v.port(), "www.z" + std::to_string(i) + ".test", "A");
+      if (!r || r->answer.size() != 1) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(eventually(served, 15000)) << v.process().output();
+  auto r = query("127.0.0.1", v.port(), "www.z11.test", "A");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->answer, std::vector<std::string>{"www.z11.test. 300 IN A 192.0.2.12"});
+  EXPECT_EQ(silent.accepted(), 10u) << "only the first ten refreshes tried the silent primary first";
+  EXPECT_NE(v.process().output().find("primary 127.0.0.1:" + std::to_string(silent.port()) + " did not answer"),
+            std::string::npos)
+      << v.process().output();
+
+  const std::string sock = sdir.path() + "/state/admin.sock";
+  std::string out;
+  auto asked = std::chrono::steady_clock::now();
+  EXPECT_EQ(run_ctl(VANECTL_PATH, sock, {"zone", "refresh", "z0.test"}, out), 0) << out;
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds(3)) << "not after the silent one's 5 s";
+  EXPECT_EQ(silent.accepted(), 10u);
+  EXPECT_EQ(run_ctl(VANECTL_PATH, sock, {"status"}, out), 0) << out;
+  EXPECT_NE(out.find("PRIMARY 127.0.0.1:" + std::to_string(silent.port()) + " NOT ANSWERING since"), std::string::npos)
+      << out;
+  EXPECT_EQ(run_ctl(VANECTL_PATH, sock, {"status", "--json"}, out), 0) << out;
+  auto j = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << out;
+  ASSERT_EQ(j["primaries_not_answering"].size(), 1u) << out;
+  EXPECT_EQ(j["primaries_not_answering"][0]["primary"], "127.0.0.1:" + std::to_string(silent.port()));
+}
+
 TEST(SecondaryConfig, FileAndPrimaryExclusive_ServersKeysAndLimitsChecked) {
   TempDir dir;
   dir.write("k.secret", secret() + "\n");
