@@ -459,11 +459,6 @@ void XfrInPool::close() {
   cv_.notify_all();
 }
 
-size_t XfrInPool::waiting() const {
-  std::lock_guard lock(mu_);
-  return queue_.size();
-}
-
 void XfrInPool::run() {
   std::unique_lock lock(mu_);
   for (;;) {

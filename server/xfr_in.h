@@ -6,7 +6,7 @@
 // every record inside the zone, at most max_zone_size records, TSIG on
 // every message, and it must load as a zone — before it replaces the old
 // one on disk; anything wrong leaves the old copy as it was. Blocking: runs
-// on a thread of its own (the control plane's work queue), never a worker.
+// on one of XfrInPool's threads, never a worker.
 #pragma once
 
 #include <chrono>
@@ -84,7 +84,6 @@ class XfrInPool {
   std::vector<std::pair<std::string, XfrInResult>> take_done();
   // At stop: no new refresh starts, `wake` is never called again.
   void close();
-  size_t waiting() const;
   // The primaries tried last now, and how long ago each last did not answer.
   std::vector<std::pair<std::string, std::chrono::milliseconds>> silent() const;
 
