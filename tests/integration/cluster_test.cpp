@@ -10,7 +10,6 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
-#include <regex>
 #include <signal.h>
 
 #include <atomic>
@@ -307,10 +306,9 @@ TEST_F(Cluster, RemoteVanectl_ThroughASecondNodesApi_IsAnsweredByEveryNode) {
                       {{"runbook.token", "runbook-0123456789abcdef\n"}, {"viewer.token", "viewer-0123456789abcdef\n"}});
   Node& n3 = add_node("ns3");
   for (Node* n : {&n1, &n2, &n3}) ASSERT_TRUE(eventually([&] { return connected(*n); }, 10000)) << n->name;
-  std::smatch m;
-  std::string log = n2.vaned->process().output();
-  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(api on [^ ]*:(\d+) )"))) << log;
-  const std::string url = "http://127.0.0.1:" + m[1].str();
+  uint16_t port = api_port(n2.vaned->process());
+  ASSERT_NE(port, 0) << n2.vaned->process().output();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
   auto ctl = [&](const std::string& token, std::vector<std::string> args, std::string& out) {
     std::vector<std::string> argv{VANECTL_PATH, "--url", url, "--token-file", n2.dir.path() + "/" + token + ".token"};
     argv.insert(argv.end(), args.begin(), args.end());

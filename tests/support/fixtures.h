@@ -50,18 +50,19 @@ inline std::string app_failover(uint16_t primary_port = 0, uint16_t standby_port
          "      - { name: standby, address: 198.51.100.20, priority: 2" + probe(standby_port) + " }\n";
 }
 
-// The port of http.listen, from vaned's "http on HOST:PORT" line (listen port 0).
-inline uint16_t http_port(Process& p) {
+// The port a listener of vaned's took, from its "`what` on HOST:PORT" line
+// (listen port 0); 0 before that line.
+inline uint16_t logged_port(Process& p, const std::string& what) {
   std::smatch m;
   std::string out = p.output();
-  return std::regex_search(out, m, std::regex(R"(http on [^ ]*:(\d+) )")) ? uint16_t(std::stoi(m[1])) : 0;
+  return std::regex_search(out, m, std::regex(what + R"( on [^ ]*:(\d+) )")) ? uint16_t(std::stoi(m[1])) : 0;
 }
-
-// The port of api.listen, from vaned's "api on HOST:PORT" line (listen port 0).
+// http.listen's and api.listen's.
+inline uint16_t http_port(Process& p) {
+  return logged_port(p, "http");
+}
 inline uint16_t api_port(Process& p) {
-  std::smatch m;
-  std::string out = p.output();
-  return std::regex_search(out, m, std::regex(R"(api on [^ ]*:(\d+) )")) ? uint16_t(std::stoi(m[1])) : 0;
+  return logged_port(p, "api");
 }
 
 // Debian's Chromium (scripts/test.sh installs it), or "".
