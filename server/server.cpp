@@ -1,6 +1,7 @@
 // Daemon lifecycle and reload. Nothing here runs per query.
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <malloc.h>
 #include <sched.h>
 #include <sys/stat.h>
@@ -8,15 +9,14 @@
 
 #include <algorithm>
 #include <atomic>
-#include <optional>
-#include <thread>
+#include <chrono>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <sstream>
-
-#include <arpa/inet.h>
-
-#include <chrono>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
 
 #include "dnstap.h"
 #include "log.h"
@@ -687,12 +687,22 @@ void Server::collect_retired() {
 // them: the control plane reads the config there at any time. One job runs
 // at a time, so a build never sees a half-committed predecessor.
 struct Server::Staged {
-  ReloadOutcome outcome;  // a failure, or the summary without the generation
-  std::shared_ptr<zones::ZoneSet> set;
+  ReloadOutcome outcome;                // a full reload's: a failure, or the summary without the generation
+  std::shared_ptr<zones::ZoneSet> set;  // null: nothing to publish
   std::optional<Config> cfg;         // a full reload's config
   std::optional<ZoneCache> cache;    // a full reload's zone cache
-  std::string zone;                  // a zone reload's origin ...
-  CachedZone cached;                 // ... and its cache entry
+  static constexpr size_t kNowhere = SIZE_MAX;
+  struct Zone {
+    std::string wire;                  // its name; empty: a name that is not one
+    size_t config_at = kNowhere;       // its place in cfg_.zones
+    size_t served_at = kNowhere;       // and in the snapshot
+    ReloadOutcome outcome{false, ""};  // a failure, or the summary without the generation
+    std::string origin;                // loaded: its origin, size and cache entry
+    size_t records = 0;
+    CachedZone cached;
+  };
+  std::vector<Zone> zones;                        // a zone batch's, one per zone
+  std::unordered_map<std::string, size_t> asked;  // as a request named a zone -> its place in zones
 };
 
 std::unique_ptr<Server::Staged> Server::stage_reload() const {
@@ -744,72 +754,143 @@ std::unique_ptr<Server::Staged> Server::stage_reload() const {
   return out;
 }
 
-std::unique_ptr<Server::Staged> Server::stage_zone_reload(const std::string& zone) const {
+// Zone reloads queued together (a secondary's transfers ending while one
+// runs, several `vanectl reload ZONE`) are one batch: the records are
+// compiled once, each zone's files read again, and one snapshot is
+// published for all of them. Each zone keeps its own outcome: one bad file
+// is refused with file:line while the others are served.
+std::unique_ptr<Server::Staged> Server::stage_zone_reload(const std::vector<std::string>& asked) const {
   auto out = std::make_unique<Staged>();
-  auto fail = [&](std::string why) {
-    out->outcome = {false, std::move(why)};
-    return std::move(out);
-  };
   auto t0 = std::chrono::steady_clock::now();
-  dns::NameBuf want;
-  if (!dns::from_text(zone, want)) return fail("bad zone name '" + zone + "'");
-  auto cur = publisher_.current();
-  size_t idx = cfg_.zones.size();
+  // The asked zones by origin (two spellings of one zone are one), then
+  // one pass over the config and one over the served set to find them.
+  auto view = [](std::span<const uint8_t> w) {
+    return std::string_view(reinterpret_cast<const char*>(w.data()), w.size());
+  };
+  out->zones.reserve(asked.size());  // by_wire's keys point into them
+  std::unordered_map<std::string_view, size_t> by_wire;
+  for (const auto& name : asked) {
+    if (out->asked.count(name)) continue;
+    dns::NameBuf want;
+    if (!dns::from_text(name, want)) {
+      out->asked.emplace(name, out->zones.size());
+      out->zones.push_back({});
+      out->zones.back().outcome.message = "bad zone name '" + name + "'";
+      continue;
+    }
+    auto at = by_wire.find(view(want.wire()));
+    if (at == by_wire.end()) {
+      out->zones.push_back({});
+      out->zones.back().wire.assign(view(want.wire()));
+      at = by_wire.emplace(out->zones.back().wire, out->zones.size() - 1).first;
+    }
+    out->asked.emplace(name, at->second);
+  }
   std::string known;
   for (size_t i = 0; i < cfg_.zones.size(); ++i) {
     dns::NameBuf o;
-    if (dns::from_text(cfg_.zones[i].origin, o) && std::ranges::equal(o.wire(), want.wire())) idx = i;
+    if (auto at = dns::from_text(cfg_.zones[i].origin, o) ? by_wire.find(view(o.wire())) : by_wire.end();
+        at != by_wire.end())
+      out->zones[at->second].config_at = i;
     if (i < 10) known += (known.empty() ? "" : ", ") + cfg_.zones[i].origin;
   }
-  if (idx == cfg_.zones.size() || !cur)
-    return fail("zone " + dns::to_text(want.wire()) + " is not served here (zones: " + known +
-                (cfg_.zones.size() > 10 ? ", ..." : "") + ")");
+  auto cur = publisher_.current();
+  std::vector<std::shared_ptr<const zones::Zone>> zs;
+  if (cur) zs.assign(cur->zones().begin(), cur->zones().end());
+  for (size_t i = 0; i < zs.size(); ++i)
+    if (auto at = by_wire.find(view(zs[i]->origin())); at != by_wire.end()) out->zones[at->second].served_at = i;
   // The records are compiled against the whole config (their region ids
-  // must match the other zones'); only this zone's file is read again.
+  // must match the other zones'); only the asked zones' files are read again.
   std::map<size_t, zones::ZoneSource> edited;
   zones::RegionMap regions;
-  if (auto err = compile_records(cfg_, *states_, regions, edited)) return fail(err->to_string());
-  const zones::ZoneSource& original = edited.count(idx) ? edited.at(idx) : cfg_.zones[idx];
-  auto z = load_one(original, *states_, false, true);
-  if (!z) {
-    VANE_ERROR("reload of zone %s refused, still serving the previous copy: %s", zone.c_str(),
-               z.error().to_string().c_str());
-    return fail(z.error().to_string());
+  std::optional<Error> compiled = compile_records(cfg_, *states_, regions, edited);
+  size_t replaced = 0;
+  for (auto& one : out->zones) {
+    if (one.wire.empty()) continue;  // a bad name
+    auto wire = std::span(reinterpret_cast<const uint8_t*>(one.wire.data()), one.wire.size());
+    if (one.config_at == Staged::kNowhere || !cur) {
+      one.outcome.message = "zone " + dns::to_text(wire) + " is not served here (zones: " + known +
+                            (cfg_.zones.size() > 10 ? ", ..." : "") + ")";
+      continue;
+    }
+    if (compiled) {
+      one.outcome.message = compiled->to_string();
+      continue;
+    }
+    if (one.served_at == Staged::kNowhere) {
+      one.outcome.message =
+          "zone " + dns::to_text(wire) + " is in the config but not in the served set: reload the config";
+      continue;
+    }
+    const zones::ZoneSource& original =
+        edited.count(one.config_at) ? edited.at(one.config_at) : cfg_.zones[one.config_at];
+    auto z = load_one(original, *states_, false, true);
+    if (!z) {
+      VANE_ERROR("reload of zone %s refused, still serving the previous copy: %s", dns::to_text(wire).c_str(),
+                 z.error().to_string().c_str());
+      one.outcome.message = z.error().to_string();
+      continue;
+    }
+    one.outcome.ok = true;
+    one.records = (*z)->record_count();
+    one.origin = (*z)->origin_text();
+    one.cached = CachedZone{fingerprint(original, files_of(original, z->get()), z->get()), *z};
+    zs[one.served_at] = z.take();
+    ++replaced;
   }
-  std::vector<std::shared_ptr<const zones::Zone>> zs(cur->zones().begin(), cur->zones().end());
-  auto it = std::find_if(zs.begin(), zs.end(), [&](const auto& p) { return std::ranges::equal(p->origin(), want.wire()); });
-  if (it == zs.end()) return fail("zone " + zone + " is in the config but not in the served set: reload the config");
-  size_t records = (*z)->record_count();
-  out->zone = (*z)->origin_text();
-  out->cached = CachedZone{fingerprint(original, files_of(original, z->get()), z->get()), *z};
-  *it = z.take();
-  out->set = std::make_shared<zones::ZoneSet>(std::move(zs));
-  out->set->states = states_.get();
-  out->set->regions = std::move(regions);
-  out->set->rrl = cur->rrl;
-  out->set->dnstap = cur->dnstap;
+  if (replaced) {
+    out->set = std::make_shared<zones::ZoneSet>(std::move(zs));
+    out->set->states = states_.get();
+    out->set->regions = std::move(regions);
+    out->set->rrl = cur->rrl;
+    out->set->dnstap = cur->dnstap;
+  }
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  char msg[200];
-  snprintf(msg, sizeof msg, "reloaded zone %s: %zu records in %.1f ms, the other %zu zones untouched",
-           dns::to_text(want.wire()).c_str(), records, ms, cfg_.zones.size() - 1);
-  out->outcome = {true, msg};
+  for (auto& one : out->zones) {
+    if (!one.outcome.ok) continue;
+    char msg[240];
+    if (replaced == 1)
+      snprintf(msg, sizeof msg, "reloaded zone %s: %zu records in %.1f ms, the other %zu zones untouched",
+               one.origin.c_str(), one.records, ms, cfg_.zones.size() - 1);
+    else
+      snprintf(msg, sizeof msg,
+               "reloaded zone %s: %zu records in %.1f ms, in one reload with %zu other zones; the other %zu "
+               "zones untouched",
+               one.origin.c_str(), one.records, ms, replaced - 1, cfg_.zones.size() - replaced);
+    one.outcome.message = msg;
+  }
   return out;
 }
 
-ReloadOutcome Server::commit(Staged& st) {
-  if (!st.outcome.ok) {
+std::vector<ReloadOutcome> Server::commit(Staged& st) {
+  std::vector<ReloadOutcome> outcomes;
+  if (st.zones.empty() && !st.outcome.ok) {
     ++reloads_failed_;
-    return st.outcome;
+    return {st.outcome};
   }
-  st.set->generation = ++generation_;
-  publish(std::move(st.set));
-  if (st.cfg) cfg_ = std::move(*st.cfg);
-  if (st.cache) zone_cache_ = std::move(*st.cache);
-  if (!st.zone.empty()) zone_cache_[st.zone] = std::move(st.cached);
-  std::string msg = st.outcome.message + " (generation " + std::to_string(generation_) + ")";
-  VANE_INFO("%s", msg.c_str());
-  ++reloads_ok_;
-  return {true, msg};
+  if (st.set) {
+    st.set->generation = ++generation_;
+    publish(std::move(st.set));
+  }
+  if (st.zones.empty()) {
+    if (st.cfg) cfg_ = std::move(*st.cfg);
+    if (st.cache) zone_cache_ = std::move(*st.cache);
+    outcomes.push_back(st.outcome);
+  }
+  for (auto& one : st.zones) {
+    if (one.outcome.ok) zone_cache_[one.origin] = std::move(one.cached);
+    outcomes.push_back(one.outcome);
+  }
+  for (auto& o : outcomes) {
+    if (!o.ok) {
+      ++reloads_failed_;
+      continue;
+    }
+    o.message += " (generation " + std::to_string(generation_) + ")";
+    VANE_INFO("%s", o.message.c_str());
+    ++reloads_ok_;
+  }
+  return outcomes;
 }
 
 void Server::reload_zone_async(const std::string& zone, ReloadDone done) {
@@ -832,14 +913,23 @@ void Server::reload_async(ReloadDone done) {
 void Server::run_next_reload() {
   if (stopped_ || reload_running_ || reload_queue_.empty()) return;
   reload_running_ = true;
-  reload_current_ = std::move(reload_queue_.front());
-  reload_queue_.pop_front();
+  // A full reload alone; zone reloads: every one queued at the front.
+  do {
+    reload_current_.push_back(std::move(reload_queue_.front()));
+    reload_queue_.pop_front();
+  } while (!reload_current_.front().zone.empty() && !reload_queue_.empty() && !reload_queue_.front().zone.empty());
   reload_work_.data = this;
   uv_queue_work(
       loop_, &reload_work_,
       [](uv_work_t* w) {
         auto* s = static_cast<Server*>(w->data);
-        s->staged_ = s->reload_current_.zone.empty() ? s->stage_reload() : s->stage_zone_reload(s->reload_current_.zone);
+        if (s->reload_current_.front().zone.empty()) {
+          s->staged_ = s->stage_reload();
+        } else {
+          std::vector<std::string> zones;
+          for (const auto& r : s->reload_current_) zones.push_back(r.zone);
+          s->staged_ = s->stage_zone_reload(zones);
+        }
         malloc_trim(0);  // what parsing the config freed goes back to the system (see main.cpp)
       },
       [](uv_work_t* w, int) {
@@ -849,16 +939,21 @@ void Server::run_next_reload() {
           // checker, the control plane, an admin client) is stopped or gone.
           VANE_INFO("reload abandoned: vaned is stopping");
           s->staged_.reset();
-          s->reload_current_ = {};
+          s->reload_current_.clear();
           s->reload_running_ = false;
           return;
         }
-        ReloadOutcome outcome = s->commit(*s->staged_);
+        std::unordered_map<std::string, size_t> asked = std::move(s->staged_->asked);  // a zone's outcome's place
+        std::vector<ReloadOutcome> outcomes = s->commit(*s->staged_);
+        std::vector<ReloadRequest> reqs = std::move(s->reload_current_);
+        s->reload_current_.clear();
         s->staged_.reset();
-        ReloadRequest req = std::move(s->reload_current_);
         s->reload_running_ = false;
-        if (outcome.ok && req.zone.empty() && s->on_reloaded_) s->on_reloaded_();
-        for (auto& d : req.done) d(outcome);
+        if (asked.empty() && outcomes.front().ok && s->on_reloaded_) s->on_reloaded_();
+        for (auto& r : reqs) {
+          const ReloadOutcome& o = outcomes[asked.empty() ? 0 : asked.at(r.zone)];
+          for (auto& d : r.done) d(o);
+        }
         s->run_next_reload();
       });
 }

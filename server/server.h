@@ -127,7 +127,9 @@ class Server {
   // One zone only (vanectl reload ZONE, a secondary's new copy): its files
   // are read again with the current config; every other zone of the
   // snapshot is kept as it is (shared, not copied). Same rules: a bad file
-  // is refused with file:line and the old copy keeps serving.
+  // is refused with file:line and the old copy keeps serving. Zone reloads
+  // queued while another reload runs are built and published together,
+  // each answered with its own outcome.
   void reload_zone_async(const std::string& zone, ReloadDone done);
   // Runs on the main loop after every successful reload (SIGHUP or admin).
   void set_on_reloaded(std::function<void()> f) { on_reloaded_ = std::move(f); }
@@ -171,8 +173,9 @@ class Server {
     std::vector<ReloadDone> done;
   };
   std::unique_ptr<Staged> stage_reload() const;                         // pool thread
-  std::unique_ptr<Staged> stage_zone_reload(const std::string& zone) const;  // pool thread
-  ReloadOutcome commit(Staged& st);                                     // main loop
+  std::unique_ptr<Staged> stage_zone_reload(const std::vector<std::string>& zones) const;  // pool thread
+  // One outcome for a full reload; for zones, one per zone staged, in order.
+  std::vector<ReloadOutcome> commit(Staged& st);  // main loop
   void run_next_reload();
   void check_geo_file();
   void every_second(uv_timer_t& t, bool& live, uv_timer_cb cb);
@@ -203,7 +206,7 @@ class Server {
   bool reload_running_ = false;
   bool stopped_ = false;  // stop() ran: no reload starts or commits
   std::deque<ReloadRequest> reload_queue_;
-  ReloadRequest reload_current_;
+  std::vector<ReloadRequest> reload_current_;  // a full reload, or the zone reloads batched
   std::unique_ptr<Staged> staged_;
   uint64_t generation_ = 0;
   std::function<void()> on_reloaded_;
