@@ -8,6 +8,7 @@
 #
 #   bench/secondaries.sh               # N = 2000
 #   N=20000 LIMIT=600 bench/secondaries.sh
+#   SERVERS=vane bench/secondaries.sh   # vane alone
 #
 # Only 127.0.0.1 is used; every server started here is stopped by PID.
 set -euo pipefail
@@ -90,7 +91,7 @@ run() {  # run SERVER PRIMARIES...: start the secondary, time it, stop it
 echo "$N zones of $RECORDS records; seconds until every zone answers, RSS then"
 echo "| secondary | primaries | all served | RSS |"
 echo "|---|---|---|---|"
-for server in vane knot; do
+for server in ${SERVERS:-vane knot}; do
   run $server $PRIMARY
   run $server $SILENT $PRIMARY
 done

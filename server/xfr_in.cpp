@@ -428,8 +428,8 @@ XfrInResult refresh_zone(const XfrInRequest& req) {
   return res;
 }
 
-XfrInPool::XfrInPool(size_t threads, uint32_t silent_ms, std::function<void()> wake)
-    : max_threads_(threads), silent_ms_(silent_ms), wake_(std::move(wake)) {}
+XfrInPool::XfrInPool(size_t threads, size_t per_primary, uint32_t silent_ms, std::function<void()> wake)
+    : max_threads_(threads), per_primary_(per_primary), silent_ms_(silent_ms), wake_(std::move(wake)) {}
 
 XfrInPool::~XfrInPool() {
   close();
@@ -463,16 +463,22 @@ void XfrInPool::run() {
   std::unique_lock lock(mu_);
   for (;;) {
     ++idle_;
-    cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+    Queue::iterator job;
+    cv_.wait(lock, [&] { return closed_ || (job = next()) != queue_.end(); });
     --idle_;
     if (closed_) return;
-    auto [zone, req] = std::move(queue_.front());
-    queue_.pop_front();
+    auto [zone, req] = std::move(*job);
+    queue_.erase(job);
     silent_last(req.spec.servers);
+    const std::string first = req.spec.servers.empty() ? "" : req.spec.servers.front();
+    ++running_[first];
     lock.unlock();
     XfrInResult res = refresh_zone(req);
     lock.lock();
-    heard(res);
+    if (--running_[first] == 0) running_.erase(first);
+    // A primary found silent is no longer tried first: refreshes queued
+    // behind its limit may go now, on the idle threads too.
+    if (heard(res)) cv_.notify_all();
     if (closed_) return;
     done_.emplace_back(std::move(zone), std::move(res));
     if (wake_) wake_();
@@ -489,19 +495,40 @@ std::vector<std::pair<std::string, std::chrono::milliseconds>> XfrInPool::silent
   return out;
 }
 
+XfrInPool::Queue::iterator XfrInPool::next() {
+  for (auto it = queue_.begin(); it != queue_.end(); ++it)
+    if (auto r = running_.find(first_tried(it->second.spec.servers)); r == running_.end() || r->second < per_primary_)
+      return it;
+  return queue_.end();
+}
+
+// The one silent_last puts first (the silent ones expire there, not here).
+const std::string& XfrInPool::first_tried(const std::vector<std::string>& servers) const {
+  static const std::string none;
+  auto now = Clock::now();
+  for (const auto& s : servers)
+    if (auto at = silent_.find(s); at == silent_.end() || now - at->second >= std::chrono::milliseconds(silent_ms_))
+      return s;
+  return servers.empty() ? none : servers.front();
+}
+
 void XfrInPool::silent_last(std::vector<std::string>& servers) {
   auto now = Clock::now();
   std::erase_if(silent_, [&](const auto& s) { return now - s.second >= std::chrono::milliseconds(silent_ms_); });
   std::stable_partition(servers.begin(), servers.end(), [&](const std::string& s) { return !silent_.count(s); });
 }
 
-void XfrInPool::heard(const XfrInResult& res) {
+bool XfrInPool::heard(const XfrInResult& res) {
+  bool found = false;
   for (const std::string& s : res.silent)
-    if (silent_.insert_or_assign(s, Clock::now()).second)
+    if (silent_.insert_or_assign(s, Clock::now()).second) {
       VANE_WARN(
           "primary %s did not answer: tried after the zones' other primaries for the next %us, or until it answers",
           s.c_str(), silent_ms_ / 1000);
+      found = true;
+    }
   if (res.ok && silent_.erase(res.server)) VANE_INFO("primary %s answers again", res.server.c_str());
+  return found;
 }
 
 bool read_copy(const std::string& file, ZoneCopy& copy, uint32_t& serial, uint32_t& refresh, uint32_t& retry,

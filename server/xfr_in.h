@@ -74,9 +74,16 @@ XfrInResult refresh_zone(const XfrInRequest& req);
 // for the next `silent_ms` (or until it answers): with one primary of two
 // hung, each refresh would otherwise wait out its timeout first — 20 000
 // zones, 10 at a time, 5 s each: hours before the last is served.
+//
+// A refresh counts against the primary it tries first; at most
+// `per_primary` of them run at once (BIND's transfers-per-ns), and a queued
+// refresh whose primary is at its limit lets the ones behind it pass. So a
+// primary that holds every refresh (feeding a byte at a time, up to its
+// max_transfer_time) never takes all the threads: the zones of the other
+// primaries go on being refreshed beside it.
 class XfrInPool {
  public:
-  XfrInPool(size_t threads, uint32_t silent_ms, std::function<void()> wake);
+  XfrInPool(size_t threads, size_t per_primary, uint32_t silent_ms, std::function<void()> wake);
   // Joins the threads: each ends with the refresh it runs (which gives up
   // at once when its cancel_fd fires); the ones still waiting are dropped.
   ~XfrInPool();
@@ -88,16 +95,20 @@ class XfrInPool {
   std::vector<std::pair<std::string, std::chrono::milliseconds>> silent() const;
 
  private:
+  using Queue = std::deque<std::pair<std::string, XfrInRequest>>;
   void run();
+  Queue::iterator next();  // the first queued refresh whose primary is below its limit
+  const std::string& first_tried(const std::vector<std::string>& servers) const;
   void silent_last(std::vector<std::string>& servers);
-  void heard(const XfrInResult& res);
-  const size_t max_threads_;
+  bool heard(const XfrInResult& res);  // true: a primary newly found silent
+  const size_t max_threads_, per_primary_;
   const uint32_t silent_ms_;
+  std::map<std::string, size_t> running_;                                // primary tried first -> refreshes running
   std::map<std::string, std::chrono::steady_clock::time_point> silent_;  // primary -> when it last did not answer
   std::function<void()> wake_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<std::string, XfrInRequest>> queue_;
+  Queue queue_;
   std::vector<std::pair<std::string, XfrInResult>> done_;
   std::vector<std::thread> threads_;
   size_t idle_ = 0;

@@ -20,6 +20,7 @@ namespace {
 
 constexpr uint32_t kRetryWithoutCopyS = 10;  // before the first copy: the SOA's retry is not known yet
 constexpr size_t kTransfersIn = 10;          // refreshes under way at once (XfrInPool)
+constexpr size_t kTransfersPerPrimary = 8;   // of them, with one primary tried first: two stay for the others
 constexpr uint32_t kSilentPrimaryMs = 600000;  // a primary that did not answer is tried last this long (XfrInPool)
 
 admin::Json removed_reply(const std::string& zone) {
@@ -117,8 +118,8 @@ void Control::start_refresh(const std::string& name, SecZone& s) {
     });
     xfr_done_async_.data = this;
     uv_unref(reinterpret_cast<uv_handle_t*>(&xfr_done_async_));
-    xfr_pool_ =
-        std::make_unique<XfrInPool>(kTransfersIn, kSilentPrimaryMs, [this] { uv_async_send(&xfr_done_async_); });
+    xfr_pool_ = std::make_unique<XfrInPool>(kTransfersIn, kTransfersPerPrimary, kSilentPrimaryMs,
+                                            [this] { uv_async_send(&xfr_done_async_); });
   }
   xfr_pool_->submit(name, std::move(req));
 }
