@@ -38,6 +38,13 @@ std::vector<std::string> www(uint16_t port) {
   return r ? r->answer : std::vector<std::string>{"<no answer>"};
 }
 
+// Zone z<i>.test: SOA (its serial), NS, ns and www (line 6); line 7 is
+// where a test appends a bad record.
+std::string numbered_zone(int i, const std::string& www, int serial) {
+  return "$ORIGIN z" + std::to_string(i) + ".test.\n$TTL 300\n@ IN SOA ns hostmaster " + std::to_string(serial) +
+         " 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.1\nwww IN A " + www + "\n";
+}
+
 TEST(Reload, Sighup_ServesTheNewZone) {
   TempDir dir;
   dir.write("r.test.zone", zone_with("192.0.2.10", 1));
@@ -274,12 +281,8 @@ TEST(Reload, OneZoneAmongMany_UnderLoad_OthersUntouched) {
   TempDir dir;
   std::string cfg = "listen: [\"127.0.0.1:0\"]\nthreads: 2\nzones:\n";
   const int kZones = 200;
-  auto zone = [](int i, const std::string& www, int serial) {
-    return "$ORIGIN z" + std::to_string(i) + ".test.\n$TTL 300\n@ IN SOA ns hostmaster " + std::to_string(serial) +
-           " 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.1\nwww IN A " + www + "\n";
-  };
   for (int i = 0; i < kZones; ++i) {
-    dir.write("z" + std::to_string(i) + ".zone", zone(i, "10.0.0." + std::to_string(i % 250), 1));
+    dir.write("z" + std::to_string(i) + ".zone", numbered_zone(i, "10.0.0." + std::to_string(i % 250), 1));
     cfg += "  - { name: z" + std::to_string(i) + ".test, file: z" + std::to_string(i) + ".zone }\n";
   }
   cfg += "admin: { socket: admin.sock }\n";
@@ -304,10 +307,10 @@ TEST(Reload, OneZoneAmongMany_UnderLoad_OthersUntouched) {
     return run_ctl(VANECTL_PATH, dir.path() + "/admin.sock", args, out);
   };
   std::string out;
-  dir.write("z7.zone", zone(7, "192.0.2.77", 2) + "bad IN A 999.1.1.1\n");
+  dir.write("z7.zone", numbered_zone(7, "192.0.2.77", 2) + "bad IN A 999.1.1.1\n");
   EXPECT_EQ(ctl({"reload", "z7.test"}, out), 1);
   EXPECT_NE(out.find("z7.zone:7:"), std::string::npos) << out;
-  dir.write("z7.zone", zone(7, "192.0.2.77", 3));
+  dir.write("z7.zone", numbered_zone(7, "192.0.2.77", 3));
   EXPECT_EQ(ctl({"reload", "z7.test"}, out), 0) << out;
   EXPECT_NE(out.find("reloaded zone z7.test.: 4 records"), std::string::npos) << out;
   EXPECT_NE(out.find("the other 199 zones untouched"), std::string::npos) << out;
@@ -336,18 +339,14 @@ TEST(Reload, ZonesAskedTogether_OneSnapshot_EachAnsweredForItself) {
   TempDir dir;
   std::string cfg = "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones:\n";
   const int kZones = 60, kChanged = 40, kBad = 13;
-  auto zone = [](int i, const std::string& www, int serial) {
-    return "$ORIGIN z" + std::to_string(i) + ".test.\n$TTL 300\n@ IN SOA ns hostmaster " + std::to_string(serial) +
-           " 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.1\nwww IN A " + www + "\n";
-  };
   for (int i = 0; i < kZones; ++i) {
-    dir.write("z" + std::to_string(i) + ".zone", zone(i, "10.0.0." + std::to_string(i), 1));
+    dir.write("z" + std::to_string(i) + ".zone", numbered_zone(i, "10.0.0." + std::to_string(i), 1));
     cfg += "  - { name: z" + std::to_string(i) + ".test, file: z" + std::to_string(i) + ".zone }\n";
   }
   Vaned v(dir, cfg + "admin: { socket: admin.sock }\n");
   for (int i = 0; i < kChanged; ++i)
     dir.write("z" + std::to_string(i) + ".zone",
-              zone(i, "192.0.2." + std::to_string(100 + i), 2) + (i == kBad ? "bad IN A 999.1.1.1\n" : ""));
+              numbered_zone(i, "192.0.2." + std::to_string(100 + i), 2) + (i == kBad ? "bad IN A 999.1.1.1\n" : ""));
   // Every connection is made before any request is sent; z5 is asked twice.
   std::vector<int> zones;
   for (int i = 0; i < kChanged; ++i) zones.push_back(i);
