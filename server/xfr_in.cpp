@@ -341,6 +341,7 @@ bool exchange(const XfrInRequest& req, Conn& conn, const std::string& server, Xf
     std::vector<uint8_t> msg;
     if (!send(LDNS_RR_TYPE_SOA)) return (error = "SOA query: " + error, false);
     if (!conn.read_message(msg)) return (error = "SOA query: " + conn.error(), false);
+    if (req.answered) req.answered(server);
     PktPtr pkt = check_message(msg, id, tsig ? &*tsig : nullptr, error);
     if (!pkt) return (error = "SOA query: " + error, false);
     const ldns_rr* rr = ldns_rr_list_rr(ldns_pkt_answer(pkt.get()), 0);
@@ -429,7 +430,7 @@ XfrInResult refresh_zone(const XfrInRequest& req) {
 }
 
 XfrInPool::XfrInPool(size_t threads, size_t per_primary, uint32_t silent_ms, std::function<void()> wake)
-    : max_threads_(threads), per_primary_(per_primary), silent_ms_(silent_ms), wake_(std::move(wake)) {}
+    : max_threads_(threads), per_primary_(per_primary), silent_for_(silent_ms), wake_(std::move(wake)) {}
 
 XfrInPool::~XfrInPool() {
   close();
@@ -439,11 +440,13 @@ XfrInPool::~XfrInPool() {
 void XfrInPool::submit(std::string zone, XfrInRequest req) {
   std::lock_guard lock(mu_);
   if (closed_) return;
-  queue_.emplace_back(std::move(zone), std::move(req));
-  if (idle_ == 0 && threads_.size() < max_threads_)
-    threads_.emplace_back([this] { run(); });
-  else
-    cv_.notify_one();
+  auto& list = queue_[req.spec.servers];
+  list.push_back({seq_++, std::move(zone), std::move(req)});
+  ++queued_;
+  // Idle threads may be held by their primaries' limits: more refreshes
+  // queued than threads idle, a new one (up to the most).
+  if (queued_ > idle_ && threads_.size() < max_threads_) threads_.emplace_back([this] { run(); });
+  cv_.notify_one();
 }
 
 std::vector<std::pair<std::string, XfrInResult>> XfrInPool::take_done() {
@@ -455,6 +458,7 @@ void XfrInPool::close() {
   std::lock_guard lock(mu_);
   closed_ = true;
   queue_.clear();
+  queued_ = 0;
   wake_ = nullptr;
   cv_.notify_all();
 }
@@ -463,19 +467,31 @@ void XfrInPool::run() {
   std::unique_lock lock(mu_);
   for (;;) {
     ++idle_;
-    Queue::iterator job;
-    cv_.wait(lock, [&] { return closed_ || (job = next()) != queue_.end(); });
+    Queue::iterator list = queue_.end();
+    while (!closed_) {
+      auto until = Clock::time_point::max();
+      if ((list = next(Clock::now(), until)) != queue_.end()) break;
+      if (until == Clock::time_point::max())
+        cv_.wait(lock);
+      else
+        cv_.wait_until(lock, until);
+    }
     --idle_;
     if (closed_) return;
-    auto [zone, req] = std::move(*job);
-    queue_.erase(job);
-    silent_last(req.spec.servers);
+    auto [seq, zone, req] = std::move(list->second.front());
+    list->second.pop_front();
+    if (list->second.empty()) queue_.erase(list);
+    --queued_;
+    auto now = Clock::now();
+    std::stable_sort(req.spec.servers.begin(), req.spec.servers.end(),
+                     [&](const std::string& a, const std::string& b) { return rank(a, now) < rank(b, now); });
     const std::string first = req.spec.servers.empty() ? "" : req.spec.servers.front();
-    ++running_[first];
+    if (Primary& p = primaries_[first]; p.running++ == 0 && !p.answered) p.asked = now;
+    req.answered = [this](const std::string& server) { answered(server); };
     lock.unlock();
     XfrInResult res = refresh_zone(req);
     lock.lock();
-    if (--running_[first] == 0) running_.erase(first);
+    --primaries_[first].running;
     // A primary found silent is no longer tried first: refreshes queued
     // behind its limit may go now, on the idle threads too.
     if (heard(res)) cv_.notify_all();
@@ -489,45 +505,75 @@ std::vector<std::pair<std::string, std::chrono::milliseconds>> XfrInPool::silent
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, std::chrono::milliseconds>> out;
   auto now = Clock::now();
-  for (const auto& [server, at] : silent_)
-    if (auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(now - at); ago.count() < silent_ms_)
-      out.emplace_back(server, ago);
+  for (const auto& [server, p] : primaries_)
+    if (is_silent(p, now))
+      out.emplace_back(server, std::chrono::duration_cast<std::chrono::milliseconds>(now - *p.silent));
   return out;
 }
 
-XfrInPool::Queue::iterator XfrInPool::next() {
-  for (auto it = queue_.begin(); it != queue_.end(); ++it)
-    if (auto r = running_.find(first_tried(it->second.spec.servers)); r == running_.end() || r->second < per_primary_)
-      return it;
-  return queue_.end();
+bool XfrInPool::is_silent(const Primary& p, Clock::time_point now) const {
+  return p.silent && now - *p.silent < silent_for_;
 }
 
-// The one silent_last puts first (the silent ones expire there, not here).
-const std::string& XfrInPool::first_tried(const std::vector<std::string>& servers) const {
+XfrInPool::Rank XfrInPool::rank(const std::string& server, Clock::time_point now) const {
+  auto it = primaries_.find(server);
+  if (it == primaries_.end()) return Rank::kAsk;
+  const Primary& p = it->second;
+  if (is_silent(p, now)) return Rank::kSilent;
+  if (p.answered || p.running == 0 || now - p.asked < kFirstAnswer) return Rank::kAsk;
+  return Rank::kSlow;
+}
+
+// The primary a refresh starts with: run() sorts the zone's primaries by
+// rank (stable: the configured order among equals), and this is its first.
+const std::string& XfrInPool::first_tried(const std::vector<std::string>& servers, Clock::time_point now) const {
   static const std::string none;
-  auto now = Clock::now();
+  const std::string* best = servers.empty() ? &none : &servers.front();
   for (const auto& s : servers)
-    if (auto at = silent_.find(s); at == silent_.end() || now - at->second >= std::chrono::milliseconds(silent_ms_))
-      return s;
-  return servers.empty() ? none : servers.front();
+    if (rank(s, now) < rank(*best, now)) best = &s;
+  return *best;
 }
 
-void XfrInPool::silent_last(std::vector<std::string>& servers) {
-  auto now = Clock::now();
-  std::erase_if(silent_, [&](const auto& s) { return now - s.second >= std::chrono::milliseconds(silent_ms_); });
-  std::stable_partition(servers.begin(), servers.end(), [&](const std::string& s) { return !silent_.count(s); });
+XfrInPool::Queue::iterator XfrInPool::next(Clock::time_point now, Clock::time_point& until) {
+  auto best = queue_.end();
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (best != queue_.end() && best->second.front().seq < it->second.front().seq) continue;
+    auto p = primaries_.find(first_tried(it->first, now));
+    // Not heard from yet (nor silent): one refresh asks it, the others wait
+    // for its first message, or until it has kept them waiting too long.
+    bool unheard = p != primaries_.end() && !p->second.answered && !is_silent(p->second, now);
+    if (p == primaries_.end() || p->second.running < (unheard ? 1 : per_primary_))
+      best = it;
+    else if (auto slow = p->second.asked + kFirstAnswer; unheard && slow > now)
+      until = std::min(until, slow);
+  }
+  return best;
+}
+
+void XfrInPool::answered(const std::string& server) {
+  std::lock_guard lock(mu_);
+  Primary& p = primaries_[server];
+  if (p.answered) return;
+  if (p.silent) VANE_INFO("primary %s answers again", server.c_str());
+  p.silent.reset();
+  p.answered = true;
+  cv_.notify_all();  // the refreshes waiting for its first message
 }
 
 bool XfrInPool::heard(const XfrInResult& res) {
   bool found = false;
-  for (const std::string& s : res.silent)
-    if (silent_.insert_or_assign(s, Clock::now()).second) {
+  auto now = Clock::now();
+  for (const std::string& s : res.silent) {
+    Primary& p = primaries_[s];
+    if (!is_silent(p, now)) {
       VANE_WARN(
-          "primary %s did not answer: tried after the zones' other primaries for the next %us, or until it answers",
-          s.c_str(), silent_ms_ / 1000);
+          "primary %s did not answer: tried after the zones' other primaries for the next %llds, or until it answers",
+          s.c_str(), static_cast<long long>(silent_for_.count() / 1000));
       found = true;
     }
-  if (res.ok && silent_.erase(res.server)) VANE_INFO("primary %s answers again", res.server.c_str());
+    p.silent = now;
+    p.answered = false;
+  }
   return found;
 }
 

@@ -47,6 +47,9 @@ struct XfrInRequest {
   std::string file;         // where the copy is kept
   int timeout_ms = 5000;    // per server and step (connect, each message)
   int cancel_fd = -1;       // readable (an eventfd written once): vaned is stopping; give up at once
+  // Called (on the refresh's thread) with a primary that sent a message:
+  // it is there, whatever it said.
+  std::function<void(const std::string& server)> answered;
 };
 
 struct XfrInResult {
@@ -75,6 +78,13 @@ XfrInResult refresh_zone(const XfrInRequest& req);
 // hung, each refresh would otherwise wait out its timeout first — 20 000
 // zones, 10 at a time, 5 s each: hours before the last is served.
 //
+// A primary not heard from yet (since vaned started, or since it was last
+// silent) is asked by one refresh at a time. The refreshes queued behind
+// it wait for its first message; once it has kept them waiting
+// `kFirstAnswer`, they go to their zone's next primary. So a hung first
+// primary costs one refresh its timeout, not every thread's, and the zones
+// are pulled from the second meanwhile.
+//
 // A refresh counts against the primary it tries first; at most
 // `per_primary` of them run at once (BIND's transfers-per-ns), and a queued
 // refresh whose primary is at its limit lets the ones behind it pass. So a
@@ -95,20 +105,47 @@ class XfrInPool {
   std::vector<std::pair<std::string, std::chrono::milliseconds>> silent() const;
 
  private:
-  using Queue = std::deque<std::pair<std::string, XfrInRequest>>;
+  using Clock = std::chrono::steady_clock;
+  struct Job {
+    uint64_t seq;  // the order refreshes were asked in
+    std::string zone;
+    XfrInRequest req;
+  };
+  // Refreshes waiting, by their zones' primaries as configured: those of
+  // one list wait on the same limits, so finding the next is a look at each
+  // list's oldest, however many zones wait (the whole queue, with 20 000
+  // zones asked at a start, each time one was asked for or ended).
+  using Queue = std::map<std::vector<std::string>, std::deque<Job>>;
+  static constexpr std::chrono::milliseconds kFirstAnswer{500};
+  // What the pool knows of one primary.
+  struct Primary {
+    size_t running = 0;                       // refreshes trying it first
+    bool answered = false;                    // a message since vaned started, or since it was last silent
+    Clock::time_point asked;                  // when the refresh asking it, not heard from yet, started
+    std::optional<Clock::time_point> silent;  // when it last did not answer
+  };
+  // Where a primary comes in a refresh's order now: the ones to ask, those
+  // keeping their first answer waiting past kFirstAnswer, the silent ones.
+  enum class Rank { kAsk, kSlow, kSilent };
+  Rank rank(const std::string& server, Clock::time_point now) const;
+  bool is_silent(const Primary& p, Clock::time_point now) const;
   void run();
-  Queue::iterator next();  // the first queued refresh whose primary is below its limit
-  const std::string& first_tried(const std::vector<std::string>& servers) const;
-  void silent_last(std::vector<std::string>& servers);
+  // The list whose oldest refresh is the oldest of those whose first primary
+  // is below its limit; else end(), and `until` when a limit may lift
+  // without a refresh ending.
+  Queue::iterator next(Clock::time_point now, Clock::time_point& until);
+  const std::string& first_tried(const std::vector<std::string>& servers, Clock::time_point now) const;
+  void answered(const std::string& server);
   bool heard(const XfrInResult& res);  // true: a primary newly found silent
   const size_t max_threads_, per_primary_;
-  const uint32_t silent_ms_;
-  std::map<std::string, size_t> running_;                                // primary tried first -> refreshes running
-  std::map<std::string, std::chrono::steady_clock::time_point> silent_;  // primary -> when it last did not answer
+  const std::chrono::milliseconds silent_for_;
+  std::map<std::string, Primary> primaries_;
   std::function<void()> wake_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   Queue queue_;
+  size_t queued_ = 0;
+  uint64_t seq_ = 0;
   std::vector<std::pair<std::string, XfrInResult>> done_;
   std::vector<std::thread> threads_;
   size_t idle_ = 0;
