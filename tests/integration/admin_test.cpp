@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -107,11 +106,8 @@ TEST_F(Admin, BadReload_IsRefusedWithFileLineAndTheOldZoneKeepsServing) {
 }
 
 TEST_F(Admin, BadRequests_GetErrorsAndTheConnectionStaysUsable) {
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  strncpy(sun.sun_path, sock_.c_str(), sizeof sun.sun_path - 1);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
+  int fd = unix_socket(sock_);
+  ASSERT_GE(fd, 0);
   std::string reqs =
       "this is not json\n[1,2]\n{\"cmd\":\"nope\"}\n{}\n{\"cmd\":\"reload\",\"file\":\"/etc/passwd\"}\n" +
       std::string(200000, 'x') + "\n\n{\"cmd\":\"status\"}\n";
@@ -223,12 +219,8 @@ TEST_F(Admin, Vanectl_StatusReloadJsonAndExitCodes) {
 TEST(AdminClient, NoAnswer_SaysAChangeMayOrMayNotHaveBeenApplied) {
   TempDir dir;
   const std::string path = dir.path() + "/fake.sock";
-  int l = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  memcpy(sun.sun_path, path.c_str(), path.size() + 1);
-  ASSERT_EQ(bind(l, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
-  ASSERT_EQ(listen(l, 4), 0);
+  int l = unix_socket(path, true);
+  ASSERT_GE(l, 0);
   // The first connection is closed once the request is read; the second is held.
   std::thread server([l] {
     char buf[512];

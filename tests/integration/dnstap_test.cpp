@@ -6,15 +6,13 @@
 #include <fstrm.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <nlohmann/json.hpp>
-
 #include <regex>
 #include <thread>
 
-#include "dnstap.pb-c.h"
 #include "dns_client.h"
+#include "dnstap.pb-c.h"
 #include "fixtures.h"
 #include "process.h"
 
@@ -194,12 +192,8 @@ TEST_F(Dnstap, ReloadTurnsItOnPointsItElsewhereAndOff_SampleOneInN) {
 TEST_F(Dnstap, AReaderThatNeverReads_AnswersGoOnAtFullRate_DropsCounted) {
   // A unix socket that accepts and never reads (nor answers the handshake).
   std::string sock = dir_.path() + "/stuck.sock";
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock.c_str());
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
-  ASSERT_EQ(listen(fd, 4), 0);
+  int fd = unix_socket(sock, true);
+  ASSERT_GE(fd, 0);
   std::thread acceptor([fd] {
     int c = accept(fd, nullptr, nullptr);
     std::this_thread::sleep_for(std::chrono::seconds(6));

@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -353,12 +352,8 @@ TEST(Reload, ZonesAskedTogether_OneSnapshot_EachAnsweredForItself) {
   zones.push_back(5);
   std::vector<int> fds;
   for (size_t k = 0; k < zones.size(); ++k) {
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    std::string path = dir.path() + "/admin.sock";
-    strncpy(sun.sun_path, path.c_str(), sizeof sun.sun_path - 1);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
+    int fd = unix_socket(dir.path() + "/admin.sock");
+    ASSERT_GE(fd, 0);
     fds.push_back(fd);
   }
   for (size_t k = 0; k < zones.size(); ++k) {

@@ -2,9 +2,12 @@
 #pragma once
 
 #include <httplib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <regex>
 #include <string>
@@ -89,6 +92,20 @@ inline double metric(uint16_t http, const std::string& series) {
   if (!r) return -1;
   size_t at = r->body.find("\n" + series + " ");
   return at == std::string::npos ? -1 : std::stod(r->body.substr(at + series.size() + 2));
+}
+
+// A stream socket on a unix path: connected to it, or bound and listening
+// there (backlog 4); -1 when that fails.
+inline int unix_socket(const std::string& path, bool listening = false) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  if (fd < 0 || path.size() >= sizeof sun.sun_path) return fd >= 0 ? (close(fd), -1) : -1;
+  memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+  auto* addr = reinterpret_cast<sockaddr*>(&sun);
+  if (listening ? bind(fd, addr, sizeof sun) != 0 || listen(fd, 4) != 0 : connect(fd, addr, sizeof sun) != 0)
+    return close(fd), -1;
+  return fd;
 }
 
 inline bool eventually(const std::function<bool()>& f, int timeout_ms = 5000) {
