@@ -319,9 +319,10 @@ std::optional<std::string> StateStore::zone_meta(char kind, const std::string& z
   return v;
 }
 
-std::optional<Error> StateStore::put_zone_meta(char kind, const std::string& zone, const std::string& value) {
+std::optional<Error> StateStore::put_zone_metas(char kind,
+                                                const std::vector<std::pair<std::string, std::string>>& values) {
   rocksdb::WriteBatch batch;
-  batch.Put(std::string(1, kind) + "/" + zone, value);
+  for (const auto& [zone, value] : values) batch.Put(std::string(1, kind) + "/" + zone, value);
   return write_synced(batch);
 }
 

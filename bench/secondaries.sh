@@ -4,12 +4,14 @@
 # Knot secondary, with the primary alone and with a primary that accepts
 # connections and never answers listed first (a hung primary of two).
 # Each figure: seconds from the secondary's start until every zone answers
-# its SOA, and until 99 % do (bench/all_served.py), and the secondary's RSS
-# then.
+# its SOA, and until 99 % do (bench/all_served.py), the secondary's RSS
+# then, and its CPU (% of a core) over 5 s of idling after. The primary's
+# line: when its last zone could be transferred, and its idle CPU.
 #
 #   bench/secondaries.sh               # N = 2000
 #   N=20000 LIMIT=600 bench/secondaries.sh
 #   SERVERS=vane bench/secondaries.sh   # vane alone
+#   VANED=/tmp/old/server/vaned bench/secondaries.sh   # another build of vaned
 #
 # Only 127.0.0.1 is used; every server started here is stopped by PID.
 set -euo pipefail
@@ -21,9 +23,11 @@ ensure_packages "${BUILD_PACKAGES[@]}" knot knot-dnsutils python3
 N=${N:-2000}
 RECORDS=${RECORDS:-20}
 LIMIT=${LIMIT:-300}
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF >/dev/null
-cmake --build build-bench -j"$(nproc --all)" --target vaned >/dev/null
-VANED=$PWD/build-bench/server/vaned
+if [ -z "${VANED:-}" ]; then  # VANED=path: another build's (an earlier commit's, to compare)
+  cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVANE_TESTS=OFF >/dev/null
+  cmake --build build-bench -j"$(nproc --all)" --target vaned >/dev/null
+  VANED=$PWD/build-bench/server/vaned
+fi
 SERVED=$PWD/bench/all_served.py
 bench_work secondaries
 cd "$WORK"
@@ -42,8 +46,10 @@ for i in $(seq 0 $((N - 1))); do
     for (j = 0; j < n - 2; j++) printf "h%d IN A 192.0.2.%d\n", j, j % 250 + 1
   }' > "p/z$i.zone"
 done
+T0=$(date +%s.%N)
 "$VANED" -c p/vane.yaml > p.log 2>&1 &
 PIDS+=($!)
+PRIMARY_PID=$!
 # The silent primary: accepts every connection (and UDP query) and answers nothing.
 python3 -c '
 import socket, select, sys
@@ -58,6 +64,17 @@ while True:
 ' $SILENT &
 PIDS+=($!)
 "$SERVED" $PRIMARY "$N" 60 > /dev/null
+# The secondaries are timed against a primary that transfers every zone
+# (its last zone's AXFR answered), not one still starting.
+until kdig @127.0.0.1 -p $PRIMARY "z$((N - 1)).test" AXFR +timeout=2 +retry=0 2>/dev/null | grep -q "IN[[:space:]]*SOA"; do
+  sleep 0.05
+done
+T1=$(date +%s.%N)
+CPU0=$(awk '{print $14 + $15}' "/proc/$PRIMARY_PID/stat")
+sleep 5
+CPU1=$(awk '{print $14 + $15}' "/proc/$PRIMARY_PID/stat")
+printf 'primary: every zone transferable %.1f s after its start; idle, %d %% of a core\n' \
+  "$(awk -v a="$T0" -v b="$T1" 'BEGIN { print b - a }')" $(((CPU1 - CPU0) * 100 / $(getconf CLK_TCK) / 5))
 
 run() {  # run SERVER PRIMARIES...: start the secondary, time it, stop it
   local server=$1
@@ -82,17 +99,21 @@ run() {  # run SERVER PRIMARIES...: start the secondary, time it, stop it
     } > s/knot.conf
     /usr/sbin/knotd -c s/knot.conf > s.log 2>&1 &
   fi
-  local pid=$! secs most rss
+  local pid=$! secs most rss cpu0 cpu1
   read -r most secs < <("$SERVED" $PORT "$N" "$LIMIT")
   rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
+  sleep 2  # then its CPU while idle: the work every zone costs per tick
+  cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  sleep 5
+  cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   stop_server "$pid"
-  printf '| %s | %s | %s s | %s s | %s MB |\n' "$server" "$([ $# = 1 ] && echo "the primary alone" || echo "a silent primary first")" \
-    "$secs" "$most" "$rss"
+  printf '| %s | %s | %s s | %s s | %s MB | %d %% |\n' "$server" "$([ $# = 1 ] && echo "the primary alone" || echo "a silent primary first")" \
+    "$secs" "$most" "$rss" $(((cpu1 - cpu0) * 100 / $(getconf CLK_TCK) / 5))
 }
 
 echo "$N zones of $RECORDS records; seconds until every zone answers, RSS then"
-echo "| secondary | primaries | all served | 99 % served | RSS |"
-echo "|---|---|---|---|---|"
+echo "| secondary | primaries | all served | 99 % served | RSS | idle CPU |"
+echo "|---|---|---|---|---|---|"
 for server in ${SERVERS:-vane knot}; do
   run $server $PRIMARY
   run $server $SILENT $PRIMARY

@@ -873,7 +873,10 @@ std::vector<ReloadOutcome> Server::commit(Staged& st) {
     publish(std::move(st.set));
   }
   if (st.zones.empty()) {
-    if (st.cfg) cfg_ = std::move(*st.cfg);
+    if (st.cfg) {
+      cfg_ = std::move(*st.cfg);
+      ++config_generation_;
+    }
     if (st.cache) zone_cache_ = std::move(*st.cache);
     outcomes.push_back(st.outcome);
   }

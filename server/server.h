@@ -138,6 +138,7 @@ class Server {
   void stop();
   // Before start() or on the main loop (reloads commit there).
   const Config& config() const { return cfg_; }
+  uint64_t config_generation() const { return config_generation_; }  // moves each time config() is replaced
 
   // Safe from the main loop at any time (reload does not touch these).
   std::shared_ptr<const zones::ZoneSet> snapshot() const { return publisher_.current(); }
@@ -210,6 +211,7 @@ class Server {
   std::unique_ptr<Staged> staged_;
   uint64_t generation_ = 0;
   std::function<void()> on_reloaded_;
+  uint64_t config_generation_ = 1;
   std::atomic<uint64_t> reloads_ok_{0}, reloads_failed_{0};
   const std::string config_path_;
   std::vector<std::string> listen_;

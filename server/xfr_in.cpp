@@ -359,10 +359,18 @@ bool exchange(const XfrInRequest& req, Conn& conn, const std::string& server, Xf
 
   // The transfer: IXFR from the copy's serial, AXFR without one or when the
   // primary will not do IXFR.
-  bool ixfr = req.have_serial && req.have && !req.force_axfr;
+  // The copy IXFR steps from is read now, not held between refreshes; one
+  // that is not the serial asked from (gone, edited by hand) is an AXFR.
+  std::shared_ptr<ZoneCopy> have;
+  if (req.have_serial && !req.force_axfr) {
+    have = std::make_shared<ZoneCopy>();
+    uint32_t serial = 0, refresh, retry, expire;
+    if (!read_copy(req.file, *have, serial, refresh, retry, expire) || serial != *req.have_serial) have.reset();
+  }
+  bool ixfr = have != nullptr;
   for (;;) {
     if (!send(ixfr ? LDNS_RR_TYPE_IXFR : LDNS_RR_TYPE_AXFR)) return false;
-    XfrInParser p(req.zone, ixfr ? req.have_serial : std::nullopt, ixfr ? req.have : nullptr, req.spec.max_records,
+    XfrInParser p(req.zone, ixfr ? req.have_serial : std::nullopt, ixfr ? have : nullptr, req.spec.max_records,
                   tsig ? &*tsig : nullptr, id);
     std::vector<uint8_t> msg;
     while (p.status() == XfrInParser::kMore)
@@ -387,7 +395,6 @@ bool exchange(const XfrInRequest& req, Conn& conn, const std::string& server, Xf
     res.expire = s.expire;
     if (!write_copy(req, *copy, s.serial, server, error)) return false;
     res.updated = true;
-    res.copy = std::move(copy);
     return true;
   }
 }
@@ -577,6 +584,19 @@ bool XfrInPool::heard(const XfrInResult& res) {
   return found;
 }
 
+namespace {
+
+// "owner ttl IN SOA mname rname serial refresh retry expire minimum"
+bool soa_timers(const std::string& line, uint32_t& serial, uint32_t& refresh, uint32_t& retry, uint32_t& expire) {
+  if (line.find("\tSOA\t") == std::string::npos) return false;
+  std::istringstream f(line);
+  std::string skip;
+  for (int i = 0; i < 6; ++i) f >> skip;
+  return static_cast<bool>(f >> serial >> refresh >> retry >> expire);
+}
+
+}  // namespace
+
 bool read_copy(const std::string& file, ZoneCopy& copy, uint32_t& serial, uint32_t& refresh, uint32_t& retry,
                uint32_t& expire) {
   std::ifstream in(file);
@@ -585,15 +605,16 @@ bool read_copy(const std::string& file, ZoneCopy& copy, uint32_t& serial, uint32
   for (std::string line; std::getline(in, line);) {
     if (line.empty() || line[0] == ';') continue;
     copy[rr_key(line)] = line;
-    if (!soa && line.find("\tSOA\t") != std::string::npos) {
-      // owner ttl IN SOA mname rname serial refresh retry expire minimum
-      std::istringstream f(line);
-      std::string skip;
-      for (int i = 0; i < 6; ++i) f >> skip;
-      soa = static_cast<bool>(f >> serial >> refresh >> retry >> expire);
-    }
+    if (!soa) soa = soa_timers(line, serial, refresh, retry, expire);
   }
   return soa;
+}
+
+bool read_copy_soa(const std::string& file, uint32_t& serial, uint32_t& refresh, uint32_t& retry, uint32_t& expire) {
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] != ';') return soa_timers(line, serial, refresh, retry, expire);
+  return false;
 }
 
 }  // namespace vane::server

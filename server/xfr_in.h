@@ -41,8 +41,7 @@ struct XfrInRequest {
   std::string zone;  // "corp.example.org."
   zones::SecondarySpec spec;
   std::optional<zones::TsigKey> key;
-  std::optional<uint32_t> have_serial;  // the copy's serial; none: no copy
-  std::shared_ptr<const ZoneCopy> have;
+  std::optional<uint32_t> have_serial;  // the copy's serial (the copy: `file`, read for an IXFR); none: no copy
   bool force_axfr = false;  // vanectl zone retransfer
   std::string file;         // where the copy is kept
   int timeout_ms = 5000;    // per server and step (connect, each message)
@@ -60,7 +59,6 @@ struct XfrInResult {
   std::string error;     // what went wrong, per primary tried
   uint32_t serial = 0;
   uint32_t refresh = 0, retry = 0, expire = 0;  // seconds, from the primary's SOA
-  std::shared_ptr<const ZoneCopy> copy;         // the new copy (when updated)
   size_t messages = 0, records = 0;
   std::vector<std::string> silent;  // primaries tried that did not answer (no connection, timed out)
 };
@@ -195,9 +193,12 @@ class XfrInParser {
   size_t messages_ = 0;
 };
 
-// Reads a copy written by refresh_zone back (at start): its records and its
-// SOA's serial and timers. False when the file is missing or unreadable.
+// Reads a copy written by refresh_zone back: its records (the base of an
+// IXFR) and its SOA's serial and timers. False when the file is missing or
+// unreadable. read_copy_soa stops at the SOA (written first): what a start
+// needs of each copy, without holding its records.
 bool read_copy(const std::string& file, ZoneCopy& copy, uint32_t& serial, uint32_t& refresh, uint32_t& retry,
                uint32_t& expire);
+bool read_copy_soa(const std::string& file, uint32_t& serial, uint32_t& refresh, uint32_t& retry, uint32_t& expire);
 
 }  // namespace vane::server

@@ -218,6 +218,8 @@ class Control {
     uint64_t revision = 0;  // the zone's state revision: served serial = file serial + this
     uint64_t answer_rev = 0, answer_seen = 0;  // the cluster's, and record_rev_changes_ when computed
     uint32_t serial = 0;
+    std::atomic<uint32_t>* serial_slot = nullptr;  // the serial answers carry (StateTable::zone_serial)
+    uint64_t reviewed = 0;                         // the last whole review that found it (xfr_reviews_)
     std::vector<std::vector<uint16_t>> steered;
     std::vector<zones::IxfrStep> history;
     bool notify_due = false;
@@ -235,6 +237,10 @@ class Control {
   std::map<std::string, XfrZone> xfr_;  // origin text -> its transfer state
   std::shared_ptr<const zones::ZoneSet> xfr_snapshot_;  // the snapshot the published view holds
   uint64_t xfr_store_errors_ = 0;
+  uint64_t xfr_reviews_ = 0;
+  std::vector<std::string> xfr_steered_;      // the zones with steered records: all a review between snapshots looks at
+  bool xfr_review_all_ = false;               // a store write failed: the next review looks at every zone again
+  uint64_t xfr_next_notify_ms_ = UINT64_MAX;  // the earliest NOTIFY due (send_notifies)
   // In a cluster: the etcd revision of each record's last answer-state
   // change, as applied here (record key -> revision), and a count of moves.
   std::map<std::string, uint64_t> record_rev_;
@@ -261,8 +267,7 @@ class Control {
   struct SecZone {
     zones::SecondarySpec spec;
     std::string file;
-    std::optional<uint32_t> serial;  // the copy's
-    std::shared_ptr<const ZoneCopy> copy;
+    std::optional<uint32_t> serial;  // the copy's (none: no copy; the copy itself stays in `file`)
     uint32_t refresh = 3600, retry = 600, expire = 604800;  // the copy's SOA timers
     uint64_t last_ok_ms = 0, next_check_ms = 0, last_error_ms = 0;
     std::string last_error, last_kind, last_server;
@@ -277,8 +282,13 @@ class Control {
   uint64_t notify_in_ = 0;  // NOTIFYs from primaries acted on
   uv_async_t notify_async_{};
   void review_secondaries();
+  void take_secondaries(uint64_t now);
+  uint64_t sec_config_ = 0;  // the config generation sec_ was taken from
   void start_refresh(const std::string& name, SecZone& s);
   void finish_refresh(const std::string& name, XfrInResult res);
+  std::vector<std::pair<std::string, std::string>> sec_stores_;  // refresh times to store (store_refreshes)
+  std::vector<std::function<void()>> sec_stored_;                // answers to give once they are
+  void store_refreshes();
   void on_notifies();
   void zone_verb(const admin::Json& req, admin::Reply reply);
   admin::Json secondary_status(const zones::Zone& z) const;

@@ -4,11 +4,11 @@
 // NOTIFY, and real Knot and NSD secondaries that follow a drain by IXFR.
 #include <gtest/gtest.h>
 #include <httplib.h>
-
-#include <nlohmann/json.hpp>
+#include <sys/mount.h>
 
 #include <algorithm>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -253,6 +253,33 @@ TEST_F(Transfer, NetworkNotAllowed_Refused_ZoneWithoutTransfer_Refused) {
   EXPECT_NE(ixfr.output.find("REFUSED"), std::string::npos) << ixfr.output;
 }
 
+// A zone with nothing steered, its file unchanged: a reload that changes
+// who may transfer it takes effect all the same.
+TEST_F(Transfer, AReloadChangingWhoMayTransfer_TakesEffectOnAnUnchangedZone) {
+  dir_.write("r.test.zone", zone_with("192.0.2.5", 7));
+  auto config = [&](const std::string& cidr) {
+    return "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones:\n  - { name: r.test, file: r.test.zone, transfer: { allow: "
+           "[{ cidr: " +
+           cidr + " }] } }\n";
+  };
+  vaned_ = std::make_unique<Vaned>(dir_, config("192.0.2.0/24"));
+  auto refused = kdig_xfr(vaned_->port(), "r.test", "AXFR");
+  EXPECT_NE(refused.output.find("REFUSED"), std::string::npos) << refused.output;
+  dir_.write("vane.yaml", config("127.0.0.0/8"));
+  ctl({"reload"});
+  Xfr x;
+  EXPECT_TRUE(eventually([&] {  // the transfer view follows the reload within a few ms
+    x = kdig_xfr(vaned_->port(), "r.test", "AXFR");
+    return x.rc == 0 && x.records.size() == 5;  // SOA, NS, ns A, www A, SOA
+  })) << x.output;
+  dir_.write("vane.yaml", config("192.0.2.0/24"));
+  ctl({"reload"});
+  EXPECT_TRUE(eventually([&] {
+    refused = kdig_xfr(vaned_->port(), "r.test", "AXFR");
+    return refused.output.find("REFUSED") != std::string::npos;
+  })) << refused.output;
+}
+
 TEST_F(Transfer, SerialSurvivesRestart_FileChangeRaisesIt_FileSerialCounts) {
   start();
   ctl({"drain", "app.example.com", "primary"});
@@ -282,6 +309,50 @@ TEST_F(Transfer, SerialSurvivesRestart_FileChangeRaisesIt_FileSerialCounts) {
                "www.example.com. 60 IN A 192.0.2.10", "app.example.com. 60 IN A 198.51.100.20",
                "mv.example.com. 60 IN A 203.0.113.1", "mv.example.com. 60 IN A 203.0.113.2",
                "lat.example.com. 60 IN A 192.0.2.31"});
+}
+
+// A serial that could go backwards after a crash would make secondaries
+// ignore us: a zone's new state revision is stored before its serial is
+// served. With the state directory's disk full, a changed zone keeps its
+// old serial and secondaries keep getting the zone as it was (no half
+// state, no crash, one error logged); once space returns, the new serial
+// and the new zone go out.
+TEST_F(Transfer, StateDiskFull_NewSerialWaitsUntilStored_TheOldZoneTransferredMeanwhile) {
+  const std::string state = dir_.path() + "/state";
+  mkdir(state.c_str(), 0750);
+  ASSERT_EQ(mount("tmpfs", state.c_str(), "tmpfs", 0, "size=40m"), 0)
+      << "mount tmpfs on " << state << ": " << strerror(errno) << " (the test needs root)";
+  struct Unmount {
+    std::string path;
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+  } unmount{state};
+  start();
+  ASSERT_EQ(served_serial(), 1u);
+  {
+    std::ofstream f(state + "/fill", std::ios::binary);
+    std::string block(4096, '\0');
+    while (f.write(block.data(), std::streamsize(block.size())) && f.flush()) {
+    }
+  }
+  // The zone file (not on the full disk) gets a record, its serial as it was.
+  dir_.write("example.com.zone", std::string(kExampleZone) + "extra IN A 192.0.2.99\n");
+  ctl({"reload", "example.com"});
+  const std::string refused = "cannot store its transfer revision, its new serial is not served";
+  ASSERT_TRUE(eventually([&] { return vaned_->process().output().find(refused) != std::string::npos; }))
+      << vaned_->process().output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // reviews go on meanwhile
+  EXPECT_EQ(served_serial(), 1u);
+  expect_axfr(kdig_xfr(vaned_->port(), "example.com", "AXFR"), 1, kBody);
+  std::string out = vaned_->process().output();
+  size_t first = out.find(refused);
+  EXPECT_EQ(out.find(refused, first + 1), std::string::npos) << "logged once, not per review:\n" << out;
+
+  unlink((state + "/fill").c_str());
+  ASSERT_TRUE(eventually([&] { return served_serial() == 2; })) << served_serial();
+  std::vector<std::string> body = kBody;
+  body.push_back("extra.example.com. 300 IN A 192.0.2.99");
+  expect_axfr(kdig_xfr(vaned_->port(), "example.com", "AXFR"), 2, body);
+  EXPECT_NE(vaned_->process().output().find("zone transfer revisions stored again"), std::string::npos);
 }
 
 TEST_F(Transfer, Status_ShowsRoleSerialAndNotifyTargets) {
