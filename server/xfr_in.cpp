@@ -475,9 +475,11 @@ void XfrInPool::run() {
   for (;;) {
     ++idle_;
     Queue::iterator list = queue_.end();
+    auto now = Clock::now();
     while (!closed_) {
       auto until = Clock::time_point::max();
-      if ((list = next(Clock::now(), until)) != queue_.end()) break;
+      now = Clock::now();  // one time for the choice and the order below: the limit checked is the one counted
+      if ((list = next(now, until)) != queue_.end()) break;
       if (until == Clock::time_point::max())
         cv_.wait(lock);
       else
@@ -489,7 +491,6 @@ void XfrInPool::run() {
     list->second.pop_front();
     if (list->second.empty()) queue_.erase(list);
     --queued_;
-    auto now = Clock::now();
     std::stable_sort(req.spec.servers.begin(), req.spec.servers.end(),
                      [&](const std::string& a, const std::string& b) { return rank(a, now) < rank(b, now); });
     const std::string first = req.spec.servers.empty() ? "" : req.spec.servers.front();

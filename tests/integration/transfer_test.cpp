@@ -852,6 +852,17 @@ TEST(SecondaryStop, RefreshWaitingOnSilentPrimaries_StopsAtOnce) {
   EXPECT_EQ(second.accepted(), 0u) << "given up, not tried on the next primary";
 }
 
+// A secondary zone's part of `vanectl status --json` (null: none); the
+// whole output in `out`.
+nlohmann::json secondary_of(const std::string& sock, const std::string& zone, std::string& out) {
+  run_ctl(VANECTL_PATH, sock, {"status", "--json"}, out);
+  auto j = nlohmann::json::parse(out, nullptr, false);
+  if (j.is_object())
+    for (const auto& z : j["zones"])
+      if (z["name"] == zone && z.contains("secondary")) return z["secondary"];
+  return nlohmann::json();
+}
+
 // A primary that answers a byte at a time, one every 300 ms, a message
 // that never ends (65 535 bytes long): no step ever waits long enough to
 // time out. With `answer_soa`, each connection's SOA query is answered at
@@ -903,12 +914,16 @@ class Trickle {
       if (fds[0].revents & POLLIN)
         if (int c = accept(fd_, nullptr, nullptr); c >= 0) conns_.push_back({c, 0, !answer_soa_, {}}), ++accepted_;
       for (size_t i = 1; i < fds.size(); ++i) {
+        if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        Conn& c = conns_[i - 1];
         char buf[4096];
-        ssize_t n = (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) ? read(fds[i].fd, buf, sizeof buf) : 1;
-        if (n <= 0)
-          conns_[i - 1].sent = -1;  // closed by vaned: let it go
-        else if (!conns_[i - 1].asked && fds[i].revents)
-          conns_[i - 1].in.append(buf, size_t(n)), answer(conns_[i - 1]);
+        ssize_t n = read(fds[i].fd, buf, sizeof buf);
+        if (n <= 0) {
+          c.sent = -1;  // closed by vaned: let it go
+        } else if (!c.asked) {
+          c.in.append(buf, size_t(n));
+          answer(c);
+        }
       }
       for (auto& c : conns_)
         if (c.sent < 0) close(c.fd);
@@ -966,14 +981,7 @@ TEST(SecondaryTrickle, PrimaryFeedingAByteAtATime_GivenUpAtMaxTransferTime_Reloa
   EXPECT_EQ(r->answer, std::vector<std::string>{"www.s.test. 300 IN A 192.0.2.20"});
 
   // bounded.org's refresh ends at 2 s with what happened, and is retried.
-  auto status_of = [&](const std::string& zone) {
-    run_ctl(VANECTL_PATH, sock, {"status", "--json"}, out);
-    auto j = nlohmann::json::parse(out, nullptr, false);
-    if (j.is_object())
-      for (const auto& z : j["zones"])
-        if (z["name"] == zone && z.contains("secondary")) return z["secondary"];
-    return nlohmann::json();
-  };
+  auto status_of = [&](const std::string& zone) { return secondary_of(sock, zone, out); };
   ASSERT_TRUE(eventually([&] { return status_of("bounded.org.").contains("last_error"); }, 6000)) << out;
   EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1500));
   EXPECT_NE(status_of("bounded.org.")["last_error"].get<std::string>().find(
@@ -986,6 +994,31 @@ TEST(SecondaryTrickle, PrimaryFeedingAByteAtATime_GivenUpAtMaxTransferTime_Reloa
   EXPECT_FALSE(status_of("t5.org.").contains("last_error")) << out;
   v.process().signal(SIGTERM);
   EXPECT_EQ(v.process().wait(3000), 0) << v.process().output();
+}
+
+// A primary that trickles its answer to the SOA query itself: that step
+// too is given up at the zone's max_transfer_time.
+TEST(SecondaryTrickle, PrimaryTricklingItsSoaAnswer_GivenUpAtMaxTransferTime) {
+  Trickle primary;
+  TempDir dir;
+  Vaned v(dir,
+          "listen: [\"127.0.0.1:0\"]\nthreads: 1\nzones:\n  - { name: bounded.org, primary: { servers: "
+          "[\"127.0.0.1:" +
+              std::to_string(primary.port()) + "\"], max_transfer_time: 2s } }\n");
+  ASSERT_TRUE(eventually([&] { return primary.accepted() >= 1; }, 5000)) << v.process().output();
+  auto started = std::chrono::steady_clock::now();
+  std::string out;
+  const std::string sock = dir.path() + "/state/admin.sock";
+  ASSERT_TRUE(eventually([&] { return secondary_of(sock, "bounded.org.", out).contains("last_error"); }, 6000)) << out;
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1500));
+  EXPECT_NE(secondary_of(sock, "bounded.org.", out)["last_error"].get<std::string>().find(
+                "SOA query: took longer than max_transfer_time (2s), given up"),
+            std::string::npos)
+      << out;
+  auto r = query("127.0.0.1", v.port(), "bounded.org", "SOA");  // no copy: SERVFAIL, every section empty
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rcode, "SERVFAIL");
+  EXPECT_TRUE(r->answer.empty() && r->authority.empty());
 }
 
 // Twelve zones whose one primary answers the SOA and feeds each transfer a

@@ -97,14 +97,18 @@ inline double metric(uint16_t http, const std::string& series) {
 // A stream socket on a unix path: connected to it, or bound and listening
 // there (backlog 4); -1 when that fails.
 inline int unix_socket(const std::string& path, bool listening = false) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un sun{};
   sun.sun_family = AF_UNIX;
-  if (fd < 0 || path.size() >= sizeof sun.sun_path) return fd >= 0 ? (close(fd), -1) : -1;
+  if (path.size() >= sizeof sun.sun_path) return -1;
   memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
   auto* addr = reinterpret_cast<sockaddr*>(&sun);
-  if (listening ? bind(fd, addr, sizeof sun) != 0 || listen(fd, 4) != 0 : connect(fd, addr, sizeof sun) != 0)
-    return close(fd), -1;
+  bool ok = listening ? bind(fd, addr, sizeof sun) == 0 && listen(fd, 4) == 0 : connect(fd, addr, sizeof sun) == 0;
+  if (!ok) {
+    close(fd);
+    return -1;
+  }
   return fd;
 }
 
