@@ -194,17 +194,15 @@ static PktPtr check_message(std::span<const uint8_t> msg, uint16_t id, zones::Ts
   return pkt;
 }
 
-XfrInParser::XfrInParser(const std::string& zone, std::optional<uint32_t> have_serial,
-                         std::shared_ptr<const ZoneCopy> have, uint64_t max_records, zones::TsigClient* tsig,
-                         uint16_t id)
+XfrInParser::XfrInParser(const std::string& zone, std::optional<uint32_t> have_serial, std::shared_ptr<ZoneCopy> have,
+                         uint64_t max_records, zones::TsigClient* tsig, uint16_t id)
     : apex_(ldns_dname_new_frm_str(zone.c_str()), ldns_rdf_deep_free),
       have_serial_(have_serial),
       ixfr_(have_serial && have),
       max_records_(max_records),
       tsig_(tsig),
       id_(id),
-      copy_(std::make_shared<ZoneCopy>()) {
-  if (ixfr_) *copy_ = *have;
+      copy_(ixfr_ ? std::move(have) : std::make_shared<ZoneCopy>()) {
   kind_ = ixfr_ ? "IXFR" : "AXFR";
 }
 
@@ -370,8 +368,8 @@ bool exchange(const XfrInRequest& req, Conn& conn, const std::string& server, Xf
   bool ixfr = have != nullptr;
   for (;;) {
     if (!send(ixfr ? LDNS_RR_TYPE_IXFR : LDNS_RR_TYPE_AXFR)) return false;
-    XfrInParser p(req.zone, ixfr ? req.have_serial : std::nullopt, ixfr ? have : nullptr, req.spec.max_records,
-                  tsig ? &*tsig : nullptr, id);
+    XfrInParser p(req.zone, ixfr ? req.have_serial : std::nullopt, ixfr ? std::move(have) : nullptr,
+                  req.spec.max_records, tsig ? &*tsig : nullptr, id);
     std::vector<uint8_t> msg;
     while (p.status() == XfrInParser::kMore)
       if (!conn.read_message(msg) || p.feed(msg) == XfrInParser::kError) break;
@@ -475,7 +473,7 @@ void XfrInPool::run() {
   for (;;) {
     ++idle_;
     Queue::iterator list = queue_.end();
-    auto now = Clock::now();
+    Clock::time_point now;
     while (!closed_) {
       auto until = Clock::time_point::max();
       now = Clock::now();  // one time for the choice and the order below: the limit checked is the one counted

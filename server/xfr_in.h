@@ -161,8 +161,9 @@ struct Soa {
 class XfrInParser {
  public:
   enum Status { kMore, kDone, kError };
-  // `have_serial`/`have` set: an IXFR from that copy; unset: an AXFR.
-  XfrInParser(const std::string& zone, std::optional<uint32_t> have_serial, std::shared_ptr<const ZoneCopy> have,
+  // `have_serial`/`have` set: an IXFR from that copy, which the parser
+  // takes and edits in place (it is the copy it returns); unset: an AXFR.
+  XfrInParser(const std::string& zone, std::optional<uint32_t> have_serial, std::shared_ptr<ZoneCopy> have,
               uint64_t max_records, zones::TsigClient* tsig, uint16_t id);
   ~XfrInParser();
   Status feed(std::span<const uint8_t> msg);

@@ -238,6 +238,7 @@ class Control {
   std::shared_ptr<const zones::ZoneSet> xfr_snapshot_;  // the snapshot the published view holds
   uint64_t xfr_store_errors_ = 0;
   uint64_t xfr_reviews_ = 0;
+  static std::string zones_named(const std::vector<std::pair<std::string, std::string>>& values);
   std::vector<std::string> xfr_steered_;      // the zones with steered records: all a review between snapshots looks at
   bool xfr_review_all_ = false;               // a store write failed: the next review looks at every zone again
   uint64_t xfr_next_notify_ms_ = UINT64_MAX;  // the earliest NOTIFY due (send_notifies)

@@ -213,11 +213,8 @@ void Control::finish_refresh(const std::string& name, XfrInResult res) {
 void Control::store_refreshes() {
   if (!sec_stores_.empty()) {
     if (auto err = store_.put_zone_metas('s', sec_stores_))
-      VANE_ERROR(
-          "zone %s%s: cannot store the refresh time: %s (counted from the copy's file after a restart)",
-          sec_stores_.front().first.c_str(),
-          sec_stores_.size() > 1 ? (" and " + std::to_string(sec_stores_.size() - 1) + " other zones").c_str() : "",
-          err->to_string().c_str());
+      VANE_ERROR("%s: cannot store the refresh time: %s (counted from the copy's file after a restart)",
+                 zones_named(sec_stores_).c_str(), err->to_string().c_str());
     sec_stores_.clear();
   }
   for (const auto& answer : std::exchange(sec_stored_, {})) answer();

@@ -171,10 +171,8 @@ void Control::review_transfers() {
   if (!stores.empty()) {
     if (auto err = store_.put_zone_metas('x', stores)) {
       if (!xfr_review_all_)
-        VANE_ERROR("zone %s%s: cannot store its transfer revision, its new serial is not served: %s",
-                   stores.front().first.c_str(),
-                   stores.size() > 1 ? (" and " + std::to_string(stores.size() - 1) + " other zones").c_str() : "",
-                   err->to_string().c_str());
+        VANE_ERROR("%s: cannot store its transfer revision, its new serial is not served: %s",
+                   zones_named(stores).c_str(), err->to_string().c_str());
       ++xfr_store_errors_;
       xfr_review_all_ = true;
       return;
@@ -264,6 +262,14 @@ void Control::review_transfers() {
     }
   }
   send_notifies(now);
+}
+
+// "zone a." or "zone a. and 3 other zones": whose values (zone, value) a
+// store write held, for its error.
+std::string Control::zones_named(const std::vector<std::pair<std::string, std::string>>& values) {
+  std::string out = "zone " + (values.empty() ? std::string() : values.front().first);
+  if (values.size() > 1) out += " and " + std::to_string(values.size() - 1) + " other zones";
+  return out;
 }
 
 // The revision of the last change to the zone's answer state anywhere in

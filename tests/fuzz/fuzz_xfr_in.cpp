@@ -36,7 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::optional<vane::zones::TsigClient> tsig;
   if (data[0] & 2) tsig.emplace(key);
   vane::server::XfrInParser p("example.org.", ixfr ? std::optional<uint32_t>(100) : std::nullopt,
-                              ixfr ? copy() : nullptr, 50, tsig ? &*tsig : nullptr, 0x1234);
+                              ixfr ? std::make_shared<vane::server::ZoneCopy>(*copy()) : nullptr, 50,
+                              tsig ? &*tsig : nullptr, 0x1234);
   for (size_t pos = 1; pos + 2 <= size && p.status() == vane::server::XfrInParser::kMore;) {
     size_t len = size_t(data[pos]) << 8 | data[pos + 1];
     pos += 2;
