@@ -10,6 +10,15 @@ thread_ticks() {
   echo "$t"
 }
 
+# idle_cpu PID: % of a core the process used over the next 5 s.
+idle_cpu() {
+  local t0 t1
+  t0=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  sleep 5
+  t1=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  echo $(((t1 - t0) * 100 / $(getconf CLK_TCK) / 5))
+}
+
 # The bench zone and its queries: N names hN.ORIGIN with an A record each.
 gen_zone() {  # gen_zone ORIGIN N FILE
   awk -v origin="$1" -v n="$2" 'BEGIN {

@@ -70,11 +70,8 @@ until kdig @127.0.0.1 -p $PRIMARY "z$((N - 1)).test" AXFR +timeout=2 +retry=0 2>
   sleep 0.05
 done
 T1=$(date +%s.%N)
-CPU0=$(awk '{print $14 + $15}' "/proc/$PRIMARY_PID/stat")
-sleep 5
-CPU1=$(awk '{print $14 + $15}' "/proc/$PRIMARY_PID/stat")
 printf 'primary: every zone transferable %.1f s after its start; idle, %d %% of a core\n' \
-  "$(awk -v a="$T0" -v b="$T1" 'BEGIN { print b - a }')" $(((CPU1 - CPU0) * 100 / $(getconf CLK_TCK) / 5))
+  "$(awk -v a="$T0" -v b="$T1" 'BEGIN { print b - a }')" "$(idle_cpu $PRIMARY_PID)"
 
 run() {  # run SERVER PRIMARIES...: start the secondary, time it, stop it
   local server=$1
@@ -99,16 +96,14 @@ run() {  # run SERVER PRIMARIES...: start the secondary, time it, stop it
     } > s/knot.conf
     /usr/sbin/knotd -c s/knot.conf > s.log 2>&1 &
   fi
-  local pid=$! secs most rss cpu0 cpu1
+  local pid=$! secs most rss idle
   read -r most secs < <("$SERVED" $PORT "$N" "$LIMIT")
   rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
   sleep 2  # then its CPU while idle: the work every zone costs per tick
-  cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  sleep 5
-  cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  idle=$(idle_cpu "$pid")
   stop_server "$pid"
   printf '| %s | %s | %s s | %s s | %s MB | %d %% |\n' "$server" "$([ $# = 1 ] && echo "the primary alone" || echo "a silent primary first")" \
-    "$secs" "$most" "$rss" $(((cpu1 - cpu0) * 100 / $(getconf CLK_TCK) / 5))
+    "$secs" "$most" "$rss" "$idle"
 }
 
 echo "$N zones of $RECORDS records; seconds until every zone answers, RSS then"

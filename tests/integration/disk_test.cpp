@@ -3,11 +3,9 @@
 // error, answers and health failover go on, the error is counted, and the
 // node takes changes again once space returns.
 #include <gtest/gtest.h>
-#include <sys/mount.h>
 
 #include <nlohmann/json.hpp>
-
-#include <fstream>
+#include <optional>
 #include <string>
 
 #include "dns_client.h"
@@ -21,14 +19,12 @@ class FullDisk : public ::testing::Test {
  protected:
   void SetUp() override {
     state_ = dir_.path() + "/state";
-    mkdir(state_.c_str(), 0750);
-    ASSERT_EQ(mount("tmpfs", state_.c_str(), "tmpfs", 0, "size=40m"), 0)
-        << "mount tmpfs on " << state_ << ": " << strerror(errno) << " (the test needs root)";
-    mounted_ = true;
+    disk_.emplace(state_);
+    ASSERT_TRUE(disk_->mounted()) << disk_->error();
   }
   void TearDown() override {
     vaned_.reset();
-    if (mounted_) umount2(state_.c_str(), MNT_DETACH);
+    disk_.reset();
   }
   int ctl(const std::vector<std::string>& args, std::string& out) {
     return run_ctl(VANECTL_PATH, state_ + "/admin.sock", args, out);
@@ -43,17 +39,10 @@ class FullDisk : public ::testing::Test {
         if (rec["name"] == "www.example.com." && e["name"] == name) return e;
     return nullptr;
   }
-  // Writes zeros until the file system says no.
-  void fill() {
-    std::ofstream f(state_ + "/fill", std::ios::binary);
-    std::string block(4096, '\0');
-    while (f.write(block.data(), std::streamsize(block.size())) && f.flush()) {
-    }
-  }
 
   TempDir dir_;
   std::string state_;
-  bool mounted_ = false;
+  std::optional<SmallDisk> disk_;
   std::unique_ptr<Vaned> vaned_;
 };
 
@@ -72,7 +61,7 @@ TEST_F(FullDisk, AdminChangesRefusedWhole_AnswersAndFailoverGoOn_RecoversWhenSpa
   std::string out;
   ASSERT_EQ(ctl({"drain", "www.example.com", "use2"}, out), 0) << out;
   ASSERT_EQ(ctl({"weight", "www.example.com", "use1", "7"}, out), 0) << out;
-  fill();
+  disk_->fill();
   // Refused before RocksDB itself runs out (which would refuse every write
   // until a restart), with a clear error and a non-zero exit.
   int rc = ctl({"weight", "www.example.com", "use1", "9"}, out);
@@ -98,7 +87,7 @@ TEST_F(FullDisk, AdminChangesRefusedWhole_AnswersAndFailoverGoOn_RecoversWhenSpa
     return a && a->answer == std::vector<std::string>{"app.example.com. 60 IN A 198.51.100.20"};
   }));
   // Space back: the next change is taken, durably.
-  unlink((state_ + "/fill").c_str());
+  disk_->free();
   EXPECT_TRUE(eventually([&] { return ctl({"weight", "www.example.com", "use1", "42"}, out) == 0; }, 5000)) << out;
   ASSERT_EQ(ctl({"undrain", "www.example.com", "use2"}, out), 0) << out;
   vaned_->process().signal(SIGKILL);

@@ -4,7 +4,6 @@
 // NOTIFY, and real Knot and NSD secondaries that follow a drain by IXFR.
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <sys/mount.h>
 
 #include <algorithm>
 #include <fstream>
@@ -318,22 +317,11 @@ TEST_F(Transfer, SerialSurvivesRestart_FileChangeRaisesIt_FileSerialCounts) {
 // state, no crash, one error logged); once space returns, the new serial
 // and the new zone go out.
 TEST_F(Transfer, StateDiskFull_NewSerialWaitsUntilStored_TheOldZoneTransferredMeanwhile) {
-  const std::string state = dir_.path() + "/state";
-  mkdir(state.c_str(), 0750);
-  ASSERT_EQ(mount("tmpfs", state.c_str(), "tmpfs", 0, "size=40m"), 0)
-      << "mount tmpfs on " << state << ": " << strerror(errno) << " (the test needs root)";
-  struct Unmount {
-    std::string path;
-    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
-  } unmount{state};
+  SmallDisk disk(dir_.path() + "/state");
+  ASSERT_TRUE(disk.mounted()) << disk.error();
   start();
   ASSERT_EQ(served_serial(), 1u);
-  {
-    std::ofstream f(state + "/fill", std::ios::binary);
-    std::string block(4096, '\0');
-    while (f.write(block.data(), std::streamsize(block.size())) && f.flush()) {
-    }
-  }
+  disk.fill();
   // The zone file (not on the full disk) gets a record, its serial as it was.
   dir_.write("example.com.zone", std::string(kExampleZone) + "extra IN A 192.0.2.99\n");
   ctl({"reload", "example.com"});
@@ -347,7 +335,7 @@ TEST_F(Transfer, StateDiskFull_NewSerialWaitsUntilStored_TheOldZoneTransferredMe
   size_t first = out.find(refused);
   EXPECT_EQ(out.find(refused, first + 1), std::string::npos) << "logged once, not per review:\n" << out;
 
-  unlink((state + "/fill").c_str());
+  disk.free();
   ASSERT_TRUE(eventually([&] { return served_serial() == 2; })) << served_serial();
   std::vector<std::string> body = kBody;
   body.push_back("extra.example.com. 300 IN A 192.0.2.99");

@@ -2,12 +2,15 @@
 #pragma once
 
 #include <httplib.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <regex>
 #include <string>
@@ -111,6 +114,37 @@ inline int unix_socket(const std::string& path, bool listening = false) {
   }
   return fd;
 }
+
+// A 40 MiB tmpfs mounted on `dir` (made if missing) while this lives: a
+// state disk a test can fill. Mounting needs root: mounted() and error().
+class SmallDisk {
+ public:
+  explicit SmallDisk(std::string dir) : dir_(std::move(dir)) {
+    mkdir(dir_.c_str(), 0750);
+    mounted_ = mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=40m") == 0;
+    if (!mounted_) error_ = "mount tmpfs on " + dir_ + ": " + strerror(errno) + " (the test needs root)";
+  }
+  ~SmallDisk() {
+    if (mounted_) umount2(dir_.c_str(), MNT_DETACH);
+  }
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+  bool mounted() const { return mounted_; }
+  const std::string& error() const { return error_; }
+  // Writes zeros to a file in it until the file system says no; free()
+  // removes that file.
+  void fill() const {
+    std::ofstream f(dir_ + "/fill", std::ios::binary);
+    std::string block(4096, '\0');
+    while (f.write(block.data(), std::streamsize(block.size())) && f.flush()) {
+    }
+  }
+  void free() const { unlink((dir_ + "/fill").c_str()); }
+
+ private:
+  std::string dir_, error_;
+  bool mounted_ = false;
+};
 
 inline bool eventually(const std::function<bool()>& f, int timeout_ms = 5000) {
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
